@@ -1,0 +1,35 @@
+# Two commands: `make demo` and `make test`. Each bootstraps .venv when missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m chaosproxy demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check chaosproxy tests bench
+	$(BIN)/ruff format --check chaosproxy tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+# Everything but the slow suites, for a quick local loop.
+test-fast: lint
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true
+	$(BIN)/python bench/passthrough.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The control API on the admin listener: one route table, one error funnel to JSON."""

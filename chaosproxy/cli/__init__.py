@@ -1,0 +1,66 @@
+"""Command-line entry point. Each subcommand lives in its own module and imports lazily."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from chaosproxy import __version__
+
+# Subcommand modules, each with `register(subparsers)`; they set `func(args) -> int`.
+COMMANDS = ("run", "demo", "scenarios", "ctl")
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad input: one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def env_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every `--flag` of `parser` also reads CHAOSPROXY_<FLAG> from the environment."""
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        name = "CHAOSPROXY_" + action.dest.upper()
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.default = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(action, argparse._StoreFalseAction):
+            action.default = raw.strip().lower() not in ("1", "true", "yes", "on")
+        elif isinstance(action, argparse._AppendAction):
+            action.default = [v for v in raw.split(",") if v]
+        else:
+            action.default = raw
+        action.required = False
+        if action.help and "$" not in action.help:
+            action.help += f" [from ${name}]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="chaosproxy", description="Fault-injection HTTP proxy for chaos testing.")
+    parser.add_argument("--version", action="version", version=f"chaosproxy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    import importlib
+
+    for name in COMMANDS:
+        importlib.import_module(f"chaosproxy.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

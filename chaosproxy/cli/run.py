@@ -1,0 +1,139 @@
+"""`chaosproxy run`: the proxy itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from chaosproxy.cli.common import duration, host_port, http_url, positive_int
+
+
+def register(sub: Any) -> None:
+    from chaosproxy.cli import env_defaults
+
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run", help="run the proxy in front of an upstream", description="Run the proxy."
+    )
+    add_run_arguments(p)
+    env_defaults(p)
+    p.set_defaults(func=run_command)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upstream", type=http_url, required=True, help="the service to proxy, URL")
+    p.add_argument("--listen", type=host_port, default="0.0.0.0:8080", help="HOST:PORT to serve")
+    p.add_argument("--admin", type=host_port, default="127.0.0.1:8081", help="admin HOST:PORT")
+    p.add_argument(
+        "--upstream-timeout",
+        type=duration,
+        default="30s",
+        help="time allowed until the upstream's response headers (504 past it)",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=duration,
+        default="5s",
+        help="time allowed to connect to the upstream (502 past it)",
+    )
+    p.add_argument(
+        "--pool-size",
+        type=positive_int,
+        default="256",
+        help="upstream keep-alive pool size (connections)",
+    )
+    p.add_argument(
+        "--keepalive",
+        type=duration,
+        default="30s",
+        help="idle upstream connections are closed after this",
+    )
+    p.add_argument("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream")
+    p.add_argument(
+        "--upstream-insecure",
+        action="store_true",
+        help="do not verify the https upstream's certificate",
+    )
+    p.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate chain")
+    p.add_argument("--tls-key", metavar="FILE", help="private key for --tls-cert")
+    p.add_argument(
+        "--rewrite-host",
+        action="store_true",
+        help="send the upstream's host in Host instead of the client's",
+    )
+    p.add_argument(
+        "--no-forwarded-headers",
+        dest="forwarded_headers",
+        action="store_false",
+        help="do not add X-Forwarded-For/-Proto/-Host",
+    )
+    p.add_argument(
+        "--grace",
+        type=duration,
+        default="10s",
+        help="on SIGTERM, how long in-flight requests may take to finish",
+    )
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--access-log", action="store_true", help="log one line per request")
+    p.add_argument("--seed", type=int, help="seed for fault decisions")
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from chaosproxy.runtime import Settings
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("chaosproxy run: error: --tls-cert and --tls-key go together")
+    return Settings(
+        upstream=args.upstream,
+        listen_host=args.listen[0],
+        listen_port=args.listen[1],
+        admin_host=args.admin[0],
+        admin_port=args.admin[1],
+        upstream_timeout=args.upstream_timeout,
+        connect_timeout=args.connect_timeout,
+        pool_size=args.pool_size,
+        keepalive=args.keepalive,
+        upstream_ca=args.upstream_ca,
+        upstream_insecure=args.upstream_insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        rewrite_host=args.rewrite_host,
+        forwarded_headers=args.forwarded_headers,
+        grace=args.grace,
+        access_log=args.access_log,
+        seed=args.seed,
+    )
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from chaosproxy.logs import setup_logging
+    from chaosproxy.runtime import Runtime
+
+    setup_logging(args.log_format, args.log_level)
+    try:
+        settings = settings_from_args(args)
+    except SystemExit as e:
+        print(e, file=sys.stderr)
+        return 2
+    install_uvloop()
+
+    async def main() -> int:
+        rt = Runtime(settings)
+        try:
+            await rt.serve_until_signal()
+        except OSError as e:
+            print(f"chaosproxy run: error: cannot listen: {e.strerror or e}", file=sys.stderr)
+            return 2
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,78 @@
+"""Events: every state change and every injected fault, timestamped, fanned out to listeners.
+
+Listeners (metrics, journal, per-second stats) subscribe; a failing listener is logged and
+isolated so it can never break proxying.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("chaosproxy.events")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultInjected:
+    """A fault acted on one request."""
+
+    t: float  # wall-clock seconds
+    request_id: str
+    method: str
+    path: str
+    scenario: str
+    phase: str
+    rule: str
+    fault: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDone:
+    """One client exchange finished, however it ended."""
+
+    t: float
+    method: str
+    status: int  # 0 when the connection was reset/closed without a status
+    duration: float  # as the client saw it, injected delay included
+    upstream_duration: float | None  # None when the upstream was not called
+    upstream_error: str | None  # refused | timeout | reset | protocol
+    injected: bool
+    client_ip: str = ""
+    retry_after: float | None = None  # seconds the response asked the client to wait
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """Scenario started, phase changed, stopped, guardrail tripped, reload, rules changed."""
+
+    t: float
+    kind: str
+    scenario: str = ""
+    phase: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Event = FaultInjected | RequestDone | StateChanged
+Listener = Callable[[Any], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._listeners: list[tuple[type | tuple[type, ...], Listener]] = []
+
+    def subscribe(self, kind: type | tuple[type, ...], listener: Listener) -> None:
+        self._listeners.append((kind, listener))
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners = [(k, fn) for k, fn in self._listeners if fn is not listener]
+
+    def emit(self, event: object) -> None:
+        for kind, fn in self._listeners:
+            if isinstance(event, kind):
+                try:
+                    fn(event)
+                except Exception:
+                    log.exception("event listener %r failed on %s", fn, type(event).__name__)

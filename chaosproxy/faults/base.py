@@ -1,0 +1,266 @@
+"""The one small interface every fault implements, and the exchange it acts on.
+
+A fault is a frozen object built once from its YAML mapping (`from_params`, which raises a
+ConfigError naming the key) and applied per request with `apply(ex, proceed)`. `proceed()` runs
+the rest of the chain and, at its end, forwards the request upstream and streams the reply to the
+client. A fault acts before (delay, answer itself, reset), around (hold a pool slot), or after it
+(hooks registered on the exchange change the reply, its headers or its body stream).
+Probability is rolled once by the engine; a fault never rolls it itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self
+
+from chaosproxy._clock import Clock
+from chaosproxy.errors import ConfigError, Problem
+
+Headers = list[tuple[str, str]]
+Proceed = Callable[[], Awaitable[None]]
+BodyFilter = Callable[["Exchange", AsyncIterator[bytes]], AsyncIterator[bytes]]
+
+
+@dataclass
+class Reply:
+    """The upstream's answer as the client will see it, before its body is streamed."""
+
+    status: int
+    reason: str
+    headers: Headers
+
+
+# A reply hook runs after the upstream answered and before the first byte goes back.
+# It returns the (possibly changed) reply, or None when it answered the client itself.
+ReplyHook = Callable[["Exchange", Reply], Awaitable[Reply | None]]
+# A headers hook runs once the status line and headers went to the client.
+HeadersHook = Callable[["Exchange"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """What a fault did to one request: feeds metrics and the journal."""
+
+    fault: str
+    outcome: str  # e.g. "status=500", "delay=0.213", "reset", "hang", "throttled"
+
+
+class Exchange(Protocol):
+    """One client request in flight, as faults see it. The proxy implements it."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str:
+        """The decoded path, as matched by rules."""
+        ...
+
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def rng(self) -> random.Random: ...
+
+    @property
+    def finished(self) -> bool:
+        """True once something terminal happened: a response sent, a reset or a close."""
+        ...
+
+    @property
+    def client_gone(self) -> bool: ...
+
+    def record(self, fault: str, outcome: str) -> None:
+        """Report that a fault acted on this request (one event per fault)."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the exchange's clock. A client that disconnects cancels the handler, so
+        a sleeping fault sees CancelledError: release what you hold in `finally` or on_finish."""
+
+    async def respond(
+        self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Send a whole response (with Content-Length) and finish the exchange."""
+
+    def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
+        """The proxy's own JSON error body, with this request's id."""
+        ...
+
+    async def write_raw(self, data: bytes) -> None:
+        """Write bytes straight to the client socket, bypassing HTTP framing."""
+
+    def reset(self) -> None:
+        """Abort the client connection with a TCP RST (SO_LINGER 0)."""
+
+    def close(self) -> None:
+        """Close the client connection with a FIN after what was written so far."""
+
+    async def proceed_upstream(self) -> None:
+        """Forward upstream and stream the reply back through the registered hooks."""
+
+    async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
+        """Forward upstream and hand back the reply unsent (the caller owns its body)."""
+        ...
+
+    def on_reply(self, hook: ReplyHook) -> None: ...
+
+    def on_headers_sent(self, hook: HeadersHook) -> None: ...
+
+    def filter_body(self, body_filter: BodyFilter) -> None: ...
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the exchange ends, however it ends (release resources here)."""
+
+    @property
+    def response_status(self) -> int | None:
+        """The status sent to the client, once sent."""
+        ...
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """Per-exchange scratch space for faults that cooperate (e.g. stale_error capture)."""
+        ...
+
+
+class Fault:
+    """Base class: subclasses set `name`, parse params in `from_params`, act in `apply`."""
+
+    name: ClassVar[str] = ""
+    # Order within a rule that combines faults: lower applies first (outermost).
+    order: ClassVar[int] = 50
+
+    @classmethod
+    def from_params(cls, params: Any, path: str) -> Self:
+        raise NotImplementedError
+
+    async def apply(self, ex: Exchange, proceed: Proceed) -> None:
+        await proceed()
+
+    def describe(self) -> str:
+        return self.name
+
+
+# ---------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    """Class decorator: make a fault available by its YAML name."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> Mapping[str, type[Fault]]:
+    from chaosproxy import faults as _faults  # noqa: F401  (imports every fault module)
+
+    return _REGISTRY
+
+
+def build(name: str, params: Any, path: str) -> Fault:
+    """Build one fault from its YAML name and parameters; unknown names are a ConfigError."""
+    reg = registry()
+    cls = reg.get(name)
+    if cls is None:
+        raise ConfigError(
+            Problem(f"unknown fault {name!r}; known faults: {', '.join(sorted(reg))}", path)
+        )
+    return cls.from_params({} if params is None else params, f"{path}.{name}")
+
+
+# ---------------------------------------------------------------- param helpers
+
+
+class Params:
+    """Reads a fault's parameter mapping; every error names `path.key` and the bad value."""
+
+    def __init__(self, raw: Any, path: str, known: Iterable[str]) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(Problem(f"expected a mapping of parameters, got {raw!r}", path))
+        self.raw: Mapping[str, Any] = raw
+        self.path = path
+        known = tuple(known)
+        for key in raw:
+            if key not in known:
+                hint = _nearest(str(key), known)
+                tail = f"; did you mean {hint}?" if hint else f"; known keys: {', '.join(known)}"
+                raise ConfigError(Problem(f"unknown key{tail}", f"{path}.{key}"))
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(Problem(message, f"{self.path}.{key}" if key else self.path))
+
+    def has(self, key: str) -> bool:
+        return key in self.raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    def convert(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        if key not in self.raw:
+            return default
+        try:
+            return fn(self.raw[key])
+        except (ValueError, TypeError) as e:
+            raise self.error(key, str(e)) from None
+
+    def number(
+        self,
+        key: str,
+        default: float | None = None,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> float | None:
+        if key not in self.raw:
+            return default
+        v = self.raw[key]
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise self.error(key, f"expected a number, got {v!r}")
+        if lo is not None and v < lo:
+            raise self.error(key, f"must be ≥ {lo:g}, got {v!r}")
+        if hi is not None and v > hi:
+            raise self.error(key, f"must be ≤ {hi:g}, got {v!r}")
+        return float(v)
+
+    def integer(
+        self,
+        key: str,
+        default: int | None = None,
+        *,
+        lo: int | None = None,
+        hi: int | None = None,
+    ) -> int | None:
+        if key not in self.raw:
+            return default
+        v = self.raw[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(key, f"expected an integer, got {v!r}")
+        if lo is not None and v < lo:
+            raise self.error(key, f"must be ≥ {lo}, got {v!r}")
+        if hi is not None and v > hi:
+            raise self.error(key, f"must be ≤ {hi}, got {v!r}")
+        return v
+
+    def choice(self, key: str, options: Iterable[str], default: str) -> str:
+        options = tuple(options)
+        v = self.raw.get(key, default)
+        if v not in options:
+            raise self.error(key, f"must be one of {', '.join(options)}, got {v!r}")
+        return str(v)
+
+
+def _nearest(word: str, known: Iterable[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None

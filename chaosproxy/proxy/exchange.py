@@ -1,0 +1,326 @@
+"""One client request in flight: the proxy's implementation of the faults' Exchange."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from chaosproxy._clock import Clock
+from chaosproxy.engine.core import Decision
+from chaosproxy.engine.events import FaultInjected
+from chaosproxy.errors import UpstreamError
+from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook
+from chaosproxy.proxy.headers import decode_raw, end_to_end
+
+if TYPE_CHECKING:
+    from chaosproxy.proxy.server import ProxyCore
+
+log = logging.getLogger("chaosproxy.proxy")
+
+_LINGER_RST = struct.pack("ii", 1, 0)
+_HTTP_REASONS = {
+    400: "Bad Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def error_json(status: int, request_id: str, details: str, message: str | None = None) -> bytes:
+    """The one JSON error shape of every proxy-made or injected error."""
+    msg = message or _HTTP_REASONS.get(status) or "Error"
+    return json.dumps(
+        {"error": {"code": status, "message": msg, "details": details, "requestId": request_id}}
+    ).encode()
+
+
+class ProxyExchange:
+    """State of one exchange; faults drive it through the methods of `faults.base.Exchange`."""
+
+    __slots__ = (
+        "_body_filters",
+        "_finish_cbs",
+        "_finished",
+        "_headers_hooks",
+        "_reply_hooks",
+        "_shared",
+        "_status",
+        "client_ip",
+        "clock",
+        "core",
+        "decision",
+        "headers",
+        "injected",
+        "method",
+        "path",
+        "query_string",
+        "request",
+        "request_id",
+        "response",
+        "retry_after",
+        "rng",
+        "t0",
+        "target",
+        "upstream_duration",
+        "upstream_error",
+    )
+
+    def __init__(self, core: ProxyCore, request: web.BaseRequest, request_id: str) -> None:
+        self.core = core
+        self.request = request
+        self.request_id = request_id
+        self.method = request.method
+        self.path = request.path
+        self.target = request.raw_path
+        self.query_string = request.query_string
+        self.headers: CIMultiDictProxy[str] = request.headers
+        self.client_ip = request.remote or ""
+        self.clock: Clock = core.clock
+        self.rng: random.Random = core.rng
+        self.decision: Decision | None = None
+        self.response: web.StreamResponse | None = None
+        self.t0 = core.clock.monotonic()
+        self.upstream_duration: float | None = None
+        self.upstream_error: str | None = None
+        self.injected = False
+        self.retry_after: float | None = None
+        self._finished = False
+        self._status: int | None = None
+        self._reply_hooks: list[ReplyHook] | None = None
+        self._headers_hooks: list[HeadersHook] | None = None
+        self._body_filters: list[BodyFilter] | None = None
+        self._finish_cbs: list[Callable[[], None]] | None = None
+        self._shared: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def client_gone(self) -> bool:
+        tr = self.request.transport
+        return tr is None or tr.is_closing()
+
+    @property
+    def response_status(self) -> int | None:
+        return self._status
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        if self._shared is None:
+            self._shared = {}
+        return self._shared
+
+    def record(self, fault: str, outcome: str) -> None:
+        self.injected = True
+        d = self.decision
+        self.core.bus.emit(
+            FaultInjected(
+                t=self.clock.wall(),
+                request_id=self.request_id,
+                method=self.method,
+                path=self.path,
+                scenario=d.scenario if d else "",
+                phase=d.phase if d else "",
+                rule=d.rule if d else "",
+                fault=fault,
+                outcome=outcome,
+            )
+        )
+
+    # ------------------------------------------------------------ hooks
+
+    def on_reply(self, hook: ReplyHook) -> None:
+        if self._reply_hooks is None:
+            self._reply_hooks = []
+        self._reply_hooks.append(hook)
+
+    def on_headers_sent(self, hook: HeadersHook) -> None:
+        if self._headers_hooks is None:
+            self._headers_hooks = []
+        self._headers_hooks.append(hook)
+
+    def filter_body(self, body_filter: BodyFilter) -> None:
+        if self._body_filters is None:
+            self._body_filters = []
+        self._body_filters.append(body_filter)
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        if self._finish_cbs is None:
+            self._finish_cbs = []
+        self._finish_cbs.append(callback)
+
+    def run_finish_callbacks(self) -> None:
+        cbs, self._finish_cbs = self._finish_cbs, None
+        for cb in cbs or ():
+            try:
+                cb()
+            except Exception:
+                log.exception("finish callback failed [%s]", self.request_id)
+
+    # ------------------------------------------------------------ terminal actions
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+    def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
+        return error_json(status, self.request_id, details, message)
+
+    async def respond(
+        self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        if self.response is not None and self.response.prepared:
+            raise RuntimeError("the response head was already sent")
+        resp = web.Response(status=status, body=body)
+        for name, value in headers:
+            if name.lower() == "retry-after":
+                self.retry_after = _retry_after(value)
+            resp.headers.add(name, value)
+        resp.headers["X-Request-Id"] = self.request_id
+        self._finished = True
+        self._status = status
+        self.response = resp
+        try:
+            await resp.prepare(self.request)
+            await resp.write_eof()
+        except ConnectionError:
+            pass
+
+    async def write_raw(self, data: bytes) -> None:
+        tr = self.request.transport
+        if tr is None or tr.is_closing():
+            raise ConnectionResetError("client disconnected")
+        tr.write(data)
+        await self.request.writer.drain()
+
+    def reset(self) -> None:
+        self._finished = True
+        tr = self.request.transport
+        if tr is None:
+            return
+        sock = tr.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        tr.abort()
+
+    def close(self) -> None:
+        self._finished = True
+        tr = self.request.transport
+        if tr is not None:
+            tr.close()
+
+    # ------------------------------------------------------------ forwarding
+
+    def upstream_headers(self) -> list[tuple[str, str]]:
+        core = self.core
+        out = end_to_end(decode_raw(self.request.raw_headers), core.drop_request_headers)
+        if core.rewrite_host:
+            out = [(k, v) for k, v in out if k.lower() != "host"]
+        if core.forwarded_headers:
+            prior = self.headers.get("X-Forwarded-For")
+            out = [(k, v) for k, v in out if not k.lower().startswith("x-forwarded-")]
+            out.append(
+                ("X-Forwarded-For", f"{prior}, {self.client_ip}" if prior else self.client_ip)
+            )
+            out.append(("X-Forwarded-Proto", core.scheme))
+            host = self.headers.get("Host")
+            if host:
+                out.append(("X-Forwarded-Host", host))
+        if "X-Request-Id" not in self.headers:
+            out.append(("X-Request-Id", self.request_id))
+        return out
+
+    async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
+        req = self.request
+        body = req.content if req.can_read_body else None
+        t = self.clock.monotonic()
+        try:
+            resp = await self.core.upstream.request(
+                self.method, self.target, self.upstream_headers(), body
+            )
+        except UpstreamError as e:
+            self.upstream_error = e.reason
+            raise
+        finally:
+            self.upstream_duration = self.clock.monotonic() - t
+        reply = Reply(resp.status, resp.reason, end_to_end(resp.headers))
+        return reply, resp.body()
+
+    async def proceed_upstream(self) -> None:
+        reply_or_none: Reply | None
+        reply_or_none, body = await self.fetch_upstream()
+        try:
+            for hook in self._reply_hooks or ():
+                reply_or_none = await hook(self, reply_or_none)
+                if reply_or_none is None or self._finished:
+                    return
+            await self.stream_reply(reply_or_none, body)
+        finally:
+            await _aclose(body)
+
+    async def stream_reply(self, reply: Reply, body: AsyncIterator[bytes]) -> None:
+        """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
+        resp = web.StreamResponse(status=reply.status, reason=reply.reason or None)
+        h = resp.headers
+        for name, value in reply.headers:
+            h.add(name, value)
+        if "X-Request-Id" not in h:
+            h["X-Request-Id"] = self.request_id
+        ra = h.get("Retry-After")
+        if ra is not None:
+            self.retry_after = _retry_after(ra)
+        self.response = resp
+        self._status = reply.status
+        await resp.prepare(self.request)
+        for hook in self._headers_hooks or ():
+            await hook(self)
+            if self._finished:
+                return
+        stream = body
+        for f in self._body_filters or ():
+            stream = f(self, stream)
+        try:
+            async for chunk in stream:
+                if self._finished:
+                    return
+                await resp.write(chunk)
+        except UpstreamError as e:
+            # Upstream broke off mid-body: close so the client sees the truncation.
+            self.upstream_error = e.reason
+            log.warning("upstream failed mid-response [%s]: %s", self.request_id, e.details)
+            self.close()
+            return
+        finally:
+            if stream is not body:
+                await _aclose(stream)
+        if not self._finished:
+            self._finished = True
+            await resp.write_eof()
+
+
+async def _aclose(it: AsyncIterator[bytes]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
+def _retry_after(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None

@@ -1,0 +1,190 @@
+"""The proxy listener: one aiohttp low-level handler per request, no router, no middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.engine.core import Engine
+from chaosproxy.engine.events import EventBus, RequestDone
+from chaosproxy.engine.load import LoadSignals
+from chaosproxy.errors import UpstreamError
+from chaosproxy.faults.base import Fault
+from chaosproxy.proxy.exchange import ProxyExchange, error_json
+from chaosproxy.proxy.upstream import Upstream
+from chaosproxy.proxy.websocket import is_upgrade, relay_websocket
+
+log = logging.getLogger("chaosproxy.proxy")
+access_log = logging.getLogger("chaosproxy.access")
+
+_UPSTREAM_STATUS = {"refused": 502, "reset": 502, "protocol": 502, "timeout": 504}
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    forwarded_headers: bool = True
+    rewrite_host: bool = False
+    scheme: str = "http"
+    access_log: bool = False
+
+
+class RequestIds:
+    """Cheap unique ids: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._n = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._n):08x}"
+
+
+class ProxyCore:
+    """Everything the per-request path needs, resolved once at startup."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        engine: Engine,
+        options: ProxyOptions = ProxyOptions(),
+        bus: EventBus | None = None,
+        load: LoadSignals | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.engine = engine
+        self.bus = bus or engine.bus
+        self.load = load or LoadSignals(clock)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.options = options
+        self.forwarded_headers = options.forwarded_headers
+        self.rewrite_host = options.rewrite_host
+        self.scheme = options.scheme
+        self.drop_request_headers: frozenset[str] = frozenset({"expect"})
+        self.ids = RequestIds()
+        # Hook for per-request faults chosen by the request itself (header faults): it returns
+        # the faults to apply, or None. Installed by the runtime only when enabled.
+        self.request_faults: Callable[[ProxyExchange], tuple[Fault, ...] | None] | None = None
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        rid = request.headers.get("X-Request-Id") or self.ids.next()
+        if is_upgrade(request):
+            return await relay_websocket(self, request, rid)
+        ex = ProxyExchange(self, request, rid)
+        load = self.load
+        load.started()
+        try:
+            faults: tuple[Fault, ...] | None = None
+            if self.engine.active:
+                decision = self.engine.decide(ex)
+                if decision is not None:
+                    ex.decision = decision
+                    faults = decision.faults
+            if self.request_faults is not None and faults is None:
+                faults = self.request_faults(ex)
+            if faults:
+                await _run_chain(faults, ex)
+            else:
+                await ex.proceed_upstream()
+        except UpstreamError as e:
+            await self._upstream_failed(ex, e)
+        except (ConnectionError, asyncio.CancelledError):
+            ex.close()
+            raise
+        except Exception:
+            log.exception("internal error [%s] %s %s", rid, ex.method, ex.target)
+            await self._internal_error(ex)
+        finally:
+            load.finished()
+            if ex._finish_cbs:
+                ex.run_finish_callbacks()
+            self._done(ex)
+        return ex.response or web.Response(status=ex.response_status or 502)
+
+    async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
+        ex.upstream_error = e.reason
+        log.warning(
+            "upstream %s [%s] %s %s: %s", e.reason, ex.request_id, ex.method, ex.target, e.details
+        )
+        if ex.finished:
+            return
+        if ex.response is not None and ex.response.prepared:
+            ex.close()
+            return
+        status = _UPSTREAM_STATUS.get(e.reason, 502)
+        await ex.respond(
+            status,
+            error_json(status, ex.request_id, e.details),
+            [("Content-Type", "application/json")],
+        )
+
+    async def _internal_error(self, ex: ProxyExchange) -> None:
+        if ex.finished or (ex.response is not None and ex.response.prepared):
+            ex.close()
+            return
+        await ex.respond(
+            500,
+            error_json(500, ex.request_id, "chaosproxy failed to handle the request"),
+            [("Content-Type", "application/json")],
+        )
+
+    def _done(self, ex: ProxyExchange) -> None:
+        duration = self.clock.monotonic() - ex.t0
+        status = ex.response_status or 0
+        if self.options.access_log:
+            access_log.info(
+                "%s %s %s %d %.1fms [%s]",
+                ex.client_ip,
+                ex.method,
+                ex.target,
+                status,
+                duration * 1000,
+                ex.request_id,
+            )
+        self.bus.emit(
+            RequestDone(
+                t=self.clock.wall(),
+                method=ex.method,
+                status=status,
+                duration=duration,
+                upstream_duration=ex.upstream_duration,
+                upstream_error=ex.upstream_error,
+                injected=ex.injected,
+                client_ip=ex.client_ip,
+                retry_after=ex.retry_after,
+            )
+        )
+
+
+async def _run_chain(faults: tuple[Fault, ...], ex: ProxyExchange) -> None:
+    """Apply faults outermost first; the innermost step forwards upstream."""
+
+    def step(i: int) -> Callable[[], Awaitable[None]]:
+        if i == len(faults):
+            return ex.proceed_upstream
+
+        async def run() -> None:
+            if not ex.finished:
+                await faults[i].apply(ex, step(i + 1))
+
+        return run
+
+    await step(0)()
+
+
+def make_server(core: ProxyCore) -> web.Server:
+    return web.Server(
+        core.handle,
+        handler_cancellation=True,
+        access_log=None,
+    )

@@ -1,0 +1,176 @@
+"""The one place everything is wired together, started and stopped.
+
+Shutdown order: stop accepting on the proxy listener, let in-flight requests finish up to the
+grace period, close the upstream pool, then stop the admin listener and background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from dataclasses import dataclass, field
+
+import yarl
+from aiohttp import web
+
+from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy._tasks import TaskGroup
+from chaosproxy.admin.app import make_admin_app
+from chaosproxy.engine.core import Engine
+from chaosproxy.engine.events import EventBus
+from chaosproxy.proxy.server import ProxyCore, ProxyOptions, make_server
+from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
+
+log = logging.getLogger("chaosproxy")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `chaosproxy run` can be told, by flag or by CHAOSPROXY_* environment."""
+
+    upstream: yarl.URL
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    upstream_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    pool_size: int = 256
+    keepalive: float = 30.0
+    upstream_ca: str | None = None
+    upstream_insecure: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    rewrite_host: bool = False
+    forwarded_headers: bool = True
+    grace: float = 10.0
+    access_log: bool = False
+    seed: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class Runtime:
+    """A running chaosproxy: proxy listener, admin listener, engine and its listeners."""
+
+    def __init__(
+        self, settings: Settings, clock: Clock = SYSTEM_CLOCK, upstream: Upstream | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.bus = EventBus()
+        self.engine = Engine(self.bus, clock, seed=settings.seed)
+        self.upstream: Upstream = upstream or AiohttpUpstream(
+            UpstreamConfig(
+                url=settings.upstream,
+                pool_size=settings.pool_size,
+                connect_timeout=settings.connect_timeout,
+                timeout=settings.upstream_timeout,
+                keepalive=settings.keepalive,
+                ca_file=settings.upstream_ca,
+                insecure=settings.upstream_insecure,
+            )
+        )
+        scheme = "https" if settings.tls_cert else "http"
+        self.core = ProxyCore(
+            self.upstream,
+            self.engine,
+            ProxyOptions(
+                forwarded_headers=settings.forwarded_headers,
+                rewrite_host=settings.rewrite_host,
+                scheme=scheme,
+                access_log=settings.access_log,
+            ),
+            bus=self.bus,
+            clock=clock,
+        )
+        self.tasks = TaskGroup()
+        self._proxy_runner: web.ServerRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self.proxy_port = 0
+        self.admin_port = 0
+        self.stopped = asyncio.Event()
+
+    @property
+    def proxy_url(self) -> str:
+        scheme = "https" if self.settings.tls_cert else "http"
+        return f"{scheme}://{_connect_host(self.settings.listen_host)}:{self.proxy_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{_connect_host(self.settings.admin_host)}:{self.admin_port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        self._proxy_runner = web.ServerRunner(
+            make_server(self.core), shutdown_timeout=s.grace, handle_signals=False
+        )
+        await self._proxy_runner.setup()
+        site = web.TCPSite(
+            self._proxy_runner,
+            s.listen_host,
+            s.listen_port,
+            ssl_context=server_ssl(s.tls_cert, s.tls_key),
+            backlog=1024,
+        )
+        await site.start()
+        self.proxy_port = _bound_port(site)
+        self._admin_runner = web.AppRunner(
+            make_admin_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await self._admin_runner.setup()
+        admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
+        try:
+            await admin_site.start()
+        except OSError:
+            await self._proxy_runner.cleanup()
+            raise
+        self.admin_port = _bound_port(admin_site)
+        log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, drain in-flight requests up to the grace period."""
+        if self._proxy_runner is not None:
+            await self._proxy_runner.cleanup()
+            self._proxy_runner = None
+        await self.upstream.close()
+        await self.tasks.close()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
+        self.stopped.set()
+
+    async def serve_until_signal(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info(
+                "signal received: draining in-flight requests (grace %.0fs)", self.settings.grace
+            )
+        finally:
+            await self.stop()
+            log.info("stopped")
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server
+    assert server is not None and isinstance(server, asyncio.base_events.Server)
+    return int(server.sockets[0].getsockname()[1])
+
+
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host

@@ -1,0 +1,64 @@
+"""The `error` fault: unit (params) and end to end through a real proxy and upstream."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from chaosproxy.errors import ConfigError
+from chaosproxy.faults import build
+from chaosproxy.faults.error import ErrorFault
+from tests.conftest import StartProxy
+
+
+def test_defaults_to_500_with_the_proxy_error_shape() -> None:
+    fault = build("error", {}, "fault")
+    assert isinstance(fault, ErrorFault)
+    assert fault.status == 500 and fault.body is None
+
+
+def test_status_outside_400_599_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"fault\.error\.status: must be ≤ 599"):
+        build("error", {"status": 700}, "fault")
+
+
+def test_unknown_key_suggests_the_nearest() -> None:
+    with pytest.raises(
+        ConfigError, match=r"fault\.error\.stauts: unknown key; did you mean status"
+    ):
+        build("error", {"stauts": 503}, "fault")
+
+
+async def test_client_receives_injected_status_and_json_body(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream)
+    rt.engine.add_rule([build("error", {"status": 503}, "fault")])
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:
+        body = json.loads(await r.read())
+    assert r.status == 503
+    assert body["error"]["code"] == 503
+    assert body["error"]["requestId"] == r.headers["X-Request-Id"]
+
+
+async def test_after_upstream_reaches_the_service_but_client_sees_error(
+    start_upstream: object, start_proxy: StartProxy
+) -> None:
+    hits: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="created", status=201)
+
+    app = web.Application()
+    app.router.add_post("/orders", handler)
+    upstream = await start_upstream(app)  # type: ignore[operator]
+    rt = await start_proxy(upstream)
+    rt.engine.add_rule([build("error", {"status": 500, "after_upstream": True}, "fault")])
+    async with aiohttp.ClientSession() as s, s.post(rt.proxy_url + "/orders", data=b"x") as r:
+        await r.read()
+    assert r.status == 500
+    assert hits == ["/orders"]
