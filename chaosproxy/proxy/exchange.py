@@ -247,6 +247,8 @@ class ProxyExchange:
     async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
         req = self.request
         body = req.content if req.can_read_body else None
+        if body is not None and "Expect" in self.headers:
+            await self._send_continue()
         t = self.clock.monotonic()
         try:
             resp = await self.core.upstream.request(
@@ -259,6 +261,13 @@ class ProxyExchange:
             self.upstream_duration = self.clock.monotonic() - t
         reply = Reply(resp.status, resp.reason, end_to_end(resp.headers))
         return reply, resp.body()
+
+    async def _send_continue(self) -> None:
+        """The client waits for `100 Continue` before its body; send it once we forward it."""
+        req = self.request
+        if req.version >= (1, 1) and self.headers["Expect"].lower() == "100-continue":
+            await req.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            req.writer.output_size = 0
 
     async def proceed_upstream(self) -> None:
         reply_or_none: Reply | None
@@ -301,7 +310,12 @@ class ProxyExchange:
         except UpstreamError as e:
             # Upstream broke off mid-body: close so the client sees the truncation.
             self.upstream_error = e.reason
-            log.warning("upstream failed mid-response [%s]: %s", self.request_id, e.details)
+            log.warning(
+                "upstream failed mid-response [%s]: %s",
+                self.request_id,
+                e.details,
+                extra={"request_id": self.request_id},
+            )
             self.close()
             return
         finally:

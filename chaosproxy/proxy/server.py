@@ -102,7 +102,9 @@ class ProxyCore:
             ex.close()
             raise
         except Exception:
-            log.exception("internal error [%s] %s %s", rid, ex.method, ex.target)
+            log.exception(
+                "internal error [%s] %s %s", rid, ex.method, ex.target, extra={"request_id": rid}
+            )
             await self._internal_error(ex)
         finally:
             load.finished()
@@ -114,7 +116,13 @@ class ProxyCore:
     async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
         ex.upstream_error = e.reason
         log.warning(
-            "upstream %s [%s] %s %s: %s", e.reason, ex.request_id, ex.method, ex.target, e.details
+            "upstream %s [%s] %s %s: %s",
+            e.reason,
+            ex.request_id,
+            ex.method,
+            ex.target,
+            e.details,
+            extra={"request_id": ex.request_id},
         )
         if ex.finished:
             return
@@ -150,6 +158,7 @@ class ProxyCore:
                 status,
                 duration * 1000,
                 ex.request_id,
+                extra={"request_id": ex.request_id},
             )
         self.bus.emit(
             RequestDone(

@@ -56,7 +56,13 @@ async def relay_websocket(
             raise UpstreamError("protocol", "this upstream does not support websockets")
         up: aiohttp.ClientWebSocketResponse = await connect(request.raw_path, headers, protocols)
     except UpstreamError as e:
-        log.warning("websocket upstream %s [%s]: %s", e.reason, request_id, e.details)
+        log.warning(
+            "websocket upstream %s [%s]: %s",
+            e.reason,
+            request_id,
+            e.details,
+            extra={"request_id": request_id},
+        )
         status = 504 if e.reason == "timeout" else 502
         return web.Response(
             status=status,
