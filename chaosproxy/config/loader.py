@@ -1,0 +1,907 @@
+"""YAML scenario files to the typed model, with every problem located (file:line:col: key.path).
+
+The loader composes PyYAML's node tree instead of loading plain values, so every key and value
+keeps its position; it collects all structural problems before raising one ConfigError, so a user
+fixes a file in one pass. Fault parameters stay raw (the engine validates them through the fault
+registry) but their positions go into `Scenario.locations` so those errors are located too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from chaosproxy.config.model import (
+    AbortIf,
+    Counting,
+    FaultSpec,
+    FieldCond,
+    Loc,
+    MatchSpec,
+    Outcome,
+    PhaseSpec,
+    Ramp,
+    RuleSpec,
+    Scenario,
+    When,
+)
+from chaosproxy.config.units import parse_duration
+from chaosproxy.errors import ConfigError, Problem
+
+SCENARIO_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "repeat",
+    "phases",
+    "rules",
+    "include",
+    "presets",
+    "max_duration",
+    "max_active_faults",
+    "abort_if",
+)
+PHASE_KEYS = ("name", "description", "duration", "rules", "include", "presets")
+RULESET_KEYS = ("name", "description", "rules", "include", "presets")
+RULE_KEYS = (
+    "name",
+    "match",
+    "probability",
+    "when",
+    "first",
+    "every",
+    "after",
+    "fault",
+    "outcomes",
+    "continue",
+)
+MATCH_KEYS = (
+    "method",
+    "methods",
+    "path",
+    "path_regex",
+    "host",
+    "headers",
+    "query",
+    "user_agent",
+    "client_ip",
+)
+FIELD_KEYS = ("equals", "regex", "present")
+WHEN_KEYS = ("inflight_above", "rps_above", "window")
+RAMP_KEYS = ("from", "to")
+OUTCOME_KEYS = ("weight", "fault")
+ABORT_KEYS = ("error_rate_above", "p99_above", "window")
+INCLUDE_KEYS = ("file", "match")
+PRESET_REF_KEYS = ("preset", "match")
+USER_AGENT_PRESETS = ("mobile", "desktop", "bot")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_METHOD = re.compile(r"^[A-Za-z]+$")
+_MAX_INCLUDE_DEPTH = 8
+
+
+def bundled_scenario_dir() -> Path:
+    """The scenarios shipped inside the package (the top-level `scenarios/` links here)."""
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def bundled_preset_dir() -> Path:
+    """The network profiles `presets: [NAME]` refers to."""
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in bundled_preset_dir().glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- public API
+
+
+def load_scenario_file(path: str | os.PathLike[str]) -> Scenario:
+    """Load and validate one scenario file; ConfigError lists every problem found."""
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=source)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=source)) from None
+    return load_scenario_text(text, source)
+
+
+def load_scenario_text(text: str, source: str = "<input>") -> Scenario:
+    """Parse scenario YAML; relative `include` paths resolve against `source`'s directory."""
+    col = _Collector()
+    doc = _Doc.parse(text, source, col)
+    scenario = None if doc is None else _Builder(col, doc).scenario(doc.root)
+    if col.problems or scenario is None:
+        raise ConfigError(sorted(col.problems, key=_problem_order))
+    return scenario
+
+
+def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Path:
+    """A path (contains a separator or ends in .yaml/.yml) is used as is; a NAME is looked up."""
+    directory = scenario_dir if scenario_dir is not None else bundled_scenario_dir()
+    looks_like_path = (
+        os.sep in name_or_file or "/" in name_or_file or name_or_file.endswith((".yaml", ".yml"))
+    )
+    if looks_like_path or Path(name_or_file).is_file():
+        p = Path(name_or_file)
+        if p.is_file():
+            return p
+        if looks_like_path:
+            raise ConfigError(Problem("no such scenario file", file=name_or_file))
+    for ext in (".yaml", ".yml"):
+        candidate = directory / f"{name_or_file}{ext}"
+        if candidate.is_file():
+            return candidate
+    names = sorted({p.stem for p in _scenario_files(directory)})
+    hint = _suggest(name_or_file, names)
+    available = ", ".join(names) if names else "none"
+    raise ConfigError(
+        Problem(f"unknown scenario {name_or_file!r}{hint}; available in {directory}: {available}")
+    )
+
+
+def list_scenarios(directory: Path | None = None) -> list[Scenario]:
+    """Every scenario file of a directory, loaded (a broken file raises its ConfigError)."""
+    directory = directory if directory is not None else bundled_scenario_dir()
+    return [load_scenario_file(p) for p in _scenario_files(directory)]
+
+
+def _scenario_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _problem_order(p: Problem) -> tuple[str, int, int]:
+    return (p.file, p.line, p.col)
+
+
+def _suggest(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(close) + "?"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Collector:
+    """Problems and key positions shared by a scenario file and the files it includes."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.locations: dict[str, Loc] = {}
+
+
+class _Doc:
+    """One parsed YAML file: its node tree and a constructor for scalar and raw values."""
+
+    def __init__(self, source: str, loader: yaml.SafeLoader, root: Node) -> None:
+        self.source = source
+        self.loader = loader
+        self.root = root
+        base = Path(source).parent if not source.startswith("<") else Path.cwd()
+        self.base_dir = base
+
+    @classmethod
+    def parse(cls, text: str, source: str, col: _Collector) -> _Doc | None:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            msg = " ".join(str(x) for x in (e.context, e.problem) if x)
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            col.problems.append(Problem(f"invalid YAML: {msg}", "", source, line, column))
+            return None
+        except yaml.YAMLError as e:
+            col.problems.append(Problem(f"invalid YAML: {e}", "", source))
+            return None
+        finally:
+            loader.dispose()
+        if root is None:
+            col.problems.append(Problem("empty file: expected a mapping", "", source, 1, 1))
+            return None
+        return cls(source, loader, root)
+
+    def loc(self, node: Node) -> Loc:
+        return Loc(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def value(self, node: Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return None
+
+
+_TYPE_NAMES = {
+    "tag:yaml.org,2002:str": "text",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true/false",
+    "tag:yaml.org,2002:null": "nothing (null)",
+}
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    assert isinstance(node, ScalarNode)
+    kind = _TYPE_NAMES.get(node.tag, "a value")
+    if node.tag == "tag:yaml.org,2002:null":
+        return kind
+    return f"{kind} {node.value!r}" if kind != "text" else f"{node.value!r}"
+
+
+class _Builder:
+    """Walks one file's nodes into model objects, recording problems instead of stopping."""
+
+    def __init__(self, col: _Collector, doc: _Doc, stack: tuple[str, ...] = ()) -> None:
+        self.col = col
+        self.doc = doc
+        self.stack = (*stack, str(Path(doc.source).resolve()))
+
+    # ---------------- problems and positions
+
+    def problem(self, node: Node, path: str, message: str) -> None:
+        loc = self.doc.loc(node)
+        self.col.problems.append(Problem(message, path, loc.file, loc.line, loc.col))
+
+    def mark(self, path: str, node: Node) -> None:
+        self.col.locations.setdefault(path, self.doc.loc(node))
+
+    def record_tree(self, node: Node, path: str) -> None:
+        """Positions of every key under a raw value (fault parameters), for later errors."""
+        self.mark(path, node)
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                if isinstance(k, ScalarNode):
+                    self.mark(_join(path, str(k.value)), k)
+                    self.record_tree(v, _join(path, str(k.value)))
+        elif isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                self.record_tree(item, f"{path}[{i}]")
+
+    # ---------------- shapes
+
+    def mapping(
+        self,
+        node: Node,
+        path: str,
+        known: tuple[str, ...] | None,
+        required: tuple[str, ...] = (),
+        what: str = "a mapping",
+    ) -> dict[str, Node] | None:
+        """Key → value node; unknown keys (when `known` is given) and duplicates are problems."""
+        if not isinstance(node, MappingNode):
+            self.problem(node, path, f"expected {what}, got {_describe(node)}")
+            return None
+        try:
+            self.doc.loader.flatten_mapping(node)  # `<<: *anchor` merge keys
+        except yaml.YAMLError as e:
+            self.problem(node, path, f"bad merge key: {e}")
+            return None
+        out: dict[str, Node] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:null":
+                self.problem(knode, path, f"keys must be plain names, got {_describe(knode)}")
+                continue
+            key = str(knode.value)
+            kpath = _join(path, key)
+            if key in out:
+                self.problem(knode, kpath, "duplicate key")
+                continue
+            if known is not None and key not in known:
+                hint = _suggest(key, known)
+                tail = hint or f"; known keys: {', '.join(known)}"
+                self.problem(knode, kpath, f"unknown key{tail}")
+                continue
+            self.mark(kpath, knode)
+            out[key] = vnode
+        for key in required:
+            if key not in out:
+                self.problem(node, path or "<top>", f"missing required key {key!r}")
+        return out
+
+    def seq(self, node: Node, path: str, *, allow_single: bool = False) -> list[Node] | None:
+        if isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                self.mark(f"{path}[{i}]", item)
+            return list(node.value)
+        if allow_single and isinstance(node, ScalarNode | MappingNode):
+            return [node]
+        self.problem(node, path, f"expected a list, got {_describe(node)}")
+        return None
+
+    def text(self, node: Node, path: str, *, nonempty: bool = True) -> str | None:
+        if not isinstance(node, ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+            self.problem(node, path, f"expected text, got {_describe(node)}")
+            return None
+        if nonempty and not node.value.strip():
+            self.problem(node, path, "must not be empty")
+            return None
+        return str(node.value)
+
+    def name(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is not None and not _NAME.match(value):
+            self.problem(
+                node, path, f"{value!r} is not a valid name (letters, digits, '.', '_', '-')"
+            )
+            return None
+        return value
+
+    def integer(self, node: Node, path: str, lo: int | None = None) -> int | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problem(node, path, f"expected an integer, got {_describe(node)}")
+            return None
+        if lo is not None and v < lo:
+            self.problem(node, path, f"must be ≥ {lo}, got {v}")
+            return None
+        return v
+
+    def number(
+        self, node: Node, path: str, lo: float | None = None, hi: float | None = None
+    ) -> float | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.problem(node, path, f"expected a number, got {_describe(node)}")
+            return None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else ""
+            if not bounds:
+                bounds = f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}"
+            self.problem(node, path, f"must be {bounds}, got {v:g}")
+            return None
+        return float(v)
+
+    def positive_number(self, node: Node, path: str) -> float | None:
+        v = self.number(node, path)
+        if v is not None and v <= 0:
+            self.problem(node, path, f"must be > 0, got {v:g}")
+            return None
+        return v
+
+    def boolean(self, node: Node, path: str) -> bool | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(v, bool):
+            self.problem(node, path, f"expected true or false, got {_describe(node)}")
+            return None
+        return v
+
+    def duration(self, node: Node, path: str, *, positive: bool = True) -> float | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        raw = node.value if isinstance(node, ScalarNode) else None
+        if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
+            self.problem(node, path, f"duration must not be negative, got {raw}")
+            return None
+        if isinstance(v, str) and v.strip().startswith("-"):
+            self.problem(node, path, f"duration must not be negative, got {raw}")
+            return None
+        try:
+            seconds = parse_duration(v)
+        except ValueError:
+            self.problem(
+                node, path, f"expected a duration like 250ms, 1.5s or 2m, got {_describe(node)}"
+            )
+            return None
+        if positive and seconds <= 0:
+            self.problem(node, path, f"must be longer than 0, got {raw}")
+            return None
+        return seconds
+
+    def regex(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as e:
+            self.problem(node, path, f"invalid regular expression: {e}")
+            return None
+        return value
+
+    # ---------------- scenario
+
+    def scenario(self, node: Node) -> Scenario | None:
+        m = self.mapping(
+            node, "", SCENARIO_KEYS, required=("name", "phases"), what="a scenario mapping"
+        )
+        if m is None:
+            return None
+        name = self.name(m["name"], "name") if "name" in m else None
+        description = ""
+        if "description" in m:
+            description = (self.text(m["description"], "description", nonempty=False) or "").strip()
+        seed = self.integer(m["seed"], "seed") if "seed" in m else None
+        repeat: int | None = 1
+        if "repeat" in m:
+            repeat = self.repeat(m["repeat"])
+        phases: list[PhaseSpec] = []
+        if "phases" in m:
+            phases = self.phases(m["phases"])
+        rules = self.rule_block(m, "")
+        max_duration = None
+        if "max_duration" in m:
+            max_duration = self.duration(m["max_duration"], "max_duration")
+        max_active = None
+        if "max_active_faults" in m:
+            max_active = self.integer(m["max_active_faults"], "max_active_faults", lo=1)
+        abort_if = self.abort_if(m["abort_if"]) if "abort_if" in m else None
+        self.check_rule_ids(phases, rules)
+        return Scenario(
+            name=name or "",
+            description=description,
+            phases=tuple(phases),
+            rules=tuple(rules),
+            seed=seed,
+            repeat=repeat,
+            max_duration=max_duration,
+            max_active_faults=max_active,
+            abort_if=abort_if,
+            source=self.doc.source,
+            locations=self.col.locations,
+        )
+
+    def repeat(self, node: Node) -> int | None:
+        if isinstance(node, ScalarNode) and node.value == "forever":
+            return None
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problem(node, "repeat", f"expected a count or 'forever', got {_describe(node)}")
+            return 1
+        if v < 1:
+            self.problem(node, "repeat", f"must be ≥ 1 or 'forever', got {v}")
+            return 1
+        return v
+
+    def abort_if(self, node: Node) -> AbortIf | None:
+        m = self.mapping(node, "abort_if", ABORT_KEYS)
+        if m is None:
+            return None
+        err = p99 = None
+        if "error_rate_above" in m:
+            err = self.number(m["error_rate_above"], "abort_if.error_rate_above", lo=0, hi=1)
+        if "p99_above" in m:
+            p99 = self.duration(m["p99_above"], "abort_if.p99_above")
+        window = 10.0
+        if "window" in m:
+            window = self.duration(m["window"], "abort_if.window") or window
+        if "error_rate_above" not in m and "p99_above" not in m:
+            self.problem(node, "abort_if", "needs error_rate_above or p99_above")
+            return None
+        return AbortIf(error_rate_above=err, p99_above=p99, window=window)
+
+    def phases(self, node: Node) -> list[PhaseSpec]:
+        items = self.seq(node, "phases")
+        if items is None:
+            return []
+        if not items:
+            self.problem(node, "phases", "needs at least one phase")
+        out: list[PhaseSpec] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            path = f"phases[{i}]"
+            m = self.mapping(item, path, PHASE_KEYS, required=("name", "duration"), what="a phase")
+            if m is None:
+                continue
+            name = self.name(m["name"], f"{path}.name") if "name" in m else None
+            if name is not None and name in seen:
+                self.problem(
+                    m["name"], f"{path}.name", f"duplicate phase name (also phases[{seen[name]}])"
+                )
+            elif name is not None:
+                seen[name] = i
+            dur = self.duration(m["duration"], f"{path}.duration") if "duration" in m else None
+            rules = self.rule_block(m, path)
+            out.append(PhaseSpec(name or f"phase-{i + 1}", dur or 0.0, path, tuple(rules)))
+        return out
+
+    def check_rule_ids(self, phases: list[PhaseSpec], scenario_rules: list[RuleSpec]) -> None:
+        """Rule ids name a rule in stats and the journal: two rules active together can't share
+        one."""
+        for scope in [*(p.rules for p in phases), ()]:
+            seen: dict[str, str] = {}
+            for rule in (*scope, *scenario_rules):
+                if rule.id in seen and seen[rule.id] != rule.path:
+                    loc = self.col.locations.get(
+                        _join(rule.path, "name"), Loc(self.doc.source, 0, 0)
+                    )
+                    self.col.problems.append(
+                        Problem(
+                            f"duplicate rule name {rule.id!r} (also {seen[rule.id]})",
+                            _join(rule.path, "name"),
+                            loc.file,
+                            loc.line,
+                            loc.col,
+                        )
+                    )
+                seen.setdefault(rule.id, rule.path)
+
+    # ---------------- rules, includes, presets
+
+    def rule_block(self, m: dict[str, Node], path: str) -> list[RuleSpec]:
+        """`rules`, then the rules of each `include`, then those of each preset."""
+        rules: list[RuleSpec] = []
+        if "rules" in m:
+            rules += self.rules(m["rules"], _join(path, "rules"))
+        if "include" in m:
+            rules += self.includes(m["include"], _join(path, "include"))
+        if "presets" in m:
+            rules += self.presets(m["presets"], _join(path, "presets"))
+        return rules
+
+    def rules(self, node: Node, path: str) -> list[RuleSpec]:
+        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return []
+        items = self.seq(node, path)
+        if items is None:
+            return []
+        out = []
+        for i, item in enumerate(items):
+            rule = self.rule(item, f"{path}[{i}]")
+            if rule is not None:
+                out.append(rule)
+        return out
+
+    def includes(self, node: Node, path: str) -> list[RuleSpec]:
+        items = self.seq(node, path, allow_single=True)
+        out: list[RuleSpec] = []
+        for i, item in enumerate(items or []):
+            ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
+            extra: tuple[Node, dict[str, Node]] | None = None
+            file_node = item
+            if isinstance(item, MappingNode):
+                m = self.mapping(item, ipath, INCLUDE_KEYS, required=("file",))
+                if m is None or "file" not in m:
+                    continue
+                file_node = m["file"]
+                if "match" in m:
+                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+            rel = self.text(file_node, ipath)
+            if rel is None:
+                continue
+            target = Path(rel) if Path(rel).is_absolute() else self.doc.base_dir / rel
+            shown = os.path.normpath(target) if not Path(rel).is_absolute() else rel
+            rules = self.ruleset_file(Path(shown), file_node, ipath, f"included file {rel!r}")
+            out += self.narrow(rules, extra)
+        return out
+
+    def presets(self, node: Node, path: str) -> list[RuleSpec]:
+        items = self.seq(node, path, allow_single=True)
+        out: list[RuleSpec] = []
+        known = preset_names()
+        for i, item in enumerate(items or []):
+            ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
+            extra: tuple[Node, dict[str, Node]] | None = None
+            name_node = item
+            if isinstance(item, MappingNode):
+                m = self.mapping(item, ipath, PRESET_REF_KEYS, required=("preset",))
+                if m is None or "preset" not in m:
+                    continue
+                name_node = m["preset"]
+                if "match" in m:
+                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+            name = self.text(name_node, ipath)
+            if name is None:
+                continue
+            if name not in known:
+                hint = _suggest(name, known)
+                self.problem(
+                    name_node,
+                    ipath,
+                    f"unknown preset {name!r}{hint}; available: {', '.join(known) or 'none'}",
+                )
+                continue
+            file = bundled_preset_dir() / f"{name}.yaml"
+            rules = self.ruleset_file(file, name_node, ipath, f"preset {name!r}")
+            out += self.narrow(rules, extra)
+        return out
+
+    def ruleset_file(self, file: Path, at: Node, path: str, what: str) -> list[RuleSpec]:
+        """Rules of an included rule-set file; key paths continue under `path` (e.g.
+        `include[0].rules[1]`) while positions point into that file."""
+        if str(file.resolve()) in self.stack:
+            self.problem(at, path, f"{what} includes itself (cycle)")
+            return []
+        if len(self.stack) > _MAX_INCLUDE_DEPTH:
+            self.problem(at, path, f"{what}: includes nested too deeply")
+            return []
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            self.problem(at, path, f"cannot read {what}: {reason or e}")
+            return []
+        doc = _Doc.parse(text, str(file), self.col)
+        if doc is None:
+            return []
+        sub = _Builder(self.col, doc, self.stack)
+        m = sub.mapping(doc.root, path, RULESET_KEYS, what="a rule set mapping (rules: [...])")
+        if m is None:
+            return []
+        if "name" in m:
+            sub.text(m["name"], _join(path, "name"))
+        if "description" in m:
+            sub.text(m["description"], _join(path, "description"), nonempty=False)
+        return sub.rule_block(m, path)
+
+    def narrow(
+        self, rules: list[RuleSpec], extra: tuple[Node, dict[str, Node]] | None
+    ) -> list[RuleSpec]:
+        """Apply an include's or preset's own `match` on top of each of its rules' matches."""
+        if extra is None:
+            return rules
+        _node, fields = extra
+        spec = self.match_spec(fields, "")
+        overrides = {
+            f.name: getattr(spec, f.name)
+            for f in dataclasses.fields(MatchSpec)
+            if getattr(spec, f.name) != getattr(MatchSpec(), f.name)
+        }
+        return [
+            dataclasses.replace(r, match=dataclasses.replace(r.match, **overrides)) for r in rules
+        ]
+
+    def rule(self, node: Node, path: str) -> RuleSpec | None:
+        m = self.mapping(node, path, RULE_KEYS, what="a rule")
+        if m is None:
+            return None
+        rid = self.name(m["name"], f"{path}.name") if "name" in m else None
+        match = MatchSpec()
+        if "match" in m:
+            fields = self.match_fields(m["match"], f"{path}.match")
+            if fields is not None:
+                match = self.match_spec(fields[1], f"{path}.match")
+        probability: float | Ramp = 1.0
+        if "probability" in m:
+            probability = self.probability(m["probability"], f"{path}.probability")
+        when = self.when(m["when"], f"{path}.when") if "when" in m else None
+        counts = {}
+        for key in ("first", "every", "after"):
+            if key in m:
+                counts[key] = self.integer(m[key], f"{path}.{key}", lo=1)
+        counting = Counting(**counts) if counts else None
+        outcomes: tuple[Outcome, ...] = ()
+        if "fault" in m and "outcomes" in m:
+            self.problem(
+                m["outcomes"], f"{path}.outcomes", "use either fault or outcomes, not both"
+            )
+        elif "fault" in m:
+            faults = self.faults(m["fault"], f"{path}.fault")
+            outcomes = (Outcome(1.0, faults),) if faults else ()
+        elif "outcomes" in m:
+            outcomes = self.outcomes(m["outcomes"], f"{path}.outcomes")
+        else:
+            self.problem(node, path, "a rule needs a fault (or weighted outcomes)")
+        cont = False
+        if "continue" in m:
+            cont = bool(self.boolean(m["continue"], f"{path}.continue"))
+        return RuleSpec(
+            id=rid or path,
+            path=path,
+            match=match,
+            probability=probability,
+            when=when,
+            counting=counting,
+            outcomes=outcomes,
+            continue_=cont,
+        )
+
+    def probability(self, node: Node, path: str) -> float | Ramp:
+        if isinstance(node, MappingNode):
+            m = self.mapping(node, path, RAMP_KEYS, required=("from", "to"))
+            if m is None or "from" not in m or "to" not in m:
+                return 1.0
+            start = self.number(m["from"], f"{path}.from", lo=0, hi=1)
+            end = self.number(m["to"], f"{path}.to", lo=0, hi=1)
+            if start is None or end is None:
+                return 1.0
+            return Ramp(start, end)
+        v = self.number(node, path, lo=0, hi=1)
+        return 1.0 if v is None else v
+
+    def when(self, node: Node, path: str) -> When | None:
+        m = self.mapping(node, path, WHEN_KEYS)
+        if m is None:
+            return None
+        has_inflight, has_rps = "inflight_above" in m, "rps_above" in m
+        if has_inflight == has_rps:
+            self.problem(node, path, "needs exactly one of inflight_above or rps_above")
+            return None
+        if "window" in m and not has_rps:
+            self.problem(m["window"], f"{path}.window", "window goes with rps_above")
+        if has_inflight:
+            n = self.integer(m["inflight_above"], f"{path}.inflight_above", lo=0)
+            return None if n is None else When(inflight_above=n)
+        rps = self.positive_number(m["rps_above"], f"{path}.rps_above")
+        window = 5.0
+        if "window" in m:
+            window = self.duration(m["window"], f"{path}.window") or window
+        return None if rps is None else When(rps_above=rps, window=window)
+
+    def outcomes(self, node: Node, path: str) -> tuple[Outcome, ...]:
+        items = self.seq(node, path)
+        if items is None:
+            return ()
+        if not items:
+            self.problem(node, path, "needs at least one outcome")
+        out = []
+        for i, item in enumerate(items):
+            ipath = f"{path}[{i}]"
+            m = self.mapping(item, ipath, OUTCOME_KEYS, required=("weight", "fault"))
+            if m is None or "weight" not in m or "fault" not in m:
+                continue
+            weight = self.positive_number(m["weight"], f"{ipath}.weight")
+            faults = self.faults(m["fault"], f"{ipath}.fault")
+            if weight is not None and faults:
+                out.append(Outcome(weight, faults))
+        return tuple(out)
+
+    def faults(self, node: Node, path: str) -> tuple[FaultSpec, ...]:
+        from chaosproxy.faults import registry
+
+        known = sorted(registry())
+        m = self.mapping(node, path, None, what="a mapping of fault name to parameters")
+        if m is None:
+            return ()
+        if not m:
+            self.problem(node, path, f"names no fault; known faults: {', '.join(known)}")
+            return ()
+        out = []
+        for name, pnode in m.items():
+            fpath = _join(path, name)
+            if name not in known:
+                hint = _suggest(name, known) or f"; known faults: {', '.join(known)}"
+                knode = next(k for k, v in node.value if v is pnode)
+                self.problem(knode, fpath, f"unknown fault {name!r}{hint}")
+                continue
+            if not isinstance(pnode, MappingNode) and not (
+                isinstance(pnode, ScalarNode) and pnode.tag == "tag:yaml.org,2002:null"
+            ):
+                self.problem(
+                    pnode, fpath, f"expected a mapping of parameters, got {_describe(pnode)}"
+                )
+                continue
+            self.record_tree(pnode, fpath)
+            params = self.doc.value(pnode)
+            out.append(FaultSpec(name, {} if params is None else params, path))
+        return tuple(out)
+
+    # ---------------- match
+
+    def match_fields(self, node: Node, path: str) -> tuple[Node, dict[str, Node]] | None:
+        m = self.mapping(node, path, MATCH_KEYS)
+        return None if m is None else (node, {k: v for k, v in m.items()})
+
+    def match_spec(self, m: dict[str, Node], path: str) -> MatchSpec:
+        methods: list[str] = []
+        if "method" in m and "methods" in m:
+            self.problem(m["methods"], _join(path, "methods"), "use either method or methods")
+        for key in ("method", "methods"):
+            if key not in m:
+                continue
+            items = self.seq(m[key], _join(path, key), allow_single=True) or []
+            for i, item in enumerate(items):
+                ipath = _join(path, key) if len(items) == 1 else f"{_join(path, key)}[{i}]"
+                v = self.text(item, ipath)
+                if v is not None and not _METHOD.match(v):
+                    self.problem(item, ipath, f"{v!r} is not an HTTP method")
+                elif v is not None:
+                    methods.append(v.upper())
+        glob = None
+        if "path" in m:
+            glob = self.text(m["path"], _join(path, "path"))
+            if glob is not None and not glob.startswith("/"):
+                self.problem(
+                    m["path"], _join(path, "path"), f"a path glob starts with '/', got {glob!r}"
+                )
+                glob = None
+        path_regex = (
+            self.regex(m["path_regex"], _join(path, "path_regex")) if "path_regex" in m else None
+        )
+        host = self.text(m["host"], _join(path, "host")) if "host" in m else None
+        headers = self.conditions(m["headers"], _join(path, "headers")) if "headers" in m else ()
+        query = self.conditions(m["query"], _join(path, "query")) if "query" in m else ()
+        ua = None
+        if "user_agent" in m:
+            node = m["user_agent"]
+            if isinstance(node, ScalarNode) and node.value in USER_AGENT_PRESETS:
+                ua = str(node.value)
+            else:
+                ua = self.regex(node, _join(path, "user_agent"))
+        cidrs: list[str] = []
+        if "client_ip" in m:
+            items = self.seq(m["client_ip"], _join(path, "client_ip"), allow_single=True) or []
+            for i, item in enumerate(items):
+                ipath = (
+                    f"{_join(path, 'client_ip')}[{i}]"
+                    if isinstance(m["client_ip"], SequenceNode)
+                    else _join(path, "client_ip")
+                )
+                v = self.text(item, ipath)
+                if v is None:
+                    continue
+                try:
+                    ipaddress.ip_network(v, strict=True)
+                except ValueError as e:
+                    hint = ""
+                    with contextlib.suppress(ValueError):
+                        hint = f"; did you mean {ipaddress.ip_network(v, strict=False)}?"
+                    self.problem(item, ipath, f"invalid CIDR: {e}{hint}")
+                    continue
+                cidrs.append(v)
+        return MatchSpec(
+            methods=tuple(methods),
+            path=glob,
+            path_regex=path_regex,
+            host=host,
+            headers=headers,
+            query=query,
+            user_agent=ua,
+            client_ip=tuple(cidrs),
+        )
+
+    def conditions(self, node: Node, path: str) -> tuple[FieldCond, ...]:
+        m = self.mapping(node, path, None, what="a mapping of names to conditions")
+        if m is None:
+            return ()
+        out = []
+        for name, vnode in m.items():
+            fpath = _join(path, name)
+            if isinstance(vnode, MappingNode):
+                c = self.mapping(vnode, fpath, FIELD_KEYS)
+                if c is None:
+                    continue
+                if len(c) != 1:
+                    self.problem(vnode, fpath, "needs exactly one of equals, regex or present")
+                    continue
+                if "equals" in c:
+                    v = self.scalar_text(c["equals"], f"{fpath}.equals")
+                    if v is not None:
+                        out.append(FieldCond(name, equals=v))
+                elif "regex" in c:
+                    r = self.regex(c["regex"], f"{fpath}.regex")
+                    if r is not None:
+                        out.append(FieldCond(name, regex=r))
+                else:
+                    b = self.boolean(c["present"], f"{fpath}.present")
+                    if b is not None:
+                        out.append(FieldCond(name, present=b))
+                continue
+            v = self.scalar_text(vnode, fpath)
+            if v is not None:
+                out.append(FieldCond(name, equals=v))
+        return tuple(out)
+
+    def scalar_text(self, node: Node, path: str) -> str | None:
+        """An exact value: text or a number (header values are text on the wire)."""
+        if isinstance(node, ScalarNode) and node.tag in (
+            "tag:yaml.org,2002:str",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+        ):
+            return str(node.value)
+        self.problem(node, path, f"expected text (quote it), got {_describe(node)}")
+        return None
