@@ -167,9 +167,10 @@ class Runtime:
 
 
 def _bound_port(site: web.TCPSite) -> int:
-    server = site._server
-    assert server is not None and isinstance(server, asyncio.base_events.Server)
-    return int(server.sockets[0].getsockname()[1])
+    """The port actually bound (the asyncio or the uvloop server: both expose `sockets`)."""
+    sockets = getattr(site._server, "sockets", None)
+    assert sockets, "the site is not listening"
+    return int(sockets[0].getsockname()[1])
 
 
 def _connect_host(host: str) -> str:

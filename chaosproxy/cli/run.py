@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import ssl
 import sys
 from typing import Any
 
 from chaosproxy.cli.common import duration, host_port, http_url, positive_int
 
 
+READY_EPILOG = """\
+Once both listeners are bound it logs one line (also with --log-format json, as "msg"):
+  proxying PROXY_URL -> UPSTREAM (admin ADMIN_URL)
+With port 0 (e.g. --listen 127.0.0.1:0) that line tells the ports actually bound.
+SIGTERM/SIGINT: stop accepting, let in-flight requests finish up to --grace, exit 0.
+Bad input or a port in use: one line on stderr, exit code 2."""
+
+
 def register(sub: Any) -> None:
     from chaosproxy.cli import env_defaults
 
     p: argparse.ArgumentParser = sub.add_parser(
-        "run", help="run the proxy in front of an upstream", description="Run the proxy."
+        "run",
+        help="run the proxy in front of an upstream",
+        description="Run the proxy.",
+        epilog=READY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(p)
     env_defaults(p)
@@ -85,6 +99,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("chaosproxy run: error: --tls-cert and --tls-key go together")
+    for flag in ("tls_cert", "tls_key", "upstream_ca"):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            opt = "--" + flag.replace("_", "-")
+            raise SystemExit(f"chaosproxy run: error: {opt}: no such file: {path}")
     return Settings(
         upstream=args.upstream,
         listen_host=args.listen[0],
@@ -131,6 +150,9 @@ def run_command(args: argparse.Namespace) -> int:
         rt = Runtime(settings)
         try:
             await rt.serve_until_signal()
+        except ssl.SSLError as e:
+            print(f"chaosproxy run: error: cannot load TLS files: {e}", file=sys.stderr)
+            return 2
         except OSError as e:
             print(f"chaosproxy run: error: cannot listen: {e.strerror or e}", file=sys.stderr)
             return 2

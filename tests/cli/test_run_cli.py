@@ -1,0 +1,290 @@
+"""`chaosproxy run` as a user runs it: the real CLI in a subprocess, ports found from its log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+StartUpstream = Callable[[web.Application], Awaitable[str]]
+
+READY = re.compile(r"proxying (\S+) -> \S+ \(admin (\S+)\)")
+
+
+@dataclass
+class ProxyProcess:
+    proc: asyncio.subprocess.Process
+    proxy_url: str
+    admin_url: str
+    lines: list[str]
+
+    async def rest_of_stderr(self) -> list[str]:
+        assert self.proc.stderr is not None
+        rest = await self.proc.stderr.read()
+        self.lines += rest.decode().splitlines()
+        return self.lines
+
+
+SpawnProxy = Callable[..., Awaitable[ProxyProcess]]
+
+
+@pytest.fixture
+async def spawn_proxy() -> AsyncIterator[SpawnProxy]:
+    """Start `python -m chaosproxy run ARGS` and wait (by reading its log) until it listens."""
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def spawn(*args: str, env: dict[str, str] | None = None) -> ProxyProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chaosproxy",
+            "run",
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        procs.append(proc)
+        assert proc.stderr is not None
+        lines: list[str] = []
+        async with asyncio.timeout(20):
+            while True:
+                raw = await proc.stderr.readline()
+                if not raw:
+                    raise AssertionError("proxy exited early: " + "\n".join(lines))
+                line = raw.decode().rstrip("\n")
+                lines.append(line)
+                m = READY.search(line)
+                if m:
+                    return ProxyProcess(proc, m.group(1), m.group(2), lines)
+
+    yield spawn
+    for p in procs:
+        if p.returncode is None:
+            p.kill()
+            await p.wait()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaosproxy", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+LOCAL = ("--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+
+
+def demo_with_arrival_signal(arrived: asyncio.Event) -> web.Application:
+    """The bundled demo service, telling the test when a request has reached it."""
+    from chaosproxy.demo_service import make_app
+
+    @web.middleware
+    async def signal_arrival(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        arrived.set()
+        return await handler(request)
+
+    app = make_app()
+    app.middlewares.append(signal_arrival)
+    return app
+
+
+async def refused(url: str) -> bool:
+    host, port = url.split("//")[1].rsplit(":", 1)
+    try:
+        _, w = await asyncio.open_connection(host, int(port))
+    except ConnectionRefusedError:
+        return True
+    w.close()
+    return False
+
+
+# ---------------------------------------------------------------- shutdown
+
+
+async def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(
+    start_upstream: StartUpstream, spawn_proxy: SpawnProxy
+) -> None:
+    arrived = asyncio.Event()
+    up = await start_upstream(demo_with_arrival_signal(arrived))
+    p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "10s")
+    async with aiohttp.ClientSession() as s:
+        inflight = asyncio.ensure_future(s.get(p.proxy_url + "/api/slow?delay=1"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        p.proc.send_signal(signal.SIGTERM)
+        r = await asyncio.wait_for(inflight, 10)
+        body = await r.json()
+    assert (r.status, body) == (200, {"slept": 1.0})
+    assert await asyncio.wait_for(p.proc.wait(), 10) == 0
+
+
+async def test_new_connections_are_refused_after_sigterm(
+    start_upstream: StartUpstream, spawn_proxy: SpawnProxy
+) -> None:
+    arrived = asyncio.Event()
+    up = await start_upstream(demo_with_arrival_signal(arrived))
+    p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "10s")
+    async with aiohttp.ClientSession() as s:
+        inflight = asyncio.ensure_future(s.get(p.proxy_url + "/api/slow?delay=2"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        p.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(5):
+            while not await refused(p.proxy_url):
+                await asyncio.sleep(0.02)
+        assert not inflight.done()
+        r = await asyncio.wait_for(inflight, 10)
+        assert r.status == 200
+        r.release()
+    assert await asyncio.wait_for(p.proc.wait(), 10) == 0
+
+
+async def test_sigterm_when_idle_exits_0(demo_upstream: str, spawn_proxy: SpawnProxy) -> None:
+    p = await spawn_proxy("--upstream", demo_upstream, *LOCAL)
+    p.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(p.proc.wait(), 10) == 0
+
+
+# ---------------------------------------------------------------- configuration
+
+
+async def test_upstream_from_environment_alone(demo_upstream: str, spawn_proxy: SpawnProxy) -> None:
+    p = await spawn_proxy(
+        env={
+            "CHAOSPROXY_UPSTREAM": demo_upstream,
+            "CHAOSPROXY_LISTEN": "127.0.0.1:0",
+            "CHAOSPROXY_ADMIN": "127.0.0.1:0",
+        }
+    )
+    async with aiohttp.ClientSession() as s, s.get(p.proxy_url + "/api/items/3") as r:
+        assert (r.status, (await r.json())["id"]) == (200, 3)
+
+
+async def test_admin_urls_from_the_startup_line_answer_health(
+    demo_upstream: str, spawn_proxy: SpawnProxy
+) -> None:
+    p = await spawn_proxy("--upstream", demo_upstream, *LOCAL)
+    async with aiohttp.ClientSession() as s, s.get(p.admin_url + "/healthz") as r:
+        assert r.status == 200
+
+
+def test_help_tells_how_to_find_the_bound_ports() -> None:
+    out = run_cli("run", "--help").stdout
+    assert "proxying PROXY_URL" in out and "port 0" in out
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_upstream_that_is_not_a_url_exits_2_with_one_line() -> None:
+    r = run_cli("run", "--upstream", "notaurl", *LOCAL)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--upstream" in lines[0] and "notaurl" in lines[0]
+
+
+def test_listen_port_in_use_exits_2_with_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli(
+            "run",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--admin",
+            "127.0.0.1:0",
+        )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(port) in lines[0]
+
+
+def test_admin_port_in_use_exits_2_with_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli(
+            "run",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            f"127.0.0.1:{port}",
+        )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(port) in lines[0]
+
+
+def test_tls_cert_without_key_exits_2_with_one_line() -> None:
+    r = run_cli("run", "--upstream", "http://127.0.0.1:9", *LOCAL, "--tls-cert", "c.pem")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_tls_cert_file_exits_2_with_one_line() -> None:
+    r = run_cli(
+        "run",
+        "--upstream",
+        "http://127.0.0.1:9",
+        *LOCAL,
+        "--tls-cert",
+        "/nonexistent/c.pem",
+        "--tls-key",
+        "/nonexistent/k.pem",
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "/nonexistent/c.pem" in lines[0]
+
+
+# ---------------------------------------------------------------- logs
+
+
+async def test_json_logs_are_one_object_per_line_with_request_id_on_upstream_failure(
+    spawn_proxy: SpawnProxy,
+) -> None:
+    with socket.socket() as s0:
+        s0.bind(("127.0.0.1", 0))
+        dead = s0.getsockname()[1]
+    p = await spawn_proxy("--upstream", f"http://127.0.0.1:{dead}", *LOCAL, "--log-format", "json")
+    async with aiohttp.ClientSession() as s, s.get(p.proxy_url + "/x") as r:
+        rid = r.headers["X-Request-Id"]
+        assert r.status == 502
+    p.proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(p.proc.wait(), 10)
+    records = [json.loads(line) for line in await p.rest_of_stderr() if line.strip()]
+    failures = [rec for rec in records if "upstream" in rec["msg"] and rec["level"] == "warning"]
+    assert failures and all(rec.get("request_id") == rid for rec in failures)
+
+
+async def test_access_log_has_one_line_per_request_with_its_id(
+    demo_upstream: str, spawn_proxy: SpawnProxy
+) -> None:
+    p = await spawn_proxy("--upstream", demo_upstream, *LOCAL, "--access-log")
+    async with aiohttp.ClientSession() as s, s.get(p.proxy_url + "/api/items") as r:
+        rid = r.headers["X-Request-Id"]
+    p.proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(p.proc.wait(), 10)
+    hits = [line for line in await p.rest_of_stderr() if "/api/items" in line]
+    assert len(hits) == 1 and rid in hits[0] and " 200 " in hits[0]
