@@ -7,10 +7,12 @@ grace period, close the upstream pool, then stop the admin listener and backgrou
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 import yarl
 from aiohttp import web
@@ -19,9 +21,14 @@ from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import EventBus
+from chaosproxy.engine.events import EventBus, RequestDone
+from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
+from chaosproxy.errors import UsageError
+from chaosproxy.metrics import Metrics
+from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions, make_server
 from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
+from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy")
 
@@ -48,6 +55,13 @@ class Settings:
     grace: float = 10.0
     access_log: bool = False
     seed: int | None = None
+    admin_token: str | None = None
+    admin_insecure: bool = False
+    allow_header_faults: bool = False
+    max_header_fault_percentage: float = 100.0
+    mark_injected: bool = False
+    max_active_faults: int | None = None
+    max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -93,6 +107,7 @@ class Runtime:
             bus=self.bus,
             clock=clock,
         )
+        self._wire_control_plane()
         self.tasks = TaskGroup()
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -109,8 +124,80 @@ class Runtime:
     def admin_url(self) -> str:
         return f"http://{_connect_host(self.settings.admin_host)}:{self.admin_port}"
 
+    def _wire_control_plane(self) -> None:
+        """Per-second stats, guardrails, metrics, header faults and injected-marking."""
+        s, core = self.settings, self.core
+        self.stats = Stats()
+        self.bus.subscribe(RequestDone, self.stats.on_request)
+        self.guardrails = Guardrails(
+            bus=self.bus,
+            stats=self.stats,
+            current=self.running_scenario,
+            stop=self._stop_scenario,
+            clock=self.clock,
+            max_active_faults=s.max_active_faults,
+            max_fault_duration=s.max_fault_duration,
+        )
+        core.guardrails = self.guardrails
+        self.metrics = Metrics(
+            inflight=lambda: core.load.inflight,
+            pools=self._pools,
+            skipped=lambda: self.guardrails.skipped,
+        )
+        self.metrics.attach(self.bus)
+        # Fault headers never reach the upstream, whether or not they are honoured.
+        core.drop_request_headers = core.drop_request_headers | FAULT_HEADERS
+        if s.allow_header_faults:
+            hf = HeaderFaults(s.max_header_fault_percentage)
+            core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
+        core.mark_injected = s.mark_injected
+
+    def running_scenario(self) -> Running | None:
+        """The scenario the engine runs now and when it started, for guardrails and the API."""
+        engine: Any = self.engine
+        current = getattr(engine, "current", None)
+        if current is None:
+            return None
+        info = current() if callable(current) else current
+        if info is None:
+            return None
+        return Running(info.scenario, info.started)
+
+    def _stop_scenario(self) -> None:
+        engine: Any = self.engine
+        stop = getattr(engine, "stop_scenario", None)
+        if stop is not None:
+            stop()
+
+    def _pools(self) -> list[tuple[str, Any]]:
+        engine: Any = self.engine
+        source = getattr(engine, "faults_in_use", None)
+        if source is None:
+            return []
+        return [
+            (rule, getattr(f, "state", f))
+            for rule, f in source()
+            if getattr(f, "name", "") == "pool_exhaustion"
+        ]
+
+    async def _guardrail_ticker(self, interval: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.guardrails.check()
+
+    def check_admin_exposure(self) -> None:
+        """An admin listener off loopback without a token is an open kill switch: refuse it."""
+        s = self.settings
+        if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
+            return
+        raise UsageError(
+            f"refusing to serve the admin API on {s.admin_host} without --admin-token "
+            "(or pass --admin-insecure)"
+        )
+
     async def start(self) -> None:
         s = self.settings
+        self.check_admin_exposure()
         self._proxy_runner = web.ServerRunner(
             make_server(self.core), shutdown_timeout=s.grace, handle_signals=False
         )
@@ -125,7 +212,10 @@ class Runtime:
         await site.start()
         self.proxy_port = _bound_port(site)
         self._admin_runner = web.AppRunner(
-            make_admin_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            make_admin_app(self, s.admin_token),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
         )
         await self._admin_runner.setup()
         admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
@@ -135,6 +225,7 @@ class Runtime:
             await self._proxy_runner.cleanup()
             raise
         self.admin_port = _bound_port(admin_site)
+        self.tasks.spawn(self._guardrail_ticker(), "guardrails")
         log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
 
     async def stop(self) -> None:
@@ -171,6 +262,15 @@ def _bound_port(site: web.TCPSite) -> int:
     sockets = getattr(site._server, "sockets", None)
     assert sockets, "the site is not listening"
     return int(sockets[0].getsockname()[1])
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _connect_host(host: str) -> str:

@@ -1,12 +1,22 @@
-"""Admin application: every route in one table; every error rendered as JSON by one middleware."""
+"""Admin application: every route in one table; every error rendered as JSON by one middleware.
+
+Handlers raise `ApiError(status, message, details)`; `error_middleware` turns it (and anything
+unexpected) into `{"error": {...}}` with a request id, so no stack trace ever reaches a client.
+Mutating routes require `Authorization: Bearer <token>` when a token is configured.
+"""
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from chaosproxy.admin import control
+from chaosproxy.admin.errors import ApiError
 
 if TYPE_CHECKING:
     from chaosproxy.runtime import Runtime
@@ -14,17 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaosproxy.admin")
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", object)  # type: ignore[arg-type]
+TOKEN: web.AppKey[str] = web.AppKey("token", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-
-class ApiError(Exception):
-    """An admin API error: carries its HTTP status; rendered as JSON by the error middleware."""
-
-    def __init__(self, status: int, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
+__all__ = ["ApiError", "make_admin_app", "routes"]
 
 
 def _error_response(request: web.Request, status: int, message: str, details: Any) -> web.Response:
@@ -33,7 +37,10 @@ def _error_response(request: web.Request, status: int, message: str, details: An
     body: dict[str, Any] = {"code": status, "message": message, "requestId": rid}
     if details is not None:
         body["details"] = details
-    return web.json_response({"error": body}, status=status, headers={"X-Request-Id": rid})
+    headers = {"X-Request-Id": rid}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="chaosproxy"'
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 @web.middleware
@@ -52,6 +59,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_response(request, 500, "Internal Server Error", "see the proxy log")
 
 
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mutating routes need the bearer token (compared in constant time) when one is set."""
+    token = request.app[TOKEN]
+    if token and request.method in MUTATING:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                401,
+                "Unauthorized",
+                "this route needs 'Authorization: Bearer <token>' (the --admin-token)",
+            )
+    return await handler(request)
+
+
+# ---------------------------------------------------------------- handlers
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -66,16 +94,131 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    return web.json_response({"scenarios": control.list_scenarios(rt)})
+
+
+async def get_scenario(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    sc = control.load_scenario(rt, request.match_info["name"])
+    return web.json_response(control.describe_scenario(sc))
+
+
+async def start_scenario(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    body = await _json_body(request, optional=True)
+    opts = control.start_options(body)
+    sc = control.load_scenario(rt, request.match_info["name"])
+    control.start(rt, sc, opts)
+    return web.json_response(control.status(rt), status=201)
+
+
+async def stop_scenario(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    stopped = control.stop(rt)
+    return web.json_response({"stopped": stopped, "status": control.status(rt)})
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(control.status(request.app[RUNTIME]))
+
+
+async def add_rule(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    body = await _json_body(request, optional=False)
+    rule = control.add_rule(rt, body)
+    return web.json_response(rule, status=201)
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return web.json_response({"rules": control.list_rules(request.app[RUNTIME])})
+
+
+async def clear_rules(request: web.Request) -> web.Response:
+    n = control.clear_rules(request.app[RUNTIME])
+    return web.json_response({"deleted": n})
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    control.delete_rule(request.app[RUNTIME], request.match_info["id"])
+    return web.json_response({"deleted": 1})
+
+
+async def reset(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    control.reset(rt)
+    return web.json_response({"reset": True, "status": control.status(rt)})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from chaosproxy.admin.openapi import document
+
+    return web.json_response(document())
+
+
+async def timeseries(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    raw = request.query.get("seconds", "60")
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = -1
+    if not 1 <= seconds <= rt.stats.keep:
+        raise ApiError(
+            400,
+            "Bad Request",
+            {"field": "seconds", "problem": f"expected 1..{rt.stats.keep}, got {raw!r}"},
+        )
+    now = rt.clock.wall()
+    return web.json_response({"seconds": seconds, "series": rt.stats.series(now, seconds)})
+
+
+async def _json_body(request: web.Request, *, optional: bool) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise ApiError(400, "Bad Request", {"field": "body", "problem": "a JSON body is required"})
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(
+            400, "Bad Request", {"field": "body", "problem": f"invalid JSON: {e}"}
+        ) from None
+
+
 def routes() -> list[web.RouteDef]:
-    """The whole admin API, in one place."""
+    """The whole admin API, in one place (openapi.py documents exactly these)."""
     return [
         web.get("/healthz", healthz),
         web.get("/readyz", readyz),
+        web.get("/metrics", metrics),
+        web.get("/scenarios", list_scenarios),
+        web.post("/scenarios/stop", stop_scenario),
+        web.get("/scenarios/{name}", get_scenario),
+        web.post("/scenarios/{name}/start", start_scenario),
+        web.get("/status", status),
+        web.get("/rules", list_rules),
+        web.post("/rules", add_rule),
+        web.delete("/rules", clear_rules),
+        web.delete("/rules/{id}", delete_rule),
+        web.post("/reset", reset),
+        web.get("/openapi.json", openapi),
+        web.get("/stats/timeseries", timeseries),
     ]
 
 
-def make_admin_app(runtime: Runtime) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+def make_admin_app(runtime: Runtime, token: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[RUNTIME] = runtime
+    app[TOKEN] = token or ""
     app.add_routes(routes())
     return app

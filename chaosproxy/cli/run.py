@@ -12,6 +12,13 @@ from typing import Any
 from chaosproxy.cli.common import duration, host_port, http_url, positive_int
 
 
+def optional_duration(value: str) -> float | None:
+    """A duration, or `off`/`none`/`0` for no limit."""
+    if value.strip().lower() in ("off", "none", "0"):
+        return None
+    return duration(value)
+
+
 READY_EPILOG = """\
 Once both listeners are bound it logs one line (also with --log-format json, as "msg"):
   proxying PROXY_URL -> UPSTREAM (admin ADMIN_URL)
@@ -92,6 +99,50 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--access-log", action="store_true", help="log one line per request")
     p.add_argument("--seed", type=int, help="seed for fault decisions")
+    add_control_arguments(p)
+
+
+def add_control_arguments(p: argparse.ArgumentParser) -> None:
+    """Admin auth, header faults, injected-marking and guardrail flags."""
+    p.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="mutating admin routes require 'Authorization: Bearer TOKEN'",
+    )
+    p.add_argument(
+        "--admin-insecure",
+        action="store_true",
+        help="allow a non-loopback --admin address without --admin-token",
+    )
+    p.add_argument(
+        "--allow-header-faults",
+        action="store_true",
+        help="honour x-envoy-fault-* and x-chaos-fault request headers",
+    )
+    p.add_argument(
+        "--max-header-fault-percentage",
+        type=float,
+        default=100.0,
+        metavar="PCT",
+        help="cap on the percentage a fault header may ask for (default 100)",
+    )
+    p.add_argument(
+        "--mark-injected",
+        action="store_true",
+        help="add X-Chaos-Injected to responses that carried a fault",
+    )
+    p.add_argument(
+        "--max-active-faults",
+        type=positive_int,
+        metavar="N",
+        help="at most N requests faulted at once; others pass untouched (counted)",
+    )
+    p.add_argument(
+        "--max-fault-duration",
+        type=optional_duration,
+        default="30m",
+        help="a scenario or ad-hoc rule injects at most this long ('off': no limit)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -123,6 +174,13 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         grace=args.grace,
         access_log=args.access_log,
         seed=args.seed,
+        admin_token=args.admin_token or None,
+        admin_insecure=args.admin_insecure,
+        allow_header_faults=args.allow_header_faults,
+        max_header_fault_percentage=args.max_header_fault_percentage,
+        mark_injected=args.mark_injected,
+        max_active_faults=args.max_active_faults,
+        max_fault_duration=args.max_fault_duration,
     )
 
 
@@ -135,6 +193,7 @@ def install_uvloop() -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from chaosproxy.errors import UsageError
     from chaosproxy.logs import setup_logging
     from chaosproxy.runtime import Runtime
 
@@ -155,6 +214,9 @@ def run_command(args: argparse.Namespace) -> int:
             return 2
         except OSError as e:
             print(f"chaosproxy run: error: cannot listen: {e.strerror or e}", file=sys.stderr)
+            return 2
+        except UsageError as e:
+            print(f"chaosproxy run: error: {e}", file=sys.stderr)
             return 2
         return 0
 

@@ -62,6 +62,7 @@ class ProxyExchange:
         "decision",
         "headers",
         "injected",
+        "mark",
         "method",
         "path",
         "query_string",
@@ -94,6 +95,7 @@ class ProxyExchange:
         self.upstream_duration: float | None = None
         self.upstream_error: str | None = None
         self.injected = False
+        self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
         self.retry_after: float | None = None
         self._finished = False
         self._status: int | None = None
@@ -190,6 +192,8 @@ class ProxyExchange:
                 self.retry_after = _retry_after(value)
             resp.headers.add(name, value)
         resp.headers["X-Request-Id"] = self.request_id
+        if self.mark is not None:
+            resp.headers["X-Chaos-Injected"] = self.mark
         self._finished = True
         self._status = status
         self.response = resp
@@ -289,6 +293,8 @@ class ProxyExchange:
             h.add(name, value)
         if "X-Request-Id" not in h:
             h["X-Request-Id"] = self.request_id
+        if self.mark is not None:
+            h["X-Chaos-Injected"] = self.mark
         ra = h.get("Retry-After")
         if ra is not None:
             self.retry_after = _retry_after(ra)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
-from chaosproxy.engine.core import Engine
+from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.events import EventBus, RequestDone
+from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Fault
@@ -75,6 +76,10 @@ class ProxyCore:
         # Hook for per-request faults chosen by the request itself (header faults): it returns
         # the faults to apply, or None. Installed by the runtime only when enabled.
         self.request_faults: Callable[[ProxyExchange], tuple[Fault, ...] | None] | None = None
+        # Caps concurrent faulted requests (max_active_faults); installed by the runtime.
+        self.guardrails: Guardrails | None = None
+        # Add `X-Chaos-Injected` to responses that carried a fault (--mark-injected).
+        self.mark_injected = False
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request.headers.get("X-Request-Id") or self.ids.next()
@@ -92,7 +97,7 @@ class ProxyCore:
                     faults = decision.faults
             if self.request_faults is not None and faults is None:
                 faults = self.request_faults(ex)
-            if faults:
+            if faults and self._admit(ex, faults):
                 await _run_chain(faults, ex)
             else:
                 await ex.proceed_upstream()
@@ -112,6 +117,17 @@ class ProxyCore:
                 ex.run_finish_callbacks()
             self._done(ex)
         return ex.response or web.Response(status=ex.response_status or 502)
+
+    def _admit(self, ex: ProxyExchange, faults: tuple[Fault, ...]) -> bool:
+        """Guardrail slot (released when the exchange ends) and the injected-mark header."""
+        guard = self.guardrails
+        if guard is not None:
+            if not guard.admit():
+                return False
+            ex.on_finish(guard.release)
+        if self.mark_injected:
+            ex.mark = injected_mark(ex.decision, faults)
+        return True
 
     async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
         ex.upstream_error = e.reason
@@ -173,6 +189,15 @@ class ProxyCore:
                 retry_after=ex.retry_after,
             )
         )
+
+
+def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
+    """`X-Chaos-Injected` value: the faults, then where they came from."""
+    names = "+".join(f.name for f in faults)
+    if decision is None:
+        return f"{names}; source=header"
+    d = decision
+    return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
 
 
 async def _run_chain(faults: tuple[Fault, ...], ex: ProxyExchange) -> None:

@@ -1,0 +1,295 @@
+"""What the admin routes do, kept apart from HTTP: load scenarios, start/stop, ad-hoc rules, reset.
+
+Every failure is an `ApiError` with the status a client should see: 404 unknown scenario or rule,
+400 invalid body naming the field, 409 a scenario already runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chaosproxy.admin.errors import ApiError
+from chaosproxy.config.model import Scenario
+from chaosproxy.config.units import parse_duration
+from chaosproxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chaosproxy.runtime import Runtime
+
+log = logging.getLogger("chaosproxy.admin")
+
+START_KEYS = ("seed", "repeat", "replace")
+
+
+def _engine(rt: Runtime) -> Any:
+    """The engine, typed loosely: scenario control lands in the engine alongside this module."""
+    return rt.engine
+
+
+def _bad(field: str, problem: str) -> ApiError:
+    return ApiError(400, "Bad Request", {"field": field, "problem": problem})
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def scenario_dir(rt: Runtime) -> Path:
+    configured = getattr(rt.settings, "scenario_dir", None)
+    if configured:
+        return Path(configured)
+    from chaosproxy.config.loader import bundled_scenario_dir
+
+    return bundled_scenario_dir()
+
+
+def list_scenarios(rt: Runtime) -> list[dict[str, Any]]:
+    from chaosproxy.config.loader import list_scenarios as _list
+
+    try:
+        found = _list(scenario_dir(rt))
+    except ConfigError as e:
+        raise ApiError(500, "Scenario directory unreadable", [str(p) for p in e.problems]) from None
+    return [describe_scenario(sc, brief=True) for sc in found]
+
+
+def load_scenario(rt: Runtime, name: str) -> Scenario:
+    """A scenario by name from the scenario directory: 404 unknown, 422 when it is invalid."""
+    from chaosproxy.config.loader import load_scenario_file
+
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ApiError(404, "Not Found", f"no scenario named {name!r}")
+    base = scenario_dir(rt)
+    path = next(
+        (p for p in (base / f"{name}.yaml", base / f"{name}.yml") if p.is_file()),
+        None,
+    )
+    if path is None:
+        known = sorted(p.stem for p in base.glob("*.y*ml")) if base.is_dir() else []
+        raise ApiError(
+            404, "Not Found", {"problem": f"no scenario named {name!r}", "available": known}
+        )
+    try:
+        return load_scenario_file(path)
+    except ConfigError as e:
+        raise ApiError(422, "Invalid scenario file", [str(p) for p in e.problems]) from None
+
+
+def describe_scenario(sc: Scenario, brief: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": sc.name,
+        "description": sc.description,
+        "cycle_duration": sc.cycle_duration,
+        "total_duration": sc.total_duration,
+        "repeat": sc.repeat,
+    }
+    if brief:
+        out["phases"] = [p.name for p in sc.phases]
+        return out
+    start = 0.0
+    phases = []
+    for p in sc.phases:
+        phases.append(
+            {
+                "name": p.name,
+                "duration": p.duration,
+                "start": start,
+                "end": start + p.duration,
+                "rules": [r.id for r in p.rules],
+            }
+        )
+        start += p.duration
+    out["phases"] = phases
+    out["rules"] = [r.id for r in sc.rules]
+    out["seed"] = sc.seed
+    out["max_duration"] = sc.max_duration
+    out["max_active_faults"] = sc.max_active_faults
+    if sc.abort_if is not None:
+        a = sc.abort_if
+        out["abort_if"] = {
+            "error_rate_above": a.error_rate_above,
+            "p99_above": a.p99_above,
+            "window": a.window,
+        }
+    out["source"] = sc.source
+    return out
+
+
+def start_options(body: Any) -> dict[str, Any]:
+    """Validate the optional start body `{"seed": 7, "repeat": 2, "replace": true}`."""
+    if not isinstance(body, dict):
+        raise _bad("body", "expected a JSON object")
+    for key in body:
+        if key not in START_KEYS:
+            raise _bad(str(key), f"unknown field; known fields: {', '.join(START_KEYS)}")
+    opts: dict[str, Any] = {}
+    seed = body.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise _bad("seed", f"expected an integer, got {seed!r}")
+        opts["seed"] = seed
+    if "repeat" in body:
+        rep = body["repeat"]
+        if rep == "forever" or rep is None:
+            opts["repeat"] = None
+        elif isinstance(rep, bool) or not isinstance(rep, int) or rep < 1:
+            raise _bad("repeat", f'expected an integer ≥ 1 or "forever", got {rep!r}')
+        else:
+            opts["repeat"] = rep
+    replace = body.get("replace", False)
+    if not isinstance(replace, bool):
+        raise _bad("replace", f"expected true or false, got {replace!r}")
+    opts["replace"] = replace
+    return opts
+
+
+def running_name(rt: Runtime) -> str | None:
+    running = rt.running_scenario()
+    return running.scenario.name if running is not None else None
+
+
+def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
+    current = running_name(rt)
+    if current is not None and not opts.get("replace"):
+        raise ApiError(
+            409,
+            "Conflict",
+            f'scenario {current!r} is running; stop it first or send {{"replace": true}}',
+        )
+    kwargs: dict[str, Any] = {"seed": opts.get("seed"), "replace": bool(opts.get("replace"))}
+    if "repeat" in opts:
+        kwargs["repeat"] = opts["repeat"]
+    try:
+        _engine(rt).start_scenario(sc, **kwargs)
+    except ConfigError as e:
+        raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
+    rt.guardrails.check()
+
+
+def stop(rt: Runtime) -> str | None:
+    name = running_name(rt)
+    if name is not None:
+        _engine(rt).stop_scenario()
+    return name
+
+
+def status(rt: Runtime) -> dict[str, Any]:
+    out: dict[str, Any] = dict(rt.engine.status()) if hasattr(rt.engine, "status") else {}
+    out["guardrails"] = rt.guardrails.status()
+    out["adhoc_rules"] = list_rules(rt)
+    return out
+
+
+# ---------------------------------------------------------------- ad-hoc rules
+
+
+def add_rule(rt: Runtime, body: Any) -> dict[str, Any]:
+    """Parse one rule in the scenario-rule schema (plus `ttl`) and activate it."""
+    if not isinstance(body, dict):
+        raise _bad("body", "expected a JSON object: one rule, as in a scenario's rules list")
+    body = dict(body)
+    ttl: float | None = None
+    if "ttl" in body:
+        try:
+            ttl = parse_duration(body.pop("ttl"))
+        except ValueError as e:
+            raise _bad("ttl", str(e)) from None
+        if ttl <= 0:
+            raise _bad("ttl", "must be > 0")
+    spec = _parse_rule(body)
+    from chaosproxy.faults import build
+    from chaosproxy.matching import compile_match
+
+    if spec.when is not None:
+        raise _bad("when", "load conditions are not supported on ad-hoc rules")
+    if spec.counting is not None:
+        raise _bad("first", "first/every/after are not supported on ad-hoc rules")
+    if not isinstance(spec.probability, float | int):
+        raise _bad("probability", "a ramp needs a phase; give a number for ad-hoc rules")
+    if len(spec.outcomes) != 1:
+        raise _bad("outcomes", "ad-hoc rules take one `fault:` mapping")
+    try:
+        faults = [build(f.name, f.params, _rel(f.path)) for f in spec.outcomes[0].faults]
+        match = compile_match(spec.match, "match")
+    except ConfigError as e:
+        raise ApiError(400, "Bad Request", _problems(e)) from None
+    effective = rt.guardrails.rule_ttl(ttl)
+    rule = rt.engine.add_rule(faults, match, float(spec.probability), effective)
+    return _describe_rule(rt, rule, body)
+
+
+def _parse_rule(body: dict[str, Any]) -> Any:
+    from chaosproxy.config.loader import load_scenario_text
+
+    doc = {"name": "adhoc", "phases": [{"name": "adhoc", "duration": 1, "rules": [body]}]}
+    try:
+        sc = load_scenario_text(json.dumps(doc), "<request body>")
+    except ConfigError as e:
+        raise ApiError(400, "Bad Request", _problems(e)) from None
+    return sc.phases[0].rules[0]
+
+
+def _rel(path: str) -> str:
+    prefix = "phases[0].rules[0]"
+    return "rule" + path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _problems(e: ConfigError) -> list[dict[str, str]]:
+    return [{"field": _rel(p.path), "problem": p.message} for p in e.problems]
+
+
+def _describe_rule(rt: Runtime, rule: Any, spec: Any = None) -> dict[str, Any]:
+    now = rt.clock.monotonic()
+    expires = getattr(rule, "expires_at", None)
+    out: dict[str, Any] = {
+        "id": rule.id,
+        "faults": [f.describe() for f in rule.faults],
+        "probability": rule.probability,
+        "ttl_remaining": None if expires is None else max(0.0, round(expires - now, 3)),
+    }
+    if spec is not None:
+        out["rule"] = spec
+    elif getattr(rule, "source", None) is not None:
+        out["rule"] = rule.source
+    return out
+
+
+def _adhoc(rt: Runtime) -> list[Any]:
+    engine = _engine(rt)
+    source = getattr(engine, "adhoc_rules", None)
+    rules = list(source()) if source is not None else list(getattr(engine, "_adhoc", ()))
+    now = rt.clock.monotonic()
+    return [r for r in rules if r.expires_at is None or r.expires_at > now]
+
+
+def list_rules(rt: Runtime) -> list[dict[str, Any]]:
+    return [_describe_rule(rt, r) for r in _adhoc(rt)]
+
+
+def delete_rule(rt: Runtime, rule_id: str) -> None:
+    engine = _engine(rt)
+    remove = getattr(engine, "remove_rule", None)
+    if remove is not None:
+        removed = bool(remove(rule_id))
+    else:
+        before = list(engine._adhoc)
+        engine._adhoc[:] = [r for r in before if r.id != rule_id]
+        removed = len(engine._adhoc) < len(before)
+    if not removed:
+        raise ApiError(404, "Not Found", f"no ad-hoc rule with id {rule_id!r}")
+
+
+def clear_rules(rt: Runtime) -> int:
+    n = len(_adhoc(rt))
+    rt.engine.clear_rules()
+    return n
+
+
+def reset(rt: Runtime) -> None:
+    """Stop everything, clear ad-hoc rules, guardrail history and per-second stats."""
+    stop(rt)
+    rt.engine.clear_rules()
+    rt.guardrails.clear()
+    rt.stats.clear()

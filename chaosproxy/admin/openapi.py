@@ -1,0 +1,155 @@
+"""The admin API as an OpenAPI 3 document; a test keeps it equal to the route table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosproxy import __version__
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _op(summary: str, *, mutating: bool = False, **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": _JSON_OK, "default": _ERROR}}
+    if mutating:
+        op["security"] = _AUTH
+        op["responses"]["401"] = _ERROR
+    op.update(extra)
+    return op
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/healthz": {"get": _op("Liveness: the admin listener answers")},
+    "/readyz": {"get": _op("Readiness: the upstream is reachable (503 otherwise)")},
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus exposition",
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/scenarios": {"get": _op("Scenarios in the scenario directory, with phases and durations")},
+    "/scenarios/stop": {"post": _op("Stop whatever scenario runs", mutating=True)},
+    "/scenarios/{name}": {
+        "get": _op("One scenario: phases with offsets, rules, guardrails", parameters=[_NAME])
+    },
+    "/scenarios/{name}/start": {
+        "post": _op(
+            "Start a scenario now (409 if one runs unless replace)",
+            mutating=True,
+            parameters=[_NAME],
+            requestBody={
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "seed": {"type": "integer"},
+                                "repeat": {
+                                    "oneOf": [
+                                        {"type": "integer", "minimum": 1},
+                                        {"const": "forever"},
+                                    ]
+                                },
+                                "replace": {"type": "boolean"},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+    },
+    "/status": {
+        "get": _op("Active scenario, phase, elapsed/remaining, per-rule counts, guardrails")
+    },
+    "/rules": {
+        "get": _op("Active ad-hoc rules"),
+        "post": _op(
+            "Add an ad-hoc rule (same schema as a scenario rule, plus optional ttl)",
+            mutating=True,
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "match": {"type": "object"},
+                                "probability": {"type": "number"},
+                                "fault": {"type": "object"},
+                                "ttl": {"type": ["string", "number"]},
+                            },
+                        }
+                    }
+                },
+            },
+        ),
+        "delete": _op("Delete every ad-hoc rule", mutating=True),
+    },
+    "/rules/{id}": {"delete": _op("Delete one ad-hoc rule", mutating=True, parameters=[_ID])},
+    "/reset": {
+        "post": _op(
+            "Stop the scenario, clear ad-hoc rules, guardrail history and stats", mutating=True
+        )
+    },
+    "/openapi.json": {"get": _op("This document")},
+    "/stats/timeseries": {
+        "get": _op(
+            "Per-second requests, errors, error rate, injected count, p50/p95/p99",
+            parameters=[
+                {
+                    "name": "seconds",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 900, "default": 60},
+                }
+            ],
+        )
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "chaosproxy admin API", "version": __version__},
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "An error, with the request id",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["error"],
+                                "properties": {
+                                    "error": {
+                                        "type": "object",
+                                        "required": ["code", "message", "requestId"],
+                                        "properties": {
+                                            "code": {"type": "integer"},
+                                            "message": {"type": "string"},
+                                            "requestId": {"type": "string"},
+                                            "details": {},
+                                        },
+                                    }
+                                },
+                            }
+                        }
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,203 @@
+"""Prometheus metrics fed by engine events, in a registry private to one Runtime.
+
+A private `CollectorRegistry` lets several proxies live in one process (tests). Label values are
+bounded: methods are normalised to a known set, codes are status numbers ("0" for a connection
+reset or closed without a status), never paths or request ids. Gauges that describe current state
+(in-flight requests, pool slots) are read at scrape time, so requests pay nothing for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
+
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+UPSTREAM_REASONS = frozenset({"refused", "timeout", "reset", "protocol"})
+# Seconds; covers sub-millisecond pass-through up to the longest injected hangs.
+DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+# A pool source yields (rule id, object with `in_use`, `waiting`) for every pool_exhaustion fault.
+PoolSource = Callable[[], Iterable[tuple[str, Any]]]
+
+
+def normalise_method(method: str) -> str:
+    return method if method in METHODS else "OTHER"
+
+
+class _LiveGauges(Collector):
+    """Gauges computed at scrape time from live state, not updated per request."""
+
+    def __init__(
+        self, inflight: Callable[[], int], pools: PoolSource | None, skipped: Callable[[], int]
+    ) -> None:
+        self._inflight = inflight
+        self._pools = pools
+        self._skipped = skipped
+
+    def collect(self) -> Iterator[Metric]:
+        g = GaugeMetricFamily(
+            "chaosproxy_inflight_requests", "Client requests being handled right now."
+        )
+        g.add_metric([], float(self._inflight()))
+        yield g
+        in_use = GaugeMetricFamily(
+            "chaosproxy_pool_in_use",
+            "Slots held in a pool_exhaustion fault's simulated pool.",
+            labels=["rule"],
+        )
+        waiting = GaugeMetricFamily(
+            "chaosproxy_pool_waiting",
+            "Requests queued for a slot of a pool_exhaustion fault's simulated pool.",
+            labels=["rule"],
+        )
+        for rule, state in self._pools() if self._pools else ():
+            in_use.add_metric([rule], float(getattr(state, "in_use", 0)))
+            waiting.add_metric([rule], float(getattr(state, "waiting", 0)))
+        yield in_use
+        yield waiting
+        skipped = CounterMetricFamily(
+            "chaosproxy_faults_skipped",
+            "Requests a rule chose to fault but max_active_faults let through untouched.",
+        )
+        skipped.add_metric([], float(self._skipped()))
+        yield skipped
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class Metrics:
+    """Owns the registry and the collectors; `attach(bus)` subscribes to the engine's events."""
+
+    def __init__(
+        self,
+        inflight: Callable[[], int] = lambda: 0,
+        pools: PoolSource | None = None,
+        skipped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "chaosproxy_requests", "Client requests answered.", ["method", "code"], registry=r
+        )
+        self.request_duration = Histogram(
+            "chaosproxy_request_duration_seconds",
+            "Request duration as the client saw it, injected delay included.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "chaosproxy_upstream_duration_seconds",
+            "Time until the upstream's response headers arrived.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "chaosproxy_upstream_errors",
+            "Upstream failures by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.faults_injected = Counter(
+            "chaosproxy_faults_injected",
+            "Faults that acted on a request.",
+            ["scenario", "phase", "rule", "fault"],
+            registry=r,
+        )
+        self.scenario_active = Gauge(
+            "chaosproxy_scenario_active",
+            "1 while the scenario runs in this phase, else 0.",
+            ["scenario", "phase"],
+            registry=r,
+        )
+        self.reload_errors = Counter(
+            "chaosproxy_config_reload_errors",
+            "Scenario reloads rejected as invalid (the previous version kept running).",
+            registry=r,
+        )
+        self.guardrail_trips = Counter(
+            "chaosproxy_guardrail_trips",
+            "Times a guardrail stopped injection.",
+            ["guardrail"],
+            registry=r,
+        )
+        for reason in UPSTREAM_REASONS:
+            self.upstream_errors.labels(reason)
+        self.reload_errors.inc(0)
+        r.register(_LiveGauges(inflight, pools, skipped))
+        # Resolved label children, so the per-request path skips label validation.
+        self._req_children: dict[tuple[str, int], Any] = {}
+        self._active: tuple[str, str] | None = None
+        self._observe_request = self.request_duration.observe
+        self._observe_upstream = self.upstream_duration.observe
+
+    def attach(self, bus: EventBus) -> None:
+        bus.subscribe(RequestDone, self.on_request)
+        bus.subscribe(FaultInjected, self.on_fault)
+        bus.subscribe(StateChanged, self.on_state)
+
+    # ------------------------------------------------------------ listeners
+
+    def on_request(self, ev: RequestDone) -> None:
+        key = (ev.method, ev.status)
+        child = self._req_children.get(key)
+        if child is None:
+            child = self.requests.labels(normalise_method(ev.method), str(ev.status))
+            if len(self._req_children) < 1000:
+                self._req_children[key] = child
+        child.inc()
+        self._observe_request(ev.duration)
+        if ev.upstream_duration is not None:
+            self._observe_upstream(ev.upstream_duration)
+        if ev.upstream_error is not None:
+            reason = ev.upstream_error if ev.upstream_error in UPSTREAM_REASONS else "protocol"
+            self.upstream_errors.labels(reason).inc()
+
+    def on_fault(self, ev: FaultInjected) -> None:
+        self.faults_injected.labels(ev.scenario, ev.phase, ev.rule, ev.fault).inc()
+
+    def on_state(self, ev: StateChanged) -> None:
+        kind = ev.kind
+        if kind in ("scenario_started", "phase_changed"):
+            self._set_active((ev.scenario, ev.phase))
+        elif kind in ("scenario_stopped", "scenario_finished", "scenario_aborted", "reset"):
+            self._set_active(None)
+        elif kind == "reload_failed":
+            self.reload_errors.inc()
+        elif kind == "guardrail_tripped":
+            self.guardrail_trips.labels(str(ev.details.get("guardrail", "unknown"))).inc()
+
+    def _set_active(self, active: tuple[str, str] | None) -> None:
+        if self._active is not None and self._active != active:
+            self.scenario_active.labels(*self._active).set(0)
+        if active is not None:
+            self.scenario_active.labels(*active).set(1)
+        self._active = active
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,77 @@
+"""Per-second stats: counts, error rate and latency quantiles per second, bounded memory."""
+
+from __future__ import annotations
+
+from chaosproxy.engine.events import RequestDone
+from chaosproxy.stats import BOUNDS, Stats
+
+
+def done(t: float, status: int = 200, duration: float = 0.01, injected: bool = False) -> RequestDone:
+    return RequestDone(
+        t=t,
+        method="GET",
+        status=status,
+        duration=duration,
+        upstream_duration=None,
+        upstream_error=None,
+        injected=injected,
+    )
+
+
+def test_each_second_counts_requests_errors_and_injected() -> None:
+    s = Stats()
+    s.on_request(done(100.1))
+    s.on_request(done(100.5, status=503, injected=True))
+    s.on_request(done(100.9, status=0))
+    s.on_request(done(101.2, status=404))
+    rows = s.series(now=102.0, seconds=2)
+    assert [r["t"] for r in rows] == [100, 101]
+    assert rows[0]["requests"] == 3 and rows[0]["errors"] == 2 and rows[0]["injected"] == 1
+    assert rows[1]["requests"] == 1 and rows[1]["errors"] == 0
+
+
+def test_current_incomplete_second_is_not_reported() -> None:
+    s = Stats()
+    s.on_request(done(100.2))
+    assert s.series(now=100.5, seconds=1)[0]["requests"] == 0
+
+
+def test_quiet_seconds_are_rows_of_zeros() -> None:
+    s = Stats()
+    rows = s.series(now=50.0, seconds=3)
+    assert [r["requests"] for r in rows] == [0, 0, 0]
+    assert rows[0]["p99"] is None
+
+
+def test_quantiles_are_the_upper_bound_of_the_bucket_that_holds_them() -> None:
+    s = Stats()
+    for _ in range(98):
+        s.on_request(done(10.0, duration=0.010))
+    s.on_request(done(10.0, duration=0.200))
+    s.on_request(done(10.0, duration=0.200))
+    row = s.series(now=11.0, seconds=1)[0]
+    assert 0.010 <= row["p50"] < 0.010 * 1.26
+    assert 0.200 <= row["p99"] < 0.200 * 1.26
+
+
+def test_latency_beyond_the_largest_bucket_reports_the_largest_bound() -> None:
+    s = Stats()
+    s.on_request(done(10.0, duration=1000.0))
+    assert s.series(now=11.0, seconds=1)[0]["p99"] == BOUNDS[-1]
+
+
+def test_ring_forgets_seconds_older_than_it_keeps() -> None:
+    s = Stats(keep=10)
+    s.on_request(done(100.0))
+    s.on_request(done(110.0))  # same slot, ten seconds later
+    assert s.window(now=111.0, seconds=10).requests == 1
+
+
+def test_window_aggregates_error_rate_and_p99() -> None:
+    s = Stats()
+    for t in (100.0, 101.0, 102.0):
+        s.on_request(done(t, status=500, duration=1.0))
+        s.on_request(done(t))
+    w = s.window(now=103.0, seconds=3)
+    assert w.requests == 6 and w.errors == 3 and w.error_rate == 0.5
+    assert w.p99 is not None and w.p99 >= 1.0
