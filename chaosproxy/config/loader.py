@@ -145,7 +145,7 @@ def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Pat
         candidate = directory / f"{name_or_file}{ext}"
         if candidate.is_file():
             return candidate
-    names = sorted({p.stem for p in _scenario_files(directory)})
+    names = sorted({p.stem for p in scenario_files(directory)})
     hint = _suggest(name_or_file, names)
     available = ", ".join(names) if names else "none"
     raise ConfigError(
@@ -156,10 +156,10 @@ def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Pat
 def list_scenarios(directory: Path | None = None) -> list[Scenario]:
     """Every scenario file of a directory, loaded (a broken file raises its ConfigError)."""
     directory = directory if directory is not None else bundled_scenario_dir()
-    return [load_scenario_file(p) for p in _scenario_files(directory)]
+    return [load_scenario_file(p) for p in scenario_files(directory)]
 
 
-def _scenario_files(directory: Path) -> list[Path]:
+def scenario_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
