@@ -55,6 +55,7 @@ class Settings:
     grace: float = 10.0
     access_log: bool = False
     seed: int | None = None
+    scenario_dir: str | None = None  # where the admin API finds scenarios by name
     admin_token: str | None = None
     admin_insecure: bool = False
     allow_header_faults: bool = False

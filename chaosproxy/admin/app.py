@@ -103,7 +103,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def list_scenarios(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response({"scenarios": control.list_scenarios(rt)})
+    return web.json_response(control.list_scenarios(rt))
 
 
 async def get_scenario(request: web.Request) -> web.Response:

@@ -45,14 +45,18 @@ def scenario_dir(rt: Runtime) -> Path:
     return bundled_scenario_dir()
 
 
-def list_scenarios(rt: Runtime) -> list[dict[str, Any]]:
-    from chaosproxy.config.loader import list_scenarios as _list
+def list_scenarios(rt: Runtime) -> dict[str, Any]:
+    """Valid scenarios, described; broken files listed apart with their located problems."""
+    from chaosproxy.config.loader import load_scenario_file, scenario_files
 
-    try:
-        found = _list(scenario_dir(rt))
-    except ConfigError as e:
-        raise ApiError(500, "Scenario directory unreadable", [str(p) for p in e.problems]) from None
-    return [describe_scenario(sc, brief=True) for sc in found]
+    found: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    for path in scenario_files(scenario_dir(rt)):
+        try:
+            found.append(describe_scenario(load_scenario_file(path), brief=True))
+        except ConfigError as e:
+            invalid.append({"file": str(path), "problems": [str(p) for p in e.problems]})
+    return {"scenarios": found, "invalid": invalid}
 
 
 def load_scenario(rt: Runtime, name: str) -> Scenario:

@@ -1,9 +1,185 @@
-"""`chaosproxy ctl` (not yet available)."""
+"""`chaosproxy ctl`: admin operations fanned out to several sidecars; `chaosproxy health`.
+
+Every `--admin URL` is called concurrently; each sidecar's result is printed on its own line and
+the exit code is 1 when any failed, naming every one that did.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
 from typing import Any
+
+DEFAULT_ADMIN = "http://127.0.0.1:8081"
 
 
 def register(sub: Any) -> None:
-    """Registers nothing yet."""
+    from chaosproxy.cli import env_defaults
+
+    ctl: argparse.ArgumentParser = sub.add_parser(
+        "ctl",
+        help="control running proxies through their admin API",
+        description="Run one admin operation on every --admin URL at once.",
+    )
+    ctl.add_argument(
+        "--admin",
+        action="append",
+        metavar="URL",
+        help=f"admin API base URL; repeat for several sidecars (default {DEFAULT_ADMIN})",
+    )
+    ctl.add_argument("--token", help="bearer token for mutating routes")
+    ctl.add_argument("--timeout", type=float, default=10.0, help="seconds per sidecar")
+    env_defaults(ctl)
+    ops = ctl.add_subparsers(dest="op", metavar="OPERATION", required=True)
+    start = ops.add_parser("start", help="start a scenario")
+    start.add_argument("name")
+    start.add_argument("--seed", type=int)
+    start.add_argument("--repeat", type=int)
+    start.add_argument("--replace", action="store_true", help="replace a running scenario")
+    ops.add_parser("stop", help="stop the running scenario")
+    ops.add_parser("status", help="show status")
+    ops.add_parser("reset", help="stop everything and clear ad-hoc rules")
+    rules = ops.add_parser("rules", help="ad-hoc rules")
+    rops = rules.add_subparsers(dest="rules_op", metavar="list|add|delete|clear", required=True)
+    rops.add_parser("list")
+    add = rops.add_parser("add", help="add the rule in FILE (YAML or JSON, one rule)")
+    add.add_argument("file")
+    delete = rops.add_parser("delete")
+    delete.add_argument("id")
+    rops.add_parser("clear")
+    ctl.set_defaults(func=ctl_command)
+
+    health = sub.add_parser("health", help="exit 0 when the admin API's /healthz answers ok")
+    health.add_argument("--admin", default=DEFAULT_ADMIN, metavar="URL")
+    health.add_argument("--timeout", type=float, default=3.0)
+    env_defaults(health)
+    health.set_defaults(func=health_command)
+
+
+@dataclass
+class Result:
+    admin: str
+    ok: bool
+    status: int
+    body: Any
+
+
+def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
+    """(method, path, json body or None) for the chosen operation."""
+    op = args.op
+    if op == "start":
+        body: dict[str, Any] = {}
+        if args.seed is not None:
+            body["seed"] = args.seed
+        if args.repeat is not None:
+            body["repeat"] = args.repeat
+        if args.replace:
+            body["replace"] = True
+        return "POST", f"/scenarios/{args.name}/start", body
+    if op == "stop":
+        return "POST", "/scenarios/stop", None
+    if op == "status":
+        return "GET", "/status", None
+    if op == "reset":
+        return "POST", "/reset", None
+    r = args.rules_op
+    if r == "list":
+        return "GET", "/rules", None
+    if r == "clear":
+        return "DELETE", "/rules", None
+    if r == "delete":
+        return "DELETE", f"/rules/{args.id}", None
+    return "POST", "/rules", _read_rule(args.file)
+
+
+def _read_rule(path: str) -> Any:
+    import yaml
+
+    from chaosproxy.errors import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: not YAML/JSON: {e}") from None
+
+
+async def call_all(
+    admins: list[str], method: str, path: str, body: Any, token: str | None, timeout: float
+) -> list[Result]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def one(session: aiohttp.ClientSession, admin: str) -> Result:
+        url = admin_url(admin) + path
+        try:
+            async with session.request(method, url, json=body, headers=headers) as r:
+                raw = await r.read()
+                try:
+                    data: Any = json.loads(raw)
+                except ValueError:
+                    data = raw.decode("utf-8", "replace")
+                return Result(admin, r.status < 400, r.status, data)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            return Result(admin, False, 0, f"unreachable: {e.__class__.__name__}: {e}")
+
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+        return list(await asyncio.gather(*(one(session, a) for a in admins)))
+
+
+def admin_url(admin: str) -> str:
+    """Accept a URL or the HOST:PORT form `run --admin` takes (so CHAOSPROXY_ADMIN serves both)."""
+    admin = admin.strip().rstrip("/")
+    if "://" not in admin:
+        admin = "http://" + admin
+    return admin.replace("://0.0.0.0:", "://127.0.0.1:")
+
+
+def _summary(res: Result) -> str:
+    body = res.body
+    if not res.ok:
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            err = body["error"]
+            detail = err.get("details")
+            tail = f": {json.dumps(detail)}" if detail is not None else ""
+            return f"HTTP {res.status} {err.get('message', '')}{tail}"
+        return body if res.status == 0 else f"HTTP {res.status} {body}"
+    return json.dumps(body, sort_keys=True)
+
+
+def ctl_command(args: argparse.Namespace) -> int:
+    from chaosproxy.errors import UsageError
+
+    admins = args.admin or [DEFAULT_ADMIN]
+    try:
+        method, path, body = request_for(args)
+    except UsageError as e:
+        print(f"chaosproxy ctl: error: {e}", file=sys.stderr)
+        return 2
+    results = asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
+    for res in results:
+        mark = "ok" if res.ok else "FAILED"
+        print(f"{res.admin}: {mark}: {_summary(res)}")
+    failed = [r.admin for r in results if not r.ok]
+    if failed:
+        print(f"chaosproxy ctl: failed on {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def health_command(args: argparse.Namespace) -> int:
+    results = asyncio.run(call_all([args.admin], "GET", "/healthz", None, None, args.timeout))
+    res = results[0]
+    healthy = res.ok and isinstance(res.body, dict) and res.body.get("status") == "ok"
+    if not healthy:
+        print(f"unhealthy: {args.admin}: {_summary(res)}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
