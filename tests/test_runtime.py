@@ -17,7 +17,7 @@ async def accepts(url: str) -> bool:
     host, port = url.split("//")[1].rsplit(":", 1)
     try:
         _, writer = await asyncio.open_connection(host, int(port))
-    except ConnectionRefusedError:
+    except ConnectionError:  # refused, or reset by a listener closing mid-handshake
         return False
     writer.close()
     return True

@@ -109,7 +109,7 @@ async def refused(url: str) -> bool:
     host, port = url.split("//")[1].rsplit(":", 1)
     try:
         _, w = await asyncio.open_connection(host, int(port))
-    except ConnectionRefusedError:
+    except ConnectionError:  # refused, or reset by a listener closing mid-handshake
         return True
     w.close()
     return False
