@@ -1,0 +1,110 @@
+"""`chaosproxy ctl` fans out to several real proxies; `chaosproxy health`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+
+from chaosproxy.runtime import Runtime
+from tests.conftest import StartProxy
+
+
+def free_port_url() -> str:
+    """A loopback URL nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def chaosproxy(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chaosproxy",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def two(demo_upstream: str, start_proxy: StartProxy) -> tuple[Runtime, Runtime]:
+    return await start_proxy(demo_upstream), await start_proxy(demo_upstream)
+
+
+async def test_rules_add_reaches_every_sidecar(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a, b = await two(demo_upstream, start_proxy)
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("match: {path: /api/**}\nfault: {error: {status: 503}}\n")
+    code, out, _ = await chaosproxy(
+        "ctl", "--admin", a.admin_url, "--admin", b.admin_url, "rules", "add", str(rule)
+    )
+    assert code == 0, out
+    assert out.count(": ok: ") == 2
+    assert len(a.engine._adhoc) == 1 and len(b.engine._adhoc) == 1
+
+
+async def test_one_sidecar_down_exits_1_naming_it(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    a = await start_proxy(demo_upstream)
+    down = free_port_url()
+    code, out, err = await chaosproxy("ctl", "--admin", a.admin_url, "--admin", down, "status")
+    assert code == 1
+    assert f"{a.admin_url}: ok: " in out
+    assert f"{down}: FAILED: unreachable" in out
+    assert down in err and a.admin_url not in err
+
+
+async def test_http_errors_are_failures_with_the_api_message(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    a = await start_proxy(demo_upstream)
+    code, out, err = await chaosproxy("ctl", "--admin", a.admin_url, "rules", "delete", "r42")
+    assert code == 1 and "HTTP 404" in out and a.admin_url in err
+
+
+async def test_token_is_sent_to_every_sidecar(demo_upstream: str, start_proxy: StartProxy) -> None:
+    a = await start_proxy(demo_upstream, admin_token="tok")
+    b = await start_proxy(demo_upstream, admin_token="tok")
+    admins = ["--admin", a.admin_url, "--admin", b.admin_url]
+    code, out, _ = await chaosproxy("ctl", *admins, "reset")
+    assert code == 1 and out.count("HTTP 401") == 2
+    code, out, _ = await chaosproxy("ctl", *admins, "--token", "tok", "reset")
+    assert code == 0, out
+
+
+async def test_rules_list_and_clear(demo_upstream: str, start_proxy: StartProxy) -> None:
+    from chaosproxy.faults import build
+
+    a = await start_proxy(demo_upstream)
+    a.engine.add_rule([build("error", {}, "f")])
+    code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "rules", "list")
+    assert code == 0 and '"error"' in out
+    code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "rules", "clear")
+    assert code == 0 and '"deleted": 1' in out
+
+
+async def test_unreadable_rule_file_exits_2(tmp_path: Path) -> None:
+    code, _, err = await chaosproxy("ctl", "rules", "add", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "cannot read" in err
+
+
+async def test_health_exits_0_when_healthz_answers(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    a = await start_proxy(demo_upstream)
+    code, out, _ = await chaosproxy("health", "--admin", a.admin_url)
+    assert code == 0 and out.strip() == "ok"
+
+
+async def test_health_exits_1_when_nothing_answers() -> None:
+    code, _, err = await chaosproxy("health", "--admin", free_port_url())
+    assert code == 1 and "unhealthy" in err
