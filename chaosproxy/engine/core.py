@@ -1,31 +1,65 @@
-"""The engine: what is active now, and the per-request `decide()` (pure, sync, no aiohttp)."""
+"""The engine: what is active now, the phase timeline, and the per-request `decide()`.
+
+`decide` is sync, allocation-light and a flat chain of early returns: ad-hoc rules first (an
+operator's explicit rule wins), then the running scenario's current phase. Within a phase the
+first rule whose `match` and `when` hold decides the request; its count pattern
+(`first`/`every`/`after`) and probability say whether it injects. With `continue: true` the
+next matching rules are consulted too and their faults added.
+
+Seeds: the dice for the k-th request that matches rule r are a hash of (seed, scenario, scope,
+r, cycle, k), where scope is the phase name (or `*` for a scenario-wide rule, whose count runs
+across phases). No shared random stream: traffic on one route cannot shift another's dice.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
+import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.config.model import Scenario
+from chaosproxy.engine.compile import CompiledPhase, CompiledRule, CompiledScenario
+from chaosproxy.engine.compile import compile_scenario as compile_scenario
 from chaosproxy.engine.events import EventBus, StateChanged
+from chaosproxy.engine.guardrails import Running
+from chaosproxy.engine.load import LoadSignals
+from chaosproxy.errors import ChaosProxyError
 from chaosproxy.faults.base import Fault
+from chaosproxy.matching import RequestView
+
+log = logging.getLogger("chaosproxy.engine")
+
+__all__ = ["AdhocRule", "Decision", "Engine", "RequestView", "ScenarioRunning"]
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
-class RequestView(Protocol):
-    """What matching may look at: the proxy's exchange satisfies it."""
+def _mix(x: int) -> int:
+    """splitmix64 finaliser: a fast, well-spread 64-bit hash step."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
+    return x ^ (x >> 31)
 
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def query_string(self) -> str: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def client_ip(self) -> str: ...
+
+def _unit(x: int) -> float:
+    return (x >> 11) * (1.0 / (1 << 53))
+
+
+def seed_key(*parts: object) -> int:
+    """A stable 64-bit key from the seed tuple (independent of PYTHONHASHSEED)."""
+    text = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+class ScenarioRunning(ChaosProxyError):
+    """start_scenario was called while another scenario runs (and replace was not asked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +70,7 @@ class Decision:
     phase: str
     rule: str
     faults: tuple[Fault, ...]
+    seed: int | None = None  # seeds the exchange's RNG so fault-internal randomness replays
 
 
 @dataclass
@@ -47,23 +82,85 @@ class AdhocRule:
     match: Callable[[RequestView], bool] | None = None
     probability: float = 1.0
     expires_at: float | None = None
+    matched: int = 0
+    injected: int = 0
+
+
+class _Counter:
+    """Mutable per-rule state beside the immutable compiled rule."""
+
+    __slots__ = ("base", "injected", "k", "matched")
+
+    def __init__(self) -> None:
+        self.matched = 0  # totals since the scenario started (for status)
+        self.injected = 0
+        self.k = 0  # matches in the current count window (phase entry, or whole run if wide)
+        self.base = 0  # seed key of the current window
+
+
+class _Run:
+    """One running scenario: its compiled form, timeline position and counters."""
+
+    def __init__(self, compiled: CompiledScenario, seed: int | None, start: float, wall: float):
+        self.compiled = compiled
+        self.seed = seed
+        self.start = start  # monotonic
+        self.start_wall = wall
+        self.repeat = compiled.repeat
+        self.cycle = 0
+        self.phase: CompiledPhase = compiled.phases[0]
+        self.phase_start = start  # monotonic start of the current phase
+        self.phase_end = start + self.phase.duration
+        self.counters = [_Counter() for _ in compiled.rules]
+        if seed is not None:
+            for r in compiled.rules:
+                if r.scope == "*":
+                    self.counters[r.slot].base = seed_key(seed, compiled.name, "*", r.id, 0)
+
+    def seek(self, now: float) -> None:
+        """Position the timeline at `now` without events (used after a hot reload)."""
+        c = self.compiled
+        elapsed = max(0.0, now - self.start)
+        cycle = int(elapsed // c.cycle_duration) if c.cycle_duration > 0 else 0
+        if self.repeat is not None and cycle >= self.repeat:
+            cycle = self.repeat - 1  # the caller's _advance finishes it
+        offset = elapsed - cycle * c.cycle_duration
+        phase = c.phases[-1]
+        for p in c.phases:
+            if offset < p.end:
+                phase = p
+                break
+        self.cycle = cycle
+        self.phase = phase
+        self.phase_start = self.start + cycle * c.cycle_duration + phase.start
+        self.phase_end = self.phase_start + phase.duration
 
 
 class Engine:
     """Holds what is active; `decide` is called once per request and must stay cheap."""
 
     def __init__(
-        self, bus: EventBus | None = None, clock: Clock = SYSTEM_CLOCK, seed: int | None = None
+        self,
+        bus: EventBus | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        seed: int | None = None,
+        load: LoadSignals | None = None,
     ) -> None:
         self.bus = bus or EventBus()
         self.clock = clock
         self.rng = random.Random(seed)
+        self.load = load or LoadSignals(clock)
         self._adhoc: list[AdhocRule] = []
         self._ids = itertools.count(1)
+        self._run: _Run | None = None
+        self._last: dict[str, Any] | None = None  # status of the last finished/stopped run
+        self._wake: asyncio.Event | None = None
+        self.active = False
 
-    @property
-    def active(self) -> bool:
-        return bool(self._adhoc)
+    # ------------------------------------------------------------ ad-hoc rules
+
+    def _refresh_active(self) -> None:
+        self.active = bool(self._adhoc) or self._run is not None
 
     def add_rule(
         self,
@@ -80,22 +177,427 @@ class Engine:
             expires_at=None if ttl is None else self.clock.monotonic() + ttl,
         )
         self._adhoc.append(rule)
-        self.bus.emit(StateChanged(self.clock.wall(), "rule_added", details={"rule": rule.id}))
+        self._refresh_active()
+        self._emit("rule_added", details={"rule": rule.id})
         return rule
+
+    def remove_rule(self, rule_id: str) -> bool:
+        before = len(self._adhoc)
+        self._adhoc = [r for r in self._adhoc if r.id != rule_id]
+        self._refresh_active()
+        removed = len(self._adhoc) < before
+        if removed:
+            self._emit("rule_removed", details={"rule": rule_id})
+        return removed
 
     def clear_rules(self) -> None:
         self._adhoc.clear()
+        self._refresh_active()
+
+    @property
+    def rules(self) -> tuple[AdhocRule, ...]:
+        return tuple(self._adhoc)
+
+    # ------------------------------------------------------------ scenarios
+
+    def adhoc_rules(self) -> list[AdhocRule]:
+        return list(self._adhoc)
+
+    def current(self) -> Running | None:
+        """The running scenario and its monotonic start (guardrails and the admin API read it)."""
+        if self._run is not None:
+            self._advance(self.clock.monotonic())
+        run = self._run
+        return None if run is None else Running(run.compiled.scenario, run.start)
+
+    def faults_in_use(self) -> list[tuple[str, Fault]]:
+        """(rule id, fault) of every fault that can act now: the pool gauges read their state."""
+        out = [(r.id, f) for r in self._adhoc for f in r.faults]
+        run = self._run
+        if run is not None:
+            out += [(r.id, f) for r in run.compiled.rules for o in r.outcomes for f in o.faults]
+        return out
+
+    @property
+    def scenario(self) -> CompiledScenario | None:
+        """The running scenario's compiled form, or None."""
+        return None if self._run is None else self._run.compiled
+
+    def start_scenario(
+        self,
+        scenario: Scenario | CompiledScenario,
+        seed: int | None = None,
+        repeat: int | str | None = "scenario",
+        replace: bool = False,
+    ) -> CompiledScenario:
+        """Compile (ConfigError on a bad definition) and start at phase one.
+
+        `seed` overrides the scenario's own; `repeat` overrides its repeat count (None: forever).
+        """
+        compiled = (
+            scenario if isinstance(scenario, CompiledScenario) else compile_scenario(scenario)
+        )
+        if isinstance(repeat, int) or repeat is None:
+            compiled = _with_repeat(compiled, repeat)
+        if self._run is not None:
+            if not replace:
+                raise ScenarioRunning(
+                    f"scenario {self._run.compiled.name!r} is running; stop it first"
+                )
+            self._finish("scenario_stopped", self.clock.monotonic(), reason="replaced")
+        now = self.clock.monotonic()
+        run = _Run(
+            compiled,
+            compiled.scenario.seed if seed is None else seed,
+            now,
+            self.clock.wall(),
+        )
+        self._run = run
+        self._last = None
+        self._refresh_active()
+        self._enter_phase(run)
+        self._emit(
+            "scenario_started",
+            compiled.name,
+            run.phase.name,
+            t=run.start_wall,
+            details={
+                "seed": run.seed,
+                "repeat": "forever" if run.repeat is None else run.repeat,
+                "duration": compiled.total_duration,
+            },
+        )
+        self._emit(
+            "phase_changed",
+            compiled.name,
+            run.phase.name,
+            t=run.start_wall,
+            details={"from": None, "to": run.phase.name, "cycle": 0, "offset": 0.0},
+        )
+        self._poke()
+        return compiled
+
+    def stop_scenario(self) -> bool:
+        """Stop the running scenario; False when none runs."""
+        if self._run is None:
+            return False
+        self._finish("scenario_stopped", self.clock.monotonic())
+        return True
+
+    def replace_scenario_definition(self, scenario: Scenario | CompiledScenario) -> bool:
+        """Hot reload: swap the running scenario's definition, keeping its clock.
+
+        The timeline position is recomputed from the elapsed time in the new phases; rule
+        counters start afresh. Returns False when the running scenario has another name (or
+        none runs). A ConfigError leaves the running definition untouched.
+        """
+        compiled = (
+            scenario if isinstance(scenario, CompiledScenario) else compile_scenario(scenario)
+        )
+        old = self._run
+        if old is None or old.compiled.name != compiled.name:
+            return False
+        compiled = _with_repeat(compiled, old.repeat)
+        now = self.clock.monotonic()
+        run = _Run(compiled, old.seed, old.start, old.start_wall)
+        run.seek(now)
+        self._run = run
+        self._enter_phase(run)
+        self._emit("scenario_replaced", compiled.name, run.phase.name)
+        if run.phase.name != old.phase.name:
+            self._emit(
+                "phase_changed",
+                compiled.name,
+                run.phase.name,
+                details={"from": old.phase.name, "to": run.phase.name, "cycle": run.cycle},
+            )
+        self._advance(now)
+        self._poke()
+        return True
+
+    def tick(self) -> None:
+        """Advance the timeline without traffic: emits phase changes and the finish."""
+        if self._run is not None:
+            self._advance(self.clock.monotonic())
+        if self._adhoc:
+            now = self.clock.monotonic()
+            expired = [r for r in self._adhoc if r.expires_at is not None and now >= r.expires_at]
+            for r in expired:
+                self.remove_rule(r.id)
+
+    def next_boundary(self) -> float | None:
+        """Seconds until the next timeline event (phase end, rule expiry), or None."""
+        now = self.clock.monotonic()
+        ends = [r.expires_at for r in self._adhoc if r.expires_at is not None]
+        if self._run is not None:
+            ends.append(self._run.phase_end)
+        return max(0.0, min(ends) - now) if ends else None
+
+    async def run_ticker(self, idle: float = 3600.0) -> None:
+        """Emit phase changes when they happen, even with no traffic (owned by the runtime)."""
+        self._wake = asyncio.Event()
+        while True:
+            self.tick()
+            delay = self.next_boundary()
+            self._wake.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(idle if delay is None else delay))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # ------------------------------------------------------------ timeline
+
+    def _enter_phase(self, run: _Run) -> None:
+        seed = run.seed
+        name = run.compiled.name
+        phase = run.phase
+        for slot in phase.own_slots:
+            c = run.counters[slot]
+            c.k = 0
+            if seed is not None:
+                c.base = seed_key(seed, name, phase.name, run.compiled.rules[slot].id, run.cycle)
+
+    def _advance(self, now: float) -> None:
+        """Move the run to the phase that contains `now` (emitting each change)."""
+        run = self._run
+        while run is not None and now >= run.phase_end:
+            phases = run.compiled.phases
+            prev = run.phase
+            idx = prev.index + 1
+            cycle = run.cycle
+            if idx == len(phases):
+                idx, cycle = 0, cycle + 1
+                if run.repeat is not None and cycle >= run.repeat:
+                    self._finish("scenario_finished", run.phase_end)
+                    return
+            boundary = run.phase_end
+            run.cycle = cycle
+            run.phase = phases[idx]
+            run.phase_start = boundary
+            run.phase_end = boundary + run.phase.duration
+            self._enter_phase(run)
+            offset = boundary - run.start
+            self._emit(
+                "phase_changed",
+                run.compiled.name,
+                run.phase.name,
+                t=run.start_wall + offset,
+                details={"from": prev.name, "to": run.phase.name, "cycle": cycle, "offset": offset},
+            )
+
+    def _finish(self, kind: str, at: float, **details: Any) -> None:
+        run = self._run
+        assert run is not None
+        self._last = self._run_status(run, at) | {"state": kind.removeprefix("scenario_")}
+        self._run = None
+        self._refresh_active()
+        self._emit(
+            kind,
+            run.compiled.name,
+            run.phase.name,
+            t=run.start_wall + (at - run.start),
+            details={"elapsed": at - run.start, **details},
+        )
+
+    def _emit(
+        self,
+        kind: str,
+        scenario: str = "",
+        phase: str = "",
+        t: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        ev = StateChanged(
+            self.clock.wall() if t is None else t, kind, scenario, phase, details or {}
+        )
+        event = {"kind": kind, "scenario": scenario, "phase": phase, **ev.details}
+        log.info(
+            "%s%s%s %s",
+            kind,
+            f" scenario={scenario}" if scenario else "",
+            f" phase={phase}" if phase else "",
+            " ".join(f"{k}={v}" for k, v in ev.details.items()),
+            extra={"event": event},
+        )
+        self.bus.emit(ev)
+
+    # ------------------------------------------------------------ the hot path
 
     def decide(self, view: RequestView) -> Decision | None:
-        if not self._adhoc:
+        if self._adhoc:
+            d = self._decide_adhoc(view)
+            if d is not None:
+                return d
+        run = self._run
+        if run is None:
             return None
+        now = self.clock.monotonic()
+        if now >= run.phase_end:
+            self._advance(now)
+            run = self._run
+            if run is None:
+                return None
+        phase = run.phase
+        if not phase.rules:
+            return None
+        load = self.load
+        counters = run.counters
+        seeded = run.seed is not None
+        faults: tuple[Fault, ...] = ()
+        ids: list[str] = []
+        seed: int | None = None
+        for rule in phase.rules:
+            if rule.match is not None and not rule.match(view):
+                continue
+            if rule.inflight_above is not None and load.inflight <= rule.inflight_above:
+                continue
+            if rule.rps_above is not None and load.rps(rule.rps_window) <= rule.rps_above:
+                continue
+            c = counters[rule.slot]
+            c.matched += 1
+            c.k += 1
+            if _fires(rule, c.k):
+                if seeded:
+                    x = _mix((c.base + c.k * _GOLDEN) & _MASK)
+                    u = _unit(x)
+                else:
+                    x = 0
+                    u = self.rng.random()
+                p = rule.probability
+                if rule.ramp is not None:
+                    start, end = rule.ramp
+                    frac = (now - run.phase_start) / phase.duration
+                    p = start + (end - start) * min(1.0, max(0.0, frac))
+                if p >= 1.0 or u < p:
+                    outcomes = rule.outcomes
+                    chosen = outcomes[0]
+                    if len(outcomes) > 1:
+                        if seeded:
+                            x = _mix(x ^ _GOLDEN)
+                            v = _unit(x)
+                        else:
+                            v = self.rng.random()
+                        for o in outcomes:
+                            if v < o.cum:
+                                chosen = o
+                                break
+                    c.injected += 1
+                    faults = chosen.faults if not faults else (*faults, *chosen.faults)
+                    ids.append(rule.id)
+                    if seeded and seed is None:
+                        seed = _mix(x ^ (_GOLDEN >> 1))
+            if not rule.continue_:
+                break
+        if not faults:
+            return None
+        if len(ids) > 1:
+            faults = tuple(sorted(faults, key=lambda f: f.order))
+        return Decision(run.compiled.name, phase.name, "+".join(ids), faults, seed)
+
+    def _decide_adhoc(self, view: RequestView) -> Decision | None:
         now = self.clock.monotonic()
         for rule in self._adhoc:
             if rule.expires_at is not None and now >= rule.expires_at:
                 continue
             if rule.match is not None and not rule.match(view):
                 continue
+            rule.matched += 1
             if rule.probability < 1.0 and self.rng.random() >= rule.probability:
                 continue
+            rule.injected += 1
             return Decision("", "", rule.id, rule.faults)
         return None
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready view of what is active: scenario timeline, per-rule counts, ad-hoc rules."""
+        now = self.clock.monotonic()
+        if self._run is not None:
+            self._advance(now)
+        run = self._run
+        scenario = self._run_status(run, now) if run is not None else self._last
+        return {
+            "active": self.active,
+            "scenario": scenario,
+            "rules": [
+                {
+                    "id": r.id,
+                    "faults": [f.describe() for f in r.faults],
+                    "probability": r.probability,
+                    "expires_in": None if r.expires_at is None else max(0.0, r.expires_at - now),
+                    "matched": r.matched,
+                    "injected": r.injected,
+                }
+                for r in self._adhoc
+            ],
+        }
+
+    def _run_status(self, run: _Run, now: float) -> dict[str, Any]:
+        c = run.compiled
+        elapsed = now - run.start
+        total = None if run.repeat is None else c.cycle_duration * run.repeat
+        return {
+            "name": c.name,
+            "description": c.scenario.description,
+            "source": c.scenario.source,
+            "state": "running",
+            "seed": run.seed,
+            "repeat": "forever" if run.repeat is None else run.repeat,
+            "cycle": run.cycle,
+            "phase": run.phase.name,
+            "phase_index": run.phase.index,
+            "phase_elapsed": now - run.phase_start,
+            "phase_remaining": max(0.0, run.phase_end - now),
+            "elapsed": elapsed,
+            "remaining": None if total is None else max(0.0, total - elapsed),
+            "cycle_duration": c.cycle_duration,
+            "total_duration": total,
+            "phases": [
+                {"name": p.name, "start": p.start, "end": p.end, "rules": len(p.rules)}
+                for p in c.phases
+            ],
+            "rule_counts": [
+                {
+                    "id": r.id,
+                    "phase": r.scope,
+                    "faults": r.describe(),
+                    "matched": run.counters[r.slot].matched,
+                    "injected": run.counters[r.slot].injected,
+                }
+                for r in c.rules
+            ],
+        }
+
+
+def _compiled(scenario: Scenario | CompiledScenario) -> CompiledScenario:
+    return scenario if isinstance(scenario, CompiledScenario) else compile_scenario(scenario)
+
+
+def _fires(rule: CompiledRule, k: int) -> bool:
+    """Count-based patterns over the k-th matching request (1-based)."""
+    if rule.first is not None and k > rule.first:
+        return False
+    if rule.every is not None and k % rule.every:
+        return False
+    return not (rule.after is not None and k <= rule.after)
+
+
+def _with_repeat(compiled: CompiledScenario, repeat: int | None) -> CompiledScenario:
+    if repeat == compiled.repeat:
+        return compiled
+    return CompiledScenario(
+        compiled.scenario,
+        compiled.name,
+        compiled.phases,
+        compiled.rules,
+        compiled.cycle_duration,
+        repeat,
+    )

@@ -10,12 +10,13 @@ class LoadSignals:
 
     __slots__ = ("_clock", "_counts", "_seconds", "inflight", "window")
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK, window: int = 5) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, window: int = 5, keep: int = 60) -> None:
         self._clock = clock
         self.window = window
         self.inflight = 0
-        self._counts = [0] * (window + 1)
-        self._seconds = [-1] * (window + 1)
+        size = max(window, keep) + 1
+        self._counts = [0] * size
+        self._seconds = [-1] * size
 
     def started(self) -> None:
         self.inflight += 1
@@ -29,11 +30,12 @@ class LoadSignals:
     def finished(self) -> None:
         self.inflight -= 1
 
-    def rps(self) -> float:
-        """Mean arrivals per second over the last `window` whole seconds."""
+    def rps(self, window: int | None = None) -> float:
+        """Mean arrivals per second over the last `window` whole seconds (default: `window`)."""
+        w = min(window or self.window, len(self._counts) - 1)
         now = int(self._clock.monotonic())
         total = 0
         for sec, count in zip(self._seconds, self._counts, strict=True):
-            if now - self.window <= sec < now:
+            if now - w <= sec < now:
                 total += count
-        return total / self.window
+        return total / w

@@ -1,0 +1,192 @@
+"""Compile a scenario once: faults built, matchers compiled, every problem located and reported.
+
+The result is immutable; the engine keeps per-rule counters beside it, indexed by `slot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaosproxy.config.model import Ramp, RuleSpec, Scenario
+from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.faults.base import Fault, build
+from chaosproxy.matching import Predicate, compile_match
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOutcome:
+    weight: float
+    cum: float  # cumulative weight / total, in (0, 1]: the outcome is drawn when u < cum
+    faults: tuple[Fault, ...]  # sorted by `order`
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    path: str
+    slot: int  # index of this rule's counters in the engine
+    scope: str  # the phase name, or "*" for a scenario-wide rule (part of the seed key)
+    match: Predicate | None
+    probability: float  # used when `ramp` is None
+    ramp: tuple[float, float] | None
+    inflight_above: int | None
+    rps_above: float | None
+    rps_window: int
+    first: int | None
+    every: int | None
+    after: int | None
+    outcomes: tuple[CompiledOutcome, ...]
+    continue_: bool
+
+    def describe(self) -> list[str]:
+        return [f.describe() for o in self.outcomes for f in o.faults]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPhase:
+    name: str
+    index: int
+    start: float  # offset within one cycle, seconds
+    end: float
+    duration: float
+    rules: tuple[CompiledRule, ...]  # the phase's own rules, then the scenario-wide rules
+    own_slots: tuple[int, ...]  # counters reset each time the phase is entered
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScenario:
+    scenario: Scenario
+    name: str
+    phases: tuple[CompiledPhase, ...]
+    rules: tuple[CompiledRule, ...]  # every rule, by slot
+    cycle_duration: float
+    repeat: int | None  # None: forever
+
+    @property
+    def total_duration(self) -> float | None:
+        return None if self.repeat is None else self.cycle_duration * self.repeat
+
+
+def compile_scenario(scenario: Scenario) -> CompiledScenario:
+    """Build every fault and matcher; raise one ConfigError carrying every located problem."""
+    problems: list[Problem] = []
+    all_rules: list[CompiledRule] = []
+
+    def rule(spec: RuleSpec, scope: str) -> CompiledRule | None:
+        r = _compile_rule(spec, scope, len(all_rules), problems)
+        if r is not None:
+            all_rules.append(r)
+        return r
+
+    wide = [r for spec in scenario.rules if (r := rule(spec, "*")) is not None]
+    phases: list[CompiledPhase] = []
+    offset = 0.0
+    for i, ph in enumerate(scenario.phases):
+        own = [r for spec in ph.rules if (r := rule(spec, ph.name)) is not None]
+        if ph.duration <= 0:
+            problems.append(Problem("a phase needs a duration > 0", f"{ph.path}.duration"))
+        phases.append(
+            CompiledPhase(
+                name=ph.name,
+                index=i,
+                start=offset,
+                end=offset + ph.duration,
+                duration=ph.duration,
+                rules=(*own, *wide),
+                own_slots=tuple(r.slot for r in own),
+            )
+        )
+        offset += ph.duration
+    if not scenario.phases:
+        problems.append(Problem("a scenario needs at least one phase", "phases"))
+    if scenario.repeat is not None and scenario.repeat < 1:
+        problems.append(Problem("repeat must be ≥ 1 or forever", "repeat"))
+    if problems:
+        raise ConfigError([_locate(scenario, p) for p in problems])
+    return CompiledScenario(
+        scenario=scenario,
+        name=scenario.name,
+        phases=tuple(phases),
+        rules=tuple(all_rules),
+        cycle_duration=offset,
+        repeat=scenario.repeat,
+    )
+
+
+def _compile_rule(
+    spec: RuleSpec, scope: str, slot: int, problems: list[Problem]
+) -> CompiledRule | None:
+    before = len(problems)
+    match: Predicate | None = None
+    try:
+        match = compile_match(spec.match, f"{spec.path}.match")
+    except ConfigError as e:
+        problems.extend(e.problems)
+
+    outcomes: list[tuple[float, tuple[Fault, ...]]] = []
+    for j, outcome in enumerate(spec.outcomes):
+        faults: list[Fault] = []
+        for fs in outcome.faults:
+            try:
+                faults.append(build(fs.name, fs.params, fs.path))
+            except ConfigError as e:
+                problems.extend(e.problems)
+        if outcome.weight <= 0:
+            problems.append(Problem("weight must be > 0", f"{spec.path}.outcomes[{j}].weight"))
+        outcomes.append((outcome.weight, tuple(sorted(faults, key=lambda f: f.order))))
+    if not spec.outcomes:
+        problems.append(Problem("a rule needs a fault or outcomes", spec.path))
+
+    ramp: tuple[float, float] | None = None
+    probability = 1.0
+    if isinstance(spec.probability, Ramp):
+        ramp = (spec.probability.start, spec.probability.end)
+        bad = [v for v in ramp if not 0.0 <= v <= 1.0]
+    else:
+        probability = float(spec.probability)
+        bad = [] if 0.0 <= probability <= 1.0 else [probability]
+    if bad:
+        problems.append(Problem(f"probability must be within 0..1, got {bad[0]!r}", spec.path))
+
+    counting = spec.counting
+    for key in ("first", "every", "after"):
+        n = getattr(counting, key) if counting else None
+        if n is not None and n < (0 if key == "after" else 1):
+            problems.append(Problem(f"{key} must be ≥ 1, got {n}", f"{spec.path}.{key}"))
+
+    if len(problems) > before:
+        return None
+    total = sum(w for w, _ in outcomes)
+    cum = 0.0
+    compiled: list[CompiledOutcome] = []
+    for w, fl in outcomes:
+        cum += w / total
+        compiled.append(CompiledOutcome(w, cum, fl))
+    # Guard against float rounding: the last outcome always catches u < 1.
+    last = compiled[-1]
+    compiled[-1] = CompiledOutcome(last.weight, 1.0, last.faults)
+    when = spec.when
+    return CompiledRule(
+        id=spec.id,
+        path=spec.path,
+        slot=slot,
+        scope=scope,
+        match=match,
+        probability=probability,
+        ramp=ramp,
+        inflight_above=when.inflight_above if when else None,
+        rps_above=when.rps_above if when else None,
+        rps_window=max(1, round(when.window)) if when else 5,
+        first=counting.first if counting else None,
+        every=counting.every if counting else None,
+        after=counting.after if counting else None,
+        outcomes=tuple(compiled),
+        continue_=spec.continue_,
+    )
+
+
+def _locate(scenario: Scenario, p: Problem) -> Problem:
+    if p.line:
+        return p
+    loc = scenario.locate(p.path)
+    return Problem(p.message, p.path, loc.file or scenario.source, loc.line, loc.col)

@@ -1,0 +1,277 @@
+"""Request matching: a `MatchSpec` compiled once into a predicate over a request view.
+
+Globs, regexes and CIDRs are compiled when a scenario loads; per request the predicate runs a
+flat list of checks, cheapest first (method, path, host, headers, query, user agent, client IP),
+and stops at the first that fails.
+
+Semantics, as documented for scenario authors:
+- `path` glob: `*` matches within one segment, `**` any depth (`/api/**` also matches `/api`).
+- `path_regex`, header/query `regex` and a `user_agent` regex are searched anywhere in the value
+  (anchor with `^`/`$` to match the whole value). Matching is on the decoded path.
+- `host` glob is matched case-insensitively on the Host header without its port; `*` is one
+  DNS label, `**` any number of labels.
+- `user_agent` presets: `mobile` (phones and tablets: Android, iPhone/iPad/iPod, "Mobi", Windows
+  Phone, and native app clients okhttp, CFNetwork, Dalvik), `bot` (self-declared crawlers such as
+  Googlebot and bingbot, and scripted clients: curl, Wget, python-requests, httpx, aiohttp,
+  Go-http-client, headless Chrome) and `desktop` (a Windows, macOS, Linux or ChromeOS browser
+  that is neither mobile nor bot; iPadOS in "desktop mode" reports macOS and counts as desktop).
+- `client_ip`: CIDRs or single addresses; IPv4-mapped IPv6 peers match IPv4 networks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+from chaosproxy.config.model import FieldCond, MatchSpec
+from chaosproxy.errors import ConfigError, Problem
+
+
+class RequestView(Protocol):
+    """What matching may look at: the proxy's exchange satisfies it."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def client_ip(self) -> str: ...
+
+
+Predicate = Callable[[RequestView], bool]
+
+MOBILE_RE = re.compile(
+    r"Mobi|Android|iPhone|iPad|iPod|Windows Phone|BlackBerry|BB10|Opera Mini|IEMobile"
+    r"|okhttp/|CFNetwork/|Dalvik/"
+)
+BOT_RE = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|Googlebot|bingbot|DuckDuckBot"
+    r"|curl/|Wget/|python-requests/|python-httpx/|aiohttp/|Go-http-client/|HeadlessChrome",
+    re.IGNORECASE,
+)
+_DESKTOP_OS_RE = re.compile(r"Windows NT|Macintosh|X11|Linux x86_64|CrOS")
+PRESETS = ("mobile", "desktop", "bot")
+
+
+def is_mobile(ua: str) -> bool:
+    return MOBILE_RE.search(ua) is not None and BOT_RE.search(ua) is None
+
+
+def is_bot(ua: str) -> bool:
+    return BOT_RE.search(ua) is not None
+
+
+def is_desktop(ua: str) -> bool:
+    return (
+        _DESKTOP_OS_RE.search(ua) is not None
+        and MOBILE_RE.search(ua) is None
+        and BOT_RE.search(ua) is None
+    )
+
+
+_PRESET_FNS: dict[str, Callable[[str], bool]] = {
+    "mobile": is_mobile,
+    "desktop": is_desktop,
+    "bot": is_bot,
+}
+
+
+def glob_to_regex(pattern: str, sep: str = "/") -> str:
+    """Translate a glob: `*` stays within one `sep`-separated part, `**` crosses parts."""
+    s = re.escape(sep)
+    one = f"[^{s}]*"
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern.startswith("**", i):
+            prev_sep = i > 0 and pattern[i - 1] == sep
+            i += 2
+            if prev_sep and (i == n or pattern[i] == sep):
+                # `/**/` or trailing `/**`: zero or more whole parts, including none.
+                out.pop()  # the separator before `**`
+                out.append(f"(?:{s}.*)?")
+            else:
+                out.append(".*")
+        elif pattern[i] == "*":
+            out.append(one)
+            i += 1
+        elif pattern[i] == "?":
+            out.append(f"[^{s}]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def compile_glob(pattern: str, sep: str = "/", flags: int = 0) -> re.Pattern[str]:
+    return re.compile(glob_to_regex(pattern, sep) + r"\Z", flags)
+
+
+def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
+    """Compile `spec` once; None means "matches every request" (the cheapest predicate)."""
+    problems: list[Problem] = []
+    checks: list[Predicate] = []
+
+    def regex(pattern: str, key: str) -> re.Pattern[str] | None:
+        try:
+            return re.compile(pattern)
+        except re.error as e:
+            problems.append(Problem(f"invalid regex {pattern!r}: {e}", f"{path}.{key}"))
+            return None
+
+    if spec.methods:
+        methods = frozenset(m.upper() for m in spec.methods)
+        checks.append(lambda v: v.method in methods)
+    if spec.path is not None:
+        glob = compile_glob(spec.path)
+        checks.append(lambda v: glob.match(v.path) is not None)
+    if spec.path_regex is not None:
+        rx = regex(spec.path_regex, "path_regex")
+        if rx is not None:
+            prx = rx
+            checks.append(lambda v: prx.search(v.path) is not None)
+    if spec.host is not None:
+        hglob = compile_glob(spec.host.lower(), ".", re.IGNORECASE)
+        checks.append(lambda v: hglob.match(_host_only(v.headers.get("Host", ""))) is not None)
+    for i, cond in enumerate(spec.headers):
+        check = _field_check(cond, f"headers[{i}]", regex)
+        if check is not None:
+            checks.append(check)
+    if spec.query:
+        qchecks = [
+            c
+            for i, cond in enumerate(spec.query)
+            if (c := _query_check(cond, f"query[{i}]", regex)) is not None
+        ]
+        if qchecks:
+            checks.append(_all_query(qchecks))
+    if spec.user_agent is not None:
+        preset = _PRESET_FNS.get(spec.user_agent)
+        if preset is not None:
+            fn = preset
+            checks.append(lambda v: fn(v.headers.get("User-Agent", "")))
+        else:
+            urx = regex(spec.user_agent, "user_agent")
+            if urx is not None:
+                ua_rx = urx
+                checks.append(lambda v: ua_rx.search(v.headers.get("User-Agent", "")) is not None)
+    if spec.client_ip:
+        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for i, cidr in enumerate(spec.client_ip):
+            try:
+                nets.append(ipaddress.ip_network(cidr, strict=False))
+            except ValueError as e:
+                problems.append(Problem(f"invalid CIDR {cidr!r}: {e}", f"{path}.client_ip[{i}]"))
+        if nets:
+            checks.append(_ip_check(tuple(nets)))
+
+    if problems:
+        raise ConfigError(problems)
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+    chain = tuple(checks)
+
+    def match(view: RequestView) -> bool:
+        for check in chain:  # noqa: SIM110  (a plain loop: no generator on the hot path)
+            if not check(view):
+                return False
+        return True
+
+    return match
+
+
+def _host_only(host: str) -> str:
+    if host.startswith("["):  # [v6]:port
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    colon = host.rfind(":")
+    if colon > 0 and host.count(":") == 1:
+        host = host[:colon]
+    return host.rstrip(".").lower()
+
+
+RegexFn = Callable[[str, str], "re.Pattern[str] | None"]
+
+
+def _value_test(cond: FieldCond, key: str, regex: RegexFn) -> Callable[[str], bool] | None:
+    """Test on one present value; None when the condition is only about presence."""
+    if cond.equals is not None:
+        want = cond.equals
+        return lambda value: value == want
+    if cond.regex is not None:
+        rx = regex(cond.regex, f"{key}.regex")
+        if rx is None:
+            return None
+        crx = rx
+        return lambda value: crx.search(value) is not None
+    return None
+
+
+def _field_check(cond: FieldCond, key: str, regex: RegexFn) -> Predicate | None:
+    name = cond.name
+    if cond.present is False:
+        return lambda v: name not in v.headers
+    test = _value_test(cond, key, regex)
+    if test is None:
+        if cond.equals is None and cond.regex is None:
+            return lambda v: name in v.headers
+        return None  # invalid regex: already reported
+    fn = test
+
+    def check(v: RequestView) -> bool:
+        value = v.headers.get(name)
+        return value is not None and fn(value)
+
+    return check
+
+
+QueryCheck = Callable[[dict[str, list[str]]], bool]
+
+
+def _query_check(cond: FieldCond, key: str, regex: RegexFn) -> QueryCheck | None:
+    name = cond.name
+    if cond.present is False:
+        return lambda q: name not in q
+    test = _value_test(cond, key, regex)
+    if test is None:
+        if cond.equals is None and cond.regex is None:
+            return lambda q: name in q
+        return None
+    fn = test
+    return lambda q: any(fn(value) for value in q.get(name, ()))
+
+
+def _all_query(checks: list[QueryCheck]) -> Predicate:
+    chain = tuple(checks)
+
+    def check(v: RequestView) -> bool:
+        parsed: dict[str, list[str]] = {}
+        for k, value in parse_qsl(v.query_string, keep_blank_values=True):
+            parsed.setdefault(k, []).append(value)
+        return all(c(parsed) for c in chain)
+
+    return check
+
+
+def _ip_check(nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Predicate:
+    def check(v: RequestView) -> bool:
+        try:
+            ip = ipaddress.ip_address(v.client_ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            mapped = ip.ipv4_mapped
+            return any(mapped in n for n in nets) or any(ip in n for n in nets)
+        return any(ip in n for n in nets)
+
+    return check
