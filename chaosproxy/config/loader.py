@@ -296,21 +296,28 @@ class _Builder:
         if not isinstance(node, MappingNode):
             self.problem(node, path, f"expected {what}, got {_describe(node)}")
             return None
+        own = {id(k) for k, _ in node.value}
         try:
             self.doc.loader.flatten_mapping(node)  # `<<: *anchor` merge keys
         except yaml.YAMLError as e:
             self.problem(node, path, f"bad merge key: {e}")
             return None
         out: dict[str, Node] = {}
+        merged: set[str] = set()  # keys that came from a merge: the mapping's own keys win
         for knode, vnode in node.value:
             if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:null":
                 self.problem(knode, path, f"keys must be plain names, got {_describe(knode)}")
                 continue
             key = str(knode.value)
             kpath = _join(path, key)
-            if key in out:
+            if key in out and key not in merged:
                 self.problem(knode, kpath, "duplicate key")
                 continue
+            if id(knode) not in own:
+                merged.add(key)
+            elif key in merged:
+                merged.discard(key)
+                self.col.locations.pop(kpath, None)
             if known is not None and key not in known:
                 hint = _suggest(key, known)
                 tail = hint or f"; known keys: {', '.join(known)}"
