@@ -130,9 +130,12 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def first_line(text: str, limit: int = 80) -> str:
+    """The description's first line; a long one is cut to its first sentence or clause."""
     line = text.strip().splitlines()[0] if text.strip() else ""
-    if len(line) > limit and ". " in line:
-        line = line.split(". ", 1)[0] + "."
+    if len(line) > limit:
+        cuts = [i for i in (line.find(". "), line.find(": ")) if i > 0]
+        if cuts:
+            line = line[: min(cuts)] + "."
     if len(line) > limit:
         line = line[: limit - 1].rstrip() + "…"
     return line

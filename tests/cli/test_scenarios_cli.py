@@ -164,3 +164,10 @@ def test_validate_as_a_subprocess_exits_2_on_bad_file(bad: Path) -> None:
     )
     assert proc.returncode == 2
     assert f"{bad}:6:9: phases[0].rules[0].probabilty" in proc.stderr
+
+
+def test_long_description_line_is_cut_to_its_first_clause() -> None:
+    from chaosproxy.cli.scenarios import first_line
+
+    text = "The pool runs dry at peak: " + "details " * 20
+    assert first_line(text) == "The pool runs dry at peak."
