@@ -107,7 +107,7 @@ class Metrics:
         skipped: Callable[[], int] = lambda: 0,
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(

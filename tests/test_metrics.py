@@ -1,4 +1,4 @@
-"""Prometheus metrics: values after a known sequence of requests, bounded labels, per-request cost."""
+"""Prometheus metrics: values after known requests, bounded labels, live gauges."""
 
 from __future__ import annotations
 

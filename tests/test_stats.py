@@ -6,7 +6,9 @@ from chaosproxy.engine.events import RequestDone
 from chaosproxy.stats import BOUNDS, Stats
 
 
-def done(t: float, status: int = 200, duration: float = 0.01, injected: bool = False) -> RequestDone:
+def done(
+    t: float, status: int = 200, duration: float = 0.01, injected: bool = False
+) -> RequestDone:
     return RequestDone(
         t=t,
         method="GET",

@@ -37,14 +37,17 @@ def scenario_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def admin(
-    demo_upstream: str, start_proxy: StartProxy, scenario_dir: Path
-) -> Runtime:
+async def admin(demo_upstream: str, start_proxy: StartProxy, scenario_dir: Path) -> Runtime:
     return await start_proxy(demo_upstream, scenario_dir=str(scenario_dir))
 
 
 async def call(
-    rt: Runtime, method: str, path: str, body: Any = None, token: str | None = None, raw: bytes | None = None
+    rt: Runtime,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    raw: bytes | None = None,
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kw: dict[str, Any] = {"headers": headers}

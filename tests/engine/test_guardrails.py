@@ -11,7 +11,10 @@ from chaosproxy.stats import Stats
 
 def scenario(**kw: object) -> Scenario:
     return Scenario(
-        name="s", description="", phases=(PhaseSpec("p", 60.0, "phases[0]"),), **kw  # type: ignore[arg-type]
+        name="s",
+        description="",
+        phases=(PhaseSpec("p", 60.0, "phases[0]"),),
+        **kw,  # type: ignore[arg-type]
     )
 
 
