@@ -9,6 +9,7 @@ import random
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,19 +28,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaosproxy.proxy")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-_HTTP_REASONS = {
-    400: "Bad Request",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def error_json(status: int, request_id: str, details: str, message: str | None = None) -> bytes:
     """The one JSON error shape of every proxy-made or injected error."""
-    msg = message or _HTTP_REASONS.get(status) or "Error"
+    msg = message or _reason(status)
     return json.dumps(
         {"error": {"code": status, "message": msg, "details": details, "requestId": request_id}}
     ).encode()
