@@ -23,6 +23,9 @@ from chaosproxy.admin.app import make_admin_app
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.events import EventBus, RequestDone
 from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
+from chaosproxy.engine.journal import Journal
+from chaosproxy.engine.load import LoadSignals
+from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
@@ -56,6 +59,9 @@ class Settings:
     access_log: bool = False
     seed: int | None = None
     scenario_dir: str | None = None  # where the admin API finds scenarios by name
+    scenario: str | None = None  # NAME (in scenario_dir) or FILE, started at boot
+    journal: str | None = None  # one JSON line per injected fault
+    reload_interval: float = 1.0  # seconds between scenario file checks; 0 turns reload off
     admin_token: str | None = None
     admin_insecure: bool = False
     allow_header_faults: bool = False
@@ -83,7 +89,9 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.bus = EventBus()
-        self.engine = Engine(self.bus, clock, seed=settings.seed)
+        # One LoadSignals, read by the engine's `when` rules and fed by the proxy.
+        self.load = LoadSignals(clock)
+        self.engine = Engine(self.bus, clock, seed=settings.seed, load=self.load)
         self.upstream: Upstream = upstream or AiohttpUpstream(
             UpstreamConfig(
                 url=settings.upstream,
@@ -106,9 +114,12 @@ class Runtime:
                 access_log=settings.access_log,
             ),
             bus=self.bus,
+            load=self.load,
             clock=clock,
         )
         self._wire_control_plane()
+        self.journal: Journal | None = None
+        self.watcher: ScenarioWatcher | None = None
         self.tasks = TaskGroup()
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -196,9 +207,39 @@ class Runtime:
             "(or pass --admin-insecure)"
         )
 
+    def start_boot_scenario(self) -> None:
+        """`--scenario`: resolve, load and start it (ConfigError: located problems, exit 2)."""
+        s = self.settings
+        if not s.scenario:
+            return
+        from pathlib import Path
+
+        from chaosproxy.config.loader import load_scenario_file, resolve_scenario
+
+        directory = Path(s.scenario_dir) if s.scenario_dir else None
+        scenario = load_scenario_file(resolve_scenario(s.scenario, directory))
+        self.engine.start_scenario(scenario, seed=s.seed, replace=True)
+
+    def _start_engine_tasks(self) -> None:
+        """Timeline ticker and scenario reload watcher (stopped with `tasks`)."""
+        s = self.settings
+        self.tasks.spawn(self.engine.run_ticker(), "engine-ticker")
+        if s.reload_interval > 0:
+            from pathlib import Path
+
+            from chaosproxy.config.loader import bundled_scenario_dir
+
+            directory = Path(s.scenario_dir) if s.scenario_dir else bundled_scenario_dir()
+            self.watcher = ScenarioWatcher(self.engine, directory, s.reload_interval, self.clock)
+            self.tasks.spawn(self.watcher.run(), "scenario-reload")
+
     async def start(self) -> None:
         s = self.settings
         self.check_admin_exposure()
+        if s.journal:
+            self.journal = Journal(s.journal, self.clock)
+            self.journal.attach(self.bus)
+        self.start_boot_scenario()
         self._proxy_runner = web.ServerRunner(
             make_server(self.core), shutdown_timeout=s.grace, handle_signals=False
         )
@@ -227,6 +268,7 @@ class Runtime:
             raise
         self.admin_port = _bound_port(admin_site)
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
+        self._start_engine_tasks()
         log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
 
     async def stop(self) -> None:
@@ -236,6 +278,8 @@ class Runtime:
             self._proxy_runner = None
         await self.upstream.close()
         await self.tasks.close()
+        if self.journal is not None:
+            self.journal.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None

@@ -99,7 +99,31 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--access-log", action="store_true", help="log one line per request")
     p.add_argument("--seed", type=int, help="seed for fault decisions")
+    add_scenario_arguments(p)
     add_control_arguments(p)
+
+
+def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """The scenario started at boot, where names resolve, the fault journal, hot reload."""
+    p.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="start this scenario at boot (a NAME resolves in --scenario-dir)",
+    )
+    p.add_argument(
+        "--scenario-dir",
+        metavar="DIR",
+        help="where scenario NAMEs resolve and files are watched (default: the bundled ones)",
+    )
+    p.add_argument(
+        "--journal", metavar="FILE", help="append one JSON line per injected fault to FILE"
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=duration,
+        default="1s",
+        help="how often scenario files are checked for changes (0: no hot reload)",
+    )
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
@@ -174,6 +198,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         grace=args.grace,
         access_log=args.access_log,
         seed=args.seed,
+        scenario=args.scenario or None,
+        scenario_dir=args.scenario_dir or None,
+        journal=args.journal or None,
+        reload_interval=args.reload_interval,
         admin_token=args.admin_token or None,
         admin_insecure=args.admin_insecure,
         allow_header_faults=args.allow_header_faults,
@@ -193,7 +221,7 @@ def install_uvloop() -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from chaosproxy.errors import UsageError
+    from chaosproxy.errors import ConfigError, UsageError
     from chaosproxy.logs import setup_logging
     from chaosproxy.runtime import Runtime
 
@@ -217,6 +245,9 @@ def run_command(args: argparse.Namespace) -> int:
             return 2
         except UsageError as e:
             print(f"chaosproxy run: error: {e}", file=sys.stderr)
+            return 2
+        except ConfigError as e:
+            print(f"chaosproxy run: error: invalid scenario:\n{e}", file=sys.stderr)
             return 2
         return 0
 

@@ -178,7 +178,7 @@ class Engine:
         )
         self._adhoc.append(rule)
         self._refresh_active()
-        self._emit("rule_added", details={"rule": rule.id})
+        self.emit_state("rule_added", details={"rule": rule.id})
         return rule
 
     def remove_rule(self, rule_id: str) -> bool:
@@ -187,7 +187,7 @@ class Engine:
         self._refresh_active()
         removed = len(self._adhoc) < before
         if removed:
-            self._emit("rule_removed", details={"rule": rule_id})
+            self.emit_state("rule_removed", details={"rule": rule_id})
         return removed
 
     def clear_rules(self) -> None:
@@ -256,7 +256,7 @@ class Engine:
         self._last = None
         self._refresh_active()
         self._enter_phase(run)
-        self._emit(
+        self.emit_state(
             "scenario_started",
             compiled.name,
             run.phase.name,
@@ -267,7 +267,7 @@ class Engine:
                 "duration": compiled.total_duration,
             },
         )
-        self._emit(
+        self.emit_state(
             "phase_changed",
             compiled.name,
             run.phase.name,
@@ -303,9 +303,9 @@ class Engine:
         run.seek(now)
         self._run = run
         self._enter_phase(run)
-        self._emit("scenario_replaced", compiled.name, run.phase.name)
+        self.emit_state("scenario_replaced", compiled.name, run.phase.name)
         if run.phase.name != old.phase.name:
-            self._emit(
+            self.emit_state(
                 "phase_changed",
                 compiled.name,
                 run.phase.name,
@@ -384,7 +384,7 @@ class Engine:
             run.phase_end = boundary + run.phase.duration
             self._enter_phase(run)
             offset = boundary - run.start
-            self._emit(
+            self.emit_state(
                 "phase_changed",
                 run.compiled.name,
                 run.phase.name,
@@ -398,7 +398,7 @@ class Engine:
         self._last = self._run_status(run, at) | {"state": kind.removeprefix("scenario_")}
         self._run = None
         self._refresh_active()
-        self._emit(
+        self.emit_state(
             kind,
             run.compiled.name,
             run.phase.name,
@@ -406,7 +406,7 @@ class Engine:
             details={"elapsed": at - run.start, **details},
         )
 
-    def _emit(
+    def emit_state(
         self,
         kind: str,
         scenario: str = "",

@@ -95,6 +95,9 @@ class ProxyCore:
                 if decision is not None:
                     ex.decision = decision
                     faults = decision.faults
+                    if decision.seed is not None:
+                        # Fault-internal randomness (delay distributions) replays with the seed.
+                        ex.rng = random.Random(decision.seed)
             if self.request_faults is not None and faults is None:
                 faults = self.request_faults(ex)
             if faults and self._admit(ex, faults):

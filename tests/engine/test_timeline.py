@@ -1,0 +1,187 @@
+"""The phase timeline on a fake clock: order, repeat, ramps, boundaries, events, the ticker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chaosproxy.engine.core import ScenarioRunning
+from tests.engine.helpers import View, rig, scenario
+
+THREE_PHASES = """
+name: story
+phases:
+  - name: steady
+    duration: 10s
+  - name: broken
+    duration: 20s
+    rules:
+      - name: boom
+        fault: {error: {status: 500}}
+  - name: recovered
+    duration: 30s
+"""
+
+
+def test_phases_run_in_order_by_elapsed_time() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    seen = []
+    for t in (0, 9.9, 10, 29.9, 30, 59.9):
+        r.clock.advance(t - (r.clock.monotonic() - 1000.0))
+        seen.append(r.engine.status()["scenario"]["phase"])
+    assert seen == ["steady", "steady", "broken", "broken", "recovered", "recovered"]
+
+
+def test_a_phase_without_rules_is_healthy() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    assert r.rule_of() is None
+    r.clock.advance(10)
+    assert r.rule_of() == "boom"
+    r.clock.advance(20)
+    assert r.rule_of() is None
+
+
+def test_scenario_finishes_after_its_last_phase() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    r.clock.advance(60)
+    assert r.rule_of() is None
+    assert not r.engine.active
+    assert r.kinds()[-1] == "scenario_finished"
+    assert r.engine.status()["scenario"]["state"] == "finished"
+
+
+def test_status_reports_phase_boundaries_elapsed_and_remaining() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    r.clock.advance(15)
+    st = r.engine.status()["scenario"]
+    assert [(p["name"], p["start"], p["end"]) for p in st["phases"]] == [
+        ("steady", 0.0, 10.0),
+        ("broken", 10.0, 30.0),
+        ("recovered", 30.0, 60.0),
+    ]
+    assert st["phase"] == "broken"
+    assert st["elapsed"] == pytest.approx(15)
+    assert st["remaining"] == pytest.approx(45)
+    assert st["phase_elapsed"] == pytest.approx(5)
+    assert st["phase_remaining"] == pytest.approx(15)
+
+
+def test_repeat_runs_the_phases_again_then_finishes() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES + "repeat: 2\n"))
+    r.clock.advance(70)
+    r.engine.tick()
+    assert r.engine.status()["scenario"]["phase"] == "broken"
+    assert r.engine.status()["scenario"]["cycle"] == 1
+    r.clock.advance(50)
+    r.engine.tick()
+    assert r.phase_changes() == [
+        ("steady", 0),
+        ("broken", 0),
+        ("recovered", 0),
+        ("steady", 1),
+        ("broken", 1),
+        ("recovered", 1),
+    ]
+    assert r.kinds()[-1] == "scenario_finished"
+
+
+def test_repeat_forever_never_finishes_and_has_no_remaining() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES + "repeat: forever\n"))
+    r.clock.advance(60 * 1000 + 15)
+    st = r.engine.status()["scenario"]
+    assert st["state"] == "running" and st["phase"] == "broken"
+    assert st["remaining"] is None and st["cycle"] == 1000
+
+
+def test_repeat_argument_overrides_the_scenario() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES), repeat=None)
+    r.clock.advance(75)
+    assert r.engine.status()["scenario"]["phase"] == "broken"
+
+
+def test_phase_change_events_carry_the_boundary_time_even_when_noticed_late() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    start = r.states[0].t
+    r.clock.advance(45)  # nobody looked at the boundary at 10 s and 30 s
+    r.engine.tick()
+    changes = [s for s in r.states if s.kind == "phase_changed"]
+    assert [round(s.t - start, 6) for s in changes] == [0.0, 10.0, 30.0]
+    assert changes[1].details == {"from": "steady", "to": "broken", "cycle": 0, "offset": 10.0}
+
+
+def test_started_and_stopped_events() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES), seed=5)
+    assert r.states[0].kind == "scenario_started"
+    assert r.states[0].scenario == "story" and r.states[0].details["seed"] == 5
+    assert r.engine.stop_scenario()
+    assert r.kinds()[-1] == "scenario_stopped"
+    assert not r.engine.stop_scenario()
+
+
+def test_starting_while_one_runs_needs_replace() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    with pytest.raises(ScenarioRunning, match="'story' is running"):
+        r.engine.start_scenario(scenario(THREE_PHASES))
+    r.engine.start_scenario(scenario(THREE_PHASES), replace=True)
+    assert r.kinds().count("scenario_started") == 2
+
+
+def test_probability_ramps_linearly_across_the_phase() -> None:
+    r = rig(seed=1)
+    r.engine.start_scenario(
+        scenario(
+            """
+            name: fade
+            phases:
+              - name: rollback
+                duration: 100s
+                rules:
+                  - probability: {from: 1.0, to: 0.0}
+                    fault: {error: {}}
+            """
+        )
+    )
+
+    def rate() -> float:
+        hits = sum(r.engine.decide(View()) is not None for _ in range(2000))
+        return hits / 2000
+
+    near_start = rate()
+    r.clock.advance(50)
+    middle = rate()
+    r.clock.advance(49)
+    near_end = rate()
+    assert near_start > 0.95
+    assert 0.45 < middle < 0.55
+    assert near_end < 0.05
+
+
+async def test_ticker_emits_phase_changes_without_traffic() -> None:
+    r = rig()
+    task = asyncio.create_task(r.engine.run_ticker())
+    try:
+        await asyncio.sleep(0)
+        r.engine.start_scenario(scenario(THREE_PHASES))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        r.clock.advance(10)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert r.phase_changes() == [("steady", 0), ("broken", 0)]
+        r.clock.advance(50)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert r.kinds()[-1] == "scenario_finished"
+    finally:
+        task.cancel()
