@@ -9,7 +9,6 @@ import random
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,18 +27,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaosproxy.proxy")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+_HTTP_REASONS = {
+    400: "Bad Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def error_json(status: int, request_id: str, details: str, message: str | None = None) -> bytes:
     """The one JSON error shape of every proxy-made or injected error."""
-    msg = message or _reason(status)
+    msg = message or _HTTP_REASONS.get(status) or "Error"
     return json.dumps(
         {"error": {"code": status, "message": msg, "details": details, "requestId": request_id}}
     ).encode()
@@ -62,7 +62,6 @@ class ProxyExchange:
         "decision",
         "headers",
         "injected",
-        "mark",
         "method",
         "path",
         "query_string",
@@ -95,7 +94,6 @@ class ProxyExchange:
         self.upstream_duration: float | None = None
         self.upstream_error: str | None = None
         self.injected = False
-        self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
         self.retry_after: float | None = None
         self._finished = False
         self._status: int | None = None
@@ -192,8 +190,6 @@ class ProxyExchange:
                 self.retry_after = _retry_after(value)
             resp.headers.add(name, value)
         resp.headers["X-Request-Id"] = self.request_id
-        if self.mark is not None:
-            resp.headers["X-Chaos-Injected"] = self.mark
         self._finished = True
         self._status = status
         self.response = resp
@@ -287,14 +283,15 @@ class ProxyExchange:
 
     async def stream_reply(self, reply: Reply, body: AsyncIterator[bytes]) -> None:
         """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
-        resp = web.StreamResponse(status=reply.status, reason=reply.reason or None)
+        # A body that already arrived whole leaves with its head in one write (one syscall).
+        coalesce = self._headers_hooks is None and getattr(body, "complete", False)
+        cls = _OneWriteResponse if coalesce else web.StreamResponse
+        resp = cls(status=reply.status, reason=reply.reason or None)
         h = resp.headers
         for name, value in reply.headers:
             h.add(name, value)
         if "X-Request-Id" not in h:
             h["X-Request-Id"] = self.request_id
-        if self.mark is not None:
-            h["X-Chaos-Injected"] = self.mark
         ra = h.get("Retry-After")
         if ra is not None:
             self.retry_after = _retry_after(ra)
@@ -330,6 +327,12 @@ class ProxyExchange:
         if not self._finished:
             self._finished = True
             await resp.write_eof()
+
+
+class _OneWriteResponse(web.StreamResponse):
+    """Holds the head back until the first body write, as `web.Response` does."""
+
+    _send_headers_immediately = False
 
 
 async def _aclose(it: AsyncIterator[bytes]) -> None:

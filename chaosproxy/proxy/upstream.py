@@ -90,17 +90,41 @@ class _AiohttpResponse:
         self.reason = resp.reason or ""
         self.headers = decode_raw(resp.raw_headers)
 
-    async def body(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise classify(e) from e
-        finally:
-            self._resp.release()
+    def body(self) -> AsyncIterator[bytes]:
+        return _Body(self._resp)
 
     def release(self) -> None:
         self._resp.close()  # a body not read to the end cannot go back to the pool
+
+
+class _Body:
+    """The upstream body, chunk by chunk as it arrives; `complete` once every byte is here."""
+
+    __slots__ = ("_it", "_resp")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self._it = resp.content.iter_any()
+
+    @property
+    def complete(self) -> bool:
+        return self._resp.content.is_eof()
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._it.__anext__()
+        except StopAsyncIteration:
+            self._resp.release()
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            self._resp.release()
+            raise classify(e) from e
+
+    async def aclose(self) -> None:
+        self._resp.release()
 
 
 def make_client_ssl(ca_file: str | None, insecure: bool) -> ssl.SSLContext | bool:

@@ -1,0 +1,332 @@
+"""Pass-through benchmark: direct vs chaosproxy vs the yardstick proxy, measured in one run.
+
+Prints requests/s and p50/p99 latency per (target, body, concurrency) cell and the ratios that
+matter. Load comes from `wrk` when installed (Debian package), else from a Python generator.
+Pinning (`taskset`): proxies on core 0; the upstream and wrk on core 1.
+
+    python bench/passthrough.py                 # full matrix, ~2 minutes
+    python bench/passthrough.py --quick         # small body, 16 connections only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+BODIES = {"small": b"hello, world\n", "64k": bytes(range(256)) * 256}
+
+
+# ---------------------------------------------------------------- the upstream
+
+
+def serve_upstream(port: int) -> None:
+    """A fast aiohttp low-level server: `/small` and `/64k`, nothing else."""
+    from aiohttp import web
+
+    responses = {f"/{name}": body for name, body in BODIES.items()}
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        body = responses.get(request.path)
+        if body is None:
+            return web.Response(status=404)
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    async def main() -> None:
+        runner = web.ServerRunner(web.Server(handle, access_log=None))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core), *argv]
+    return argv
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def started(argv: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---------------------------------------------------------------- load generators
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process: CPU per request is robust to a busy machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cell:
+    target: str
+    body: str
+    conns: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us: float  # CPU time of the measured process per request (direct: the upstream's)
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else float("nan")
+
+
+def run_wrk(url: str, conns: int, seconds: float) -> tuple[float, float, float, int]:
+    out = subprocess.run(
+        pinned(1, ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", url]),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errs += sum(int(g) for g in m.groups())
+    return rps, p50, p99, errs
+
+
+def run_python_load(url: str, conns: int, seconds: float) -> tuple[float, float, float, int]:
+    """Fallback when wrk is missing: aiohttp keep-alive clients in this process (slower)."""
+    import aiohttp
+
+    async def main() -> tuple[float, float, float, int]:
+        lat: list[float] = []
+        errors = 0
+        stop = time.perf_counter() + seconds
+        conn = aiohttp.TCPConnector(limit=conns)
+        async with aiohttp.ClientSession(connector=conn) as s:
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < stop:
+                    t = time.perf_counter()
+                    try:
+                        async with s.get(url) as r:
+                            await r.read()
+                            if r.status != 200:
+                                errors += 1
+                    except aiohttp.ClientError:
+                        errors += 1
+                    lat.append(time.perf_counter() - t)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conns)))
+            elapsed = time.perf_counter() - t0
+        lat.sort()
+        q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000  # noqa: E731
+        return len(lat) / elapsed, q(0.50), q(0.99), errors
+
+    return asyncio.run(main())
+
+
+# ---------------------------------------------------------------- the run
+
+
+def machine() -> dict[str, str]:
+    import aiohttp
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        m = re.search(r"model name\s*:\s*(.+)", f.read())
+        cpu = m.group(1).strip() if m else cpu
+    try:
+        import uvloop
+
+        uv = uvloop.__version__
+    except ImportError:
+        uv = "absent"
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "uvloop": uv,
+        "kernel": platform.release(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="duration of each cell")
+    ap.add_argument("--conns", default="1,16,128", help="concurrency levels")
+    ap.add_argument("--bodies", default="small,64k", help="response bodies")
+    ap.add_argument("--repeat", type=int, default=3, help="extra rounds of the key cell")
+    ap.add_argument("--quick", action="store_true", help="only the key cell (small, 16)")
+    ap.add_argument("--python-load", action="store_true", help="use the Python load generator")
+    ap.add_argument("--json", metavar="FILE", help="also write all cells as JSON")
+    ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.serve_upstream:
+        serve_upstream(a.serve_upstream)
+        return 0
+
+    use_wrk = bool(shutil.which("wrk")) and not a.python_load
+    load = run_wrk if use_wrk else run_python_load
+    conns = [16] if a.quick else [int(c) for c in a.conns.split(",")]
+    bodies = ["small"] if a.quick else a.bodies.split(",")
+    info = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(
+        f"load: {'wrk (core 1)' if use_wrk else 'python generator'}; proxies on core 0; "
+        f"upstream aiohttp+uvloop on core 1; {a.seconds:.0f}s per cell"
+    )
+
+    up_port, cp_port, ys_port, admin_port = (free_port() for _ in range(4))
+    upstream = f"http://127.0.0.1:{up_port}"
+    chaos = [
+        PY,
+        "-m",
+        "chaosproxy",
+        "run",
+        "--upstream",
+        upstream,
+        "--log-level",
+        "warning",
+        "--listen",
+        f"127.0.0.1:{cp_port}",
+        "--admin",
+        f"127.0.0.1:{admin_port}",
+    ]
+    yard = [
+        PY,
+        str(HERE / "yardstick_proxy.py"),
+        "--upstream",
+        upstream,
+        "--listen",
+        f"127.0.0.1:{ys_port}",
+    ]
+    targets = {"direct": up_port, "yardstick": ys_port, "chaosproxy": cp_port}
+    cells: list[Cell] = []
+    key: list[tuple[float, float]] = []  # (req/s ratio, CPU-per-request ratio) per round
+    with (
+        started(pinned(1, [PY, __file__, "--serve-upstream", str(up_port)]), up_port) as up,
+        started(pinned(0, yard), ys_port) as ys,
+        started(pinned(0, chaos), cp_port) as cp,
+    ):
+        pids = {"direct": up.pid, "yardstick": ys.pid, "chaosproxy": cp.pid}
+
+        def measure(name: str, body: str, c: int, warm: bool = True) -> Cell:
+            url = f"http://127.0.0.1:{targets[name]}/{body}"
+            if warm:
+                load(url, c, 1.0)  # pools filled, caches hot
+            cpu0 = cpu_seconds(pids[name])
+            rps, p50, p99, errs = load(url, c, a.seconds)
+            cpu = cpu_seconds(pids[name]) - cpu0
+            cpu_us = cpu / max(1.0, rps * a.seconds) * 1e6
+            return Cell(name, body, c, rps, p50, p99, errs, cpu_us)
+
+        for body in bodies:
+            for c in conns:
+                for name in targets:
+                    x = measure(name, body, c)
+                    cells.append(x)
+                    print(
+                        f"  {name:>10} {body:>5} c={c:<3} {x.rps:9.0f} req/s"
+                        f"  p50 {x.p50_ms:7.2f} ms  p99 {x.p99_ms:7.2f} ms  {x.cpu_us:6.1f} us CPU/req  errors {x.errors}",
+                        flush=True,
+                    )
+        for _ in range(a.repeat):
+            ysx = measure("yardstick", "small", 16, warm=False)
+            cpx = measure("chaosproxy", "small", 16, warm=False)
+            key.append((cpx.rps / ysx.rps, ysx.cpu_us / cpx.cpu_us))
+            print(
+                f"  repeat small c=16: chaosproxy {cpx.rps:.0f} / yardstick {ysx.rps:.0f} req/s"
+                f" = {key[-1][0]:.2f}x; CPU/req {cpx.cpu_us:.1f} vs {ysx.cpu_us:.1f} us",
+                flush=True,
+            )
+
+    print("\nratios (same run)   chaosproxy/yardstick req/s   (CPU/req)   chaosproxy/direct req/s")
+    by = {(x.target, x.body, x.conns): x for x in cells}
+    for body in bodies:
+        for c in conns:
+            cpc, ysc, dc = (by[(t, body, c)] for t in ("chaosproxy", "yardstick", "direct"))
+            print(
+                f"  {body:>5} c={c:<3}               {cpc.rps / ysc.rps:6.2f}x"
+                f"              ({ysc.cpu_us / cpc.cpu_us:4.2f}x)"
+                f"              {cpc.rps / dc.rps:6.2f}x"
+            )
+    if "small" in bodies and 16 in conns:
+        cpc, ysc = by[("chaosproxy", "small", 16)], by[("yardstick", "small", 16)]
+        key.insert(0, (cpc.rps / ysc.rps, ysc.cpu_us / cpc.cpu_us))
+    if key:
+        rps_r = [k[0] for k in key]
+        cpu_r = [k[1] for k in key]
+        verdict = "meets" if statistics.median(rps_r) >= 0.9 else "BELOW"
+        print(
+            f"\nkey cell small c=16, chaosproxy/yardstick over {len(key)} rounds:\n"
+            f"  req/s    median {statistics.median(rps_r):.2f}x"
+            f" (min {min(rps_r):.2f}x, max {max(rps_r):.2f}x): {verdict} the 0.9x target\n"
+            f"  CPU/req  median {statistics.median(cpu_r):.2f}x"
+            f" (min {min(cpu_r):.2f}x, max {max(cpu_r):.2f}x) (yardstick's CPU per request /"
+            " chaosproxy's; steadier than req/s on a busy machine)"
+        )
+    if a.json:
+        Path(a.json).write_text(
+            json.dumps({"machine": info, "cells": [asdict(x) for x in cells], "key": key}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
