@@ -283,7 +283,8 @@ def main() -> int:
                     cells.append(x)
                     print(
                         f"  {name:>10} {body:>5} c={c:<3} {x.rps:9.0f} req/s"
-                        f"  p50 {x.p50_ms:7.2f} ms  p99 {x.p99_ms:7.2f} ms  {x.cpu_us:6.1f} us CPU/req  errors {x.errors}",
+                        f"  p50 {x.p50_ms:7.2f} ms  p99 {x.p99_ms:7.2f} ms"
+                        f"  {x.cpu_us:6.1f} us CPU/req  errors {x.errors}",
                         flush=True,
                     )
         for _ in range(a.repeat):

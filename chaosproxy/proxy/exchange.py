@@ -9,6 +9,7 @@ import random
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,19 +28,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaosproxy.proxy")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-_HTTP_REASONS = {
-    400: "Bad Request",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def error_json(status: int, request_id: str, details: str, message: str | None = None) -> bytes:
     """The one JSON error shape of every proxy-made or injected error."""
-    msg = message or _HTTP_REASONS.get(status) or "Error"
+    msg = message or _reason(status)
     return json.dumps(
         {"error": {"code": status, "message": msg, "details": details, "requestId": request_id}}
     ).encode()
@@ -62,6 +62,7 @@ class ProxyExchange:
         "decision",
         "headers",
         "injected",
+        "mark",
         "method",
         "path",
         "query_string",
@@ -94,6 +95,7 @@ class ProxyExchange:
         self.upstream_duration: float | None = None
         self.upstream_error: str | None = None
         self.injected = False
+        self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
         self.retry_after: float | None = None
         self._finished = False
         self._status: int | None = None
@@ -190,6 +192,8 @@ class ProxyExchange:
                 self.retry_after = _retry_after(value)
             resp.headers.add(name, value)
         resp.headers["X-Request-Id"] = self.request_id
+        if self.mark is not None:
+            resp.headers["X-Chaos-Injected"] = self.mark
         self._finished = True
         self._status = status
         self.response = resp
@@ -292,6 +296,8 @@ class ProxyExchange:
             h.add(name, value)
         if "X-Request-Id" not in h:
             h["X-Request-Id"] = self.request_id
+        if self.mark is not None:
+            h["X-Chaos-Injected"] = self.mark
         ra = h.get("Retry-After")
         if ra is not None:
             self.retry_after = _retry_after(ra)
