@@ -1,0 +1,161 @@
+"""Hot reload: a valid change is applied, an invalid one rejected while the old one keeps
+injecting, and a Kubernetes ConfigMap-style `..data` symlink swap is seen."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+
+from chaosproxy.config.loader import load_scenario_file
+from chaosproxy.engine.core import Engine
+from chaosproxy.engine.events import StateChanged
+from chaosproxy.engine.reload import ScenarioWatcher
+from tests.conftest import StartProxy
+from tests.engine.helpers import Rig, View, rig
+
+
+def story(status: int, extra: str = "") -> str:
+    return f"""\
+name: story
+phases:
+  - name: broken
+    duration: 1h
+    rules:
+      - name: boom
+        fault: {{error: {{status: {status}{extra}}}}}
+"""
+
+
+def started(tmp_path: Path, text: str) -> tuple[Rig, ScenarioWatcher, Path]:
+    path = tmp_path / "story.yaml"
+    path.write_text(text)
+    r = rig()
+    r.engine.start_scenario(load_scenario_file(path))
+    return r, ScenarioWatcher(r.engine, tmp_path, interval=0.01, clock=r.clock), path
+
+
+def status_of(engine: Engine) -> int:
+    d = engine.decide(View())
+    assert d is not None
+    return int(d.faults[0].status)  # type: ignore[attr-defined]
+
+
+def test_unchanged_files_are_not_reloaded(tmp_path: Path) -> None:
+    _, watcher, _ = started(tmp_path, story(500))
+    assert watcher.check() == []
+
+
+def test_valid_change_is_applied_to_the_running_scenario(tmp_path: Path) -> None:
+    r, watcher, path = started(tmp_path, story(500))
+    path.write_text(story(503, ", headers: {X-Version: two}"))
+    assert watcher.check() == [path.absolute()]
+    assert status_of(r.engine) == 503
+    ok = [s for s in r.states if s.kind == "reload_ok"]
+    assert ok[-1].details == {"file": str(path.absolute()), "applied": True}
+
+
+def test_reload_keeps_the_timeline_position(tmp_path: Path) -> None:
+    r, watcher, path = started(tmp_path, story(500))
+    r.clock.advance(120)
+    path.write_text(story(502, ", headers: {X-Version: two}"))
+    watcher.check()
+    assert r.engine.status()["scenario"]["elapsed"] == 120
+
+
+def test_invalid_change_is_rejected_with_its_location_and_old_keeps_running(
+    tmp_path: Path,
+) -> None:
+    r, watcher, path = started(tmp_path, story(500))
+    path.write_text(story(700, ", headers: {X-Version: two}"))
+    watcher.check()
+    failed = [s for s in r.states if s.kind == "reload_failed"]
+    assert len(failed) == 1
+    (problem,) = failed[0].details["problems"]
+    assert problem.startswith(f"{path.absolute()}:7:")
+    assert "phases[0].rules[0].fault.error.status: must be ≤ 599" in problem
+    assert status_of(r.engine) == 500
+
+
+def test_a_changed_file_that_is_not_running_is_validated_only(tmp_path: Path) -> None:
+    r, watcher, _ = started(tmp_path, story(500))
+    other = tmp_path / "other.yaml"
+    other.write_text(story(503).replace("name: story", "name: other"))
+    watcher.check()
+    ok = [s for s in r.states if s.kind == "reload_ok"]
+    assert ok[-1].scenario == "other" and ok[-1].details["applied"] is False
+    assert status_of(r.engine) == 500
+
+
+def test_change_in_an_included_file_reloads_the_scenario(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    rules = shared / "rules.yaml"
+    rules.write_text("name: shared\nrules:\n  - fault: {error: {status: 500}}\n")
+    main = tmp_path / "story.yaml"
+    main.write_text(
+        "name: story\nphases:\n  - name: p\n    duration: 1h\n    include: [shared/rules.yaml]\n"
+    )
+    r = rig()
+    r.engine.start_scenario(load_scenario_file(main))
+    watcher = ScenarioWatcher(r.engine, tmp_path, clock=r.clock)
+    rules.write_text("name: shared\nrules:\n  - fault: {error: {status: 503}}  # new\n")
+    assert watcher.check() == [main.absolute()]
+    assert status_of(r.engine) == 503
+
+
+def configmap(directory: Path, version: int, text: str) -> None:
+    """Write a ConfigMap volume the way the kubelet does: new dir, then swap `..data`."""
+    data = directory / f"..2024_01_0{version}"
+    data.mkdir()
+    (data / "story.yaml").write_text(text)
+    tmp = directory / "..data_tmp"
+    tmp.symlink_to(data.name)
+    os.replace(tmp, directory / "..data")
+    link = directory / "story.yaml"
+    if not link.is_symlink():
+        link.symlink_to("..data/story.yaml")
+
+
+async def get_status(url: str) -> int:
+    async with aiohttp.ClientSession() as s, s.get(url + "/api/items") as r:
+        await r.read()
+        return r.status
+
+
+async def test_configmap_symlink_swap_is_applied_through_a_real_proxy(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    configmap(tmp_path, 1, story(500))
+    rt = await start_proxy(
+        demo_upstream, scenario="story", scenario_dir=str(tmp_path), reload_interval=0.02
+    )
+    events: list[StateChanged] = []
+    rt.bus.subscribe(StateChanged, events.append)
+    assert await get_status(rt.proxy_url) == 500
+    configmap(tmp_path, 2, story(503))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not any(e.kind == "reload_ok" for e in events):
+        assert asyncio.get_running_loop().time() < deadline, "reload not seen"
+        await asyncio.sleep(0.02)
+    assert await get_status(rt.proxy_url) == 503
+
+
+async def test_invalid_configmap_update_keeps_the_old_version_injecting(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    configmap(tmp_path, 1, story(500))
+    rt = await start_proxy(
+        demo_upstream, scenario="story", scenario_dir=str(tmp_path), reload_interval=0.02
+    )
+    events: list[StateChanged] = []
+    rt.bus.subscribe(StateChanged, events.append)
+    configmap(tmp_path, 2, story(500).replace("duration: 1h", "duration: soon"))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not any(e.kind == "reload_failed" for e in events):
+        assert asyncio.get_running_loop().time() < deadline, "reload failure not seen"
+        await asyncio.sleep(0.02)
+    assert "phases[0].duration" in events[-1].details["problems"][0]
+    assert await get_status(rt.proxy_url) == 500
