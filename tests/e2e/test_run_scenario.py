@@ -59,7 +59,7 @@ async def run_cli() -> AsyncIterator[Run]:
         )
         procs.append(proc)
         assert proc.stderr is not None
-        seen = []
+        seen: list[str] = []
         async with asyncio.timeout(20):
             while True:
                 line = (await proc.stderr.readline()).decode()
