@@ -37,6 +37,9 @@ class Reply:
 ReplyHook = Callable[["Exchange", Reply], Awaitable[Reply | None]]
 # A headers hook runs once the status line and headers went to the client.
 HeadersHook = Callable[["Exchange"], Awaitable[None]]
+# A respond hook sees every whole response the exchange sends with `respond` (injected errors,
+# the proxy's own 502): status, body and headers, just before they leave.
+RespondHook = Callable[[int, bytes, Headers], None]
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,13 @@ class Exchange(Protocol):
 
     def close(self) -> None:
         """Close the client connection with a FIN after what was written so far."""
+
+    async def flush(self) -> None:
+        """Wait until every byte written so far left the process (kernel has it): call before
+        `reset()`, whose abort would otherwise discard what is still buffered."""
+
+    def on_respond(self, hook: RespondHook) -> None:
+        """Observe whole responses sent with `respond` (e.g. to cache an error page)."""
 
     async def proceed_upstream(self) -> None:
         """Forward upstream and stream the reply back through the registered hooks."""

@@ -19,7 +19,7 @@ from chaosproxy._clock import Clock
 from chaosproxy.engine.core import Decision
 from chaosproxy.engine.events import FaultInjected
 from chaosproxy.errors import UpstreamError
-from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook
+from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook, RespondHook
 from chaosproxy.proxy.headers import decode_raw, end_to_end
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class ProxyExchange:
         "_finished",
         "_headers_hooks",
         "_reply_hooks",
+        "_respond_hooks",
         "_shared",
         "_status",
         "client_ip",
@@ -100,6 +101,7 @@ class ProxyExchange:
         self._finished = False
         self._status: int | None = None
         self._reply_hooks: list[ReplyHook] | None = None
+        self._respond_hooks: list[RespondHook] | None = None
         self._headers_hooks: list[HeadersHook] | None = None
         self._body_filters: list[BodyFilter] | None = None
         self._finish_cbs: list[Callable[[], None]] | None = None
@@ -150,6 +152,11 @@ class ProxyExchange:
             self._reply_hooks = []
         self._reply_hooks.append(hook)
 
+    def on_respond(self, hook: RespondHook) -> None:
+        if self._respond_hooks is None:
+            self._respond_hooks = []
+        self._respond_hooks.append(hook)
+
     def on_headers_sent(self, hook: HeadersHook) -> None:
         if self._headers_hooks is None:
             self._headers_hooks = []
@@ -187,6 +194,10 @@ class ProxyExchange:
         if self.response is not None and self.response.prepared:
             raise RuntimeError("the response head was already sent")
         resp = web.Response(status=status, body=body)
+        if self._respond_hooks is not None:
+            headers = list(headers)
+            for hook in self._respond_hooks:
+                hook(status, body, headers)
         for name, value in headers:
             if name.lower() == "retry-after":
                 self.retry_after = _retry_after(value)
@@ -208,6 +219,14 @@ class ProxyExchange:
         if tr is None or tr.is_closing():
             raise ConnectionResetError("client disconnected")
         tr.write(data)
+        await self.request.writer.drain()
+
+    async def flush(self) -> None:
+        tr = self.request.transport
+        if tr is None or tr.is_closing() or not tr.get_write_buffer_size():
+            return
+        # With a zero high-water mark, drain() returns only once the buffer is empty.
+        tr.set_write_buffer_limits(high=0)
         await self.request.writer.drain()
 
     def reset(self) -> None:

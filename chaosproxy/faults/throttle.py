@@ -1,0 +1,56 @@
+"""`throttle`: stream the response body at `rate` bytes per second, `chunk` bytes at a time.
+
+The slow mobile link or the dribbling server: each piece leaves when the link would have
+carried it (piece k at `start + bytes_up_to_k / rate`), so the last byte arrives at size/rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Self
+
+from chaosproxy.config.units import parse_rate, parse_size
+from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+
+
+@register
+@dataclass(frozen=True)
+class ThrottleFault(Fault):
+    name = "throttle"
+    order = 90
+
+    rate: float = 16 * 1024.0  # bytes per second
+    chunk: int = 1024
+
+    @classmethod
+    def from_params(cls, params: Any, path: str) -> Self:
+        p = Params(params, path, ("rate", "chunk"))
+        if not p.has("rate"):
+            raise p.error("rate", "missing: throttle needs a rate like 16KiB/s")
+        rate: float = p.convert("rate", parse_rate)
+        chunk: int = p.convert("chunk", parse_size, 1024)
+        if chunk < 1:
+            raise p.error("chunk", "must be ≥ 1 byte")
+        return cls(rate, chunk)
+
+    async def apply(self, ex: Exchange, proceed: Proceed) -> None:
+        ex.record(self.name, f"rate={self.rate:g}B/s")
+        ex.filter_body(self.pace)
+        await proceed()
+
+    async def pace(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        clock, size, rate = ex.clock, self.chunk, self.rate
+        start = clock.monotonic()
+        sent = 0
+        async for data in body:
+            for i in range(0, len(data), size):
+                piece = data[i : i + size]
+                sent += len(piece)
+                wait = start + sent / rate - clock.monotonic()
+                if wait > 0:
+                    await ex.sleep(wait)
+                yield piece
+
+    def describe(self) -> str:
+        return f"throttle {self.rate:g} B/s"
