@@ -113,6 +113,11 @@ class Exchange(Protocol):
     def on_respond(self, hook: RespondHook) -> None:
         """Observe whole responses sent with `respond` (e.g. to cache an error page)."""
 
+    @property
+    def upstream_url(self) -> str:
+        """The upstream's base URL (faults that imitate upstream failures name it)."""
+        ...
+
     async def proceed_upstream(self) -> None:
         """Forward upstream and stream the reply back through the registered hooks."""
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
+import yarl
+
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
 
-REFUSED = "cannot connect to the upstream: [Errno 111] Connection refused"
+
+def refused_details(upstream_url: str) -> str:
+    """The details the upstream client gives for a refused connect to `upstream_url`."""
+    url = yarl.URL(upstream_url)
+    where = f"({url.host!r}, {url.port})"
+    return f"cannot connect to the upstream: [Errno 111] Connect call failed {where}"
 
 
 @register
@@ -28,4 +35,4 @@ class UpstreamDownFault(Fault):
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         ex.record(self.name, "refused")
-        raise UpstreamError("refused", REFUSED)
+        raise UpstreamError("refused", refused_details(ex.upstream_url))

@@ -128,6 +128,10 @@ class ProxyExchange:
             self._shared = {}
         return self._shared
 
+    @property
+    def upstream_url(self) -> str:
+        return str(self.core.upstream.config.url)
+
     def record(self, fault: str, outcome: str) -> None:
         self.injected = True
         d = self.decision

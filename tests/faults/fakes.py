@@ -41,6 +41,7 @@ class FakeExchange:
         self.query_string = query_string
         self.headers: Mapping[str, str] = {}
         self.client_ip = "127.0.0.1"
+        self.upstream_url = "http://127.0.0.1:8080"
         self.upstream = upstream or (Reply(200, "OK", [("Content-Length", "3")]), [b"abc"])
         self.events: list[tuple[str, str]] = []
         self.finished = False
