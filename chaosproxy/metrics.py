@@ -8,6 +8,7 @@ reset or closed without a status), never paths or request ids. Gauges that descr
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -15,12 +16,17 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
 
@@ -97,6 +103,72 @@ class _LiveGauges(Collector):
         return iter(())
 
 
+class _Traffic(Collector):
+    """Requests, their durations and upstream errors, aggregated per request in plain Python."""
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple[str, int], int] = {}
+        self.request_buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.request_sum = 0.0
+        self.upstream_buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.upstream_sum = 0.0
+        self.upstream_errors = dict.fromkeys(sorted(UPSTREAM_REASONS), 0)
+
+    def on_request(self, ev: RequestDone) -> None:
+        method = ev.method if ev.method in METHODS else "OTHER"
+        key = (method, ev.status)
+        codes = self.codes
+        codes[key] = codes.get(key, 0) + 1
+        self.request_buckets[bisect_left(DURATION_BUCKETS, ev.duration)] += 1
+        self.request_sum += ev.duration
+        if ev.upstream_duration is not None:
+            self.upstream_buckets[bisect_left(DURATION_BUCKETS, ev.upstream_duration)] += 1
+            self.upstream_sum += ev.upstream_duration
+        if ev.upstream_error is not None:
+            reason = ev.upstream_error if ev.upstream_error in UPSTREAM_REASONS else "protocol"
+            self.upstream_errors[reason] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "chaosproxy_requests", "Client requests answered.", labels=["method", "code"]
+        )
+        for (method, code), n in sorted(self.codes.items()):
+            requests.add_metric([method, str(code)], float(n))
+        yield requests
+        yield _histogram(
+            "chaosproxy_request_duration_seconds",
+            "Request duration as the client saw it, injected delay included.",
+            self.request_buckets,
+            self.request_sum,
+        )
+        yield _histogram(
+            "chaosproxy_upstream_duration_seconds",
+            "Time until the upstream's response headers arrived.",
+            self.upstream_buckets,
+            self.upstream_sum,
+        )
+        errors = CounterMetricFamily(
+            "chaosproxy_upstream_errors", "Upstream failures by reason.", labels=["reason"]
+        )
+        for reason, n in self.upstream_errors.items():
+            errors.add_metric([reason], float(n))
+        yield errors
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+def _histogram(name: str, doc: str, buckets: list[int], total: float) -> HistogramMetricFamily:
+    cumulative: list[tuple[str, float]] = []
+    running = 0
+    for bound, n in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
+        running += n
+        cumulative.append((floatToGoString(bound), float(running)))  # type: ignore[no-untyped-call]
+    h = HistogramMetricFamily(name, doc)
+    h.add_metric([], cumulative, sum_value=total)
+    return h
+
+
 class Metrics:
     """Owns the registry and the collectors; `attach(bus)` subscribes to the engine's events."""
 
@@ -110,27 +182,10 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "chaosproxy_requests", "Client requests answered.", ["method", "code"], registry=r
-        )
-        self.request_duration = Histogram(
-            "chaosproxy_request_duration_seconds",
-            "Request duration as the client saw it, injected delay included.",
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.upstream_duration = Histogram(
-            "chaosproxy_upstream_duration_seconds",
-            "Time until the upstream's response headers arrived.",
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.upstream_errors = Counter(
-            "chaosproxy_upstream_errors",
-            "Upstream failures by reason.",
-            ["reason"],
-            registry=r,
-        )
+        # Per-request series are plain counters here, turned into metric families at scrape
+        # time: a request costs a few dict and list increments, no locks, no label lookups.
+        self.traffic = _Traffic()
+        r.register(self.traffic)
         self.faults_injected = Counter(
             "chaosproxy_faults_injected",
             "Faults that acted on a request.",
@@ -154,15 +209,10 @@ class Metrics:
             ["guardrail"],
             registry=r,
         )
-        for reason in UPSTREAM_REASONS:
-            self.upstream_errors.labels(reason)
         self.reload_errors.inc(0)
         r.register(_LiveGauges(inflight, pools, skipped))
-        # Resolved label children, so the per-request path skips label validation.
-        self._req_children: dict[tuple[str, int], Any] = {}
         self._active: tuple[str, str] | None = None
-        self._observe_request = self.request_duration.observe
-        self._observe_upstream = self.upstream_duration.observe
+        self.on_request = self.traffic.on_request
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(RequestDone, self.on_request)
@@ -170,21 +220,6 @@ class Metrics:
         bus.subscribe(StateChanged, self.on_state)
 
     # ------------------------------------------------------------ listeners
-
-    def on_request(self, ev: RequestDone) -> None:
-        key = (ev.method, ev.status)
-        child = self._req_children.get(key)
-        if child is None:
-            child = self.requests.labels(normalise_method(ev.method), str(ev.status))
-            if len(self._req_children) < 1000:
-                self._req_children[key] = child
-        child.inc()
-        self._observe_request(ev.duration)
-        if ev.upstream_duration is not None:
-            self._observe_upstream(ev.upstream_duration)
-        if ev.upstream_error is not None:
-            reason = ev.upstream_error if ev.upstream_error in UPSTREAM_REASONS else "protocol"
-            self.upstream_errors.labels(reason).inc()
 
     def on_fault(self, ev: FaultInjected) -> None:
         self.faults_injected.labels(ev.scenario, ev.phase, ev.rule, ev.fault).inc()

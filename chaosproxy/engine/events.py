@@ -29,7 +29,7 @@ class FaultInjected:
     outcome: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestDone:
     """One client exchange finished, however it ended."""
 
@@ -60,19 +60,23 @@ Listener = Callable[[Any], None]
 
 
 class EventBus:
+    """Dispatch by exact event type: one dict lookup per event, whatever else is subscribed."""
+
     def __init__(self) -> None:
-        self._listeners: list[tuple[type | tuple[type, ...], Listener]] = []
+        self._by_type: dict[type, tuple[Listener, ...]] = {}
 
     def subscribe(self, kind: type | tuple[type, ...], listener: Listener) -> None:
-        self._listeners.append((kind, listener))
+        for k in kind if isinstance(kind, tuple) else (kind,):
+            self._by_type[k] = (*self._by_type.get(k, ()), listener)
 
     def unsubscribe(self, listener: Listener) -> None:
-        self._listeners = [(k, fn) for k, fn in self._listeners if fn is not listener]
+        self._by_type = {
+            k: tuple(fn for fn in fns if fn is not listener) for k, fns in self._by_type.items()
+        }
 
     def emit(self, event: object) -> None:
-        for kind, fn in self._listeners:
-            if isinstance(event, kind):
-                try:
-                    fn(event)
-                except Exception:
-                    log.exception("event listener %r failed on %s", fn, type(event).__name__)
+        for fn in self._by_type.get(type(event), ()):
+            try:
+                fn(event)
+            except Exception:
+                log.exception("event listener %r failed on %s", fn, type(event).__name__)

@@ -20,7 +20,7 @@ from chaosproxy.engine.core import Decision
 from chaosproxy.engine.events import FaultInjected
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook, RespondHook
-from chaosproxy.proxy.headers import decode_raw, end_to_end
+from chaosproxy.proxy.headers import forwardable
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.server import ProxyCore
@@ -57,37 +57,27 @@ class ProxyExchange:
         "_respond_hooks",
         "_shared",
         "_status",
-        "client_ip",
         "clock",
         "core",
         "decision",
-        "headers",
         "injected",
         "mark",
-        "method",
-        "path",
-        "query_string",
         "request",
         "request_id",
         "response",
         "retry_after",
         "rng",
         "t0",
-        "target",
         "upstream_duration",
         "upstream_error",
     )
 
     def __init__(self, core: ProxyCore, request: web.BaseRequest, request_id: str) -> None:
+        # Only what every request needs is set here; the request's views (path, query, peer)
+        # are read lazily, so pass-through traffic never computes what no rule looks at.
         self.core = core
         self.request = request
         self.request_id = request_id
-        self.method = request.method
-        self.path = request.path
-        self.target = request.raw_path
-        self.query_string = request.query_string
-        self.headers: CIMultiDictProxy[str] = request.headers
-        self.client_ip = request.remote or ""
         self.clock: Clock = core.clock
         self.rng: random.Random = core.rng
         self.decision: Decision | None = None
@@ -106,6 +96,33 @@ class ProxyExchange:
         self._body_filters: list[BodyFilter] | None = None
         self._finish_cbs: list[Callable[[], None]] | None = None
         self._shared: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ request views
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def target(self) -> str:
+        """The request target exactly as received (path and query, still encoded)."""
+        return self.request.raw_path
+
+    @property
+    def query_string(self) -> str:
+        return self.request.query_string
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self.request.headers
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.remote or ""
 
     # ------------------------------------------------------------ state
 
@@ -254,20 +271,17 @@ class ProxyExchange:
 
     def upstream_headers(self) -> list[tuple[str, str]]:
         core = self.core
-        out = end_to_end(decode_raw(self.request.raw_headers), core.drop_request_headers)
-        if core.rewrite_host:
-            out = [(k, v) for k, v in out if k.lower() != "host"]
+        h = self.request.headers
+        out = forwardable(h, core.request_skip)
         if core.forwarded_headers:
-            prior = self.headers.get("X-Forwarded-For")
-            out = [(k, v) for k, v in out if not k.lower().startswith("x-forwarded-")]
-            out.append(
-                ("X-Forwarded-For", f"{prior}, {self.client_ip}" if prior else self.client_ip)
-            )
+            prior = h.get("X-Forwarded-For")
+            ip = self.client_ip
+            out.append(("X-Forwarded-For", f"{prior}, {ip}" if prior else ip))
             out.append(("X-Forwarded-Proto", core.scheme))
-            host = self.headers.get("Host")
+            host = h.get("Host")
             if host:
                 out.append(("X-Forwarded-Host", host))
-        if "X-Request-Id" not in self.headers:
+        if "X-Request-Id" not in h:
             out.append(("X-Request-Id", self.request_id))
         return out
 
@@ -286,7 +300,7 @@ class ProxyExchange:
             raise
         finally:
             self.upstream_duration = self.clock.monotonic() - t
-        reply = Reply(resp.status, resp.reason, end_to_end(resp.headers))
+        reply = Reply(resp.status, resp.reason, resp.headers)
         return reply, resp.body()
 
     async def _send_continue(self) -> None:
@@ -313,10 +327,8 @@ class ProxyExchange:
         # A body that already arrived whole leaves with its head in one write (one syscall).
         coalesce = self._headers_hooks is None and getattr(body, "complete", False)
         cls = _OneWriteResponse if coalesce else web.StreamResponse
-        resp = cls(status=reply.status, reason=reply.reason or None)
+        resp = cls(status=reply.status, reason=reply.reason or None, headers=reply.headers)
         h = resp.headers
-        for name, value in reply.headers:
-            h.add(name, value)
         if "X-Request-Id" not in h:
             h["X-Request-Id"] = self.request_id
         if self.mark is not None:

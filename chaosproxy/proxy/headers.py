@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from multidict import MultiMapping
+
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -19,12 +21,22 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def _connection_tokens(raw: Iterable[tuple[str, str]]) -> frozenset[str]:
-    tokens: set[str] = set()
-    for name, value in raw:
-        if name.lower() == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return frozenset(tokens)
+def _listed(connection_values: Iterable[str]) -> set[str]:
+    """Header names a `Connection` header lists: hop-by-hop too."""
+    return {t.strip().lower() for v in connection_values for t in v.split(",") if t.strip()}
+
+
+def forwardable(headers: MultiMapping[str], skip: frozenset[str]) -> list[tuple[str, str]]:
+    """One pass over a parsed header multidict: drop `skip`, `Proxy-*` and what `Connection`
+    lists; keep order and the original spelling. `skip` is computed once by the caller."""
+    connection = headers.getall("Connection", None)
+    if connection:
+        skip = skip | _listed(connection)
+    return [
+        (k, v)
+        for k, v in headers.items()
+        if (low := k.lower()) not in skip and not low.startswith("proxy-")
+    ]
 
 
 def end_to_end(
@@ -32,14 +44,10 @@ def end_to_end(
 ) -> list[tuple[str, str]]:
     """Headers minus hop-by-hop ones (and those `Connection` lists, and `drop`), order kept."""
     raw = list(raw)
-    listed = _connection_tokens(raw)
-    out = []
-    for name, value in raw:
-        low = name.lower()
-        if low in HOP_BY_HOP or low in drop or low in listed or low.startswith("proxy-"):
-            continue
-        out.append((name, value))
-    return out
+    skip = HOP_BY_HOP | drop | _listed(v for k, v in raw if k.lower() == "connection")
+    return [
+        (k, v) for k, v in raw if (low := k.lower()) not in skip and not low.startswith("proxy-")
+    ]
 
 
 def decode_raw(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

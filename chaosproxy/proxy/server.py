@@ -20,6 +20,7 @@ from chaosproxy.engine.load import LoadSignals
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Fault
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
+from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import Upstream
 from chaosproxy.proxy.websocket import is_upgrade, relay_websocket
 
@@ -71,7 +72,7 @@ class ProxyCore:
         self.forwarded_headers = options.forwarded_headers
         self.rewrite_host = options.rewrite_host
         self.scheme = options.scheme
-        self.drop_request_headers: frozenset[str] = frozenset({"expect"})
+        self.drop_request_headers = frozenset({"expect"})
         self.ids = RequestIds()
         # Hook for per-request faults chosen by the request itself (header faults): it returns
         # the faults to apply, or None. Installed by the runtime only when enabled.
@@ -80,6 +81,22 @@ class ProxyCore:
         self.guardrails: Guardrails | None = None
         # Add `X-Chaos-Injected` to responses that carried a fault (--mark-injected).
         self.mark_injected = False
+
+    @property
+    def drop_request_headers(self) -> frozenset[str]:
+        """End-to-end request headers that are never forwarded (lower-case names)."""
+        return self._drop
+
+    @drop_request_headers.setter
+    def drop_request_headers(self, names: frozenset[str]) -> None:
+        self._drop = frozenset(n.lower() for n in names)
+        skip = HOP_BY_HOP | self._drop
+        if self.forwarded_headers:
+            skip |= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+        if self.rewrite_host:
+            skip |= {"host"}
+        # Computed once: the per-request header filter is one set lookup per header.
+        self.request_skip: frozenset[str] = skip
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request.headers.get("X-Request-Id") or self.ids.next()
@@ -106,7 +123,11 @@ class ProxyCore:
                 await ex.proceed_upstream()
         except UpstreamError as e:
             await self._upstream_failed(ex, e)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
+            # The client went away while we answered: nothing left to tell it.
+            log.debug("client disconnected [%s]", rid, extra={"request_id": rid})
+            ex.close()
+        except asyncio.CancelledError:
             ex.close()
             raise
         except Exception:

@@ -19,7 +19,7 @@ import aiohttp
 import yarl
 
 from chaosproxy.errors import UpstreamError
-from chaosproxy.proxy.headers import decode_raw
+from chaosproxy.proxy.headers import HOP_BY_HOP, forwardable
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class UpstreamConfig:
 class UpstreamResponse(Protocol):
     status: int
     reason: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # end-to-end headers only, in the upstream's order
 
     def body(self) -> AsyncIterator[bytes]: ...
 
@@ -88,7 +88,7 @@ class _AiohttpResponse:
         self._resp = resp
         self.status = resp.status
         self.reason = resp.reason or ""
-        self.headers = decode_raw(resp.raw_headers)
+        self.headers = forwardable(resp.headers, HOP_BY_HOP)
 
     def body(self) -> AsyncIterator[bytes]:
         return _Body(self._resp)
