@@ -32,6 +32,7 @@ def register(sub: Any) -> None:
     )
     ctl.add_argument("--token", help="bearer token for mutating routes")
     ctl.add_argument("--timeout", type=float, default=10.0, help="seconds per sidecar")
+    ctl.add_argument("--json", action="store_true", help="print each answer as raw JSON")
     env_defaults(ctl)
     ops = ctl.add_subparsers(dest="op", metavar="OPERATION", required=True)
     start = ops.add_parser("start", help="start a scenario")
@@ -142,7 +143,7 @@ def admin_url(admin: str) -> str:
     return admin.replace("://0.0.0.0:", "://127.0.0.1:")
 
 
-def _summary(res: Result) -> str:
+def _summary(res: Result, raw: bool = False) -> str:
     body = res.body
     if not res.ok:
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -151,7 +152,67 @@ def _summary(res: Result) -> str:
             tail = f": {json.dumps(detail)}" if detail is not None else ""
             return f"HTTP {res.status} {err.get('message', '')}{tail}"
         return body if res.status == 0 else f"HTTP {res.status} {body}"
-    return json.dumps(body, sort_keys=True)
+    if raw or not isinstance(body, dict):
+        return json.dumps(body, sort_keys=True)
+    return describe(body)
+
+
+def describe(body: dict[str, Any]) -> str:
+    """A few readable lines for the answers people read most: status, start/stop, rules."""
+    if "rules" in body and isinstance(body["rules"], list) and "scenario" not in body:
+        return _rules(body["rules"]) or "no ad-hoc rules"
+    if "deleted" in body and len(body) == 1:
+        return f"deleted {body['deleted']} ad-hoc rule(s)"
+    if "id" in body and "faults" in body:
+        return f"added rule {body['id']}: {_rule(body)}"
+    status = body.get("status", body)
+    lines = []
+    if "stopped" in body:
+        lines.append(f"stopped {body['stopped'] or 'nothing (no scenario was running)'}")
+    if body.get("reset"):
+        lines.append("reset: scenario stopped, ad-hoc rules cleared")
+    if isinstance(status, dict) and "active" in status:
+        lines.extend(_status(status))
+    return "\n  ".join(lines) if lines else json.dumps(body, sort_keys=True)
+
+
+def _status(st: dict[str, Any]) -> list[str]:
+    sc = st.get("scenario")
+    out = []
+    if isinstance(sc, dict) and sc.get("state") == "running":
+        left = sc.get("remaining")
+        left_s = "repeats forever" if left is None else f"{left:.0f}s left"
+        out.append(
+            f"scenario {sc['name']} running: phase {sc['phase']} "
+            f"({sc['phase_elapsed']:.0f}s of {sc['phase_elapsed'] + sc['phase_remaining']:.0f}s),"
+            f" {left_s}"
+        )
+        for rc in sc.get("rule_counts", []):
+            out.append(
+                f"  rule {rc['id']} [{rc['phase']}] {', '.join(rc['faults'])}: "
+                f"{rc['matched']} matched, {rc['injected']} injected"
+            )
+    elif isinstance(sc, dict):
+        out.append(f"no scenario running (last: {sc['name']}, {sc.get('state', 'stopped')})")
+    else:
+        out.append("no scenario running")
+    rules = _rules(st.get("adhoc_rules") or st.get("rules") or [])
+    if rules:
+        out.append(rules)
+    trips = (st.get("guardrails") or {}).get("trips") or []
+    for trip in trips:
+        out.append(f"guardrail tripped: {json.dumps(trip, sort_keys=True)}")
+    return out
+
+
+def _rule(r: dict[str, Any]) -> str:
+    ttl = r.get("ttl_remaining")
+    ttl_s = "" if ttl is None else f", {ttl:.0f}s to live"
+    return f"{', '.join(r.get('faults', []))} (probability {r.get('probability', 1.0):g}{ttl_s})"
+
+
+def _rules(rules: list[dict[str, Any]]) -> str:
+    return "\n  ".join(f"ad-hoc rule {r.get('id')}: {_rule(r)}" for r in rules)
 
 
 def ctl_command(args: argparse.Namespace) -> int:
@@ -166,7 +227,7 @@ def ctl_command(args: argparse.Namespace) -> int:
     results = asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
     for res in results:
         mark = "ok" if res.ok else "FAILED"
-        print(f"{res.admin}: {mark}: {_summary(res)}")
+        print(f"{res.admin}: {mark}: {_summary(res, args.json)}")
     failed = [r.admin for r in results if not r.ok]
     if failed:
         print(f"chaosproxy ctl: failed on {', '.join(failed)}", file=sys.stderr)

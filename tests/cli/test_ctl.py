@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 from pathlib import Path
@@ -87,9 +88,16 @@ async def test_rules_list_and_clear(demo_upstream: str, start_proxy: StartProxy)
     a = await start_proxy(demo_upstream)
     a.engine.add_rule([build("error", {}, "f")])
     code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "rules", "list")
-    assert code == 0 and '"error"' in out
+    assert code == 0 and "ad-hoc rule r1: error" in out
     code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "rules", "clear")
-    assert code == 0 and '"deleted": 1' in out
+    assert code == 0 and "deleted 1 ad-hoc rule(s)" in out
+
+
+async def test_json_flag_prints_the_raw_answer(demo_upstream: str, start_proxy: StartProxy) -> None:
+    a = await start_proxy(demo_upstream)
+    code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "--json", "status")
+    body = json.loads(out.split(": ok: ", 1)[1])
+    assert code == 0 and body["active"] is False
 
 
 async def test_unreadable_rule_file_exits_2(tmp_path: Path) -> None:
