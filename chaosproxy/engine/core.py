@@ -71,6 +71,15 @@ class Decision:
     rule: str
     faults: tuple[Fault, ...]
     seed: int | None = None  # seeds the exchange's RNG so fault-internal randomness replays
+    # With `continue: true` several rules contribute: the rule of each fault, aligned with
+    # `faults` (empty when one rule decided everything), so events name the right rule.
+    fault_rules: tuple[str, ...] = ()
+
+    def rule_of(self, fault: str) -> str:
+        for f, rule in zip(self.faults, self.fault_rules, strict=False):
+            if f.name == fault:
+                return rule
+        return self.rule
 
 
 @dataclass
@@ -452,6 +461,7 @@ class Engine:
         seeded = run.seed is not None
         faults: tuple[Fault, ...] = ()
         ids: list[str] = []
+        owners: list[str] = []
         seed: int | None = None
         for rule in phase.rules:
             if rule.match is not None and not rule.match(view):
@@ -490,6 +500,7 @@ class Engine:
                                 break
                     c.injected += 1
                     faults = chosen.faults if not faults else (*faults, *chosen.faults)
+                    owners.extend(rule.id for _ in chosen.faults)
                     ids.append(rule.id)
                     if seeded and seed is None:
                         seed = _mix(x ^ (_GOLDEN >> 1))
@@ -498,8 +509,16 @@ class Engine:
         if not faults:
             return None
         if len(ids) > 1:
-            faults = tuple(sorted(faults, key=lambda f: f.order))
-        return Decision(run.compiled.name, phase.name, "+".join(ids), faults, seed)
+            pairs = sorted(zip(faults, owners, strict=True), key=lambda p: p[0].order)
+            return Decision(
+                run.compiled.name,
+                phase.name,
+                "+".join(ids),
+                tuple(f for f, _ in pairs),
+                seed,
+                tuple(r for _, r in pairs),
+            )
+        return Decision(run.compiled.name, phase.name, ids[0], faults, seed)
 
     def _decide_adhoc(self, view: RequestView) -> Decision | None:
         now = self.clock.monotonic()

@@ -160,7 +160,7 @@ class ProxyExchange:
                 path=self.path,
                 scenario=d.scenario if d else "",
                 phase=d.phase if d else "",
-                rule=d.rule if d else "",
+                rule=d.rule_of(fault) if d else "",
                 fault=fault,
                 outcome=outcome,
             )

@@ -53,6 +53,23 @@ def test_continue_adds_the_faults_of_later_matching_rules() -> None:
     assert d is not None and d.rule == "a+c"
 
 
+def test_each_fault_of_a_continued_decision_names_its_own_rule() -> None:
+    r = rig()
+    r.engine.start_scenario(
+        scenario(
+            one_phase(
+                """
+- {name: slow, continue: true, fault: {latency: {delay: 10ms}}}
+- {name: broken, fault: {error: {status: 503}}}
+"""
+            )
+        )
+    )
+    d = r.engine.decide(View(path="/x"))
+    assert d is not None and d.rule == "slow+broken"
+    assert d.rule_of("latency") == "slow" and d.rule_of("error") == "broken"
+
+
 def test_scenario_wide_rules_apply_in_every_phase_after_phase_rules() -> None:
     r = rig()
     r.engine.start_scenario(
