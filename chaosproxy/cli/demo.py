@@ -19,17 +19,35 @@ def register(sub: Any) -> None:
     env_defaults(svc)
     svc.set_defaults(func=demo_service_command)
 
-    demo = sub.add_parser("demo", help="run the demo service with chaosproxy in front of it")
-    demo.add_argument("--listen", type=host_port, default="127.0.0.1:8080", help="proxy HOST:PORT")
-    demo.add_argument("--admin", type=host_port, default="127.0.0.1:8081", help="admin HOST:PORT")
+    demo = sub.add_parser(
+        "demo",
+        help="a guided tour: the demo service, chaosproxy in front of it, a short scenario",
+        description="Start the demo service and chaosproxy, replay an 11-second scenario while a "
+        "desktop and a mobile user call the API, print what each saw, then keep running.",
+    )
     demo.add_argument(
-        "--service", type=host_port, default="127.0.0.1:9000", help="demo service HOST:PORT"
+        "--listen", type=host_port, default="127.0.0.1:0", help="proxy HOST:PORT (default: free)"
+    )
+    demo.add_argument(
+        "--admin", type=host_port, default="127.0.0.1:0", help="admin HOST:PORT (default: free)"
+    )
+    demo.add_argument(
+        "--service",
+        type=host_port,
+        default="127.0.0.1:0",
+        help="demo service HOST:PORT (default: free)",
+    )
+    demo.add_argument(
+        "--no-tour",
+        dest="tour",
+        action="store_false",
+        help="skip the guided scenario, just start both",
     )
     demo.add_argument(
         "--duration",
         type=duration,
         default=None,
-        help="stop by itself after this long (default: until Ctrl-C)",
+        help="after the tour, keep running this long (default: until Ctrl-C)",
     )
     demo.set_defaults(func=demo_command)
 
@@ -78,13 +96,19 @@ def demo_command(args: argparse.Namespace) -> int:
     from chaosproxy.logs import setup_logging
     from chaosproxy.runtime import Runtime, Settings
 
-    setup_logging()
+    setup_logging(level="warning")
 
     async def main() -> None:
+        from collections import Counter
+
+        from chaosproxy.demo import report, tour
+        from chaosproxy.engine.events import FaultInjected
+
         runner, port = await start_demo_service(*args.service)
+        service = f"http://{args.service[0]}:{port}"
         rt = Runtime(
             Settings(
-                upstream=yarl.URL(f"http://{args.service[0]}:{port}"),
+                upstream=yarl.URL(service),
                 listen_host=args.listen[0],
                 listen_port=args.listen[1],
                 admin_host=args.admin[0],
@@ -94,15 +118,40 @@ def demo_command(args: argparse.Namespace) -> int:
         )
         await rt.start()
         p, a = rt.proxy_url, rt.admin_url
+        print(f"demo service  {service}\nchaosproxy    {p}  (admin API {a})\n", flush=True)
+        if args.tour:
+            injected: Counter[str] = Counter()
+            rt.bus.subscribe(FaultInjected, lambda ev: injected.update([ev.fault]))
+            print(
+                "Replaying 'demo-tour' (11 s): healthy -> broken-release (500s on /api/**) -> "
+                "slow-dependency (lognormal latency) -> mobile-trouble (half the phone's "
+                "requests reset) -> recovered.\nA desktop browser and a phone call "
+                "GET /api/items/N through the proxy meanwhile...\n",
+                flush=True,
+            )
+            tallies = await tour(p, rt.engine)
+            print(report(tallies))
+            faults = ", ".join(f"{n} {name}" for name, n in sorted(injected.items()))
+            seen = sum(t.resets for t in tallies.values())
+            print(f"\nfaults injected: {faults or 'none'}. The desktop user never saw a reset.")
+            if injected["reset"] > seen:
+                print(
+                    f"The phone saw {seen} of {injected['reset']} resets: its HTTP client "
+                    "(aiohttp) silently retries an idempotent GET once, and "
+                    f"{injected['reset'] - 2 * seen} retries went through: the retry "
+                    "amplification a chaos experiment should measure."
+                )
+            print()
         print(
-            f"""
-chaosproxy demo: the demo service on http://{args.service[0]}:{port}, chaosproxy in front of it.
+            f"""Both keep running. Try:
 
-  curl -i {p}/api/items             # passes through untouched
-  curl -i {p}/api/items/3
-  curl -i '{p}/api/slow?delay=0.5'
-  curl -i -X POST --data-binary @README.md {p}/api/echo
-  curl -s {a}/healthz ; curl -s {a}/readyz
+  curl -i {p}/api/items/3                                    # untouched
+  curl -s -X POST {a}/scenarios/post-deploy-breakage/start   # a bundled scenario
+  curl -s {a}/status
+  curl -i {p}/static/app.js                                  # static assets keep working
+  curl -s -X POST {a}/rules -d '{{"fault": {{"latency": {{"delay": "300ms"}}}}, "ttl": "2m"}}'
+  curl -s {a}/metrics | grep ^chaosproxy_
+  curl -s -X POST {a}/reset                                  # everything healthy again
 
 Ctrl-C stops it.""",
             flush=True,
