@@ -22,12 +22,12 @@ def test_tour_shows_each_phase_as_the_users_saw_it() -> None:
     )
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
-    total, ok, errors, resets = _row(out, "healthy", "desktop")
+    total, ok, _, _ = _row(out, "healthy", "desktop")
     assert total > 0 and ok == total
-    total, ok, errors, resets = _row(out, "broken-release", "mobile")
+    total, _, errors, _ = _row(out, "broken-release", "mobile")
     assert total > 0 and errors == total
     assert _row(out, "mobile-trouble", "desktop")[3] == 0
     assert re.search(r"faults injected: .*\d+ reset", out)
-    total, ok, errors, _resets = _row(out, "recovered", "mobile")
+    total, ok, _, _ = _row(out, "recovered", "mobile")
     assert ok == total
     assert "Ctrl-C stops it." in out
