@@ -5,13 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from chaosproxy.engine.core import Engine
 from chaosproxy.runtime import Runtime
 from tests.admin.conftest import call
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(Engine, "start_scenario"), reason="the scenario engine is not available"
-)
 
 
 async def proxied_status(rt: Runtime, path: str = "/api/items") -> int:

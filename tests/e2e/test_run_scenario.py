@@ -17,8 +17,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from chaosproxy.faults import registry
-
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
@@ -164,13 +162,6 @@ async def test_a_bad_scenario_file_exits_2_with_located_errors(
     assert "Traceback" not in err.decode()
 
 
-needs_fault_library = pytest.mark.skipif(
-    not {"latency", "throttle", "reset"} <= set(registry()),
-    reason="the bundled mobile-only-failures scenario needs latency, throttle and reset",
-)
-
-
-@needs_fault_library
 async def test_bundled_mobile_only_failures_affects_mobile_and_never_desktop(
     demo_upstream: str, run_cli: Run, tmp_path: Path
 ) -> None:

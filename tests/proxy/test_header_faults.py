@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaosproxy.faults import build, registry
+from chaosproxy.faults import build
 from chaosproxy.proxy.header_faults import HeaderFaults
 from tests.conftest import StartProxy
 
@@ -35,10 +35,6 @@ async def fetch(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]
     async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
         await r.read()
         return r.status, dict(r.headers)
-
-
-def needs(name: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(name not in registry(), reason=f"fault {name!r} not available")
 
 
 # ---------------------------------------------------------------- unit
@@ -118,7 +114,6 @@ async def test_fault_headers_are_stripped_before_the_upstream(
     assert not {n for n in names if n.startswith("x-envoy-fault") or n == "x-chaos-fault"}
 
 
-@needs("latency")
 async def test_delay_header_delays_the_response(
     echo_upstream: tuple[str, Seen], start_proxy: StartProxy
 ) -> None:
@@ -129,7 +124,6 @@ async def test_delay_header_delays_the_response(
     assert status == 200 and rt.clock.monotonic() - t0 >= 0.19
 
 
-@needs("reset")
 async def test_chaos_fault_reset_resets_the_connection(
     echo_upstream: tuple[str, Seen], start_proxy: StartProxy
 ) -> None:
