@@ -188,3 +188,55 @@ async def test_header_faults_count_against_max_active_faults(
     rt.guardrails.active = 1  # one faulted request already in flight
     status, _ = await fetch(rt.proxy_url + "/x", {"x-envoy-fault-abort-request": "503"})
     assert status == 200 and rt.guardrails.skipped == 1
+
+
+# ---------------------------------------------------------------- the rest, end to end
+
+
+@pytest.fixture
+async def big_upstream(start_upstream: Callable[[web.Application], Awaitable[str]]) -> str:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 32 * 1024)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return await start_upstream(app)
+
+
+async def test_throughput_header_paces_the_body(big_upstream: str, start_proxy: StartProxy) -> None:
+    rt = await start_proxy(big_upstream, allow_header_faults=True)
+    t0 = rt.clock.monotonic()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(rt.proxy_url + "/x", headers={"x-envoy-fault-throughput-response": "32"}) as r,
+    ):
+        body = await r.read()
+    elapsed = rt.clock.monotonic() - t0
+    assert len(body) == 32 * 1024
+    assert 0.85 <= elapsed <= 1.5  # 32 KiB at 32 KiB/s
+
+
+async def test_chaos_fault_truncate_cuts_the_body_short(
+    big_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(big_upstream, allow_header_faults=True)
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(rt.proxy_url + "/x", headers={"x-chaos-fault": "truncate=100"}) as r,
+    ):
+        assert r.headers["Content-Length"] == str(32 * 1024)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await r.read()
+
+
+async def test_chaos_fault_hang_sends_nothing_for_its_duration(
+    echo_upstream: tuple[str, Seen], start_proxy: StartProxy
+) -> None:
+    upstream, seen = echo_upstream
+    rt = await start_proxy(upstream, allow_header_faults=True)
+    timeout = aiohttp.ClientTimeout(total=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        with pytest.raises(TimeoutError):
+            async with s.get(rt.proxy_url + "/x", headers={"x-chaos-fault": "hang=5000"}) as r:
+                await r.read()
+    assert seen == []  # the upstream never heard of it
