@@ -274,6 +274,27 @@ class Params:
         return str(v)
 
 
+# ---------------------------------------------------------------- body helpers
+
+
+async def cut_body(
+    body: AsyncIterator[bytes], keep: int, on_cut: Callable[[], Awaitable[None]]
+) -> AsyncIterator[bytes]:
+    """Pass the first `keep` bytes of `body`. When it is longer, await `on_cut()` once they
+    were written (the consumer pulls again only after writing the last piece)."""
+    left = keep
+    async for chunk in body:
+        if len(chunk) > left:
+            if left:
+                yield chunk[:left]
+            break
+        left -= len(chunk)
+        yield chunk
+    else:
+        return  # not longer than `keep`: nothing to cut
+    await on_cut()
+
+
 def _nearest(word: str, known: Iterable[str]) -> str | None:
     import difflib
 

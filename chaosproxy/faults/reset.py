@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from chaosproxy.config.units import parse_size
-from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
 
 
 @register
@@ -53,23 +53,12 @@ class ResetFault(Fault):
             ex.filter_body(self._cut)
         await proceed()
 
-    async def _cut(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Pass `after_bytes` bytes, then reset once they were written (the next pull)."""
-        left = self.after_bytes
-        async for chunk in body:
-            if len(chunk) > left:
-                if left:
-                    yield chunk[:left]
-                break
-            left -= len(chunk)
-            yield chunk
-        else:
-            return  # the body was shorter: nothing to cut
-        ex.record(self.name, f"after_bytes={self.after_bytes}")
-        await ex.flush()
-        ex.reset()
+    def _cut(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass `after_bytes` bytes, then reset once they were written."""
 
-    def describe(self) -> str:
-        return (
-            f"reset after {self.after_bytes} bytes" if self.at == "body" else f"reset at {self.at}"
-        )
+        async def reset() -> None:
+            ex.record(self.name, f"after_bytes={self.after_bytes}")
+            await ex.flush()
+            ex.reset()
+
+        return cut_body(body, self.after_bytes, reset)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from chaosproxy.config.units import parse_size
-from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
 
 
 @register
@@ -39,20 +39,11 @@ class TruncateFault(Fault):
             ex.filter_body(self._cut)
         await proceed()
 
-    async def _cut(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        left = self.keep
-        async for chunk in body:
-            if len(chunk) > left:
-                if left:
-                    yield chunk[:left]
-                break
-            left -= len(chunk)
-            yield chunk
-        else:
-            return  # the body was not longer than the cut: nothing to truncate
-        # The loop resumes here only once the last piece was written.
-        ex.record(self.name, f"bytes={self.keep}")
-        ex.close()
+    def _cut(self, ex: Exchange, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass `bytes` bytes, then close (FIN) once they were written."""
 
-    def describe(self) -> str:
-        return f"truncate after {self.keep} bytes"
+        async def close() -> None:
+            ex.record(self.name, f"bytes={self.keep}")
+            ex.close()
+
+        return cut_body(body, self.keep, close)
