@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+
+from _procs import free_port, pinned, started, wait_listening
 
 HERE = Path(__file__).resolve()
 PY = sys.executable
@@ -90,41 +88,6 @@ def python_load(url: str, requests: int, concurrency: int) -> None:
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pinned(core: int, argv: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
-        return ["taskset", "-c", str(core), *argv]
-    return argv
-
-
-def wait_listening(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-@contextlib.contextmanager
-def process(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    try:
-        yield p
-    finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def admin(base: str, method: str, path: str, body: object | None = None) -> object:
@@ -195,8 +158,8 @@ def main() -> None:
         "--log-level", "error",
     ]  # fmt: skip
     with (
-        process(pinned(1, [PY, str(HERE), "--serve-upstream", str(up)])),
-        process(pinned(0, proxy_argv)),
+        started(pinned(1, [PY, str(HERE), "--serve-upstream", str(up)])),
+        started(pinned(0, proxy_argv)),
     ):
         wait_listening(up)
         wait_listening(px)
