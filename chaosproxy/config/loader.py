@@ -34,6 +34,7 @@ from chaosproxy.config.model import (
     RuleSpec,
     Scenario,
     When,
+    locate,
 )
 from chaosproxy.config.units import parse_duration
 from chaosproxy.errors import ConfigError, Problem
@@ -793,8 +794,22 @@ class _Builder:
                 continue
             self.record_tree(pnode, fpath)
             params = self.doc.value(pnode)
-            out.append(FaultSpec(name, {} if params is None else params, path))
+            spec = FaultSpec(name, {} if params is None else params, path)
+            self.check_params(spec)
+            out.append(spec)
         return tuple(out)
+
+    def check_params(self, spec: FaultSpec) -> None:
+        """Fault parameters are the fault's own business; asking it now means a file with
+        both a misspelt key and a bad parameter reports both at once."""
+        from chaosproxy.faults import build
+
+        try:
+            build(spec.name, spec.params, spec.path)
+        except ConfigError as e:
+            for p in e.problems:
+                loc = locate(self.col.locations, p.path, self.doc.source)
+                self.col.problems.append(Problem(p.message, p.path, loc.file, loc.line, loc.col))
 
     # ---------------- match
 

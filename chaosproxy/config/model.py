@@ -141,11 +141,16 @@ class Scenario:
 
     def locate(self, path: str) -> Loc:
         """The position of `path`, or of its nearest enclosing key that has one."""
-        p = path
-        while p:
-            loc = self.locations.get(p)
-            if loc is not None:
-                return loc
-            cut = max(p.rfind("."), p.rfind("["))
-            p = p[:cut] if cut > 0 else ""
-        return Loc(self.source, 0, 0)
+        return locate(self.locations, path, self.source)
+
+
+def locate(locations: Mapping[str, Loc], path: str, source: str) -> Loc:
+    """The position of key `path`, or of its nearest enclosing key that has one."""
+    p = path
+    while p:
+        loc = locations.get(p)
+        if loc is not None:
+            return loc
+        cut = max(p.rfind("."), p.rfind("["))
+        p = p[:cut] if cut > 0 else ""
+    return Loc(source, 0, 0)

@@ -71,6 +71,7 @@ def test_validate_prints_every_problem_located_and_exits_2(
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{bad}:6:9: phases[0].rules[0].probabilty: unknown key; did you mean probability?",
+        f"{bad}:7:25: phases[0].rules[0].fault.error.status: must be ≥ 400, got 200",
         f"{bad}:8:11: phases[1].name: duplicate phase name (also phases[0])",
     ]
 

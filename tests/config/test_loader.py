@@ -79,11 +79,31 @@ def test_locations_name_the_position_of_fault_parameters() -> None:
             duration: 1s
             rules:
               - fault:
-                  error: {status: 700}
+                  error: {status: 503}
         """
     )
     assert s.locate("phases[0].rules[0].fault.error.status") == Loc("s.yaml", 8, 19)
     assert s.locate("phases[0].rules[0].fault.error.nothing.deeper") == Loc("s.yaml", 8, 11)
+
+
+def test_misspelt_keys_and_bad_fault_parameters_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as e:
+        load(
+            """
+            name: x
+            phases:
+              - name: a
+                duration: 1s
+                rules:
+                  - probabilty: 0.5
+                    fault:
+                      latency: {delay: 200ms, jiter: 50ms}
+            """
+        )
+    assert [str(p) for p in e.value.problems] == [
+        "s.yaml:7:9: phases[0].rules[0].probabilty: unknown key; did you mean probability?",
+        "s.yaml:9:35: phases[0].rules[0].fault.latency.jiter: unknown key; did you mean jitter?",
+    ]
 
 
 def test_match_fields_all_parse() -> None:
