@@ -29,6 +29,7 @@ from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions, make_server
 from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
 from chaosproxy.stats import Stats
@@ -69,6 +70,7 @@ class Settings:
     mark_injected: bool = False
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
+    upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -78,6 +80,15 @@ def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def make_upstream(client: str, config: UpstreamConfig) -> Upstream:
+    """The upstream client by name: `native` (the lean default) or `aiohttp`."""
+    if client == "aiohttp":
+        return AiohttpUpstream(config)
+    if client == "native":
+        return NativeUpstream(config)
+    raise UsageError(f"unknown upstream client {client!r} (native or aiohttp)")
 
 
 class Runtime:
@@ -92,7 +103,8 @@ class Runtime:
         # One LoadSignals, read by the engine's `when` rules and fed by the proxy.
         self.load = LoadSignals(clock)
         self.engine = Engine(self.bus, clock, seed=settings.seed, load=self.load)
-        self.upstream: Upstream = upstream or AiohttpUpstream(
+        self.upstream: Upstream = upstream or make_upstream(
+            settings.upstream_client,
             UpstreamConfig(
                 url=settings.upstream,
                 pool_size=settings.pool_size,
@@ -101,7 +113,7 @@ class Runtime:
                 keepalive=settings.keepalive,
                 ca_file=settings.upstream_ca,
                 insecure=settings.upstream_insecure,
-            )
+            ),
         )
         scheme = "https" if settings.tls_cert else "http"
         self.core = ProxyCore(

@@ -70,6 +70,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="30s",
         help="idle upstream connections are closed after this",
     )
+    p.add_argument(
+        "--upstream-client",
+        default="native",
+        help="native (own keep-alive pool, fastest) or aiohttp (ClientSession); default native",
+    )
     p.add_argument("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream")
     p.add_argument(
         "--upstream-insecure",
@@ -174,6 +179,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("chaosproxy run: error: --tls-cert and --tls-key go together")
+    if args.upstream_client not in ("native", "aiohttp"):
+        raise SystemExit(
+            f"chaosproxy run: error: --upstream-client: {args.upstream_client!r} "
+            "is not one of native, aiohttp"
+        )
     for flag in ("tls_cert", "tls_key", "upstream_ca"):
         path = getattr(args, flag)
         if path and not os.path.isfile(path):
@@ -209,6 +219,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         mark_injected=args.mark_injected,
         max_active_faults=args.max_active_faults,
         max_fault_duration=args.max_fault_duration,
+        upstream_client=args.upstream_client,
     )
 
 
