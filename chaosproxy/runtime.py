@@ -12,7 +12,6 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
 
 import yarl
 from aiohttp import web
@@ -27,6 +26,7 @@ from chaosproxy.engine.journal import Journal
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
+from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault, PoolState
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
 from chaosproxy.proxy.native import NativeUpstream
@@ -178,30 +178,16 @@ class Runtime:
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""
-        engine: Any = self.engine
-        current = getattr(engine, "current", None)
-        if current is None:
-            return None
-        info = current() if callable(current) else current
-        if info is None:
-            return None
-        return Running(info.scenario, info.started)
+        return self.engine.current()
 
     def _stop_scenario(self) -> None:
-        engine: Any = self.engine
-        stop = getattr(engine, "stop_scenario", None)
-        if stop is not None:
-            stop()
+        self.engine.stop_scenario()
 
-    def _pools(self) -> list[tuple[str, Any]]:
-        engine: Any = self.engine
-        source = getattr(engine, "faults_in_use", None)
-        if source is None:
-            return []
+    def _pools(self) -> list[tuple[str, PoolState]]:
         return [
-            (rule, getattr(f, "state", f))
-            for rule, f in source()
-            if getattr(f, "name", "") == "pool_exhaustion"
+            (rule, f.state)
+            for rule, f in self.engine.faults_in_use()
+            if isinstance(f, PoolExhaustionFault)
         ]
 
     async def _guardrail_ticker(self, interval: float = 0.5) -> None:

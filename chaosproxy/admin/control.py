@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.config.model import Scenario
 from chaosproxy.config.units import parse_duration
+from chaosproxy.engine.core import AdhocRule
 from chaosproxy.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaosproxy.admin")
 
 START_KEYS = ("seed", "repeat", "replace")
-
-
-def _engine(rt: Runtime) -> Any:
-    """The engine, typed loosely: scenario control lands in the engine alongside this module."""
-    return rt.engine
 
 
 def _bad(field: str, problem: str) -> ApiError:
@@ -166,7 +162,7 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
     if "repeat" in opts:
         kwargs["repeat"] = opts["repeat"]
     try:
-        _engine(rt).start_scenario(sc, **kwargs)
+        rt.engine.start_scenario(sc, **kwargs)
     except ConfigError as e:
         raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
     rt.guardrails.check()
@@ -175,7 +171,7 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
 def stop(rt: Runtime) -> str | None:
     name = running_name(rt)
     if name is not None:
-        _engine(rt).stop_scenario()
+        rt.engine.stop_scenario()
     return name
 
 
@@ -203,25 +199,17 @@ def add_rule(rt: Runtime, body: Any) -> dict[str, Any]:
         if ttl <= 0:
             raise _bad("ttl", "must be > 0")
     spec = _parse_rule(body)
-    from chaosproxy.faults import build
-    from chaosproxy.matching import compile_match
+    from chaosproxy.engine.compile import compile_rule
 
-    if spec.when is not None:
-        raise _bad("when", "load conditions are not supported on ad-hoc rules")
-    if spec.counting is not None:
-        raise _bad("first", "first/every/after are not supported on ad-hoc rules")
     if not isinstance(spec.probability, float | int):
         raise _bad("probability", "a ramp needs a phase; give a number for ad-hoc rules")
-    if len(spec.outcomes) != 1:
-        raise _bad("outcomes", "ad-hoc rules take one `fault:` mapping")
     try:
-        faults = [build(f.name, f.params, _rel(f.path)) for f in spec.outcomes[0].faults]
-        match = compile_match(spec.match, "match")
+        rule = compile_rule(spec)
     except ConfigError as e:
         raise ApiError(400, "Bad Request", _problems(e)) from None
     effective = rt.guardrails.rule_ttl(ttl)
-    rule = rt.engine.add_rule(faults, match, float(spec.probability), effective)
-    return _describe_rule(rt, rule, body)
+    added = rt.engine.add_compiled_rule(rule, effective, source=body)
+    return _describe_rule(rt, added)
 
 
 def _parse_rule(body: dict[str, Any]) -> Any:
@@ -244,28 +232,25 @@ def _problems(e: ConfigError) -> list[dict[str, str]]:
     return [{"field": _rel(p.path), "problem": p.message} for p in e.problems]
 
 
-def _describe_rule(rt: Runtime, rule: Any, spec: Any = None) -> dict[str, Any]:
+def _describe_rule(rt: Runtime, rule: AdhocRule) -> dict[str, Any]:
     now = rt.clock.monotonic()
-    expires = getattr(rule, "expires_at", None)
+    expires = rule.expires_at
     out: dict[str, Any] = {
         "id": rule.id,
         "faults": [f.describe() for f in rule.faults],
         "probability": rule.probability,
         "ttl_remaining": None if expires is None else max(0.0, round(expires - now, 3)),
+        "matched": rule.matched,
+        "injected": rule.injected,
     }
-    if spec is not None:
-        out["rule"] = spec
-    elif getattr(rule, "source", None) is not None:
+    if rule.source is not None:
         out["rule"] = rule.source
     return out
 
 
-def _adhoc(rt: Runtime) -> list[Any]:
-    engine = _engine(rt)
-    source = getattr(engine, "adhoc_rules", None)
-    rules = list(source()) if source is not None else list(getattr(engine, "_adhoc", ()))
+def _adhoc(rt: Runtime) -> list[AdhocRule]:
     now = rt.clock.monotonic()
-    return [r for r in rules if r.expires_at is None or r.expires_at > now]
+    return [r for r in rt.engine.adhoc_rules() if r.expires_at is None or r.expires_at > now]
 
 
 def list_rules(rt: Runtime) -> list[dict[str, Any]]:
@@ -273,15 +258,7 @@ def list_rules(rt: Runtime) -> list[dict[str, Any]]:
 
 
 def delete_rule(rt: Runtime, rule_id: str) -> None:
-    engine = _engine(rt)
-    remove = getattr(engine, "remove_rule", None)
-    if remove is not None:
-        removed = bool(remove(rule_id))
-    else:
-        before = list(engine._adhoc)
-        engine._adhoc[:] = [r for r in before if r.id != rule_id]
-        removed = len(engine._adhoc) < len(before)
-    if not removed:
+    if not rt.engine.remove_rule(rule_id):
         raise ApiError(404, "Not Found", f"no ad-hoc rule with id {rule_id!r}")
 
 

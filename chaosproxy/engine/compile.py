@@ -113,6 +113,15 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
     )
 
 
+def compile_rule(spec: RuleSpec, scope: str = "adhoc") -> CompiledRule:
+    """One rule outside any scenario (ad-hoc rules); ConfigError lists every problem."""
+    problems: list[Problem] = []
+    rule = _compile_rule(spec, scope, 0, problems)
+    if rule is None:
+        raise ConfigError(problems)
+    return rule
+
+
 def _compile_rule(
     spec: RuleSpec, scope: str, slot: int, problems: list[Problem]
 ) -> CompiledRule | None:

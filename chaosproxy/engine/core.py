@@ -19,12 +19,17 @@ import itertools
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
-from chaosproxy.engine.compile import CompiledPhase, CompiledRule, CompiledScenario
+from chaosproxy.engine.compile import (
+    CompiledOutcome,
+    CompiledPhase,
+    CompiledRule,
+    CompiledScenario,
+)
 from chaosproxy.engine.compile import compile_scenario as compile_scenario
 from chaosproxy.engine.events import EventBus, StateChanged
 from chaosproxy.engine.guardrails import Running
@@ -82,19 +87,6 @@ class Decision:
         return self.rule
 
 
-@dataclass
-class AdhocRule:
-    """A rule added at runtime (admin API or tests), outside any scenario."""
-
-    id: str
-    faults: tuple[Fault, ...]
-    match: Callable[[RequestView], bool] | None = None
-    probability: float = 1.0
-    expires_at: float | None = None
-    matched: int = 0
-    injected: int = 0
-
-
 class _Counter:
     """Mutable per-rule state beside the immutable compiled rule."""
 
@@ -105,6 +97,35 @@ class _Counter:
         self.injected = 0
         self.k = 0  # matches in the current count window (phase entry, or whole run if wide)
         self.base = 0  # seed key of the current window
+
+
+@dataclass
+class AdhocRule:
+    """A rule added at runtime (admin API or tests), outside any scenario: compiled like a
+    scenario rule and evaluated the same way (match, when, first/every/after, probability,
+    weighted outcomes), before the scenario's rules."""
+
+    id: str
+    rule: CompiledRule
+    expires_at: float | None = None
+    source: Any = None  # the rule as it was posted, for GET /rules
+    counter: _Counter = field(default_factory=_Counter)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        return tuple(f for o in self.rule.outcomes for f in o.faults)
+
+    @property
+    def probability(self) -> float:
+        return self.rule.probability
+
+    @property
+    def matched(self) -> int:
+        return self.counter.matched
+
+    @property
+    def injected(self) -> int:
+        return self.counter.injected
 
 
 class _Run:
@@ -178,17 +199,40 @@ class Engine:
         probability: float = 1.0,
         ttl: float | None = None,
     ) -> AdhocRule:
-        rule = AdhocRule(
-            id=f"r{next(self._ids)}",
-            faults=tuple(sorted(faults, key=lambda f: f.order)),
+        """An ad-hoc rule from faults built in code (tests, header-free tooling)."""
+        outcome = CompiledOutcome(1.0, 1.0, tuple(sorted(faults, key=lambda f: f.order)))
+        rule = CompiledRule(
+            id="adhoc",
+            path="rule",
+            slot=0,
+            scope="adhoc",
             match=match,
             probability=probability,
-            expires_at=None if ttl is None else self.clock.monotonic() + ttl,
+            ramp=None,
+            inflight_above=None,
+            rps_above=None,
+            rps_window=5,
+            first=None,
+            every=None,
+            after=None,
+            outcomes=(outcome,),
+            continue_=False,
         )
-        self._adhoc.append(rule)
+        return self.add_compiled_rule(rule, ttl)
+
+    def add_compiled_rule(
+        self, rule: CompiledRule, ttl: float | None = None, source: Any = None
+    ) -> AdhocRule:
+        adhoc = AdhocRule(
+            id=f"r{next(self._ids)}",
+            rule=rule,
+            expires_at=None if ttl is None else self.clock.monotonic() + ttl,
+            source=source,
+        )
+        self._adhoc.append(adhoc)
         self._refresh_active()
-        self.emit_state("rule_added", details={"rule": rule.id})
-        return rule
+        self.emit_state("rule_added", details={"rule": adhoc.id})
+        return adhoc
 
     def remove_rule(self, rule_id: str) -> bool:
         before = len(self._adhoc)
@@ -470,40 +514,18 @@ class Engine:
                 continue
             if rule.rps_above is not None and load.rps(rule.rps_window) <= rule.rps_above:
                 continue
-            c = counters[rule.slot]
-            c.matched += 1
-            c.k += 1
-            if _fires(rule, c.k):
-                if seeded:
-                    x = _mix((c.base + c.k * _GOLDEN) & _MASK)
-                    u = _unit(x)
-                else:
-                    x = 0
-                    u = self.rng.random()
-                p = rule.probability
-                if rule.ramp is not None:
-                    start, end = rule.ramp
-                    frac = (now - run.phase_start) / phase.duration
-                    p = start + (end - start) * min(1.0, max(0.0, frac))
-                if p >= 1.0 or u < p:
-                    outcomes = rule.outcomes
-                    chosen = outcomes[0]
-                    if len(outcomes) > 1:
-                        if seeded:
-                            x = _mix(x ^ _GOLDEN)
-                            v = _unit(x)
-                        else:
-                            v = self.rng.random()
-                        for o in outcomes:
-                            if v < o.cum:
-                                chosen = o
-                                break
-                    c.injected += 1
-                    faults = chosen.faults if not faults else (*faults, *chosen.faults)
-                    owners.extend(rule.id for _ in chosen.faults)
-                    ids.append(rule.id)
-                    if seeded and seed is None:
-                        seed = _mix(x ^ (_GOLDEN >> 1))
+            p = rule.probability
+            if rule.ramp is not None:
+                start, end = rule.ramp
+                frac = (now - run.phase_start) / phase.duration
+                p = start + (end - start) * min(1.0, max(0.0, frac))
+            chosen, x = self._draw(rule, counters[rule.slot], p, seeded)
+            if chosen is not None:
+                faults = chosen.faults if not faults else (*faults, *chosen.faults)
+                owners.extend(rule.id for _ in chosen.faults)
+                ids.append(rule.id)
+                if seeded and seed is None:
+                    seed = _mix(x ^ (_GOLDEN >> 1))
             if not rule.continue_:
                 break
         if not faults:
@@ -520,18 +542,54 @@ class Engine:
             )
         return Decision(run.compiled.name, phase.name, ids[0], faults, seed)
 
+    def _draw(
+        self, rule: CompiledRule, c: _Counter, p: float, seeded: bool
+    ) -> tuple[CompiledOutcome | None, int]:
+        """A matching request: count it, apply first/every/after and the probability `p`,
+        pick a weighted outcome. Returns the outcome (None: no fault) and the seed state."""
+        c.matched += 1
+        c.k += 1
+        if not _fires(rule, c.k):
+            return None, 0
+        if seeded:
+            x = _mix((c.base + c.k * _GOLDEN) & _MASK)
+            u = _unit(x)
+        else:
+            x = 0
+            u = self.rng.random()
+        if p < 1.0 and u >= p:
+            return None, x
+        outcomes = rule.outcomes
+        chosen = outcomes[0]
+        if len(outcomes) > 1:
+            if seeded:
+                x = _mix(x ^ _GOLDEN)
+                v = _unit(x)
+            else:
+                v = self.rng.random()
+            for o in outcomes:
+                if v < o.cum:
+                    chosen = o
+                    break
+        c.injected += 1
+        return chosen, x
+
     def _decide_adhoc(self, view: RequestView) -> Decision | None:
         now = self.clock.monotonic()
-        for rule in self._adhoc:
-            if rule.expires_at is not None and now >= rule.expires_at:
+        load = self.load
+        for a in self._adhoc:
+            if a.expires_at is not None and now >= a.expires_at:
                 continue
+            rule = a.rule
             if rule.match is not None and not rule.match(view):
                 continue
-            rule.matched += 1
-            if rule.probability < 1.0 and self.rng.random() >= rule.probability:
+            if rule.inflight_above is not None and load.inflight <= rule.inflight_above:
                 continue
-            rule.injected += 1
-            return Decision("", "", rule.id, rule.faults)
+            if rule.rps_above is not None and load.rps(rule.rps_window) <= rule.rps_above:
+                continue
+            chosen, _ = self._draw(rule, a.counter, rule.probability, False)
+            if chosen is not None:
+                return Decision("", "", a.id, chosen.faults)
         return None
 
     # ------------------------------------------------------------ status

@@ -23,6 +23,44 @@ async def test_added_rule_faults_matching_requests_only(admin: Runtime) -> None:
     assert await get_status(admin, "/api/items/1") == 200
 
 
+async def test_first_n_fails_the_first_requests_then_lets_them_pass(admin: Runtime) -> None:
+    """The retry-testing pattern: only the first N matching requests fail."""
+    status, _ = await call(admin, "POST", "/rules", {**RULE, "first": 2})
+    assert status == 201
+    seen = [await get_status(admin, "/api/items") for _ in range(4)]
+    assert seen == [418, 418, 200, 200]
+
+
+async def test_every_nth_request_fails(admin: Runtime) -> None:
+    await call(admin, "POST", "/rules", {**RULE, "every": 3})
+    seen = [await get_status(admin, "/api/items") for _ in range(6)]
+    assert seen == [200, 200, 418, 200, 200, 418]
+
+
+async def test_weighted_outcomes_mix_failures(admin: Runtime) -> None:
+    rule = {
+        "match": {"path": "/api/items"},
+        "outcomes": [
+            {"weight": 1, "fault": {"error": {"status": 500}}},
+            {"weight": 1, "fault": {"error": {"status": 503}}},
+        ],
+    }
+    status, added = await call(admin, "POST", "/rules", rule)
+    assert status == 201 and added["faults"] == ["error", "error"]
+    seen = {await get_status(admin, "/api/items") for _ in range(40)}
+    assert seen == {500, 503}
+
+
+async def test_listed_rule_shows_what_was_posted_and_its_counts(admin: Runtime) -> None:
+    _, rule = await call(admin, "POST", "/rules", {**RULE, "first": 1})
+    await get_status(admin, "/api/items")
+    await get_status(admin, "/api/items")
+    _, body = await call(admin, "GET", "/rules")
+    [listed] = body["rules"]
+    assert listed["rule"] == {**RULE, "first": 1}
+    assert (listed["matched"], listed["injected"]) == (2, 1)
+
+
 async def test_rule_without_ttl_gets_the_default_finite_ttl(admin: Runtime) -> None:
     _, rule = await call(admin, "POST", "/rules", RULE)
     assert 1790 < rule["ttl_remaining"] <= 1800
