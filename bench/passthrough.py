@@ -180,6 +180,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="only the key cell (small, 16)")
     ap.add_argument("--python-load", action="store_true", help="use the Python load generator")
     ap.add_argument("--json", metavar="FILE", help="also write all cells as JSON")
+    ap.add_argument(
+        "--upstream-client",
+        choices=("native", "aiohttp"),
+        default="native",
+        help="chaosproxy's upstream client (run --upstream-client)",
+    )
     ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve_upstream:
@@ -194,7 +200,8 @@ def main() -> int:
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(
         f"load: {'wrk (core 1)' if use_wrk else 'python generator'}; proxies on core 0; "
-        f"upstream aiohttp+uvloop on core 1; {a.seconds:.0f}s per cell"
+        f"upstream aiohttp+uvloop on core 1; {a.seconds:.0f}s per cell; "
+        f"chaosproxy upstream client: {a.upstream_client}"
     )
 
     up_port, cp_port, ys_port, admin_port = (free_port() for _ in range(4))
@@ -212,6 +219,8 @@ def main() -> int:
         f"127.0.0.1:{cp_port}",
         "--admin",
         f"127.0.0.1:{admin_port}",
+        "--upstream-client",
+        a.upstream_client,
     ]
     yard = [
         PY,

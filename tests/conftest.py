@@ -31,12 +31,26 @@ async def start_upstream() -> AsyncIterator[Callable[[web.Application], Awaitabl
         await s.close()
 
 
+@pytest.fixture(params=["native", "aiohttp"])
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per upstream client: `start_proxy` honours it where a test asks for it
+    (`pytestmark = pytest.mark.usefixtures("upstream_client")`); other tests get the default."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def start_proxy() -> AsyncIterator[StartProxy]:
+async def start_proxy(request: pytest.FixtureRequest) -> AsyncIterator[StartProxy]:
     """Start a real chaosproxy Runtime (proxy + admin on port 0) in front of `upstream`."""
     runtimes: list[Runtime] = []
+    client = (
+        request.getfixturevalue("upstream_client")
+        if "upstream_client" in request.fixturenames
+        else None
+    )
 
     async def start(upstream: str, **overrides: Any) -> Runtime:
+        if client is not None:
+            overrides.setdefault("upstream_client", client)
         settings = Settings(
             upstream=yarl.URL(upstream),
             listen_host="127.0.0.1",

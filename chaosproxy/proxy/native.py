@@ -63,6 +63,17 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
+        self.reading_paused = False
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -212,8 +223,8 @@ class _Response:
             return
         self._chunks.append(body)
         self._size += len(body)
-        if self._size > _HIGH_WATER and self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.pause_reading()
+        if self._size > _HIGH_WATER and self.conn is not None:
+            self.conn.pause_reading()
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -249,6 +260,8 @@ class _Response:
             w.cancel()
         if not reusable and conn.transport is not None and not conn.closed:
             conn.transport.abort()
+        elif reusable:
+            conn.resume_reading()  # the rest of the body is buffered here, not on the wire
         conn.pool._release(conn, reusable)
 
     def fail(self, error: UpstreamError | _Stale) -> None:
@@ -305,10 +318,8 @@ class _Response:
             if chunks:
                 data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
-                if self._size > _LOW_WATER:
-                    conn = self.conn
-                    if conn is not None and conn.transport is not None and not conn.closed:
-                        conn.transport.resume_reading()
+                if self._size > _LOW_WATER and self.conn is not None:
+                    self.conn.resume_reading()
                 self._size = 0
                 return data
             if self._exc is not None:

@@ -18,6 +18,9 @@ from tests.conftest import StartProxy
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 
+# Both upstream clients must behave the same.
+pytestmark = pytest.mark.usefixtures("upstream_client")
+
 
 def app_with(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
     app = web.Application()

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
 import yarl
 from aiohttp import web
 
@@ -17,6 +18,9 @@ from tests.conftest import StartProxy
 from tests.proxy.rawhttp import raw_request, read_head
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
+
+# Both upstream clients must behave the same.
+pytestmark = pytest.mark.usefixtures("upstream_client")
 
 BLOB = bytes(range(256)) * 1024  # 256 KiB, incompressible enough to need several chunks
 

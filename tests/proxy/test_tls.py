@@ -15,6 +15,9 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import StartProxy
 
+# Both upstream clients must behave the same.
+pytestmark = pytest.mark.usefixtures("upstream_client")
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
