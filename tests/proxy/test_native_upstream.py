@@ -512,3 +512,39 @@ async def test_tls_upstream_insecure_skips_verification(
     tls_server: RawServer, clients: Callable[..., NativeUpstream]
 ) -> None:
     assert await read_all(clients(tls_server.url, insecure=True)) == b"hello"
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _settings(*argv: str) -> object:
+    from chaosproxy.cli import build_parser
+    from chaosproxy.cli.run import settings_from_args
+
+    args = build_parser().parse_args(["run", "--upstream", "http://127.0.0.1:1", *argv])
+    return settings_from_args(args)
+
+
+def test_native_client_is_the_default() -> None:
+    from chaosproxy.runtime import Runtime, Settings
+
+    assert isinstance(Runtime(Settings(upstream=yarl.URL("http://x"))).upstream, NativeUpstream)
+
+
+def test_upstream_client_flag_selects_aiohttp() -> None:
+    from chaosproxy.proxy.upstream import AiohttpUpstream
+    from chaosproxy.runtime import Runtime, Settings
+
+    settings = _settings("--upstream-client", "aiohttp")
+    assert isinstance(settings, Settings)
+    assert isinstance(Runtime(settings).upstream, AiohttpUpstream)
+
+
+def test_upstream_client_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAOSPROXY_UPSTREAM_CLIENT", "aiohttp")
+    assert getattr(_settings(), "upstream_client", None) == "aiohttp"
+
+
+def test_unknown_upstream_client_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit, match="--upstream-client: 'curl' is not one of"):
+        _settings("--upstream-client", "curl")
