@@ -26,6 +26,11 @@ _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
 
+# RFC 9110 §9.2.2: requests a client may repeat on its own. A POST the upstream may have read
+# before it closed the connection is never sent twice: the client decides about retrying it.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
 class _Stale(Exception):
     """A reused keep-alive connection was closed by the upstream before any response byte."""
 
@@ -520,7 +525,7 @@ class NativeUpstream:
             try:
                 await resp._head
             except _Stale:
-                if attempt == 0:
+                if attempt == 0 and method in _IDEMPOTENT:
                     continue
                 raise UpstreamError("reset", "the upstream closed the connection") from None
             except asyncio.CancelledError:

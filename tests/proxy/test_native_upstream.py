@@ -180,6 +180,26 @@ async def test_idle_connection_closed_by_upstream_is_retried_on_a_fresh_one(
     assert rs.connections == 2
 
 
+async def test_a_post_is_never_sent_twice_when_its_connection_dies(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    posts: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(ok())
+        await writer.drain()
+        posts.append(await read_request(reader))  # it may have acted on it, then closed
+
+    rs = await raw_server(handler)
+    up = clients(rs.url)
+    assert await read_all(up) == b"hello"
+    with pytest.raises(UpstreamError) as e:
+        await read_all(up, method="POST")
+    assert e.value.reason == "reset"
+    assert len(posts) == 1 and rs.connections == 1
+
+
 async def test_upstream_closing_an_idle_connection_takes_it_out_of_the_pool(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:
