@@ -20,6 +20,8 @@ def optional_duration(value: str) -> float | None:
 
 
 READY_EPILOG = """\
+Every flag also reads CHAOSPROXY_<FLAG> from the environment (CHAOSPROXY_UPSTREAM,
+CHAOSPROXY_ADMIN_TOKEN, CHAOSPROXY_SCENARIO, ...); a flag given on the command line wins.
 Once both listeners are bound it logs one line (also with --log-format json, as "msg"):
   proxying PROXY_URL -> UPSTREAM (admin ADMIN_URL)
 With port 0 (e.g. --listen 127.0.0.1:0) that line tells the ports actually bound.
