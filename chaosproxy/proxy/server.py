@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.engine.core import Decision, Engine
@@ -240,9 +241,52 @@ async def _run_chain(faults: tuple[Fault, ...], ex: ProxyExchange) -> None:
     await step(0)()
 
 
+class _ClientErrors(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse (oversized headers,
+    smuggling shapes, garbage) with the proxy's JSON error and a request id, logged in one line
+    instead of a traceback: hostile or broken clients are expected, not internal failures."""
+
+    ids: RequestIds
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        rid = self.ids.next()
+        reason = getattr(exc, "message", None) or message or type(exc).__name__
+        details = str(reason).strip().splitlines()[0].split(": b'")[0][:200]
+        log.warning(
+            "rejected a malformed request from %s [%s]: %s",
+            request.remote,
+            rid,
+            details,
+            extra={"request_id": rid},
+        )
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already under way")
+        resp = web.Response(
+            status=status,
+            body=error_json(status, rid, details),
+            content_type="application/json",
+            headers={"X-Request-Id": rid},
+        )
+        resp.force_close()
+        return resp
+
+
+class _Server(web.Server):
+    def __init__(self, core: ProxyCore) -> None:
+        super().__init__(core.handle, handler_cancellation=True, access_log=None)
+        self._ids = core.ids
+
+    def __call__(self) -> RequestHandler:
+        handler = _ClientErrors(self, loop=self._loop, **self._kwargs)
+        handler.ids = self._ids
+        return handler
+
+
 def make_server(core: ProxyCore) -> web.Server:
-    return web.Server(
-        core.handle,
-        handler_cancellation=True,
-        access_log=None,
-    )
+    return _Server(core)

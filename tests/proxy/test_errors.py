@@ -211,3 +211,47 @@ async def test_upstream_failure_log_record_carries_the_request_id_field(
             await r.read()
     rid = r.headers["X-Request-Id"]
     assert any(getattr(rec, "request_id", None) == rid for rec in caplog.records)
+
+
+MALFORMED = {
+    "oversized-header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+    "not-http": b"GARBAGE\r\n\r\n",
+    "cl-and-te": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+}
+
+
+async def raw_exchange(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+async def test_malformed_request_gets_json_400_with_request_id_and_no_traceback(
+    kind: str,
+    demo_upstream: str,
+    start_proxy: StartProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    rt = await start_proxy(demo_upstream)
+    raw = await raw_exchange(rt.proxy_port, MALFORMED[kind])
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"400"
+    rid = next(
+        line.split(b": ", 1)[1].decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"x-request-id:")
+    )
+    assert_error_shape(body, 400, rid)
+    assert not [r for r in caplog.records if r.exc_info]
+    assert any(rid in r.getMessage() for r in caplog.records)
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:
+        assert r.status == 200
