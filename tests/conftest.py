@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -68,6 +69,15 @@ async def start_proxy(request: pytest.FixtureRequest) -> AsyncIterator[StartProx
     yield start
     for rt in runtimes:
         await rt.stop()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback URL that refuses connections for the whole test: the port stays bound (no
+    listen), so nothing else in the run can take it, and a connect gets an immediate RST."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture

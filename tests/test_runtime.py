@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 
@@ -39,20 +38,18 @@ async def test_readyz_is_200_when_the_upstream_is_reachable(
         assert r.status == 200
 
 
-async def test_readyz_is_503_when_the_upstream_is_down(start_proxy: StartProxy) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    rt = await start_proxy(f"http://127.0.0.1:{port}")
+async def test_readyz_is_503_when_the_upstream_is_down(
+    start_proxy: StartProxy, refused_url: str
+) -> None:
+    rt = await start_proxy(refused_url)
     async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/readyz") as r:
         assert r.status == 503
 
 
-async def test_healthz_stays_up_when_the_upstream_is_down(start_proxy: StartProxy) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    rt = await start_proxy(f"http://127.0.0.1:{port}")
+async def test_healthz_stays_up_when_the_upstream_is_down(
+    start_proxy: StartProxy, refused_url: str
+) -> None:
+    rt = await start_proxy(refused_url)
     async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/healthz") as r:
         assert r.status == 200
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from pathlib import Path
 
 from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
-
-
-def free_port_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 async def chaosproxy(*args: str) -> tuple[int, str, str]:
@@ -53,10 +44,10 @@ async def test_rules_add_reaches_every_sidecar(
 
 
 async def test_one_sidecar_down_exits_1_naming_it(
-    demo_upstream: str, start_proxy: StartProxy
+    demo_upstream: str, start_proxy: StartProxy, refused_url: str
 ) -> None:
     a = await start_proxy(demo_upstream)
-    down = free_port_url()
+    down = refused_url
     code, out, err = await chaosproxy("ctl", "--admin", a.admin_url, "--admin", down, "status")
     assert code == 1
     assert f"{a.admin_url}: ok: " in out
@@ -113,6 +104,6 @@ async def test_health_exits_0_when_healthz_answers(
     assert code == 0 and out.strip() == "ok"
 
 
-async def test_health_exits_1_when_nothing_answers() -> None:
-    code, _, err = await chaosproxy("health", "--admin", free_port_url())
+async def test_health_exits_1_when_nothing_answers(refused_url: str) -> None:
+    code, _, err = await chaosproxy("health", "--admin", refused_url)
     assert code == 1 and "unhealthy" in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import aiohttp
 import pytest
@@ -18,25 +17,18 @@ def test_takes_no_parameters() -> None:
         build("upstream_down", {"status": 503}, "fault")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def get(url: str) -> tuple[int, str, dict[str, object]]:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         return r.status, r.headers["Content-Type"], json.loads(await r.read())
 
 
 async def test_injected_refusal_looks_like_a_real_one(
-    upstream: Upstream, start_proxy: StartProxy
+    upstream: Upstream, start_proxy: StartProxy, refused_url: str
 ) -> None:
     faulted = await start_proxy(upstream.url)
     faulted.engine.add_rule([build("upstream_down", {}, "fault")])
-    port = free_port()
-    real = await start_proxy(f"http://127.0.0.1:{port}")
+    port = refused_url.rsplit(":", 1)[1]
+    real = await start_proxy(refused_url)
     status, ctype, injected = await get(faulted.proxy_url + "/bytes")
     real_status, real_ctype, refused = await get(real.proxy_url + "/bytes")
     assert (status, ctype) == (real_status, real_ctype) == (502, "application/json")

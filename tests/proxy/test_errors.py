@@ -28,13 +28,6 @@ def app_with(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) ->
     return app
 
 
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def hard_reset(request: web.Request) -> None:
     """A real TCP RST from inside the handler."""
     assert request.transport is not None
@@ -60,8 +53,10 @@ def assert_error_shape(body: bytes, status: int, rid: str) -> dict[str, object]:
     return dict(err)
 
 
-async def test_upstream_down_gives_502_json_with_request_id(start_proxy: StartProxy) -> None:
-    rt = await start_proxy(f"http://127.0.0.1:{closed_port()}")
+async def test_upstream_down_gives_502_json_with_request_id(
+    start_proxy: StartProxy, refused_url: str
+) -> None:
+    rt = await start_proxy(refused_url)
     async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/x") as r:
         body = await r.read()
     assert r.status == 502
@@ -70,8 +65,10 @@ async def test_upstream_down_gives_502_json_with_request_id(start_proxy: StartPr
     assert err["message"] == "Bad Gateway"
 
 
-async def test_upstream_down_echoes_the_clients_request_id(start_proxy: StartProxy) -> None:
-    rt = await start_proxy(f"http://127.0.0.1:{closed_port()}")
+async def test_upstream_down_echoes_the_clients_request_id(
+    start_proxy: StartProxy, refused_url: str
+) -> None:
+    rt = await start_proxy(refused_url)
     async with (
         aiohttp.ClientSession() as s,
         s.get(rt.proxy_url + "/x", headers={"X-Request-Id": "req-42"}) as r,
@@ -192,9 +189,9 @@ async def test_internal_failure_gives_500_json_without_a_stack_trace(
 
 
 async def test_upstream_failure_is_logged_with_the_request_id(
-    start_proxy: StartProxy, caplog: pytest.LogCaptureFixture
+    start_proxy: StartProxy, caplog: pytest.LogCaptureFixture, refused_url: str
 ) -> None:
-    rt = await start_proxy(f"http://127.0.0.1:{closed_port()}")
+    rt = await start_proxy(refused_url)
     with caplog.at_level(logging.WARNING, logger="chaosproxy"):
         async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/x") as r:
             await r.read()
@@ -203,9 +200,9 @@ async def test_upstream_failure_is_logged_with_the_request_id(
 
 
 async def test_upstream_failure_log_record_carries_the_request_id_field(
-    start_proxy: StartProxy, caplog: pytest.LogCaptureFixture
+    start_proxy: StartProxy, caplog: pytest.LogCaptureFixture, refused_url: str
 ) -> None:
-    rt = await start_proxy(f"http://127.0.0.1:{closed_port()}")
+    rt = await start_proxy(refused_url)
     with caplog.at_level(logging.WARNING, logger="chaosproxy"):
         async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/x") as r:
             await r.read()

@@ -363,14 +363,11 @@ async def test_slow_headers_time_out(
     assert e.value.reason == "timeout"
 
 
-async def test_refused_port_is_refused(clients: Callable[..., NativeUpstream]) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+async def test_refused_port_is_refused(
+    clients: Callable[..., NativeUpstream], refused_url: str
+) -> None:
     with pytest.raises(UpstreamError) as e:
-        await clients(f"http://127.0.0.1:{port}").request("GET", "/", [], None)
+        await clients(refused_url).request("GET", "/", [], None)
     assert e.value.reason == "refused"
 
 

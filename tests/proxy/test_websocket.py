@@ -89,13 +89,10 @@ async def test_client_close_reaches_the_upstream(
     await asyncio.wait_for(closed.wait(), 5)
 
 
-async def test_upgrade_to_a_down_upstream_gives_502_json(start_proxy: StartProxy) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    rt = await start_proxy(f"http://127.0.0.1:{port}")
+async def test_upgrade_to_a_down_upstream_gives_502_json(
+    start_proxy: StartProxy, refused_url: str
+) -> None:
+    rt = await start_proxy(refused_url)
     async with aiohttp.ClientSession() as s:
         try:
             async with s.ws_connect(rt.proxy_url + "/ws"):
