@@ -53,6 +53,19 @@ def test_faults_injected_carry_scenario_phase_rule_and_fault() -> None:
     assert samples(m)[("chaosproxy_faults_injected_total", labels)] == 1
 
 
+def test_ad_hoc_and_header_faults_share_bounded_rule_labels() -> None:
+    m = Metrics()
+    for rule in ("r1", "r2", "r3"):
+        m.on_fault(FaultInjected(0.0, "id", "GET", "/x", "", "", rule, "error", "status=500"))
+    m.on_fault(FaultInjected(0.0, "id", "GET", "/x", "", "", "", "reset", "at=request"))
+    rules = {
+        dict(labels)["rule"]
+        for name, labels in samples(m)
+        if name == "chaosproxy_faults_injected_total"
+    }
+    assert rules == {"adhoc", "header"}
+
+
 def test_scenario_active_follows_phase_changes_and_stop() -> None:
     m = Metrics()
     bus = EventBus()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosproxy.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from chaosproxy.config.model import Scenario
 
 
 def register(sub: Any) -> None:
@@ -60,35 +62,15 @@ def check_scenario_file(path: Path) -> tuple[Any, list[Problem]]:
     return scenario, compile_problems(scenario)
 
 
-def compile_problems(scenario: Any) -> list[Problem]:
-    """Fault-parameter problems, each located through `Scenario.locate`."""
-    problems: list[Problem] = []
-    if importlib.util.find_spec("chaosproxy.engine.compile") is not None:
-        from chaosproxy.engine.compile import compile_scenario
+def compile_problems(scenario: Scenario) -> list[Problem]:
+    """What only compiling finds (matchers, weights), located by the engine's compile step."""
+    from chaosproxy.engine.compile import compile_scenario
 
-        try:
-            compile_scenario(scenario)
-        except ConfigError as e:
-            problems = e.problems
-    else:
-        from chaosproxy.faults import build
-
-        for rule in (*(r for p in scenario.phases for r in p.rules), *scenario.rules):
-            for outcome in rule.outcomes:
-                for spec in outcome.faults:
-                    try:
-                        build(spec.name, spec.params, spec.path)
-                    except ConfigError as e:
-                        problems += e.problems
-    out = []
-    for p in problems:
-        if not p.line and p.path:
-            loc = scenario.locate(p.path)
-            p = Problem(p.message, p.path, loc.file, loc.line, loc.col)
-        elif not p.line and p.file == "<input>":
-            p = Problem(p.message, p.path, scenario.source, p.line, p.col)
-        out.append(p)
-    return out
+    try:
+        compile_scenario(scenario)
+    except ConfigError as e:
+        return e.problems
+    return []
 
 
 def summary(scenario: Any) -> str:

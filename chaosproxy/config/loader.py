@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -373,8 +374,8 @@ class _Builder:
         self, node: Node, path: str, lo: float | None = None, hi: float | None = None
     ) -> float | None:
         v = self.doc.value(node) if isinstance(node, ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            self.problem(node, path, f"expected a number, got {_describe(node)}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            self.problem(node, path, f"expected a finite number, got {_describe(node)}")
             return None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else ""
@@ -658,7 +659,8 @@ class _Builder:
     def narrow(
         self, rules: list[RuleSpec], extra: tuple[Node, dict[str, Node]] | None
     ) -> list[RuleSpec]:
-        """Apply an include's or preset's own `match` on top of each of its rules' matches."""
+        """An include's or preset's own `match`: each condition it names replaces the same
+        condition of every rule it brings in; the rules' other conditions stay."""
         if extra is None:
             return rules
         _node, fields = extra

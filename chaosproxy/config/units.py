@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$")
@@ -29,8 +30,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 250ms, 1.5s or 2m, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"duration must be ≥ 0, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"duration must be a finite number ≥ 0, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _DURATION.match(value)
@@ -62,6 +63,6 @@ def parse_rate(value: object) -> float:
         rate = parse_size(value) if not isinstance(value, float) else value
     except ValueError:
         raise ValueError(f"expected a rate like 16KiB/s, got {value!r}") from None
-    if rate <= 0:
-        raise ValueError(f"rate must be > 0, got {value!r}")
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"rate must be a finite number > 0, got {value!r}")
     return float(rate)

@@ -137,6 +137,7 @@ class _Run:
         self.start = start  # monotonic
         self.start_wall = wall
         self.repeat = compiled.repeat
+        self.repeat_overridden = False  # repeat given at start rather than by the file
         self.cycle = 0
         self.phase: CompiledPhase = compiled.phases[0]
         self.phase_start = start  # monotonic start of the current phase
@@ -231,6 +232,7 @@ class Engine:
         )
         self._adhoc.append(adhoc)
         self._refresh_active()
+        self._poke()  # the ticker removes it when its TTL ends
         self.emit_state("rule_added", details={"rule": adhoc.id})
         return adhoc
 
@@ -246,10 +248,6 @@ class Engine:
     def clear_rules(self) -> None:
         self._adhoc.clear()
         self._refresh_active()
-
-    @property
-    def rules(self) -> tuple[AdhocRule, ...]:
-        return tuple(self._adhoc)
 
     # ------------------------------------------------------------ scenarios
 
@@ -287,9 +285,7 @@ class Engine:
 
         `seed` overrides the scenario's own; `repeat` overrides its repeat count (None: forever).
         """
-        compiled = (
-            scenario if isinstance(scenario, CompiledScenario) else compile_scenario(scenario)
-        )
+        compiled = _compiled(scenario)
         if isinstance(repeat, int) or repeat is None:
             compiled = _with_repeat(compiled, repeat)
         if self._run is not None:
@@ -305,6 +301,7 @@ class Engine:
             now,
             self.clock.wall(),
         )
+        run.repeat_overridden = isinstance(repeat, int) or repeat is None
         self._run = run
         self._last = None
         self._refresh_active()
@@ -344,15 +341,15 @@ class Engine:
         counters start afresh. Returns False when the running scenario has another name (or
         none runs). A ConfigError leaves the running definition untouched.
         """
-        compiled = (
-            scenario if isinstance(scenario, CompiledScenario) else compile_scenario(scenario)
-        )
+        compiled = _compiled(scenario)
         old = self._run
         if old is None or old.compiled.name != compiled.name:
             return False
-        compiled = _with_repeat(compiled, old.repeat)
+        if old.repeat_overridden:  # chosen at start (admin, CLI): the file's edit can't undo it
+            compiled = _with_repeat(compiled, old.repeat)
         now = self.clock.monotonic()
         run = _Run(compiled, old.seed, old.start, old.start_wall)
+        run.repeat_overridden = old.repeat_overridden
         run.seek(now)
         self._run = run
         self._enter_phase(run)

@@ -71,7 +71,9 @@ class EventBus:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._by_type = {
-            k: tuple(fn for fn in fns if fn is not listener) for k, fns in self._by_type.items()
+            # `!=`, not `is not`: every `obj.method` lookup is a new bound-method object.
+            k: tuple(fn for fn in fns if fn != listener)
+            for k, fns in self._by_type.items()
         }
 
     def emit(self, event: object) -> None:

@@ -88,7 +88,15 @@ class ScenarioWatcher:
         """Reload every scenario file whose signature changed; returns the files reloaded."""
         deps = self._running_files()
         now = self._snapshot()
-        changed = [p for p, sig in now.items() if sig is not None and self._seen.get(p) != sig]
+        # A dependency seen for the first time (a scenario started later brings its includes
+        # and presets) is recorded, not reloaded: nothing changed it. A new file in the
+        # directory is checked, so a broken one is reported as soon as it lands.
+        listed = {p.absolute() for p in _dir_files(self.directory)} if self.directory else set()
+        changed = [
+            p
+            for p, sig in now.items()
+            if sig is not None and self._seen.get(p) != sig and (p in self._seen or p in listed)
+        ]
         self._seen = now
         targets: list[Path] = []
         for p in sorted(changed):

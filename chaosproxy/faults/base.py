@@ -10,6 +10,7 @@ Probability is rolled once by the engine; a fault never rolls it itself.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -239,8 +240,8 @@ class Params:
         if key not in self.raw:
             return default
         v = self.raw[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.error(key, f"expected a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise self.error(key, f"expected a finite number, got {v!r}")
         if lo is not None and v < lo:
             raise self.error(key, f"must be ≥ {lo:g}, got {v!r}")
         if hi is not None and v > hi:

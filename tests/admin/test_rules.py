@@ -113,6 +113,11 @@ async def test_bad_ttl_is_400(admin: Runtime) -> None:
     assert status == 400 and body["error"]["details"]["field"] == "ttl"
 
 
+async def test_ttl_that_is_not_a_finite_number_is_400(admin: Runtime) -> None:
+    status, body = await call(admin, "POST", "/rules", raw=b'{"fault": {"error": {}}, "ttl": NaN}')
+    assert status == 400 and body["error"]["details"]["field"] == "ttl"
+
+
 async def test_body_that_is_not_json_is_400(admin: Runtime) -> None:
     status, body = await call(admin, "POST", "/rules", raw=b"{nope")
     assert status == 400 and body["error"]["details"]["field"] == "body"

@@ -499,7 +499,7 @@ def test_own_rules_come_before_included_and_preset_rules() -> None:
           - {name: mine, fault: {error: {}}}
         """
     )
-    assert [r.id for r in s.rules] == ["mine", "timeout-storm-hang", "timeout-storm-slow"]
+    assert [r.id for r in s.rules] == ["mine", "timeout-storm"]
 
 
 def test_duplicate_rule_names_in_one_phase_are_a_problem() -> None:
@@ -558,3 +558,18 @@ def test_list_scenarios_loads_every_file_of_a_directory(tmp_path: Path) -> None:
     (tmp_path / "two.yml").write_text(MINIMAL.replace("demo", "two"))
     (tmp_path / "notes.txt").write_text("not a scenario")
     assert [s.name for s in list_scenarios(tmp_path)] == ["demo", "two"]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+def test_a_duration_that_is_not_finite_is_a_located_problem(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load(
+            f"""
+            name: x
+            phases:
+              - name: a
+                duration: {value}
+            """
+        )
+    [problem] = e.value.problems
+    assert problem.path == "phases[0].duration" and "expected a duration" in problem.message

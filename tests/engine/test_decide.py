@@ -295,9 +295,33 @@ def test_adhoc_rule_expires_after_its_ttl() -> None:
     r.clock.advance(5)
     assert r.rule_of() is None
     r.engine.tick()
-    assert r.engine.rules == () and not r.engine.active
+    assert r.engine.adhoc_rules() == [] and not r.engine.active
 
 
 def test_nothing_active_means_no_decision() -> None:
     r = rig()
     assert not r.engine.active and r.rule_of() is None
+
+
+def test_timeout_storm_preset_hangs_a_quarter_and_slows_half_the_rest() -> None:
+    from collections import Counter
+
+    r = rig(seed=11)
+    r.engine.start_scenario(
+        scenario(
+            """
+            name: storm
+            phases:
+              - name: p
+                duration: 1h
+                presets: [timeout-storm]
+            """
+        )
+    )
+    n = 8000
+    seen: Counter[str] = Counter()
+    for _ in range(n):
+        d = r.engine.decide(View(path="/x"))
+        seen[d.faults[0].name if d else "none"] += 1
+    assert abs(seen["hang"] / n - 0.25) < 0.02
+    assert abs(seen["latency"] / n - 0.375) < 0.02

@@ -159,3 +159,40 @@ async def test_invalid_configmap_update_keeps_the_old_version_injecting(
         await asyncio.sleep(0.02)
     assert "phases[0].duration" in events[-1].details["problems"][0]
     assert await get_status(rt.proxy_url) == 500
+
+
+def test_starting_a_scenario_with_includes_later_does_not_reload_it(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "rules.yaml").write_text("name: shared\nrules:\n  - fault: {error: {status: 500}}\n")
+    main = tmp_path / "story.yaml"
+    main.write_text(
+        "name: story\nphases:\n  - name: p\n    duration: 1h\n    include: [shared/rules.yaml]\n"
+    )
+    r = rig()
+    watcher = ScenarioWatcher(r.engine, tmp_path, clock=r.clock)  # nothing runs yet
+    r.engine.start_scenario(load_scenario_file(main))
+    assert watcher.check() == []
+    assert not [s for s in r.states if s.kind == "scenario_replaced"]
+
+
+def test_a_new_broken_file_in_the_directory_is_reported(tmp_path: Path) -> None:
+    r, watcher, _ = started(tmp_path, story(500))
+    (tmp_path / "broken.yaml").write_text("name: broken\nphases: []\n")
+    watcher.check()
+    assert [s.kind for s in r.states if s.kind.startswith("reload")] == ["reload_failed"]
+    assert status_of(r.engine) == 500
+
+
+def test_an_edited_repeat_is_applied_unless_it_was_chosen_at_start(tmp_path: Path) -> None:
+    r, watcher, path = started(tmp_path, story(500) + "repeat: 2\n")
+    path.write_text(story(500) + "repeat: 3\n")
+    watcher.check()
+    assert r.engine.status()["scenario"]["repeat"] == 3
+
+    r2 = rig()
+    r2.engine.start_scenario(load_scenario_file(path), repeat=5)
+    w2 = ScenarioWatcher(r2.engine, tmp_path, clock=r2.clock)
+    path.write_text(story(500) + "repeat: 1\n")
+    w2.check()
+    assert r2.engine.status()["scenario"]["repeat"] == 5

@@ -185,3 +185,22 @@ async def test_ticker_emits_phase_changes_without_traffic() -> None:
         assert r.kinds()[-1] == "scenario_finished"
     finally:
         task.cancel()
+
+
+async def test_ticker_removes_an_ad_hoc_rule_when_its_ttl_ends() -> None:
+    from chaosproxy.faults import build
+
+    r = rig()
+    task = asyncio.create_task(r.engine.run_ticker())
+    try:
+        await asyncio.sleep(0)  # the ticker now sleeps for its idle hour
+        r.engine.add_rule([build("error", {}, "f")], ttl=5)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        r.clock.advance(6)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert r.kinds()[-1] == "rule_removed"
+        assert not r.engine.active and r.engine.adhoc_rules() == []
+    finally:
+        task.cancel()
