@@ -48,6 +48,7 @@ class Settings:
     admin_port: int = 8081
     upstream_timeout: float = 30.0
     connect_timeout: float = 5.0
+    read_timeout: float | None = 300.0  # silence allowed mid-body; None: no limit
     pool_size: int = 256
     keepalive: float = 30.0
     upstream_ca: str | None = None
@@ -109,6 +110,7 @@ class Runtime:
                 url=settings.upstream,
                 pool_size=settings.pool_size,
                 connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
                 timeout=settings.upstream_timeout,
                 keepalive=settings.keepalive,
                 ca_file=settings.upstream_ca,

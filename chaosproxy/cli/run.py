@@ -61,6 +61,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="time allowed to connect to the upstream (502 past it)",
     )
     p.add_argument(
+        "--read-timeout",
+        type=optional_duration,
+        default="5m",
+        help="longest silence allowed from the upstream in the middle of a body: past it the "
+        "client connection is closed ('off': wait forever; long-lived streams may need more)",
+    )
+    p.add_argument(
         "--pool-size",
         type=positive_int,
         default="256",
@@ -199,6 +206,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         admin_port=args.admin[1],
         upstream_timeout=args.upstream_timeout,
         connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
         pool_size=args.pool_size,
         keepalive=args.keepalive,
         upstream_ca=args.upstream_ca,

@@ -28,7 +28,7 @@ class PoolState:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for f in self._waiters if not f.done())
+        return len(self._waiters)  # a resolved or abandoned waiter leaves the queue at once
 
     def try_acquire(self) -> bool:
         if self.in_use < self.size and not self.waiting:

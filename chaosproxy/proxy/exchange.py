@@ -21,6 +21,7 @@ from chaosproxy.engine.events import FaultInjected
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook, RespondHook
 from chaosproxy.proxy.headers import forwardable
+from chaosproxy.proxy.websocket import HANDSHAKE, bad_handshake, relay_websocket
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.server import ProxyCore
@@ -285,6 +286,23 @@ class ProxyExchange:
             out.append(("X-Request-Id", self.request_id))
         return out
 
+    async def proceed_websocket(self) -> None:
+        """The innermost step of a websocket upgrade: relay it (after any request-side faults)."""
+        rejected = bad_handshake(self.request, self.request_id)
+        if rejected is not None:
+            self.response, self._status, self._finished = rejected, 400, True
+            return
+        headers = [(k, v) for k, v in self.upstream_headers() if k.lower() not in HANDSHAKE]
+        t = self.clock.monotonic()
+        try:
+            self.response = await relay_websocket(self.core, self.request, self.request_id, headers)
+        except UpstreamError as e:
+            self.upstream_duration = self.clock.monotonic() - t
+            self.upstream_error = e.reason
+            raise
+        self._status = self.response.status
+        self._finished = True
+
     async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
         req = self.request
         body = req.content if req.can_read_body else None
@@ -325,7 +343,12 @@ class ProxyExchange:
     async def stream_reply(self, reply: Reply, body: AsyncIterator[bytes]) -> None:
         """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
         # A body that already arrived whole leaves with its head in one write (one syscall).
-        coalesce = self._headers_hooks is None and getattr(body, "complete", False)
+        # Not under a body filter: a throttled first write would hold the head back too.
+        coalesce = (
+            self._headers_hooks is None
+            and self._body_filters is None
+            and getattr(body, "complete", False)
+        )
         cls = _OneWriteResponse if coalesce else web.StreamResponse
         resp = cls(status=reply.status, reason=reply.reason or None, headers=reply.headers)
         h = resp.headers

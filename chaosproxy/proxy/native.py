@@ -91,8 +91,6 @@ class _Conn(asyncio.Protocol):
         resp.got_bytes = True
         try:
             resp.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            resp.fail(UpstreamError("protocol", "the upstream switched protocols unasked"))
         except httptools.HttpParserError as e:
             if resp.done:  # garbage after a complete response
                 self.close()
@@ -210,7 +208,10 @@ class _Response:
             self._interim = True  # 100 Continue, 103 Early Hints: the proxy answers those itself
             return
         if status == 101:
-            raise httptools.HttpParserUpgrade("101")
+            # Failing here (not raising: httptools would wrap it as a callback error) closes
+            # the connection; whatever the parser reads after it is dropped.
+            self.fail(UpstreamError("protocol", "the upstream switched protocols unasked"))
+            return
         self.status = status
         self.reason = self._reason.decode("latin-1")
         self.headers, framed = _end_to_end(self._raw)

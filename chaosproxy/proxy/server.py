@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
@@ -23,7 +24,7 @@ from chaosproxy.faults.base import Fault
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import Upstream
-from chaosproxy.proxy.websocket import is_upgrade, relay_websocket
+from chaosproxy.proxy.websocket import is_upgrade
 
 log = logging.getLogger("chaosproxy.proxy")
 access_log = logging.getLogger("chaosproxy.access")
@@ -101,9 +102,8 @@ class ProxyCore:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request.headers.get("X-Request-Id") or self.ids.next()
-        if is_upgrade(request):
-            return await relay_websocket(self, request, rid)
         ex = ProxyExchange(self, request, rid)
+        forward = ex.proceed_websocket if is_upgrade(request) else ex.proceed_upstream
         load = self.load
         load.started()
         try:
@@ -119,9 +119,9 @@ class ProxyCore:
             if self.request_faults is not None and faults is None:
                 faults = self.request_faults(ex)
             if faults and self._admit(ex, faults):
-                await _run_chain(faults, ex)
+                await _run_chain(faults, ex, forward)
             else:
-                await ex.proceed_upstream()
+                await forward()
         except UpstreamError as e:
             await self._upstream_failed(ex, e)
         except ConnectionError:
@@ -225,12 +225,14 @@ def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
     return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
 
 
-async def _run_chain(faults: tuple[Fault, ...], ex: ProxyExchange) -> None:
-    """Apply faults outermost first; the innermost step forwards upstream."""
+async def _run_chain(
+    faults: tuple[Fault, ...], ex: ProxyExchange, forward: Callable[[], Awaitable[None]]
+) -> None:
+    """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
 
     def step(i: int) -> Callable[[], Awaitable[None]]:
         if i == len(faults):
-            return ex.proceed_upstream
+            return forward
 
         async def run() -> None:
             if not ex.finished:
@@ -244,7 +246,8 @@ async def _run_chain(faults: tuple[Fault, ...], ex: ProxyExchange) -> None:
 class _ClientErrors(RequestHandler):
     """aiohttp's connection handler, answering requests it cannot parse (oversized headers,
     smuggling shapes, garbage) with the proxy's JSON error and a request id, logged in one line
-    instead of a traceback: hostile or broken clients are expected, not internal failures."""
+    instead of a traceback: hostile or broken clients are expected. Anything else that reaches
+    it escaped the handler: a JSON 500, and the traceback in the log."""
 
     ids: RequestIds
 
@@ -256,15 +259,19 @@ class _ClientErrors(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         rid = self.ids.next()
-        reason = getattr(exc, "message", None) or message or type(exc).__name__
-        details = str(reason).strip().splitlines()[0].split(": b'")[0][:200]
-        log.warning(
-            "rejected a malformed request from %s [%s]: %s",
-            request.remote,
-            rid,
-            details,
-            extra={"request_id": rid},
-        )
+        if isinstance(exc, HttpProcessingError):
+            reason = exc.message or message or type(exc).__name__
+            details = str(reason).strip().splitlines()[0].split(": b'")[0][:200]
+            log.warning(
+                "rejected a malformed request from %s [%s]: %s",
+                request.remote,
+                rid,
+                details,
+                extra={"request_id": rid},
+            )
+        else:  # not the client's doing: an exception escaped the handler
+            status, details = 500, "chaosproxy failed to handle the request"
+            log.error("internal error [%s]", rid, exc_info=exc, extra={"request_id": rid})
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already under way")
         resp = web.Response(

@@ -75,3 +75,19 @@ async def test_throughput_is_within_15_percent_of_the_rate(
         took = time.monotonic() - t0
     assert body == pattern(65536)
     assert 65536 / took == pytest.approx(65536, rel=0.15)
+
+
+async def test_headers_arrive_at_once_even_when_the_body_is_small(
+    upstream: Upstream, start_proxy: StartProxy
+) -> None:
+    """Only the body is slow on a slow link: the status line does not wait for the first chunk."""
+    rt = await start_proxy(upstream.url)
+    rt.engine.add_rule([throttle({"rate": "1KiB/s", "chunk": "1KiB"})])
+    async with aiohttp.ClientSession() as s:
+        t0 = time.monotonic()
+        async with s.get(rt.proxy_url + "/bytes?n=2048") as r:
+            head_after = time.monotonic() - t0
+            body = await r.read()
+        took = time.monotonic() - t0
+    assert body == pattern(2048)
+    assert head_after < 0.5 < took

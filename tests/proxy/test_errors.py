@@ -128,6 +128,24 @@ async def chunked_reset_mid_body(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def test_upstream_silent_mid_body_past_the_read_timeout_is_a_truncation(
+    start_upstream: StartUpstream, start_proxy: StartProxy, hang: asyncio.Event
+) -> None:
+    async def stall(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = 100
+        await resp.prepare(request)
+        await resp.write(b"x" * 10)
+        await hang.wait()
+        return resp
+
+    rt = await start_proxy(await start_upstream(app_with(stall)), read_timeout=0.3)
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/") as r:
+        assert r.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(r.read(), 5)
+
+
 async def test_upstream_reset_mid_body_is_a_truncation_the_client_sees(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:

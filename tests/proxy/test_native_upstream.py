@@ -350,6 +350,23 @@ async def test_garbage_response_is_a_protocol_error(
     assert e.value.reason == "protocol"
 
 
+async def test_switching_protocols_unasked_is_a_protocol_error(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI *")
+        await writer.drain()
+        await reader.read()
+
+    rs = await raw_server(handler)
+    up = clients(rs.url)
+    with pytest.raises(UpstreamError) as e:
+        await up.request("GET", "/", [], None)
+    assert e.value.reason == "protocol" and "switched protocols" in e.value.details
+    assert "0 in use, 0 idle" in repr(up)
+
+
 async def test_slow_headers_time_out(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:

@@ -99,3 +99,63 @@ async def test_upgrade_to_a_down_upstream_gives_502_json(
                 raise AssertionError("the handshake should fail")
         except aiohttp.WSServerHandshakeError as e:
             assert e.status == 502
+
+
+def recording_ws_app(seen: list[dict[str, str]]) -> web.Application:
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        seen.append(dict(request.headers))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("hi")
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    return app
+
+
+async def test_invalid_handshake_is_a_json_400_and_never_reaches_the_upstream(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    seen: list[dict[str, str]] = []
+    rt = await start_proxy(await start_upstream(recording_ws_app(seen)))
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade"}  # no Sec-WebSocket-Key
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/ws", headers=headers) as r:
+        body = await r.json()
+    assert r.status == 400 and body["error"]["requestId"] == r.headers["X-Request-Id"]
+    assert seen == []
+
+
+async def test_upgrade_headers_follow_the_proxys_forwarding_rules(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    seen: list[dict[str, str]] = []
+    rt = await start_proxy(await start_upstream(recording_ws_app(seen)))
+    headers = {"X-Forwarded-For": "203.0.113.9", "x-chaos-fault": "reset", "X-Keep": "1"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(rt.proxy_url + "/ws", headers=headers) as ws,
+    ):
+        assert await ws.receive_str(timeout=5) == "hi"
+    [got] = seen
+    assert got["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+    assert got["X-Keep"] == "1" and "x-chaos-fault" not in {k.lower() for k in got}
+
+
+async def test_a_rule_faults_the_upgrade_request(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    from chaosproxy.faults import build
+
+    seen: list[dict[str, str]] = []
+    rt = await start_proxy(await start_upstream(recording_ws_app(seen)))
+    rt.engine.add_rule([build("error", {"status": 503}, "fault")])
+    async with aiohttp.ClientSession() as s:
+        try:
+            async with s.ws_connect(rt.proxy_url + "/ws"):
+                raise AssertionError("the upgrade should have failed")
+        except aiohttp.WSServerHandshakeError as e:
+            assert e.status == 503
+    assert seen == []
