@@ -115,6 +115,18 @@ def compile_glob(pattern: str, sep: str = "/", flags: int = 0) -> re.Pattern[str
     return re.compile(glob_to_regex(pattern, sep) + r"\Z", flags)
 
 
+def _path_check(pattern: str) -> Predicate:
+    """The commonest globs need no regex: a literal path, or a literal prefix and `/**`."""
+    if not any(c in pattern for c in "*?[]{}"):
+        return lambda v: v.path == pattern
+    head, tail = pattern[:-3], pattern[-3:]
+    if tail == "/**" and head and not any(c in head for c in "*?[]{}"):
+        prefix = head + "/"
+        return lambda v: v.path.startswith(prefix) or v.path == head
+    glob = compile_glob(pattern)
+    return lambda v: glob.match(v.path) is not None
+
+
 def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
     """Compile `spec` once; None means "matches every request" (the cheapest predicate)."""
     problems: list[Problem] = []
@@ -131,8 +143,7 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
         methods = frozenset(m.upper() for m in spec.methods)
         checks.append(lambda v: v.method in methods)
     if spec.path is not None:
-        glob = compile_glob(spec.path)
-        checks.append(lambda v: glob.match(v.path) is not None)
+        checks.append(_path_check(spec.path))
     if spec.path_regex is not None:
         rx = regex(spec.path_regex, "path_regex")
         if rx is not None:

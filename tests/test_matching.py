@@ -217,3 +217,15 @@ def test_bad_regexes_and_cidrs_are_all_reported_with_their_keys() -> None:
         "rules[0].match.headers[0].regex",
         "rules[0].match.client_ip[0]",
     ]
+
+
+def test_literal_and_prefix_paths_match_exactly_like_the_glob() -> None:
+    """Literal paths and `prefix/**` skip the regex; they must agree with it everywhere."""
+    from chaosproxy.matching import _path_check, compile_glob
+
+    patterns = ["/api/**", "/api", "/api/", "/a.b/**", "/a/b/**", "/api/items/*", "/**"]
+    paths = ["/api", "/api/", "/api/x", "/api/x/y", "/apix", "/", "/a.b", "/a.b/c", "/aXb/c"]
+    for pattern in patterns:
+        glob, check = compile_glob(pattern), _path_check(pattern)
+        for p in paths:
+            assert check(View(path=p)) == (glob.match(p) is not None), (pattern, p)

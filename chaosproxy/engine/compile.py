@@ -5,6 +5,7 @@ The result is immutable; the engine keeps per-rule counters beside it, indexed b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chaosproxy.config.model import Ramp, RuleSpec, Scenario
@@ -37,6 +38,15 @@ class CompiledRule:
     after: int | None
     outcomes: tuple[CompiledOutcome, ...]
     continue_: bool
+    methods: frozenset[str] | None = None  # the methods `match` allows; None: any
+    segment: str | None = None  # the literal first path segment `match.path` needs; None: any
+
+    def could_match(self, method: str | None, segment: str | None) -> bool:
+        """False when this rule can never match a request with that method and first path
+        segment (None: one that no rule of the phase names)."""
+        if self.methods is not None and method not in self.methods:
+            return False
+        return self.segment is None or self.segment == segment
 
     def describe(self) -> list[str]:
         return [f.describe() for o in self.outcomes for f in o.faults]
@@ -51,6 +61,17 @@ class CompiledPhase:
     duration: float
     rules: tuple[CompiledRule, ...]  # the phase's own rules, then the scenario-wide rules
     own_slots: tuple[int, ...]  # counters reset each time the phase is entered
+    # `rules` narrowed by method and first path segment, order kept: a rule limited to other
+    # methods or to another top-level path can never match, so decide() never looks at it.
+    # Keys use None for "a method (segment) no rule names".
+    lookup: Mapping[tuple[str | None, str | None], tuple[CompiledRule, ...]]
+    methods: frozenset[str]
+    segments: frozenset[str]
+
+    def candidates(self, method: str, path: str) -> tuple[CompiledRule, ...]:
+        m = method if method in self.methods else None
+        seg = path.split("/", 2)[1] if path.startswith("/") else path
+        return self.lookup.get((m, seg if seg in self.segments else None), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +106,9 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
         own = [r for spec in ph.rules if (r := rule(spec, ph.name)) is not None]
         if ph.duration <= 0:
             problems.append(Problem("a phase needs a duration > 0", f"{ph.path}.duration"))
+        rules = (*own, *wide)
+        methods = frozenset(m for r in rules if r.methods is not None for m in r.methods)
+        segments = frozenset(r.segment for r in rules if r.segment is not None)
         phases.append(
             CompiledPhase(
                 name=ph.name,
@@ -92,8 +116,15 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
                 start=offset,
                 end=offset + ph.duration,
                 duration=ph.duration,
-                rules=(*own, *wide),
+                rules=rules,
                 own_slots=tuple(r.slot for r in own),
+                lookup={
+                    (m, seg): tuple(r for r in rules if r.could_match(m, seg))
+                    for m in (*methods, None)
+                    for seg in (*segments, None)
+                },
+                methods=methods,
+                segments=segments,
             )
         )
         offset += ph.duration
@@ -191,7 +222,17 @@ def _compile_rule(
         after=counting.after if counting else None,
         outcomes=tuple(compiled),
         continue_=spec.continue_,
+        methods=frozenset(m.upper() for m in spec.match.methods) or None,
+        segment=_first_segment(spec.match.path),
     )
+
+
+def _first_segment(glob: str | None) -> str | None:
+    """The first segment of a path glob when it is literal (`/api/**` → `api`), else None."""
+    if glob is None or not glob.startswith("/"):
+        return None
+    first = glob.split("/", 2)[1]
+    return None if not first or any(c in first for c in "*?[]{}") else first
 
 
 def _locate(scenario: Scenario, p: Problem) -> Problem:

@@ -504,7 +504,7 @@ class Engine:
         ids: list[str] = []
         owners: list[str] = []
         seed: int | None = None
-        for rule in phase.rules:
+        for rule in phase.candidates(view.method, view.path):
             if rule.match is not None and not rule.match(view):
                 continue
             if rule.inflight_above is not None and load.inflight <= rule.inflight_above:

@@ -88,3 +88,34 @@ def test_model_built_by_hand_reports_every_problem_with_locations() -> None:
         (f"{rule_path}.fault.nope", 9, 7),
     ]
     assert "unknown fault 'nope'" in e.value.problems[1].message
+
+
+def test_candidate_lookup_never_drops_a_rule_that_matches() -> None:
+    """decide() looks only at the rules indexed for the request's method and first path
+    segment: for every request, those must be exactly the matching rules' superset, in order."""
+    import itertools
+    import random
+
+    from tests.engine.helpers import View
+
+    rng = random.Random(5)
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    paths = ["/api/**", "/api/items/*", "/static/**", "/**", "/*/x", "/svc1/**", "/svc2/a"]
+    rules = []
+    for i in range(40):
+        m = rng.sample(methods, rng.randint(0, 2))
+        match = {"path": rng.choice(paths)} if rng.random() < 0.8 else {}
+        if m:
+            match["methods"] = m
+        rules.append(f"- {{name: r{i}, match: {match!r}, fault: {{error: {{}}}}}}")
+    text = "name: idx\nphases:\n  - name: p\n    duration: 1h\n    rules:\n" + "\n".join(
+        "      " + r for r in rules
+    )
+    phase = compile_scenario(scenario(text)).phases[0]
+    requests = ["/api", "/api/items/1", "/static/a.js", "/svc1/z", "/svc2/a", "/q/x", "/", "x"]
+    for method, path in itertools.product([*methods, "OPTIONS"], requests):
+        view = View(method=method, path=path)
+        matching = [r for r in phase.rules if r.match is None or r.match(view)]
+        candidates = phase.candidates(method, path)
+        assert [r for r in candidates if r in matching] == matching, (method, path)
+        assert list(candidates) == [r for r in phase.rules if r in candidates]  # order kept
