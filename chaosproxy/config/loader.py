@@ -574,20 +574,27 @@ class _Builder:
                 out.append(rule)
         return out
 
+    def reference(
+        self, item: Node, path: str, keys: tuple[str, ...], key: str
+    ) -> tuple[Node | None, tuple[Node, dict[str, Node]] | None]:
+        """An include or preset entry: a bare value, or `{<key>: value, match: {...}}`.
+        Returns the value's node (None when the entry is broken) and its match fields."""
+        if not isinstance(item, MappingNode):
+            return item, None
+        m = self.mapping(item, path, keys, required=(key,))
+        if m is None or key not in m:
+            return None, None
+        extra = self.match_fields(m["match"], _join(path, "match")) if "match" in m else None
+        return m[key], extra
+
     def includes(self, node: Node, path: str) -> list[RuleSpec]:
         items = self.seq(node, path, allow_single=True)
         out: list[RuleSpec] = []
         for i, item in enumerate(items or []):
             ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
-            extra: tuple[Node, dict[str, Node]] | None = None
-            file_node = item
-            if isinstance(item, MappingNode):
-                m = self.mapping(item, ipath, INCLUDE_KEYS, required=("file",))
-                if m is None or "file" not in m:
-                    continue
-                file_node = m["file"]
-                if "match" in m:
-                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+            file_node, extra = self.reference(item, ipath, INCLUDE_KEYS, "file")
+            if file_node is None:
+                continue
             rel = self.text(file_node, ipath)
             if rel is None:
                 continue
@@ -603,15 +610,9 @@ class _Builder:
         known = preset_names()
         for i, item in enumerate(items or []):
             ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
-            extra: tuple[Node, dict[str, Node]] | None = None
-            name_node = item
-            if isinstance(item, MappingNode):
-                m = self.mapping(item, ipath, PRESET_REF_KEYS, required=("preset",))
-                if m is None or "preset" not in m:
-                    continue
-                name_node = m["preset"]
-                if "match" in m:
-                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+            name_node, extra = self.reference(item, ipath, PRESET_REF_KEYS, "preset")
+            if name_node is None:
+                continue
             name = self.text(name_node, ipath)
             if name is None:
                 continue
