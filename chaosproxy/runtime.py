@@ -49,6 +49,7 @@ class Settings:
     upstream_timeout: float = 30.0
     connect_timeout: float = 5.0
     read_timeout: float | None = 300.0  # silence allowed mid-body; None: no limit
+    client_id_header: str | None = None  # names the client for per-client Retry-After memory
     pool_size: int = 256
     keepalive: float = 30.0
     upstream_ca: str | None = None
@@ -177,6 +178,7 @@ class Runtime:
             hf = HeaderFaults(s.max_header_fault_percentage)
             core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
         core.mark_injected = s.mark_injected
+        core.client_id_header = s.client_id_header
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from chaosproxy.clients import Retry, RetryAfterWatch
 from chaosproxy.engine.events import RequestDone
 
 # Latency bucket upper bounds in seconds: ~1.25x apart from 0.5 ms to 60 s, then +Inf.
@@ -37,18 +38,25 @@ class Window:
 
 
 class _Second:
-    __slots__ = ("errors", "hist", "injected", "requests", "sec")
+    __slots__ = (
+        "errors",
+        "hist",
+        "injected",
+        "requests",
+        "retry_after",
+        "retry_early",
+        "retry_waited",
+        "sec",
+    )
 
     def __init__(self) -> None:
         self.sec = -1
-        self.requests = 0
-        self.errors = 0
-        self.injected = 0
-        self.hist = [0] * _NBUCKETS
+        self.reset(-1)
 
     def reset(self, sec: int) -> None:
         self.sec = sec
         self.requests = self.errors = self.injected = 0
+        self.retry_after = self.retry_early = self.retry_waited = 0
         self.hist = [0] * _NBUCKETS
 
 
@@ -64,6 +72,7 @@ class Stats:
         self.keep = keep
         self._ring = [_Second() for _ in range(keep)]
         self._last = -1
+        self.retries = RetryAfterWatch()
 
     def on_request(self, ev: RequestDone) -> None:
         sec = int(ev.t)
@@ -78,6 +87,14 @@ class Stats:
         if ev.injected:
             slot.injected += 1
         slot.hist[bisect.bisect_left(BOUNDS, ev.duration)] += 1
+        if ev.retry_after is not None or len(self.retries):
+            if ev.retry_after is not None:
+                slot.retry_after += 1
+            verdict = self.retries.observe(ev)
+            if verdict is Retry.EARLY:
+                slot.retry_early += 1
+            elif verdict is Retry.WAITED:
+                slot.retry_waited += 1
         if sec > self._last:
             self._last = sec
 
@@ -104,6 +121,9 @@ class Stats:
                         "p50": None,
                         "p95": None,
                         "p99": None,
+                        "retry_after": 0,
+                        "retried_early": 0,
+                        "retried_after_waiting": 0,
                     }
                 )
                 continue
@@ -118,6 +138,9 @@ class Stats:
                     "p50": quantile(slot.hist, n, 0.50),
                     "p95": quantile(slot.hist, n, 0.95),
                     "p99": quantile(slot.hist, n, 0.99),
+                    "retry_after": slot.retry_after,
+                    "retried_early": slot.retry_early,
+                    "retried_after_waiting": slot.retry_waited,
                 }
             )
         return rows

@@ -105,7 +105,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/openapi.json": {"get": _op("This document")},
     "/stats/timeseries": {
         "get": _op(
-            "Per-second requests, errors, error rate, injected count, p50/p95/p99",
+            "Per-second requests, errors, error rate, injected count, p50/p95/p99, and "
+            "Retry-After answers with the early and patient retries that followed",
             parameters=[
                 {
                     "name": "seconds",

@@ -112,6 +112,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--access-log", action="store_true", help="log one line per request")
+    p.add_argument(
+        "--client-id-header",
+        metavar="NAME",
+        help="request header that names the client (e.g. X-Client-Id), for per-client "
+        "statistics such as early retries after Retry-After; default: the client's address",
+    )
     p.add_argument("--seed", type=int, help="seed for fault decisions")
     add_scenario_arguments(p)
     add_control_arguments(p)
@@ -217,6 +223,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         forwarded_headers=args.forwarded_headers,
         grace=args.grace,
         access_log=args.access_log,
+        client_id_header=args.client_id_header,
         seed=args.seed,
         scenario=args.scenario or None,
         scenario_dir=args.scenario_dir or None,

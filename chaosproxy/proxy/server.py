@@ -83,6 +83,8 @@ class ProxyCore:
         self.guardrails: Guardrails | None = None
         # Add `X-Chaos-Injected` to responses that carried a fault (--mark-injected).
         self.mark_injected = False
+        # The request header naming the client (--client-id-header); else its address.
+        self.client_id_header: str | None = None
 
     @property
     def drop_request_headers(self) -> frozenset[str]:
@@ -201,6 +203,7 @@ class ProxyCore:
                 ex.request_id,
                 extra={"request_id": ex.request_id},
             )
+        ip, h = ex.client_ip, self.client_id_header
         self.bus.emit(
             RequestDone(
                 t=self.clock.wall(),
@@ -210,7 +213,8 @@ class ProxyCore:
                 upstream_duration=ex.upstream_duration,
                 upstream_error=ex.upstream_error,
                 injected=ex.injected,
-                client_ip=ex.client_ip,
+                client_ip=ip,
+                client=(h and ex.headers.get(h)) or ip,
                 retry_after=ex.retry_after,
             )
         )
