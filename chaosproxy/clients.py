@@ -23,11 +23,11 @@ class RetryAfterWatch:
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self._until: dict[str, float] = {}
+        self.until: dict[str, float] = {}  # client -> when it may come back (wall clock)
 
     def observe(self, ev: RequestDone) -> Retry | None:
         """Classify `ev` against the client's last Retry-After, then remember its own."""
-        until = self._until
+        until = self.until
         verdict: Retry | None = None
         if until:
             deadline = until.pop(ev.client, None)
@@ -42,12 +42,12 @@ class RetryAfterWatch:
 
     def _forget(self, now: float) -> None:
         """Drop clients whose wait is long over; if that is not enough, the oldest half."""
-        stale = [c for c, t in self._until.items() if t < now - 60]
+        stale = [c for c, t in self.until.items() if t < now - 60]
         for c in stale:
-            del self._until[c]
-        if len(self._until) >= self.limit:
-            for c in list(self._until)[: len(self._until) // 2]:
-                del self._until[c]
+            del self.until[c]
+        if len(self.until) >= self.limit:
+            for c in list(self.until)[: len(self.until) // 2]:
+                del self.until[c]
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self.until)

@@ -87,7 +87,7 @@ class Stats:
         if ev.injected:
             slot.injected += 1
         slot.hist[bisect.bisect_left(BOUNDS, ev.duration)] += 1
-        if ev.retry_after is not None or len(self.retries):
+        if ev.retry_after is not None or self.retries.until:
             if ev.retry_after is not None:
                 slot.retry_after += 1
             verdict = self.retries.observe(ev)
