@@ -54,6 +54,21 @@ def seen_headers(seen: dict[str, object], name: str) -> list[str]:
     return [v for k, v in pairs if k.lower() == name.lower()]
 
 
+async def upstream_sees(
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
+    headers: dict[str, str],
+    **proxy_options: object,
+) -> tuple[dict[str, object], str]:
+    """GET / through a proxy (with `proxy_options`) in front of an echoing upstream: what the
+    upstream saw, and the upstream's URL."""
+    up = await start_upstream(app_with(echo_request))
+    rt = await start_proxy(up, **proxy_options)
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/", headers=headers) as r:
+        seen = await r.json()
+    return seen, up
+
+
 async def get_both(
     upstream: str, proxy: str, path: str, method: str = "GET"
 ) -> tuple[aiohttp.ClientResponse, bytes, aiohttp.ClientResponse, bytes]:
@@ -400,13 +415,7 @@ async def test_hop_by_hop_response_headers_are_not_forwarded(
 async def test_forwarded_headers_are_added(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
-    up = await start_upstream(app_with(echo_request))
-    rt = await start_proxy(up)
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(rt.proxy_url + "/", headers={"Host": "shop.test"}) as r,
-    ):
-        seen = await r.json()
+    seen, _ = await upstream_sees(start_upstream, start_proxy, {"Host": "shop.test"})
     assert seen_headers(seen, "X-Forwarded-For") == ["127.0.0.1"]
     assert seen_headers(seen, "X-Forwarded-Proto") == ["http"]
     assert seen_headers(seen, "X-Forwarded-Host") == ["shop.test"]
@@ -415,26 +424,16 @@ async def test_forwarded_headers_are_added(
 async def test_existing_x_forwarded_for_is_appended_to(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
-    up = await start_upstream(app_with(echo_request))
-    rt = await start_proxy(up)
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(rt.proxy_url + "/", headers={"X-Forwarded-For": "203.0.113.7"}) as r,
-    ):
-        seen = await r.json()
+    seen, _ = await upstream_sees(start_upstream, start_proxy, {"X-Forwarded-For": "203.0.113.7"})
     assert seen_headers(seen, "X-Forwarded-For") == ["203.0.113.7, 127.0.0.1"]
 
 
 async def test_forwarded_headers_can_be_switched_off(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
-    up = await start_upstream(app_with(echo_request))
-    rt = await start_proxy(up, forwarded_headers=False)
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(rt.proxy_url + "/", headers={"X-Forwarded-For": "203.0.113.7"}) as r,
-    ):
-        seen = await r.json()
+    seen, _ = await upstream_sees(
+        start_upstream, start_proxy, {"X-Forwarded-For": "203.0.113.7"}, forwarded_headers=False
+    )
     assert seen_headers(seen, "X-Forwarded-For") == ["203.0.113.7"]
     assert seen_headers(seen, "X-Forwarded-Proto") == []
     assert seen_headers(seen, "X-Forwarded-Host") == []
@@ -443,26 +442,16 @@ async def test_forwarded_headers_can_be_switched_off(
 async def test_host_is_preserved_by_default(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
-    up = await start_upstream(app_with(echo_request))
-    rt = await start_proxy(up)
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(rt.proxy_url + "/", headers={"Host": "shop.test:8443"}) as r,
-    ):
-        seen = await r.json()
+    seen, _ = await upstream_sees(start_upstream, start_proxy, {"Host": "shop.test:8443"})
     assert seen_headers(seen, "Host") == ["shop.test:8443"]
 
 
 async def test_rewrite_host_sends_the_upstreams_host(
     start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
-    up = await start_upstream(app_with(echo_request))
-    rt = await start_proxy(up, rewrite_host=True)
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(rt.proxy_url + "/", headers={"Host": "shop.test"}) as r,
-    ):
-        seen = await r.json()
+    seen, up = await upstream_sees(
+        start_upstream, start_proxy, {"Host": "shop.test"}, rewrite_host=True
+    )
     assert seen_headers(seen, "Host") == [yarl.URL(up).raw_authority]
 
 
