@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.conftest import StartProxy
@@ -22,36 +23,27 @@ async def accepts(url: str) -> bool:
     return True
 
 
-async def test_healthz_answers_while_the_process_is_up(
-    demo_upstream: str, start_proxy: StartProxy
+@pytest.mark.parametrize(
+    ("upstream_up", "route", "expected"),
+    [
+        (True, "/healthz", 200),
+        (True, "/readyz", 200),
+        (False, "/readyz", 503),  # ready means the upstream is reachable
+        (False, "/healthz", 200),  # alive does not depend on the upstream
+    ],
+    ids=["healthz-up", "readyz-up", "readyz-upstream-down", "healthz-upstream-down"],
+)
+async def test_health_and_readiness(
+    upstream_up: bool,
+    route: str,
+    expected: int,
+    demo_upstream: str,
+    refused_url: str,
+    start_proxy: StartProxy,
 ) -> None:
-    rt = await start_proxy(demo_upstream)
-    async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/healthz") as r:
-        assert r.status == 200
-
-
-async def test_readyz_is_200_when_the_upstream_is_reachable(
-    demo_upstream: str, start_proxy: StartProxy
-) -> None:
-    rt = await start_proxy(demo_upstream)
-    async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/readyz") as r:
-        assert r.status == 200
-
-
-async def test_readyz_is_503_when_the_upstream_is_down(
-    start_proxy: StartProxy, refused_url: str
-) -> None:
-    rt = await start_proxy(refused_url)
-    async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/readyz") as r:
-        assert r.status == 503
-
-
-async def test_healthz_stays_up_when_the_upstream_is_down(
-    start_proxy: StartProxy, refused_url: str
-) -> None:
-    rt = await start_proxy(refused_url)
-    async with aiohttp.ClientSession() as s, s.get(rt.admin_url + "/healthz") as r:
-        assert r.status == 200
+    rt = await start_proxy(demo_upstream if upstream_up else refused_url)
+    async with aiohttp.ClientSession() as s, s.get(rt.admin_url + route) as r:
+        assert r.status == expected
 
 
 async def test_stop_waits_for_the_in_flight_request(

@@ -146,22 +146,17 @@ async def test_upstream_silent_mid_body_past_the_read_timeout_is_a_truncation(
             await asyncio.wait_for(r.read(), 5)
 
 
+@pytest.mark.parametrize(
+    "upstream_handler",
+    [reset_mid_body, chunked_reset_mid_body],
+    ids=["content-length", "chunked"],
+)
 async def test_upstream_reset_mid_body_is_a_truncation_the_client_sees(
-    start_upstream: StartUpstream, start_proxy: StartProxy
+    upstream_handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    start_upstream: StartUpstream,
+    start_proxy: StartProxy,
 ) -> None:
-    up = await start_upstream(app_with(reset_mid_body))
-    rt = await start_proxy(up)
-    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/") as r:
-        assert r.status == 200
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await r.read()
-
-
-async def test_upstream_reset_mid_chunked_body_is_a_truncation_the_client_sees(
-    start_upstream: StartUpstream, start_proxy: StartProxy
-) -> None:
-    up = await start_upstream(app_with(chunked_reset_mid_body))
-    rt = await start_proxy(up)
+    rt = await start_proxy(await start_upstream(app_with(upstream_handler)))
     async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/") as r:
         assert r.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
