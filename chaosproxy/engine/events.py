@@ -40,7 +40,6 @@ class RequestDone:
     upstream_duration: float | None  # None when the upstream was not called
     upstream_error: str | None  # refused | timeout | reset | protocol
     injected: bool
-    client_ip: str = ""
     client: str = ""  # who sent it: --client-id-header's value, else the address
     retry_after: float | None = None  # seconds the response asked the client to wait
 

@@ -203,7 +203,7 @@ class ProxyCore:
                 ex.request_id,
                 extra={"request_id": ex.request_id},
             )
-        ip, h = ex.client_ip, self.client_id_header
+        h = self.client_id_header
         self.bus.emit(
             RequestDone(
                 t=self.clock.wall(),
@@ -213,8 +213,7 @@ class ProxyCore:
                 upstream_duration=ex.upstream_duration,
                 upstream_error=ex.upstream_error,
                 injected=ex.injected,
-                client_ip=ip,
-                client=(h and ex.headers.get(h)) or ip,
+                client=(h and ex.headers.get(h)) or ex.client_ip,
                 retry_after=ex.retry_after,
             )
         )
