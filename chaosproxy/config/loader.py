@@ -15,7 +15,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -574,30 +574,30 @@ class _Builder:
                 out.append(rule)
         return out
 
-    def reference(
-        self, item: Node, path: str, keys: tuple[str, ...], key: str
-    ) -> tuple[Node | None, tuple[Node, dict[str, Node]] | None]:
-        """An include or preset entry: a bare value, or `{<key>: value, match: {...}}`.
-        Returns the value's node (None when the entry is broken) and its match fields."""
-        if not isinstance(item, MappingNode):
-            return item, None
-        m = self.mapping(item, path, keys, required=(key,))
-        if m is None or key not in m:
-            return None, None
-        extra = self.match_fields(m["match"], _join(path, "match")) if "match" in m else None
-        return m[key], extra
-
-    def includes(self, node: Node, path: str) -> list[RuleSpec]:
+    def references(
+        self, node: Node, path: str, keys: tuple[str, ...], key: str
+    ) -> Iterator[tuple[str, Node, str, tuple[Node, dict[str, Node]] | None]]:
+        """The entries of an `include` or `presets` list: each a bare value or
+        `{<key>: value, match: {...}}`. Yields (key path, value node, value, match fields) for
+        every well-formed entry; the broken ones are reported."""
         items = self.seq(node, path, allow_single=True)
-        out: list[RuleSpec] = []
         for i, item in enumerate(items or []):
             ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
-            file_node, extra = self.reference(item, ipath, INCLUDE_KEYS, "file")
-            if file_node is None:
-                continue
-            rel = self.text(file_node, ipath)
-            if rel is None:
-                continue
+            value_node, extra = item, None
+            if isinstance(item, MappingNode):
+                m = self.mapping(item, ipath, keys, required=(key,))
+                if m is None or key not in m:
+                    continue
+                value_node = m[key]
+                if "match" in m:
+                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+            value = self.text(value_node, ipath)
+            if value is not None:
+                yield ipath, value_node, value, extra
+
+    def includes(self, node: Node, path: str) -> list[RuleSpec]:
+        out: list[RuleSpec] = []
+        for ipath, file_node, rel, extra in self.references(node, path, INCLUDE_KEYS, "file"):
             target = Path(rel) if Path(rel).is_absolute() else self.doc.base_dir / rel
             shown = os.path.normpath(target) if not Path(rel).is_absolute() else rel
             rules = self.ruleset_file(Path(shown), file_node, ipath, f"included file {rel!r}")
@@ -605,17 +605,9 @@ class _Builder:
         return out
 
     def presets(self, node: Node, path: str) -> list[RuleSpec]:
-        items = self.seq(node, path, allow_single=True)
         out: list[RuleSpec] = []
         known = preset_names()
-        for i, item in enumerate(items or []):
-            ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
-            name_node, extra = self.reference(item, ipath, PRESET_REF_KEYS, "preset")
-            if name_node is None:
-                continue
-            name = self.text(name_node, ipath)
-            if name is None:
-                continue
+        for ipath, name_node, name, extra in self.references(node, path, PRESET_REF_KEYS, "preset"):
             if name not in known:
                 hint = _suggest(name, known)
                 self.problem(
