@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages a test suite needs, only those whose command is missing.
+# Usage: ci/debian-tools.sh COMMAND[=PACKAGE] ...   e.g. prometheus chromium podman=podman
+# Runs `apt-get update` at most once per call; prints one line per package installed.
+set -euo pipefail
+missing=()
+for spec in "$@"; do
+  cmd="${spec%%=*}"
+  pkg="${spec#*=}"
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "ci/debian-tools.sh: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
