@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -19,13 +21,15 @@ from aiohttp import web
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
+from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import EventBus, RequestDone
+from chaosproxy.engine.events import EventBus, RequestDone, StateChanged
 from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
 from chaosproxy.engine.journal import Journal
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
+from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault, PoolState
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
@@ -156,6 +160,11 @@ class Runtime:
         s, core = self.settings, self.core
         self.stats = Stats()
         self.bus.subscribe(RequestDone, self.stats.on_request)
+        self.events = EventLog()
+        self.bus.subscribe(StateChanged, self.events.on_state)
+        # Scenarios sent with PUT /scenarios/{name}: kept in memory, never written to disk.
+        self.uploads: dict[str, Scenario] = {}
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.guardrails = Guardrails(
             bus=self.bus,
             stats=self.stats,

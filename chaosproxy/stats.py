@@ -1,14 +1,20 @@
-"""Per-second request statistics in a fixed ring: what `/stats/timeseries` and guardrails read.
+"""Per-second request statistics in fixed rings: what `/stats/timeseries` and guardrails read.
 
 Each second keeps counters and a small fixed-bucket latency histogram, so memory is bounded and
 one request costs a bisect and a few additions. Quantiles are the upper bound of the bucket that
 holds them (an over-estimate by at most one bucket width, about 25 %).
+
+A request is counted in the second it **started** (its end time minus its duration), so a row
+holds the requests one phase of a scenario decided, however long they took. Requests carrying
+`X-Chaos-Run` are also counted in a ring of their own (the last few run ids), so an experiment
+can tell its traffic apart from anything else the proxy serves.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +26,7 @@ BOUNDS: tuple[float, ...] = tuple(
     round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2)
 )
 _NBUCKETS = len(BOUNDS) + 1
+MAX_RUNS = 8  # run ids whose traffic is kept apart (least recently seen dropped first)
 
 
 @dataclass(frozen=True)
@@ -65,18 +72,33 @@ def is_error(status: int) -> bool:
     return status == 0 or status >= 500
 
 
-class Stats:
-    """A ring of `keep` seconds keyed by whole wall-clock second (the `t` of RequestDone)."""
+def _empty_row(sec: int) -> dict[str, Any]:
+    return {
+        "t": sec,
+        "requests": 0,
+        "errors": 0,
+        "error_rate": 0.0,
+        "injected": 0,
+        "p50": None,
+        "p95": None,
+        "p99": None,
+        "retry_after": 0,
+        "retried_early": 0,
+        "retried_after_waiting": 0,
+    }
 
-    def __init__(self, keep: int = 900) -> None:
+
+class _Ring:
+    """`keep` seconds keyed by whole wall-clock second; slot reuse drops what is older."""
+
+    __slots__ = ("keep", "slots")
+
+    def __init__(self, keep: int) -> None:
         self.keep = keep
-        self._ring = [_Second() for _ in range(keep)]
-        self._last = -1
-        self.retries = RetryAfterWatch()
+        self.slots = [_Second() for _ in range(keep)]
 
-    def on_request(self, ev: RequestDone) -> None:
-        sec = int(ev.t)
-        slot = self._ring[sec % self.keep]
+    def count(self, sec: int, ev: RequestDone, hist_index: int, verdict: Retry | None) -> None:
+        slot = self.slots[sec % self.keep]
         if slot.sec != sec:
             if sec < slot.sec:
                 return  # older than what the ring keeps
@@ -86,70 +108,118 @@ class Stats:
             slot.errors += 1
         if ev.injected:
             slot.injected += 1
-        slot.hist[bisect.bisect_left(BOUNDS, ev.duration)] += 1
-        if ev.retry_after is not None or self.retries.until:
-            if ev.retry_after is not None:
-                slot.retry_after += 1
-            verdict = self.retries.observe(ev)
-            if verdict is Retry.EARLY:
-                slot.retry_early += 1
-            elif verdict is Retry.WAITED:
-                slot.retry_waited += 1
-        if sec > self._last:
-            self._last = sec
+        slot.hist[hist_index] += 1
+        if ev.retry_after is not None:
+            slot.retry_after += 1
+        if verdict is Retry.EARLY:
+            slot.retry_early += 1
+        elif verdict is Retry.WAITED:
+            slot.retry_waited += 1
 
-    def _slots(self, end: int, seconds: int) -> list[tuple[int, _Second | None]]:
-        seconds = max(0, min(seconds, self.keep))
-        out: list[tuple[int, _Second | None]] = []
-        for sec in range(end - seconds + 1, end + 1):
-            slot = self._ring[sec % self.keep]
-            out.append((sec, slot if slot.sec == sec else None))
-        return out
+    def slot(self, sec: int) -> _Second | None:
+        slot = self.slots[sec % self.keep]
+        return slot if slot.sec == sec else None
 
-    def series(self, now: float, seconds: int) -> list[dict[str, Any]]:
-        """One row per complete second, oldest first, ending at the second before `now`."""
+    def rows(self, first: int, last: int, histograms: bool = False) -> list[dict[str, Any]]:
+        """One row per second in [first, last], oldest first."""
         rows = []
-        for sec, slot in self._slots(int(now) - 1, seconds):
+        for sec in range(max(first, last - self.keep + 1), last + 1):
+            slot = self.slot(sec)
             if slot is None or not slot.requests:
-                rows.append(
-                    {
-                        "t": sec,
-                        "requests": 0,
-                        "errors": 0,
-                        "error_rate": 0.0,
-                        "injected": 0,
-                        "p50": None,
-                        "p95": None,
-                        "p99": None,
-                        "retry_after": 0,
-                        "retried_early": 0,
-                        "retried_after_waiting": 0,
-                    }
-                )
+                row = _empty_row(sec)
+                if histograms:
+                    row["hist"] = {}
+                rows.append(row)
                 continue
             n = slot.requests
-            rows.append(
-                {
-                    "t": sec,
-                    "requests": n,
-                    "errors": slot.errors,
-                    "error_rate": round(slot.errors / n, 6),
-                    "injected": slot.injected,
-                    "p50": quantile(slot.hist, n, 0.50),
-                    "p95": quantile(slot.hist, n, 0.95),
-                    "p99": quantile(slot.hist, n, 0.99),
-                    "retry_after": slot.retry_after,
-                    "retried_early": slot.retry_early,
-                    "retried_after_waiting": slot.retry_waited,
-                }
-            )
+            row = {
+                "t": sec,
+                "requests": n,
+                "errors": slot.errors,
+                "error_rate": round(slot.errors / n, 6),
+                "injected": slot.injected,
+                "p50": quantile(slot.hist, n, 0.50),
+                "p95": quantile(slot.hist, n, 0.95),
+                "p99": quantile(slot.hist, n, 0.99),
+                "retry_after": slot.retry_after,
+                "retried_early": slot.retry_early,
+                "retried_after_waiting": slot.retry_waited,
+            }
+            if histograms:
+                # Sparse bucket index -> count: enough to merge seconds into any window.
+                row["hist"] = {str(i): c for i, c in enumerate(slot.hist) if c}
+            rows.append(row)
         return rows
+
+    def clear(self) -> None:
+        for slot in self.slots:
+            slot.sec = -1
+
+
+class Stats:
+    """All traffic in one ring, plus a ring per recent experiment run id."""
+
+    def __init__(self, keep: int = 900) -> None:
+        self.keep = keep
+        self._ring = _Ring(keep)
+        self._runs: OrderedDict[str, _Ring] = OrderedDict()
+        self.retries = RetryAfterWatch()
+
+    def on_request(self, ev: RequestDone) -> None:
+        sec = int(ev.t - ev.duration)
+        verdict = None
+        if ev.retry_after is not None or self.retries.until:
+            verdict = self.retries.observe(ev)
+        h = bisect.bisect_left(BOUNDS, ev.duration)
+        self._ring.count(sec, ev, h, verdict)
+        if ev.run:
+            self._run_ring(ev.run).count(sec, ev, h, verdict)
+
+    def _run_ring(self, run: str) -> _Ring:
+        ring = self._runs.get(run)
+        if ring is None:
+            if len(self._runs) >= MAX_RUNS:
+                self._runs.popitem(last=False)
+            ring = self._runs[run] = _Ring(self.keep)
+        else:
+            self._runs.move_to_end(run)
+        return ring
+
+    def runs(self) -> list[str]:
+        """Run ids with traffic of their own, oldest first."""
+        return list(self._runs)
+
+    def series(
+        self, now: float, seconds: int, run: str | None = None, histograms: bool = False
+    ) -> list[dict[str, Any]]:
+        """One row per complete second, oldest first, ending at the second before `now`."""
+        seconds = max(0, min(seconds, self.keep))
+        last = int(now) - 1
+        return self.range(last - seconds + 1, last, run, histograms)
+
+    def range(
+        self, first: int, last: int, run: str | None = None, histograms: bool = False
+    ) -> list[dict[str, Any]]:
+        """Rows for the seconds [first, last] (at most `keep` of them, the newest kept).
+        With `run`, only the requests that carried that run id (all zero when it sent none)."""
+        if run:
+            ring = self._runs.get(run)
+            if ring is None:
+                rows = [_empty_row(s) for s in range(max(first, last - self.keep + 1), last + 1)]
+                if histograms:
+                    for row in rows:
+                        row["hist"] = {}
+                return rows
+            return ring.rows(first, last, histograms)
+        return self._ring.rows(first, last, histograms)
 
     def window(self, now: float, seconds: int) -> Window:
         """Totals over the last `seconds` complete seconds before `now`."""
         hist = [0] * _NBUCKETS
         req = err = inj = 0
-        for _, slot in self._slots(int(now) - 1, seconds):
+        last = int(now) - 1
+        for sec in range(last - min(seconds, self.keep) + 1, last + 1):
+            slot = self._ring.slot(sec)
             if slot is None:
                 continue
             req += slot.requests
@@ -161,9 +231,8 @@ class Stats:
         return Window(seconds, req, err, inj, quantile(hist, req, 0.99) if req else None)
 
     def clear(self) -> None:
-        for slot in self._ring:
-            slot.sec = -1
-        self._last = -1
+        self._ring.clear()
+        self._runs.clear()
 
 
 def quantile(hist: list[int], n: int, q: float) -> float | None:

@@ -7,8 +7,9 @@ from chaosproxy.stats import BOUNDS, Stats
 
 
 def done(
-    t: float, status: int = 200, duration: float = 0.01, injected: bool = False
+    t: float, status: int = 200, duration: float = 0.01, injected: bool = False, run: str = ""
 ) -> RequestDone:
+    """A request that ended at `t` (so it started at `t - duration`)."""
     return RequestDone(
         t=t,
         method="GET",
@@ -17,6 +18,7 @@ def done(
         upstream_duration=None,
         upstream_error=None,
         injected=injected,
+        run=run,
     )
 
 
@@ -48,9 +50,9 @@ def test_quiet_seconds_are_rows_of_zeros() -> None:
 def test_quantiles_are_the_upper_bound_of_the_bucket_that_holds_them() -> None:
     s = Stats()
     for _ in range(98):
-        s.on_request(done(10.0, duration=0.010))
-    s.on_request(done(10.0, duration=0.200))
-    s.on_request(done(10.0, duration=0.200))
+        s.on_request(done(10.5, duration=0.010))
+    s.on_request(done(10.5, duration=0.200))
+    s.on_request(done(10.5, duration=0.200))
     row = s.series(now=11.0, seconds=1)[0]
     assert 0.010 <= row["p50"] < 0.010 * 1.26
     assert 0.200 <= row["p99"] < 0.200 * 1.26
@@ -58,8 +60,8 @@ def test_quantiles_are_the_upper_bound_of_the_bucket_that_holds_them() -> None:
 
 def test_latency_beyond_the_largest_bucket_reports_the_largest_bound() -> None:
     s = Stats()
-    s.on_request(done(10.0, duration=1000.0))
-    assert s.series(now=11.0, seconds=1)[0]["p99"] == BOUNDS[-1]
+    s.on_request(done(1010.5, duration=1000.0))
+    assert s.range(10, 10)[0]["p99"] == BOUNDS[-1]
 
 
 def test_ring_forgets_seconds_older_than_it_keeps() -> None:
@@ -72,8 +74,48 @@ def test_ring_forgets_seconds_older_than_it_keeps() -> None:
 def test_window_aggregates_error_rate_and_p99() -> None:
     s = Stats()
     for t in (100.0, 101.0, 102.0):
-        s.on_request(done(t, status=500, duration=1.0))
-        s.on_request(done(t))
+        s.on_request(done(t + 1.0, status=500, duration=1.0))
+        s.on_request(done(t + 0.5))
     w = s.window(now=103.0, seconds=3)
     assert w.requests == 6 and w.errors == 3 and w.error_rate == 0.5
     assert w.p99 is not None and w.p99 >= 1.0
+
+
+def test_a_request_counts_in_the_second_it_started() -> None:
+    s = Stats()
+    s.on_request(done(102.5, duration=2.0))  # started at 100.5, ended two seconds later
+    rows = s.range(100, 102)
+    assert [r["requests"] for r in rows] == [1, 0, 0]
+
+
+def test_run_traffic_is_counted_apart_as_well_as_in_the_whole() -> None:
+    s = Stats()
+    s.on_request(done(100.5, run="exp-1"))
+    s.on_request(done(100.5, status=500, run="exp-1"))
+    s.on_request(done(100.5))
+    assert s.range(100, 100)[0]["requests"] == 3
+    mine = s.range(100, 100, run="exp-1")[0]
+    assert mine["requests"] == 2 and mine["errors"] == 1
+    assert s.range(100, 100, run="other")[0]["requests"] == 0
+    assert s.runs() == ["exp-1"]
+
+
+def test_only_the_most_recent_runs_are_kept_apart() -> None:
+    from chaosproxy.stats import MAX_RUNS
+
+    s = Stats()
+    for i in range(MAX_RUNS + 2):
+        s.on_request(done(100.5, run=f"r{i}"))
+    assert len(s.runs()) == MAX_RUNS
+    assert s.runs()[-1] == f"r{MAX_RUNS + 1}"
+    assert s.range(100, 100, run="r0")[0]["requests"] == 0
+
+
+def test_histograms_merge_into_any_window() -> None:
+    s = Stats()
+    s.on_request(done(100.5, duration=0.010))
+    s.on_request(done(101.5, duration=0.010))
+    rows = s.range(100, 101, histograms=True)
+    buckets = [b for r in rows for b in r["hist"]]
+    assert len(buckets) == 2 and buckets[0] == buckets[1]
+    assert all(sum(r["hist"].values()) == r["requests"] for r in rows)

@@ -127,6 +127,52 @@ async def stop_scenario(request: web.Request) -> web.Response:
     return web.json_response({"stopped": stopped, "status": control.status(rt)})
 
 
+MAX_UPLOAD = 256 * 1024  # bytes of scenario YAML accepted by PUT /scenarios/{name}
+
+
+async def put_scenario(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if request.content_length is not None and request.content_length > MAX_UPLOAD:
+        raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
+    raw = await request.content.read(MAX_UPLOAD + 1)
+    if len(raw) > MAX_UPLOAD:
+        raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            400, "Bad Request", {"field": "body", "problem": "the scenario must be UTF-8 YAML"}
+        ) from None
+    sc, created = control.upload_scenario(rt, request.match_info["name"], text)
+    return web.json_response(control.describe_scenario(sc), status=201 if created else 200)
+
+
+async def delete_scenario(request: web.Request) -> web.Response:
+    control.delete_upload(request.app[RUNTIME], request.match_info["name"])
+    return web.json_response({"deleted": request.match_info["name"]})
+
+
+async def events(request: web.Request) -> web.Response:
+    since = _int_param(request, "since", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 500, 1, 1000)
+    return web.json_response(control.events(request.app[RUNTIME], since, limit))
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        raise ApiError(
+            400, "Bad Request", {"field": name, "problem": f"expected {lo}..{hi}, got {raw[:40]!r}"}
+        )
+    return value
+
+
 async def status(request: web.Request) -> web.Response:
     return web.json_response(control.status(request.app[RUNTIME]))
 
@@ -165,20 +211,37 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def timeseries(request: web.Request) -> web.Response:
+    """`?seconds=N` (the last N complete seconds) or `?from=T&to=T` (Unix seconds, `to`
+    exclusive, clamped to the last complete second); `run=ID` keeps that run's traffic only;
+    `histograms=1` adds each second's sparse latency histogram."""
     rt = request.app[RUNTIME]
-    raw = request.query.get("seconds", "60")
-    try:
-        seconds = int(raw)
-    except ValueError:
-        seconds = -1
-    if not 1 <= seconds <= rt.stats.keep:
-        raise ApiError(
-            400,
-            "Bad Request",
-            {"field": "seconds", "problem": f"expected 1..{rt.stats.keep}, got {raw!r}"},
-        )
-    now = rt.clock.wall()
-    return web.json_response({"seconds": seconds, "series": rt.stats.series(now, seconds)})
+    keep = rt.stats.keep
+    last_complete = int(rt.clock.wall()) - 1
+    q = request.query
+    if "from" in q or "to" in q:
+        first = _int_param(request, "from", last_complete - 59, 0, 2**40)
+        end = min(_int_param(request, "to", last_complete + 1, 0, 2**40), last_complete + 1)
+        if end - first > keep:
+            raise ApiError(
+                400,
+                "Bad Request",
+                {"field": "from", "problem": f"at most {keep} seconds per request"},
+            )
+        last = end - 1
+    else:
+        seconds = _int_param(request, "seconds", 60, 1, keep)
+        first, last = last_complete - seconds + 1, last_complete
+    run = q.get("run") or None
+    if run is not None and len(run) > 64:
+        raise ApiError(400, "Bad Request", {"field": "run", "problem": "at most 64 characters"})
+    histograms = q.get("histograms", "") in ("1", "true")
+    series = control.timeseries(rt, first, last, run, histograms)
+    body: dict[str, Any] = {"from": first, "to": last + 1, "series": series}
+    if "from" not in q and "to" not in q:
+        body["seconds"] = last - first + 1
+    if run is not None:
+        body["run"] = run
+    return web.json_response(body)
 
 
 async def _json_body(request: web.Request, *, optional: bool) -> Any:
@@ -204,6 +267,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/scenarios", list_scenarios),
         web.post("/scenarios/stop", stop_scenario),
         web.get("/scenarios/{name}", get_scenario),
+        web.put("/scenarios/{name}", put_scenario),
+        web.delete("/scenarios/{name}", delete_scenario),
         web.post("/scenarios/{name}/start", start_scenario),
         web.get("/status", status),
         web.get("/rules", list_rules),
@@ -213,6 +278,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/reset", reset),
         web.get("/openapi.json", openapi),
         web.get("/stats/timeseries", timeseries),
+        web.get("/events", events),
     ]
 
 

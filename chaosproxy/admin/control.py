@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chaosproxy.admin")
 
-START_KEYS = ("seed", "repeat", "replace")
+START_KEYS = ("seed", "repeat", "replace", "at")
+MAX_UPLOADS = 64  # scenarios kept from PUT /scenarios/{name}
+MAX_SCHEDULE_AHEAD = 86400.0  # a start may be scheduled at most a day ahead
+MAX_SCHEDULE_LATE = 5.0  # ... and at most this far in the past (then backdated to `at`)
 
 
 def _bad(field: str, problem: str) -> ApiError:
@@ -48,19 +52,98 @@ def list_scenarios(rt: Runtime) -> dict[str, Any]:
     found: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
     for path in scenario_files(scenario_dir(rt)):
+        if path.stem in rt.uploads:
+            continue  # an upload of the same name is what a start would use
         try:
             found.append(describe_scenario(load_scenario_file(path), brief=True))
         except ConfigError as e:
             invalid.append({"file": str(path), "problems": [str(p) for p in e.problems]})
+    for sc in rt.uploads.values():
+        found.append(describe_scenario(sc, brief=True) | {"uploaded": True})
     return {"scenarios": found, "invalid": invalid}
 
 
+def upload_scenario(rt: Runtime, name: str, text: str) -> tuple[Scenario, bool]:
+    """Validate a scenario sent as YAML text and keep it in memory under `name`.
+
+    Problems come back located (`<upload NAME>:line:col: key: message`). An upload cannot
+    include files (it would read the proxy's disk); presets are fine. Returns (scenario, created).
+    """
+    from chaosproxy.config.loader import load_scenario_text
+
+    _check_name(name)
+    source = f"<upload {name}>"
+    include = _include_node(text)
+    if include is not None:
+        raise ApiError(
+            422,
+            "Invalid scenario",
+            [
+                f"{source}:{include}: include: an uploaded scenario cannot include files; "
+                "send it with its includes resolved (chaosproxy scenarios show FILE)"
+            ],
+        )
+    try:
+        sc = load_scenario_text(text, source)
+    except ConfigError as e:
+        raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
+    if sc.name != name:
+        raise ApiError(
+            422,
+            "Invalid scenario",
+            [f"{source}: name: the scenario is named {sc.name!r} but was sent as {name!r}"],
+        )
+    created = name not in rt.uploads
+    if created and len(rt.uploads) >= MAX_UPLOADS:
+        raise ApiError(
+            409, "Conflict", f"{MAX_UPLOADS} scenarios are uploaded already; delete one first"
+        )
+    rt.uploads[name] = sc
+    return sc, created
+
+
+def delete_upload(rt: Runtime, name: str) -> None:
+    _check_name(name)
+    if rt.uploads.pop(name, None) is None:
+        raise ApiError(404, "Not Found", f"no uploaded scenario named {name!r}")
+
+
+def _include_node(text: str) -> str | None:
+    """`line:col` of an `include` key at the top or in a phase, or None."""
+    import yaml
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None  # the loader reports it, located
+    maps = [root]
+    if isinstance(root, MappingNode):
+        for k, v in root.value:
+            if isinstance(k, ScalarNode) and k.value == "phases" and isinstance(v, SequenceNode):
+                maps.extend(v.value)
+    for m in maps:
+        if isinstance(m, MappingNode):
+            for k, _ in m.value:
+                if isinstance(k, ScalarNode) and k.value == "include":
+                    return f"{k.start_mark.line + 1}:{k.start_mark.column + 1}"
+    return None
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 128:
+        raise ApiError(404, "Not Found", f"no scenario named {name[:128]!r}")
+
+
 def load_scenario(rt: Runtime, name: str) -> Scenario:
-    """A scenario by name from the scenario directory: 404 unknown, 422 when it is invalid."""
+    """A scenario by name: one sent with PUT first, then the scenario directory; 404 unknown,
+    422 when the file is invalid."""
     from chaosproxy.config.loader import load_scenario_file
 
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ApiError(404, "Not Found", f"no scenario named {name!r}")
+    _check_name(name)
+    uploaded = rt.uploads.get(name)
+    if uploaded is not None:
+        return uploaded
     base = scenario_dir(rt)
     path = next(
         (p for p in (base / f"{name}.yaml", base / f"{name}.yml") if p.is_file()),
@@ -68,6 +151,7 @@ def load_scenario(rt: Runtime, name: str) -> Scenario:
     )
     if path is None:
         known = sorted(p.stem for p in base.glob("*.y*ml")) if base.is_dir() else []
+        known = sorted({*known, *rt.uploads})
         raise ApiError(
             404, "Not Found", {"problem": f"no scenario named {name!r}", "available": known}
         )
@@ -142,6 +226,11 @@ def start_options(body: Any) -> dict[str, Any]:
     if not isinstance(replace, bool):
         raise _bad("replace", f"expected true or false, got {replace!r}")
     opts["replace"] = replace
+    if "at" in body:
+        at = body["at"]
+        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+            raise _bad("at", f"expected a Unix time in seconds, got {at!r}")
+        opts["at"] = float(at)
     return opts
 
 
@@ -152,6 +241,9 @@ def running_name(rt: Runtime) -> str | None:
 
 def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
     current = running_name(rt)
+    scheduled = rt.engine.scheduled
+    if current is None and scheduled is not None:
+        current = scheduled[0]
     if current is not None and not opts.get("replace"):
         raise ApiError(
             409,
@@ -161,25 +253,68 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
     kwargs: dict[str, Any] = {"seed": opts.get("seed"), "replace": bool(opts.get("replace"))}
     if "repeat" in opts:
         kwargs["repeat"] = opts["repeat"]
+    at = opts.get("at")
     try:
-        rt.engine.start_scenario(sc, **kwargs)
+        if at is None:
+            rt.engine.start_scenario(sc, **kwargs)
+        else:
+            now = rt.clock.wall()
+            if at > now + MAX_SCHEDULE_AHEAD:
+                raise _bad("at", f"{at - now:.0f}s ahead; at most {MAX_SCHEDULE_AHEAD:.0f}s")
+            if at < now - MAX_SCHEDULE_LATE:
+                raise _bad(
+                    "at",
+                    f"{now - at:.1f}s in the past (this proxy's clock); "
+                    f"at most {MAX_SCHEDULE_LATE:.0f}s late is accepted",
+                )
+            rt.engine.schedule_scenario(sc, at, **kwargs)
     except ConfigError as e:
         raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
     rt.guardrails.check()
 
 
 def stop(rt: Runtime) -> str | None:
+    """Stop the running scenario (or cancel a scheduled one); its name, or None."""
     name = running_name(rt)
-    if name is not None:
-        rt.engine.stop_scenario()
+    if name is None and rt.engine.scheduled is not None:
+        name = rt.engine.scheduled[0]
+    rt.engine.stop_scenario()
     return name
 
 
 def status(rt: Runtime) -> dict[str, Any]:
-    out: dict[str, Any] = dict(rt.engine.status()) if hasattr(rt.engine, "status") else {}
+    out: dict[str, Any] = dict(rt.engine.status())
     out["guardrails"] = rt.guardrails.status()
     out["adhoc_rules"] = list_rules(rt)
+    out["instance"] = rt.instance
+    out["time"] = rt.clock.wall()  # this proxy's clock, for skew across a fleet
     return out
+
+
+# ---------------------------------------------------------------- history
+
+
+def events(rt: Runtime, since: int, limit: int) -> dict[str, Any]:
+    found, dropped = rt.events.since(since, limit)
+    return {
+        "events": found,
+        "next": found[-1]["seq"] if found else max(since, 0),
+        "last": rt.events.last_seq,
+        "dropped": dropped,
+        "instance": rt.instance,
+        "time": rt.clock.wall(),
+    }
+
+
+def timeseries(
+    rt: Runtime, first: int, last: int, run: str | None, histograms: bool
+) -> list[dict[str, Any]]:
+    """Rows for [first, last], each with the scenario and phase in force as its second began."""
+    rows = rt.stats.range(first, last, run, histograms)
+    phase_at = rt.events.phase_at
+    for row in rows:
+        row["scenario"], row["phase"] = phase_at(row["t"])
+    return rows
 
 
 # ---------------------------------------------------------------- ad-hoc rules

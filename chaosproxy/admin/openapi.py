@@ -13,6 +13,10 @@ _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 def _op(summary: str, *, mutating: bool = False, **extra: Any) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {"200": _JSON_OK, "default": _ERROR}}
     if mutating:
@@ -39,7 +43,18 @@ PATHS: dict[str, dict[str, Any]] = {
     "/scenarios": {"get": _op("Scenarios in the scenario directory, with phases and durations")},
     "/scenarios/stop": {"post": _op("Stop whatever scenario runs", mutating=True)},
     "/scenarios/{name}": {
-        "get": _op("One scenario: phases with offsets, rules, guardrails", parameters=[_NAME])
+        "get": _op("One scenario: phases with offsets, rules, guardrails", parameters=[_NAME]),
+        "put": _op(
+            "Send a scenario as YAML text (at most 256 KiB, no includes): validated with located"
+            " errors (422), kept in memory under NAME (201 new, 200 replaced)",
+            mutating=True,
+            parameters=[_NAME],
+            requestBody={
+                "required": True,
+                "content": {"application/yaml": {"schema": {"type": "string"}}},
+            },
+        ),
+        "delete": _op("Forget an uploaded scenario", mutating=True, parameters=[_NAME]),
     },
     "/scenarios/{name}/start": {
         "post": _op(
@@ -62,6 +77,12 @@ PATHS: dict[str, dict[str, Any]] = {
                                     ]
                                 },
                                 "replace": {"type": "boolean"},
+                                "at": {
+                                    "type": "number",
+                                    "description": "Unix time to start at (phases line up "
+                                    "across proxies given the same instant); up to 5 s late "
+                                    "is backdated, up to a day ahead",
+                                },
                             },
                         }
                     }
@@ -108,12 +129,21 @@ PATHS: dict[str, dict[str, Any]] = {
             "Per-second requests, errors, error rate, injected count, p50/p95/p99, and "
             "Retry-After answers with the early and patient retries that followed",
             parameters=[
-                {
-                    "name": "seconds",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 900, "default": 60},
-                }
+                _query("seconds", {"type": "integer", "minimum": 1, "maximum": 900, "default": 60}),
+                _query("from", {"type": "integer", "description": "first Unix second"}),
+                _query("to", {"type": "integer", "description": "Unix second after the last"}),
+                _query("run", {"type": "string", "maxLength": 64, "description": "X-Chaos-Run"}),
+                _query("histograms", {"type": "boolean"}),
+            ],
+        )
+    },
+    "/events": {
+        "get": _op(
+            "State changes (scenario started/stopped/finished, phase changed, rules, guardrail "
+            "trips, reloads) with Unix times, after the cursor `since`",
+            parameters=[
+                _query("since", {"type": "integer", "minimum": 0, "default": 0}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
             ],
         )
     },

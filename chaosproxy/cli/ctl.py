@@ -13,7 +13,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_ADMIN = "http://127.0.0.1:8081"
+from chaosproxy.admin.client import DEFAULT_ADMIN, admin_url
+
+__all__ = ["DEFAULT_ADMIN", "admin_url", "call_all", "register"]
 
 
 def register(sub: Any) -> None:
@@ -113,34 +115,21 @@ def _read_rule(path: str) -> Any:
 async def call_all(
     admins: list[str], method: str, path: str, body: Any, token: str | None, timeout: float
 ) -> list[Result]:
+    """The same call on every sidecar at once, through the shared admin client."""
     import aiohttp
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    from chaosproxy.admin.client import AdminClient, Unreachable
 
     async def one(session: aiohttp.ClientSession, admin: str) -> Result:
-        url = admin_url(admin) + path
+        client = AdminClient(admin, token, session, timeout)
         try:
-            async with session.request(method, url, json=body, headers=headers) as r:
-                raw = await r.read()
-                try:
-                    data: Any = json.loads(raw)
-                except ValueError:
-                    data = raw.decode("utf-8", "replace")
-                return Result(admin, r.status < 400, r.status, data)
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            return Result(admin, False, 0, f"unreachable: {e.__class__.__name__}: {e}")
+            res = await client.request(method, path, body)
+        except Unreachable as e:
+            return Result(admin, False, 0, f"unreachable: {e.reason}")
+        return Result(admin, res.status < 400, res.status, res.body)
 
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+    async with aiohttp.ClientSession() as session:
         return list(await asyncio.gather(*(one(session, a) for a in admins)))
-
-
-def admin_url(admin: str) -> str:
-    """Accept a URL or the HOST:PORT form `run --admin` takes (so CHAOSPROXY_ADMIN serves both)."""
-    admin = admin.strip().rstrip("/")
-    if "://" not in admin:
-        admin = "http://" + admin
-    return admin.replace("://0.0.0.0:", "://127.0.0.1:")
 
 
 def _summary(res: Result, raw: bool = False) -> str:

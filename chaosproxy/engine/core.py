@@ -167,6 +167,16 @@ class _Run:
         self.phase_end = self.phase_start + phase.duration
 
 
+@dataclass
+class _Pending:
+    """A scenario scheduled to start at a wall-clock instant (fleet-aligned starts)."""
+
+    compiled: CompiledScenario
+    at: float  # wall clock
+    seed: int | None
+    repeat: int | str | None
+
+
 class Engine:
     """Holds what is active; `decide` is called once per request and must stay cheap."""
 
@@ -185,6 +195,7 @@ class Engine:
         self._ids = itertools.count(1)
         self._run: _Run | None = None
         self._last: dict[str, Any] | None = None  # status of the last finished/stopped run
+        self._pending: _Pending | None = None
         self._wake: asyncio.Event | None = None
         self.active = False
 
@@ -246,8 +257,11 @@ class Engine:
         return removed
 
     def clear_rules(self) -> None:
+        n = len(self._adhoc)
         self._adhoc.clear()
         self._refresh_active()
+        if n:
+            self.emit_state("rules_cleared", details={"rules": n})
 
     # ------------------------------------------------------------ scenarios
 
@@ -280,26 +294,30 @@ class Engine:
         seed: int | None = None,
         repeat: int | str | None = "scenario",
         replace: bool = False,
+        started_at: float | None = None,
     ) -> CompiledScenario:
         """Compile (ConfigError on a bad definition) and start at phase one.
 
         `seed` overrides the scenario's own; `repeat` overrides its repeat count (None: forever).
+        `started_at` (wall clock, not in the future) backdates the timeline's origin, so a start
+        scheduled for an instant runs its phases from that instant even if the timer fired late.
         """
         compiled = _compiled(scenario)
         if isinstance(repeat, int) or repeat is None:
             compiled = _with_repeat(compiled, repeat)
+        self._check_idle(replace)
         if self._run is not None:
-            if not replace:
-                raise ScenarioRunning(
-                    f"scenario {self._run.compiled.name!r} is running; stop it first"
-                )
             self._finish("scenario_stopped", self.clock.monotonic(), reason="replaced")
+        self._pending = None
         now = self.clock.monotonic()
+        wall = self.clock.wall()
+        if started_at is not None and started_at <= wall:
+            now, wall = now - (wall - started_at), started_at
         run = _Run(
             compiled,
             compiled.scenario.seed if seed is None else seed,
             now,
-            self.clock.wall(),
+            wall,
         )
         run.repeat_overridden = isinstance(repeat, int) or repeat is None
         self._run = run
@@ -327,10 +345,51 @@ class Engine:
         self._poke()
         return compiled
 
+    def _check_idle(self, replace: bool) -> None:
+        busy = self._run.compiled.name if self._run is not None else None
+        if busy is None and self._pending is not None:
+            busy = self._pending.compiled.name
+        if busy is not None and not replace:
+            raise ScenarioRunning(f"scenario {busy!r} is running or scheduled; stop it first")
+
+    def schedule_scenario(
+        self,
+        scenario: Scenario | CompiledScenario,
+        at: float,
+        seed: int | None = None,
+        repeat: int | str | None = "scenario",
+        replace: bool = False,
+    ) -> CompiledScenario:
+        """Start at wall-clock `at` (now when it has passed): phases then line up across every
+        proxy given the same instant. A running scenario keeps running until then."""
+        compiled = _compiled(scenario)
+        if at <= self.clock.wall():
+            return self.start_scenario(compiled, seed, repeat, replace, started_at=at)
+        self._check_idle(replace)
+        self._pending = _Pending(compiled, at, seed, repeat)
+        self.emit_state("scenario_scheduled", compiled.name, details={"at": at})
+        self._poke()
+        return compiled
+
+    @property
+    def scheduled(self) -> tuple[str, float] | None:
+        """(name, wall-clock start) of a scenario waiting to start, or None."""
+        p = self._pending
+        return None if p is None else (p.compiled.name, p.at)
+
+    def _start_pending(self) -> None:
+        p = self._pending
+        if p is not None and self.clock.wall() >= p.at:
+            self._pending = None
+            self.start_scenario(p.compiled, p.seed, p.repeat, replace=True, started_at=p.at)
+
     def stop_scenario(self) -> bool:
-        """Stop the running scenario; False when none runs."""
+        """Stop the running scenario and cancel a scheduled one; False when there was neither."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.emit_state("scenario_unscheduled", pending.compiled.name)
         if self._run is None:
-            return False
+            return pending is not None
         self._finish("scenario_stopped", self.clock.monotonic())
         return True
 
@@ -367,6 +426,8 @@ class Engine:
 
     def tick(self) -> None:
         """Advance the timeline without traffic: emits phase changes and the finish."""
+        if self._pending is not None:
+            self._start_pending()
         if self._run is not None:
             self._advance(self.clock.monotonic())
         if self._adhoc:
@@ -381,6 +442,8 @@ class Engine:
         ends = [r.expires_at for r in self._adhoc if r.expires_at is not None]
         if self._run is not None:
             ends.append(self._run.phase_end)
+        if self._pending is not None:
+            ends.append(now + self._pending.at - self.clock.wall())
         return max(0.0, min(ends) - now) if ends else None
 
     async def run_ticker(self, idle: float = 3600.0) -> None:
@@ -598,9 +661,13 @@ class Engine:
             self._advance(now)
         run = self._run
         scenario = self._run_status(run, now) if run is not None else self._last
+        pending = self._pending
         return {
             "active": self.active,
             "scenario": scenario,
+            "scheduled": None
+            if pending is None
+            else {"name": pending.compiled.name, "at": pending.at},
             "rules": [
                 {
                     "id": r.id,

@@ -42,6 +42,7 @@ class RequestDone:
     injected: bool
     client: str = ""  # who sent it: --client-id-header's value, else the address
     retry_after: float | None = None  # seconds the response asked the client to wait
+    run: str = ""  # the X-Chaos-Run header: which experiment run sent it ("" for other traffic)
 
 
 @dataclass(frozen=True, slots=True)

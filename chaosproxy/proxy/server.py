@@ -215,6 +215,7 @@ class ProxyCore:
                 injected=ex.injected,
                 client=(h and ex.headers.get(h)) or ex.client_ip,
                 retry_after=ex.retry_after,
+                run=ex.headers.get("X-Chaos-Run", "")[:64],
             )
         )
 

@@ -1,0 +1,204 @@
+"""The one place that speaks the admin API from the outside: `ctl` and the experiment runner.
+
+`AdminClient` wraps one sidecar's admin URL. Every call returns the decoded JSON body or raises
+`AdminError` (the API answered with an error: status, message, details, request id) or
+`Unreachable` (no answer at all), each naming the URL, so callers can report per sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from chaosproxy.errors import ChaosProxyError
+
+DEFAULT_ADMIN = "http://127.0.0.1:8081"
+
+
+class AdminError(ChaosProxyError):
+    """The admin API answered with an error status."""
+
+    def __init__(self, url: str, status: int, message: str, details: Any, request_id: str):
+        self.url = url
+        self.status = status
+        self.message = message
+        self.details = details
+        self.request_id = request_id
+        tail = f": {json.dumps(details)}" if details is not None else ""
+        super().__init__(f"{url}: HTTP {status} {message}{tail}")
+
+
+class Unreachable(ChaosProxyError):
+    """No answer from the admin API (refused, timed out, not HTTP)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: unreachable: {reason}")
+
+
+def admin_url(admin: str) -> str:
+    """Accept a URL or the HOST:PORT form `run --admin` takes (so CHAOSPROXY_ADMIN serves both)."""
+    admin = admin.strip().rstrip("/")
+    if "://" not in admin:
+        admin = "http://" + admin
+    return admin.replace("://0.0.0.0:", "://127.0.0.1:")
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+
+
+class AdminClient:
+    """One sidecar's admin API. Share an `aiohttp.ClientSession` across clients when you have
+    many; `timeout` bounds every call."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = admin_url(url)
+        self.token = token
+        self._session = session
+        self._own_session = session is None
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def request(
+        self, method: str, path: str, body: Any = None, *, text: str | None = None
+    ) -> Response:
+        """Raw call: the status and decoded body, whatever the status (Unreachable if none)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        kw: dict[str, Any] = {"headers": headers, "timeout": self.timeout}
+        if text is not None:
+            kw["data"] = text.encode()
+            headers["Content-Type"] = "application/yaml"
+        elif body is not None:
+            kw["json"] = body
+        try:
+            async with self._sess().request(method, self.url + path, **kw) as r:
+                raw = await r.read()
+                try:
+                    data: Any = json.loads(raw)
+                except ValueError:
+                    data = raw.decode("utf-8", "replace")
+                return Response(r.status, data)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            reason = str(e) or e.__class__.__name__
+            raise Unreachable(self.url, f"{e.__class__.__name__}: {reason}") from None
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, text: str | None = None
+    ) -> Any:
+        """The decoded body of a successful call; AdminError otherwise."""
+        res = await self.request(method, path, body, text=text)
+        if res.status >= 400:
+            raise _error(self.url, res)
+        return res.body
+
+    # ------------------------------------------------------------ typed operations
+
+    async def health(self) -> bool:
+        res = await self.request("GET", "/healthz")
+        return res.status == 200 and isinstance(res.body, dict) and res.body.get("status") == "ok"
+
+    async def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = await self.call("GET", "/status")
+        return body
+
+    async def upload(self, name: str, text: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self.call("PUT", f"/scenarios/{name}", text=text)
+        return body
+
+    async def start(
+        self,
+        name: str,
+        *,
+        seed: int | None = None,
+        repeat: int | None = None,
+        replace: bool = False,
+        at: float | None = None,
+    ) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if seed is not None:
+            opts["seed"] = seed
+        if repeat is not None:
+            opts["repeat"] = repeat
+        if replace:
+            opts["replace"] = True
+        if at is not None:
+            opts["at"] = at
+        body: dict[str, Any] = await self.call("POST", f"/scenarios/{name}/start", opts)
+        return body
+
+    async def stop(self) -> dict[str, Any]:
+        body: dict[str, Any] = await self.call("POST", "/scenarios/stop")
+        return body
+
+    async def reset(self) -> dict[str, Any]:
+        body: dict[str, Any] = await self.call("POST", "/reset")
+        return body
+
+    async def clear_rules(self) -> int:
+        body = await self.call("DELETE", "/rules")
+        return int(body.get("deleted", 0))
+
+    async def events(self, since: int = 0, limit: int = 500) -> dict[str, Any]:
+        body: dict[str, Any] = await self.call("GET", f"/events?since={since}&limit={limit}")
+        return body
+
+    async def timeseries(
+        self, first: int, end: int, run: str | None = None, histograms: bool = False
+    ) -> list[dict[str, Any]]:
+        """Rows for the Unix seconds [first, end), at most the proxy's ring (900 s) per call."""
+        q = f"/stats/timeseries?from={first}&to={end}"
+        if run:
+            q += f"&run={run}"
+        if histograms:
+            q += "&histograms=1"
+        body = await self.call("GET", q)
+        rows: list[dict[str, Any]] = body["series"]
+        return rows
+
+    async def metrics(self) -> str:
+        res = await self.request("GET", "/metrics")
+        if res.status >= 400:
+            raise _error(self.url, res)
+        return str(res.body)
+
+
+def _error(url: str, res: Response) -> AdminError:
+    body = res.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return AdminError(
+            url,
+            res.status,
+            str(err.get("message", "")),
+            err.get("details"),
+            str(err.get("requestId", "")),
+        )
+    return AdminError(url, res.status, str(body)[:200], None, "")
