@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import ipaddress
-import math
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chaosproxy.config.located import (
+    Collector,
+    Doc,
+    Reader,
+    describe,
+    join,
+    problem_order,
+    suggest,
+)
 from chaosproxy.config.model import (
     AbortIf,
     Counting,
@@ -37,7 +42,6 @@ from chaosproxy.config.model import (
     When,
     locate,
 )
-from chaosproxy.config.units import parse_duration
 from chaosproxy.errors import ConfigError, Problem
 
 SCENARIO_KEYS = (
@@ -87,7 +91,6 @@ INCLUDE_KEYS = ("file", "match")
 PRESET_REF_KEYS = ("preset", "match")
 USER_AGENT_PRESETS = ("mobile", "desktop", "bot")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _METHOD = re.compile(r"^[A-Za-z]+$")
 _MAX_INCLUDE_DEPTH = 8
 
@@ -123,11 +126,11 @@ def load_scenario_file(path: str | os.PathLike[str]) -> Scenario:
 
 def load_scenario_text(text: str, source: str = "<input>") -> Scenario:
     """Parse scenario YAML; relative `include` paths resolve against `source`'s directory."""
-    col = _Collector()
-    doc = _Doc.parse(text, source, col)
+    col = Collector()
+    doc = Doc.parse(text, source, col)
     scenario = None if doc is None else _Builder(col, doc).scenario(doc.root)
     if col.problems or scenario is None:
-        raise ConfigError(sorted(col.problems, key=_problem_order))
+        raise ConfigError(sorted(col.problems, key=problem_order))
     return scenario
 
 
@@ -148,7 +151,7 @@ def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Pat
         if candidate.is_file():
             return candidate
     names = sorted({p.stem for p in scenario_files(directory)})
-    hint = _suggest(name_or_file, names)
+    hint = suggest(name_or_file, names)
     available = ", ".join(names) if names else "none"
     raise ConfigError(
         Problem(f"unknown scenario {name_or_file!r}{hint}; available in {directory}: {available}")
@@ -170,266 +173,9 @@ def scenario_files(directory: Path) -> list[Path]:
 # ---------------------------------------------------------------- plumbing
 
 
-def _problem_order(p: Problem) -> tuple[str, int, int]:
-    return (p.file, p.line, p.col)
-
-
-def _suggest(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=2, cutoff=0.6)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(close) + "?"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-class _Collector:
-    """Problems and key positions shared by a scenario file and the files it includes."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self.locations: dict[str, Loc] = {}
-
-
-class _Doc:
-    """One parsed YAML file: its node tree and a constructor for scalar and raw values."""
-
-    def __init__(self, source: str, loader: yaml.SafeLoader, root: Node) -> None:
-        self.source = source
-        self.loader = loader
-        self.root = root
-        base = Path(source).parent if not source.startswith("<") else Path.cwd()
-        self.base_dir = base
-
-    @classmethod
-    def parse(cls, text: str, source: str, col: _Collector) -> _Doc | None:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            msg = " ".join(str(x) for x in (e.context, e.problem) if x)
-            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-            col.problems.append(Problem(f"invalid YAML: {msg}", "", source, line, column))
-            return None
-        except yaml.YAMLError as e:
-            col.problems.append(Problem(f"invalid YAML: {e}", "", source))
-            return None
-        finally:
-            loader.dispose()
-        if root is None:
-            col.problems.append(Problem("empty file: expected a mapping", "", source, 1, 1))
-            return None
-        return cls(source, loader, root)
-
-    def loc(self, node: Node) -> Loc:
-        return Loc(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def value(self, node: Node) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError:
-            return None
-
-
-_TYPE_NAMES = {
-    "tag:yaml.org,2002:str": "text",
-    "tag:yaml.org,2002:int": "an integer",
-    "tag:yaml.org,2002:float": "a number",
-    "tag:yaml.org,2002:bool": "true/false",
-    "tag:yaml.org,2002:null": "nothing (null)",
-}
-
-
-def _describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    assert isinstance(node, ScalarNode)
-    kind = _TYPE_NAMES.get(node.tag, "a value")
-    if node.tag == "tag:yaml.org,2002:null":
-        return kind
-    return f"{kind} {node.value!r}" if kind != "text" else f"{node.value!r}"
-
-
-class _Builder:
-    """Walks one file's nodes into model objects, recording problems instead of stopping."""
-
-    def __init__(self, col: _Collector, doc: _Doc, stack: tuple[str, ...] = ()) -> None:
-        self.col = col
-        self.doc = doc
-        self.stack = (*stack, str(Path(doc.source).resolve()))
-
-    # ---------------- problems and positions
-
-    def problem(self, node: Node, path: str, message: str) -> None:
-        loc = self.doc.loc(node)
-        self.col.problems.append(Problem(message, path, loc.file, loc.line, loc.col))
-
-    def mark(self, path: str, node: Node) -> None:
-        self.col.locations.setdefault(path, self.doc.loc(node))
-
-    def record_tree(self, node: Node, path: str) -> None:
-        """Positions of every key under a raw value (fault parameters), for later errors."""
-        self.mark(path, node)
-        if isinstance(node, MappingNode):
-            for k, v in node.value:
-                if isinstance(k, ScalarNode):
-                    self.mark(_join(path, str(k.value)), k)
-                    self.record_tree(v, _join(path, str(k.value)))
-        elif isinstance(node, SequenceNode):
-            for i, item in enumerate(node.value):
-                self.record_tree(item, f"{path}[{i}]")
-
-    # ---------------- shapes
-
-    def mapping(
-        self,
-        node: Node,
-        path: str,
-        known: tuple[str, ...] | None,
-        required: tuple[str, ...] = (),
-        what: str = "a mapping",
-    ) -> dict[str, Node] | None:
-        """Key → value node; unknown keys (when `known` is given) and duplicates are problems."""
-        if not isinstance(node, MappingNode):
-            self.problem(node, path, f"expected {what}, got {_describe(node)}")
-            return None
-        own = {id(k) for k, _ in node.value}
-        try:
-            self.doc.loader.flatten_mapping(node)  # `<<: *anchor` merge keys
-        except yaml.YAMLError as e:
-            self.problem(node, path, f"bad merge key: {e}")
-            return None
-        out: dict[str, Node] = {}
-        merged: set[str] = set()  # keys that came from a merge: the mapping's own keys win
-        for knode, vnode in node.value:
-            if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:null":
-                self.problem(knode, path, f"keys must be plain names, got {_describe(knode)}")
-                continue
-            key = str(knode.value)
-            kpath = _join(path, key)
-            if key in out and key not in merged:
-                self.problem(knode, kpath, "duplicate key")
-                continue
-            if id(knode) not in own:
-                merged.add(key)
-            elif key in merged:
-                merged.discard(key)
-                self.col.locations.pop(kpath, None)
-            if known is not None and key not in known:
-                hint = _suggest(key, known)
-                tail = hint or f"; known keys: {', '.join(known)}"
-                self.problem(knode, kpath, f"unknown key{tail}")
-                continue
-            self.mark(kpath, knode)
-            out[key] = vnode
-        for key in required:
-            if key not in out:
-                self.problem(node, path or "<top>", f"missing required key {key!r}")
-        return out
-
-    def seq(self, node: Node, path: str, *, allow_single: bool = False) -> list[Node] | None:
-        if isinstance(node, SequenceNode):
-            for i, item in enumerate(node.value):
-                self.mark(f"{path}[{i}]", item)
-            return list(node.value)
-        if allow_single and isinstance(node, ScalarNode | MappingNode):
-            return [node]
-        self.problem(node, path, f"expected a list, got {_describe(node)}")
-        return None
-
-    def text(self, node: Node, path: str, *, nonempty: bool = True) -> str | None:
-        if not isinstance(node, ScalarNode) or node.tag != "tag:yaml.org,2002:str":
-            self.problem(node, path, f"expected text, got {_describe(node)}")
-            return None
-        if nonempty and not node.value.strip():
-            self.problem(node, path, "must not be empty")
-            return None
-        return str(node.value)
-
-    def name(self, node: Node, path: str) -> str | None:
-        value = self.text(node, path)
-        if value is not None and not _NAME.match(value):
-            self.problem(
-                node, path, f"{value!r} is not a valid name (letters, digits, '.', '_', '-')"
-            )
-            return None
-        return value
-
-    def integer(self, node: Node, path: str, lo: int | None = None) -> int | None:
-        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.problem(node, path, f"expected an integer, got {_describe(node)}")
-            return None
-        if lo is not None and v < lo:
-            self.problem(node, path, f"must be ≥ {lo}, got {v}")
-            return None
-        return v
-
-    def number(
-        self, node: Node, path: str, lo: float | None = None, hi: float | None = None
-    ) -> float | None:
-        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.problem(node, path, f"expected a finite number, got {_describe(node)}")
-            return None
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else ""
-            if not bounds:
-                bounds = f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}"
-            self.problem(node, path, f"must be {bounds}, got {v:g}")
-            return None
-        return float(v)
-
-    def positive_number(self, node: Node, path: str) -> float | None:
-        v = self.number(node, path)
-        if v is not None and v <= 0:
-            self.problem(node, path, f"must be > 0, got {v:g}")
-            return None
-        return v
-
-    def boolean(self, node: Node, path: str) -> bool | None:
-        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
-        if not isinstance(v, bool):
-            self.problem(node, path, f"expected true or false, got {_describe(node)}")
-            return None
-        return v
-
-    def duration(self, node: Node, path: str, *, positive: bool = True) -> float | None:
-        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
-        raw = node.value if isinstance(node, ScalarNode) else None
-        if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
-            self.problem(node, path, f"duration must not be negative, got {raw}")
-            return None
-        if isinstance(v, str) and v.strip().startswith("-"):
-            self.problem(node, path, f"duration must not be negative, got {raw}")
-            return None
-        try:
-            seconds = parse_duration(v)
-        except ValueError:
-            self.problem(
-                node, path, f"expected a duration like 250ms, 1.5s or 2m, got {_describe(node)}"
-            )
-            return None
-        if positive and seconds <= 0:
-            self.problem(node, path, f"must be longer than 0, got {raw}")
-            return None
-        return seconds
-
-    def regex(self, node: Node, path: str) -> str | None:
-        value = self.text(node, path)
-        if value is None:
-            return None
-        try:
-            re.compile(value)
-        except re.error as e:
-            self.problem(node, path, f"invalid regular expression: {e}")
-            return None
-        return value
+class _Builder(Reader):
+    """Walks one scenario file's nodes into model objects, recording problems instead of
+    stopping; includes and presets open further files with the same collector."""
 
     # ---------------- scenario
 
@@ -478,7 +224,7 @@ class _Builder:
             return None
         v = self.doc.value(node) if isinstance(node, ScalarNode) else None
         if isinstance(v, bool) or not isinstance(v, int):
-            self.problem(node, "repeat", f"expected a count or 'forever', got {_describe(node)}")
+            self.problem(node, "repeat", f"expected a count or 'forever', got {describe(node)}")
             return 1
         if v < 1:
             self.problem(node, "repeat", f"must be ≥ 1 or 'forever', got {v}")
@@ -535,12 +281,12 @@ class _Builder:
             for rule in (*scope, *scenario_rules):
                 if rule.id in seen and seen[rule.id] != rule.path:
                     loc = self.col.locations.get(
-                        _join(rule.path, "name"), Loc(self.doc.source, 0, 0)
+                        join(rule.path, "name"), Loc(self.doc.source, 0, 0)
                     )
                     self.col.problems.append(
                         Problem(
                             f"duplicate rule name {rule.id!r} (also {seen[rule.id]})",
-                            _join(rule.path, "name"),
+                            join(rule.path, "name"),
                             loc.file,
                             loc.line,
                             loc.col,
@@ -554,11 +300,11 @@ class _Builder:
         """`rules`, then the rules of each `include`, then those of each preset."""
         rules: list[RuleSpec] = []
         if "rules" in m:
-            rules += self.rules(m["rules"], _join(path, "rules"))
+            rules += self.rules(m["rules"], join(path, "rules"))
         if "include" in m:
-            rules += self.includes(m["include"], _join(path, "include"))
+            rules += self.includes(m["include"], join(path, "include"))
         if "presets" in m:
-            rules += self.presets(m["presets"], _join(path, "presets"))
+            rules += self.presets(m["presets"], join(path, "presets"))
         return rules
 
     def rules(self, node: Node, path: str) -> list[RuleSpec]:
@@ -590,7 +336,7 @@ class _Builder:
                     continue
                 value_node = m[key]
                 if "match" in m:
-                    extra = self.match_fields(m["match"], _join(ipath, "match"))
+                    extra = self.match_fields(m["match"], join(ipath, "match"))
             value = self.text(value_node, ipath)
             if value is not None:
                 yield ipath, value_node, value, extra
@@ -609,7 +355,7 @@ class _Builder:
         known = preset_names()
         for ipath, name_node, name, extra in self.references(node, path, PRESET_REF_KEYS, "preset"):
             if name not in known:
-                hint = _suggest(name, known)
+                hint = suggest(name, known)
                 self.problem(
                     name_node,
                     ipath,
@@ -636,7 +382,7 @@ class _Builder:
             reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
             self.problem(at, path, f"cannot read {what}: {reason or e}")
             return []
-        doc = _Doc.parse(text, str(file), self.col)
+        doc = Doc.parse(text, str(file), self.col)
         if doc is None:
             return []
         sub = _Builder(self.col, doc, self.stack)
@@ -644,9 +390,9 @@ class _Builder:
         if m is None:
             return []
         if "name" in m:
-            sub.text(m["name"], _join(path, "name"))
+            sub.text(m["name"], join(path, "name"))
         if "description" in m:
-            sub.text(m["description"], _join(path, "description"), nonempty=False)
+            sub.text(m["description"], join(path, "description"), nonempty=False)
         return sub.rule_block(m, path)
 
     def narrow(
@@ -774,9 +520,9 @@ class _Builder:
             return ()
         out = []
         for name, pnode in m.items():
-            fpath = _join(path, name)
+            fpath = join(path, name)
             if name not in known:
-                hint = _suggest(name, known) or f"; known faults: {', '.join(known)}"
+                hint = suggest(name, known) or f"; known faults: {', '.join(known)}"
                 knode = next(k for k, v in node.value if v is pnode)
                 self.problem(knode, fpath, f"unknown fault {name!r}{hint}")
                 continue
@@ -784,7 +530,7 @@ class _Builder:
                 isinstance(pnode, ScalarNode) and pnode.tag == "tag:yaml.org,2002:null"
             ):
                 self.problem(
-                    pnode, fpath, f"expected a mapping of parameters, got {_describe(pnode)}"
+                    pnode, fpath, f"expected a mapping of parameters, got {describe(pnode)}"
                 )
                 continue
             self.record_tree(pnode, fpath)
@@ -815,13 +561,13 @@ class _Builder:
     def match_spec(self, m: dict[str, Node], path: str) -> MatchSpec:
         methods: list[str] = []
         if "method" in m and "methods" in m:
-            self.problem(m["methods"], _join(path, "methods"), "use either method or methods")
+            self.problem(m["methods"], join(path, "methods"), "use either method or methods")
         for key in ("method", "methods"):
             if key not in m:
                 continue
-            items = self.seq(m[key], _join(path, key), allow_single=True) or []
+            items = self.seq(m[key], join(path, key), allow_single=True) or []
             for i, item in enumerate(items):
-                ipath = _join(path, key) if len(items) == 1 else f"{_join(path, key)}[{i}]"
+                ipath = join(path, key) if len(items) == 1 else f"{join(path, key)}[{i}]"
                 v = self.text(item, ipath)
                 if v is not None and not _METHOD.match(v):
                     self.problem(item, ipath, f"{v!r} is not an HTTP method")
@@ -829,33 +575,33 @@ class _Builder:
                     methods.append(v.upper())
         glob = None
         if "path" in m:
-            glob = self.text(m["path"], _join(path, "path"))
+            glob = self.text(m["path"], join(path, "path"))
             if glob is not None and not glob.startswith("/"):
                 self.problem(
-                    m["path"], _join(path, "path"), f"a path glob starts with '/', got {glob!r}"
+                    m["path"], join(path, "path"), f"a path glob starts with '/', got {glob!r}"
                 )
                 glob = None
         path_regex = (
-            self.regex(m["path_regex"], _join(path, "path_regex")) if "path_regex" in m else None
+            self.regex(m["path_regex"], join(path, "path_regex")) if "path_regex" in m else None
         )
-        host = self.text(m["host"], _join(path, "host")) if "host" in m else None
-        headers = self.conditions(m["headers"], _join(path, "headers")) if "headers" in m else ()
-        query = self.conditions(m["query"], _join(path, "query")) if "query" in m else ()
+        host = self.text(m["host"], join(path, "host")) if "host" in m else None
+        headers = self.conditions(m["headers"], join(path, "headers")) if "headers" in m else ()
+        query = self.conditions(m["query"], join(path, "query")) if "query" in m else ()
         ua = None
         if "user_agent" in m:
             node = m["user_agent"]
             if isinstance(node, ScalarNode) and node.value in USER_AGENT_PRESETS:
                 ua = str(node.value)
             else:
-                ua = self.regex(node, _join(path, "user_agent"))
+                ua = self.regex(node, join(path, "user_agent"))
         cidrs: list[str] = []
         if "client_ip" in m:
-            items = self.seq(m["client_ip"], _join(path, "client_ip"), allow_single=True) or []
+            items = self.seq(m["client_ip"], join(path, "client_ip"), allow_single=True) or []
             for i, item in enumerate(items):
                 ipath = (
-                    f"{_join(path, 'client_ip')}[{i}]"
+                    f"{join(path, 'client_ip')}[{i}]"
                     if isinstance(m["client_ip"], SequenceNode)
-                    else _join(path, "client_ip")
+                    else join(path, "client_ip")
                 )
                 v = self.text(item, ipath)
                 if v is None:
@@ -886,7 +632,7 @@ class _Builder:
             return ()
         out = []
         for name, vnode in m.items():
-            fpath = _join(path, name)
+            fpath = join(path, name)
             if isinstance(vnode, MappingNode):
                 c = self.mapping(vnode, fpath, FIELD_KEYS)
                 if c is None:
@@ -920,5 +666,5 @@ class _Builder:
             "tag:yaml.org,2002:float",
         ):
             return str(node.value)
-        self.problem(node, path, f"expected text (quote it), got {_describe(node)}")
+        self.problem(node, path, f"expected text (quote it), got {describe(node)}")
         return None

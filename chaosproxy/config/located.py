@@ -1,0 +1,287 @@
+"""Reading YAML with every value located: the base of the scenario and experiment file formats.
+
+PyYAML's node tree keeps each key's and value's position; `Reader` turns nodes into typed values
+and records a `Problem` (`file:line:col: key.path: message`, with a "did you mean" for misspelt
+keys) instead of raising, so a file's every mistake is reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from chaosproxy.config.model import Loc
+from chaosproxy.config.units import parse_duration
+from chaosproxy.errors import Problem
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def problem_order(p: Problem) -> tuple[str, int, int]:
+    return (p.file, p.line, p.col)
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(close) + "?"
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class Collector:
+    """Problems and key positions shared by a scenario file and the files it includes."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.locations: dict[str, Loc] = {}
+
+
+class Doc:
+    """One parsed YAML file: its node tree and a constructor for scalar and raw values."""
+
+    def __init__(self, source: str, loader: yaml.SafeLoader, root: Node) -> None:
+        self.source = source
+        self.loader = loader
+        self.root = root
+        base = Path(source).parent if not source.startswith("<") else Path.cwd()
+        self.base_dir = base
+
+    @classmethod
+    def parse(cls, text: str, source: str, col: Collector) -> Doc | None:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            msg = " ".join(str(x) for x in (e.context, e.problem) if x)
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            col.problems.append(Problem(f"invalid YAML: {msg}", "", source, line, column))
+            return None
+        except yaml.YAMLError as e:
+            col.problems.append(Problem(f"invalid YAML: {e}", "", source))
+            return None
+        finally:
+            loader.dispose()
+        if root is None:
+            col.problems.append(Problem("empty file: expected a mapping", "", source, 1, 1))
+            return None
+        return cls(source, loader, root)
+
+    def loc(self, node: Node) -> Loc:
+        return Loc(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def value(self, node: Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return None
+
+
+_TYPE_NAMES = {
+    "tag:yaml.org,2002:str": "text",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true/false",
+    "tag:yaml.org,2002:null": "nothing (null)",
+}
+
+
+def describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    assert isinstance(node, ScalarNode)
+    kind = _TYPE_NAMES.get(node.tag, "a value")
+    if node.tag == "tag:yaml.org,2002:null":
+        return kind
+    return f"{kind} {node.value!r}" if kind != "text" else f"{node.value!r}"
+
+
+class Reader:
+    """Typed readers over one file's nodes: each records a located problem and returns None
+    instead of raising, so a file's every mistake is reported in one pass."""
+
+    def __init__(self, col: Collector, doc: Doc, stack: tuple[str, ...] = ()) -> None:
+        self.col = col
+        self.doc = doc
+        self.stack = (*stack, str(Path(doc.source).resolve()))
+
+    # ---------------- problems and positions
+
+    def problem(self, node: Node, path: str, message: str) -> None:
+        loc = self.doc.loc(node)
+        self.col.problems.append(Problem(message, path, loc.file, loc.line, loc.col))
+
+    def mark(self, path: str, node: Node) -> None:
+        self.col.locations.setdefault(path, self.doc.loc(node))
+
+    def record_tree(self, node: Node, path: str) -> None:
+        """Positions of every key under a raw value (fault parameters), for later errors."""
+        self.mark(path, node)
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                if isinstance(k, ScalarNode):
+                    self.mark(join(path, str(k.value)), k)
+                    self.record_tree(v, join(path, str(k.value)))
+        elif isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                self.record_tree(item, f"{path}[{i}]")
+
+    # ---------------- shapes
+
+    def mapping(
+        self,
+        node: Node,
+        path: str,
+        known: tuple[str, ...] | None,
+        required: tuple[str, ...] = (),
+        what: str = "a mapping",
+    ) -> dict[str, Node] | None:
+        """Key → value node; unknown keys (when `known` is given) and duplicates are problems."""
+        if not isinstance(node, MappingNode):
+            self.problem(node, path, f"expected {what}, got {describe(node)}")
+            return None
+        own = {id(k) for k, _ in node.value}
+        try:
+            self.doc.loader.flatten_mapping(node)  # `<<: *anchor` merge keys
+        except yaml.YAMLError as e:
+            self.problem(node, path, f"bad merge key: {e}")
+            return None
+        out: dict[str, Node] = {}
+        merged: set[str] = set()  # keys that came from a merge: the mapping's own keys win
+        for knode, vnode in node.value:
+            if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:null":
+                self.problem(knode, path, f"keys must be plain names, got {describe(knode)}")
+                continue
+            key = str(knode.value)
+            kpath = join(path, key)
+            if key in out and key not in merged:
+                self.problem(knode, kpath, "duplicate key")
+                continue
+            if id(knode) not in own:
+                merged.add(key)
+            elif key in merged:
+                merged.discard(key)
+                self.col.locations.pop(kpath, None)
+            if known is not None and key not in known:
+                hint = suggest(key, known)
+                tail = hint or f"; known keys: {', '.join(known)}"
+                self.problem(knode, kpath, f"unknown key{tail}")
+                continue
+            self.mark(kpath, knode)
+            out[key] = vnode
+        for key in required:
+            if key not in out:
+                self.problem(node, path or "<top>", f"missing required key {key!r}")
+        return out
+
+    def seq(self, node: Node, path: str, *, allow_single: bool = False) -> list[Node] | None:
+        if isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                self.mark(f"{path}[{i}]", item)
+            return list(node.value)
+        if allow_single and isinstance(node, ScalarNode | MappingNode):
+            return [node]
+        self.problem(node, path, f"expected a list, got {describe(node)}")
+        return None
+
+    def text(self, node: Node, path: str, *, nonempty: bool = True) -> str | None:
+        if not isinstance(node, ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+            self.problem(node, path, f"expected text, got {describe(node)}")
+            return None
+        if nonempty and not node.value.strip():
+            self.problem(node, path, "must not be empty")
+            return None
+        return str(node.value)
+
+    def name(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is not None and not NAME.match(value):
+            self.problem(
+                node, path, f"{value!r} is not a valid name (letters, digits, '.', '_', '-')"
+            )
+            return None
+        return value
+
+    def integer(self, node: Node, path: str, lo: int | None = None) -> int | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problem(node, path, f"expected an integer, got {describe(node)}")
+            return None
+        if lo is not None and v < lo:
+            self.problem(node, path, f"must be ≥ {lo}, got {v}")
+            return None
+        return v
+
+    def number(
+        self, node: Node, path: str, lo: float | None = None, hi: float | None = None
+    ) -> float | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            self.problem(node, path, f"expected a finite number, got {describe(node)}")
+            return None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else ""
+            if not bounds:
+                bounds = f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}"
+            self.problem(node, path, f"must be {bounds}, got {v:g}")
+            return None
+        return float(v)
+
+    def positive_number(self, node: Node, path: str) -> float | None:
+        v = self.number(node, path)
+        if v is not None and v <= 0:
+            self.problem(node, path, f"must be > 0, got {v:g}")
+            return None
+        return v
+
+    def boolean(self, node: Node, path: str) -> bool | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(v, bool):
+            self.problem(node, path, f"expected true or false, got {describe(node)}")
+            return None
+        return v
+
+    def duration(self, node: Node, path: str, *, positive: bool = True) -> float | None:
+        v = self.doc.value(node) if isinstance(node, ScalarNode) else None
+        raw = node.value if isinstance(node, ScalarNode) else None
+        if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
+            self.problem(node, path, f"duration must not be negative, got {raw}")
+            return None
+        if isinstance(v, str) and v.strip().startswith("-"):
+            self.problem(node, path, f"duration must not be negative, got {raw}")
+            return None
+        try:
+            seconds = parse_duration(v)
+        except ValueError:
+            self.problem(
+                node, path, f"expected a duration like 250ms, 1.5s or 2m, got {describe(node)}"
+            )
+            return None
+        if positive and seconds <= 0:
+            self.problem(node, path, f"must be longer than 0, got {raw}")
+            return None
+        return seconds
+
+    def regex(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as e:
+            self.problem(node, path, f"invalid regular expression: {e}")
+            return None
+        return value
