@@ -1,0 +1,323 @@
+"""Verdict arithmetic on synthetic per-second series: windows, time to recover, `for`,
+compare_to, INCONCLUSIVE cases, the baseline gate, halts and client behaviour."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import pytest
+
+from chaosproxy.experiment.model import BaselineSpec, CheckSpec
+from chaosproxy.experiment.verdict import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    PhaseWindow,
+    Second,
+    View,
+    judge,
+    live_breach,
+    recovery,
+)
+from chaosproxy.stats import BOUNDS
+
+T0 = 1_800_000_000
+
+
+def bucket(latency: float) -> int:
+    return bisect.bisect_left(BOUNDS, latency)
+
+
+def view(requests: int, failures: int = 0, latency: float = 0.01, injected: int = 0) -> View:
+    return View(requests, failures, injected, {bucket(latency): requests} if requests else {})
+
+
+def run(*spans: tuple[str, int, dict[str, float]]) -> tuple[list[Second], list[PhaseWindow]]:
+    """Spans of (phase, seconds, per-second numbers): rps, err (client failures per second),
+    inj (injected per second), lat, prps (proxy requests per second, default rps)."""
+    rows: list[Second] = []
+    phases: list[PhaseWindow] = []
+    t = T0
+    for name, seconds, k in spans:
+        rps = int(k.get("rps", 50))
+        err = int(k.get("err", 0))
+        inj = int(k.get("inj", 0))
+        lat = k.get("lat", 0.01)
+        prps = int(k.get("prps", rps))
+        for _ in range(seconds):
+            rows.append(
+                Second(
+                    t,
+                    name,
+                    client=view(rps, err, lat),
+                    proxy=view(prps, min(inj, prps), lat, injected=inj),
+                )
+            )
+            t += 1
+        phases.append(PhaseWindow(name, t - seconds, t, bool(k.get("rules", inj > 0))))
+    return rows, phases
+
+
+def check(**kw: object) -> CheckSpec:
+    base: dict[str, object] = {"name": "c", "metric": "error_rate", "bound": 0.01}
+    base.update(kw)
+    return CheckSpec(**base)  # type: ignore[arg-type]
+
+
+def errors_per_second(rows: Sequence[Second]) -> list[int]:
+    return [s.client.failures for s in rows]
+
+
+# ---------------------------------------------------------------- during a phase
+
+
+def test_during_phase_judges_the_metric_over_that_window_only() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 1, "inj": 50}))
+    v = judge([check(during_phase="broken", bound=0.05)], rows, phases)
+    r = v.checks[0]
+    assert r.status == PASS and r.value == pytest.approx(0.02) and r.samples == 250
+    assert r.margin == pytest.approx(0.03)
+
+
+def test_a_breached_bound_fails_with_a_negative_margin() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 25, "inj": 50}))
+    r = judge([check(during_phase="broken", bound=0.02)], rows, phases).checks[0]
+    assert r.status == FAIL and r.value == pytest.approx(0.5) and r.margin == pytest.approx(-0.48)
+
+
+def test_above_bounds_served_share() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 5, "inj": 50}))
+    r = judge(
+        [check(during_phase="broken", metric="served", comparison="above", bound=0.95)],
+        rows,
+        phases,
+    ).checks[0]
+    assert r.status == FAIL and r.value == pytest.approx(0.9)
+
+
+def test_latency_percentiles_come_from_the_merged_histogram() -> None:
+    rows, phases = run(("steady", 5, {}), ("slow", 5, {"lat": 0.4, "inj": 50}))
+    r = judge([check(during_phase="slow", metric="latency_p95", bound=0.25)], rows, phases).checks[
+        0
+    ]
+    assert r.status == FAIL and 0.4 <= (r.value or 0) < 0.4 * 1.26
+
+
+def test_throughput_is_requests_per_second_of_the_window() -> None:
+    rows, phases = run(("steady", 4, {"rps": 30}), ("peak", 4, {"rps": 90, "inj": 1}))
+    r = judge(
+        [check(during_phase="peak", metric="throughput", comparison="above", bound=50)],
+        rows,
+        phases,
+    ).checks[0]
+    assert r.status == PASS and r.value == pytest.approx(90)
+
+
+def test_compare_to_judges_the_ratio_against_another_phase() -> None:
+    rows, phases = run(("steady", 5, {"lat": 0.1}), ("broken", 5, {"lat": 0.2, "inj": 50}))
+    spec = check(during_phase="broken", metric="latency_p95", compare_to="steady", bound=1.5)
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == FAIL and r.value == pytest.approx(2.0, rel=0.3)
+    spec = check(during_phase="broken", metric="latency_p95", compare_to="steady", bound=2.5)
+    assert judge([spec], rows, phases).checks[0].status == PASS
+
+
+def test_too_few_samples_is_inconclusive_not_pass() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 2, {"rps": 5, "inj": 5}))
+    r = judge([check(during_phase="broken", bound=0.5)], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE and "10 < 20" in r.message
+
+
+def test_min_samples_is_per_check() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 2, {"rps": 5, "inj": 5}))
+    r = judge([check(during_phase="broken", bound=0.5, min_samples=5)], rows, phases).checks[0]
+    assert r.status == PASS
+
+
+# ---------------------------------------------------------------- time to recover
+
+
+def recovering(tail: list[int], rps: int = 50) -> tuple[list[Second], list[PhaseWindow]]:
+    """steady 5 s, broken 5 s (all errors), then `tail` = client failures per second."""
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": rps, "inj": rps}))
+    t = rows[-1].t + 1
+    for i, err in enumerate(tail):
+        rows.append(Second(t + i, "rollback", client=view(rps, err), proxy=view(rps, err)))
+    phases.append(PhaseWindow("rollback", t, t + len(tail), False))
+    return rows, phases
+
+
+def test_time_to_recover_is_the_start_of_the_first_run_of_for_seconds_in_bound() -> None:
+    rows, phases = recovering([50, 30, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0])
+    spec = check(after_phase="broken", within=30.0, for_=3.0)
+    r = recovery(spec, rows, phases[1])
+    # second 2 starts a run of 2 only (10 errors in second 4); the run of 3 starts at 5
+    assert r.status == PASS and r.recovered_after_s == 5.0 and r.value == 0.0
+
+
+def test_for_is_what_makes_a_blip_not_count_as_recovery() -> None:
+    rows, phases = recovering([50, 0, 50, 0, 0, 0, 0, 0])
+    r1 = recovery(check(after_phase="broken", within=30.0, for_=1.0), rows, phases[1])
+    r3 = recovery(check(after_phase="broken", within=30.0, for_=3.0), rows, phases[1])
+    assert r1.recovered_after_s == 1.0 and r3.recovered_after_s == 3.0
+
+
+def test_recovering_later_than_within_fails_and_says_when() -> None:
+    rows, phases = recovering([50] * 8 + [0] * 5)
+    r = recovery(check(after_phase="broken", within=5.0, for_=3.0), rows, phases[1])
+    assert r.status == FAIL and r.recovered_after_s == 8.0 and "only 8s" in r.message
+
+
+def test_never_recovering_fails_when_the_data_covers_the_deadline() -> None:
+    rows, phases = recovering([50] * 12)
+    r = recovery(check(after_phase="broken", within=5.0, for_=3.0), rows, phases[1])
+    assert r.status == FAIL and r.recovered_after_s is None and "never recovered" in r.message
+
+
+def test_a_run_that_ends_before_the_deadline_is_inconclusive() -> None:
+    rows, phases = recovering([50, 50, 50])
+    r = recovery(check(after_phase="broken", within=30.0, for_=3.0), rows, phases[1])
+    assert r.status == INCONCLUSIVE and "too soon" in r.message
+
+
+def test_seconds_without_traffic_are_not_recovery() -> None:
+    rows, phases = recovering([50, 0, 0, 0, 0, 0, 0])
+    for s in rows[11:14]:
+        s.client = View()  # the clients sent nothing for three seconds
+    r = recovery(check(after_phase="broken", within=30.0, for_=3.0), rows, phases[1])
+    assert r.recovered_after_s == 4.0
+
+
+def test_immediate_recovery_is_zero_seconds() -> None:
+    rows, phases = recovering([0] * 6)
+    r = recovery(check(after_phase="broken", within=1.0, for_=3.0), rows, phases[1])
+    assert r.status == PASS and r.recovered_after_s == 0.0
+
+
+def test_recovery_of_latency_against_a_duration_bound() -> None:
+    rows, phases = run(
+        ("steady", 3, {}), ("slow", 3, {"lat": 2.0, "inj": 50}), ("after", 6, {"lat": 0.05})
+    )
+    r = recovery(
+        check(after_phase="slow", metric="latency_p99", bound=0.1, within=2.0), rows, phases[1]
+    )
+    assert r.status == PASS and r.recovered_after_s == 0.0
+
+
+# ---------------------------------------------------------------- the run
+
+
+def test_all_checks_pass_is_a_pass() -> None:
+    rows, phases = recovering([0] * 8)
+    v = judge([check(after_phase="broken", within=5.0)], rows, phases)
+    assert v.status == PASS and v.reasons == [] and v.baseline == "steady"
+
+
+def test_a_phase_whose_rules_never_fired_makes_the_run_inconclusive() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"rules": True}), ("after", 5, {}))
+    v = judge([check(during_phase="broken", bound=0.5)], rows, phases)
+    assert v.status == INCONCLUSIVE
+    assert "broken has rules but the scenario injected nothing" in v.reasons[0]
+    assert v.checks[0].status == INCONCLUSIVE
+
+
+def test_no_traffic_at_the_proxy_is_inconclusive_and_says_so() -> None:
+    rows, phases = run(("steady", 5, {"prps": 0}), ("broken", 5, {"prps": 0, "rules": True}))
+    v = judge([check(during_phase="broken", bound=0.5)], rows, phases)
+    assert v.status == INCONCLUSIVE and "no traffic reached the proxy during broken" in v.reasons
+
+
+def test_baseline_gate_an_unhealthy_steady_phase_does_not_blame_the_fault() -> None:
+    rows, phases = run(("steady", 5, {"err": 10}), ("broken", 5, {"err": 50, "inj": 50}))
+    v = judge([check(during_phase="broken", bound=0.02)], rows, phases)
+    assert v.checks[0].status == FAIL  # the check itself is still reported as measured
+    assert v.status == INCONCLUSIVE and "baseline phase steady" in v.reasons[0]
+
+
+def test_baseline_gate_threshold_is_configurable() -> None:
+    rows, phases = run(("steady", 5, {"err": 10}), ("broken", 5, {"err": 0, "inj": 50}))
+    spec = check(during_phase="broken", bound=0.02)
+    assert judge([spec], rows, phases, BaselineSpec(error_rate_above=0.5)).status == PASS
+
+
+def test_baseline_gate_trips_on_a_check_that_names_the_baseline() -> None:
+    rows, phases = run(("steady", 5, {"lat": 0.5}), ("broken", 5, {"inj": 50}))
+    spec = check(during_phase="steady", metric="latency_p95", bound=0.2)
+    v = judge([spec], rows, phases)
+    assert v.status == INCONCLUSIVE and "already breaks 'c'" in v.reasons[0]
+
+
+def test_halted_check_fails_the_run_and_is_marked() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 2, {"err": 50, "inj": 50}))
+    phases.append(PhaseWindow("rollback", phases[-1].end, phases[-1].end + 5, True))
+    specs = [check(during_phase="broken", bound=0.02, halt=True, name="served")]
+    v = judge(specs, rows, phases, halted="served")
+    assert v.status == FAIL and v.checks[0].halted and v.reasons[0].startswith("halted")
+
+
+def test_interrupted_without_failures_is_inconclusive() -> None:
+    rows, phases = recovering([0] * 8)
+    v = judge([check(after_phase="broken", within=5.0)], rows, phases, interrupted=True)
+    assert v.status == INCONCLUSIVE and v.reasons[0].startswith("interrupted")
+
+
+def test_live_breach_needs_enough_samples() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 1, {"rps": 10, "err": 10, "inj": 10}))
+    spec = check(during_phase="broken", bound=0.02, halt=True)
+    assert not live_breach(spec, rows)
+    rows, phases = run(("steady", 5, {}), ("broken", 1, {"rps": 30, "err": 30, "inj": 30}))
+    assert live_breach(spec, rows)
+
+
+# ---------------------------------------------------------------- evidence
+
+
+def test_resilience_evidence_counts_what_failover_absorbed() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 5, "inj": 40}))
+    broken = judge([check(during_phase="broken", bound=0.5)], rows, phases).phases[1]
+    assert broken["resilience"] == {
+        "injected": 200,
+        "client_failures": 25,
+        "absorbed": 175,
+        "absorbed_share": 0.875,
+    }
+
+
+def test_retry_amplification_is_proxy_requests_per_client_request_against_baseline() -> None:
+    rows, phases = run(
+        ("steady", 5, {"rps": 40}), ("broken", 5, {"rps": 40, "prps": 100, "inj": 60})
+    )
+    v = judge([check(during_phase="broken", bound=0.5)], rows, phases)
+    assert v.phases[1]["client_behaviour"]["retry_amplification"] == pytest.approx(2.5)
+    spec = check(during_phase="broken", metric="retry_amplification", source="proxy", bound=2.0)
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == FAIL and r.value == pytest.approx(2.5)
+
+
+def test_early_retry_share_comes_from_the_proxys_retry_after_memory() -> None:
+    rows, phases = run(("steady", 5, {}), ("limited", 5, {"inj": 10}))
+    for s in rows[5:]:
+        s.proxy.retry_after, s.proxy.retried_early, s.proxy.retried_waited = 10, 6, 2
+    spec = check(
+        during_phase="limited", metric="early_retry_share", source="proxy", bound=0.5, min_samples=1
+    )
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == FAIL and r.value == pytest.approx(0.75)
+    assert judge([spec], rows, phases).phases[1]["client_behaviour"]["early_retry_share"] == 0.75
+
+
+def test_prometheus_values_are_averaged_over_the_window() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 4, {"inj": 50}))
+    for s, value in zip(rows[5:], [0.0, 0.1, 0.3, None], strict=True):
+        if value is not None:
+            s.prom["c"] = value
+    spec = check(during_phase="broken", source="prometheus", bound=0.2)
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == PASS and r.value == pytest.approx(0.1333, rel=1e-3) and r.samples == 3
+
+
+def test_prometheus_without_data_is_inconclusive() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 4, {"inj": 50}))
+    spec = check(during_phase="broken", source="prometheus", bound=0.2)
+    assert judge([spec], rows, phases).checks[0].status == INCONCLUSIVE
