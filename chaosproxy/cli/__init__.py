@@ -11,7 +11,7 @@ from typing import NoReturn
 from chaosproxy import __version__
 
 # Subcommand modules, each with `register(subparsers)`; they set `func(args) -> int`.
-COMMANDS = ("run", "demo", "scenarios", "ctl")
+COMMANDS = ("run", "demo", "scenarios", "ctl", "experiment")
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,54 +1,87 @@
-"""`chaosproxy demo-service` (the bundled service) and `chaosproxy demo` (service + proxy)."""
+"""`chaosproxy demo` (the guided experiment), `demo-service` and `demo-gateway` (its parts).
+
+The demo system: a gateway that calls a primary and fails over to a replica; chaosproxy sits in
+front of the primary. `chaosproxy demo` runs the bundled experiment twice — with failover, then
+with failover switched off — so the same checks PASS and then FAIL.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from typing import Any
 
-from chaosproxy.cli.common import duration, host_port
+from chaosproxy.cli.common import duration, host_port, http_url
 
 
 def register(sub: Any) -> None:
     from chaosproxy.cli import env_defaults
 
-    svc = sub.add_parser("demo-service", help="run the bundled demo JSON service")
+    svc = sub.add_parser(
+        "demo-service",
+        help="run the bundled demo JSON service",
+        description="The demo JSON service: GET /api/items, /api/items/{id}, "
+        "/api/slow?delay=SECONDS, POST /api/echo, GET /static/app.js, /healthz.",
+    )
     svc.add_argument("--listen", type=host_port, default="127.0.0.1:9000", help="HOST:PORT")
     env_defaults(svc)
     svc.set_defaults(func=demo_service_command)
 
+    gw = sub.add_parser(
+        "demo-gateway",
+        help="run the demo gateway (calls a primary, fails over to a replica)",
+        description="A client-facing gateway: every request goes to --primary; on a 5xx, reset "
+        "or timeout it goes to --replica (unless --no-failover). Put chaosproxy in front of the "
+        "primary.",
+    )
+    gw.add_argument("--listen", type=host_port, default="127.0.0.1:8000", help="HOST:PORT")
+    gw.add_argument("--primary", type=http_url, required=True, metavar="URL")
+    gw.add_argument("--replica", type=http_url, metavar="URL")
+    gw.add_argument("--no-failover", dest="failover", action="store_false")
+    gw.add_argument("--timeout", type=duration, default=1.0, help="per call to the primary")
+    gw.add_argument(
+        "--breaker",
+        type=int,
+        default=0,
+        metavar="N",
+        help="open a circuit breaker after N primary failures in a row (0: none)",
+    )
+    gw.add_argument(
+        "--breaker-open", type=duration, default=5.0, help="how long the breaker stays open"
+    )
+    env_defaults(gw)
+    gw.set_defaults(func=demo_gateway_command)
+
     demo = sub.add_parser(
         "demo",
-        help="a guided tour: the demo service, chaosproxy in front of it, a short scenario",
-        description="Start the demo service and chaosproxy, replay an 11-second scenario while a "
-        "desktop and a mobile user call the API, print what each saw, then keep running.",
+        help="the guided experiment: a system with failover under load while chaosproxy breaks "
+        "its primary, then the same without failover",
+        description="Start the demo system (gateway, primary, replica), run the bundled "
+        "experiment with failover (PASS) and without (FAIL), and show why.",
     )
     demo.add_argument(
-        "--listen", type=host_port, default="127.0.0.1:0", help="proxy HOST:PORT (default: free)"
+        "--experiment",
+        metavar="NAME",
+        help="run this bundled experiment against the demo system instead "
+        "(see `chaosproxy experiment list`)",
     )
     demo.add_argument(
-        "--admin", type=host_port, default="127.0.0.1:0", help="admin HOST:PORT (default: free)"
-    )
-    demo.add_argument(
-        "--service",
-        type=host_port,
-        default="127.0.0.1:0",
-        help="demo service HOST:PORT (default: free)",
-    )
-    demo.add_argument(
-        "--no-tour",
-        dest="tour",
-        action="store_false",
-        help="skip the guided scenario, just start both",
+        "--explore",
+        action="store_true",
+        help="no experiment: start the demo system and chaosproxy, print commands to try, "
+        "keep running",
     )
     demo.add_argument(
         "--duration",
         type=duration,
         default=None,
-        help="after the tour, keep running this long (default: until Ctrl-C)",
+        help="with --explore: keep running this long (default: until Ctrl-C)",
     )
+    demo.add_argument("--out", default="reports", help="where results go (default reports/)")
     demo.set_defaults(func=demo_command)
 
 
@@ -61,27 +94,27 @@ async def _wait_for_signal(limit: float | None) -> None:
         await asyncio.wait_for(stop.wait(), limit)
 
 
-async def start_demo_service(host: str, port: int) -> tuple[Any, int]:
+async def serve(app: Any, host: str, port: int) -> tuple[Any, int]:
+    """Start an aiohttp app; (runner, bound port)."""
     from aiohttp import web
 
-    from chaosproxy.demo_service import make_app
+    from chaosproxy.runtime import _bound_port
 
-    runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    return runner, server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, _bound_port(site)
 
 
 def demo_service_command(args: argparse.Namespace) -> int:
+    from chaosproxy.demo_service import make_app
     from chaosproxy.logs import setup_logging
 
     setup_logging()
 
     async def main() -> None:
-        runner, port = await start_demo_service(*args.listen)
+        runner, port = await serve(make_app(), *args.listen)
         print(f"demo service on http://{args.listen[0]}:{port}", flush=True)
         await _wait_for_signal(None)
         await runner.cleanup()
@@ -90,75 +123,222 @@ def demo_service_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_command(args: argparse.Namespace) -> int:
-    import yarl
-
+def demo_gateway_command(args: argparse.Namespace) -> int:
+    from chaosproxy.demo_gateway import GatewayConfig, make_gateway
     from chaosproxy.logs import setup_logging
-    from chaosproxy.runtime import Runtime, Settings
 
-    setup_logging(level="warning")
+    setup_logging()
+    cfg = GatewayConfig(
+        primary=str(args.primary).rstrip("/"),
+        replica=str(args.replica).rstrip("/") if args.replica else None,
+        failover=args.failover,
+        timeout=args.timeout,
+        breaker_threshold=args.breaker,
+        breaker_open=args.breaker_open,
+    )
 
     async def main() -> None:
-        from collections import Counter
-
-        from chaosproxy.demo import report, tour
-        from chaosproxy.engine.events import FaultInjected
-
-        runner, port = await start_demo_service(*args.service)
-        service = f"http://{args.service[0]}:{port}"
-        rt = Runtime(
-            Settings(
-                upstream=yarl.URL(service),
-                listen_host=args.listen[0],
-                listen_port=args.listen[1],
-                admin_host=args.admin[0],
-                admin_port=args.admin[1],
-                grace=2.0,
-            )
-        )
-        await rt.start()
-        p, a = rt.proxy_url, rt.admin_url
-        print(f"demo service  {service}\nchaosproxy    {p}  (admin API {a})\n", flush=True)
-        if args.tour:
-            injected: Counter[str] = Counter()
-            rt.bus.subscribe(FaultInjected, lambda ev: injected.update([ev.fault]))
-            print(
-                "Replaying 'demo-tour' (11 s): healthy -> broken-release (500s on /api/**) -> "
-                "slow-dependency (lognormal latency) -> mobile-trouble (half the phone's "
-                "requests reset) -> recovered.\nA desktop browser and a phone call "
-                "GET /api/items/N through the proxy meanwhile...\n",
-                flush=True,
-            )
-            tallies = await tour(p, rt.engine)
-            print(report(tallies))
-            faults = ", ".join(f"{n} {name}" for name, n in sorted(injected.items()))
-            seen = sum(t.resets for t in tallies.values())
-            print(f"\nfaults injected: {faults or 'none'}. The desktop user never saw a reset.")
-            if injected["reset"] > seen:
-                print(
-                    f"The phone saw {seen} of {injected['reset']} resets: its HTTP client "
-                    "(aiohttp) silently retries an idempotent GET once, and "
-                    f"{injected['reset'] - 2 * seen} retries went through: the retry "
-                    "amplification a chaos experiment should measure."
-                )
-            print()
-        print(
-            f"""Both keep running. Try:
-
-  curl -i {p}/api/items/3                                    # untouched
-  curl -s -X POST {a}/scenarios/post-deploy-breakage/start   # a bundled scenario
-  curl -s {a}/status
-  curl -i {p}/static/app.js                                  # static assets keep working
-  curl -s -X POST {a}/rules -d '{{"fault": {{"latency": {{"delay": "300ms"}}}}, "ttl": "2m"}}'
-  curl -s {a}/metrics | grep ^chaosproxy_
-  curl -s -X POST {a}/reset                                  # everything healthy again
-
-Ctrl-C stops it.""",
-            flush=True,
-        )
-        await _wait_for_signal(args.duration)
-        await rt.stop()
+        runner, port = await serve(make_gateway(cfg), *args.listen)
+        print(f"demo gateway on http://{args.listen[0]}:{port} -> {cfg.primary}", flush=True)
+        await _wait_for_signal(None)
         await runner.cleanup()
 
     asyncio.run(main())
+    return 0
+
+
+class DemoSystem:
+    """Primary and replica (the demo service) and gateways, all on free loopback ports."""
+
+    def __init__(self) -> None:
+        self.runners: list[Any] = []
+        self.primary = self.replica = ""
+
+    async def start(self) -> None:
+        from chaosproxy.demo_service import make_app
+
+        for attr in ("primary", "replica"):
+            runner, port = await serve(make_app(), "127.0.0.1", 0)
+            self.runners.append(runner)
+            setattr(self, attr, f"http://127.0.0.1:{port}")
+
+    async def gateway(self, proxy_port: int, failover: bool) -> str:
+        from chaosproxy.demo_gateway import GatewayConfig, make_gateway
+
+        cfg = GatewayConfig(f"http://127.0.0.1:{proxy_port}", self.replica, failover=failover)
+        runner, port = await serve(make_gateway(cfg), "127.0.0.1", 0)
+        self.runners.append(runner)
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        for r in reversed(self.runners):
+            await r.cleanup()
+
+
+async def run_against_demo(
+    system: DemoSystem, name: str, failover: bool, out: str, stop: asyncio.Event
+) -> Any:
+    """Run a bundled experiment with the CHAOS_* variables pointing at the demo system."""
+    from pathlib import Path
+
+    from chaosproxy.cli.experiment import resolve
+    from chaosproxy.experiment.processes import free_port
+    from chaosproxy.experiment.runner import RunOptions, default_out, run_experiment
+    from chaosproxy.experiment.spec import load_experiment_file
+
+    port = free_port()
+    gateway = await system.gateway(port, failover)
+    os.environ.update(
+        {
+            "CHAOS_UPSTREAM": system.primary,
+            "CHAOS_PROXY_LISTEN": f"127.0.0.1:{port}",
+            "CHAOS_TARGET": gateway,
+        }
+    )
+    exp = load_experiment_file(resolve(name))
+    opts = RunOptions(
+        out=Path(out) / default_out(exp).name,
+        command=f"chaosproxy demo (experiment {name})",
+        stop=stop,
+    )
+    return await run_experiment(exp, opts)
+
+
+INTRO = """\
+The demo system: a gateway that clients call; it calls a primary service and, when the primary
+fails (5xx, reset, timeout), fails over to a replica. chaosproxy sits in front of the primary.
+
+Experiment 1: Locust users call the gateway while chaosproxy replays a bad deploy of the
+primary (post-deploy-breakage: steady -> broken-release -> rollback). Checks: clients stay
+served during the outage (halts the run on a breach), errors are gone within 10 s of the
+rollback, and p95 latency stays within 4x of the steady phase.
+"""
+
+SECOND = """
+Experiment 2: the same experiment, the same checks, the same system with failover switched
+off. A verification worth trusting must fail it.
+"""
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from chaosproxy.logs import setup_logging
+
+    setup_logging(level="warning")
+    if args.explore:
+        return asyncio.run(_explore(args.duration))
+
+    async def main() -> int:
+        from chaosproxy.experiment.processes import SetupError
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        system = DemoSystem()
+        await system.start()
+        try:
+            if args.experiment:
+                outcome = await run_against_demo(system, args.experiment, True, args.out, stop)
+                return int(outcome.exit_code)
+            print(INTRO, flush=True)
+            first = await run_against_demo(system, "demo-failover", True, args.out, stop)
+            if stop.is_set():
+                return 130
+            print(SECOND, flush=True)
+            second = await run_against_demo(system, "demo-no-failover", False, args.out, stop)
+            if stop.is_set():
+                return 130
+        except SetupError as e:
+            print(f"chaosproxy demo: {e}", file=sys.stderr)
+            return 2
+        finally:
+            await system.stop()
+        print(_summary(first, second), flush=True)
+        return 0 if first.verdict == "PASS" and second.verdict == "FAIL" else 1
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+
+
+def _summary(first: Any, second: Any) -> str:
+    def ttr(outcome: Any) -> str:
+        halted = outcome.results.get("halted")
+        if halted:
+            return (
+                f"halted {halted['phase']}: {halted['check']!r} breached "
+                f"({halted['value']:.0%} errors), injection stopped"
+            )
+        for c in outcome.results["checks"]:
+            if c["after_phase"]:
+                v = c["recovered_after_s"]
+                return "never recovered" if v is None else f"recovered {v:.0f}s after the outage"
+        return ""
+
+    lines = [
+        "",
+        "What happened",
+        f"  with failover:    {first.verdict:<5} {ttr(first)}",
+        f"                    {first.out}",
+        f"  without failover: {second.verdict:<5} {ttr(second)}",
+        f"                    {second.out}",
+        "",
+        "Each results directory holds results.json (the verdict and every check), timeseries.csv",
+        "(per second: phase, client view, proxy view), the fault journal and Locust's own stats.",
+        "",
+        "Next:",
+        "  chaosproxy experiment list                     # the bundled experiments",
+        "  chaosproxy demo --experiment post-deploy-breakage   # a full-length story (2 min)",
+        "  chaosproxy demo --explore                      # the demo system and a proxy to poke",
+        "  docs/experiments.md                            # write your own",
+    ]
+    return "\n".join(lines)
+
+
+async def _explore(limit: float | None) -> int:
+    import yarl
+
+    from chaosproxy.experiment.processes import free_port
+    from chaosproxy.runtime import Runtime, Settings
+
+    system = DemoSystem()
+    await system.start()
+    port = free_port()
+    gateway = await system.gateway(port, failover=True)
+    rt = Runtime(
+        Settings(
+            upstream=yarl.URL(system.primary),
+            listen_host="127.0.0.1",
+            listen_port=port,
+            admin_host="127.0.0.1",
+            admin_port=0,
+            grace=2.0,
+        )
+    )
+    await rt.start()
+    p, a = rt.proxy_url, rt.admin_url
+    print(
+        f"""demo service (primary)  {system.primary}
+demo service (replica)  {system.replica}
+chaosproxy              {p}  -> primary   (admin API {a})
+gateway (failover)      {gateway}  -> chaosproxy, else replica
+
+Try:
+
+  curl -si {gateway}/api/items/3 | grep -i x-served-by        # primary
+  curl -s -X POST {a}/scenarios/post-deploy-breakage/start
+  curl -si {gateway}/api/items/3 | grep -i x-served-by        # replica: failover at work
+  curl -i {p}/api/items/3                                     # the primary's 500, direct
+  curl -s {a}/status
+  curl -s -X POST {a}/rules -d '{{"fault": {{"latency": {{"delay": "300ms"}}}}, "ttl": "2m"}}'
+  curl -s {a}/metrics | grep ^chaosproxy_
+  curl -s -X POST {a}/reset                                   # everything healthy again
+
+Ctrl-C stops it.""",
+        flush=True,
+    )
+    await _wait_for_signal(limit)
+    await rt.stop()
+    await system.stop()
     return 0

@@ -42,8 +42,12 @@ def register(sub: Any) -> None:
         help="print the JSON Schema of scenario files (for editors)",
         description="Print the JSON Schema (draft 2020-12) of scenario files.",
     )
-    sc.add_argument(
+    which = sc.add_mutually_exclusive_group()
+    which.add_argument(
         "--rule-set", action="store_true", help="the schema of an included rule-set file instead"
+    )
+    which.add_argument(
+        "--experiment", action="store_true", help="the schema of experiment files instead"
     )
     sc.set_defaults(func=schema_command)
 
@@ -179,6 +183,11 @@ def show_command(name: str, directory: Path | None) -> int:
 def schema_command(args: argparse.Namespace) -> int:
     from chaosproxy.config.schema import ruleset_schema, scenario_schema
 
-    schema = ruleset_schema() if args.rule_set else scenario_schema()
+    if args.experiment:
+        from chaosproxy.experiment.schema import experiment_schema
+
+        schema = experiment_schema()
+    else:
+        schema = ruleset_schema() if args.rule_set else scenario_schema()
     print(json.dumps(schema, indent=2, ensure_ascii=False))
     return 0

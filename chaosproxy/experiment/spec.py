@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import yarl
@@ -152,7 +153,38 @@ def resolve_experiment_scenario(exp: Experiment) -> Scenario:
     return scenario
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
 class _ExperimentReader(Reader):
+    def text(self, node: Node, path: str, *, nonempty: bool = True) -> str | None:
+        """Text, with `${VAR}` and `${VAR:-default}` taken from the environment (CI pipelines
+        pass URLs that way)."""
+        value = super().text(node, path, nonempty=nonempty)
+        if value is None or "${" not in value:
+            return value
+        missing: list[str] = []
+
+        def sub(m: re.Match[str]) -> str:
+            found = os.environ.get(m.group(1))
+            if found is not None:
+                return found
+            if m.group(2) is not None:
+                return m.group(2)
+            missing.append(m.group(1))
+            return ""
+
+        out = _VAR.sub(sub, value)
+        if missing:
+            self.problem(
+                node,
+                path,
+                f"environment variable {missing[0]} is not set "
+                f"(write ${{{missing[0]}:-DEFAULT}} to give a default)",
+            )
+            return None
+        return out
+
     def experiment(self, node: Node, text: str) -> Experiment | None:
         m = self.mapping(
             node,

@@ -1,0 +1,171 @@
+"""`chaosproxy experiment run | validate | list | report | compare`.
+
+Exit codes of `run`: 0 every check passed; 1 a check failed, was inconclusive, or the run was
+interrupted; 2 the experiment file is invalid or the experiment could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from chaosproxy.cli.common import positive_int
+
+
+def register(sub: Any) -> None:
+    from chaosproxy.cli import env_defaults
+
+    exp = sub.add_parser(
+        "experiment",
+        help="replay a scenario under Locust load and judge whether the system recovered",
+        description="Experiments: a scenario, load, and checks that decide PASS / FAIL / "
+        "INCONCLUSIVE (see docs/experiments.md).",
+    )
+    ops = exp.add_subparsers(dest="exp_op", metavar="OPERATION", required=True)
+
+    run = ops.add_parser("run", help="run an experiment file (or a bundled experiment's name)")
+    run.add_argument("file", metavar="FILE")
+    run.add_argument("--out", type=Path, help="results directory (default reports/NAME-TIME/)")
+    run.add_argument(
+        "--workers",
+        type=positive_int,
+        default=0,
+        help="Locust workers (distributed mode on this machine: one master, N workers)",
+    )
+    run.add_argument("--seed", type=int, help="seed for the scenario and the load's choices")
+    run.add_argument("--token", help="admin bearer token for `admin:` sidecars")
+    env_defaults(run)
+    run.set_defaults(func=run_command)
+
+    val = ops.add_parser("validate", help="check an experiment file and the scenario it names")
+    val.add_argument("file", metavar="FILE")
+    val.set_defaults(func=validate_command)
+
+    lst = ops.add_parser("list", help="the bundled experiments")
+    lst.set_defaults(func=list_command)
+
+    rep = ops.add_parser("report", help="write report.html, report.md and junit.xml again")
+    rep.add_argument("dir", type=Path, metavar="DIR")
+    rep.set_defaults(func=report_command)
+
+    cmp = ops.add_parser("compare", help="what changed between two runs; exit 1 on PASS -> FAIL")
+    cmp.add_argument("a", type=Path, metavar="RUN_A")
+    cmp.add_argument("b", type=Path, metavar="RUN_B")
+    cmp.add_argument("--markdown", action="store_true", help="print Markdown instead")
+    cmp.set_defaults(func=compare_command)
+
+
+def bundled_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "experiments"
+
+
+def resolve(file: str) -> Path:
+    """A path as given, else a bundled experiment's name."""
+    p = Path(file)
+    if p.exists() or "/" in file or file.endswith((".yaml", ".yml")):
+        return p
+    candidate = bundled_dir() / f"{file}.yaml"
+    return candidate if candidate.is_file() else p
+
+
+def _load(file: str) -> Any:
+    from chaosproxy.errors import ConfigError
+    from chaosproxy.experiment.spec import load_experiment_file, resolve_experiment_scenario
+
+    try:
+        exp = load_experiment_file(resolve(file))
+        scenario = resolve_experiment_scenario(exp)
+    except ConfigError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return None
+    return exp, scenario
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return 2
+    exp, scenario = loaded
+    phases = " -> ".join(f"{p.name} ({p.duration:g}s)" for p in scenario.phases)
+    print(f"ok: {exp.name}: scenario {scenario.name}: {phases}; {len(exp.checks)} check(s)")
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from chaosproxy.errors import ConfigError
+    from chaosproxy.experiment.spec import load_experiment_file
+
+    for path in sorted(bundled_dir().glob("*.yaml")):
+        try:
+            exp = load_experiment_file(path)
+            first = exp.description.strip().splitlines()[0] if exp.description else ""
+            print(f"{path.stem:<34} {first}")
+        except ConfigError:
+            print(f"{path.stem:<34} (needs its environment: see the file)")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from chaosproxy.experiment.processes import SetupError
+    from chaosproxy.experiment.runner import RunOptions, run_experiment
+
+    loaded = _load(args.file)
+    if loaded is None:
+        return 2
+    exp, _ = loaded
+    command = "chaosproxy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        opts = RunOptions(
+            out=args.out,
+            workers=args.workers,
+            seed=args.seed,
+            token=args.token,
+            command=command,
+            stop=stop,
+        )
+        try:
+            outcome = await run_experiment(exp, opts)
+        except SetupError as e:
+            print(f"chaosproxy experiment: cannot run {exp.name}: {e}", file=sys.stderr)
+            return 2
+        if outcome.results and outcome.results.get("interrupted"):
+            print("interrupted: results written for what was collected", file=sys.stderr)
+        return outcome.exit_code
+
+    return asyncio.run(main())
+
+
+def report_command(args: argparse.Namespace) -> int:
+    if not (args.dir / "results.json").is_file():
+        print(f"chaosproxy experiment report: no results.json in {args.dir}", file=sys.stderr)
+        return 2
+    import importlib  # the report package lands with the evidence work
+
+    write_reports = importlib.import_module("chaosproxy.experiment.report").write_reports
+    for path in write_reports(args.dir):
+        print(path)
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    for d in (args.a, args.b):
+        if not (d / "results.json").is_file():
+            print(f"chaosproxy experiment compare: no results.json in {d}", file=sys.stderr)
+            return 2
+    import importlib
+
+    compare_runs = importlib.import_module("chaosproxy.experiment.report.compare").compare_runs
+    comparison = compare_runs(args.a, args.b)
+    print(comparison.markdown() if args.markdown else comparison.text())
+    return int(comparison.exit_code)

@@ -1,0 +1,155 @@
+"""Collection: turn what Locust wrote and what the proxy answered into per-second `Second`s.
+
+Client view: the plugin's JSON lines (counts per second each request started). Proxy view:
+`/stats/timeseries` rows (also keyed by start second). Phases: the proxy's own `/events`
+(scenario started, phase changed, finished or stopped), never the runner's guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaosproxy.config.model import Scenario
+from chaosproxy.experiment.verdict import COOLDOWN, WARMUP, PhaseWindow, Second, View
+
+
+@dataclass
+class ClientData:
+    """Tails the plugin's output file; sums the lines of each second (workers report late)."""
+
+    path: Path
+    seconds: dict[int, View] = field(default_factory=dict)
+    users: int = 0
+    workers: int | None = None
+    last_report: float = 0.0
+    users_at: dict[int, int] = field(default_factory=dict)  # second -> users Locust ran
+    _offset: int = 0
+    _partial: bytes = b""
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if "t" in rec:
+                v = self.seconds.setdefault(int(rec["t"]), View())
+                v.add(
+                    View(
+                        int(rec.get("n", 0)),
+                        int(rec.get("f", 0)),
+                        hist={int(k): int(c) for k, c in (rec.get("h") or {}).items()},
+                    )
+                )
+            elif "users" in rec:
+                self.users = int(rec["users"])
+                self.users_at[int(rec.get("now", 0.0))] = self.users
+                self.workers = rec.get("workers")
+                self.last_report = float(rec.get("now", 0.0))
+
+
+def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:
+    """`/stats/timeseries` rows (with histograms) as views by second."""
+    out: dict[int, View] = {}
+    for r in rows:
+        if not r.get("requests"):
+            continue
+        out[int(r["t"])] = View(
+            requests=int(r["requests"]),
+            failures=int(r["errors"]),
+            injected=int(r["injected"]),
+            hist={int(k): int(c) for k, c in (r.get("hist") or {}).items()},
+            retry_after=int(r.get("retry_after", 0)),
+            retried_early=int(r.get("retried_early", 0)),
+            retried_waited=int(r.get("retried_after_waiting", 0)),
+        )
+    return out
+
+
+def merge_views(many: Sequence[dict[int, View]]) -> dict[int, View]:
+    """Several sidecars' views summed by second."""
+    if len(many) == 1:
+        return many[0]
+    out: dict[int, View] = {}
+    for views in many:
+        for t, v in views.items():
+            out.setdefault(t, View()).add(v)
+    return out
+
+
+def phase_windows(
+    events: Sequence[dict[str, Any]], scenario: Scenario, end: float
+) -> list[PhaseWindow]:
+    """The phases as the proxy ran them: each from its phase_changed time to the next change,
+    the last one to the scenario's finish (or stop, or `end` when neither came)."""
+    rules = {p.name: bool(p.rules) for p in scenario.phases}
+    wide = bool(scenario.rules)
+    windows: list[PhaseWindow] = []
+    current: tuple[str, float] | None = None
+    for ev in sorted(events, key=lambda e: (e["t"], e["seq"])):
+        kind = ev["kind"]
+        if kind == "phase_changed":
+            if current is not None:
+                windows.append(_window(current, ev["t"], rules, wide))
+            current = (ev["phase"], ev["t"])
+        elif kind in ("scenario_finished", "scenario_stopped") and current is not None:
+            windows.append(_window(current, ev["t"], rules, wide))
+            current = None
+    if current is not None:
+        windows.append(_window(current, end, rules, wide))
+    return windows
+
+
+def _window(
+    current: tuple[str, float], end: float, rules: dict[str, bool], wide: bool
+) -> PhaseWindow:
+    name, start = current
+    return PhaseWindow(name, start, end, rules.get(name, False) or wide)
+
+
+def label(t: int, windows: Sequence[PhaseWindow]) -> str:
+    """The phase in force as second `t` began; warm-up before the first, cool-down after."""
+    for w in windows:
+        if w.start <= t + 1e-6 < w.end:
+            return w.name
+    if not windows or t < windows[0].start:
+        return WARMUP
+    return COOLDOWN
+
+
+def build_rows(
+    first: int,
+    last: int,
+    client: dict[int, View],
+    proxy: dict[int, View],
+    windows: Sequence[PhaseWindow],
+    prom: dict[str, dict[int, float]] | None = None,
+    users: dict[int, int] | None = None,
+) -> list[Second]:
+    rows = []
+    for t in range(first, last + 1):
+        s = Second(t, label(t, windows), client.get(t, View()), proxy.get(t, View()))
+        for name, values in (prom or {}).items():
+            if t in values and math.isfinite(values[t]):
+                s.prom[name] = values[t]
+        if users is not None:
+            s.users = users.get(t)
+        rows.append(s)
+    return rows

@@ -1,0 +1,1 @@
+"""Files Locust loads in its own process (`-f`): never import them from chaosproxy itself."""

@@ -1,0 +1,187 @@
+"""Loaded by Locust beside any locustfile (`-f LOCUSTFILE,plugin.py`): never imported by
+chaosproxy itself, since importing Locust patches the whole process with gevent.
+
+It does three things for the experiment runner:
+- counts every request per second **it started** (count, failures, latency histogram in the
+  proxy's own buckets) and appends those counts as JSON lines to `--chaos-out`; in distributed
+  mode the workers send theirs to the master with their regular reports and the master writes;
+- follows the plan file `--chaos-plan` (`ChaosShape`): a warm-up user count until the runner
+  has started the scenario, then stages at absolute wall-clock times, then stop;
+- puts `X-Chaos-Run: <id>` on every request of every user class, so the proxy can keep the
+  experiment's traffic apart from the rest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from typing import Any
+
+import gevent
+from locust import LoadTestShape, events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+# The proxy's latency buckets (chaosproxy.stats.BOUNDS), repeated so this file needs nothing
+# but Locust: ~1.25x apart from 0.5 ms to 60 s.
+BOUNDS = tuple(round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2))
+RUN_HEADER = "X-Chaos-Run"
+
+_pending: dict[int, list[Any]] = {}  # second -> [requests, failures, {bucket: count}]
+
+
+def _options(parser: Any) -> None:
+    parser.add_argument("--chaos-plan", default="", help="chaosproxy: the load plan file")
+    parser.add_argument(
+        "--chaos-out", default="", help="chaosproxy: per-second counts (JSON lines)"
+    )
+    parser.add_argument("--chaos-run-id", default="", help="chaosproxy: the X-Chaos-Run value")
+    parser.add_argument("--chaos-seed", default="", help="chaosproxy: seeds task choice")
+
+
+def _init(environment: Environment, **_: Any) -> None:
+    opts = environment.parsed_options
+    run_id = getattr(opts, "chaos_run_id", "") if opts else ""
+    seed = getattr(opts, "chaos_seed", "") if opts else ""
+    if seed:
+        random.seed(f"{seed}:{os.getpid()}")
+    if run_id:
+        for cls in environment.user_classes:
+            _tag(cls, run_id)
+    runner = environment.runner
+    out = getattr(opts, "chaos_out", "") if opts else ""
+    if runner is not None and out and not isinstance(runner, WorkerRunner):
+        gevent.spawn(_writer, environment, out)
+
+
+def _tag(cls: Any, run_id: str) -> None:
+    """Every request of this user class carries the run id (HttpUser and FastHttpUser)."""
+    if hasattr(cls, "default_headers"):  # FastHttpUser: read when its client is built
+        cls.default_headers = {**(cls.default_headers or {}), RUN_HEADER: run_id}
+        return
+    original = cls.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        headers = getattr(getattr(self, "client", None), "headers", None)
+        if headers is not None:
+            headers[RUN_HEADER] = run_id
+
+    cls.__init__ = init
+
+
+def _on_request(
+    response_time: float | None = None,
+    exception: BaseException | None = None,
+    start_time: float | None = None,
+    **_: Any,
+) -> None:
+    seconds = (response_time or 0.0) / 1000.0
+    started = start_time if start_time is not None else time.time() - seconds
+    slot = _pending.get(int(started))
+    if slot is None:
+        slot = _pending[int(started)] = [0, 0, {}]
+    slot[0] += 1
+    if exception is not None:
+        slot[1] += 1
+    b = bisect.bisect_left(BOUNDS, seconds)
+    slot[2][b] = slot[2].get(b, 0) + 1
+
+
+def _take() -> dict[str, Any]:
+    global _pending
+    taken, _pending = _pending, {}
+    return {str(k): v for k, v in taken.items()}
+
+
+def _report(client_id: str, data: dict[str, Any]) -> None:
+    data["chaosproxy"] = _take()
+
+
+def _worker_report(client_id: str, data: dict[str, Any]) -> None:
+    for sec, (n, f, hist) in (data.get("chaosproxy") or {}).items():
+        slot = _pending.setdefault(int(sec), [0, 0, {}])
+        slot[0] += n
+        slot[1] += f
+        for b, c in hist.items():
+            slot[2][int(b)] = slot[2].get(int(b), 0) + c
+
+
+def _writer(environment: Environment, path: str) -> None:
+    """Once a second, and once more when Locust quits: the new counts, then the user count."""
+    global _out
+    _out = (environment, path)
+    while True:
+        gevent.sleep(1.0)
+        _flush()
+
+
+_out: tuple[Environment, str] | None = None
+
+
+def _flush(**_: Any) -> None:
+    if _out is None:
+        return
+    environment, path = _out
+    runner = environment.runner
+    users = runner.user_count if runner is not None else 0
+    lines = [
+        json.dumps({"t": int(sec), "n": n, "f": fails, "h": hist})
+        for sec, (n, fails, hist) in sorted(_take().items())
+    ]
+    workers = len(runner.clients) if isinstance(runner, MasterRunner) else None
+    lines.append(json.dumps({"now": time.time(), "users": users, "workers": workers}))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+events.init_command_line_parser.add_listener(_options)
+events.init.add_listener(_init)
+events.request.add_listener(_on_request)
+events.report_to_master.add_listener(_report)
+events.worker_report.add_listener(_worker_report)
+events.quitting.add_listener(_flush)
+
+
+class ChaosShape(LoadTestShape):
+    """Users over time from the runner's plan file (re-read when it changes):
+
+    `{"warmup": [users, rate], "stages": [[at, users, rate], ...], "end": at | null}`,
+    times in Unix seconds. Before the first stage: the warm-up; at or after `end`: stop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mtime = -1.0
+        self._plan: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        opts = self.runner.environment.parsed_options if self.runner is not None else None
+        path = getattr(opts, "chaos_plan", "") if opts else ""
+        if not path:
+            return {"warmup": [1, 1], "stages": [], "end": None}
+        with contextlib.suppress(OSError, ValueError):
+            mtime = os.stat(path).st_mtime
+            if mtime != self._mtime:
+                with open(path, encoding="utf-8") as f:
+                    self._plan = json.load(f)
+                self._mtime = mtime
+        return self._plan
+
+    def tick(self) -> tuple[int, float] | None:
+        plan = self._read()
+        now = time.time()
+        end = plan.get("end")
+        if end is not None and now >= end:
+            return None
+        users, rate = plan.get("warmup") or [1, 1]
+        for at, n, r in plan.get("stages") or []:
+            if at > now:
+                break
+            users, rate = n, r
+        return int(users), float(rate)

@@ -1,0 +1,254 @@
+"""The processes an experiment runs: a proxy (when it starts its own) and Locust (always).
+
+Each runs in its own session, so a Ctrl-C at the terminal reaches the runner alone and the
+runner stops them in order: load first, then the scenario, then collection, then the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chaosproxy.admin.client import AdminClient
+from chaosproxy.errors import ChaosProxyError
+from chaosproxy.experiment.model import USER_AGENTS, Experiment
+
+LOADGEN = Path(__file__).resolve().parent / "loadgen"
+
+
+class SetupError(ChaosProxyError):
+    """The experiment could not start: a process died, a URL did not answer (exit code 2)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Child:
+    name: str
+    proc: asyncio.subprocess.Process
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    @property
+    def running(self) -> bool:
+        return self.proc.returncode is None
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Signal, wait up to `timeout`, then kill. The exit code (None if it would not die)."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(self.proc.wait(), 5.0)
+        return None
+
+
+async def spawn(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+    f = log.open("ab")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=f,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    finally:
+        f.close()
+    return Child(name, proc, log)
+
+
+@dataclass
+class StartedProxy:
+    child: Child
+    url: str  # where data goes
+    admin: str  # its admin API
+
+
+async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> StartedProxy:
+    """`chaosproxy run` for this experiment, with a journal in `out`; waits until it answers."""
+    assert exp.proxy is not None
+    spec = exp.proxy
+    host, port = "127.0.0.1", 0
+    if spec.listen:
+        h, _, p = spec.listen.rpartition(":")
+        host, port = h or "127.0.0.1", int(p)
+    port = port or free_port(host)
+    admin_port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "chaosproxy",
+        "run",
+        "--upstream",
+        spec.upstream,
+        "--listen",
+        f"{host}:{port}",
+        "--admin",
+        f"127.0.0.1:{admin_port}",
+        "--journal",
+        str(out / "journal.jsonl"),
+        "--client-id-header",
+        "X-Chaos-User",
+        "--reload-interval",
+        "0",
+        *(["--scenario-dir", str(scenario_dir)] if scenario_dir else []),
+        *spec.args,
+    ]
+    child = await spawn("proxy", argv, out / "proxy.log")
+    admin = f"http://127.0.0.1:{admin_port}"
+    connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    proxy = StartedProxy(child, f"http://{connect}:{port}", admin)
+    async with AdminClient(admin, timeout=1.0) as client:
+        for _ in range(150):  # up to ~15 s
+            if not child.running:
+                raise SetupError(f"the proxy exited ({child.proc.returncode}):\n{child.tail()}")
+            with contextlib.suppress(ChaosProxyError):
+                if await client.health():
+                    return proxy
+            await asyncio.sleep(0.1)
+    await child.stop()
+    raise SetupError(f"the proxy did not answer on {admin} within 15 s:\n{child.tail()}")
+
+
+def requests_json(exp: Experiment) -> str:
+    """The default locustfile's requests, user-agent presets expanded."""
+    out = []
+    for r in exp.load.requests:
+        headers = dict(r.headers)
+        if r.user_agent:
+            headers["User-Agent"] = USER_AGENTS.get(r.user_agent, r.user_agent)
+        item: dict[str, object] = {"path": r.path, "method": r.method, "weight": r.weight}
+        if headers:
+            item["headers"] = headers
+        if r.body is not None:
+            item["body"] = r.body
+        if r.name:
+            item["name"] = r.name
+        out.append(item)
+    return json.dumps(out)
+
+
+def locustfile(exp: Experiment) -> Path:
+    if exp.load.locustfile == "default":
+        return LOADGEN / "locustfile.py"
+    path = Path(exp.load.locustfile)
+    return path if path.is_absolute() else exp.base_dir / path
+
+
+@dataclass
+class Load:
+    master: Child
+    workers: list[Child] = field(default_factory=list)
+
+    @property
+    def children(self) -> list[Child]:
+        return [self.master, *self.workers]
+
+    async def stop(self) -> None:
+        # SIGINT: Locust stops the users and still writes every report.
+        await self.master.stop(signal.SIGINT, timeout=20.0)
+        for w in self.workers:
+            await w.stop(signal.SIGINT, timeout=10.0)
+
+
+async def start_load(
+    exp: Experiment,
+    out: Path,
+    target: str,
+    run_id: str,
+    plan: Path,
+    client_out: Path,
+    workers: int,
+    seed: int | None,
+) -> Load:
+    files = f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
+    common = ["-f", files, "--chaos-run-id", run_id]
+    if exp.load.locustfile == "default":
+        common += [
+            "--chaos-requests",
+            requests_json(exp),
+            "--chaos-wait",
+            str(exp.load.wait),
+        ]
+    if seed is not None:
+        common += ["--chaos-seed", str(seed)]
+    locust = [sys.executable, "-m", "locust"]
+    head = [
+        *locust,
+        "--headless",
+        *common,
+        "--host",
+        target,
+        "--chaos-plan",
+        str(plan),
+        "--chaos-out",
+        str(client_out),
+        "--json-file",
+        str(out / "locust"),
+        "--csv",
+        str(out / "locust"),
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    if workers <= 0:
+        return Load(await spawn("locust", head, out / "locust.log"))
+    port = free_port()
+    master = await spawn(
+        "locust-master",
+        [
+            *head,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            str(workers),
+            "--expect-workers-max-wait",
+            "30",
+        ],
+        out / "locust.log",
+    )
+    load = Load(master)
+    for i in range(workers):
+        argv = [
+            *locust,
+            "--worker",
+            *common,
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+            "--loglevel",
+            "WARNING",
+        ]
+        load.workers.append(await spawn(f"locust-worker-{i}", argv, out / f"locust-worker-{i}.log"))
+    return load

@@ -1,0 +1,179 @@
+"""What a run leaves behind: results.json (schema in docs/experiments.md), timeseries.csv, and the
+checks table printed at the end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chaosproxy.experiment.model import Experiment, describe_experiment
+from chaosproxy.experiment.verdict import PASS, Second, Verdict, fmt, unit_of
+from chaosproxy.stats import BOUNDS
+
+SCHEMA_VERSION = 1
+CSV_COLUMNS = (
+    "t",
+    "elapsed",
+    "phase",
+    "users",
+    "client_requests",
+    "client_failures",
+    "client_error_rate",
+    "client_rps",
+    "client_p50",
+    "client_p95",
+    "client_p99",
+    "proxy_requests",
+    "proxy_errors",
+    "proxy_error_rate",
+    "proxy_injected",
+    "proxy_p50",
+    "proxy_p95",
+    "proxy_p99",
+    "proxy_retry_after",
+    "proxy_retried_early",
+    "proxy_retried_after_waiting",
+)
+
+
+def results_document(
+    exp: Experiment,
+    scenario_text: str,
+    verdict: Verdict,
+    run: dict[str, Any],
+    events: Sequence[dict[str, Any]],
+    *,
+    interrupted: bool,
+    halted: dict[str, Any] | None,
+    proxy_url: str | None,
+    admins: Sequence[str],
+    files: dict[str, Any],
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    experiment = describe_experiment(exp)
+    experiment.update(
+        {
+            "text": exp.text,
+            "scenario_text": scenario_text,
+            "target": run.get("target"),
+            "proxy": proxy_url,
+            "admin": list(admins),
+        }
+    )
+    annotations = [
+        {
+            "time": p["start"],
+            "end": p["end"],
+            "title": f"phase {p['name']}",
+            "tags": ["chaosproxy", "phase", p["name"]],
+        }
+        for p in verdict.phases
+        if p["seconds"]
+    ]
+    phases = [p | {"baseline": p["name"] == verdict.baseline} for p in verdict.phases]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "verdict": verdict.status,
+        "reasons": verdict.reasons,
+        "interrupted": interrupted,
+        "halted": halted,
+        "experiment": experiment,
+        "run": run,
+        "baseline_phase": verdict.baseline,
+        "notes": list(notes),
+        "latency_buckets": list(BOUNDS),
+        "phases": phases,
+        "checks": [c.to_json() for c in verdict.checks],
+        "annotations": annotations,
+        "events": list(events),
+        "files": files,
+    }
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _cell(x: float | int | None, digits: int = 6) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, int):
+        return str(x)
+    return f"{round(x, digits):g}"
+
+
+def write_timeseries(
+    path: Path, rows: Sequence[Second], started: float, prom_checks: Sequence[tuple[int, str]]
+) -> None:
+    """One row per second; `prom_<n>` columns for checks reading Prometheus (n = check index)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow([*CSV_COLUMNS, *(f"prom_{i}" for i, _ in prom_checks)])
+        for s in rows:
+            c, p = s.client, s.proxy
+            w.writerow(
+                [
+                    s.t,
+                    _cell(s.t - started, 3),
+                    s.phase,
+                    _cell(s.users),
+                    c.requests,
+                    c.failures,
+                    _cell(c.error_rate),
+                    c.requests,
+                    _cell(c.quantile(0.50)),
+                    _cell(c.quantile(0.95)),
+                    _cell(c.quantile(0.99)),
+                    p.requests,
+                    p.failures,
+                    _cell(p.error_rate),
+                    p.injected,
+                    _cell(p.quantile(0.50)),
+                    _cell(p.quantile(0.95)),
+                    _cell(p.quantile(0.99)),
+                    p.retry_after,
+                    p.retried_early,
+                    p.retried_waited,
+                    *(_cell(s.prom.get(name)) for _, name in prom_checks),
+                ]
+            )
+
+
+def checks_table(verdict: Verdict) -> str:
+    """The final table: one line per check, then the verdict and why."""
+    rows = [("check", "status", "value", "bound", "recovered after")]
+    for r in verdict.checks:
+        s = r.spec
+        unit = unit_of(s)
+        ttr = ""
+        if s.after_phase:
+            ttr = (
+                "never"
+                if r.recovered_after_s is None
+                else f"{r.recovered_after_s:.0f}s (≤ {s.within:.0f}s)"
+            )
+        rows.append(
+            (
+                s.name,
+                r.status + (" (halted)" if r.halted else ""),
+                fmt(r.value, unit),
+                f"{s.comparison} {fmt(s.bound, unit)}",
+                ttr,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"verdict: {verdict.status}")
+    if verdict.status != PASS:
+        lines.extend(f"  - {reason}" for reason in verdict.reasons)
+    return "\n".join(lines)

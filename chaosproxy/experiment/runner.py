@@ -1,0 +1,598 @@
+"""`chaosproxy experiment run`: replay a scenario under Locust load and judge the checks.
+
+The order of one run: (1) start or reach the proxies, upload the scenario; (2) start Locust at
+the warm-up load and wait until it holds; (3) schedule the scenario on every proxy for the same
+whole second and follow the load plan; (4) each second: progress line, live `halt` checks;
+(5) stop load, stop the scenario (always, also on error or Ctrl-C), collect both views and the
+proxy's phase boundaries, judge, write the results; (6) stop a proxy the runner started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import platform
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import yarl
+
+from chaosproxy import __version__
+from chaosproxy.admin.client import AdminClient, AdminError, Unreachable
+from chaosproxy.config.dump import scenario_to_yaml
+from chaosproxy.config.model import Scenario
+from chaosproxy.errors import ChaosProxyError
+from chaosproxy.experiment import collect, results
+from chaosproxy.experiment.model import CheckSpec, Experiment
+from chaosproxy.experiment.processes import (
+    Load,
+    SetupError,
+    StartedProxy,
+    start_load,
+    start_proxy,
+)
+from chaosproxy.experiment.spec import resolve_experiment_scenario
+from chaosproxy.experiment.verdict import (
+    COOLDOWN,
+    PASS,
+    WARMUP,
+    PhaseWindow,
+    View,
+    fmt,
+    judge,
+    live_breach,
+    reference_rate,
+)
+
+RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
+
+
+@dataclass
+class RunOptions:
+    out: Path | None = None
+    workers: int = 0
+    seed: int | None = None
+    token: str | None = None
+    command: str = ""
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+    tty: bool | None = None  # None: ask the stream
+    stop: asyncio.Event | None = None  # set it to interrupt (the CLI sets it on SIGINT/SIGTERM)
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    out: Path
+    verdict: str | None
+    results: dict[str, Any] | None = None
+
+
+def default_out(exp: Experiment) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{exp.name}-{stamp}"
+
+
+def plan_stages(
+    exp: Experiment, scenario: Scenario, at: float
+) -> tuple[tuple[int, float], list[list[float]]]:
+    """(warm-up users and rate, [[at, users, rate], ...]) for the load shape."""
+    load = exp.load
+    rate = load.spawn_rate
+    offsets: dict[str, float] = {}
+    t = 0.0
+    for p in scenario.phases:
+        offsets[p.name] = t
+        t += p.duration
+    total = t
+    if load.shape == "steady":
+        return (load.users, rate), []
+    if load.shape == "ramp":
+        warm = max(1, load.users // 10)
+        steps = max(1, int(total))
+        stages = [
+            [at + i, float(warm + round((load.users - warm) * i / steps)), rate]
+            for i in range(1, steps + 1)
+        ]
+        return (warm, rate), stages
+    if load.shape == "spike":
+        base = load.base_users or max(1, load.users // 5)
+        stages = []
+        for p in scenario.phases:
+            stages.append([at + offsets[p.name], float(load.users if p.rules else base), rate])
+        stages.append([at + total, float(base), rate])
+        return (base, rate), stages
+    # stages aligned to phases; phases without a stage keep the previous load
+    by_phase = {s.phase: s for s in load.stages}
+    first = scenario.phases[0].name
+    warm_stage = by_phase.get(first)
+    warm = warm_stage.users if warm_stage else load.users
+    stages = [[at + offsets[s.phase], float(s.users), s.spawn_rate or rate] for s in load.stages]
+    return (max(warm, 1), rate), sorted(stages)
+
+
+def _write_plan(
+    path: Path, warm: tuple[int, float], stages: list[list[float]], end: float | None
+) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"warmup": list(warm), "stages": stages, "end": end}))
+    tmp.replace(path)
+
+
+class Run:
+    """The state of one experiment run; `execute()` does it and returns the exit code."""
+
+    def __init__(self, exp: Experiment, opts: RunOptions) -> None:
+        self.exp = exp
+        self.opts = opts
+        self.out = opts.out or default_out(exp)
+        self.run_id = secrets.token_hex(4)
+        self.seed = opts.seed if opts.seed is not None else exp.seed
+        self.stream = opts.stream
+        self.tty = (
+            opts.tty
+            if opts.tty is not None
+            else bool(getattr(self.stream, "isatty", lambda: False)())
+        )
+        self.stop_event = opts.stop or asyncio.Event()
+        self.proxy: StartedProxy | None = None
+        self.clients: list[AdminClient] = []
+        self.load: Load | None = None
+        self.client = collect.ClientData(self.out / "client.jsonl")
+        self.cursors: dict[str, int] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.halted: dict[str, Any] | None = None
+        self.interrupted = False
+        self.notes: list[str] = []
+        self.started = 0.0
+        self.scenario_at: float | None = None
+        self.scenario_end: float | None = None
+        self.live_proxy: dict[int, View] = {}
+        self._progress_width = 0
+        self._verdict: Any = None
+        self.target = ""
+
+    # ------------------------------------------------------------ output
+
+    def say(self, text: str) -> None:
+        if self.tty and self._progress_width:
+            self.stream.write("\r" + " " * self._progress_width + "\r")
+            self._progress_width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def progress(self, text: str) -> None:
+        if self.tty:
+            pad = max(0, self._progress_width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self._progress_width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    # ------------------------------------------------------------ the run
+
+    async def execute(self) -> Outcome:
+        exp = self.exp
+        scenario = resolve_experiment_scenario(exp)
+        if scenario.cycle_duration <= 0:
+            raise SetupError(f"scenario {scenario.name!r} has no duration")
+        self.out.mkdir(parents=True, exist_ok=True)
+        scenario_text = _scenario_text(scenario)
+        async with aiohttp.ClientSession() as session:
+            try:
+                try:
+                    await self._prepare(scenario, session)
+                    await self._drive(scenario)
+                finally:
+                    await self._wind_down()
+                doc = await self._collect(scenario, scenario_text)
+            finally:
+                if self.proxy is not None:  # a proxy the runner started never outlives it
+                    await self.proxy.child.stop(signal.SIGTERM, timeout=15.0)
+        self._reports()
+        self.say("")
+        self.say(results.checks_table(self._verdict))
+        self.say(f"\nresults: {self.out}/results.json")
+        report = self.out / "report.html"
+        if report.exists():
+            self.say(f"report:  {report}")
+        code = 0 if doc["verdict"] == PASS and not self.interrupted else 1
+        return Outcome(code, self.out, doc["verdict"], doc)
+
+    async def _prepare(self, scenario: Scenario, session: aiohttp.ClientSession) -> None:
+        exp = self.exp
+        if exp.proxy is not None:
+            self.say(f"starting chaosproxy in front of {exp.proxy.upstream} ...")
+            self.proxy = await start_proxy(exp, self.out, None)
+            admins, token = [self.proxy.admin], None
+        else:
+            admins, token = list(exp.admin), self.opts.token
+        self.clients = [AdminClient(a, token, session, timeout=5.0) for a in admins]
+        text = scenario_to_yaml(scenario)
+        for c in self.clients:
+            try:
+                st = await c.status()
+                sc = st.get("scenario") or {}
+                if sc.get("state") == "running" or st.get("scheduled"):
+                    name = sc.get("name") or st["scheduled"]["name"]
+                    raise SetupError(
+                        f"{c.url}: scenario {name!r} is already running there; stop it first "
+                        f"(chaosproxy ctl --admin {c.url} stop)"
+                    )
+                skew = abs(float(st.get("time", time.time())) - time.time())
+                if skew > 0.25:
+                    self.notes.append(f"{c.url}: clock differs from the runner's by {skew:.2f}s")
+                await c.upload(scenario.name, text)
+                ev = await c.events(since=0, limit=1)
+                self.cursors[c.url] = int(ev["last"])
+                self.events[c.url] = []
+            except Unreachable as e:
+                raise SetupError(f"the admin API {e.url} is unreachable: {e.reason}") from None
+            except AdminError as e:
+                raise SetupError(str(e)) from None
+        target = exp.target or (self.proxy.url if self.proxy else "")
+        self.target = target
+        await _check_reachable(target)
+
+    async def _drive(self, scenario: Scenario) -> None:
+        exp, load = self.exp, self.exp.load
+        plan = self.out / "plan.json"
+        warm, _ = plan_stages(exp, scenario, 0.0)
+        _write_plan(plan, warm, [], None)
+        workers = f", {self.opts.workers} workers" if self.opts.workers else ""
+        self.say(f"load: {warm[0]} users (Locust{workers}) -> {self.target}   run {self.run_id}")
+        self.started = time.time()
+        self.load = await start_load(
+            exp,
+            self.out,
+            self.target,
+            self.run_id,
+            plan,
+            self.client.path,
+            self.opts.workers,
+            self.seed,
+        )
+        # (2) warm-up: the planned users running, and traffic for `settle` seconds
+        deadline = time.time() + 45 + warm[0] / warm[1] + load.settle
+        steady_since: float | None = None
+        while True:
+            await self._tick_wait()
+            self.client.poll()
+            self._check_load_alive()
+            if self.stop_event.is_set():
+                self.interrupted = True
+                return
+            now = time.time()
+            recent = sum(v.requests for t, v in self.client.seconds.items() if t >= int(now) - 3)
+            if self.client.users >= warm[0] and recent > 0:
+                steady_since = steady_since or now
+                if now - steady_since >= load.settle:
+                    break
+            else:
+                steady_since = None
+            self.progress(f"warm-up  users {self.client.users}/{warm[0]}")
+            if now > deadline:
+                raise SetupError(
+                    f"load never reached {warm[0]} users sending requests to {self.target}; "
+                    f"Locust's log ({self.load.master.log}):\n{self.load.master.tail()}"
+                )
+        # (3) every proxy starts the scenario at the same whole second
+        at = float(math.floor(time.time()) + 2)
+        total = scenario.cycle_duration
+        for c in self.clients:
+            try:
+                await c.start(scenario.name, seed=self.seed, repeat=1, at=at)
+            except (AdminError, Unreachable) as e:
+                raise SetupError(f"could not start the scenario: {e}") from None
+        self.scenario_at = at
+        _, stages = plan_stages(exp, scenario, at)
+        end = at + total + load.cooldown
+        _write_plan(plan, warm, stages, end)
+        self.say(
+            f"scenario {scenario.name} starts at {time.strftime('%H:%M:%S', time.localtime(at))}"
+            f" ({total:g}s: {' -> '.join(p.name for p in scenario.phases)})"
+        )
+        halting = [c for c in exp.checks if c.halt]
+        while True:
+            await self._tick_wait()
+            now = time.time()
+            self.client.poll()
+            self._check_load_alive()
+            await self._poll_events()
+            if self.stop_event.is_set():
+                self.interrupted = True
+                return
+            if now >= end or not self.load.master.running:
+                return
+            if halting and self.halted is None:
+                await self._refresh_live_proxy(at)
+                if await self._check_halts(scenario, halting):
+                    end = min(end, time.time() + 3.0)
+                    _write_plan(plan, warm, stages, end)
+            self.progress(self._progress_line(scenario, now))
+
+    async def _tick_wait(self) -> None:
+        """Sleep to just after the next whole second (or until interrupted)."""
+        now = time.time()
+        delay = math.floor(now) + 1.2 - now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), delay)
+
+    def _check_load_alive(self) -> None:
+        assert self.load is not None
+        for child in self.load.children:
+            failed = not child.running and child.proc.returncode not in (0, None)
+            if failed and self.scenario_at is None:
+                raise SetupError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
+
+    async def _poll_events(self) -> None:
+        for c in self.clients:
+            with contextlib.suppress(ChaosProxyError):
+                body = await c.events(since=self.cursors[c.url])
+                self.events[c.url].extend(body["events"])
+                self.cursors[c.url] = int(body["next"])
+
+    async def _refresh_live_proxy(self, at: float) -> None:
+        first = int(at) - 1
+        end = int(time.time())
+        views: list[dict[int, View]] = []
+        for c in self.clients:
+            with contextlib.suppress(ChaosProxyError):
+                rows = await c.timeseries(max(first, end - 10), end, self.run_id, histograms=True)
+                views.append(collect.proxy_views(rows))
+        self.live_proxy.update(collect.merge_views(views) if views else {})
+
+    def _windows(self, scenario: Scenario, end: float) -> list[PhaseWindow]:
+        first = self.clients[0].url
+        return collect.phase_windows(self.events.get(first, []), scenario, end)
+
+    async def _check_halts(self, scenario: Scenario, halting: list[CheckSpec]) -> bool:
+        now = time.time()
+        windows = self._windows(scenario, now)
+        if not windows:
+            return False
+        last = int(now) - 1  # Locust's counts of a second are written within the next one
+        rows = collect.build_rows(
+            int(self.scenario_at or now), last, self.client.seconds, self.live_proxy, windows
+        )
+        base = [s for s in rows if s.phase == windows[0].name and not windows[0].has_rules]
+        ref = reference_rate(base)
+        for spec in halting:
+            if spec.source == "prometheus" or not any(s.phase == spec.during_phase for s in rows):
+                continue
+            if live_breach(spec, rows, ref):
+                await self._stop_scenarios()
+                from chaosproxy.experiment.verdict import during
+
+                r = during(spec, rows, spec.during_phase or "", ref)
+                self.halted = {
+                    "check": spec.name,
+                    "at": now,
+                    "phase": spec.during_phase,
+                    "value": r.value,
+                    "bound": spec.bound,
+                }
+                self.say(
+                    f"HALT: {spec.name!r} breached ({r.message}); injection stopped on "
+                    f"{len(self.clients)} proxy(ies)"
+                )
+                return True
+        return False
+
+    def _progress_line(self, scenario: Scenario, now: float) -> str:
+        windows = self._windows(scenario, now)
+        phase = collect.label(int(now), windows) if windows else WARMUP
+        if self.halted:
+            phase = "halted"
+        at = self.scenario_at or now
+        total = scenario.cycle_duration
+        elapsed = max(0.0, now - at)
+        sec = int(now) - 1
+        v = self.client.seconds.get(sec, View())
+        injected = sum(x.injected for t, x in self.live_proxy.items() if t >= int(at))
+        er = v.error_rate
+        p95 = v.quantile(0.95)
+        return (
+            f"{phase:<16} {min(elapsed, total):4.0f}/{total:.0f}s  users {self.client.users:<4}"
+            f" {v.requests:5d} req/s  errors {fmt(er, 'ratio') if er is not None else '-':>6}"
+            f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>6}"
+            + (f"  injected {injected}" if self.live_proxy else "")
+        )
+
+    async def _stop_scenarios(self) -> list[str]:
+        problems = []
+        for c in self.clients:
+            try:
+                await c.stop()
+            except ChaosProxyError as e:
+                problems.append(str(e))
+        return problems
+
+    async def _wind_down(self) -> None:
+        """Always: stop the load, then leave every proxy with no scenario running."""
+        if self.load is not None:
+            if self.tty and self._progress_width:
+                self.say("")
+            await self.load.stop()
+        if self.clients:
+            for problem in await self._stop_scenarios():
+                self.notes.append(f"could not stop the scenario: {problem}")
+                self.say(f"warning: could not stop the scenario: {problem}")
+
+    async def _collect(self, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
+        ended = time.time()
+        await self._poll_events()
+        self.client.poll()
+        first, last = int(self.started), int(ended)
+        proxy_views: list[dict[int, View]] = []
+        all_traffic = False
+        for c in self.clients:
+            try:
+                series = await _fetch_series(c, first, last + 1, self.run_id)
+                if not any(r["requests"] for r in series):
+                    unfiltered = await _fetch_series(c, first, last + 1, None)
+                    if any(r["requests"] for r in unfiltered):
+                        series, all_traffic = unfiltered, True
+                proxy_views.append(collect.proxy_views(series))
+            except ChaosProxyError as e:
+                self.notes.append(f"no proxy view from {c.url}: {e}")
+        if all_traffic:
+            self.notes.append(
+                "proxy view: all traffic through the proxy (the system under test does not "
+                "pass X-Chaos-Run on to its calls)"
+            )
+        proxy = collect.merge_views(proxy_views) if proxy_views else {}
+        windows = self._windows(scenario, ended)
+        self.scenario_end = windows[-1].end if windows else None
+        prom = await self._prometheus(first, last)
+        rows = collect.build_rows(
+            first, last, self.client.seconds, proxy, windows, prom, self.client.users_at
+        )
+        # Phases that never ran still appear (with no seconds), so checks can say so.
+        ran = {w.name for w in windows}
+        phases = list(windows) + [
+            PhaseWindow(p.name, 0.0, 0.0, bool(p.rules) or bool(scenario.rules))
+            for p in scenario.phases
+            if p.name not in ran
+        ]
+        verdict = judge(
+            self.exp.checks,
+            rows,
+            phases,
+            self.exp.baseline,
+            halted=self.halted["check"] if self.halted else None,
+            interrupted=self.interrupted,
+        )
+        self._verdict = verdict
+        prom_cols = [(i, c.name) for i, c in enumerate(self.exp.checks) if c.source == "prometheus"]
+        results.write_timeseries(self.out / "timeseries.csv", rows, self.started, prom_cols)
+        events = self.events.get(self.clients[0].url, []) if self.clients else []
+        run = {
+            "id": self.run_id,
+            "started": self.started,
+            "ended": ended,
+            "scenario_started": self.scenario_at,
+            "scenario_ended": self.scenario_end,
+            "seed": self.seed,
+            "workers": self.opts.workers,
+            "target": self.target,
+            "command": self.opts.command,
+            "versions": _versions(),
+        }
+        files = {
+            "timeseries": "timeseries.csv",
+            "journal": "journal.jsonl" if (self.out / "journal.jsonl").exists() else None,
+            "locust": sorted(
+                p.name for p in self.out.glob("locust*") if p.suffix in (".json", ".csv", ".log")
+            ),
+        }
+        doc = results.results_document(
+            self.exp,
+            scenario_text,
+            verdict,
+            run,
+            events,
+            interrupted=self.interrupted,
+            halted=self.halted,
+            proxy_url=self.proxy.url if self.proxy else None,
+            admins=[c.url for c in self.clients],
+            files=files,
+            notes=self.notes,
+        )
+        results.write_json(self.out / "results.json", doc)
+        return doc
+
+    async def _prometheus(self, first: int, last: int) -> dict[str, dict[int, float]]:
+        checks = [c for c in self.exp.checks if c.prometheus is not None]
+        if not checks:
+            return {}
+        import importlib
+
+        range_query = importlib.import_module("chaosproxy.experiment.prometheus").range_query
+        out: dict[str, dict[int, float]] = {}
+        async with aiohttp.ClientSession() as session:
+            for c in checks:
+                assert c.prometheus is not None
+                try:
+                    out[c.name] = await range_query(
+                        session, c.prometheus.url, c.prometheus.query, first, last
+                    )
+                except ChaosProxyError as e:
+                    self.notes.append(f"check {c.name!r}: {e}")
+                    out[c.name] = {}
+        return out
+
+    def _reports(self) -> None:
+        import importlib
+
+        try:
+            write_reports = importlib.import_module("chaosproxy.experiment.report").write_reports
+        except ImportError:
+            return
+        try:
+            write_reports(self.out)
+        except Exception as e:  # a report is evidence, not the verdict: never lose the run
+            self.say(f"warning: could not write the reports: {e}")
+
+
+async def _fetch_series(
+    c: AdminClient, first: int, end: int, run: str | None
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    start = first
+    while start < end:
+        stop = min(end, start + RING)
+        rows.extend(await c.timeseries(start, stop, run, histograms=True))
+        start = stop
+    return rows
+
+
+async def _check_reachable(url: str) -> None:
+    u = yarl.URL(url)
+    host, port = u.host or "127.0.0.1", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
+    except (OSError, TimeoutError) as e:
+        raise SetupError(
+            f"the target {url} is unreachable: {e.strerror or e or 'timed out'}"
+        ) from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+def _scenario_text(scenario: Scenario) -> str:
+    if scenario.source and not scenario.source.startswith("<"):
+        with contextlib.suppress(OSError):
+            return Path(scenario.source).read_text(encoding="utf-8")
+    return scenario_to_yaml(scenario)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {
+        "chaosproxy": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for name in ("locust", "aiohttp"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+async def run_experiment(exp: Experiment, opts: RunOptions) -> Outcome:
+    """Run one experiment to its verdict. SetupError (exit 2) when it cannot start."""
+    return await Run(exp, opts).execute()
+
+
+__all__ = ["COOLDOWN", "Outcome", "RunOptions", "SetupError", "run_experiment"]
