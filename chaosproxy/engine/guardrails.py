@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.events import EventBus, StateChanged
-from chaosproxy.stats import Stats
+
+if TYPE_CHECKING:  # stats imports engine.events: a runtime import here would be a cycle
+    from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy.guardrails")
 
