@@ -1,0 +1,46 @@
+"""Imports point down: the proxy core never imports the experiment side (nor Locust/gevent)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "chaosproxy"
+CORE = ["proxy", "engine", "faults", "admin", "config", "runtime.py", "stats.py", "metrics.py"]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_core_module_imports_the_experiment_side() -> None:
+    offenders = []
+    for part in CORE:
+        target = PACKAGE / part
+        for path in [target] if target.is_file() else sorted(target.rglob("*.py")):
+            bad = {
+                n
+                for n in _imports(path)
+                if n.startswith(("chaosproxy.experiment", "locust", "gevent"))
+            }
+            if bad:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_starting_a_proxy_loads_nothing_of_the_experiment_side() -> None:
+    code = (
+        "import sys, chaosproxy.runtime, chaosproxy.cli.run, chaosproxy.cli.ctl; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('locust', 'gevent') or m.startswith('chaosproxy.experiment')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
