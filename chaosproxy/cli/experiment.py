@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaosproxy.cli.common import positive_int
+from chaosproxy.cli.common import host_port, positive_int
 
 
 def register(sub: Any) -> None:
@@ -36,6 +36,19 @@ def register(sub: Any) -> None:
         type=positive_int,
         default=0,
         help="Locust workers (distributed mode on this machine: one master, N workers)",
+    )
+    run.add_argument(
+        "--remote-workers",
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="also wait for N Locust workers on other hosts (they connect to --master-bind)",
+    )
+    run.add_argument(
+        "--master-bind",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="where the Locust master listens for workers (default 127.0.0.1, a free port)",
     )
     run.add_argument("--seed", type=int, help="seed for the scenario and the load's choices")
     run.add_argument("--token", help="admin bearer token for `admin:` sidecars")
@@ -129,6 +142,8 @@ def run_command(args: argparse.Namespace) -> int:
         opts = RunOptions(
             out=args.out,
             workers=args.workers,
+            remote_workers=args.remote_workers,
+            master_bind=args.master_bind,
             seed=args.seed,
             token=args.token,
             command=command,

@@ -164,6 +164,7 @@ def locustfile(exp: Experiment) -> Path:
 class Load:
     master: Child
     workers: list[Child] = field(default_factory=list)
+    master_port: int | None = None
 
     @property
     def children(self) -> list[Child]:
@@ -185,6 +186,8 @@ async def start_load(
     client_out: Path,
     workers: int,
     seed: int | None,
+    remote_workers: int = 0,
+    master_bind: tuple[str, int] | None = None,
 ) -> Load:
     files = f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
     common = ["-f", files, "--chaos-run-id", run_id]
@@ -218,26 +221,27 @@ async def start_load(
         "--loglevel",
         "WARNING",
     ]
-    if workers <= 0:
+    if workers <= 0 and remote_workers <= 0:
         return Load(await spawn("locust", head, out / "locust.log"))
-    port = free_port()
+    bind_host, port = master_bind or ("0.0.0.0" if remote_workers else "127.0.0.1", 0)
+    port = port or free_port(bind_host)
     master = await spawn(
         "locust-master",
         [
             *head,
             "--master",
             "--master-bind-host",
-            "127.0.0.1",
+            bind_host,
             "--master-bind-port",
             str(port),
             "--expect-workers",
-            str(workers),
+            str(workers + remote_workers),
             "--expect-workers-max-wait",
-            "30",
+            "120" if remote_workers else "30",
         ],
         out / "locust.log",
     )
-    load = Load(master)
+    load = Load(master, master_port=port)
     for i in range(workers):
         argv = [
             *locust,

@@ -16,6 +16,7 @@ import math
 import platform
 import secrets
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longe
 class RunOptions:
     out: Path | None = None
     workers: int = 0
+    remote_workers: int = 0  # Locust workers on other hosts that connect to `master_bind`
+    master_bind: tuple[str, int] | None = None
     seed: int | None = None
     token: str | None = None
     command: str = ""
@@ -259,9 +262,22 @@ class Run:
             self.client.path,
             self.opts.workers,
             self.seed,
+            self.opts.remote_workers,
+            self.opts.master_bind,
         )
+        if self.opts.remote_workers:
+            host, _ = self.opts.master_bind or (socket.gethostname(), 0)
+            if host in ("0.0.0.0", "::", ""):
+                host = socket.gethostname()
+            self.say(
+                f"waiting for {self.opts.remote_workers} remote Locust worker(s); on each load "
+                f"host run:\n  python -m locust --worker --master-host {host} --master-port "
+                f"{self.load.master_port} -f {_worker_files(exp)}"
+            )
         # (2) warm-up: the planned users running, and traffic for `settle` seconds
         deadline = time.time() + 45 + warm[0] / warm[1] + load.settle
+        if self.opts.remote_workers:
+            deadline += 120
         steady_since: float | None = None
         while True:
             await self._tick_wait()
@@ -483,6 +499,7 @@ class Run:
             "scenario_ended": self.scenario_end,
             "seed": self.seed,
             "workers": self.opts.workers,
+            "remote_workers": self.opts.remote_workers,
             "target": self.target,
             "command": self.opts.command,
             "versions": _versions(),
@@ -541,6 +558,12 @@ class Run:
             write_reports(self.out)
         except Exception as e:  # a report is evidence, not the verdict: never lose the run
             self.say(f"warning: could not write the reports: {e}")
+
+
+def _worker_files(exp: Experiment) -> str:
+    from chaosproxy.experiment.processes import LOADGEN, locustfile
+
+    return f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
 
 
 async def _fetch_series(

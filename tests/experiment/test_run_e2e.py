@@ -256,3 +256,53 @@ async def test_sigint_mid_run_stops_everything_and_still_writes_results(
     assert not [p for p in children if _alive(p)]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["interrupted"] is True and results["verdict"] != "PASS"
+
+
+async def test_a_remote_worker_started_by_hand_gets_its_orders_from_the_master(
+    system: DemoSystem, tmp_path: Path
+) -> None:
+    """A worker on another host gets only -f and the master's address: the run id, the
+    requests and the pause reach it from the master (the proxy sees X-Chaos-Run)."""
+    port = free_port()
+    target = await gateway(system, port, failover=True)
+    path = write(tmp_path, target, system.primary, port)
+    master_port = free_port()
+    proc = await _cli(
+        "experiment",
+        "run",
+        str(path),
+        "--out",
+        "out",
+        "--remote-workers",
+        "1",
+        "--master-bind",
+        f"127.0.0.1:{master_port}",
+        cwd=tmp_path,
+    )
+    from chaosproxy.experiment.processes import LOADGEN
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "locust",
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
+        "-f",
+        f"{LOADGEN / 'locustfile.py'},{LOADGEN / 'plugin.py'}",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 180)
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGINT)
+            await asyncio.wait_for(worker.wait(), 30)
+    assert proc.returncode == 0, (out.decode(), err.decode())
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["run"]["remote_workers"] == 1 and results["notes"] == []
+    assert sum(p["proxy"]["requests"] for p in results["phases"]) > 100

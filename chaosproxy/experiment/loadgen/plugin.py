@@ -46,17 +46,25 @@ def _options(parser: Any) -> None:
 
 def _init(environment: Environment, **_: Any) -> None:
     opts = environment.parsed_options
-    run_id = getattr(opts, "chaos_run_id", "") if opts else ""
-    seed = getattr(opts, "chaos_seed", "") if opts else ""
-    if seed:
-        random.seed(f"{seed}:{os.getpid()}")
-    if run_id:
-        for cls in environment.user_classes:
-            _tag(cls, run_id)
     runner = environment.runner
     out = getattr(opts, "chaos_out", "") if opts else ""
     if runner is not None and out and not isinstance(runner, WorkerRunner):
         gevent.spawn(_writer, environment, out)
+
+
+def _test_start(environment: Environment, **_: Any) -> None:
+    """On every process that runs users, once the options are final (a remote worker gets the
+    master's custom options with its first spawn message, after `init`)."""
+    opts = environment.parsed_options
+    seed = getattr(opts, "chaos_seed", "") if opts else ""
+    if seed:
+        random.seed(f"{seed}:{os.getpid()}")
+    run_id = getattr(opts, "chaos_run_id", "") if opts else ""
+    if run_id:
+        for cls in environment.user_classes:
+            if getattr(cls, "_chaos_run_id", None) != run_id:
+                _tag(cls, run_id)
+                setattr(cls, "_chaos_run_id", run_id)  # noqa: B010
 
 
 def _tag(cls: Any, run_id: str) -> None:
@@ -64,7 +72,8 @@ def _tag(cls: Any, run_id: str) -> None:
     if hasattr(cls, "default_headers"):  # FastHttpUser: read when its client is built
         cls.default_headers = {**(cls.default_headers or {}), RUN_HEADER: run_id}
         return
-    original = cls.__init__
+    original = getattr(cls, "_chaos_original_init", None) or cls.__init__
+    cls._chaos_original_init = original
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
@@ -142,6 +151,7 @@ def _flush(**_: Any) -> None:
 
 events.init_command_line_parser.add_listener(_options)
 events.init.add_listener(_init)
+events.test_start.add_listener(_test_start)
 events.request.add_listener(_on_request)
 events.report_to_master.add_listener(_report)
 events.worker_report.add_listener(_worker_report)
