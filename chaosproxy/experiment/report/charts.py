@@ -328,18 +328,19 @@ def render(run: Run, chart: Chart) -> Markup:
     )
     # Series: lines with gaps where a second had no data; bars for counts.
     centres = [x(t + 0.5) for t in run.series.t]
-    bar_w = max(PLOT_W / span * 0.8, 0.6)
+    bar_w = max(PLOT_W / span * 0.7, 0.6)
     for s in chart.series:
         points = sum(v is not None for v in s.values)
         if s.style == "bars":
+            base = _f(TOP + PLOT_H)
             d = "".join(
-                f"M{_f(cx)} {_f(y(0.0) if not y.log else TOP + PLOT_H)}V{_f(y(v))}"
+                f"M{_f(cx - bar_w / 2)} {base}V{_f(y(v))}h{_f(bar_w)}V{base}Z"
                 for cx, v in zip(centres, s.values, strict=True)
                 if v
             )
             add(
                 f'<path class="series bars" data-series="{escape(s.key)}" data-points="{points}" '
-                f'stroke-width="{_f(bar_w)}" d="{d}"/>'
+                f'd="{d}"/>'
             )
             continue
         add(
@@ -385,8 +386,14 @@ def render(run: Run, chart: Chart) -> Markup:
         if r.deadline is not None:
             xd = _f(x(r.deadline))
             add(f'<line class="deadline" x1="{xd}" x2="{xd}" y1="{ry - 6}" y2="{TOP + PLOT_H}"/>')
+        label = f"{r.check}: {text}"
+        # Keep the label inside the chart: right-align it when it would run off the edge.
+        if x0 + 3 + 6.2 * len(label) > W - RIGHT:
+            where = f'x="{W - RIGHT}" text-anchor="end"'
+        else:
+            where = f'x="{_f(x0 + 3)}"'
         add(
-            f'<text x="{_f(x0 + 3)}" y="{ry - 3}">{escape(r.check)}: {escape(text)}</text>'
+            f'<text {where} y="{ry - 3}">{escape(label)}</text>'
             f"<title>{escape(r.check)}: {escape(text)}</title></g>"
         )
     # A halt: where a check stopped the run.

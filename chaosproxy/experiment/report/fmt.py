@@ -10,7 +10,6 @@ from chaosproxy.experiment.report.load import number
 
 NO_DATA = "\u2013"  # en dash: a cell without data
 TIMES = "\u00d7"
-MINUS = "\u2212"
 ICONS = {"PASS": "✔", "FAIL": "✖", "INCONCLUSIVE": "?"}
 COMPARISON = {"below": "<", "above": ">"}
 
@@ -59,7 +58,7 @@ def delta(a: Any, b: Any, unit: str | None) -> str:
     if unit == "ratio":
         return f"{d * 100:+.3g} pp"
     text = value(abs(d), unit)
-    return ("+" if d > 0 else MINUS) + text
+    return ("+" if d > 0 else "-") + text
 
 
 def duration(v: Any) -> str:
