@@ -491,5 +491,5 @@ def _outcome(
         "for": None,
         "samples": samples,
         "halt": False,
-        "message": f"{metric} {value:g} {comparison} {bound:g}",
+        "message": f"{metric} {value:g} {'' if margin >= 0 else 'not '}{comparison} {bound:g}",
     }

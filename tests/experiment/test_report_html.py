@@ -241,3 +241,22 @@ def test_unknown_schema_version_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_directory_without_results_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"no results\.json"):
         write_reports(tmp_path)
+
+
+def test_a_lone_second_of_data_is_drawn_as_a_dot(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    lines = (run_dir / "timeseries.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("client_p50")
+    rows = [line.split(",") for line in lines[1:]]
+    for i, row in enumerate(rows):
+        if i != 10:
+            row[col] = ""
+    (run_dir / "timeseries.csv").write_text(
+        "\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n"
+    )
+    p50 = next(
+        e for e in _dom(run_dir).having("data-series") if e.attrs["data-series"] == "client_p50"
+    )
+    assert p50.attrs["data-points"] == "1"
+    assert re.fullmatch(r"M[\d.]+ [\d.]+h0", p50.attrs["d"])

@@ -57,7 +57,10 @@ def test_failure_message_gives_value_bound_and_time_to_recover(tmp_path: Path) -
     assert during.get("message") == "error_rate 80 % against bound < 5 % (margin -75 %)"
     recover = cases["recovers after broken-release"].find("failure")
     assert recover is not None
-    assert recover.get("message", "").endswith("; recovered 5 s after broken-release (allowed 4 s)")
+    assert recover.get("message") == (
+        "recovered 5 s after broken-release (allowed 4 s); "
+        "error_rate 0 % against bound < 1 % (margin 1 %) once settled"
+    )
 
 
 def test_inconclusive_check_is_skipped_with_its_reason(tmp_path: Path) -> None:

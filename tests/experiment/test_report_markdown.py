@@ -72,4 +72,4 @@ def test_halted_and_interrupted_are_stated(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run", failover=False, halted=True, interrupted=True)
     text = render_markdown(load_run(run_dir))
     assert "**Interrupted:**" in text
-    assert "**Halted** at +12.4 s by check error rate stays low during broken" in text
+    assert "**Halted** at +12.4 s by check 'error rate stays low during broken-release'" in text

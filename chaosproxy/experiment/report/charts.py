@@ -410,12 +410,18 @@ def render(run: Run, chart: Chart) -> Markup:
 
 
 def _path(xs: Sequence[float], values: Sequence[float | None], y: _Y) -> str:
+    """A line with gaps where there is no data; a lone second becomes a dot (a zero-length
+    segment drawn with round caps)."""
     parts: list[str] = []
-    pen_down = False
+    run = 0  # points in the current segment
     for cx, v in zip(xs, values, strict=True):
         if v is None:
-            pen_down = False
+            if run == 1:
+                parts.append("h0")
+            run = 0
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{_f(cx)} {_f(y(v))}")
-        pen_down = True
+        parts.append(f"{'L' if run else 'M'}{_f(cx)} {_f(y(v))}")
+        run += 1
+    if run == 1:
+        parts.append("h0")
     return "".join(parts)

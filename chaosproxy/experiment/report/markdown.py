@@ -37,7 +37,7 @@ def render_markdown(run: Run) -> str:
     if isinstance(halted, dict):
         lines += [
             f"**Halted** at {fmt.elapsed(halted.get('at'), run.start)} by check "
-            f"{md(halted.get('check', ''))}"
+            f"'{md(halted.get('check', ''))}'"
             + (f" in phase {md(halted['phase'])}" if halted.get("phase") else "")
             + ".",
             "",
