@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -69,3 +70,14 @@ def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
     page.write_text("<!doctype html><script>throw new Error('from the page')</script>")
     done = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert any("from the page" in line for line in console_errors(done.stderr))
+
+
+def test_prints_to_pdf(report: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    done = chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console_errors(done.stderr) == []
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    pages = re.findall(rb"/Type\s*/Page[^s]", data)
+    assert len(pages) >= 2  # charts, tables and sources over several pages

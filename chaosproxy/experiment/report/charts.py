@@ -360,7 +360,7 @@ def render(run: Run, chart: Chart) -> Markup:
             f'<g class="bound status-{escape(b.status.lower())}" data-check="{escape(b.check)}" '
             f'data-bound="{b.value!r}">'
             f'<line x1="{_f(x(b.start))}" x2="{_f(x(b.end))}" y1="{yy}" y2="{yy}"/>'
-            f'<text x="{_f(x(b.end) - 2)}" y="{_f(float(yy) - 4)}" text-anchor="end">'
+            f'<text {_label_x(x(b.start), x(b.end), b.label)} y="{_f(float(yy) - 4)}">'
             f"{escape(b.label)}</text></g>"
         )
     # Time to recover: an interval from the phase end to the recovery point.
@@ -407,6 +407,13 @@ def render(run: Run, chart: Chart) -> Markup:
         )
     add("</svg>")
     return Markup("".join(out))
+
+
+def _label_x(x0: float, x1: float, label: str) -> str:
+    """Right-align a label at x1, unless it would run past the plot's left edge."""
+    if x1 - 2 - 6.2 * len(label) < LEFT:
+        return f'x="{_f(max(x0, LEFT) + 2)}"'
+    return f'x="{_f(x1 - 2)}" text-anchor="end"'
 
 
 def _path(xs: Sequence[float], values: Sequence[float | None], y: _Y) -> str:
