@@ -260,3 +260,9 @@ def test_a_lone_second_of_data_is_drawn_as_a_dot(tmp_path: Path) -> None:
     )
     assert p50.attrs["data-points"] == "1"
     assert re.fullmatch(r"M[\d.]+ [\d.]+h0", p50.attrs["d"])
+
+
+def test_rewriting_from_the_same_files_gives_the_same_bytes(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", prometheus=True)
+    first = [p.read_bytes() for p in write_reports(run_dir)]
+    assert [p.read_bytes() for p in write_reports(run_dir)] == first
