@@ -266,3 +266,22 @@ def test_rewriting_from_the_same_files_gives_the_same_bytes(tmp_path: Path) -> N
     run_dir = make_run(tmp_path / "run", prometheus=True)
     first = [p.read_bytes() for p in write_reports(run_dir)]
     assert [p.read_bytes() for p in write_reports(run_dir)] == first
+
+
+def test_malformed_parts_read_as_missing_not_as_a_crash(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    _edit(
+        run_dir,
+        verdict="INCONCLUSIVE",
+        halted={"check": "gone"},
+        experiment="not a mapping",
+        run={"started": "yesterday", "versions": {}},
+        phases=[{"name": "steady"}, {"start": "soon", "client": [], "resilience": None}],
+        checks=[{"name": "odd", "value": "12", "unit": None}, {}],
+        events=["not an event"],
+    )
+    dom = _dom(run_dir)
+    assert {e.attrs["data-check"] for e in dom.having("data-check", "tr")} == {"odd", ""}
+    (md_path, junit_path) = (run_dir / "report.md", run_dir / "junit.xml")
+    assert "? INCONCLUSIVE" in md_path.read_text()
+    assert 'tests="2"' in junit_path.read_text()

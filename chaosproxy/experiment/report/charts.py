@@ -90,7 +90,7 @@ def build_charts(run: Run) -> list[Chart]:
                 f"{who}: error rate",
                 "ratio",
                 source,
-                ("error_rate", "served"),
+                ("error_rate",),
                 [
                     Series(
                         f"{source}_error_rate",
@@ -368,12 +368,13 @@ def render(run: Run, chart: Chart) -> Markup:
         ry = TOP - 8 - 12 * (k % 2)
         x0 = x(r.phase_end)
         never = r.recovered_at is None
-        x1 = x(run.end if never else r.recovered_at)  # type: ignore[arg-type]
-        text = (
-            "never recovered"
-            if never
-            else f"recovered in {fmt.duration(r.recovered_at - r.phase_end)}"  # type: ignore[operator]
-        )
+        if r.recovered_at is None:
+            x1, text = x(run.end), "never recovered"
+        else:
+            x1, text = (
+                x(r.recovered_at),
+                f"recovered in {fmt.duration(r.recovered_at - r.phase_end)}",
+            )
         if r.deadline is not None:
             text += f" (allowed {fmt.duration(r.deadline - r.phase_end)})"
         add(
