@@ -318,8 +318,10 @@ def render(run: Run, chart: Chart) -> Markup:
     while tick <= span + 1e-9:
         xx = _f(x(t0 + tick))
         add(f'<line class="axis" x1="{xx}" x2="{xx}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H + 4}"/>')
+        # The last label would overflow the right edge if centred on its tick.
+        anchor = "end" if float(xx) > W - RIGHT - 16 else "middle"
         add(
-            f'<text class="tick" x="{xx}" y="{TOP + PLOT_H + 16}" text-anchor="middle">'
+            f'<text class="tick" x="{xx}" y="{TOP + PLOT_H + 16}" text-anchor="{anchor}">'
             f"{_clock(tick)}</text>"
         )
         tick += step
