@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint tools bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check chaosproxy tests bench
 	$(BIN)/mypy
 
-test: lint
+# Debian tools the slow suites run for real: Prometheus (a data source for checks) and headless
+# Chromium (renders report.html). Installs only what is missing; needs root when something is.
+# Without them (no root) the suites that need them skip and say why.
+tools:
+	@ci/debian-tools.sh prometheus chromium || \
+		echo "make tools: prometheus/chromium missing; their tests will be skipped" >&2
+
+test: tools lint
 	$(BIN)/python -m pytest -q
 
 # Everything but the slow suites, for a quick local loop.

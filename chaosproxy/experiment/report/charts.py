@@ -1,0 +1,437 @@
+"""Server-side SVG charts over the run's shared time axis.
+
+Why SVG from Python rather than a JavaScript library: the report must open offline, print
+sharply and be safe with hostile strings. Static SVG needs no script at all (the page's CSP
+forbids scripts), prints as vectors, and every element carries data- attributes tests can
+assert on. A 10-minute run stays in the low hundreds of KiB. The cost is interactivity: no
+zoom or hover read-out; the numbers are in the tables and in timeseries.csv.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from chaosproxy.experiment.report import fmt
+from chaosproxy.experiment.report.load import Run, number
+
+W, H = 800, 240
+LEFT, RIGHT, TOP, BOTTOM = 64, 14, 34, 26
+PLOT_W, PLOT_H = W - LEFT - RIGHT, H - TOP - BOTTOM
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str  # the timeseries column
+    label: str
+    style: str  # css class: s0 (solid), s1 (dashed), s2 (dotted), bars
+    values: list[float | None]
+
+
+@dataclass(frozen=True)
+class Bound:
+    check: str
+    status: str
+    value: float
+    label: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Recovery:
+    check: str
+    status: str
+    phase_end: float
+    recovered_at: float | None  # None: never recovered within the run
+    deadline: float | None
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    unit: str  # ratio | seconds | req/s | x | other
+    source: str
+    metrics: tuple[str, ...]  # check metrics drawn here
+    series: list[Series]
+    subtitle: str = ""
+    log: bool = False
+    bounds: list[Bound] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
+    svg: Markup = field(default_factory=Markup)
+
+
+def build_charts(run: Run) -> list[Chart]:
+    """The charts of a run, with checks' bounds and recovery intervals placed on them."""
+    ts = run.series
+    if not len(ts):
+        return []
+    charts: list[Chart] = []
+    for source, who in (("client", "Client view"), ("proxy", "Proxy view")):
+        rate_key = "client_rps" if source == "client" else "proxy_requests"
+        thr = [Series(rate_key, "requests/s", "s0", ts.column(rate_key))]
+        if source == "proxy":
+            thr.append(
+                Series("proxy_injected", "faults injected/s", "bars", ts.column("proxy_injected"))
+            )
+        charts.append(
+            Chart(
+                f"{source}-throughput", f"{who}: throughput", "req/s", source, ("throughput",), thr
+            )
+        )
+        charts.append(
+            Chart(
+                f"{source}-error-rate",
+                f"{who}: error rate",
+                "ratio",
+                source,
+                ("error_rate",),
+                [
+                    Series(
+                        f"{source}_error_rate",
+                        "error rate",
+                        "s0",
+                        ts.column(f"{source}_error_rate"),
+                    )
+                ],
+            )
+        )
+        charts.append(
+            Chart(
+                f"{source}-latency",
+                f"{who}: latency",
+                "seconds",
+                source,
+                ("latency_p50", "latency_p95", "latency_p99"),
+                [
+                    Series(f"{source}_{q}", q, style, ts.column(f"{source}_{q}"))
+                    for q, style in (("p50", "s0"), ("p95", "s1"), ("p99", "s2"))
+                ],
+                log=True,
+            )
+        )
+    for i, check in enumerate(run.checks):
+        col = f"prom_{i}"
+        if check.get("source") != "prometheus" or col not in ts.values:
+            continue
+        unit = str(check.get("unit") or "")
+        charts.append(
+            Chart(
+                f"prometheus-{i}",
+                f"Prometheus: {check.get('name', col)}",
+                unit,
+                "prometheus",
+                (str(check.get("metric")),),
+                [Series(col, str(check.get("metric") or "value"), "s0", ts.column(col))],
+                subtitle=str(check.get("query") or ""),
+                log=unit == "seconds",
+            )
+        )
+    _place_checks(run, charts)
+    for chart in charts:
+        chart.svg = render(run, chart)
+    return charts
+
+
+def _place_checks(run: Run, charts: list[Chart]) -> None:
+    for i, check in enumerate(run.checks):
+        source, metric = check.get("source"), check.get("metric")
+        target = None
+        if source == "prometheus":
+            target = next((c for c in charts if c.id == f"prometheus-{i}"), None)
+        else:
+            target = next((c for c in charts if c.source == source and metric in c.metrics), None)
+        if target is None:
+            continue
+        name, status = str(check.get("name", f"check {i}")), str(check.get("status"))
+        b = number(check.get("bound"))
+        # A bound relative to another phase (unit x) is not on the chart's scale.
+        if b is not None and check.get("unit") == target.unit and not check.get("compare_to"):
+            start, end = _check_window(run, check)
+            label = f"{name}: {fmt.bound(check)}"
+            target.bounds.append(Bound(name, status, b, label, start, end))
+        after = run.phase(check.get("after_phase"))
+        if after is not None and number(after.get("end")) is not None:
+            phase_end = float(after["end"])
+            got = number(check.get("recovered_after_s"))
+            within = number(check.get("within"))
+            target.recoveries.append(
+                Recovery(
+                    name,
+                    status,
+                    phase_end,
+                    None if got is None else phase_end + got,
+                    None if within is None else phase_end + within,
+                )
+            )
+
+
+def _check_window(run: Run, check: dict[str, Any]) -> tuple[float, float]:
+    during = run.phase(check.get("during_phase"))
+    if during is not None:
+        return _num(during.get("start"), run.start), _num(during.get("end"), run.end)
+    after = run.phase(check.get("after_phase"))
+    if after is not None:
+        return _num(after.get("end"), run.start), _scenario_end(run)
+    r = run.run
+    return _num(r.get("scenario_started"), run.start), _scenario_end(run)
+
+
+def _scenario_end(run: Run) -> float:
+    return _num(run.run.get("scenario_ended"), run.end)
+
+
+def _num(v: Any, default: float) -> float:
+    f = number(v)
+    return default if f is None else f
+
+
+# ------------------------------------------------------------------ scales
+
+
+class _Y:
+    def __init__(self, lo: float, hi: float, log: bool) -> None:
+        self.lo, self.hi, self.log = lo, hi, log
+
+    def __call__(self, v: float) -> float:
+        if self.log:
+            v = max(v, self.lo)
+            frac = (math.log10(v) - math.log10(self.lo)) / (
+                math.log10(self.hi) - math.log10(self.lo)
+            )
+        else:
+            frac = (v - self.lo) / (self.hi - self.lo)
+        return TOP + PLOT_H * (1 - min(max(frac, 0.0), 1.0))
+
+    def ticks(self) -> list[float]:
+        if self.log:
+            lo, hi = round(math.log10(self.lo)), round(math.log10(self.hi))
+            return [10.0**e for e in range(lo, hi + 1)]
+        step = self.hi / 4
+        return [step * i for i in range(5)]
+
+
+def _y_scale(chart: Chart) -> _Y:
+    vals = [v for s in chart.series for v in s.values if v is not None]
+    vals += [b.value for b in chart.bounds]
+    if chart.log:
+        positive = [v for v in vals if v > 0] or [0.001]
+        lo = 10.0 ** math.floor(math.log10(min(positive)))
+        hi = 10.0 ** math.ceil(math.log10(max(positive)))
+        return _Y(lo, hi if hi > lo else lo * 10, True)
+    top = max(vals, default=0.0)
+    if chart.unit == "ratio" and top <= 1:
+        top = max(top, 0.01)
+    return _Y(0.0, _nice_ceiling(top), False)
+
+
+def _nice_ceiling(v: float) -> float:
+    """The smallest of 1, 2, 4, 5, 8 times 10^k that is ≥ v: ticks at quarters stay round."""
+    if v <= 0:
+        return 1.0
+    e = 10.0 ** math.floor(math.log10(v))
+    for m in (1, 2, 4, 5, 8, 10):
+        if m * e >= v * 0.999999:
+            return m * e
+    return 10 * e
+
+
+def _x_step(span: float) -> int:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600):
+        if span / step <= 10:
+            return step
+    return 7200
+
+
+def _clock(sec: float) -> str:
+    m, s = divmod(round(sec), 60)
+    return f"{m}:{s:02d}"
+
+
+def _f(v: float) -> str:
+    return f"{v:.1f}".rstrip("0").rstrip(".")
+
+
+def _tick_label(v: float, unit: str) -> str:
+    if unit == "ratio":
+        return f"{v * 100:.4g}%"
+    if unit == "seconds":
+        return fmt.seconds(v).replace(" ", "")
+    return f"{v:.4g}"
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def render(run: Run, chart: Chart) -> Markup:
+    t0, t1 = run.start, run.end
+    span = max(t1 - t0, 1.0)
+
+    def x(t: float) -> float:
+        return LEFT + PLOT_W * min(max((t - t0) / span, 0.0), 1.0)
+
+    y = _y_scale(chart)
+    out: list[str] = []
+    add = out.append
+    cid = escape(chart.id)
+    add(
+        f'<svg class="plot" viewBox="0 0 {W} {H}" role="img" data-chart="{cid}" '
+        f'aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">'
+    )
+    add(
+        f'<defs><pattern id="hatch-{cid}" width="8" height="8" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="8" height="8" class="hatch-bg"/>'
+        f'<line x1="0" y1="0" x2="0" y2="8" class="hatch"/></pattern></defs>'
+    )
+    # Phase bands: faulty phases hatched, others plain, so they read in grey print too.
+    for i, p in enumerate(run.phases):
+        ps, pe = number(p.get("start")), number(p.get("end"))
+        if ps is None or pe is None:
+            continue
+        x0, x1 = x(ps), x(pe)
+        name = str(p.get("name", ""))
+        kind = "fault" if p.get("has_rules") else "calm"
+        fill = f' fill="url(#hatch-{cid})"' if kind == "fault" else ""
+        add(
+            f'<g class="band band-{kind} band-{i % 2}" data-phase="{escape(name)}">'
+            f'<rect x="{_f(x0)}" y="{TOP}" width="{_f(max(x1 - x0, 0.5))}" height="{PLOT_H}"{fill}>'
+            f"<title>{escape(name)}: {escape(fmt.duration(pe - ps))}</title></rect>"
+        )
+        if x1 - x0 >= 7 * len(name) + 6:
+            add(f'<text class="band-label" x="{_f(x0 + 4)}" y="{TOP + 12}">{escape(name)}</text>')
+        add("</g>")
+    # Grid and axes.
+    for v in y.ticks():
+        yy = _f(y(v))
+        add(f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{yy}" y2="{yy}"/>')
+        add(
+            f'<text class="tick" x="{LEFT - 6}" y="{yy}" text-anchor="end" '
+            f'dominant-baseline="middle">{escape(_tick_label(v, chart.unit))}</text>'
+        )
+    step = _x_step(span)
+    tick = 0
+    while tick <= span + 1e-9:
+        xx = _f(x(t0 + tick))
+        add(f'<line class="axis" x1="{xx}" x2="{xx}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H + 4}"/>')
+        # The last label would overflow the right edge if centred on its tick.
+        anchor = "end" if float(xx) > W - RIGHT - 16 else "middle"
+        add(
+            f'<text class="tick" x="{xx}" y="{TOP + PLOT_H + 16}" text-anchor="{anchor}">'
+            f"{_clock(tick)}</text>"
+        )
+        tick += step
+    add(
+        f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H}"/>'
+    )
+    # Series: lines with gaps where a second had no data; bars for counts.
+    centres = [x(t + 0.5) for t in run.series.t]
+    bar_w = max(PLOT_W / span * 0.7, 0.6)
+    for s in chart.series:
+        points = sum(v is not None for v in s.values)
+        if s.style == "bars":
+            base = _f(TOP + PLOT_H)
+            d = "".join(
+                f"M{_f(cx - bar_w / 2)} {base}V{_f(y(v))}h{_f(bar_w)}V{base}Z"
+                for cx, v in zip(centres, s.values, strict=True)
+                if v
+            )
+            add(
+                f'<path class="series bars" data-series="{escape(s.key)}" data-points="{points}" '
+                f'd="{d}"/>'
+            )
+            continue
+        add(
+            f'<path class="series {s.style}" data-series="{escape(s.key)}" '
+            f'data-points="{points}" d="{_path(centres, s.values, y)}"/>'
+        )
+    # Seconds with injected faults: ticks under the axis, on every chart.
+    injected = run.series.column("proxy_injected")
+    marks = [cx for cx, v in zip(centres, injected, strict=True) if v]
+    if marks:
+        d = "".join(f"M{_f(cx)} {TOP + PLOT_H + 1}v5" for cx in marks)
+        add(f'<path class="injected" data-injected-seconds="{len(marks)}" d="{d}"/>')
+    # Checks' bounds.
+    for b in chart.bounds:
+        yy = _f(y(b.value))
+        add(
+            f'<g class="bound status-{escape(b.status.lower())}" data-check="{escape(b.check)}" '
+            f'data-bound="{b.value!r}">'
+            f'<line x1="{_f(x(b.start))}" x2="{_f(x(b.end))}" y1="{yy}" y2="{yy}"/>'
+            f'<text {_label_x(x(b.start), x(b.end), b.label)} y="{_f(float(yy) - 4)}">'
+            f"{escape(b.label)}</text></g>"
+        )
+    # Time to recover: an interval from the phase end to the recovery point.
+    for k, r in enumerate(chart.recoveries):
+        ry = TOP - 8 - 12 * (k % 2)
+        x0 = x(r.phase_end)
+        never = r.recovered_at is None
+        if r.recovered_at is None:
+            x1, text = x(run.end), "never recovered"
+        else:
+            x1, text = (
+                x(r.recovered_at),
+                f"recovered in {fmt.duration(r.recovered_at - r.phase_end)}",
+            )
+        if r.deadline is not None:
+            text += f" (allowed {fmt.duration(r.deadline - r.phase_end)})"
+        add(
+            f'<g class="recovery status-{escape(r.status.lower())}{" never" if never else ""}" '
+            f'data-recovery="{escape(r.check)}">'
+            f'<line class="edge" x1="{_f(x0)}" x2="{_f(x0)}" y1="{ry - 4}" y2="{TOP + PLOT_H}"/>'
+            f'<line class="span" x1="{_f(x0)}" x2="{_f(x1)}" y1="{ry}" y2="{ry}"/>'
+            f'<line class="edge" x1="{_f(x1)}" x2="{_f(x1)}" y1="{ry - 4}" y2="{ry + 4}"/>'
+        )
+        if r.deadline is not None:
+            xd = _f(x(r.deadline))
+            add(f'<line class="deadline" x1="{xd}" x2="{xd}" y1="{ry - 6}" y2="{TOP + PLOT_H}"/>')
+        label = f"{r.check}: {text}"
+        # Keep the label inside the chart: right-align it when it would run off the edge.
+        if x0 + 3 + 6.2 * len(label) > W - RIGHT:
+            where = f'x="{W - RIGHT}" text-anchor="end"'
+        else:
+            where = f'x="{_f(x0 + 3)}"'
+        add(
+            f'<text {where} y="{ry - 3}">{escape(label)}</text>'
+            f"<title>{escape(r.check)}: {escape(text)}</title></g>"
+        )
+    # A halt: where a check stopped the run.
+    halted = run.results.get("halted")
+    if isinstance(halted, dict) and number(halted.get("at")) is not None:
+        xh = _f(x(float(halted["at"])))
+        add(
+            f'<g class="halt" data-halted="{escape(str(halted.get("check", "")))}">'
+            f'<line x1="{xh}" x2="{xh}" y1="{TOP}" y2="{TOP + PLOT_H}"/>'
+            f'<text x="{_f(float(xh) + 3)}" y="{TOP + 26}">halted</text></g>'
+        )
+    add("</svg>")
+    return Markup("".join(out))
+
+
+def _label_x(x0: float, x1: float, label: str) -> str:
+    """Right-align a label at x1, unless it would run past the plot's left edge."""
+    if x1 - 2 - 6.2 * len(label) < LEFT:
+        return f'x="{_f(max(x0, LEFT) + 2)}"'
+    return f'x="{_f(x1 - 2)}" text-anchor="end"'
+
+
+def _path(xs: Sequence[float], values: Sequence[float | None], y: _Y) -> str:
+    """A line with gaps where there is no data; a lone second becomes a dot (a zero-length
+    segment drawn with round caps)."""
+    parts: list[str] = []
+    run = 0  # points in the current segment
+    for cx, v in zip(xs, values, strict=True):
+        if v is None:
+            if run == 1:
+                parts.append("h0")
+            run = 0
+            continue
+        parts.append(f"{'L' if run else 'M'}{_f(cx)} {_f(y(v))}")
+        run += 1
+    if run == 1:
+        parts.append("h0")
+    return "".join(parts)

@@ -1,0 +1,175 @@
+"""report.html: one self-contained page (inline CSS and SVG, no script, no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from chaosproxy.experiment.report import fmt
+from chaosproxy.experiment.report.charts import build_charts
+from chaosproxy.experiment.report.load import Run, mapping, number, safe_relative
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("chaosproxy.experiment.report", "templates"),
+    autoescape=True,  # every string in a results directory is hostile
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["status_label"] = fmt.status_label
+
+
+def render_html(run: Run) -> str:
+    return _env.get_template("report.html.j2").render(**context(run))
+
+
+def context(run: Run) -> dict[str, Any]:
+    exp, r = run.experiment, run.run
+    start = run.start
+    halted = run.results.get("halted")
+    if isinstance(halted, dict):
+        halted = {
+            "check": str(halted.get("check", "")),
+            "phase": str(halted.get("phase") or ""),
+            "at": fmt.elapsed(halted.get("at"), start),
+            "value": halted.get("value"),
+            "bound": halted.get("bound"),
+        }
+        check = next((c for c in run.checks if c.get("name") == halted["check"]), {})
+        unit = check.get("unit")
+        halted["value"] = fmt.value(halted["value"], unit)
+        halted["bound"] = fmt.value(halted["bound"], unit)
+    else:
+        halted = None
+    load = mapping(exp.get("load"))
+    return {
+        "title": run.name,
+        "verdict": run.verdict,
+        "reasons": [str(x) for x in run.results.get("reasons") or []],
+        "interrupted": bool(run.results.get("interrupted")),
+        "halted": halted,
+        "summary": [
+            ("run", str(r.get("id", ""))),
+            ("scenario", str(exp.get("scenario", ""))),
+            ("started", fmt.utc(r.get("started"))),
+            ("duration", fmt.duration(run.end - start)),
+            ("seed", str(r.get("seed", fmt.NO_DATA))),
+            ("target", str(exp.get("target", ""))),
+            ("proxy", str(exp.get("proxy", ""))),
+            (
+                "load",
+                ", ".join(f"{k} {v}" for k, v in load.items()) if load else fmt.NO_DATA,
+            ),
+        ],
+        "charts": build_charts(run),
+        "checks": [_check_row(c) for c in run.checks],
+        "phases": [_phase_row(p) for p in run.phases],
+        "events": [_event_row(e, start) for e in run.results.get("events") or []],
+        "files": _files(run),
+        "scenario_text": str(exp.get("scenario_text") or ""),
+        "experiment_text": str(exp.get("text") or ""),
+        "experiment_file": str(exp.get("file") or ""),
+        "command": str(r.get("command") or ""),
+        "versions": sorted((str(k), str(v)) for k, v in (r.get("versions") or {}).items()),
+    }
+
+
+def _check_row(c: dict[str, Any]) -> dict[str, Any]:
+    unit = c.get("unit")
+    margin = number(c.get("margin"))
+    return {
+        "name": str(c.get("name", "")),
+        "status": str(c.get("status", "INCONCLUSIVE")),
+        "what": f"{c.get('metric', '')} ({c.get('source', '')})",
+        "query": str(c.get("query") or ""),
+        "window": fmt.window(c),
+        "value": fmt.value(c.get("value"), unit),
+        "bound": fmt.bound(c),
+        "margin": fmt.value(margin, unit),
+        "breached": margin is not None and margin < 0,
+        "recovered": fmt.recovered(c),
+        "samples": c.get("samples", fmt.NO_DATA),
+        "halt": bool(c.get("halt")),
+        "message": str(c.get("message") or ""),
+    }
+
+
+def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
+    client = mapping(p.get("client"))
+    proxy = mapping(p.get("proxy"))
+    res = mapping(p.get("resilience"))
+    beh = mapping(p.get("client_behaviour"))
+    start, end = number(p.get("start")), number(p.get("end"))
+    return {
+        "name": str(p.get("name", "")),
+        "duration": fmt.duration(end - start)
+        if start is not None and end is not None
+        else fmt.NO_DATA,
+        "faults": bool(p.get("has_rules")),
+        "baseline": bool(p.get("baseline")),
+        "client": {
+            "requests": _count(client.get("requests")),
+            "failures": _count(client.get("failures")),
+            "error_rate": fmt.value(client.get("error_rate"), "ratio"),
+            "throughput": fmt.value(client.get("throughput"), "req/s"),
+            "p50": fmt.value(client.get("p50"), "seconds"),
+            "p95": fmt.value(client.get("p95"), "seconds"),
+            "p99": fmt.value(client.get("p99"), "seconds"),
+        },
+        "proxy": {
+            "requests": _count(proxy.get("requests")),
+            "errors": _count(proxy.get("errors")),
+            "error_rate": fmt.value(proxy.get("error_rate"), "ratio"),
+            "throughput": fmt.value(proxy.get("throughput"), "req/s"),
+            "p50": fmt.value(proxy.get("p50"), "seconds"),
+            "p95": fmt.value(proxy.get("p95"), "seconds"),
+            "p99": fmt.value(proxy.get("p99"), "seconds"),
+            "retry_after": _count(proxy.get("retry_after")),
+            "retried_early": _count(proxy.get("retried_early")),
+            "retried_after_waiting": _count(proxy.get("retried_after_waiting")),
+        },
+        "injected": _count(res.get("injected")),
+        "absorbed": _count(res.get("absorbed")),
+        "client_failures": _count(res.get("client_failures")),
+        "absorbed_share": fmt.value(res.get("absorbed_share"), "ratio"),
+        "retry_amplification": fmt.value(beh.get("retry_amplification"), "x"),
+        "early_retry_share": fmt.value(beh.get("early_retry_share"), "ratio"),
+    }
+
+
+def _event_row(e: Any, start: float) -> dict[str, str]:
+    e = e if isinstance(e, dict) else {}
+    details = e.get("details")
+    return {
+        "at": fmt.elapsed(e.get("t"), start),
+        "kind": str(e.get("kind", "")),
+        "phase": str(e.get("phase") or ""),
+        "details": ", ".join(f"{k}={v}" for k, v in details.items())
+        if isinstance(details, dict)
+        else "",
+    }
+
+
+def _count(v: Any) -> str:
+    f = number(v)
+    return fmt.NO_DATA if f is None else f"{f:,.0f}"
+
+
+def _files(run: Run) -> list[dict[str, str]]:
+    """Relative links to the run's other files, only those present in the directory."""
+    names = ["results.json", "report.md", "junit.xml"]
+    files = mapping(run.results.get("files"))
+    for v in files.values():
+        names.extend(str(x) for x in (v if isinstance(v, list) else [v]))
+    out, seen = [], set()
+    for name in names:
+        safe = safe_relative(name, "")
+        if not safe or safe in seen:
+            continue
+        seen.add(safe)
+        # report.md and junit.xml are written next to this page, maybe after it.
+        if (run.dir / safe).is_file() or safe in ("report.md", "junit.xml"):
+            out.append({"name": safe, "href": quote(safe)})
+    return out

@@ -1,0 +1,287 @@
+"""report.html from synthetic results directories: content, escaping, links, size."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from chaosproxy.experiment.report import ReportError, write_reports
+from chaosproxy.experiment.report.html import render_html
+from chaosproxy.experiment.report.load import load_run
+from tests.experiment.support_dom import Dom
+from tests.experiment.support_results import make_run
+
+CHARTS = {
+    "client-throughput": {"client_rps"},
+    "client-error-rate": {"client_error_rate"},
+    "client-latency": {"client_p50", "client_p95", "client_p99"},
+    "proxy-throughput": {"proxy_requests", "proxy_injected"},
+    "proxy-error-rate": {"proxy_error_rate"},
+    "proxy-latency": {"proxy_p50", "proxy_p95", "proxy_p99"},
+}
+
+
+def _edit(run_dir: Path, **changes: object) -> None:
+    path = run_dir / "results.json"
+    doc = json.loads(path.read_text())
+    doc.update(changes)
+    path.write_text(json.dumps(doc))
+
+
+def _dom(run_dir: Path) -> Dom:
+    write_reports(run_dir)
+    return Dom((run_dir / "report.html").read_text())
+
+
+def test_write_reports_writes_the_three_artefacts(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    written = write_reports(run_dir)
+    assert [p.name for p in written] == ["report.html", "report.md", "junit.xml"]
+    assert all(p.parent == run_dir and p.stat().st_size > 0 for p in written)
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_every_chart_holds_its_series_and_the_phase_bands(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    dom = _dom(run_dir)
+    rows = len((run_dir / "timeseries.csv").read_text().splitlines()) - 1
+    svgs = {e.attrs["data-chart"]: e for e in dom.having("data-chart", "svg")}
+    assert set(svgs) == set(CHARTS)
+    for chart, series in CHARTS.items():
+        paths = [e for e in dom.having("data-series", "path") if e.within("data-chart") == chart]
+        assert {p.attrs["data-series"] for p in paths} == series
+        for p in paths:
+            assert int(p.attrs["data-points"]) > 0
+            assert p.attrs["d"].startswith("M")
+        bands = [
+            e.attrs["data-phase"]
+            for e in dom.having("data-phase", "g")
+            if e.within("data-chart") == chart
+        ]
+        assert bands == ["steady", "broken-release", "rollback", "recovered"]
+    # Latency series skip the second without requests: one point fewer than rows.
+    p50 = next(e for e in dom.having("data-series") if e.attrs["data-series"] == "client_p50")
+    assert int(p50.attrs["data-points"]) == rows - 1
+
+
+def test_injected_faults_are_marked_on_every_chart(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    run = load_run(run_dir)
+    seconds = sum(1 for v in run.series.column("proxy_injected") if v)
+    marks = _dom(run_dir).having("data-injected-seconds")
+    assert len(marks) == len(CHARTS)
+    assert {int(m.attrs["data-injected-seconds"]) for m in marks} == {seconds}
+
+
+def test_check_bounds_sit_on_the_chart_of_their_metric_and_source(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run"))
+    bounds = {(e.attrs["data-check"], e.within("data-chart")) for e in dom.having("data-bound")}
+    assert bounds == {
+        ("error rate stays low during broken-release", "client-error-rate"),
+        ("recovers after broken-release", "client-error-rate"),
+        ("p95 stays under 250 ms", "client-latency"),
+        # throughput vs steady is a ratio (x), retries have no per-second chart: no lines.
+    }
+
+
+def test_time_to_recover_is_an_interval_from_the_phase_end(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run", failover=False))
+    (rec,) = dom.having("data-recovery")
+    assert rec.attrs["data-recovery"] == "recovers after broken-release"
+    assert rec.within("data-chart") == "client-error-rate"
+    assert "status-fail" in rec.attrs["class"]
+    assert "recovered in 5 s (allowed 4 s)" in rec.all_text()
+
+
+def test_never_recovered_is_drawn_to_the_end_of_the_run(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", failover=False)
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["checks"][1]["recovered_after_s"] = None
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    (rec,) = _dom(run_dir).having("data-recovery")
+    assert "never" in rec.attrs["class"]
+    assert "never recovered" in rec.all_text()
+
+
+def test_checks_table_shows_value_bound_margin_and_status_in_words(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run", failover=False))
+    rows = {e.attrs["data-check"]: e for e in dom.having("data-check", "tr")}
+    fail = rows["error rate stays low during broken-release"]
+    assert fail.attrs["data-status"] == "FAIL"
+    text = fail.all_text()
+    assert "✖ FAIL" in text and "80 %" in text and "< 5 %" in text and "-75 %" in text
+    recover = rows["recovers after broken-release"].all_text()
+    assert "5 s (≤ 4 s)" in recover
+    assert "✔ PASS" in rows["p95 stays under 250 ms"].all_text()
+
+
+def test_inconclusive_prometheus_check_reads_inconclusive_and_has_its_chart(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run", prometheus=True, prometheus_data=False))
+    row = next(
+        e for e in dom.having("data-check", "tr") if e.attrs["data-status"] == "INCONCLUSIVE"
+    )
+    assert "? INCONCLUSIVE" in row.all_text()
+    assert "chaosproxy_requests_total" in row.all_text()
+    assert "prometheus-5" in {e.attrs["data-chart"] for e in dom.having("data-chart", "svg")}
+
+
+def test_halted_and_interrupted_runs_say_so(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run", failover=False, halted=True, interrupted=True))
+    (halted,) = dom.having("data-halted", "p")
+    assert "error rate stays low during broken-release" in halted.all_text()
+    assert "+12.4 s" in halted.all_text()
+    assert dom.having("data-interrupted")
+    assert len(dom.having("data-halted", "g")) == len(CHARTS)  # a line on every chart
+    (verdict,) = dom.having("data-verdict")
+    assert verdict.attrs["data-verdict"] == "FAIL"
+
+
+def test_resilience_and_client_behaviour_per_phase(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    phases = json.loads((run_dir / "results.json").read_text())["phases"]
+    dom = _dom(run_dir)
+    broken = [
+        e.all_text()
+        for e in dom.having("data-phase", "tr")
+        if e.attrs["data-phase"] == "broken-release"
+    ]
+    assert len(broken) == 2  # evidence table and client behaviour table
+    res = phases[1]["resilience"]
+    assert f"{res['injected']:,}" in broken[0] and f"{res['absorbed']:,}" in broken[0]
+    assert "1.8\u00d7" in broken[1]
+
+
+def test_inputs_and_provenance_are_shown(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    doc = json.loads((run_dir / "results.json").read_text())
+    html = (write_reports(run_dir)[0]).read_text()
+    dom = Dom(html)
+    sources = {e.attrs["data-source"]: e.all_text() for e in dom.having("data-source")}
+    assert sources["scenario"] == doc["experiment"]["scenario_text"]
+    assert sources["experiment"] == doc["experiment"]["text"]
+    assert sources["command"] == doc["run"]["command"]
+    assert "2.47.0" in html and "3.11.7" in html
+
+
+def test_links_only_to_files_present_and_inside_the_directory(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    _edit(
+        run_dir,
+        files={
+            "timeseries": "timeseries.csv",
+            "journal": "journal.jsonl",
+            "locust": ["locust.json", "locust_stats.csv", "../../etc/passwd", "/etc/passwd"],
+        },
+    )
+    links = {e.attrs["data-file"]: e.attrs["href"] for e in _dom(run_dir).having("data-file")}
+    assert links == {
+        "results.json": "results.json",
+        "report.md": "report.md",
+        "junit.xml": "junit.xml",
+        "timeseries.csv": "timeseries.csv",
+        "journal.jsonl": "journal.jsonl",
+        "locust.json": "locust.json",  # locust_stats.csv is not there: no link
+    }
+
+
+def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    run_dir = make_run(tmp_path / "run", name=evil)
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["experiment"]["scenario_text"] = "</pre>" + evil
+    doc["reasons"] = [evil]
+    doc["checks"][0]["name"] = evil
+    doc["checks"][0]["message"] = evil
+    doc["phases"][0]["name"] = evil
+    doc["files"]["journal"] = "javascript:alert(3)"
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    (run_dir / "javascript:alert(3)").write_text("")
+    html = render_html(load_run(run_dir))
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    dom = Dom(html)
+    hrefs = [e.attrs["href"] for e in dom.having("href")]
+    assert all(not h.lower().startswith("javascript:") for h in hrefs)
+
+
+def test_the_page_fetches_nothing_and_runs_no_script(tmp_path: Path) -> None:
+    html = render_html(load_run(make_run(tmp_path / "run")))
+    assert "default-src 'none'" in html
+    assert not re.search(r"<(script|link|iframe|object|embed)\b", html)
+    assert not re.search(r"\bsrc=|@import|url\((?!#)", html)
+
+
+def test_a_ten_minute_run_stays_well_under_one_mebibyte(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", scale=20, prometheus=True)
+    assert len((run_dir / "timeseries.csv").read_text().splitlines()) == 600 + 1
+    size = write_reports(run_dir)[0].stat().st_size
+    print(f"report.html for a 600-second run: {size} bytes")
+    assert size < 512 * 1024
+
+
+def test_without_timeseries_the_report_says_so_and_has_no_charts(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    (run_dir / "timeseries.csv").unlink()
+    dom = _dom(run_dir)
+    assert dom.having("data-no-timeseries")
+    assert not dom.having("data-chart")
+    assert dom.having("data-check", "tr")
+
+
+def test_unknown_schema_version_is_a_clear_error(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    _edit(run_dir, schema_version=2)
+    with pytest.raises(ReportError, match="schema_version 2 is not supported"):
+        write_reports(run_dir)
+
+
+def test_a_directory_without_results_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"no results\.json"):
+        write_reports(tmp_path)
+
+
+def test_a_lone_second_of_data_is_drawn_as_a_dot(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    lines = (run_dir / "timeseries.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("client_p50")
+    rows = [line.split(",") for line in lines[1:]]
+    for i, row in enumerate(rows):
+        if i != 10:
+            row[col] = ""
+    (run_dir / "timeseries.csv").write_text(
+        "\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n"
+    )
+    p50 = next(
+        e for e in _dom(run_dir).having("data-series") if e.attrs["data-series"] == "client_p50"
+    )
+    assert p50.attrs["data-points"] == "1"
+    assert re.fullmatch(r"M[\d.]+ [\d.]+h0", p50.attrs["d"])
+
+
+def test_rewriting_from_the_same_files_gives_the_same_bytes(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", prometheus=True)
+    first = [p.read_bytes() for p in write_reports(run_dir)]
+    assert [p.read_bytes() for p in write_reports(run_dir)] == first
+
+
+def test_malformed_parts_read_as_missing_not_as_a_crash(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    _edit(
+        run_dir,
+        verdict="INCONCLUSIVE",
+        halted={"check": "gone"},
+        experiment="not a mapping",
+        run={"started": "yesterday", "versions": {}},
+        phases=[{"name": "steady"}, {"start": "soon", "client": [], "resilience": None}],
+        checks=[{"name": "odd", "value": "12", "unit": None}, {}],
+        events=["not an event"],
+    )
+    dom = _dom(run_dir)
+    assert {e.attrs["data-check"] for e in dom.having("data-check", "tr")} == {"odd", ""}
+    (md_path, junit_path) = (run_dir / "report.md", run_dir / "junit.xml")
+    assert "? INCONCLUSIVE" in md_path.read_text()
+    assert 'tests="2"' in junit_path.read_text()
