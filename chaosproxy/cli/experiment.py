@@ -165,9 +165,8 @@ def report_command(args: argparse.Namespace) -> int:
     if not (args.dir / "results.json").is_file():
         print(f"chaosproxy experiment report: no results.json in {args.dir}", file=sys.stderr)
         return 2
-    import importlib  # the report package lands with the evidence work
+    from chaosproxy.experiment.report import write_reports
 
-    write_reports = importlib.import_module("chaosproxy.experiment.report").write_reports
     for path in write_reports(args.dir):
         print(path)
     return 0
@@ -178,9 +177,8 @@ def compare_command(args: argparse.Namespace) -> int:
         if not (d / "results.json").is_file():
             print(f"chaosproxy experiment compare: no results.json in {d}", file=sys.stderr)
             return 2
-    import importlib
+    from chaosproxy.experiment.report.compare import compare_runs
 
-    compare_runs = importlib.import_module("chaosproxy.experiment.report.compare").compare_runs
     comparison = compare_runs(args.a, args.b)
     print(comparison.markdown() if args.markdown else comparison.text())
     return int(comparison.exit_code)

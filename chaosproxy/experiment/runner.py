@@ -160,6 +160,7 @@ class Run:
         self.live_proxy: dict[int, View] = {}
         self._progress_width = 0
         self._verdict: Any = None
+        self.load_stopped = 0.0
         self.target = ""
 
     # ------------------------------------------------------------ output
@@ -434,6 +435,7 @@ class Run:
 
     async def _wind_down(self) -> None:
         """Always: stop the load, then leave every proxy with no scenario running."""
+        self.load_stopped = time.time()
         if self.load is not None:
             if self.tty and self._progress_width:
                 self.say("")
@@ -447,7 +449,8 @@ class Run:
         ended = time.time()
         await self._poll_events()
         self.client.poll()
-        first, last = int(self.started), int(ended)
+        # Whole seconds only: the one in which the load stopped is partial.
+        first, last = int(self.started), int(self.load_stopped) - 1
         proxy_views: list[dict[int, View]] = []
         all_traffic = False
         for c in self.clients:
@@ -531,9 +534,8 @@ class Run:
         checks = [c for c in self.exp.checks if c.prometheus is not None]
         if not checks:
             return {}
-        import importlib
+        from chaosproxy.experiment.prometheus import range_query
 
-        range_query = importlib.import_module("chaosproxy.experiment.prometheus").range_query
         out: dict[str, dict[int, float]] = {}
         async with aiohttp.ClientSession() as session:
             for c in checks:
@@ -548,12 +550,8 @@ class Run:
         return out
 
     def _reports(self) -> None:
-        import importlib
+        from chaosproxy.experiment.report import write_reports
 
-        try:
-            write_reports = importlib.import_module("chaosproxy.experiment.report").write_reports
-        except ImportError:
-            return
         try:
             write_reports(self.out)
         except Exception as e:  # a report is evidence, not the verdict: never lose the run
