@@ -48,6 +48,40 @@ def admin_url(admin: str) -> str:
     return admin.replace("://0.0.0.0:", "://127.0.0.1:")
 
 
+async def expand_admins(specs: list[str]) -> list[str]:
+    """Admin URLs from what a user gave: URLs or HOST:PORT, `@FILE` (one per line, `#` starts a
+    comment), and `dns://NAME:PORT` (every address NAME resolves to: a headless Kubernetes
+    Service names every pod). Raises ChaosProxyError naming what could not be read."""
+    import asyncio
+    import socket
+
+    out: list[str] = []
+    for spec in specs:
+        spec = spec.strip()
+        if spec.startswith("@"):
+            try:
+                with open(spec[1:], encoding="utf-8") as f:
+                    lines = [ln.split("#", 1)[0].strip() for ln in f]
+            except OSError as e:
+                raise ChaosProxyError(f"cannot read {spec[1:]}: {e.strerror or e}") from None
+            out.extend(await expand_admins([ln for ln in lines if ln]))
+        elif spec.startswith("dns://"):
+            host, _, port = spec[len("dns://") :].rstrip("/").rpartition(":")
+            if not host or not port.isdigit():
+                raise ChaosProxyError(f"expected dns://NAME:PORT, got {spec!r}")
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, int(port), type=socket.SOCK_STREAM
+                )
+            except OSError as e:
+                raise ChaosProxyError(f"cannot resolve {host}: {e.strerror or e}") from None
+            addrs = sorted({str(i[4][0]) for i in infos})
+            out.extend(f"http://[{a}]:{port}" if ":" in a else f"http://{a}:{port}" for a in addrs)
+        else:
+            out.append(admin_url(spec))
+    return list(dict.fromkeys(out))
+
+
 @dataclass
 class Response:
     status: int

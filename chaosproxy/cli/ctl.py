@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from chaosproxy.admin.client import DEFAULT_ADMIN, admin_url
+from chaosproxy.cli.common import duration
 
 __all__ = ["DEFAULT_ADMIN", "admin_url", "call_all", "register"]
 
@@ -30,18 +32,36 @@ def register(sub: Any) -> None:
         "--admin",
         action="append",
         metavar="URL",
-        help=f"admin API base URL; repeat for several sidecars (default {DEFAULT_ADMIN})",
+        help="admin API base URL; repeat for several sidecars; @FILE reads one per line; "
+        f"dns://NAME:PORT takes every address NAME resolves to (default {DEFAULT_ADMIN})",
     )
     ctl.add_argument("--token", help="bearer token for mutating routes")
     ctl.add_argument("--timeout", type=float, default=10.0, help="seconds per sidecar")
-    ctl.add_argument("--json", action="store_true", help="print each answer as raw JSON")
+    ctl.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: each sidecar's answer keyed by its admin URL",
+    )
     env_defaults(ctl)
     ops = ctl.add_subparsers(dest="op", metavar="OPERATION", required=True)
-    start = ops.add_parser("start", help="start a scenario")
-    start.add_argument("name")
+    start = ops.add_parser(
+        "start",
+        help="start a scenario: a NAME the sidecars know, or a local FILE sent to each of them",
+    )
+    start.add_argument("name", metavar="NAME|FILE")
     start.add_argument("--seed", type=int)
     start.add_argument("--repeat", type=int)
     start.add_argument("--replace", action="store_true", help="replace a running scenario")
+    when = start.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="start on every sidecar at this instant: Unix seconds, an ISO 8601 time "
+        "(2026-12-01T14:00:00Z) or HH:MM[:SS] today (local time)",
+    )
+    when.add_argument(
+        "--in", dest="in_", type=duration, metavar="DURATION", help="start this long from now"
+    )
     ops.add_parser("stop", help="stop the running scenario")
     ops.add_parser("status", help="show status")
     ops.add_parser("reset", help="stop everything and clear ad-hoc rules")
@@ -68,6 +88,42 @@ class Result:
     ok: bool
     status: int
     body: Any
+    skew: float | None = None  # the sidecar's clock minus ours (from /status's `time`)
+
+
+def parse_at(value: str, now: float | None = None) -> float:
+    """Unix seconds from `1796132644`, `2026-12-01T14:00:00Z` or `14:00[:30]` (today, local)."""
+    import datetime as dt
+
+    from chaosproxy.errors import UsageError
+
+    now = time.time() if now is None else now
+    v = value.strip()
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.astimezone()
+        return when.timestamp()
+    except ValueError:
+        pass
+    try:
+        parts = [int(x) for x in v.split(":")]
+        if len(parts) in (2, 3):
+            today = dt.datetime.fromtimestamp(now).astimezone()
+            t = today.replace(
+                hour=parts[0],
+                minute=parts[1],
+                second=parts[2] if len(parts) == 3 else 0,
+                microsecond=0,
+            )
+            return t.timestamp()
+    except ValueError:
+        pass
+    raise UsageError(f"--at: expected Unix seconds, an ISO 8601 time or HH:MM[:SS], got {value!r}")
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
@@ -81,6 +137,10 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
             body["repeat"] = args.repeat
         if args.replace:
             body["replace"] = True
+        if args.at is not None:
+            body["at"] = parse_at(args.at)
+        elif args.in_ is not None:
+            body["at"] = time.time() + args.in_
         return "POST", f"/scenarios/{args.name}/start", body
     if op == "stop":
         return "POST", "/scenarios/stop", None
@@ -122,14 +182,27 @@ async def call_all(
 
     async def one(session: aiohttp.ClientSession, admin: str) -> Result:
         client = AdminClient(admin, token, session, timeout)
+        t0 = time.time()
         try:
             res = await client.request(method, path, body)
         except Unreachable as e:
             return Result(admin, False, 0, f"unreachable: {e.reason}")
-        return Result(admin, res.status < 400, res.status, res.body)
+        skew = None
+        if isinstance(res.body, dict) and isinstance(res.body.get("time"), int | float):
+            skew = float(res.body["time"]) - (t0 + time.time()) / 2
+        return Result(admin, res.status < 400, res.status, res.body, skew)
 
     async with aiohttp.ClientSession() as session:
         return list(await asyncio.gather(*(one(session, a) for a in admins)))
+
+
+def in_cli_words(status: int, detail: Any) -> Any:
+    """The API's hints name its own fields; a ctl user needs ctl's flags."""
+    if status == 409 and isinstance(detail, str) and '{"replace": true}' in detail:
+        return detail.replace('send {"replace": true}', "pass --replace")
+    if status == 401:
+        return "this sidecar needs its admin token: pass --token TOKEN (or set CHAOSPROXY_TOKEN)"
+    return detail
 
 
 def _summary(res: Result, raw: bool = False) -> str:
@@ -137,13 +210,19 @@ def _summary(res: Result, raw: bool = False) -> str:
     if not res.ok:
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             err = body["error"]
-            detail = err.get("details")
-            tail = f": {json.dumps(detail)}" if detail is not None else ""
+            detail = in_cli_words(res.status, err.get("details"))
+            if isinstance(detail, str):
+                tail = f": {detail}"
+            else:
+                tail = f": {json.dumps(detail)}" if detail is not None else ""
             return f"HTTP {res.status} {err.get('message', '')}{tail}"
         return body if res.status == 0 else f"HTTP {res.status} {body}"
     if raw or not isinstance(body, dict):
         return json.dumps(body, sort_keys=True)
-    return describe(body)
+    text = describe(body)
+    if res.skew is not None and abs(res.skew) >= 0.001:
+        text += f"\n  clock {res.skew * 1000:+.0f} ms against this machine"
+    return text
 
 
 def describe(body: dict[str, Any]) -> str:
@@ -205,23 +284,94 @@ def _rules(rules: list[dict[str, Any]]) -> str:
 
 
 def ctl_command(args: argparse.Namespace) -> int:
-    from chaosproxy.errors import UsageError
+    from chaosproxy.admin.client import expand_admins
+    from chaosproxy.errors import ChaosProxyError, UsageError
 
-    admins = args.admin or [DEFAULT_ADMIN]
     try:
+        admins = asyncio.run(expand_admins(args.admin or [DEFAULT_ADMIN]))
+        if not admins:
+            raise UsageError("no admin URL (the --admin file or DNS name gave none)")
+        uploaded = None
+        if args.op == "start" and _is_file(args.name):
+            uploaded = _scenario_upload(args.name)
+            if uploaded is None:
+                return 2
+            args.name = uploaded[0]
         method, path, body = request_for(args)
-    except UsageError as e:
+    except ChaosProxyError as e:
         print(f"chaosproxy ctl: error: {e}", file=sys.stderr)
         return 2
-    results = asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
-    for res in results:
-        mark = "ok" if res.ok else "FAILED"
-        print(f"{res.admin}: {mark}: {_summary(res, args.json)}")
+    results: list[Result] = []
+    if uploaded is not None:  # send the file's scenario first; start only where it arrived
+        name, text = uploaded
+        sent = asyncio.run(put_all(admins, name, text, args.token, args.timeout))
+        results = [r for r in sent if not r.ok]
+        admins = [r.admin for r in sent if r.ok]
+    if admins:
+        results += asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
+    if args.json:
+        doc = {
+            r.admin: {"ok": r.ok, "status": r.status, "body": r.body}
+            | ({"clock_skew": round(r.skew, 4)} if r.skew is not None else {})
+            for r in results
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for res in results:
+            mark = "ok" if res.ok else "FAILED"
+            print(f"{res.admin}: {mark}: {_summary(res)}")
     failed = [r.admin for r in results if not r.ok]
     if failed:
         print(f"chaosproxy ctl: failed on {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _is_file(name: str) -> bool:
+    import os
+
+    return "/" in name or name.endswith((".yaml", ".yml")) or os.path.isfile(name)
+
+
+def _scenario_upload(path: str) -> tuple[str, str] | None:
+    """(name, self-contained YAML) of a local scenario file, validated here first."""
+    from chaosproxy.cli.scenarios import compile_problems
+    from chaosproxy.config.dump import scenario_to_yaml
+    from chaosproxy.config.loader import load_scenario_file
+    from chaosproxy.errors import ConfigError
+
+    try:
+        sc = load_scenario_file(path)
+    except ConfigError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return None
+    problems = compile_problems(sc)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return None
+    return sc.name, scenario_to_yaml(sc)
+
+
+async def put_all(
+    admins: list[str], name: str, text: str, token: str | None, timeout: float
+) -> list[Result]:
+    import aiohttp
+
+    from chaosproxy.admin.client import AdminClient, Unreachable
+
+    async def one(session: aiohttp.ClientSession, admin: str) -> Result:
+        try:
+            res = await AdminClient(admin, token, session, timeout).request(
+                "PUT", f"/scenarios/{name}", text=text
+            )
+        except Unreachable as e:
+            return Result(admin, False, 0, f"unreachable: {e.reason}")
+        return Result(admin, res.status < 400, res.status, res.body)
+
+    async with aiohttp.ClientSession() as session:
+        return list(await asyncio.gather(*(one(session, a) for a in admins)))
 
 
 def health_command(args: argparse.Namespace) -> int:

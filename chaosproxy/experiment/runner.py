@@ -218,7 +218,13 @@ class Run:
             self.proxy = await start_proxy(exp, self.out, None)
             admins, token = [self.proxy.admin], None
         else:
-            admins, token = list(exp.admin), self.opts.token
+            from chaosproxy.admin.client import expand_admins
+
+            try:
+                admins = await expand_admins(list(exp.admin))
+            except ChaosProxyError as e:
+                raise SetupError(str(e)) from None
+            token = self.opts.token
         self.clients = [AdminClient(a, token, session, timeout=5.0) for a in admins]
         text = scenario_to_yaml(scenario)
         for c in self.clients:

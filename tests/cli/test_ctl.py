@@ -87,7 +87,7 @@ async def test_rules_list_and_clear(demo_upstream: str, start_proxy: StartProxy)
 async def test_json_flag_prints_the_raw_answer(demo_upstream: str, start_proxy: StartProxy) -> None:
     a = await start_proxy(demo_upstream)
     code, out, _ = await chaosproxy("ctl", "--admin", a.admin_url, "--json", "status")
-    body = json.loads(out.split(": ok: ", 1)[1])
+    body = json.loads(out)[a.admin_url]["body"]
     assert code == 0 and body["active"] is False
 
 
@@ -107,3 +107,109 @@ async def test_health_exits_0_when_healthz_answers(
 async def test_health_exits_1_when_nothing_answers(refused_url: str) -> None:
     code, _, err = await chaosproxy("health", "--admin", refused_url)
     assert code == 1 and "unhealthy" in err
+
+
+SCENARIO = """\
+name: fleet-test
+phases:
+  - name: calm
+    duration: 1s
+  - name: broken
+    duration: 60s
+    rules:
+      - match: {path: /api/**}
+        fault: {error: {status: 503}}
+"""
+
+
+async def test_start_file_sends_the_scenario_to_every_sidecar_and_starts_it(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a, b = await two(demo_upstream, start_proxy)
+    f = tmp_path / "mine.yaml"
+    f.write_text(SCENARIO)
+    code, out, err = await chaosproxy(
+        "ctl", "--admin", a.admin_url, "--admin", b.admin_url, "start", str(f)
+    )
+    assert code == 0, (out, err)
+    for rt in (a, b):
+        running = rt.engine.current()
+        assert running is not None and running.scenario.name == "fleet-test"
+
+
+async def test_start_file_with_mistakes_is_refused_before_any_sidecar_is_touched(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a = await start_proxy(demo_upstream)
+    f = tmp_path / "mine.yaml"
+    f.write_text(SCENARIO.replace("duration: 1s", "duration: soon"))
+    code, _, err = await chaosproxy("ctl", "--admin", a.admin_url, "start", str(f))
+    assert code == 2 and f"{f}:4:15: phases[0].duration" in err
+    assert a.uploads == {} and a.engine.current() is None
+
+
+async def test_start_in_starts_every_sidecar_at_the_same_instant(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """Two proxies, one `ctl start --in`: the moment each entered its first phase, measured
+    on this machine's clock, differs by less than 50 ms."""
+    import time
+
+    from chaosproxy.engine.events import StateChanged
+
+    a, b = await two(demo_upstream, start_proxy)
+    started: dict[str, float] = {}
+    for name, rt in (("a", a), ("b", b)):
+        rt.bus.subscribe(
+            StateChanged,
+            lambda ev, name=name: (
+                started.setdefault(name, time.time()) if ev.kind == "scenario_started" else None
+            ),
+        )
+    f = tmp_path / "mine.yaml"
+    f.write_text(SCENARIO)
+    code, out, err = await chaosproxy(
+        "ctl", "--admin", a.admin_url, "--admin", b.admin_url, "start", str(f), "--in", "1.5s"
+    )
+    assert code == 0, (out, err)
+    assert "scheduled" in json.dumps([a.engine.status(), b.engine.status()])
+    deadline = time.monotonic() + 30
+    while len(started) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert abs(started["a"] - started["b"]) < 0.050, started
+
+
+async def test_admins_come_from_a_file_and_from_dns(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a, b = await two(demo_upstream, start_proxy)
+    listing = tmp_path / "sidecars.txt"
+    listing.write_text(f"# staging\n{a.admin_url}\n\n{b.admin_url}  # the other one\n")
+    code, out, _ = await chaosproxy("ctl", "--admin", f"@{listing}", "status")
+    assert code == 0 and a.admin_url in out and b.admin_url in out
+    code, out, _ = await chaosproxy("ctl", "--admin", f"dns://localhost:{a.admin_port}", "status")
+    assert code == 0 and str(a.admin_port) in out
+
+
+async def test_json_is_one_document_keyed_by_sidecar(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    a, b = await two(demo_upstream, start_proxy)
+    code, out, _ = await chaosproxy(
+        "ctl", "--admin", a.admin_url, "--admin", b.admin_url, "--json", "status"
+    )
+    doc = json.loads(out)
+    assert code == 0 and set(doc) == {a.admin_url, b.admin_url}
+    assert doc[a.admin_url]["ok"] is True and "clock_skew" in doc[a.admin_url]
+
+
+async def test_api_hints_come_back_in_ctl_words(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream, admin_token="t0k")
+    code, out, _ = await chaosproxy("ctl", "--admin", rt.admin_url, "stop")
+    assert code == 1 and "pass --token" in out and "--admin-token" not in out
+    args = ("ctl", "--admin", rt.admin_url, "--token", "t0k", "start", "post-deploy-breakage")
+    assert (await chaosproxy(*args))[0] == 0
+    code, out, _ = await chaosproxy(*args)
+    assert code == 1 and "pass --replace" in out and '{"replace": true}' not in out
