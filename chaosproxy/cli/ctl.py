@@ -264,6 +264,11 @@ def _status(st: dict[str, Any]) -> list[str]:
         out.append(f"no scenario running (last: {sc['name']}, {sc.get('state', 'stopped')})")
     else:
         out.append("no scenario running")
+    sched = st.get("scheduled")
+    if isinstance(sched, dict):
+        at = time.strftime("%H:%M:%S", time.localtime(float(sched["at"])))
+        frac = f"{float(sched['at']) % 1:.3f}".lstrip("0")
+        out.append(f"scenario {sched['name']} scheduled to start at {at}{frac}")
     rules = _rules(st.get("adhoc_rules") or st.get("rules") or [])
     if rules:
         out.append(rules)
