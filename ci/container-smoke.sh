@@ -177,9 +177,9 @@ EOF
 chmod -R a+rX "$WORK/scenarios"
 
 podman pod create --name "$NAME" -p 127.0.0.1::8080 -p 127.0.0.1::8081 >/dev/null
-podman run -d --pod "$NAME" --name "$NAME-app" --no-healthcheck \
+podman run -d --pod "$NAME" --name "$NAME-app" --no-healthcheck --read-only \
   "$IMAGE" demo-service --listen 127.0.0.1:9000 >/dev/null
-quiet podman run -d --pod "$NAME" --name "$NAME-proxy" \
+quiet podman run -d --pod "$NAME" --name "$NAME-proxy" --read-only \
   -e CHAOSPROXY_UPSTREAM=http://127.0.0.1:9000 \
   -e CHAOSPROXY_ADMIN_TOKEN="$TOKEN" \
   -e CHAOSPROXY_SCENARIO_DIR=/etc/chaosproxy/scenarios \
@@ -222,14 +222,17 @@ expect 201 POST "$ADMIN/scenarios/smoke-breakage/start" "${auth[@]}"
 expect 500 GET "$PROXY/api/items"
 grep -q 'injected by chaosproxy' "$WORK/body" || fail "not the injected 500: $(head -c 300 "$WORK/body")"
 expect 200 GET "$PROXY/static/app.js"
-expect 200 POST "$ADMIN/scenarios/stop" "${auth[@]}"
+# `chaosproxy ctl` from the same image, beside the sidecar in the pod, stops it.
+podman run --rm --pod "$NAME" --no-healthcheck "$IMAGE" ctl --token "$TOKEN" stop >"$WORK/ctl.out" ||
+  fail "chaosproxy ctl stop: $(cat "$WORK/ctl.out")"
+grep -q 'stopped smoke-breakage' "$WORK/ctl.out" || fail "chaosproxy ctl stop said: $(cat "$WORK/ctl.out")"
 expect 200 GET "$PROXY/api/items"
 expect 401 POST "$ADMIN/rules" -d '{"fault": {"error": {"status": 500}}, "ttl": "1m"}'
 expect 201 POST "$ADMIN/rules" "${auth[@]}" -d '{"fault": {"error": {"status": 500}}, "ttl": "1m"}'
 expect 500 GET "$PROXY/api/items"
 expect 200 DELETE "$ADMIN/rules" "${auth[@]}"
 expect 200 GET "$PROXY/api/items"
-lap "admin API: refused without the token; scenario and ad-hoc rule inject 500s with it"
+lap "admin API: refused without the token; with it a scenario and a rule inject 500s; ctl stops"
 
 # Exit code 0 means the image's HEALTHCHECK (`chaosproxy health`) passed; the status records it.
 quiet podman healthcheck run "$NAME-proxy" || fail "podman healthcheck run: unhealthy"
