@@ -28,10 +28,12 @@ RUN /opt/build/bin/python -m pip wheel --no-cache-dir --no-deps --no-build-isola
 #   podman build --format docker --target runner -t chaosproxy-runner .
 FROM ${BASE} AS runner
 ARG PIP_CONFIG_FILE
+COPY --from=build /wheels/chaosproxy-*.whl /tmp/wheel/
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv /opt/chaosproxy \
     && /opt/chaosproxy/bin/python -m pip install --no-cache-dir --find-links /wheels \
-        "$(echo /wheels/chaosproxy-*.whl)[loadtest]"
+        "$(echo /tmp/wheel/chaosproxy-*.whl)[loadtest]" \
+    && rm -rf /tmp/wheel
 ENV PATH=/opt/chaosproxy/bin:$PATH \
     PYTHONUNBUFFERED=1
 USER 10001:10001
@@ -40,11 +42,17 @@ CMD ["--help"]
 
 # ---- sidecar (the default target, last on purpose): the proxy, no Locust, no compiler, no pip
 FROM ${BASE} AS sidecar
+# chaosproxy's own wheel (a few hundred KB) is copied: a COPY is content-addressed, so a new wheel
+# invalidates the cached layers below (a bind mount alone does not, for every builder). The
+# dependency wheels are only mounted, never stored in a layer.
+COPY --from=build /wheels/chaosproxy-*.whl /tmp/wheel/
+# The build stage's pip installs into a venv that never gets one of its own.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python3 -m venv /opt/chaosproxy \
-    && /opt/chaosproxy/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels \
-        /wheels/chaosproxy-*.whl \
-    && /opt/chaosproxy/bin/python -m pip uninstall --yes --quiet pip setuptools
+    --mount=type=bind,from=build,source=/opt/build,target=/opt/build \
+    python3 -m venv --without-pip /opt/chaosproxy \
+    && /opt/build/bin/python -m pip --python /opt/chaosproxy/bin/python install --no-cache-dir \
+        --no-index --find-links /wheels /tmp/wheel/chaosproxy-*.whl \
+    && rm -rf /tmp/wheel
 ENV PATH=/opt/chaosproxy/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CHAOSPROXY_LISTEN=0.0.0.0:8080 \

@@ -67,6 +67,7 @@ runroot = "$CACHE/run"
 EOF
 export CONTAINERS_CONF=$CACHE/conf/containers.conf
 export CONTAINERS_STORAGE_CONF=$CACHE/conf/storage.conf
+: >"$CACHE/events.log" # podman's event log, only ever appended to: one run's worth is enough
 
 WORK=$(mktemp -d)
 cleanup() {
@@ -154,12 +155,26 @@ for key, value in found.items():
 '
 } >"$WORK/build-config/pip.conf"
 
-quiet podman build --quiet --format docker --tag "$IMAGE" \
-  --build-arg BASE="$BASE_IMAGE" --build-arg PIP_CONFIG_FILE=/mnt/pip.conf \
-  --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-  --volume "$WORK/build-config:/mnt:ro" \
-  . >/dev/null
-lap "image $IMAGE built"
+build() { # podman build with the build-time mounts, output kept for a failure report
+  podman build --format docker \
+    --build-arg BASE="$BASE_IMAGE" --build-arg PIP_CONFIG_FILE=/mnt/pip.conf \
+    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+    --volume "$WORK/build-config:/mnt:ro" \
+    "$@" . >>"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; fail "podman build $*"; }
+}
+build --tag "$IMAGE"
+# The build stage, tagged, keeps its layers (the dependency wheels) out of the prune below, so
+# the next run reuses them; older images of earlier runs go.
+build --target build --tag "$IMAGE-build"
+podman image prune --force >/dev/null
+# The image must hold the code under test, not a cached layer of an earlier run.
+digest='cd "$0" && find . -name "*.py" -o -name "*.yaml" | LC_ALL=C sort | xargs sha256sum | sha256sum'
+here=$(sh -c "$digest" chaosproxy)
+there=$(podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c "$digest" \
+  "$(podman run --rm --no-healthcheck --entrypoint python3 "$IMAGE" -c \
+    'import chaosproxy, os; print(os.path.dirname(chaosproxy.__file__))')")
+[ "$here" = "$there" ] || fail "the image's chaosproxy package differs from ./chaosproxy"
+lap "image $IMAGE built, holds ./chaosproxy"
 
 # ---------------------------------------------------------------- the sidecar in a pod
 # A scenario directory mounted like a ConfigMap: every API request fails with 500 at once.
