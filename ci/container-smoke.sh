@@ -37,7 +37,9 @@ fail() {
 }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (podman storage, debootstrap)"
-[ -x "$PY" ] && [ -x "$HADOLINT" ] || fail "$PY or $HADOLINT missing: run through 'make test-container'"
+for tool in "$PY" "$HADOLINT"; do
+  [ -x "$tool" ] || fail "$tool missing: run through 'make test-container'"
+done
 
 ci/debian-tools.sh podman runc catatonit debootstrap curl
 lap "tools"
@@ -98,7 +100,9 @@ debian_mirror() { # the machine's own Debian mirror for $SUITE, from its apt sou
         for (i = 1; i <= NF; i++) {
           if ($i ~ /^URIs:/) { split($i, u, " "); uri = u[2] }
           if ($i ~ /^Suites:/) { n = split($i, s, " "); for (j = 2; j <= n; j++) if (s[j] == suite) ok = 1 }
+          if ($i ~ /^Enabled: *no/) { off = 1 }
         }
+        if (off) { off = 0; next }
         if (ok && uri != "") { print uri; exit } }' "$f"
   done
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
@@ -111,7 +115,7 @@ debian_mirror() { # the machine's own Debian mirror for $SUITE, from its apt sou
 
 if ! podman image exists "$BASE_IMAGE"; then
   if [ ! -s "$BASE_TAR" ]; then
-    mirror=$(debian_mirror | head -n 1)
+    mirror=$(debian_mirror | head -n 1) || true
     [ -n "$mirror" ] || fail "no apt source for $SUITE in /etc/apt/sources.list*"
     echo "debootstrap $SUITE from the machine's apt mirror"
     rootfs=$WORK/rootfs
@@ -168,13 +172,17 @@ build --tag "$IMAGE"
 build --target build --tag "$IMAGE-build"
 podman image prune --force >/dev/null
 # The image must hold the code under test, not a cached layer of an earlier run.
+# shellcheck disable=SC2016 # expanded by the sh that runs it, here and in the image
 digest='cd "$0" && find . -name "*.py" -o -name "*.yaml" | LC_ALL=C sort | xargs sha256sum | sha256sum'
 here=$(sh -c "$digest" chaosproxy)
 there=$(podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c "$digest" \
   "$(podman run --rm --no-healthcheck --entrypoint python3 "$IMAGE" -c \
     'import chaosproxy, os; print(os.path.dirname(chaosproxy.__file__))')")
 [ "$here" = "$there" ] || fail "the image's chaosproxy package differs from ./chaosproxy"
-lap "image $IMAGE built, holds ./chaosproxy"
+podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c \
+  'for c in gcc cc pip pip3 curl; do ! command -v $c || exit 1; done; ! python3 -c "import locust"' \
+  >"$WORK/absent.out" 2>&1 || fail "the image holds what it must not: $(cat "$WORK/absent.out")"
+lap "image $IMAGE built: holds ./chaosproxy; no compiler, pip, curl or Locust"
 
 # ---------------------------------------------------------------- the sidecar in a pod
 # A scenario directory mounted like a ConfigMap: every API request fails with 500 at once.

@@ -143,6 +143,13 @@ def test_prometheus_scrapes_the_admin_metrics() -> None:
     assert "/metrics" in admin_get_paths()
 
 
+def test_kubernetes_waits_longer_than_the_proxys_grace_before_killing_it() -> None:
+    from chaosproxy.cli.common import duration
+
+    grace = duration(env_list(sidecar())["CHAOSPROXY_GRACE"]["value"])
+    assert pod_spec()["terminationGracePeriodSeconds"] > grace
+
+
 def test_the_sidecar_runs_as_the_images_non_root_user() -> None:
     security = sidecar()["securityContext"]
     assert security["runAsNonRoot"] is True
