@@ -9,6 +9,7 @@
 ARG BASE=python:3.12-slim
 
 # ---- build: wheels of the dependencies (a layer that survives source changes), then chaosproxy's
+# (setuptools 70.1+ builds wheels by itself, without the "wheel" package, as --no-build-isolation needs)
 FROM ${BASE} AS build
 # Set only at build time to a mounted pip configuration (CA bundle, the machine's index); never an
 # ENV, so nothing of it reaches an image.
@@ -17,7 +18,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/build \
     && /opt/build/bin/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
-    && /opt/build/bin/python -m pip install --no-cache-dir "setuptools>=68" \
+    && /opt/build/bin/python -m pip install --no-cache-dir "setuptools>=70.1" \
     && /opt/build/bin/python -m pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
 COPY README.md ./
 COPY chaosproxy ./chaosproxy
@@ -42,7 +43,7 @@ CMD ["--help"]
 
 # ---- sidecar (the default target, last on purpose): the proxy, no Locust, no compiler, no pip
 FROM ${BASE} AS sidecar
-# chaosproxy's own wheel (a few hundred KB) is copied: a COPY is content-addressed, so a new wheel
+# chaosproxy's own wheel (~130 KB) is copied: a COPY is content-addressed, so a new wheel
 # invalidates the cached layers below (a bind mount alone does not, for every builder). The
 # dependency wheels are only mounted, never stored in a layer.
 COPY --from=build /wheels/chaosproxy-*.whl /tmp/wheel/
