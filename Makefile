@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint tools bench clean
+.PHONY: demo test test-fast test-container lint tools bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: tools lint
 # Everything but the slow suites, for a quick local loop.
 test-fast: lint
 	$(BIN)/python -m pytest -q -m 'not slow'
+
+# The sidecar image built with podman and tested in a pod (as root; see ci/container-smoke.sh).
+test-container: $(STAMP)
+	ci/container-smoke.sh
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true

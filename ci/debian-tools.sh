@@ -16,5 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# Several suites may install at once on a shared machine: wait for the dpkg lock, don't fail on it.
+lock=(-o DPkg::Lock::Timeout=300)
+apt-get "${lock[@]}" update -q >/dev/null
+apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}" >/dev/null

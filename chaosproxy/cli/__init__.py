@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chaosproxy import __version__
 
@@ -19,6 +19,23 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _EnvAppendAction(argparse._AppendAction):
+    """A repeatable option whose default came from the environment: values given on the command
+    line replace that default instead of adding to it (`ctl --admin URL` inside the sidecar image,
+    where CHAOSPROXY_ADMIN is set for `run`, must call URL only)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, [])
+        super().__call__(parser, namespace, values, option_string)
 
 
 def env_defaults(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +53,7 @@ def env_defaults(parser: argparse.ArgumentParser) -> None:
             action.default = raw.strip().lower() not in ("1", "true", "yes", "on")
         elif isinstance(action, argparse._AppendAction):
             action.default = [v for v in raw.split(",") if v]
+            action.__class__ = _EnvAppendAction
         else:
             action.default = raw
         action.required = False
