@@ -22,6 +22,9 @@ from chaosproxy.config.units import parse_duration
 from chaosproxy.errors import Problem
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_TEXT = 1024 * 1024  # characters of YAML in one file
+MAX_NODES = 100_000  # nodes the document expands to, aliases followed (a YAML "billion laughs")
+MAX_DEPTH = 64  # nesting of mappings and lists
 
 
 def problem_order(p: Problem) -> tuple[str, int, int]:
@@ -59,6 +62,14 @@ class Doc:
 
     @classmethod
     def parse(cls, text: str, source: str, col: Collector) -> Doc | None:
+        """The node tree, or None with a located problem: invalid YAML, or a document larger
+        than the limits (size, expanded nodes, depth) — hostile input is refused before any
+        value is built from it."""
+        if len(text) > MAX_TEXT:
+            col.problems.append(
+                Problem(f"file too large: {len(text)} characters, at most {MAX_TEXT}", "", source)
+            )
+            return None
         loader = yaml.SafeLoader(text)
         try:
             root = loader.get_single_node()
@@ -75,6 +86,12 @@ class Doc:
             loader.dispose()
         if root is None:
             col.problems.append(Problem("empty file: expected a mapping", "", source, 1, 1))
+            return None
+        too_big = _bounded(root)
+        if too_big is not None:
+            node, message = too_big
+            mark = node.start_mark
+            col.problems.append(Problem(message, "", source, mark.line + 1, mark.column + 1))
             return None
         return cls(source, loader, root)
 
@@ -285,3 +302,41 @@ class Reader:
             self.problem(node, path, f"invalid regular expression: {e}")
             return None
         return value
+
+
+def _bounded(root: Node) -> tuple[Node, str] | None:
+    """The node where the document outgrows MAX_NODES (aliases counted every time they are
+    used) or MAX_DEPTH, with why; None when it fits. Each distinct node is sized once, so a
+    bomb is measured in the time its text takes to read, not the time it would take to expand."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[Node] = []
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                children += [k, v]
+        elif isinstance(node, SequenceNode):
+            children = list(node.value)
+        if not done:
+            if key in depths:  # an alias cycle: on the stack already
+                return node, "a YAML alias refers to itself"
+            depths[key] = -1
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        size = 1 + sum(sizes[id(c)] for c in children)
+        depth = 1 + max((depths[id(c)] for c in children), default=0)
+        if size > MAX_NODES:
+            return node, (
+                f"too large: aliases expand this document to more than {MAX_NODES} values"
+            )
+        if depth > MAX_DEPTH:
+            return node, f"nested too deeply: more than {MAX_DEPTH} levels"
+        sizes[key] = size
+        depths[key] = depth
+    return None

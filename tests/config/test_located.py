@@ -1,0 +1,72 @@
+"""Hostile YAML is refused before any value is built: alias bombs, deep nesting, huge files —
+each as a located problem, through every door (file, upload, experiment file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaosproxy.config.loader import load_scenario_text
+from chaosproxy.errors import ConfigError
+from chaosproxy.experiment.spec import load_experiment_text
+
+BOMB = """\
+name: bomb
+a: &a [x, x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+phases: [{name: p, duration: 1s, rules: [{fault: {error: {status: 500, body: *g}}}]}]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        load_scenario_text(text, "s.yaml")
+    return [str(p) for p in e.value.problems]
+
+
+def test_an_alias_bomb_is_refused_with_its_position() -> None:
+    assert problems(BOMB) == [
+        "s.yaml:6:4: too large: aliases expand this document to more than 100000 values"
+    ]
+
+
+def test_aliases_that_stay_small_still_work() -> None:
+    text = """\
+name: anchors
+common: &rule {match: {path: /api/**}, fault: {error: {status: 503}}}
+phases:
+  - {name: a, duration: 1s, rules: [*rule]}
+  - {name: b, duration: 1s, rules: [*rule]}
+"""
+    with pytest.raises(ConfigError) as e:  # `common` is no scenario key: located as such
+        load_scenario_text(text, "s.yaml")
+    assert [p.path for p in e.value.problems] == ["common"]
+
+
+def test_deep_nesting_is_refused() -> None:
+    deep = "[" * 100 + "]" * 100
+    found = problems(f"name: deep\nphases: {deep}\n")
+    assert (
+        found == ["s.yaml:2:9: nested too deeply: more than 64 levels"]
+        or "nested too deeply" in found[0]
+    )
+
+
+def test_a_self_referencing_alias_is_refused() -> None:
+    found = problems("name: loop\nphases: &p [*p]\n")
+    assert found == ["s.yaml:2:9: a YAML alias refers to itself"]
+
+
+def test_a_huge_file_is_refused_by_size() -> None:
+    found = problems("name: big\n" + "#" * (1024 * 1024) + "\nphases: []\n")
+    assert found[0].startswith("s.yaml: file too large")
+
+
+def test_experiment_files_are_bounded_the_same_way() -> None:
+    text = BOMB.replace("phases:", "scenario: x\nchecks:")
+    with pytest.raises(ConfigError, match="aliases expand"):
+        load_experiment_text(text, "e.yaml")
