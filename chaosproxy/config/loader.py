@@ -25,6 +25,7 @@ from chaosproxy.config.located import (
     describe,
     join,
     problem_order,
+    read_file,
     suggest,
 )
 from chaosproxy.config.model import (
@@ -115,13 +116,7 @@ def preset_names() -> list[str]:
 def load_scenario_file(path: str | os.PathLike[str]) -> Scenario:
     """Load and validate one scenario file; ConfigError lists every problem found."""
     source = os.fspath(path)
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=source)) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=source)) from None
-    return load_scenario_text(text, source)
+    return load_scenario_text(read_file(source), source)
 
 
 def load_scenario_text(text: str, source: str = "<input>") -> Scenario:

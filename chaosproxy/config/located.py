@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chaosproxy.config.model import Loc
 from chaosproxy.config.units import parse_duration
-from chaosproxy.errors import Problem
+from chaosproxy.errors import ConfigError, Problem
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_TEXT = 1024 * 1024  # characters of YAML in one file
@@ -40,6 +40,16 @@ def suggest(word: str, known: Iterable[str]) -> str:
 
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def read_file(path: str) -> str:
+    """A configuration file's text; ConfigError (naming the file) when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=path)) from None
 
 
 class Collector:

@@ -9,14 +9,20 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path
 
 import yarl
 from yaml.nodes import Node, ScalarNode
 
-from chaosproxy.config.located import Collector, Doc, Reader, describe, problem_order
+from chaosproxy.config.located import (
+    Collector,
+    Doc,
+    Reader,
+    describe,
+    problem_order,
+    read_file,
+)
 from chaosproxy.config.model import Scenario
-from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.errors import ConfigError
 from chaosproxy.experiment.model import (
     DEFAULT_BASELINE_ERROR_RATE,
     DEFAULT_FOR,
@@ -87,13 +93,7 @@ BASELINE_KEYS = ("phase", "error_rate_above")
 
 def load_experiment_file(path: str | os.PathLike[str]) -> Experiment:
     source = os.fspath(path)
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=source)) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=source)) from None
-    return load_experiment_text(text, source)
+    return load_experiment_text(read_file(source), source)
 
 
 def load_experiment_text(text: str, source: str = "<input>") -> Experiment:

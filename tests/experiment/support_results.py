@@ -17,33 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import chaosproxy.engine  # noqa: F401  (importing chaosproxy.stats first hits an import cycle)
+from chaosproxy.experiment.results import CSV_COLUMNS
 from chaosproxy.stats import BOUNDS
 
 T0 = 1764600000.0
-COLUMNS = [
-    "t",
-    "elapsed",
-    "phase",
-    "users",
-    "client_requests",
-    "client_failures",
-    "client_error_rate",
-    "client_rps",
-    "client_p50",
-    "client_p95",
-    "client_p99",
-    "proxy_requests",
-    "proxy_errors",
-    "proxy_error_rate",
-    "proxy_injected",
-    "proxy_p50",
-    "proxy_p95",
-    "proxy_p99",
-    "proxy_retry_after",
-    "proxy_retried_early",
-    "proxy_retried_after_waiting",
-]
+COLUMNS = list(CSV_COLUMNS)
 SCENARIO_TEXT = """name: post-deploy-breakage
 phases:
   - name: steady

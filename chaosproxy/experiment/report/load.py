@@ -15,33 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.errors import ChaosProxyError
+from chaosproxy.experiment.results import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 STATUSES = ("PASS", "FAIL", "INCONCLUSIVE")
-# The timeseries columns the runner always writes; `prom_<n>` columns may follow.
-BASE_COLUMNS = (
-    "t",
-    "elapsed",
-    "phase",
-    "users",
-    "client_requests",
-    "client_failures",
-    "client_error_rate",
-    "client_rps",
-    "client_p50",
-    "client_p95",
-    "client_p99",
-    "proxy_requests",
-    "proxy_errors",
-    "proxy_error_rate",
-    "proxy_injected",
-    "proxy_p50",
-    "proxy_p95",
-    "proxy_p99",
-    "proxy_retry_after",
-    "proxy_retried_early",
-    "proxy_retried_after_waiting",
-)
 
 
 class ReportError(ChaosProxyError):
