@@ -159,6 +159,12 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         help="allow a non-loopback --admin address without --admin-token",
     )
     p.add_argument(
+        "--admin-in-proxy-loop",
+        action="store_true",
+        help="serve the admin API on the proxy's event loop instead of its own thread (admin "
+        "calls then wait behind proxied requests when the proxy is saturated)",
+    )
+    p.add_argument(
         "--allow-header-faults",
         action="store_true",
         help="honour x-envoy-fault-* and x-chaos-fault request headers",
@@ -237,6 +243,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         max_active_faults=args.max_active_faults,
         max_fault_duration=args.max_fault_duration,
         upstream_client=args.upstream_client,
+        admin_in_proxy_loop=args.admin_in_proxy_loop,
     )
 
 
