@@ -31,6 +31,8 @@ from chaosproxy.admin.thread import AdminThread
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.events import EventBus, RequestDone
 from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
+from chaosproxy.engine.journal import DEFAULT_KEEP as DEFAULT_JOURNAL_KEEP
+from chaosproxy.engine.journal import DEFAULT_MAX_SIZE as DEFAULT_JOURNAL_MAX_SIZE
 from chaosproxy.engine.journal import Journal
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
@@ -74,6 +76,9 @@ class Settings:
     scenario_dir: str | None = None  # where the admin API finds scenarios by name
     scenario: str | None = None  # NAME (in scenario_dir) or FILE, started at boot
     journal: str | None = None  # one JSON line per injected fault
+    journal_max_size: int | None = DEFAULT_JOURNAL_MAX_SIZE  # rotate past it; None: never
+    journal_keep: int = DEFAULT_JOURNAL_KEEP  # rotated files kept (journal.jsonl.1 ...)
+    journal_faults: frozenset[str] | None = None  # record only these faults; None: all
     reload_interval: float = 1.0  # seconds between scenario file checks; 0 turns reload off
     admin_token: str | None = None
     admin_insecure: bool = False
@@ -262,7 +267,13 @@ class Runtime:
         self.loop = asyncio.get_running_loop()
         self.bus.bind(self.loop)
         if s.journal:
-            self.journal = Journal(s.journal, self.clock)
+            self.journal = Journal(
+                s.journal,
+                self.clock,
+                max_size=s.journal_max_size,
+                keep=s.journal_keep,
+                faults=s.journal_faults,
+            )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
         self._proxy_runner = web.ServerRunner(
@@ -322,12 +333,18 @@ class Runtime:
             self._admin_thread = None
         self.stopped.set()
 
+    def reopen_journal(self) -> None:
+        """SIGHUP: reopen the journal file (after an outside tool renamed it)."""
+        if self.journal is not None:
+            self.journal.reopen()
+
     async def serve_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reopen_journal)
         await self.start()
         tune_process(admin_thread=not self.settings.admin_in_proxy_loop)
         try:
@@ -336,6 +353,8 @@ class Runtime:
                 "signal received: draining in-flight requests (grace %.0fs)", self.settings.grace
             )
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
             await self.stop()
             log.info("stopped")
 
