@@ -73,7 +73,8 @@ class _LiveGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
-            "chaosproxy_inflight_requests", "Client requests being handled right now."
+            "chaosproxy_inflight_requests",
+            "Client requests read by the proxy and not yet answered.",
         )
         g.add_metric([], float(self._inflight()))
         yield g
