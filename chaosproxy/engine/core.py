@@ -307,12 +307,10 @@ class Engine:
         if isinstance(repeat, int) or repeat is None:
             compiled = _with_repeat(compiled, repeat)
         with self.bus.batch():
-            if self._run is not None:
-                if not replace:
-                    raise ScenarioRunning(
-                        f"scenario {self._run.compiled.name!r} is running; stop it first"
-                    )
-                self._finish("scenario_stopped", self.clock.monotonic(), reason="replaced")
+            if self._run is not None and not replace:
+                raise ScenarioRunning(
+                    f"scenario {self._run.compiled.name!r} is running; stop it first"
+                )
             now = self.clock.monotonic()
             run = _Run(
                 compiled,
@@ -322,9 +320,12 @@ class Engine:
             )
             run.repeat_overridden = isinstance(repeat, int) or repeat is None
             self._enter_phase(run)  # complete before decide() can see it
-            self._run = run
+            if self._run is not None:  # one swap: no request sees neither scenario
+                self._finish("scenario_stopped", now, successor=run, reason="replaced")
+            else:
+                self._run = run
+                self._refresh_active()
             self._last = None
-            self._refresh_active()
             self.emit_state(
                 "scenario_started",
                 compiled.name,
@@ -471,11 +472,11 @@ class Engine:
                 details={"from": prev.name, "to": run.phase.name, "cycle": cycle, "offset": offset},
             )
 
-    def _finish(self, kind: str, at: float, **details: Any) -> None:
+    def _finish(self, kind: str, at: float, successor: _Run | None = None, **details: Any) -> None:
         run = self._run
         assert run is not None
         self._last = self._run_status(run, at) | {"state": kind.removeprefix("scenario_")}
-        self._run = None
+        self._run = successor
         self._refresh_active()
         self.emit_state(
             kind,
