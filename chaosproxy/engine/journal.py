@@ -1,7 +1,9 @@
 """The fault journal: one JSON line per injected fault, the evidence of what was injected.
 
 Fed by `FaultInjected` events; `StateChanged(scenario_started)` sets the time origin, so `t` is
-seconds since the scenario started (since the journal opened when no scenario runs). Each line
+seconds since the fault's scenario started (a fault an old scenario records after another one
+started is timed from its own start); ad-hoc and header faults are timed from the latest
+scenario start, or from when the journal opened. Each line
 is written whole, in one write, and flushed, so the file can be tailed and is never cut mid-line.
 
 Bounded: past `max_size` bytes the file is rotated before the line that would cross the limit
@@ -51,6 +53,7 @@ class Journal:
         self._size = 0
         self._open()
         self._origin = clock.wall()
+        self._origins: dict[str, float] = {}  # scenario name -> its latest start
         self._bus: EventBus | None = None
 
     def _open(self) -> None:
@@ -64,13 +67,14 @@ class Journal:
 
     def on_state(self, ev: StateChanged) -> None:
         if ev.kind == "scenario_started":
-            self._origin = ev.t
+            self._origin = self._origins[ev.scenario] = ev.t
 
     def on_fault(self, ev: FaultInjected) -> None:
         if self._file is None or (self.faults is not None and ev.fault not in self.faults):
             return
+        origin = self._origins.get(ev.scenario, self._origin) if ev.scenario else self._origin
         line = {
-            "t": round(ev.t - self._origin, 6),
+            "t": round(ev.t - origin, 6),
             "request_id": ev.request_id,
             "method": ev.method,
             "path": ev.path,

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from chaosproxy._clock import FakeClock
-from chaosproxy.engine.events import EventBus, FaultInjected
+from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
 from chaosproxy.engine.journal import Journal, journal_files
 from tests.conftest import StartProxy
 
@@ -222,3 +222,21 @@ def test_an_existing_file_counts_towards_the_limit(tmp_path: Path) -> None:
     j.close()
     assert lines(path) == [lines(path)[0]] and lines(path)[0]["request_id"] == "req-0001"
     assert journal_files(path) == [tmp_path / "journal.jsonl.1", path]
+
+
+def test_a_fault_is_timed_from_its_own_scenarios_start(tmp_path: Path) -> None:
+    """A request of scenario A that records its fault after B started (a throttle records when
+    the body leaves; or an instant after an admin-thread start) is timed from A's start."""
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    bus.emit(StateChanged(100.0, "scenario_started", "a"))
+    bus.emit(StateChanged(105.0, "scenario_started", "b"))
+    for t, scenario in [(104.99, "a"), (106.0, "a"), (106.0, "b"), (107.0, "")]:
+        bus.emit(FaultInjected(t, "r", "GET", "/", scenario, "p", "rule", "error", "x"))
+    j.close()
+    assert [(e["scenario"], e["t"]) for e in lines(path)] == [
+        ("a", 4.99),
+        ("a", 6.0),
+        ("b", 1.0),
+        ("", 2.0),  # an ad-hoc rule's fault: from the latest start
+    ]
