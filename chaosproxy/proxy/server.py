@@ -261,7 +261,8 @@ def _claim_arrival(request: web.BaseRequest) -> bool:
 class _Arrivals(deque[Any]):
     """aiohttp's queue of parsed requests on one connection: each one appended is in flight
     from then on, though its handler may start later (pipelined behind another request, or
-    behind a saturated loop)."""
+    behind a saturated loop). Relies on aiohttp appending every parsed request to
+    `RequestHandler._messages` (3.10 to 3.14); tests/proxy/test_inflight.py fails if it stops."""
 
     __slots__ = ("_conn",)
 
