@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from collections import deque
 from typing import Any
 
@@ -28,8 +29,14 @@ class EventLog:
         # Phase history: parallel lists of (time, scenario, phase); "" when none runs.
         self._times: list[float] = []
         self._phases: list[tuple[str, str]] = []
+        # Written by the proxy loop's listeners, read by the admin thread.
+        self._lock = threading.Lock()
 
     def on_state(self, ev: StateChanged) -> None:
+        with self._lock:
+            self._record(ev)
+
+    def _record(self, ev: StateChanged) -> None:
         self._seq += 1
         self._events.append(
             {
@@ -61,14 +68,16 @@ class EventLog:
     def since(self, seq: int, limit: int = 500) -> tuple[list[dict[str, Any]], bool]:
         """Events numbered above `seq` (oldest first, at most `limit`), and whether some that
         the caller has not seen were already dropped from the ring."""
-        events = [e for e in self._events if e["seq"] > seq][:limit]
-        oldest = self._events[0]["seq"] if self._events else self._seq + 1
+        with self._lock:
+            events = [e for e in self._events if e["seq"] > seq][:limit]
+            oldest = self._events[0]["seq"] if self._events else self._seq + 1
         return events, seq + 1 < oldest
 
     def phase_at(self, t: float) -> tuple[str, str]:
         """(scenario, phase) in force at wall-clock time `t`; ("", "") when none ran."""
-        i = bisect.bisect_right(self._times, t)
-        return self._phases[i - 1] if i else ("", "")
+        with self._lock:
+            i = bisect.bisect_right(self._times, t)
+            return self._phases[i - 1] if i else ("", "")
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

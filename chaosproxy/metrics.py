@@ -73,7 +73,8 @@ class _LiveGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
-            "chaosproxy_inflight_requests", "Client requests being handled right now."
+            "chaosproxy_inflight_requests",
+            "Client requests read by the proxy and not yet answered.",
         )
         g.add_metric([], float(self._inflight()))
         yield g
@@ -132,25 +133,26 @@ class _Traffic(Collector):
         requests = CounterMetricFamily(
             "chaosproxy_requests", "Client requests answered.", labels=["method", "code"]
         )
-        for (method, code), n in sorted(self.codes.items()):
+        # A copy: the admin thread scrapes while the proxy loop adds keys.
+        for (method, code), n in sorted(self.codes.copy().items()):
             requests.add_metric([method, str(code)], float(n))
         yield requests
         yield _histogram(
             "chaosproxy_request_duration_seconds",
             "Request duration as the client saw it, injected delay included.",
-            self.request_buckets,
+            self.request_buckets.copy(),
             self.request_sum,
         )
         yield _histogram(
             "chaosproxy_upstream_duration_seconds",
             "Time until the upstream's response headers arrived.",
-            self.upstream_buckets,
+            self.upstream_buckets.copy(),
             self.upstream_sum,
         )
         errors = CounterMetricFamily(
             "chaosproxy_upstream_errors", "Upstream failures by reason.", labels=["reason"]
         )
-        for reason, n in self.upstream_errors.items():
+        for reason, n in self.upstream_errors.copy().items():
             errors.add_metric([reason], float(n))
         yield errors
 

@@ -2,18 +2,26 @@
 
 Shutdown order: stop accepting on the proxy listener, let in-flight requests finish up to the
 grace period, close the upstream pool, then stop the admin listener and background tasks.
+
+Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
+called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless
+`admin_in_proxy_loop` (docs/architecture.md, "Threads").
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
 import signal
 import socket
 import ssl
+import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import yarl
 from aiohttp import web
@@ -21,10 +29,13 @@ from aiohttp import web
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
+from chaosproxy.admin.thread import AdminThread
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.events import EventBus, RequestDone, StateChanged
 from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
+from chaosproxy.engine.journal import DEFAULT_KEEP as DEFAULT_JOURNAL_KEEP
+from chaosproxy.engine.journal import DEFAULT_MAX_SIZE as DEFAULT_JOURNAL_MAX_SIZE
 from chaosproxy.engine.journal import Journal
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
@@ -39,6 +50,7 @@ from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
 from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ class Settings:
     scenario_dir: str | None = None  # where the admin API finds scenarios by name
     scenario: str | None = None  # NAME (in scenario_dir) or FILE, started at boot
     journal: str | None = None  # one JSON line per injected fault
+    journal_max_size: int | None = DEFAULT_JOURNAL_MAX_SIZE  # rotate past it; None: never
+    journal_keep: int = DEFAULT_JOURNAL_KEEP  # rotated files kept (journal.jsonl.1 ...)
+    journal_faults: frozenset[str] | None = None  # record only these faults; None: all
     reload_interval: float = 1.0  # seconds between scenario file checks; 0 turns reload off
     admin_token: str | None = None
     admin_insecure: bool = False
@@ -77,6 +92,7 @@ class Settings:
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
+    admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -142,6 +158,8 @@ class Runtime:
         self.tasks = TaskGroup()
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
+        self._admin_thread: AdminThread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the proxy loop, set by start()
         self.proxy_port = 0
         self.admin_port = 0
         self.stopped = asyncio.Event()
@@ -244,11 +262,27 @@ class Runtime:
             self.watcher = ScenarioWatcher(self.engine, directory, s.reload_interval, self.clock)
             self.tasks.spawn(self.watcher.run(), "scenario-reload")
 
+    async def on_proxy_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on the proxy loop (objects bound to it, such as the upstream pool),
+        from whichever loop calls: the admin thread's, or the proxy loop itself."""
+        loop = self.loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
     async def start(self) -> None:
         s = self.settings
         self.check_admin_exposure()
+        self.loop = asyncio.get_running_loop()
+        self.bus.bind(self.loop)
         if s.journal:
-            self.journal = Journal(s.journal, self.clock)
+            self.journal = Journal(
+                s.journal,
+                self.clock,
+                max_size=s.journal_max_size,
+                keep=s.journal_keep,
+                faults=s.journal_faults,
+            )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
         self._proxy_runner = web.ServerRunner(
@@ -264,23 +298,32 @@ class Runtime:
         )
         await site.start()
         self.proxy_port = _bound_port(site)
+        try:
+            self.admin_port = await self._start_admin()
+        except OSError:
+            await self._proxy_runner.cleanup()
+            raise
+        self.tasks.spawn(self._guardrail_ticker(), "guardrails")
+        self._start_engine_tasks()
+        log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+
+    async def _start_admin(self) -> int:
+        s = self.settings
+        app = make_admin_app(self, s.admin_token)
+        if not s.admin_in_proxy_loop:
+            self._admin_thread = AdminThread(app, s.admin_host, s.admin_port)
+            return await self._admin_thread.start()
         self._admin_runner = web.AppRunner(
-            make_admin_app(self, s.admin_token),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=1.0,
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._admin_runner.setup()
         admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
         try:
             await admin_site.start()
         except OSError:
-            await self._proxy_runner.cleanup()
+            await self._admin_runner.cleanup()
             raise
-        self.admin_port = _bound_port(admin_site)
-        self.tasks.spawn(self._guardrail_ticker(), "guardrails")
-        self._start_engine_tasks()
-        log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+        return _bound_port(admin_site)
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
@@ -294,23 +337,50 @@ class Runtime:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
+        if self._admin_thread is not None:
+            await self._admin_thread.stop()
+            self._admin_thread = None
         self.stopped.set()
 
+    def reopen_journal(self) -> None:
+        """SIGHUP: reopen the journal file (after an outside tool renamed it)."""
+        if self.journal is not None:
+            self.journal.reopen()
+
     async def serve_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reopen_journal)
         await self.start()
+        tune_process(admin_thread=not self.settings.admin_in_proxy_loop)
         try:
             await stop.wait()
             log.info(
                 "signal received: draining in-flight requests (grace %.0fs)", self.settings.grace
             )
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
             await self.stop()
             log.info("stopped")
+
+
+def tune_process(admin_thread: bool) -> None:
+    """Process-wide settings for a proxy that owns its process (`chaosproxy run`).
+
+    - `gc.freeze()` once started: the tens of thousands of objects made at import and startup
+      are never scanned again; a full collection then takes milliseconds, not ~100 ms. Every
+      collection holds the GIL, so before this the admin thread waited that long.
+    - A 1 ms GIL switch interval (default 5 ms) when the admin API has its own thread: an admin
+      call needs the GIL several times and waits up to one interval each time the saturated
+      proxy thread holds it. An idle admin thread asks for nothing, so this costs nothing then.
+    """
+    gc.freeze()
+    if admin_thread:
+        sys.setswitchinterval(0.001)
 
 
 def _bound_port(site: web.TCPSite) -> int:

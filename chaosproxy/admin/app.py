@@ -86,7 +86,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    ok = await rt.upstream.reachable()
+    ok = await rt.on_proxy_loop(rt.upstream.reachable())  # the pool lives on the proxy loop
     body = {
         "status": "ready" if ok else "upstream unreachable",
         "upstream": str(rt.upstream.config.url),

@@ -6,7 +6,7 @@ import argparse
 
 import yarl
 
-from chaosproxy.config.units import parse_duration
+from chaosproxy.config.units import parse_duration, parse_size
 
 
 def host_port(value: str) -> tuple[str, int]:
@@ -49,3 +49,11 @@ def positive_int(value: str) -> int:
     if n <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}")
     return n
+
+
+def size(value: str) -> int:
+    """Bytes: `512`, `16KiB`, `100MiB` (binary) or `1MB` (decimal)."""
+    try:
+        return parse_size(value.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -9,7 +9,7 @@ import ssl
 import sys
 from typing import Any
 
-from chaosproxy.cli.common import duration, host_port, http_url, positive_int
+from chaosproxy.cli.common import duration, host_port, http_url, positive_int, size
 
 
 def optional_duration(value: str) -> float | None:
@@ -139,6 +139,27 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         "--journal", metavar="FILE", help="append one JSON line per injected fault to FILE"
     )
     p.add_argument(
+        "--journal-max-size",
+        type=size,
+        default="100MiB",
+        metavar="SIZE",
+        help="rotate the journal past SIZE (FILE -> FILE.1 -> ... FILE.N), never splitting a "
+        "line; 0: never rotate (SIGHUP reopens FILE for outside rotation)",
+    )
+    p.add_argument(
+        "--journal-keep",
+        type=positive_int,
+        default="5",
+        metavar="N",
+        help="rotated journal files kept (FILE.1 ... FILE.N); the oldest beyond N is deleted",
+    )
+    p.add_argument(
+        "--journal-faults",
+        type=fault_names,
+        metavar="LIST",
+        help="journal only these faults, a comma list (e.g. error,reset); default: all",
+    )
+    p.add_argument(
         "--reload-interval",
         type=duration,
         default="1s",
@@ -157,6 +178,12 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         "--admin-insecure",
         action="store_true",
         help="allow a non-loopback --admin address without --admin-token",
+    )
+    p.add_argument(
+        "--admin-in-proxy-loop",
+        action="store_true",
+        help="serve the admin API on the proxy's event loop instead of its own thread (admin "
+        "calls then wait behind proxied requests when the proxy is saturated)",
     )
     p.add_argument(
         "--allow-header-faults",
@@ -187,6 +214,21 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         default="30m",
         help="a scenario or ad-hoc rule injects at most this long ('off': no limit)",
     )
+
+
+def fault_names(value: str) -> frozenset[str]:
+    """A comma list of fault names, each one the proxy knows."""
+    from chaosproxy.faults import registry
+
+    names = frozenset(n.strip() for n in value.split(",") if n.strip())
+    known = registry()
+    unknown = sorted(names - set(known))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault {', '.join(map(repr, unknown)) or 'list (empty)'}; "
+            f"known faults: {', '.join(sorted(known))}"
+        )
+    return names
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -228,6 +270,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         scenario=args.scenario or None,
         scenario_dir=args.scenario_dir or None,
         journal=args.journal or None,
+        journal_max_size=args.journal_max_size or None,
+        journal_keep=args.journal_keep,
+        journal_faults=args.journal_faults,
         reload_interval=args.reload_interval,
         admin_token=args.admin_token or None,
         admin_insecure=args.admin_insecure,
@@ -237,6 +282,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         max_active_faults=args.max_active_faults,
         max_fault_duration=args.max_fault_duration,
         upstream_client=args.upstream_client,
+        admin_in_proxy_loop=args.admin_in_proxy_loop,
     )
 
 

@@ -9,15 +9,22 @@ next matching rules are consulted too and their faults added.
 Seeds: the dice for the k-th request that matches rule r are a hash of (seed, scenario, scope,
 r, cycle, k), where scope is the phase name (or `*` for a scenario-wide rule, whose count runs
 across phases). No shared random stream: traffic on one route cannot shift another's dice.
+
+Threads: `decide` runs on the proxy loop and takes no lock; it reads `_run` and `_adhoc` once
+each, and every change replaces them (never mutates them in place) inside `bus.batch()`, so
+the admin thread can stop a scenario or clear rules with immediate effect while the proxy loop
+is saturated. Events of a change are dispatched on the proxy loop (see `EventBus`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,6 +204,8 @@ class Engine:
         self._last: dict[str, Any] | None = None  # status of the last finished/stopped run
         self._pending: _Pending | None = None
         self._wake: asyncio.Event | None = None
+        self._wake_loop: asyncio.AbstractEventLoop | None = None
+        self._wake_thread: int | None = None
         self.active = False
 
     # ------------------------------------------------------------ ad-hoc rules
@@ -241,27 +250,30 @@ class Engine:
             expires_at=None if ttl is None else self.clock.monotonic() + ttl,
             source=source,
         )
-        self._adhoc.append(adhoc)
-        self._refresh_active()
+        with self.bus.batch():
+            self._adhoc = [*self._adhoc, adhoc]  # a new list: decide() may be iterating
+            self._refresh_active()
+            self.emit_state("rule_added", details={"rule": adhoc.id})
         self._poke()  # the ticker removes it when its TTL ends
-        self.emit_state("rule_added", details={"rule": adhoc.id})
         return adhoc
 
     def remove_rule(self, rule_id: str) -> bool:
-        before = len(self._adhoc)
-        self._adhoc = [r for r in self._adhoc if r.id != rule_id]
-        self._refresh_active()
-        removed = len(self._adhoc) < before
-        if removed:
-            self.emit_state("rule_removed", details={"rule": rule_id})
+        with self.bus.batch():
+            before = len(self._adhoc)
+            self._adhoc = [r for r in self._adhoc if r.id != rule_id]
+            self._refresh_active()
+            removed = len(self._adhoc) < before
+            if removed:
+                self.emit_state("rule_removed", details={"rule": rule_id})
         return removed
 
     def clear_rules(self) -> None:
-        n = len(self._adhoc)
-        self._adhoc.clear()
-        self._refresh_active()
-        if n:
-            self.emit_state("rules_cleared", details={"rules": n})
+        with self.bus.batch():
+            n = len(self._adhoc)
+            self._adhoc = []
+            self._refresh_active()
+            if n:
+                self.emit_state("rules_cleared", details={"rules": n})
 
     # ------------------------------------------------------------ scenarios
 
@@ -270,10 +282,16 @@ class Engine:
 
     def current(self) -> Running | None:
         """The running scenario and its monotonic start (guardrails and the admin API read it)."""
-        if self._run is not None:
-            self._advance(self.clock.monotonic())
+        self._catch_up()
         run = self._run
         return None if run is None else Running(run.compiled.scenario, run.start)
+
+    def _catch_up(self) -> None:
+        """Advance the timeline to now, on the proxy loop only: a run's position is changed in
+        place, and only that thread's decide() reads it (other threads see the ticker's)."""
+        if self._run is not None and self.bus.on_owner_thread():
+            with self.bus.batch():
+                self._advance(self.clock.monotonic())
 
     def faults_in_use(self) -> list[tuple[str, Fault]]:
         """(rule id, fault) of every fault that can act now: the pool gauges read their state."""
@@ -305,43 +323,47 @@ class Engine:
         compiled = _compiled(scenario)
         if isinstance(repeat, int) or repeat is None:
             compiled = _with_repeat(compiled, repeat)
-        self._check_idle(replace)
-        if self._run is not None:
-            self._finish("scenario_stopped", self.clock.monotonic(), reason="replaced")
-        self._pending = None
-        now = self.clock.monotonic()
-        wall = self.clock.wall()
-        if started_at is not None and started_at <= wall:
-            now, wall = now - (wall - started_at), started_at
-        run = _Run(
-            compiled,
-            compiled.scenario.seed if seed is None else seed,
-            now,
-            wall,
-        )
-        run.repeat_overridden = isinstance(repeat, int) or repeat is None
-        self._run = run
-        self._last = None
-        self._refresh_active()
-        self._enter_phase(run)
-        self.emit_state(
-            "scenario_started",
-            compiled.name,
-            run.phase.name,
-            t=run.start_wall,
-            details={
-                "seed": run.seed,
-                "repeat": "forever" if run.repeat is None else run.repeat,
-                "duration": compiled.total_duration,
-            },
-        )
-        self.emit_state(
-            "phase_changed",
-            compiled.name,
-            run.phase.name,
-            t=run.start_wall,
-            details={"from": None, "to": run.phase.name, "cycle": 0, "offset": 0.0},
-        )
+        with self.bus.batch():
+            self._check_idle(replace)
+            now = self.clock.monotonic()
+            wall = self.clock.wall()
+            if started_at is not None and started_at <= wall:
+                now, wall = now - (wall - started_at), started_at
+            run = _Run(
+                compiled,
+                compiled.scenario.seed if seed is None else seed,
+                now,
+                wall,
+            )
+            run.repeat_overridden = isinstance(repeat, int) or repeat is None
+            self._enter_phase(run)  # complete before decide() can see it
+            self._pending = None
+            if self._run is not None:  # one swap: no request sees neither scenario
+                self._finish(
+                    "scenario_stopped", self.clock.monotonic(), successor=run, reason="replaced"
+                )
+            else:
+                self._run = run
+                self._refresh_active()
+            self._last = None
+            self.emit_state(
+                "scenario_started",
+                compiled.name,
+                run.phase.name,
+                t=run.start_wall,
+                details={
+                    "seed": run.seed,
+                    "repeat": "forever" if run.repeat is None else run.repeat,
+                    "duration": compiled.total_duration,
+                },
+            )
+            self.emit_state(
+                "phase_changed",
+                compiled.name,
+                run.phase.name,
+                t=run.start_wall,
+                details={"from": None, "to": run.phase.name, "cycle": 0, "offset": 0.0},
+            )
         self._poke()
         return compiled
 
@@ -365,9 +387,10 @@ class Engine:
         compiled = _compiled(scenario)
         if at <= self.clock.wall():
             return self.start_scenario(compiled, seed, repeat, replace, started_at=at)
-        self._check_idle(replace)
-        self._pending = _Pending(compiled, at, seed, repeat)
-        self.emit_state("scenario_scheduled", compiled.name, details={"at": at})
+        with self.bus.batch():
+            self._check_idle(replace)
+            self._pending = _Pending(compiled, at, seed, repeat)
+            self.emit_state("scenario_scheduled", compiled.name, details={"at": at})
         self._poke()
         return compiled
 
@@ -385,12 +408,13 @@ class Engine:
 
     def stop_scenario(self) -> bool:
         """Stop the running scenario and cancel a scheduled one; False when there was neither."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self.emit_state("scenario_unscheduled", pending.compiled.name)
-        if self._run is None:
-            return pending is not None
-        self._finish("scenario_stopped", self.clock.monotonic())
+        with self.bus.batch():
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self.emit_state("scenario_unscheduled", pending.compiled.name)
+            if self._run is None:
+                return pending is not None
+            self._finish("scenario_stopped", self.clock.monotonic())
         return True
 
     def replace_scenario_definition(self, scenario: Scenario | CompiledScenario) -> bool:
@@ -401,26 +425,27 @@ class Engine:
         none runs). A ConfigError leaves the running definition untouched.
         """
         compiled = _compiled(scenario)
-        old = self._run
-        if old is None or old.compiled.name != compiled.name:
-            return False
-        if old.repeat_overridden:  # chosen at start (admin, CLI): the file's edit can't undo it
-            compiled = _with_repeat(compiled, old.repeat)
-        now = self.clock.monotonic()
-        run = _Run(compiled, old.seed, old.start, old.start_wall)
-        run.repeat_overridden = old.repeat_overridden
-        run.seek(now)
-        self._run = run
-        self._enter_phase(run)
-        self.emit_state("scenario_replaced", compiled.name, run.phase.name)
-        if run.phase.name != old.phase.name:
-            self.emit_state(
-                "phase_changed",
-                compiled.name,
-                run.phase.name,
-                details={"from": old.phase.name, "to": run.phase.name, "cycle": run.cycle},
-            )
-        self._advance(now)
+        with self.bus.batch():
+            old = self._run
+            if old is None or old.compiled.name != compiled.name:
+                return False
+            if old.repeat_overridden:  # chosen at start (admin, CLI): the edit can't undo it
+                compiled = _with_repeat(compiled, old.repeat)
+            now = self.clock.monotonic()
+            run = _Run(compiled, old.seed, old.start, old.start_wall)
+            run.repeat_overridden = old.repeat_overridden
+            run.seek(now)
+            self._enter_phase(run)  # complete before decide() can see it
+            self._run = run
+            self.emit_state("scenario_replaced", compiled.name, run.phase.name)
+            if run.phase.name != old.phase.name:
+                self.emit_state(
+                    "phase_changed",
+                    compiled.name,
+                    run.phase.name,
+                    details={"from": old.phase.name, "to": run.phase.name, "cycle": run.cycle},
+                )
+            self._advance(now)
         self._poke()
         return True
 
@@ -428,8 +453,7 @@ class Engine:
         """Advance the timeline without traffic: emits phase changes and the finish."""
         if self._pending is not None:
             self._start_pending()
-        if self._run is not None:
-            self._advance(self.clock.monotonic())
+        self._catch_up()
         if self._adhoc:
             now = self.clock.monotonic()
             expired = [r for r in self._adhoc if r.expires_at is not None and now >= r.expires_at]
@@ -449,6 +473,8 @@ class Engine:
     async def run_ticker(self, idle: float = 3600.0) -> None:
         """Emit phase changes when they happen, even with no traffic (owned by the runtime)."""
         self._wake = asyncio.Event()
+        self._wake_loop = asyncio.get_running_loop()
+        self._wake_thread = threading.get_ident()
         while True:
             self.tick()
             delay = self.next_boundary()
@@ -462,8 +488,15 @@ class Engine:
                 waker.cancel()
 
     def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        """Wake the ticker (asyncio.Event is not thread-safe: from another thread, hand off)."""
+        wake, loop = self._wake, self._wake_loop
+        if wake is None:
+            return
+        if loop is None or threading.get_ident() == self._wake_thread:
+            wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                loop.call_soon_threadsafe(wake.set)
 
     # ------------------------------------------------------------ timeline
 
@@ -505,11 +538,11 @@ class Engine:
                 details={"from": prev.name, "to": run.phase.name, "cycle": cycle, "offset": offset},
             )
 
-    def _finish(self, kind: str, at: float, **details: Any) -> None:
+    def _finish(self, kind: str, at: float, successor: _Run | None = None, **details: Any) -> None:
         run = self._run
         assert run is not None
         self._last = self._run_status(run, at) | {"state": kind.removeprefix("scenario_")}
-        self._run = None
+        self._run = successor
         self._refresh_active()
         self.emit_state(
             kind,
@@ -539,7 +572,7 @@ class Engine:
             " ".join(f"{k}={v}" for k, v in ev.details.items()),
             extra={"event": event},
         )
-        self.bus.emit(ev)
+        self.bus.post(ev)
 
     # ------------------------------------------------------------ the hot path
 
@@ -553,7 +586,8 @@ class Engine:
             return None
         now = self.clock.monotonic()
         if now >= run.phase_end:
-            self._advance(now)
+            with self.bus.batch():
+                self._advance(now)
             run = self._run
             if run is None:
                 return None
@@ -656,9 +690,8 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         """JSON-ready view of what is active: scenario timeline, per-rule counts, ad-hoc rules."""
+        self._catch_up()
         now = self.clock.monotonic()
-        if self._run is not None:
-            self._advance(now)
         run = self._run
         scenario = self._run_status(run, now) if run is not None else self._last
         pending = self._pending

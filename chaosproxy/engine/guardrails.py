@@ -112,7 +112,14 @@ class Guardrails:
     # ------------------------------------------------------------ periodic check
 
     def check(self) -> Trip | None:
-        """Refresh the effective limit; stop the running scenario if a guardrail trips."""
+        """Refresh the effective limit; stop the running scenario if a guardrail trips.
+
+        Called by the proxy loop's ticker and by the admin thread after a start: the bus lock
+        makes one check (and its stop and event) complete before another begins."""
+        with self.bus.batch():
+            return self._check()
+
+    def _check(self) -> Trip | None:
         running = self._current()
         if running is None:
             self.limit = self.global_max_active
@@ -173,7 +180,7 @@ class Guardrails:
             extra={"event": "guardrail_tripped"},
         )
         self._stop()
-        self.bus.emit(
+        self.bus.post(
             StateChanged(
                 trip.t,
                 "guardrail_tripped",

@@ -1,28 +1,64 @@
 """The fault journal: one JSON line per injected fault, the evidence of what was injected.
 
 Fed by `FaultInjected` events; `StateChanged(scenario_started)` sets the time origin, so `t` is
-seconds since the scenario started (since the journal opened when no scenario runs). Each line
-is flushed as written so the file can be tailed.
+seconds since the fault's scenario started (a fault an old scenario records after another one
+started is timed from its own start); ad-hoc and header faults are timed from the latest
+scenario start, or from when the journal opened. Each line
+is written whole, in one write, and flushed, so the file can be tailed and is never cut mid-line.
+
+Bounded: past `max_size` bytes the file is rotated before the line that would cross the limit
+(`journal.jsonl` → `journal.jsonl.1` → … → `journal.jsonl.<keep>`, the oldest dropped), so no
+line is split or lost by a rotation. `reopen()` (SIGHUP under `chaosproxy run`) closes and
+reopens the path, for rotation by an outside tool that renamed the file. `faults` keeps only
+the named faults (long runs that need the errors and resets, not every delay).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
+
+log = logging.getLogger("chaosproxy.journal")
+
+DEFAULT_MAX_SIZE = 100 * 1024 * 1024  # 100 MiB per file
+DEFAULT_KEEP = 5  # rotated files kept besides the current one
 
 
 class Journal:
     """Appends to `path`; `attach` subscribes it to a bus, `close` detaches and closes."""
 
-    def __init__(self, path: str | Path, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        keep: int = DEFAULT_KEEP,
+        faults: Iterable[str] | None = None,
+    ) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be ≥ 1, got {keep}")
         self.path = Path(path)
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self.max_size = max_size or None  # 0: never rotate
+        self.keep = keep
+        self.faults = frozenset(faults) if faults is not None else None
+        self._file: BinaryIO | None = None
+        self._size = 0
+        self._open()
         self._origin = clock.wall()
+        self._origins: dict[str, float] = {}  # scenario name -> its latest start
         self._bus: EventBus | None = None
+
+    def _open(self) -> None:
+        self._file = self.path.open("ab")
+        self._size = self._file.tell()
 
     def attach(self, bus: EventBus) -> None:
         self._bus = bus
@@ -31,14 +67,14 @@ class Journal:
 
     def on_state(self, ev: StateChanged) -> None:
         if ev.kind == "scenario_started":
-            self._origin = ev.t
+            self._origin = self._origins[ev.scenario] = ev.t
 
     def on_fault(self, ev: FaultInjected) -> None:
-        f = self._file
-        if f is None:
+        if self._file is None or (self.faults is not None and ev.fault not in self.faults):
             return
+        origin = self._origins.get(ev.scenario, self._origin) if ev.scenario else self._origin
         line = {
-            "t": round(ev.t - self._origin, 6),
+            "t": round(ev.t - origin, 6),
             "request_id": ev.request_id,
             "method": ev.method,
             "path": ev.path,
@@ -48,14 +84,67 @@ class Journal:
             "fault": ev.fault,
             "outcome": ev.outcome,
         }
-        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        if self.max_size is not None and self._size and self._size + len(data) > self.max_size:
+            self.rotate()
+        f = self._file
+        if f is None:  # rotation could not reopen the path (logged)
+            return
+        f.write(data)
         f.flush()
+        self._size += len(data)
+
+    def rotate(self) -> None:
+        """Shift `path` to `path.1` (and `.1` to `.2` …, dropping past `keep`); start afresh."""
+        self._close_file()
+        try:
+            for i in range(self.keep - 1, 0, -1):
+                older = self._rotated(i)
+                if older.exists():
+                    os.replace(older, self._rotated(i + 1))
+            if self.path.exists():
+                os.replace(self.path, self._rotated(1))
+        except OSError as e:
+            log.error("journal rotation of %s failed, appending to it instead: %s", self.path, e)
+        self._reopen_quietly()
+
+    def reopen(self) -> None:
+        """Close and reopen `path` (created if an outside tool moved it away)."""
+        self._close_file()
+        self._reopen_quietly()
+        log.info("journal reopened: %s", self.path)
+
+    def _reopen_quietly(self) -> None:
+        try:
+            self._open()
+        except OSError as e:
+            self._file = None
+            log.error("journal %s cannot be opened, faults are not recorded: %s", self.path, e)
+
+    def _rotated(self, i: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{i}")
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def close(self) -> None:
         if self._bus is not None:
             self._bus.unsubscribe(self.on_fault)
             self._bus.unsubscribe(self.on_state)
             self._bus = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close_file()
+
+
+def journal_files(path: str | Path) -> list[Path]:
+    """The journal's files oldest first (`path.N` … `path.1`, then `path`): read them in this
+    order to see every line of a run that crossed the rotation size."""
+    base = Path(path)
+    rotated = []
+    for p in base.parent.glob(f"{base.name}.*"):
+        suffix = p.name[len(base.name) + 1 :]
+        if suffix.isdigit():
+            rotated.append((int(suffix), p))
+    files = [p for _, p in sorted(rotated, reverse=True)]
+    return [*files, base] if base.exists() else files

@@ -6,7 +6,13 @@ from chaosproxy._clock import SYSTEM_CLOCK, Clock
 
 
 class LoadSignals:
-    """In-flight count and a per-second arrival ring; O(1) per request."""
+    """In-flight count and a per-second arrival ring; O(1) per request.
+
+    A request is in flight from the moment the proxy has read its head (`started`, called by
+    the listener's protocol) until it is answered or its connection is gone (`finished`; or
+    `abandoned` for requests read but never handled because the client left). Requests queued
+    behind another on the same connection, or behind a busy event loop, count too.
+    """
 
     __slots__ = ("_clock", "_counts", "_seconds", "inflight", "window")
 
@@ -29,6 +35,10 @@ class LoadSignals:
 
     def finished(self) -> None:
         self.inflight -= 1
+
+    def abandoned(self, n: int) -> None:
+        """`n` requests were read but their connection closed before any handler ran."""
+        self.inflight -= n
 
     def rps(self, window: int | None = None) -> float:
         """Mean arrivals per second over the last `window` whole seconds (default: `window`)."""

@@ -515,7 +515,12 @@ class Run:
         }
         files = {
             "timeseries": "timeseries.csv",
+            # A long run may have rotated the journal: journal.jsonl.N are older lines.
             "journal": "journal.jsonl" if (self.out / "journal.jsonl").exists() else None,
+            "journal_rotated": sorted(
+                (p.name for p in self.out.glob("journal.jsonl.*")),
+                key=lambda n: -int(n.rsplit(".", 1)[1]) if n.rsplit(".", 1)[1].isdigit() else 0,
+            ),
             "locust": sorted(
                 p.name for p in self.out.glob("locust*") if p.suffix in (".json", ".csv", ".log")
             ),

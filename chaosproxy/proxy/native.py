@@ -131,6 +131,16 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
+class _Spent:
+    """Callbacks of no one: what a released response's parser slot points at."""
+
+
+# A released response drops its parser: the parser holds the response's bound methods, a
+# reference cycle that would otherwise leave a dozen objects per request for the cyclic GC,
+# whose full collections then hold the GIL for tens of milliseconds (the admin thread waits).
+_SPENT_PARSER = httptools.HttpResponseParser(_Spent())
+
+
 class _Response:
     """One response: the parser's callbacks, the head future and the body's bounded buffer.
 
@@ -310,6 +320,7 @@ class _Response:
             self.done = True
             self._give_back(False)
         self._chunks.clear()
+        self.parser = _SPENT_PARSER  # no connection feeds it any more (conn.resp is None)
 
     @property
     def complete(self) -> bool:

@@ -7,8 +7,10 @@ import itertools
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -107,7 +109,8 @@ class ProxyCore:
         ex = ProxyExchange(self, request, rid)
         forward = ex.proceed_websocket if is_upgrade(request) else ex.proceed_upstream
         load = self.load
-        load.started()
+        if not _claim_arrival(request):  # else counted when its head was read
+            load.started()
         try:
             faults: tuple[Fault, ...] | None = None
             if self.engine.active:
@@ -247,13 +250,57 @@ async def _run_chain(
     await step(0)()
 
 
+def _claim_arrival(request: web.BaseRequest) -> bool:
+    """True when the connection already counted this request in flight as it was read."""
+    proto = request.protocol
+    if isinstance(proto, _ClientErrors) and proto.unclaimed > 0:
+        proto.unclaimed -= 1
+        return True
+    return False
+
+
+class _Arrivals(deque[Any]):
+    """aiohttp's queue of parsed requests on one connection: each one appended is in flight
+    from then on, though its handler may start later (pipelined behind another request, or
+    behind a saturated loop). Relies on aiohttp appending every parsed request to
+    `RequestHandler._messages` (3.10 to 3.14); tests/proxy/test_inflight.py fails if it stops."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _ClientErrors) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        conn = self._conn
+        conn.unclaimed += 1
+        conn.load.started()
+
+
 class _ClientErrors(RequestHandler):
     """aiohttp's connection handler, answering requests it cannot parse (oversized headers,
     smuggling shapes, garbage) with the proxy's JSON error and a request id, logged in one line
     instead of a traceback: hostile or broken clients are expected. Anything else that reaches
-    it escaped the handler: a JSON 500, and the traceback in the log."""
+    it escaped the handler: a JSON 500, and the traceback in the log.
+
+    It also counts requests in flight from the moment they are parsed (`_Arrivals`); the
+    handler claims each one, and the ones never claimed leave the count with the connection.
+    """
 
     ids: RequestIds
+    load: LoadSignals
+    unclaimed = 0  # requests read on this connection whose handler has not begun
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._messages = _Arrivals(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        n, self.unclaimed = self.unclaimed, 0
+        if n:
+            self.load.abandoned(n)
+        super().connection_lost(exc)
 
     def handle_error(
         self,
@@ -292,10 +339,12 @@ class _Server(web.Server):
     def __init__(self, core: ProxyCore) -> None:
         super().__init__(core.handle, handler_cancellation=True, access_log=None)
         self._ids = core.ids
+        self._load = core.load
 
     def __call__(self) -> RequestHandler:
         handler = _ClientErrors(self, loop=self._loop, **self._kwargs)
         handler.ids = self._ids
+        handler.load = self._load
         return handler
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -160,6 +161,37 @@ async def test_sigterm_when_idle_exits_0(demo_upstream: str, spawn_proxy: SpawnP
     assert await asyncio.wait_for(p.proc.wait(), 10) == 0
 
 
+async def test_sighup_reopens_the_journal_for_outside_rotation(
+    demo_upstream: str, spawn_proxy: SpawnProxy, tmp_path: Path
+) -> None:
+    journal = tmp_path / "faults.jsonl"
+    p = await spawn_proxy(
+        "--upstream", demo_upstream, *LOCAL, "--journal", str(journal), "--log-format", "json"
+    )
+    async with aiohttp.ClientSession() as s:
+        rule = {"match": {"path": "/api/**"}, "fault": {"error": {"status": 503}}}
+        async with s.post(p.admin_url + "/rules", json=rule) as r:
+            assert r.status == 201
+
+        async def faulted(rid: str) -> None:
+            async with s.get(p.proxy_url + "/api/items", headers={"X-Request-Id": rid}) as r:
+                assert r.status == 503
+
+        await faulted("before")
+        moved = tmp_path / "faults.jsonl.1"
+        journal.rename(moved)  # an outside rotation: rename, then SIGHUP
+        p.proc.send_signal(signal.SIGHUP)
+        assert p.proc.stderr is not None
+        async with asyncio.timeout(10):  # until the proxy says it reopened the file
+            while "journal reopened" not in (await p.proc.stderr.readline()).decode():
+                pass
+        await faulted("after")
+    assert [json.loads(x)["request_id"] for x in moved.read_text().splitlines()] == ["before"]
+    assert [json.loads(x)["request_id"] for x in journal.read_text().splitlines()] == ["after"]
+    p.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(p.proc.wait(), 10) == 0
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -234,6 +266,28 @@ def test_admin_port_in_use_exits_2_with_one_line() -> None:
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(port) in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--journal-max-size", "lots", "expected a size"),
+        ("--journal-keep", "0", "expected a number > 0"),
+        ("--journal-faults", "error,explode", "unknown fault 'explode'"),
+        ("--journal-faults", ",", "unknown fault list (empty)"),
+    ],
+)
+def test_bad_journal_flags_exit_2_naming_the_flag(flag: str, value: str, says: str) -> None:
+    r = run_cli("run", "--upstream", "http://127.0.0.1:9", *LOCAL, flag, value)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and says in lines[0]
+
+
+def test_journal_flags_read_the_environment() -> None:
+    env = {"CHAOSPROXY_JOURNAL_FAULTS": "error,nonsense"}
+    r = run_cli("run", "--upstream", "http://127.0.0.1:9", *LOCAL, env=env)
+    assert r.returncode == 2 and "--journal-faults" in r.stderr and "nonsense" in r.stderr
 
 
 def test_tls_cert_without_key_exits_2_with_one_line() -> None:

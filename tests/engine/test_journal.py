@@ -1,4 +1,5 @@
-"""The fault journal through a real proxy: one line per injected fault; same seed, same lines."""
+"""The fault journal: one line per injected fault; same seed, same lines; bounded by rotation
+(never a lost or split line), reopened for outside rotation, filtered by fault."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 
 import aiohttp
 
+from chaosproxy._clock import FakeClock
+from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.engine.journal import Journal, journal_files
 from tests.conftest import StartProxy
 
 SEEDED = """\
@@ -114,3 +118,125 @@ async def test_seed_flag_overrides_the_scenarios_seed(
         runs.append([e["request_id"] + e["outcome"] for e in lines(journal)])
     assert rt.engine.status()["scenario"]["seed"] == 2
     assert runs[0] != runs[1]
+
+
+def fault(i: int, name: str = "error") -> FaultInjected:
+    return FaultInjected(float(i), f"req-{i:04d}", "GET", "/api/items", "", "", "r1", name, "x")
+
+
+def journal_bus(path: Path, **kw: Any) -> tuple[EventBus, Journal]:
+    bus = EventBus()
+    j = Journal(path, FakeClock(), **kw)
+    j.attach(bus)
+    return bus, j
+
+
+def all_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of the journal and its rotated files, oldest first; each must be whole."""
+    out = []
+    for f in journal_files(path):
+        text = f.read_text()
+        assert text.endswith("\n"), f"{f.name} ends mid-line"
+        out += [json.loads(line) for line in text.splitlines()]
+    return out
+
+
+async def test_a_run_past_the_size_limit_rotates_and_loses_no_line(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    (tmp_path / "coin-flips.yaml").write_text(SEEDED)
+    journal = tmp_path / "journal.jsonl"
+    rt = await start_proxy(
+        demo_upstream,
+        scenario="coin-flips",
+        scenario_dir=str(tmp_path),
+        journal=str(journal),
+        journal_max_size=1000,
+        journal_keep=50,
+        reload_interval=0,
+    )
+    codes = await drive(rt.proxy_url, 90)
+    await rt.stop()
+    files = journal_files(journal)
+    assert len(files) > 2  # the run crossed the limit more than once
+    assert all(f.stat().st_size <= 1000 for f in files)
+    entries = all_lines(journal)
+    assert len(entries) == sum(c >= 500 for c in codes)
+    ids = [e["request_id"] for e in entries]
+    assert ids == sorted(ids, key=lambda r: int(r.split("-")[1]))  # oldest file first
+
+
+def test_rotation_keeps_the_newest_files_only(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path, max_size=400, keep=2)
+    for i in range(40):
+        bus.emit(fault(i))
+    j.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "journal.jsonl",
+        "journal.jsonl.1",
+        "journal.jsonl.2",
+    ]
+    ids = [e["request_id"] for e in all_lines(path)]
+    assert ids[-1] == "req-0039" and ids == sorted(ids)
+    assert len(ids) == len(set(ids)) < 40  # the oldest were dropped with journal.jsonl.3
+
+
+def test_a_line_longer_than_the_limit_still_lands_whole(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path, max_size=10, keep=3)
+    bus.emit(fault(1))
+    bus.emit(fault(2))
+    j.close()
+    assert [e["request_id"] for e in all_lines(path)] == ["req-0001", "req-0002"]
+
+
+def test_reopen_sends_new_lines_to_a_new_file_after_a_rename(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    bus.emit(fault(1))
+    moved = tmp_path / "journal.jsonl.moved"
+    path.rename(moved)  # what logrotate does before it signals
+    bus.emit(fault(2))  # still the open file, now named .moved
+    j.reopen()
+    bus.emit(fault(3))
+    j.close()
+    assert [e["request_id"] for e in lines(moved)] == ["req-0001", "req-0002"]
+    assert [e["request_id"] for e in lines(path)] == ["req-0003"]
+
+
+def test_the_fault_filter_keeps_only_the_named_faults(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path, faults={"error", "reset"})
+    for i, name in enumerate(["latency", "error", "throttle", "reset", "latency"]):
+        bus.emit(fault(i, name))
+    j.close()
+    assert [e["fault"] for e in lines(path)] == ["error", "reset"]
+
+
+def test_an_existing_file_counts_towards_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"from": "an earlier run"}\n' * 20)
+    bus, j = journal_bus(path, max_size=600)
+    bus.emit(fault(1))
+    j.close()
+    assert lines(path) == [lines(path)[0]] and lines(path)[0]["request_id"] == "req-0001"
+    assert journal_files(path) == [tmp_path / "journal.jsonl.1", path]
+
+
+def test_a_fault_is_timed_from_its_own_scenarios_start(tmp_path: Path) -> None:
+    """A request of scenario A that records its fault after B started (a throttle records when
+    the body leaves; or an instant after an admin-thread start) is timed from A's start."""
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    bus.emit(StateChanged(100.0, "scenario_started", "a"))
+    bus.emit(StateChanged(105.0, "scenario_started", "b"))
+    for t, scenario in [(104.99, "a"), (106.0, "a"), (106.0, "b"), (107.0, "")]:
+        bus.emit(FaultInjected(t, "r", "GET", "/", scenario, "p", "rule", "error", "x"))
+    j.close()
+    assert [(e["scenario"], e["t"]) for e in lines(path)] == [
+        ("a", 4.99),
+        ("a", 6.0),
+        ("b", 1.0),
+        ("", 2.0),  # an ad-hoc rule's fault: from the latest start
+    ]
