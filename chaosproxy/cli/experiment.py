@@ -117,10 +117,12 @@ def list_command(args: argparse.Namespace) -> int:
     for path in sorted(bundled_dir().glob("*.yaml")):
         try:
             exp = load_experiment_file(path)
-            first = exp.description.strip().splitlines()[0] if exp.description else ""
-            print(f"{path.stem:<34} {first}")
+            first = " ".join(exp.description.split())
+            if len(first) > 90:
+                first = first[:89].rsplit(" ", 1)[0] + " …"
+            print(f"{path.stem:<30} {first}")
         except ConfigError:
-            print(f"{path.stem:<34} (needs its environment: see the file)")
+            print(f"{path.stem:<30} (needs its environment: see the file)")
     return 0
 
 

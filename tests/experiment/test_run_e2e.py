@@ -306,3 +306,42 @@ async def test_a_remote_worker_started_by_hand_gets_its_orders_from_the_master(
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["run"]["remote_workers"] == 1 and results["notes"] == []
     assert sum(p["proxy"]["requests"] for p in results["phases"]) > 100
+
+
+LOCUSTFILE = """\
+from locust import HttpUser, constant, task
+
+
+class Shopper(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def items(self):
+        self.client.get("/api/items")
+"""
+
+
+async def test_a_users_own_locustfile_gets_the_same_client_data_and_run_id(
+    system: DemoSystem, tmp_path: Path
+) -> None:
+    """HttpUser, not the bundled FastHttpUser: the plugin still counts every request per second
+    and tags it with the run id (the proxy view is the run's own, no note about all traffic)."""
+    port = free_port()
+    target = await gateway(system, port, failover=True)
+    (tmp_path / "shop.py").write_text(LOCUSTFILE)
+    path = write(tmp_path, target, system.primary, port)
+    text = (
+        path.read_text()
+        .replace(
+            "  requests:\n    - {path: /api/items}\n    - {path: /api/items/2}\n",
+            "  locustfile: shop.py\n",
+        )
+        .replace("  wait: 100ms\n", "")
+    )
+    path.write_text(text)
+    outcome = await run(path, tmp_path / "out")
+    assert outcome.results is not None
+    assert outcome.verdict == "PASS", outcome.results["reasons"]
+    assert outcome.results["notes"] == []
+    outage = phase(outcome, "outage")
+    assert outage["client"]["requests"] > 20 and outage["proxy"]["injected"] > 0
