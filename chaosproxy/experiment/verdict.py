@@ -493,6 +493,8 @@ def judge(
     for spec in checks:
         if spec.during_phase is not None:
             r = during(spec, rows, spec.during_phase, reference)
+        elif spec.after_phase not in ran:
+            r = CheckResult(spec, INCONCLUSIVE, None, 0, f"phase {spec.after_phase} never ran")
         else:
             assert spec.after_phase is not None
             r = recovery(spec, rows, by_name[spec.after_phase], reference)

@@ -321,3 +321,12 @@ def test_prometheus_without_data_is_inconclusive() -> None:
     rows, phases = run(("steady", 5, {}), ("broken", 4, {"inj": 50}))
     spec = check(during_phase="broken", source="prometheus", bound=0.2)
     assert judge([spec], rows, phases).checks[0].status == INCONCLUSIVE
+
+
+def test_a_recovery_check_after_a_phase_that_never_ran_is_inconclusive() -> None:
+    """Interrupted before the outage: no time to recover is invented for it."""
+    rows, phases = run(("steady", 5, {}))
+    phases.append(PhaseWindow("broken", 0.0, 0.0, True))
+    r = judge([check(after_phase="broken", within=5.0)], rows, phases, interrupted=True)
+    assert r.checks[0].status == INCONCLUSIVE and r.checks[0].recovered_after_s is None
+    assert "never ran" in r.checks[0].message
