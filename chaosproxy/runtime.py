@@ -262,7 +262,7 @@ class Runtime:
             ssl_context=server_ssl(s.tls_cert, s.tls_key),
             backlog=1024,
         )
-        await site.start()
+        await _listen(site, "--listen", s.listen_host, s.listen_port)
         self.proxy_port = _bound_port(site)
         self._admin_runner = web.AppRunner(
             make_admin_app(self, s.admin_token),
@@ -273,8 +273,8 @@ class Runtime:
         await self._admin_runner.setup()
         admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
         try:
-            await admin_site.start()
-        except OSError:
+            await _listen(admin_site, "--admin", s.admin_host, s.admin_port)
+        except UsageError:
             await self._proxy_runner.cleanup()
             raise
         self.admin_port = _bound_port(admin_site)
@@ -311,6 +311,15 @@ class Runtime:
         finally:
             await self.stop()
             log.info("stopped")
+
+
+async def _listen(site: web.TCPSite, flag: str, host: str, port: int) -> None:
+    """Start a listener; a failure names the flag and address it is about."""
+    try:
+        await site.start()
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise UsageError(f"{flag} {host}:{port}: cannot listen: {reason}") from e
 
 
 def _bound_port(site: web.TCPSite) -> int:

@@ -140,6 +140,10 @@ def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Pat
     looks_like_path = (
         os.sep in name_or_file or "/" in name_or_file or name_or_file.endswith((".yaml", ".yml"))
     )
+    if Path(name_or_file).is_dir() and not (directory / f"{name_or_file}.yaml").is_file():
+        raise ConfigError(
+            Problem("is a directory, expected a scenario file or NAME", file=name_or_file)
+        )
     if looks_like_path or Path(name_or_file).is_file():
         p = Path(name_or_file)
         if p.is_file():
