@@ -123,7 +123,10 @@ def match_to_data(m: MatchSpec) -> dict[str, Any]:
     if m.query:
         out["query"] = _conditions(m.query)
     if m.user_agent is not None:
-        out["user_agent"] = m.user_agent
+        ua = m.user_agent
+        # A regex spelt like a word would load back as a (misspelt) preset: say it is a regex.
+        plain = ua.isalpha() and ua.islower() and ua not in ("mobile", "desktop", "bot")
+        out["user_agent"] = {"regex": ua} if plain else ua
     if m.client_ip:
         out["client_ip"] = list(m.client_ip)
     return out
