@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from chaosproxy.engine.events import EventBus, StateChanged
 
 
@@ -31,3 +35,27 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
     bus.subscribe(StateChanged, listener.on_state)
     bus.emit(StateChanged(0.0, "phase_changed"))
     assert listener.seen == ["phase_changed"]
+
+
+def test_state_log_lines_round_seconds_to_the_millisecond_and_the_event_keeps_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.engine.helpers import rig, scenario
+
+    r = rig()
+    r.engine.start_scenario(
+        scenario("""
+        name: short
+        phases:
+          - name: only
+            duration: 30s
+        """)
+    )
+    caplog.set_level(logging.INFO, logger="chaosproxy")
+    r.clock.advance(25.64357094600001)
+    r.engine.stop_scenario()
+    (line,) = [rec for rec in caplog.records if rec.getMessage().startswith("scenario_stopped")]
+    assert "elapsed=25.644" in line.getMessage()
+    assert "25.6435" not in line.getMessage()
+    assert r.states[-1].details["elapsed"] == pytest.approx(25.64357094600001, abs=1e-9)
+    assert line.event["elapsed"] == r.states[-1].details["elapsed"]  # type: ignore[attr-defined]
