@@ -329,8 +329,10 @@ def startup_error(e: BaseException, settings: Any) -> str:
     from chaosproxy.errors import ConfigError
 
     if isinstance(e, ConfigError):
-        if all(p.file == "<input>" for p in e.problems):
-            return "--scenario: " + "; ".join(p.message for p in e.problems)
+        if all(p.line == 0 for p in e.problems):  # unknown name, missing or unreadable file
+            return "--scenario: " + "; ".join(
+                p.message if p.file == "<input>" else str(p) for p in e.problems
+            )
         return f"--scenario {settings.scenario}: invalid scenario:\n{e}"
     if isinstance(e, ssl.SSLError):
         return f"--tls-cert/--tls-key: cannot load TLS files: {e.reason or e}"

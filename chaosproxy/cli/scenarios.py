@@ -98,6 +98,12 @@ def summary(scenario: Any) -> str:
 def validate_command(args: argparse.Namespace) -> int:
     from chaosproxy.config.loader import resolve_scenario, scenario_files
 
+    if args.scenario_dir is not None and not args.scenario_dir.is_dir():
+        print(
+            f"chaosproxy validate: error: --scenario-dir: no such directory: {args.scenario_dir}",
+            file=sys.stderr,
+        )
+        return 2
     failed = False
     names: list[str] = []
     for name in args.files:

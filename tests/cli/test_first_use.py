@@ -213,3 +213,21 @@ def test_validate_a_directory_without_scenarios_says_so(
     assert one_error_line(capsys) == (
         f"{tmp_path}: a directory without scenario files (*.yaml, *.yml)"
     )
+
+
+def test_missing_boot_scenario_file_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    r = run_cli("run", *UPSTREAM, *LOCAL, "--scenario", str(missing))
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip() == f"chaosproxy run: error: --scenario: {missing}: no such scenario file"
+    )
+
+
+def test_validate_with_a_missing_scenario_dir_names_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", "--scenario-dir", "/nonexistent", "small"]) == 2
+    assert one_error_line(capsys) == (
+        "chaosproxy validate: error: --scenario-dir: no such directory: /nonexistent"
+    )
