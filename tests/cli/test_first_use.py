@@ -231,3 +231,27 @@ def test_validate_with_a_missing_scenario_dir_names_the_flag(
     assert one_error_line(capsys) == (
         "chaosproxy validate: error: --scenario-dir: no such directory: /nonexistent"
     )
+
+
+async def test_a_journal_the_runtime_cannot_open_is_named_by_its_flag(tmp_path: Path) -> None:
+    """Past the early checks (a directory removed in between, say), the open still names it."""
+    import yarl
+
+    from chaosproxy.cli.run import startup_error
+    from chaosproxy.runtime import Runtime, Settings
+
+    journal = tmp_path / "gone" / "j.jsonl"
+    settings = Settings(
+        upstream=yarl.URL("http://127.0.0.1:9"),
+        listen_host="127.0.0.1",
+        listen_port=0,
+        admin_port=0,
+        journal=str(journal),
+    )
+    rt = Runtime(settings)
+    with pytest.raises(OSError) as info:
+        await rt.start()
+    await rt.stop()
+    assert startup_error(info.value, settings) == (
+        f"--journal {journal}: No such file or directory"
+    )
