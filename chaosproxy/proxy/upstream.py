@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import re
+import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -70,7 +71,10 @@ def connect_error(e: BaseException) -> UpstreamError:
     (the same words for a real refusal as for an injected one)."""
     if isinstance(e, ConnectionRefusedError):
         return UpstreamError("refused", REFUSED_DETAILS)
-    if isinstance(e, OSError) and e.errno and not isinstance(e, ssl.SSLError):
+    if isinstance(e, socket.gaierror):  # the name did not resolve: its own words, no address
+        return UpstreamError("refused", f"cannot connect to the upstream: {e.strerror}")
+    if isinstance(e, OSError) and e.errno and e.errno > 0 and not isinstance(e, ssl.SSLError):
+        # asyncio's message repeats the address ("Connect call failed ('10.0.0.7', 8080)").
         return UpstreamError("refused", f"cannot connect to the upstream: {os.strerror(e.errno)}")
     return UpstreamError("refused", f"cannot connect to the upstream: {_ADDRESS.sub('', str(e))}")
 
