@@ -48,10 +48,10 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-def bad_request_details(details: Any) -> list[Any]:
+def bad_request_details(details: Any, message: str) -> list[Any]:
     """A 400's details are always a list of `{"field": ..., "problem": ...}` objects."""
-    if details is None:
-        return []
+    if details is None:  # e.g. aiohttp's own 400s
+        return [{"field": "request", "problem": message}]
     if isinstance(details, dict):
         return [details]
     if isinstance(details, list):
@@ -62,7 +62,7 @@ def bad_request_details(details: Any) -> list[Any]:
 def _error_response(request: web.Request, status: int, message: str, details: Any) -> web.Response:
     rid = request.get(REQUEST_ID) or request.app[RUNTIME].core.ids.next()
     if status == 400:
-        details = bad_request_details(details)
+        details = bad_request_details(details, message)
     body: dict[str, Any] = {"code": status, "message": message, "requestId": rid}
     if details is not None:
         body["details"] = details

@@ -8,8 +8,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
+from chaosproxy.admin.app import make_admin_app
 from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 
@@ -83,3 +86,16 @@ async def test_every_400_details_is_a_list_of_field_and_problem(
     assert isinstance(details, list) and details
     assert all(set(d) == {"field", "problem"} for d in details)
     assert details[0]["field"] == field
+
+
+async def test_a_400_raised_by_the_framework_has_the_same_details_shape(admin: Runtime) -> None:
+    async def raises(request: web.Request) -> web.Response:
+        raise web.HTTPBadRequest(reason="Bad Request")
+
+    app = make_admin_app(admin)
+    app.router.add_get("/raises", raises)
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/raises")
+        body = await r.json()
+    assert r.status == 400 and r.headers["X-Request-Id"]
+    assert body["error"]["details"] == [{"field": "request", "problem": "Bad Request"}]
