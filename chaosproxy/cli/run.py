@@ -32,7 +32,8 @@ Once both listeners are bound it logs one line (also with --log-format json, as 
   proxying PROXY_URL -> UPSTREAM (admin ADMIN_URL)
 With port 0 (e.g. --listen 127.0.0.1:0) that line tells the ports actually bound.
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish up to --grace, exit 0.
-Bad input or a port in use: one line on stderr, exit code 2."""
+Bad input, a port in use or a file that cannot be used: one line on stderr naming the flag
+(e.g. "--admin 127.0.0.1:8081: cannot listen: Address already in use"), exit code 2."""
 
 
 def register(sub: Any) -> None:
