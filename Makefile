@@ -12,8 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
 	@touch $(STAMP)
 
+# Ctrl-C reaches make, this shell and the demo at once: the demo stops cleanly and exits 130,
+# which is the end a user asked for, not an error for make to report. The shell traps INT so it
+# outlives the signal and can say so. DEMO_ARGS: more flags for it (e.g. DEMO_ARGS="--out DIR").
 demo: $(STAMP)
-	$(BIN)/python -m chaosproxy demo
+	@trap : INT; $(BIN)/python -m chaosproxy demo $(DEMO_ARGS); status=$$?; \
+		if [ $$status -ne 130 ]; then exit $$status; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check chaosproxy tests bench

@@ -58,10 +58,26 @@ async def static(request: web.Request) -> web.Response:
     return web.Response(text="console.log('demo app');\n", content_type="application/javascript")
 
 
+# What `GET /` lists: a visitor's first request finds the rest.
+ROUTES = {
+    "GET /api/items": "the 20 items, as JSON",
+    "GET /api/items/{id}": "one item (1..20); 404 JSON for another id",
+    "GET /api/slow?delay=SECONDS": "answers after the delay (at most 30 s)",
+    "POST /api/echo": "the upload's size and sha256",
+    "GET /static/app.js": "a small JavaScript file",
+    "GET /healthz": '{"status": "ok"}',
+}
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response({"service": "chaosproxy demo service", "routes": ROUTES})
+
+
 def make_app() -> web.Application:
     app = web.Application()
     app.add_routes(
         [
+            web.get("/", index),
             web.get("/api/items", list_items),
             web.get("/api/items/{id}", get_item),
             web.get("/api/slow", slow),

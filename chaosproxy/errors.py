@@ -41,10 +41,19 @@ class ConfigError(ChaosProxyError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class UpstreamError(ChaosProxyError):
-    """The upstream could not be reached or broke the exchange; `reason` is a bounded label."""
+# What a client reads when the upstream refused the connection (real or injected): the same
+# words either way, and never the upstream's address.
+REFUSED_DETAILS = "cannot connect to the upstream: Connection refused"
 
-    def __init__(self, reason: str, details: str) -> None:
+
+class UpstreamError(ChaosProxyError):
+    """The upstream could not be reached or broke the exchange; `reason` is a bounded label.
+
+    `injected`: a fault raised it (upstream_down), so it is not upstream trouble to count.
+    """
+
+    def __init__(self, reason: str, details: str, *, injected: bool = False) -> None:
         self.reason = reason  # refused | timeout | reset | protocol
         self.details = details
+        self.injected = injected
         super().__init__(f"{reason}: {details}")

@@ -296,11 +296,17 @@ class Runtime:
             ssl_context=server_ssl(s.tls_cert, s.tls_key),
             backlog=1024,
         )
-        await site.start()
+        await _listen(site, "--listen", s.listen_host, s.listen_port)
         self.proxy_port = _bound_port(site)
         try:
             self.admin_port = await self._start_admin()
-        except OSError:
+        except OSError as e:  # the admin thread could not listen
+            await self._proxy_runner.cleanup()
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            raise UsageError(
+                f"--admin {s.admin_host}:{s.admin_port}: cannot listen: {reason}"
+            ) from e
+        except UsageError:
             await self._proxy_runner.cleanup()
             raise
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
@@ -319,8 +325,8 @@ class Runtime:
         await self._admin_runner.setup()
         admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
         try:
-            await admin_site.start()
-        except OSError:
+            await _listen(admin_site, "--admin", s.admin_host, s.admin_port)
+        except UsageError:
             await self._admin_runner.cleanup()
             raise
         return _bound_port(admin_site)
@@ -381,6 +387,15 @@ def tune_process(admin_thread: bool) -> None:
     gc.freeze()
     if admin_thread:
         sys.setswitchinterval(0.001)
+
+
+async def _listen(site: web.TCPSite, flag: str, host: str, port: int) -> None:
+    """Start a listener; a failure names the flag and address it is about."""
+    try:
+        await site.start()
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise UsageError(f"{flag} {host}:{port}: cannot listen: {reason}") from e
 
 
 def _bound_port(site: web.TCPSite) -> int:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from chaosproxy.admin import control
-from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.errors import ApiError, bad_request
 
 if TYPE_CHECKING:
     from chaosproxy.runtime import Runtime
@@ -31,9 +31,38 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 __all__ = ["ApiError", "make_admin_app", "routes"]
 
 
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every admin answer carries `X-Request-Id` (the client's own when it sent one)."""
+    rid = request.headers.get("X-Request-Id") or request.app[RUNTIME].core.ids.next()
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:  # redirects and the like, raised rather than returned
+        e.headers["X-Request-Id"] = rid
+        raise
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
+def bad_request_details(details: Any, message: str) -> list[Any]:
+    """A 400's details are always a list of `{"field": ..., "problem": ...}` objects."""
+    if details is None:  # e.g. aiohttp's own 400s
+        return [{"field": "request", "problem": message}]
+    if isinstance(details, dict):
+        return [details]
+    if isinstance(details, list):
+        return details
+    return [{"field": "request", "problem": str(details)}]
+
+
 def _error_response(request: web.Request, status: int, message: str, details: Any) -> web.Response:
-    rt = request.app[RUNTIME]
-    rid = request.headers.get("X-Request-Id") or rt.core.ids.next()
+    rid = request.get(REQUEST_ID) or request.app[RUNTIME].core.ids.next()
+    if status == 400:
+        details = bad_request_details(details, message)
     body: dict[str, Any] = {"code": status, "message": message, "requestId": rid}
     if details is not None:
         body["details"] = details
@@ -54,7 +83,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return _error_response(request, e.status, e.reason, None)
     except Exception:
-        rid = request.headers.get("X-Request-Id", "")
+        rid = request.get(REQUEST_ID, "")
         log.exception("admin API failure %s %s [%s]", request.method, request.path, rid)
         return _error_response(request, 500, "Internal Server Error", "see the proxy log")
 
@@ -140,9 +169,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(
-            400, "Bad Request", {"field": "body", "problem": "the scenario must be UTF-8 YAML"}
-        ) from None
+        raise bad_request("body", "the scenario must be UTF-8 YAML") from None
     sc, created = control.upload_scenario(rt, request.match_info["name"], text)
     return web.json_response(control.describe_scenario(sc), status=201 if created else 200)
 
@@ -167,9 +194,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     except ValueError:
         value = lo - 1
     if not lo <= value <= hi:
-        raise ApiError(
-            400, "Bad Request", {"field": name, "problem": f"expected {lo}..{hi}, got {raw[:40]!r}"}
-        )
+        raise bad_request(name, f"expected {lo}..{hi}, got {raw[:40]!r}")
     return value
 
 
@@ -222,18 +247,14 @@ async def timeseries(request: web.Request) -> web.Response:
         first = _int_param(request, "from", last_complete - 59, 0, 2**40)
         end = min(_int_param(request, "to", last_complete + 1, 0, 2**40), last_complete + 1)
         if end - first > keep:
-            raise ApiError(
-                400,
-                "Bad Request",
-                {"field": "from", "problem": f"at most {keep} seconds per request"},
-            )
+            raise bad_request("from", f"at most {keep} seconds per request")
         last = end - 1
     else:
         seconds = _int_param(request, "seconds", 60, 1, keep)
         first, last = last_complete - seconds + 1, last_complete
     run = q.get("run") or None
     if run is not None and len(run) > 64:
-        raise ApiError(400, "Bad Request", {"field": "run", "problem": "at most 64 characters"})
+        raise bad_request("run", "at most 64 characters")
     histograms = q.get("histograms", "") in ("1", "true")
     series = control.timeseries(rt, first, last, run, histograms)
     body: dict[str, Any] = {"from": first, "to": last + 1, "series": series}
@@ -249,13 +270,11 @@ async def _json_body(request: web.Request, *, optional: bool) -> Any:
     if not raw.strip():
         if optional:
             return {}
-        raise ApiError(400, "Bad Request", {"field": "body", "problem": "a JSON body is required"})
+        raise bad_request("body", "a JSON body is required")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(
-            400, "Bad Request", {"field": "body", "problem": f"invalid JSON: {e}"}
-        ) from None
+        raise bad_request("body", f"invalid JSON: {e}") from None
 
 
 def routes() -> list[web.RouteDef]:
@@ -283,7 +302,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def make_admin_app(runtime: Runtime, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(middlewares=[request_id_middleware, error_middleware, auth_middleware])
     app[RUNTIME] = runtime
     app[TOKEN] = token or ""
     app.add_routes(routes())

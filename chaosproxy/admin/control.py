@@ -1,7 +1,8 @@
 """What the admin routes do, kept apart from HTTP: load scenarios, start/stop, ad-hoc rules, reset.
 
 Every failure is an `ApiError` with the status a client should see: 404 unknown scenario or rule,
-400 invalid body naming the field, 409 a scenario already runs.
+400 invalid body (details: a list of `{"field", "problem"}`), 409 a scenario already runs, 422 an
+invalid scenario (details: a list of located problems, `file:line:col: key.path: message`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.errors import ApiError, bad_request
 from chaosproxy.config.model import Scenario
 from chaosproxy.config.units import parse_duration
 from chaosproxy.engine.core import AdhocRule
@@ -30,7 +31,7 @@ MAX_SCHEDULE_LATE = 5.0  # ... and at most this far in the past (then backdated 
 
 
 def _bad(field: str, problem: str) -> ApiError:
-    return ApiError(400, "Bad Request", {"field": field, "problem": problem})
+    return bad_request(field, problem)
 
 
 # ---------------------------------------------------------------- scenarios

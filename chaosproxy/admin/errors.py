@@ -13,3 +13,8 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details
+
+
+def bad_request(field: str, problem: str) -> ApiError:
+    """A 400: its details are always a list of `{"field": ..., "problem": ...}` objects."""
+    return ApiError(400, "Bad Request", [{"field": field, "problem": problem}])

@@ -173,7 +173,13 @@ def document() -> dict[str, Any]:
                                             "code": {"type": "integer"},
                                             "message": {"type": "string"},
                                             "requestId": {"type": "string"},
-                                            "details": {},
+                                            "details": {
+                                                "description": "400: a list of {field, problem} "
+                                                "objects; 422: a list of located problems "
+                                                "(file:line:col: key.path: message); otherwise "
+                                                "a sentence (404 for a scenario: {problem, "
+                                                "available})"
+                                            },
                                         },
                                     }
                                 },

@@ -38,6 +38,19 @@ class _EnvAppendAction(argparse._AppendAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+BOOLEANS = "1/0, true/false, yes/no, on/off"
+
+
+def env_bool(raw: str) -> bool | None:
+    """The usual spellings of a boolean, case-insensitive; None for anything else."""
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def env_defaults(parser: argparse.ArgumentParser) -> None:
     """Every `--flag` of `parser` also reads CHAOSPROXY_<FLAG> from the environment."""
     for action in parser._actions:
@@ -47,10 +60,13 @@ def env_defaults(parser: argparse.ArgumentParser) -> None:
         raw = os.environ.get(name)
         if raw is None:
             continue
-        if isinstance(action, argparse._StoreTrueAction):
-            action.default = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif isinstance(action, argparse._StoreFalseAction):
-            action.default = raw.strip().lower() not in ("1", "true", "yes", "on")
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            value = env_bool(raw)
+            if value is None:
+                # Reported when this command runs (`main`), not while other commands register.
+                parser.set_defaults(env_error=f"${name}: {raw!r} is not a boolean ({BOOLEANS})")
+                continue
+            action.default = value
         elif isinstance(action, argparse._AppendAction):
             action.default = [v for v in raw.split(",") if v]
             action.__class__ = _EnvAppendAction
@@ -77,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
+        return 2
+    if getattr(args, "env_error", None):
+        print(f"{parser.prog} {args.command}: error: {args.env_error}", file=sys.stderr)
         return 2
     try:
         return int(args.func(args))

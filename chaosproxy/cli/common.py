@@ -57,3 +57,24 @@ def size(value: str) -> int:
         return parse_size(value.strip())
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends `(default: …)` to a flag's help unless the help already speaks of its default.
+
+    Flags without a value (on/off switches) show `(default: off)`; a flag whose default is None
+    says what none means in its own help.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.nargs == 0:
+            return f"{text} (default: off)".strip()
+        if action.default is None:
+            return text
+        value = action.default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return f"{text} (default: {str(value).replace('%', '%%')})".strip()

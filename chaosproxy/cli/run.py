@@ -9,7 +9,14 @@ import ssl
 import sys
 from typing import Any
 
-from chaosproxy.cli.common import duration, host_port, http_url, positive_int, size
+from chaosproxy.cli.common import (
+    DefaultsHelpFormatter,
+    duration,
+    host_port,
+    http_url,
+    positive_int,
+    size,
+)
 
 
 def optional_duration(value: str) -> float | None:
@@ -26,7 +33,8 @@ Once both listeners are bound it logs one line (also with --log-format json, as 
   proxying PROXY_URL -> UPSTREAM (admin ADMIN_URL)
 With port 0 (e.g. --listen 127.0.0.1:0) that line tells the ports actually bound.
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish up to --grace, exit 0.
-Bad input or a port in use: one line on stderr, exit code 2."""
+Bad input, a port in use or a file that cannot be used: one line on stderr naming the flag
+(e.g. "--admin 127.0.0.1:8081: cannot listen: Address already in use"), exit code 2."""
 
 
 def register(sub: Any) -> None:
@@ -37,7 +45,7 @@ def register(sub: Any) -> None:
         help="run the proxy in front of an upstream",
         description="Run the proxy.",
         epilog=READY_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     add_run_arguments(p)
     env_defaults(p)
@@ -45,7 +53,9 @@ def register(sub: Any) -> None:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--upstream", type=http_url, required=True, help="the service to proxy, URL")
+    p.add_argument(
+        "--upstream", type=http_url, required=True, help="the service to proxy, URL (required)"
+    )
     p.add_argument("--listen", type=host_port, default="0.0.0.0:8080", help="HOST:PORT to serve")
     p.add_argument("--admin", type=host_port, default="127.0.0.1:8081", help="admin HOST:PORT")
     p.add_argument(
@@ -82,16 +92,26 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--upstream-client",
         default="native",
-        help="native (own keep-alive pool, fastest) or aiohttp (ClientSession); default native",
+        help="native (own keep-alive pool, fastest) or aiohttp (ClientSession)",
     )
-    p.add_argument("--upstream-ca", metavar="FILE", help="CA bundle to verify an https upstream")
+    p.add_argument(
+        "--upstream-ca",
+        metavar="FILE",
+        help="CA bundle to verify an https upstream (default: the system's CAs)",
+    )
     p.add_argument(
         "--upstream-insecure",
         action="store_true",
         help="do not verify the https upstream's certificate",
     )
-    p.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate chain")
-    p.add_argument("--tls-key", metavar="FILE", help="private key for --tls-cert")
+    p.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve TLS with this certificate chain (default: plain HTTP)",
+    )
+    p.add_argument(
+        "--tls-key", metavar="FILE", help="private key for --tls-cert (required with it)"
+    )
     p.add_argument(
         "--rewrite-host",
         action="store_true",
@@ -109,8 +129,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="10s",
         help="on SIGTERM, how long in-flight requests may take to finish",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="least severe level logged",
+    )
     p.add_argument("--access-log", action="store_true", help="log one line per request")
     p.add_argument(
         "--client-id-header",
@@ -118,7 +143,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="request header that names the client (e.g. X-Client-Id), for per-client "
         "statistics such as early retries after Retry-After; default: the client's address",
     )
-    p.add_argument("--seed", type=int, help="seed for fault decisions")
+    p.add_argument(
+        "--seed", type=int, help="seed for fault decisions (default: random, a new one per run)"
+    )
     add_scenario_arguments(p)
     add_control_arguments(p)
 
@@ -128,7 +155,8 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scenario",
         metavar="NAME|FILE",
-        help="start this scenario at boot (a NAME resolves in --scenario-dir)",
+        help="start this scenario at boot (a NAME resolves in --scenario-dir; default: none, "
+        "start one through the admin API)",
     )
     p.add_argument(
         "--scenario-dir",
@@ -136,7 +164,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         help="where scenario NAMEs resolve and files are watched (default: the bundled ones)",
     )
     p.add_argument(
-        "--journal", metavar="FILE", help="append one JSON line per injected fault to FILE"
+        "--journal",
+        metavar="FILE",
+        help="append one JSON line per injected fault to FILE (default: no journal)",
     )
     p.add_argument(
         "--journal-max-size",
@@ -172,7 +202,8 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--admin-token",
         metavar="TOKEN",
-        help="mutating admin routes require 'Authorization: Bearer TOKEN'",
+        help="mutating admin routes require 'Authorization: Bearer TOKEN' (default: no token, "
+        "allowed on a loopback --admin only)",
     )
     p.add_argument(
         "--admin-insecure",
@@ -195,7 +226,7 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=100.0,
         metavar="PCT",
-        help="cap on the percentage a fault header may ask for (default 100)",
+        help="cap on the percentage a fault header may ask for",
     )
     p.add_argument(
         "--mark-injected",
@@ -206,7 +237,8 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         "--max-active-faults",
         type=positive_int,
         metavar="N",
-        help="at most N requests faulted at once; others pass untouched (counted)",
+        help="at most N requests faulted at once; others pass untouched (counted) "
+        "(default: no limit)",
     )
     p.add_argument(
         "--max-fault-duration",
@@ -241,11 +273,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             f"chaosproxy run: error: --upstream-client: {args.upstream_client!r} "
             "is not one of native, aiohttp"
         )
-    for flag in ("tls_cert", "tls_key", "upstream_ca"):
-        path = getattr(args, flag)
-        if path and not os.path.isfile(path):
-            opt = "--" + flag.replace("_", "-")
-            raise SystemExit(f"chaosproxy run: error: {opt}: no such file: {path}")
+    problem = check_files(args)
+    if problem:
+        raise SystemExit(f"chaosproxy run: error: {problem}")
     return Settings(
         upstream=args.upstream,
         listen_host=args.listen[0],
@@ -286,6 +316,92 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def check_files(args: argparse.Namespace) -> str | None:
+    """The files and directories the flags name, checked before anything starts: the first
+    problem, naming its flag, or None."""
+    for flag in ("tls_cert", "tls_key", "upstream_ca"):
+        path = getattr(args, flag)
+        opt = "--" + flag.replace("_", "-")
+        if path and not os.path.isfile(path):
+            return f"{opt}: no such file: {path}"
+        if path:
+            try:
+                open(path, "rb").close()
+            except OSError as e:
+                return f"{opt} {path}: cannot read: {e.strerror or e}"
+    if args.tls_cert and args.tls_key:
+        problem = check_tls(args.tls_cert, args.tls_key)
+        if problem:
+            return problem
+    if args.upstream_ca:
+        try:
+            ssl.create_default_context(cafile=args.upstream_ca)
+        except ssl.SSLError as e:
+            return f"--upstream-ca {args.upstream_ca}: not a PEM CA bundle ({e.reason or e})"
+    if args.scenario_dir and not os.path.isdir(args.scenario_dir):
+        return f"--scenario-dir: no such directory: {args.scenario_dir}"
+    if args.journal:
+        return check_journal(args.journal)
+    return None
+
+
+def check_tls(cert: str, key: str) -> str | None:
+    """Which of --tls-cert/--tls-key is wrong, rather than an OpenSSL code about both."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+        return None
+    except ssl.SSLError as e:
+        reason = e.reason or str(e)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        return f"--tls-cert {cert}: not a PEM certificate ({reason})"
+    return f"--tls-key {key}: not the PEM private key of --tls-cert's certificate ({reason})"
+
+
+def check_journal(path: str) -> str | None:
+    """The journal is appended to (created when missing): its directory must exist."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return f"--journal {path}: is a directory, expected a file"
+    if not os.path.isdir(directory):
+        return f"--journal {path}: no such directory: {directory}"
+    target = path if os.path.exists(path) else directory
+    if not os.access(target, os.W_OK):
+        return f"--journal {path}: cannot write: permission denied"
+    return None
+
+
+def startup_error(e: BaseException, settings: Any) -> str:
+    """One line (or a located list) naming the flag or file a startup failure is about."""
+    from chaosproxy.errors import ConfigError
+
+    if isinstance(e, ConfigError):
+        if all(p.line == 0 for p in e.problems):  # unknown name, missing or unreadable file
+            return "--scenario: " + "; ".join(
+                p.message if p.file == "<input>" else str(p) for p in e.problems
+            )
+        return f"--scenario {settings.scenario}: invalid scenario:\n{e}"
+    if isinstance(e, ssl.SSLError):
+        return f"--tls-cert/--tls-key: cannot load TLS files: {e.reason or e}"
+    if isinstance(e, OSError):
+        reason = e.strerror or str(e)
+        files = {
+            settings.journal: "--journal",
+            settings.tls_cert: "--tls-cert",
+            settings.tls_key: "--tls-key",
+            settings.upstream_ca: "--upstream-ca",
+            settings.scenario_dir: "--scenario-dir",
+        }
+        name = os.fsdecode(e.filename) if e.filename else None
+        if name and name in files:
+            return f"{files[name]} {name}: {reason}"
+        if name:
+            return f"{name}: {reason}"
+        return f"cannot start: {reason}"
+    return str(e)
+
+
 def install_uvloop() -> None:
     try:
         import uvloop
@@ -308,20 +424,11 @@ def run_command(args: argparse.Namespace) -> int:
     install_uvloop()
 
     async def main() -> int:
-        rt = Runtime(settings)
         try:
+            rt = Runtime(settings)
             await rt.serve_until_signal()
-        except ssl.SSLError as e:
-            print(f"chaosproxy run: error: cannot load TLS files: {e}", file=sys.stderr)
-            return 2
-        except OSError as e:
-            print(f"chaosproxy run: error: cannot listen: {e.strerror or e}", file=sys.stderr)
-            return 2
-        except UsageError as e:
-            print(f"chaosproxy run: error: {e}", file=sys.stderr)
-            return 2
-        except ConfigError as e:
-            print(f"chaosproxy run: error: invalid scenario:\n{e}", file=sys.stderr)
+        except (OSError, UsageError, ConfigError) as e:  # ssl.SSLError is an OSError
+            print(f"chaosproxy run: error: {startup_error(e, settings)}", file=sys.stderr)
             return 2
         return 0
 

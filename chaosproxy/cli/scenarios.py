@@ -21,7 +21,12 @@ def register(sub: Any) -> None:
         description="Check scenario files. Exit 0 when all are valid; otherwise print every "
         "problem as file:line:col: key.path: message and exit 2.",
     )
-    v.add_argument("files", nargs="+", metavar="FILE", help="scenario file (or bundled NAME)")
+    v.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="scenario file, bundled NAME, or directory (every *.yaml/*.yml file in it)",
+    )
     v.add_argument("--scenario-dir", type=Path, help="where a NAME is looked up")
     v.set_defaults(func=validate_command)
 
@@ -91,10 +96,28 @@ def summary(scenario: Any) -> str:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from chaosproxy.config.loader import resolve_scenario
+    from chaosproxy.config.loader import resolve_scenario, scenario_files
 
+    if args.scenario_dir is not None and not args.scenario_dir.is_dir():
+        print(
+            f"chaosproxy validate: error: --scenario-dir: no such directory: {args.scenario_dir}",
+            file=sys.stderr,
+        )
+        return 2
     failed = False
+    names: list[str] = []
     for name in args.files:
+        if Path(name).is_dir():
+            found = scenario_files(Path(name))
+            if not found:
+                print(
+                    f"{name}: a directory without scenario files (*.yaml, *.yml)", file=sys.stderr
+                )
+                failed = True
+            names.extend(str(p) for p in found)
+        else:
+            names.append(name)
+    for name in names:
         try:
             path = resolve_scenario(name, args.scenario_dir)
         except ConfigError as e:

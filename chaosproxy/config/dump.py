@@ -52,7 +52,7 @@ def scenario_to_data(scenario: Scenario) -> dict[str, Any]:
         a = scenario.abort_if
         abort: dict[str, Any] = {}
         if a.error_rate_above is not None:
-            abort["error_rate_above"] = a.error_rate_above
+            abort["error_rate_above"] = _number(a.error_rate_above)
         if a.p99_above is not None:
             abort["p99_above"] = format_duration(a.p99_above)
         abort["window"] = format_duration(a.window)
@@ -84,15 +84,18 @@ def rule_to_data(rule: RuleSpec) -> dict[str, Any]:
         out["match"] = match
     if isinstance(rule.probability, float | int):
         if rule.probability != 1.0:
-            out["probability"] = rule.probability
+            out["probability"] = _number(rule.probability)
     else:
-        out["probability"] = {"from": rule.probability.start, "to": rule.probability.end}
+        out["probability"] = {
+            "from": _number(rule.probability.start),
+            "to": _number(rule.probability.end),
+        }
     if rule.when is not None:
         w = rule.when
         if w.inflight_above is not None:
             out["when"] = {"inflight_above": w.inflight_above}
         else:
-            out["when"] = {"rps_above": w.rps_above, "window": format_duration(w.window)}
+            out["when"] = {"rps_above": _number(w.rps_above), "window": format_duration(w.window)}
     if rule.counting is not None:
         for key in ("first", "every", "after"):
             value = getattr(rule.counting, key)
@@ -101,10 +104,17 @@ def rule_to_data(rule: RuleSpec) -> dict[str, Any]:
     if len(rule.outcomes) == 1 and rule.outcomes[0].weight == 1.0:
         out["fault"] = _faults(rule.outcomes[0])
     elif rule.outcomes:
-        out["outcomes"] = [{"weight": o.weight, "fault": _faults(o)} for o in rule.outcomes]
+        out["outcomes"] = [
+            {"weight": _number(o.weight), "fault": _faults(o)} for o in rule.outcomes
+        ]
     if rule.continue_:
         out["continue"] = True
     return out
+
+
+def _number(value: float | None) -> float | int | None:
+    """As it was written: `weight: 70`, not `70.0` (the model keeps numbers as floats)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _faults(outcome: Outcome) -> dict[str, Any]:
@@ -123,7 +133,10 @@ def match_to_data(m: MatchSpec) -> dict[str, Any]:
     if m.query:
         out["query"] = _conditions(m.query)
     if m.user_agent is not None:
-        out["user_agent"] = m.user_agent
+        ua = m.user_agent
+        # A regex spelt like a word would load back as a (misspelt) preset: say it is a regex.
+        plain = ua.isalpha() and ua.islower() and ua not in ("mobile", "desktop", "bot")
+        out["user_agent"] = {"regex": ua} if plain else ua
     if m.client_ip:
         out["client_ip"] = list(m.client_ip)
     return out

@@ -91,6 +91,15 @@ ABORT_KEYS = ("error_rate_above", "p99_above", "window")
 INCLUDE_KEYS = ("file", "match")
 PRESET_REF_KEYS = ("preset", "match")
 USER_AGENT_PRESETS = ("mobile", "desktop", "bot")
+# A bare user_agent value spelt like a preset name: lowercase letters only.
+_PLAIN_WORD = re.compile(r"^[a-z]+\Z")
+_UA_SYNONYMS = {
+    **dict.fromkeys(
+        ("tablet", "phone", "smartphone", "android", "ios", "iphone", "ipad", "app"), "mobile"
+    ),
+    **dict.fromkeys(("crawler", "spider", "robot", "script", "headless"), "bot"),
+    **dict.fromkeys(("browser", "pc", "web", "laptop", "windows", "mac", "linux"), "desktop"),
+}
 
 _METHOD = re.compile(r"^[A-Za-z]+$")
 _MAX_INCLUDE_DEPTH = 8
@@ -135,6 +144,10 @@ def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Pat
     looks_like_path = (
         os.sep in name_or_file or "/" in name_or_file or name_or_file.endswith((".yaml", ".yml"))
     )
+    if Path(name_or_file).is_dir() and not (directory / f"{name_or_file}.yaml").is_file():
+        raise ConfigError(
+            Problem("is a directory, expected a scenario file or NAME", file=name_or_file)
+        )
     if looks_like_path or Path(name_or_file).is_file():
         p = Path(name_or_file)
         if p.is_file():
@@ -582,13 +595,11 @@ class _Builder(Reader):
         host = self.text(m["host"], join(path, "host")) if "host" in m else None
         headers = self.conditions(m["headers"], join(path, "headers")) if "headers" in m else ()
         query = self.conditions(m["query"], join(path, "query")) if "query" in m else ()
-        ua = None
-        if "user_agent" in m:
-            node = m["user_agent"]
-            if isinstance(node, ScalarNode) and node.value in USER_AGENT_PRESETS:
-                ua = str(node.value)
-            else:
-                ua = self.regex(node, join(path, "user_agent"))
+        ua = (
+            self.user_agent(m["user_agent"], join(path, "user_agent"))
+            if "user_agent" in m
+            else None
+        )
         cidrs: list[str] = []
         if "client_ip" in m:
             items = self.seq(m["client_ip"], join(path, "client_ip"), allow_single=True) or []
@@ -620,6 +631,32 @@ class _Builder(Reader):
             user_agent=ua,
             client_ip=tuple(cidrs),
         )
+
+    def user_agent(self, node: Node, path: str) -> str | None:
+        """A preset name, `{regex: ...}`, or a bare regex. A bare lowercase word that is not a
+        preset (`tablet`, `mobil`) is taken for a misspelt preset rather than a regex."""
+        if isinstance(node, MappingNode):
+            m = self.mapping(node, path, ("regex",), ("regex",), what="{regex: ...}")
+            if m is None or "regex" not in m:
+                return None
+            rx = self.regex(m["regex"], join(path, "regex"))
+            # A regex spelt like a preset stays a regex: the group keeps it from reading as one.
+            return f"(?:{rx})" if rx in USER_AGENT_PRESETS else rx
+        if isinstance(node, ScalarNode) and node.value in USER_AGENT_PRESETS:
+            return str(node.value)
+        if isinstance(node, ScalarNode) and _PLAIN_WORD.match(str(node.value)):
+            word = str(node.value)
+            hint = suggest(word, USER_AGENT_PRESETS) or (
+                f"; did you mean {_UA_SYNONYMS[word]}?" if word in _UA_SYNONYMS else ""
+            )
+            self.problem(
+                node,
+                path,
+                f"unknown preset {word!r}{hint} (presets: {', '.join(USER_AGENT_PRESETS)}; "
+                f'for a regular expression write {{regex: "{word}"}})',
+            )
+            return None
+        return self.regex(node, path)
 
     def conditions(self, node: Node, path: str) -> tuple[FieldCond, ...]:
         m = self.mapping(node, path, None, what="a mapping of names to conditions")

@@ -134,8 +134,15 @@ def scenario_schema() -> Schema:
             "headers": {"type": "object", "additionalProperties": condition},
             "query": {"type": "object", "additionalProperties": condition},
             "user_agent": _doc(
-                {"anyOf": [{"enum": list(loader.USER_AGENT_PRESETS)}, {"type": "string"}]},
-                "a regex, or a preset: mobile, desktop, bot",
+                {
+                    "anyOf": [
+                        {"enum": list(loader.USER_AGENT_PRESETS)},
+                        {"type": "string"},
+                        _obj({"regex": {"type": "string", "format": "regex"}}, ("regex",)),
+                    ]
+                },
+                "a preset (mobile, desktop, bot), {regex: ...}, or a regex that is not a "
+                "lowercase word",
             ),
             "client_ip": _doc(str_or_list, "CIDRs (single addresses allowed)"),
         }

@@ -569,8 +569,8 @@ class Engine:
             kind,
             f" scenario={scenario}" if scenario else "",
             f" phase={phase}" if phase else "",
-            " ".join(f"{k}={v}" for k, v in ev.details.items()),
-            extra={"event": event},
+            " ".join(f"{k}={_human(v)}" for k, v in ev.details.items()),
+            extra={"event": event},  # the JSON log and the event keep full precision
         )
         self.bus.post(ev)
 
@@ -775,3 +775,8 @@ def _with_repeat(compiled: CompiledScenario, repeat: int | None) -> CompiledScen
         compiled.cycle_duration,
         repeat,
     )
+
+
+def _human(value: Any) -> Any:
+    """A value for a log line people read: seconds to the millisecond (25.644, not 25.64357…)."""
+    return round(value, 3) if isinstance(value, float) else value

@@ -2,6 +2,10 @@
 
 `after_upstream: true` forwards the request first and discards the real reply: the side effect
 happened, yet the client saw a failure.
+
+A custom body may carry `{request_id}` (in text, or in the string values of a JSON body). Whether
+it does is settled when the fault is built: a body without it is sent as built, one with it is
+kept as the pieces around each placeholder and joined with the request id per request.
 """
 
 from __future__ import annotations
@@ -12,6 +16,32 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
+
+PLACEHOLDER = "{request_id}"
+# Stands for the placeholder while a JSON body is encoded (a control character: not in bodies).
+_MARK = "\x00request_id\x00"
+_MARK_JSON = json.dumps(_MARK)[1:-1].encode()
+
+
+def _has_placeholder(node: Any) -> bool:
+    """Whether a string leaf (not a key) of a JSON body holds the placeholder."""
+    if isinstance(node, str):
+        return PLACEHOLDER in node
+    if isinstance(node, Mapping):
+        return any(_has_placeholder(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_placeholder(v) for v in node)
+    return False
+
+
+def _mark(node: Any) -> Any:
+    if isinstance(node, str):
+        return node.replace(PLACEHOLDER, _MARK)
+    if isinstance(node, Mapping):
+        return {k: _mark(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mark(v) for v in node]
+    return node
 
 
 @register
@@ -25,6 +55,10 @@ class ErrorFault(Fault):
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
     after_upstream: bool = False
+    # With a {request_id} placeholder: the body split around it, and whether the id is
+    # JSON-escaped when joined in (a JSON body) or sent as is (text).
+    body_parts: tuple[bytes, ...] = ()
+    json_escape: bool = False
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
@@ -33,11 +67,17 @@ class ErrorFault(Fault):
         assert status is not None
         raw_body = p.get("body")
         body: bytes | None = None
+        parts: tuple[bytes, ...] = ()
         content_type = "application/json"
         if isinstance(raw_body, str):
             body, content_type = raw_body.encode(), "text/plain; charset=utf-8"
+            if PLACEHOLDER in raw_body:
+                parts = tuple(piece.encode() for piece in raw_body.split(PLACEHOLDER))
         elif isinstance(raw_body, Mapping | list):
             body = json.dumps(raw_body).encode()
+            if _has_placeholder(raw_body):
+                marked = json.dumps(_mark(raw_body)).encode()
+                parts = tuple(marked.split(_MARK_JSON))
         elif raw_body is not None:
             raise p.error("body", f"expected text or a mapping, got {raw_body!r}")
         raw_headers = p.get("headers", {})
@@ -49,7 +89,8 @@ class ErrorFault(Fault):
         after = p.get("after_upstream", False)
         if not isinstance(after, bool):
             raise p.error("after_upstream", f"expected true or false, got {after!r}")
-        return cls(status, body, content_type, headers, after)
+        json_escape = content_type == "application/json"
+        return cls(status, body, content_type, headers, after, parts, json_escape)
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if not self.after_upstream:
@@ -66,6 +107,11 @@ class ErrorFault(Fault):
     async def _send(self, ex: Exchange) -> None:
         if self.body is None:
             body = ex.error_body(self.status, "injected by chaosproxy")
+        elif self.body_parts:
+            rid = ex.request_id
+            if self.json_escape:
+                rid = json.dumps(rid)[1:-1]
+            body = rid.encode().join(self.body_parts)
         else:
             body = self.body
         headers = [("Content-Type", self.content_type), *self.headers]

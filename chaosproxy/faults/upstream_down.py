@@ -1,7 +1,8 @@
 """`upstream_down`: behave as if the upstream refused the connection.
 
-The fault raises the same error the upstream client raises for a refused connect, so the client
-gets exactly the proxy's own 502 (same JSON body, same logs and metrics), without forwarding.
+The fault raises the error the upstream clients raise for a refused connect, so the client gets
+exactly the proxy's own 502 (same JSON body, no upstream address in it), without forwarding. It
+is marked injected: counted as an injected fault, not as an upstream error.
 """
 
 from __future__ import annotations
@@ -9,17 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
-import yarl
-
-from chaosproxy.errors import UpstreamError
+from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
-
-
-def refused_details(upstream_url: str) -> str:
-    """The details the upstream client gives for a refused connect to `upstream_url`."""
-    url = yarl.URL(upstream_url)
-    where = f"({url.host!r}, {url.port})"
-    return f"cannot connect to the upstream: [Errno 111] Connect call failed {where}"
 
 
 @register
@@ -35,4 +27,4 @@ class UpstreamDownFault(Fault):
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         ex.record(self.name, "refused")
-        raise UpstreamError("refused", refused_details(ex.upstream_url))
+        raise UpstreamError("refused", REFUSED_DETAILS, injected=True)

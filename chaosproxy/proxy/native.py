@@ -19,7 +19,7 @@ import httptools
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.proxy.headers import HOP_BY_HOP
-from chaosproxy.proxy.upstream import AiohttpUpstream, UpstreamConfig
+from chaosproxy.proxy.upstream import AiohttpUpstream, UpstreamConfig, connect_error
 
 # Body bytes buffered before reading from the upstream pauses, and resumes.
 _HIGH_WATER = 256 * 1024
@@ -462,7 +462,7 @@ class NativeUpstream:
         except TimeoutError:
             raise UpstreamError("timeout", "the upstream did not answer in time") from None
         except OSError as e:
-            raise UpstreamError("refused", f"cannot connect to the upstream: {e}") from e
+            raise connect_error(e) from e
         self._conns.add(conn)
         return conn
 

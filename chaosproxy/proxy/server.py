@@ -160,10 +160,13 @@ class ProxyCore:
         return True
 
     async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
-        ex.upstream_error = e.reason
-        log.warning(
-            "upstream %s [%s] %s %s: %s",
+        if not e.injected:  # an injected one is counted as the fault it is, not as trouble
+            ex.upstream_error = e.reason
+        log.log(
+            logging.DEBUG if e.injected else logging.WARNING,
+            "upstream %s%s [%s] %s %s: %s",
             e.reason,
+            " (injected)" if e.injected else "",
             ex.request_id,
             ex.method,
             ex.target,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import re
+import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import Protocol
 import aiohttp
 import yarl
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
 from chaosproxy.proxy.headers import HOP_BY_HOP, forwardable
 
 
@@ -60,6 +63,22 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
+_ADDRESS = re.compile(r" ?\('[^']*', \d+(?:, \d+, \d+)?\)")
+
+
+def connect_error(e: BaseException) -> UpstreamError:
+    """A failed connect, in words a client may read: the cause, never the upstream's address
+    (the same words for a real refusal as for an injected one)."""
+    if isinstance(e, ConnectionRefusedError):
+        return UpstreamError("refused", REFUSED_DETAILS)
+    if isinstance(e, socket.gaierror):  # the name did not resolve: its own words, no address
+        return UpstreamError("refused", f"cannot connect to the upstream: {e.strerror}")
+    if isinstance(e, OSError) and e.errno and e.errno > 0 and not isinstance(e, ssl.SSLError):
+        # asyncio's message repeats the address ("Connect call failed ('10.0.0.7', 8080)").
+        return UpstreamError("refused", f"cannot connect to the upstream: {os.strerror(e.errno)}")
+    return UpstreamError("refused", f"cannot connect to the upstream: {_ADDRESS.sub('', str(e))}")
+
+
 def classify(exc: BaseException) -> UpstreamError:
     """Map a client-side exception to a bounded reason: refused, timeout, reset or protocol."""
     if isinstance(exc, UpstreamError):
@@ -67,7 +86,7 @@ def classify(exc: BaseException) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamError("timeout", "the upstream did not answer in time")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamError("refused", f"cannot connect to the upstream: {exc.os_error}")
+        return connect_error(exc.os_error)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return UpstreamError("reset", "the upstream closed the connection")
     if isinstance(exc, aiohttp.ClientOSError):

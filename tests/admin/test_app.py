@@ -59,7 +59,7 @@ async def test_timeseries_counts_proxied_requests(admin: Runtime) -> None:
 
 async def test_timeseries_rejects_bad_seconds_naming_the_field(admin: Runtime) -> None:
     status, body = await call(admin, "GET", "/stats/timeseries?seconds=abc")
-    assert status == 400 and body["error"]["details"]["field"] == "seconds"
+    assert status == 400 and body["error"]["details"][0]["field"] == "seconds"
 
 
 async def test_mutating_route_without_token_is_401_when_a_token_is_set(

@@ -110,17 +110,17 @@ async def test_unknown_rule_key_is_400_naming_it(admin: Runtime) -> None:
 
 async def test_bad_ttl_is_400(admin: Runtime) -> None:
     status, body = await call(admin, "POST", "/rules", {**RULE, "ttl": "soon"})
-    assert status == 400 and body["error"]["details"]["field"] == "ttl"
+    assert status == 400 and body["error"]["details"][0]["field"] == "ttl"
 
 
 async def test_ttl_that_is_not_a_finite_number_is_400(admin: Runtime) -> None:
     status, body = await call(admin, "POST", "/rules", raw=b'{"fault": {"error": {}}, "ttl": NaN}')
-    assert status == 400 and body["error"]["details"]["field"] == "ttl"
+    assert status == 400 and body["error"]["details"][0]["field"] == "ttl"
 
 
 async def test_body_that_is_not_json_is_400(admin: Runtime) -> None:
     status, body = await call(admin, "POST", "/rules", raw=b"{nope")
-    assert status == 400 and body["error"]["details"]["field"] == "body"
+    assert status == 400 and body["error"]["details"][0]["field"] == "body"
 
 
 async def test_reset_clears_rules(admin: Runtime) -> None:

@@ -80,7 +80,7 @@ async def test_invalid_start_body_is_400_naming_the_field(
     admin: Runtime, body: object, field: str
 ) -> None:
     status, err = await call(admin, "POST", "/scenarios/small/start", body)
-    assert status == 400 and err["error"]["details"]["field"] == field
+    assert status == 400 and err["error"]["details"][0]["field"] == field
 
 
 async def test_stop_makes_traffic_healthy_immediately(admin: Runtime) -> None:

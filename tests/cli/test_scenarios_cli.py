@@ -172,3 +172,10 @@ def test_long_description_line_is_cut_to_its_first_clause() -> None:
 
     text = "The pool runs dry at peak: " + "details " * 20
     assert first_line(text) == "The pool runs dry at peak."
+
+
+def test_scenarios_show_keeps_whole_numbers_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios", "show", "mobile-only-failures"]) == 0
+    out = capsys.readouterr().out
+    assert "weight: 70\n" in out and "weight: 30\n" in out
+    assert ".0\n" not in out

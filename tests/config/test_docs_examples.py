@@ -44,3 +44,22 @@ def test_docs_example_is_valid(text: str) -> None:
     except ConfigError as e:
         pytest.fail(str(e))
     assert compile_problems(scenario) == []
+
+
+UA_ROWS = re.findall(
+    r"^\| (`.+`)(?: \([^|]*\))? \| (mobile|desktop|bot|none) \|$", DOC.read_text(), flags=re.M
+)
+
+
+def test_user_agent_table_has_every_preset() -> None:
+    assert {preset for _, preset in UA_ROWS} == {"mobile", "desktop", "bot", "none"}
+
+
+@pytest.mark.parametrize(("agents", "preset"), UA_ROWS, ids=[p for _, p in UA_ROWS])
+def test_user_agent_table_says_which_preset_matches(agents: str, preset: str) -> None:
+    from chaosproxy.matching import PRESETS, is_bot, is_desktop, is_mobile
+
+    checks = {"mobile": is_mobile, "desktop": is_desktop, "bot": is_bot}
+    for agent in re.findall(r"`([^`]+)`", agents):
+        matched = [p for p in PRESETS if checks[p](agent)]
+        assert matched == ([] if preset == "none" else [preset]), agent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -573,3 +574,63 @@ def test_a_duration_that_is_not_finite_is_a_located_problem(value: str) -> None:
         )
     [problem] = e.value.problems
     assert problem.path == "phases[0].duration" and "expected a duration" in problem.message
+
+
+# ---------------------------------------------------------------- user_agent presets
+
+
+def ua_scenario(value: str) -> str:
+    return (
+        "name: ua\nphases:\n  - name: p\n    duration: 1s\n    rules:\n"
+        f"      - match: {{user_agent: {value}}}\n        fault: {{error: {{}}}}\n"
+    )
+
+
+def test_misspelt_user_agent_preset_is_a_located_error_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_scenario_text(ua_scenario("mobil"), "s.yaml")
+    assert str(info.value) == (
+        "s.yaml:6:29: phases[0].rules[0].match.user_agent: unknown preset 'mobil'; "
+        "did you mean mobile? (presets: mobile, desktop, bot; for a regular expression "
+        'write {regex: "mobil"})'
+    )
+
+
+def test_tablet_is_not_a_preset_and_points_at_mobile() -> None:
+    with pytest.raises(ConfigError, match=r"unknown preset 'tablet'; did you mean mobile\?"):
+        load_scenario_text(ua_scenario("tablet"), "s.yaml")
+
+
+def test_explicit_regex_user_agent_takes_any_word() -> None:
+    from chaosproxy.matching import compile_match
+
+    s = load_scenario_text(ua_scenario("{regex: okhttp}"), "s.yaml")
+    spec = s.phases[0].rules[0].match
+    assert spec.user_agent == "okhttp"
+    view = SimpleNamespace(
+        method="GET", path="/", query_string="", headers={"User-Agent": "okhttp/4.12"}, client_ip=""
+    )
+    pred = compile_match(spec)
+    assert pred is not None and pred(view)  # type: ignore[arg-type]
+
+
+def test_a_regex_spelt_like_a_preset_stays_a_regex() -> None:
+    from chaosproxy.matching import compile_match
+
+    s = load_scenario_text(ua_scenario("{regex: mobile}"), "s.yaml")
+    spec = s.phases[0].rules[0].match
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148"
+    for agent, expected in (("a mobile browser", True), (phone, False)):
+        view = SimpleNamespace(
+            method="GET", path="/", query_string="", headers={"User-Agent": agent}, client_ip=""
+        )
+        pred = compile_match(spec)
+        assert pred is not None and pred(view) is expected  # type: ignore[arg-type]
+
+
+def test_a_word_regex_is_dumped_as_an_explicit_regex_and_loads_back() -> None:
+    from chaosproxy.config.dump import scenario_to_yaml
+
+    s = load_scenario_text(ua_scenario("{regex: okhttp}"), "s.yaml")
+    again = load_scenario_text(scenario_to_yaml(s), "again.yaml")
+    assert again.phases[0].rules[0].match.user_agent == "okhttp"

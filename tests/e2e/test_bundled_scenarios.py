@@ -74,3 +74,22 @@ async def test_phase_runs_end_to_end(
     rt.engine.stop_scenario()
     async with aiohttp.ClientSession(timeout=timeout) as s:
         assert await call(s, "GET", base + "/api/items", DESKTOP) == "200"
+
+
+async def test_post_deploy_breakage_answers_the_json_error_shape_with_the_request_id(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    scenario = next(s for s in list_scenarios() if s.name == "post-deploy-breakage")
+    broken = next(p for p in scenario.phases if p.name == "broken-release")
+    rt = await start_proxy(demo_upstream)
+    rt.engine.start_scenario(only(scenario, broken), seed=1)
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:
+        body = await r.json()
+    assert r.status == 500
+    assert body == {
+        "error": {
+            "code": 500,
+            "message": "missing configuration: PAYMENT_URL",
+            "requestId": r.headers["X-Request-Id"],
+        }
+    }

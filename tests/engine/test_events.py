@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+
+import pytest
 
 from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
 
@@ -90,3 +93,27 @@ def test_a_change_on_the_owner_thread_dispatches_its_events_after_it() -> None:
         bus.post(StateChanged(0.0, "scenario_started"))
         state["running"] = True  # listeners see the completed change
     assert seen == [True]
+
+
+def test_state_log_lines_round_seconds_to_the_millisecond_and_the_event_keeps_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.engine.helpers import rig, scenario
+
+    r = rig()
+    r.engine.start_scenario(
+        scenario("""
+        name: short
+        phases:
+          - name: only
+            duration: 30s
+        """)
+    )
+    caplog.set_level(logging.INFO, logger="chaosproxy")
+    r.clock.advance(25.64357094600001)
+    r.engine.stop_scenario()
+    (line,) = [rec for rec in caplog.records if rec.getMessage().startswith("scenario_stopped")]
+    assert "elapsed=25.644" in line.getMessage()
+    assert "25.6435" not in line.getMessage()
+    assert r.states[-1].details["elapsed"] == pytest.approx(25.64357094600001, abs=1e-9)
+    assert line.event["elapsed"] == r.states[-1].details["elapsed"]  # type: ignore[attr-defined]

@@ -62,3 +62,55 @@ async def test_after_upstream_reaches_the_service_but_client_sees_error(
         await r.read()
     assert r.status == 500
     assert hits == ["/orders"]
+
+
+# ---------------------------------------------------------------- {request_id} in custom bodies
+
+PAYMENT_ERROR = {
+    "error": {"code": 500, "message": "missing configuration", "requestId": "{request_id}"}
+}
+
+
+async def test_json_body_placeholder_becomes_the_request_id_of_the_response(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream)
+    rt.engine.add_rule([build("error", {"status": 500, "body": PAYMENT_ERROR}, "fault")])
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:
+        body = json.loads(await r.read())
+    assert r.status == 500 and r.headers["Content-Type"] == "application/json"
+    assert body["error"]["requestId"] == r.headers["X-Request-Id"] != "{request_id}"
+    assert body["error"]["message"] == "missing configuration"
+
+
+async def test_client_request_id_with_quotes_stays_valid_json(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream)
+    rt.engine.add_rule([build("error", {"body": PAYMENT_ERROR}, "fault")])
+    rid = 'abc"}, "x": "1'
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(rt.proxy_url + "/api/items", headers={"X-Request-Id": rid}) as r,
+    ):
+        body = json.loads(await r.read())
+    assert body == {"error": {"code": 500, "message": "missing configuration", "requestId": rid}}
+
+
+async def test_text_body_placeholder_becomes_the_request_id(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream)
+    rt.engine.add_rule(
+        [build("error", {"status": 503, "body": "busy (ref {request_id})"}, "fault")]
+    )
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:
+        text = await r.text()
+    assert text == f"busy (ref {r.headers['X-Request-Id']})"
+
+
+def test_placeholder_in_a_key_or_without_braces_is_left_as_written() -> None:
+    fault = build("error", {"body": {"{request_id}": "request_id", "n": 1}}, "fault")
+    assert isinstance(fault, ErrorFault)
+    assert fault.body_parts == ()
+    assert json.loads(fault.body or b"") == {"{request_id}": "request_id", "n": 1}
