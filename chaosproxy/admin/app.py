@@ -88,6 +88,62 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_response(request, 500, "Internal Server Error", "see the proxy log")
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def browser_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A web page must not drive the admin API through the user's browser.
+
+    - A mutating request that carries `Origin` (browsers always send it on POST, PUT, DELETE)
+      must come from the admin API's own origin: a cross-site form or fetch is refused.
+    - Without a token (a loopback listener), the `Host` must name a loopback address: a page
+      whose domain was re-bound to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
+    """
+    rt = request.app[RUNTIME]
+    origin = request.headers.get("Origin")
+    if origin is not None and request.method in MUTATING:
+        import yarl
+
+        try:
+            o = yarl.URL(origin)
+            same = (
+                o.host is not None
+                and f"{o.host}:{o.port}" == f"{request.url.host}:{request.url.port}"
+            )
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"cross-origin request from {origin[:100]!r} refused: the admin API is not for "
+                "web pages",
+            )
+    settings = rt.settings
+    if not request.app[TOKEN] and not settings.admin_insecure:
+        host = request.url.host or ""
+        if not _loopback(host) and host != settings.admin_host:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"Host {host[:100]!r} refused: without --admin-token the admin API answers only "
+                "requests addressed to a loopback name (DNS rebinding guard)",
+            )
+    return await handler(request)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Mutating routes need the bearer token (compared in constant time) when one is set."""
@@ -265,6 +321,9 @@ async def timeseries(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+MAX_BODY = 1024 * 1024  # bytes of any admin request body (aiohttp answers 413 past it)
+
+
 async def _json_body(request: web.Request, *, optional: bool) -> Any:
     raw = await request.read()
     if not raw.strip():
@@ -274,7 +333,9 @@ async def _json_body(request: web.Request, *, optional: bool) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("body", f"invalid JSON: {e}") from None
+        raise bad_request("body", f"invalid JSON: {str(e)[:200]}") from None
+    except RecursionError:
+        raise bad_request("body", "JSON nested too deeply") from None
 
 
 def routes() -> list[web.RouteDef]:
@@ -302,7 +363,15 @@ def routes() -> list[web.RouteDef]:
 
 
 def make_admin_app(runtime: Runtime, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_id_middleware, error_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            browser_guard_middleware,
+            auth_middleware,
+        ],
+        client_max_size=MAX_BODY,
+    )
     app[RUNTIME] = runtime
     app[TOKEN] = token or ""
     app.add_routes(routes())

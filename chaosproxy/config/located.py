@@ -25,6 +25,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_TEXT = 1024 * 1024  # characters of YAML in one file
 MAX_NODES = 100_000  # nodes the document expands to, aliases followed (a YAML "billion laughs")
 MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_NAME = 128  # characters in a scenario, phase, rule or check name
+MAX_REGEX = 1000  # characters in a regular expression
 
 
 def problem_order(p: Problem) -> tuple[str, int, int]:
@@ -235,6 +237,9 @@ class Reader:
 
     def name(self, node: Node, path: str) -> str | None:
         value = self.text(node, path)
+        if value is not None and len(value) > MAX_NAME:
+            self.problem(node, path, f"a name may be at most {MAX_NAME} characters")
+            return None
         if value is not None and not NAME.match(value):
             self.problem(
                 node, path, f"{value!r} is not a valid name (letters, digits, '.', '_', '-')"
@@ -306,12 +311,72 @@ class Reader:
         value = self.text(node, path)
         if value is None:
             return None
+        if len(value) > MAX_REGEX:
+            self.problem(node, path, f"a regular expression may be at most {MAX_REGEX} characters")
+            return None
         try:
             re.compile(value)
         except re.error as e:
             self.problem(node, path, f"invalid regular expression: {e}")
             return None
+        nested = nested_quantifier(value)
+        if nested is not None:
+            self.problem(
+                node,
+                path,
+                f"{nested!r} repeats a repeated group: on a request that almost matches it can "
+                "take exponential time and stall the proxy; write it without the nesting "
+                "(e.g. (ab)+ or a+, not (a+)+)",
+            )
+            return None
         return value
+
+
+def nested_quantifier(pattern: str) -> str | None:
+    """The first repeated group that itself holds a repetition (`(a+)+`, `(a*|b)*`), which
+    Python's backtracking engine can take exponential time on; None when there is none.
+    Checked on the parsed pattern, so character classes and escapes are not mistaken for it."""
+    import re._parser as sre  # type: ignore[import-not-found]  # the parser `re` compiles with
+
+    def repeats(items: Any) -> bool:
+        for op, arg in items:
+            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+                _, hi, _ = arg
+                if hi is sre.MAXREPEAT or hi > 1:
+                    return True
+            if _children(op, arg) and any(repeats(sub) for sub in _children(op, arg)):
+                return True
+        return False
+
+    def _children(op: Any, arg: Any) -> list[Any]:
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            return [arg[2]]
+        if op is sre.SUBPATTERN:
+            return [arg[3]]
+        if op is sre.BRANCH:
+            return list(arg[1])
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            return [arg[1]]
+        if op is sre.ATOMIC_GROUP:
+            return [arg]
+        return []
+
+    def walk(items: Any) -> str | None:
+        for op, arg in items:
+            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+                _, hi, sub = arg
+                if (hi is sre.MAXREPEAT or hi > 1) and repeats(sub):
+                    return str(pattern)
+            for child in _children(op, arg):
+                found = walk(child)
+                if found:
+                    return found
+        return None
+
+    try:
+        return walk(sre.parse(pattern))
+    except Exception:  # the parser's internals: a pattern `re` accepted is never refused here
+        return None
 
 
 def _bounded(root: Node) -> tuple[Node, str] | None:
