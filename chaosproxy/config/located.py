@@ -47,9 +47,14 @@ def join(path: str, key: str) -> str:
 def read_file(path: str) -> str:
     """A configuration file's text; ConfigError (naming the file) when it cannot be read."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_TEXT * 4 + 1)  # UTF-8: at most 4 bytes a character
     except OSError as e:
         raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=path)) from None
+    if len(data) > MAX_TEXT * 4:
+        raise ConfigError(Problem(f"file too large: more than {MAX_TEXT} characters", file=path))
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=path)) from None
 

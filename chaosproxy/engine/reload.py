@@ -11,6 +11,7 @@ defines the running scenario replaces it (`reload_ok`, `applied: true`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
-from chaosproxy.engine.compile import compile_scenario
+from chaosproxy.engine.compile import CompiledScenario, compile_scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.errors import ConfigError
 
@@ -86,6 +87,21 @@ class ScenarioWatcher:
 
     def check(self) -> list[Path]:
         """Reload every scenario file whose signature changed; returns the files reloaded."""
+        targets = self.changed()
+        for target in targets:
+            self.reload(target)
+        return targets
+
+    async def check_off_loop(self) -> list[Path]:
+        """`check()`, with reading, parsing and compiling in a worker thread: a large file
+        dropped into the directory never stalls proxied traffic (files are bounded, too)."""
+        targets = self.changed()
+        for target in targets:
+            self.apply(target, await asyncio.to_thread(self.compile, target))
+        return targets
+
+    def changed(self) -> list[Path]:
+        """The scenario files to reload: changed ones, and the scenarios their includes feed."""
         deps = self._running_files()
         now = self._snapshot()
         # A dependency seen for the first time (a scenario started later brings its includes
@@ -103,17 +119,24 @@ class ScenarioWatcher:
             target = deps.get(p, p)
             if target not in targets:
                 targets.append(target)
-        for target in targets:
-            self.reload(target)
         return targets
 
     def reload(self, path: Path) -> bool:
         """Load and compile `path`; apply it when it defines the running scenario."""
-        engine = self.engine
+        return self.apply(path, self.compile(path))
+
+    def compile(self, path: Path) -> CompiledScenario | ConfigError:
+        """Read, parse and compile (no engine state: safe off the event loop)."""
         try:
-            compiled = compile_scenario(self._load(path))
+            return compile_scenario(self._load(path))
         except ConfigError as e:
-            problems = [str(p) for p in e.problems]
+            return e
+
+    def apply(self, path: Path, result: CompiledScenario | ConfigError) -> bool:
+        """Swap in a compiled definition, or report why the old one keeps running."""
+        engine = self.engine
+        if isinstance(result, ConfigError):
+            problems = [str(p) for p in result.problems]
             for line in problems:
                 log.warning("reload rejected, the previous version keeps running: %s", line)
             running = engine.scenario
@@ -123,6 +146,7 @@ class ScenarioWatcher:
                 details={"file": str(path), "problems": problems},
             )
             return False
+        compiled = result
         running = engine.scenario
         applied = False
         if running is not None and (
@@ -138,6 +162,6 @@ class ScenarioWatcher:
         while True:
             await self.clock.sleep(self.interval)
             try:
-                self.check()
+                await self.check_off_loop()
             except Exception:
                 log.exception("scenario reload check failed")

@@ -196,3 +196,36 @@ def test_an_edited_repeat_is_applied_unless_it_was_chosen_at_start(tmp_path: Pat
     path.write_text(story(500) + "repeat: 1\n")
     w2.check()
     assert r2.engine.status()["scenario"]["repeat"] == 5
+
+
+async def test_reading_and_compiling_happen_off_the_event_loop(tmp_path: Path) -> None:
+    """A slow parse (here: one that waits for a signal) runs in a worker thread while the
+    loop goes on: proxied traffic is never stalled by a file dropped into the directory."""
+    import threading
+
+    r, _, path = started(tmp_path, story(500))
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow_load(p: Path):  # type: ignore[no-untyped-def]
+        entered.set()
+        gate.wait(30)
+        return load_scenario_file(p)
+
+    watcher = ScenarioWatcher(r.engine, tmp_path, interval=0.01, clock=r.clock, load=slow_load)
+    path.write_text(story(503, ", headers: {X-Version: two}"))
+    task = asyncio.create_task(watcher.check_off_loop())
+    await asyncio.to_thread(entered.wait, 30)
+    assert not task.done()  # the loop runs this test while the parse is blocked
+    assert status_of(r.engine) == 500  # the old definition serves meanwhile
+    gate.set()
+    assert await task == [path.absolute()]
+    assert status_of(r.engine) == 503
+
+
+def test_a_huge_file_is_refused_and_the_running_scenario_stays(tmp_path: Path) -> None:
+    r, watcher, path = started(tmp_path, story(500))
+    path.write_text(story(503) + "#" * (5 * 1024 * 1024))
+    watcher.check()
+    assert status_of(r.engine) == 500
+    failed = [s for s in r.states if s.kind == "reload_failed"]
+    assert "file too large" in failed[-1].details["problems"][0]
