@@ -70,3 +70,17 @@ def test_experiment_files_are_bounded_the_same_way() -> None:
     text = BOMB.replace("phases:", "scenario: x\nchecks:")
     with pytest.raises(ConfigError, match="aliases expand"):
         load_experiment_text(text, "e.yaml")
+
+
+def test_object_tags_build_nothing_and_are_reported_as_wrong_types() -> None:
+    found = problems("name: !!python/object/apply:os.system [echo pwned]\nphases: []\n")
+    assert found[0].startswith("s.yaml:1:7: name: expected text")
+
+
+def test_non_utf8_files_are_refused_naming_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chaosproxy.config.loader import load_scenario_file
+
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes(b"name: caf\xe9\nphases: []\n")
+    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text"):
+        load_scenario_file(f)
