@@ -82,5 +82,5 @@ def test_non_utf8_files_are_refused_naming_the_file(tmp_path) -> None:  # type: 
 
     f = tmp_path / "latin1.yaml"
     f.write_bytes(b"name: caf\xe9\nphases: []\n")
-    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text"):
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
         load_scenario_file(f)
