@@ -302,10 +302,11 @@ class Reader:
             return None
         try:
             seconds = parse_duration(v)
-        except ValueError:
-            self.problem(
-                node, path, f"expected a duration like 250ms, 1.5s or 2m, got {describe(node)}"
-            )
+        except ValueError as e:
+            message = str(e)
+            if "too large" not in message:  # the value's own description reads better
+                message = f"expected a duration like 250ms, 1.5s or 2m, got {describe(node)}"
+            self.problem(node, path, message)
             return None
         if positive and seconds <= 0:
             self.problem(node, path, f"must be longer than 0, got {raw}")

@@ -30,14 +30,37 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 250ms, 1.5s or 2m, got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+        try:
+            x = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            x = math.inf
+        if math.isnan(x) or x < 0:
             raise ValueError(f"duration must be a finite number ≥ 0, got {value!r}")
-        return float(value)
+        return _bounded(x, MAX_DURATION, value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            return _bounded(float(m.group(1)) * _DURATION_UNITS[m.group(2)], MAX_DURATION, value)
     raise ValueError(f"expected a duration like 250ms, 1.5s or 2m, got {value!r}")
+
+
+MAX_DURATION = 366 * 86400.0  # a year: longer is a typo (or "9" * 400), not a plan
+MAX_SIZE = 1024**4  # a tebibyte
+
+
+_LIMITS = {MAX_DURATION: "a year", MAX_SIZE: "1TiB"}
+
+
+def _shown(raw: object) -> str:
+    text = repr(raw)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _bounded(x: float, limit: float, raw: object) -> float:
+    """`x`, unless it is not finite or beyond `limit` (a value error naming what was given)."""
+    if not math.isfinite(x) or x > limit:
+        raise ValueError(f"{_shown(raw)} is too large (at most {_LIMITS.get(limit, limit)})")
+    return x
 
 
 def parse_size(value: object) -> int:
@@ -47,11 +70,11 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"size must be ≥ 0, got {value!r}")
-        return value
+        return int(_bounded(float(min(value, MAX_SIZE + 1)), MAX_SIZE, value))
     if isinstance(value, str):
         m = _SIZE.match(value)
         if m:
-            return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+            return int(_bounded(float(m.group(1)) * _SIZE_UNITS[m.group(2)], MAX_SIZE, value))
     raise ValueError(f"expected a size like 512, 16KiB or 1MiB, got {value!r}")
 
 
@@ -62,7 +85,7 @@ def parse_rate(value: object) -> float:
     try:
         rate = parse_size(value) if not isinstance(value, float) else value
     except ValueError:
-        raise ValueError(f"expected a rate like 16KiB/s, got {value!r}") from None
+        raise ValueError(f"expected a rate like 16KiB/s, got {_shown(value)}") from None
     if not math.isfinite(rate) or rate <= 0:
         raise ValueError(f"rate must be a finite number > 0, got {value!r}")
     return float(rate)

@@ -84,3 +84,23 @@ def test_non_utf8_files_are_refused_naming_the_file(tmp_path) -> None:  # type: 
     f.write_bytes(b"name: caf\xe9\nphases: []\n")
     with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
         load_scenario_file(f)
+
+
+@pytest.mark.parametrize("raw", ["9" * 400, "99999999999999h"])
+def test_absurd_durations_are_refused_not_infinite(raw: str) -> None:
+    found = problems(f"name: x\nphases: [{{name: p, duration: '{raw}'}}]\n")
+    assert "too large (at most a year)" in found[0]
+
+
+def test_absurd_sizes_are_refused_not_a_crash() -> None:
+    text = (
+        "name: x\nphases: [{name: p, duration: 1s, rules: [{fault: {throttle: {rate: '"
+        + "9" * 400
+        + "/s'}}}]}]\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        from chaosproxy.cli.scenarios import compile_problems
+
+        sc = load_scenario_text(text, "s.yaml")
+        raise ConfigError(compile_problems(sc))
+    assert "expected a rate like 16KiB/s" in str(e.value)
