@@ -34,7 +34,7 @@ def parse_duration(value: object) -> float:
             x = float(value)
         except OverflowError:  # an integer with hundreds of digits
             x = math.inf
-        if isinstance(value, float) and not math.isfinite(value) or x < 0:
+        if (isinstance(value, float) and not math.isfinite(value)) or x < 0:
             raise ValueError(f"duration must be a finite number ≥ 0, got {value!r}")
         return _bounded(x, MAX_DURATION, value)
     if isinstance(value, str):
