@@ -28,7 +28,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
 
 METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
@@ -229,13 +229,13 @@ class Metrics:
 
     def on_state(self, ev: StateChanged) -> None:
         kind = ev.kind
-        if kind in ("scenario_started", "phase_changed"):
+        if kind in (StateKind.SCENARIO_STARTED, StateKind.PHASE_CHANGED):
             self._set_active((ev.scenario, ev.phase))
-        elif kind in ("scenario_stopped", "scenario_finished"):
+        elif kind in (StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED):
             self._set_active(None)
-        elif kind == "reload_failed":
+        elif kind == StateKind.RELOAD_FAILED:
             self.reload_errors.inc()
-        elif kind == "guardrail_tripped":
+        elif kind == StateKind.GUARDRAIL_TRIPPED:
             self.guardrail_trips.labels(str(ev.details.get("guardrail", "unknown"))).inc()
 
     def _set_active(self, active: tuple[str, str] | None) -> None:

@@ -6,7 +6,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged
 from chaosproxy.faults import build
 from chaosproxy.metrics import Metrics
 from tests.conftest import StartProxy

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
-from chaosproxy.engine.events import EventBus, StateChanged
+from chaosproxy.events import EventBus, StateChanged, StateKind
 
-if TYPE_CHECKING:  # stats imports engine.events: a runtime import here would be a cycle
+if TYPE_CHECKING:  # only for annotations: the engine does not depend on stats
     from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy.guardrails")
@@ -176,7 +176,7 @@ class Guardrails:
         self.bus.emit(
             StateChanged(
                 trip.t,
-                "guardrail_tripped",
+                StateKind.GUARDRAIL_TRIPPED,
                 scenario=trip.scenario,
                 details={"guardrail": trip.guardrail, "reason": trip.reason},
             )

@@ -82,8 +82,9 @@ class Exchange(Protocol):
     @property
     def client_gone(self) -> bool: ...
 
-    def record(self, fault: str, outcome: str) -> None:
-        """Report that a fault acted on this request (one event per fault)."""
+    def record(self, fault: Fault, outcome: str) -> None:
+        """Report that `fault` (the acting object itself, so the event credits the rule that
+        owns it) acted on this request: one event per fault."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the exchange's clock. A client that disconnects cancels the handler, so

@@ -69,5 +69,5 @@ class ErrorFault(Fault):
         else:
             body = self.body
         headers = [("Content-Type", self.content_type), *self.headers]
-        ex.record(self.name, f"status={self.status}")
+        ex.record(self, f"status={self.status}")
         await ex.respond(self.status, body, headers)

@@ -11,8 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.units import parse_duration
 
 
 @register
@@ -38,10 +38,10 @@ class HangFault(Fault):
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.duration is None:
-            ex.record(self.name, "until client gives up")
+            ex.record(self, "until client gives up")
             await asyncio.get_running_loop().create_future()  # cancelled when the client leaves
             return
-        ex.record(self.name, f"duration={self.duration:g} then={self.then}")
+        ex.record(self, f"duration={self.duration:g} then={self.then}")
         await ex.sleep(self.duration)
         if self.then == "close":
             ex.close()

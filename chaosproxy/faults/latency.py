@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
+from chaosproxy.units import parse_duration
 
 # z-score of the 99th percentile of the standard normal distribution.
 Z99 = 2.3263478740408408
@@ -115,7 +115,7 @@ class LatencyFault(Fault):
 
     async def _delay(self, ex: Exchange) -> None:
         d = self.sample(ex.rng)
-        ex.record(self.name, f"delay={d:.3f}")
+        ex.record(self, f"delay={d:.3f}")
         await ex.sleep(d)
 
     def describe(self) -> str:

@@ -40,7 +40,7 @@ class MalformedFault(Fault):
             ex.filter_body(self._corrupt)
             await proceed()
             return
-        ex.record(self.name, self.kind)
+        ex.record(self, self.kind)
         data = ex.rng.randbytes(GARBAGE_SIZE) if self.kind == "garbage" else BAD_STATUS_LINE
         with contextlib.suppress(ConnectionError):
             await ex.write_raw(data)
@@ -52,7 +52,7 @@ class MalformedFault(Fault):
             if chunk:
                 yield chunk
                 break
-        ex.record(self.name, self.kind)
+        ex.record(self, self.kind)
         await ex.write_raw(BAD_CHUNK)
         ex.close()
 

@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.units import parse_duration
 
 
 class PoolState:
@@ -111,7 +111,7 @@ class PoolExhaustionFault(Fault):
         try:
             waited = ex.clock.monotonic() - t0
             if waited > 0 or self.hold > 0:
-                ex.record(self.name, f"waited={waited:.3f}")
+                ex.record(self, f"waited={waited:.3f}")
             if self.hold > 0:
                 await ex.sleep(self.hold)
             await proceed()
@@ -119,7 +119,7 @@ class PoolExhaustionFault(Fault):
             pool.release()
 
     async def _exhausted(self, ex: Exchange, waited: float) -> None:
-        ex.record(self.name, f"exhausted waited={waited:.3f} {self.on_exhausted}")
+        ex.record(self, f"exhausted waited={waited:.3f} {self.on_exhausted}")
         if self.on_exhausted == "reset":
             ex.reset()
             return

@@ -67,7 +67,7 @@ class RateLimitFault(Fault):
             await proceed()
             return
         retry_after = max(1, math.ceil(wait))
-        ex.record(self.name, f"status=429 retry_after={retry_after}")
+        ex.record(self, f"status=429 retry_after={retry_after}")
         body = ex.error_body(
             429, f"rate limit of {self.rps:g} requests per second (burst {self.burst}) exceeded"
         )

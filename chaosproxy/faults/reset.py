@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_size
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
+from chaosproxy.units import parse_size
 
 
 @register
@@ -38,13 +38,13 @@ class ResetFault(Fault):
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.at == "request":
-            ex.record(self.name, "at=request")
+            ex.record(self, "at=request")
             ex.reset()
             return
         if self.at == "headers":
 
             async def after_headers(ex: Exchange) -> None:
-                ex.record(self.name, "at=headers")
+                ex.record(self, "at=headers")
                 await ex.flush()
                 ex.reset()
 
@@ -57,7 +57,7 @@ class ResetFault(Fault):
         """Pass `after_bytes` bytes, then reset once they were written."""
 
         async def reset() -> None:
-            ex.record(self.name, f"after_bytes={self.after_bytes}")
+            ex.record(self, f"after_bytes={self.after_bytes}")
             await ex.flush()
             ex.reset()
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
 from chaosproxy.faults.base import Exchange, Fault, Headers, Params, Proceed, Reply, register
+from chaosproxy.units import parse_duration
 
 MAX_BODY = 1024 * 1024  # larger error bodies are served fresh, not cached
 MAX_ENTRIES = 10_000
@@ -82,7 +82,7 @@ class StaleErrorFault(Fault):
         entry = cache.get(url, now)
         if entry is not None:
             age = int(now - entry.stored_at)
-            ex.record(self.name, f"status={entry.status} age={age}")
+            ex.record(self, f"status={entry.status} age={age}")
             await ex.respond(entry.status, entry.body, [*entry.headers, ("Age", str(age))])
             return
 

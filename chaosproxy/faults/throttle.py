@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_rate, parse_size
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.units import parse_rate, parse_size
 
 
 @register
@@ -35,7 +35,7 @@ class ThrottleFault(Fault):
         return cls(rate, chunk)
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
-        ex.record(self.name, f"rate={self.rate:g}B/s")
+        ex.record(self, f"rate={self.rate:g}B/s")
         ex.filter_body(self.pace)
         await proceed()
 

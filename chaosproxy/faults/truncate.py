@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_size
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
+from chaosproxy.units import parse_size
 
 
 @register
@@ -30,7 +30,7 @@ class TruncateFault(Fault):
         if self.keep == 0:
 
             async def after_headers(ex: Exchange) -> None:
-                ex.record(self.name, "bytes=0")
+                ex.record(self, "bytes=0")
                 await ex.flush()
                 ex.close()
 
@@ -43,7 +43,7 @@ class TruncateFault(Fault):
         """Pass `bytes` bytes, then close (FIN) once they were written."""
 
         async def close() -> None:
-            ex.record(self.name, f"bytes={self.keep}")
+            ex.record(self, f"bytes={self.keep}")
             ex.close()
 
         return cut_body(body, self.keep, close)

@@ -34,5 +34,5 @@ class UpstreamDownFault(Fault):
         return cls()
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
-        ex.record(self.name, "refused")
+        ex.record(self, "refused")
         raise UpstreamError("refused", refused_details(ex.upstream_url))

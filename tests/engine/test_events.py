@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaosproxy.engine.events import EventBus, StateChanged
+from chaosproxy.events import EventBus, StateChanged
 
 
 class Listener:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import chaosproxy.engine  # noqa: F401  (importing chaosproxy.stats first hits an import cycle)
 from chaosproxy.stats import BOUNDS
 
 T0 = 1764600000.0

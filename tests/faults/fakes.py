@@ -62,8 +62,8 @@ class FakeExchange:
         self._respond_hooks: list[RespondHook] = []
         self._finish: list[Callable[[], None]] = []
 
-    def record(self, fault: str, outcome: str) -> None:
-        self.events.append((fault, outcome))
+    def record(self, fault: Fault, outcome: str) -> None:
+        self.events.append((fault.name, outcome))
 
     async def sleep(self, seconds: float) -> None:
         await self.clock.sleep(seconds)
