@@ -30,7 +30,7 @@ from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
 from chaosproxy.eventlog import EventLog
-from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault, PoolState
+from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
 from chaosproxy.proxy.native import NativeUpstream
@@ -196,12 +196,8 @@ class Runtime:
     def _stop_scenario(self) -> None:
         self.engine.stop_scenario()
 
-    def _pools(self) -> list[tuple[str, PoolState]]:
-        return [
-            (rule, f.state)
-            for rule, f in self.engine.faults_in_use()
-            if isinstance(f, PoolExhaustionFault)
-        ]
+    def _pools(self) -> list[tuple[str, tuple[Gauge, ...]]]:
+        return [(rule, f.gauges()) for rule, f in self.engine.faults_in_use()]
 
     async def _guardrail_ticker(self, interval: float = 0.5) -> None:
         while True:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 
@@ -20,6 +21,16 @@ class ErrorFault(Fault):
     name = "error"
     order = 80
 
+    params = (
+        P.status("status", 500),
+        P.anything("body", {"type": ["string", "object", "array"]}),
+        P.anything(
+            "headers",
+            {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        ),
+        P.boolean("after_upstream", False),
+    )
+
     status: int = 500
     body: bytes | None = None  # None: the proxy's own JSON error shape with the request id
     content_type: str = "application/json"
@@ -28,10 +39,9 @@ class ErrorFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("status", "body", "headers", "after_upstream"))
-        status = p.integer("status", 500, lo=400, hi=599)
-        assert status is not None
-        raw_body = p.get("body")
+        p = Params(params, path, cls.params)
+        status: int = p["status"]
+        raw_body = p["body"]
         body: bytes | None = None
         content_type = "application/json"
         if isinstance(raw_body, str):
@@ -46,10 +56,7 @@ class ErrorFault(Fault):
                 "headers", f"expected a mapping of header names to values, got {raw_headers!r}"
             )
         headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
-        after = p.get("after_upstream", False)
-        if not isinstance(after, bool):
-            raise p.error("after_upstream", f"expected true or false, got {after!r}")
-        return cls(status, body, content_type, headers, after)
+        return cls(status, body, content_type, headers, p["after_upstream"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if not self.after_upstream:

@@ -11,8 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
-from chaosproxy.units import parse_duration
 
 
 @register
@@ -21,20 +21,22 @@ class HangFault(Fault):
     name = "hang"
     order = 70
 
+    params = (
+        P.duration("duration"),
+        P.choice("then", ("close", "reset", "error"), "close"),
+        P.status("status", 504),
+    )
+
     duration: float | None = None  # None: until the client gives up
     then: str = "close"  # close | reset | error
     status: int = 504
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("duration", "then", "status"))
-        duration: float | None = p.convert("duration", parse_duration)
-        then = p.choice("then", ("close", "reset", "error"), "close")
-        status = p.integer("status", 504, lo=400, hi=599)
-        assert status is not None
-        if p.has("status") and then != "error":
+        p = Params(params, path, cls.params)
+        if p.has("status") and p["then"] != "error":
             raise p.error("status", "only applies with then: error")
-        return cls(duration, then, status)
+        return cls(p["duration"], p["then"], p["status"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.duration is None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 GARBAGE_SIZE = 512
@@ -26,12 +27,13 @@ class MalformedFault(Fault):
     name = "malformed"
     order = 85
 
+    params = (P.choice("kind", ("garbage", "bad_status_line", "bad_chunk"), "garbage"),)
+
     kind: str = "garbage"  # garbage | bad_status_line | bad_chunk
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("kind",))
-        return cls(p.choice("kind", ("garbage", "bad_status_line", "bad_chunk"), "garbage"))
+        return cls(Params(params, path, cls.params)["kind"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.kind == "bad_chunk":

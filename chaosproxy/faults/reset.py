@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
-from chaosproxy.units import parse_size
 
 
 @register
@@ -23,18 +23,20 @@ class ResetFault(Fault):
     # leave the proxy, after throttle and truncate.
     order = 96
 
+    params = (P.choice("at", ("request", "headers"), "request"), P.size("after_bytes"))
+
     at: str = "request"  # request | headers | body
     after_bytes: int = 0
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("at", "after_bytes"))
+        p = Params(params, path, cls.params)
         if p.has("after_bytes"):
             if p.has("at"):
                 raise p.error("at", "give either at or after_bytes, not both")
-            n: int = p.convert("after_bytes", parse_size)
+            n: int = p["after_bytes"]
             return cls("body", n) if n > 0 else cls("headers")
-        return cls(p.choice("at", ("request", "headers"), "request"))
+        return cls(p["at"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.at == "request":

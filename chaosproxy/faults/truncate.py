@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
-from chaosproxy.units import parse_size
 
 
 @register
@@ -18,13 +18,13 @@ class TruncateFault(Fault):
     name = "truncate"
     order = 95
 
+    params = (P.size("bytes", 0),)
+
     keep: int = 0  # the `bytes` parameter
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("bytes",))
-        n: int = p.convert("bytes", parse_size, 0)
-        return cls(n)
+        return cls(Params(params, path, cls.params)["bytes"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.keep == 0:

@@ -30,7 +30,7 @@ class UpstreamDownFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        Params(params, path, ())
+        Params(params, path, cls.params)
         return cls()
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
