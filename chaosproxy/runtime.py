@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yarl
 from aiohttp import web
@@ -77,7 +77,6 @@ class Settings:
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
