@@ -1,6 +1,9 @@
 """The engine: what is active now, the scenario lifecycle and its ticker; the pieces live
 beside it (`adhoc` rules, the `timeline`, `decide`, `draw`, `status`).
 
+(About 400 lines, most of them the events each lifecycle step emits; splitting those away from
+the steps would scatter what one step reports.)
+
 Only the engine moves the timeline, from its own clock: `tick()` (driven by `run_ticker`) enters
 phases, emits `phase_changed` and finishes runs. `decide()`, `status()` and `current()` read the
 phase in force for the clock's `now` and never emit.
@@ -38,14 +41,7 @@ from chaosproxy.matching import RequestView
 
 log = logging.getLogger("chaosproxy.engine")
 
-__all__ = [
-    "FROM_SCENARIO",
-    "AdhocRule",
-    "Decision",
-    "Engine",
-    "RequestView",
-    "ScenarioRunning",
-]
+__all__ = ["FROM_SCENARIO", "AdhocRule", "Decision", "Engine", "RequestView", "ScenarioRunning"]
 
 
 class ScenarioRunning(ChaosProxyError):
@@ -380,15 +376,16 @@ class Engine:
     def decide(self, view: RequestView) -> Decision | None:
         """The faults for one request, from the ad-hoc rules then the phase in force now.
         Pure but for rule counters: it neither moves the timeline nor emits."""
+        now = self.clock.monotonic()
         adhoc = self._adhoc.rules
         if adhoc:
-            d = decide_adhoc(adhoc, view, self.clock.monotonic(), self.load, self.rng)
+            d = decide_adhoc(adhoc, view, now, self.load, self.rng)
             if d is not None:
                 return d
         run = self._run
-        if run is None:
-            return None
-        return decide_run(run, view, self.clock.monotonic(), self.load, self.rng)
+        if run is None or (now < run.at.end and not run.at.phase.rules):
+            return None  # the common idle case, without a call
+        return decide_run(run, view, now, self.load, self.rng)
 
     # ------------------------------------------------------------ status
 

@@ -66,9 +66,11 @@ def decide_adhoc(
 def decide_run(
     run: Run, view: RequestView, now: float, load: LoadSignals, rng: random.Random
 ) -> Decision | None:
-    pos, ended = run.where(now)
-    if ended:
-        return None
+    pos = run.at
+    if now >= pos.end:  # the ticker has not moved the run yet: compute, don't move
+        pos, ended = run.where(now)
+        if ended:
+            return None
     phase = pos.phase
     if not phase.rules:
         return None

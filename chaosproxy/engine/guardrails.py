@@ -170,7 +170,7 @@ class Guardrails:
             trip.guardrail,
             trip.scenario,
             trip.reason,
-            extra={"event": "guardrail_tripped"},
+            extra={"event": StateKind.GUARDRAIL_TRIPPED},
         )
         self._stop()
         self.bus.emit(
