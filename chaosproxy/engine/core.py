@@ -229,11 +229,12 @@ class Engine:
         pending, self._pending = self._pending, None
         if pending is not None:
             self.emit_state(StateKind.SCENARIO_UNSCHEDULED, pending.compiled.name)
+        # What the ticker would have reported by now comes first: phases entered, or the end
+        # (then there is nothing left to stop).
+        self._advance(self.clock.monotonic())
         if self._run is None:
             return pending is not None
-        self._advance(self.clock.monotonic())  # phases it went through are reported first
-        if self._run is not None:
-            self._finish(StateKind.SCENARIO_STOPPED, self.clock.monotonic())
+        self._finish(StateKind.SCENARIO_STOPPED, self.clock.monotonic())
         return True
 
     def replace_scenario_definition(self, scenario: Scenario | CompiledScenario) -> bool:

@@ -248,3 +248,12 @@ async def test_ticker_removes_an_ad_hoc_rule_when_its_ttl_ends() -> None:
         assert not r.engine.active and r.engine.adhoc_rules() == []
     finally:
         task.cancel()
+
+
+def test_stopping_after_the_timeline_ended_reports_the_finish_and_stops_nothing() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    r.clock.advance(61)  # the ticker has not run
+    assert r.engine.stop_scenario() is False
+    assert r.kinds()[-2:] == ["phase_changed", "scenario_finished"]
+    assert r.engine.status()["scenario"]["state"] == "finished"
