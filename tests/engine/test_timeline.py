@@ -213,20 +213,18 @@ def test_probability_ramps_linearly_across_the_phase() -> None:
 
 async def test_ticker_emits_phase_changes_without_traffic() -> None:
     r = rig()
+    t0 = r.clock.monotonic()
     task = asyncio.create_task(r.engine.run_ticker())
     try:
-        await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 3600)  # nothing to do: its idle hour
         r.engine.start_scenario(scenario(THREE_PHASES))
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 10)  # woken: now it sleeps to the boundary
         r.clock.advance(10)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 30)  # it ticked at 10 s, sleeps to 30 s
         assert r.phase_changes() == [("steady", 0), ("broken", 0)]
         r.clock.advance(50)
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert r.kinds()[-1] == "scenario_finished"
+        await r.clock.wait_sleepers(1, until=r.clock.monotonic() + 3600)
+        assert r.kinds()[-2:] == ["phase_changed", "scenario_finished"]
     finally:
         task.cancel()
 
@@ -235,15 +233,14 @@ async def test_ticker_removes_an_ad_hoc_rule_when_its_ttl_ends() -> None:
     from chaosproxy.faults import build
 
     r = rig()
+    t0 = r.clock.monotonic()
     task = asyncio.create_task(r.engine.run_ticker())
     try:
-        await asyncio.sleep(0)  # the ticker now sleeps for its idle hour
+        await r.clock.wait_sleepers(1, until=t0 + 3600)
         r.engine.add_rule([build("error", {}, "f")], ttl=5)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 5)  # woken: it sleeps until the TTL ends
         r.clock.advance(6)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=r.clock.monotonic() + 3600)
         assert r.kinds()[-1] == "rule_removed"
         assert not r.engine.active and r.engine.adhoc_rules() == []
     finally:
