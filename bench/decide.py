@@ -12,7 +12,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import EventBus
+from chaosproxy.events import EventBus
 
 N = 200_000
 

@@ -37,6 +37,7 @@ class FakeClock:
         self._wall_offset = 1_700_000_000.0 - start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._watchers: list[tuple[int, float | None, asyncio.Future[None]]] = []
 
     def monotonic(self) -> float:
         return self._now
@@ -50,6 +51,7 @@ class FakeClock:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), fut))
+        self._notify()
         await fut
 
     def advance(self, seconds: float) -> None:
@@ -62,6 +64,29 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         return sum(1 for *_, f in self._sleepers if not f.done())
+
+    def _sleeping(self, until: float | None) -> int:
+        return sum(
+            1 for t, _, f in self._sleepers if not f.done() and (until is None or t == until)
+        )
+
+    async def wait_sleepers(self, n: int, *, until: float | None = None) -> None:
+        """Return once `n` tasks sleep on this clock (with `until`: ones that wake at that
+        instant, `monotonic() + seconds` as the sleeper computed it). Tests use it to know a
+        task reached its sleep instead of yielding to the event loop a guessed number of times."""
+        if self._sleeping(until) >= n:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.append((n, until, fut))
+        try:
+            await fut
+        finally:
+            self._watchers = [w for w in self._watchers if w[2] is not fut]
+
+    def _notify(self) -> None:
+        for n, until, fut in self._watchers:
+            if not fut.done() and self._sleeping(until) >= n:
+                fut.set_result(None)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from chaosproxy.engine.events import RequestDone
+from chaosproxy.events import RequestDone
 
 
 class Retry(Enum):

@@ -14,9 +14,9 @@ import threading
 from collections import deque
 from typing import Any
 
-from chaosproxy.engine.events import StateChanged
+from chaosproxy.events import StateChanged, StateKind
 
-_ENDS = frozenset({"scenario_stopped", "scenario_finished"})
+_ENDS = frozenset({StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED})
 
 
 class EventLog:
@@ -48,7 +48,7 @@ class EventLog:
                 "details": _plain(ev.details),
             }
         )
-        if ev.kind in ("scenario_started", "phase_changed"):
+        if ev.kind in (StateKind.SCENARIO_STARTED, StateKind.PHASE_CHANGED):
             self._mark(ev.t, ev.scenario, ev.phase)
         elif ev.kind in _ENDS:
             self._mark(ev.t, "", "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,7 +28,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
+
+if TYPE_CHECKING:
+    from chaosproxy.faults.base import Gauge as FaultGauge
 
 METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
@@ -53,19 +56,20 @@ DURATION_BUCKETS = (
     60.0,
 )
 
-# A pool source yields (rule id, object with `in_use`, `waiting`) for every pool_exhaustion fault.
-PoolSource = Callable[[], Iterable[tuple[str, Any]]]
-
-
-def normalise_method(method: str) -> str:
-    return method if method in METHODS else "OTHER"
+# Yields (rule id, the fault's `gauges()`) for every fault in use: live state read at scrape time.
+GaugeSource = Callable[[], Iterable[tuple[str, Iterable["FaultGauge"]]]]
+# Fault gauges documented in docs/metrics.md: present (maybe empty) even when no fault is in use.
+_DOCUMENTED = {
+    "pool_in_use": "Slots held in a pool_exhaustion fault's simulated pool.",
+    "pool_waiting": "Requests queued for a slot of a pool_exhaustion fault's simulated pool.",
+}
 
 
 class _LiveGauges(Collector):
     """Gauges computed at scrape time from live state, not updated per request."""
 
     def __init__(
-        self, inflight: Callable[[], int], pools: PoolSource | None, skipped: Callable[[], int]
+        self, inflight: Callable[[], int], pools: GaugeSource | None, skipped: Callable[[], int]
     ) -> None:
         self._inflight = inflight
         self._pools = pools
@@ -78,21 +82,19 @@ class _LiveGauges(Collector):
         )
         g.add_metric([], float(self._inflight()))
         yield g
-        in_use = GaugeMetricFamily(
-            "chaosproxy_pool_in_use",
-            "Slots held in a pool_exhaustion fault's simulated pool.",
-            labels=["rule"],
-        )
-        waiting = GaugeMetricFamily(
-            "chaosproxy_pool_waiting",
-            "Requests queued for a slot of a pool_exhaustion fault's simulated pool.",
-            labels=["rule"],
-        )
-        for rule, state in self._pools() if self._pools else ():
-            in_use.add_metric([rule], float(getattr(state, "in_use", 0)))
-            waiting.add_metric([rule], float(getattr(state, "waiting", 0)))
-        yield in_use
-        yield waiting
+        families = {
+            name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
+            for name, text in _DOCUMENTED.items()
+        }
+        for rule, gauges in self._pools() if self._pools else ():
+            for gauge in gauges:
+                family = families.get(gauge.name)
+                if family is None:
+                    family = families[gauge.name] = GaugeMetricFamily(
+                        f"chaosproxy_{gauge.name}", gauge.help, labels=["rule"]
+                    )
+                family.add_metric([rule], gauge.value)
+        yield from families.values()
         skipped = CounterMetricFamily(
             "chaosproxy_faults_skipped",
             "Requests a rule chose to fault but max_active_faults let through untouched.",
@@ -177,7 +179,7 @@ class Metrics:
     def __init__(
         self,
         inflight: Callable[[], int] = lambda: 0,
-        pools: PoolSource | None = None,
+        pools: GaugeSource | None = None,  # every fault's live gauges, see GaugeSource
         skipped: Callable[[], int] = lambda: 0,
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
@@ -231,13 +233,13 @@ class Metrics:
 
     def on_state(self, ev: StateChanged) -> None:
         kind = ev.kind
-        if kind in ("scenario_started", "phase_changed"):
+        if kind in (StateKind.SCENARIO_STARTED, StateKind.PHASE_CHANGED):
             self._set_active((ev.scenario, ev.phase))
-        elif kind in ("scenario_stopped", "scenario_finished"):
+        elif kind in (StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED):
             self._set_active(None)
-        elif kind == "reload_failed":
+        elif kind == StateKind.RELOAD_FAILED:
             self.reload_errors.inc()
-        elif kind == "guardrail_tripped":
+        elif kind == StateKind.GUARDRAIL_TRIPPED:
             self.guardrail_trips.labels(str(ev.details.get("guardrail", "unknown"))).inc()
 
     def _set_active(self, active: tuple[str, str] | None) -> None:

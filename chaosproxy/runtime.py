@@ -20,7 +20,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yarl
@@ -41,7 +41,7 @@ from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.errors import UsageError
 from chaosproxy.eventlog import EventLog
-from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault, PoolState
+from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
 from chaosproxy.proxy.native import NativeUpstream
@@ -93,7 +93,6 @@ class Settings:
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -214,12 +213,8 @@ class Runtime:
     def _stop_scenario(self) -> None:
         self.engine.stop_scenario()
 
-    def _pools(self) -> list[tuple[str, PoolState]]:
-        return [
-            (rule, f.state)
-            for rule, f in self.engine.faults_in_use()
-            if isinstance(f, PoolExhaustionFault)
-        ]
+    def _pools(self) -> list[tuple[str, tuple[Gauge, ...]]]:
+        return [(rule, f.gauges()) for rule, f in self.engine.faults_in_use()]
 
     async def _guardrail_ticker(self, interval: float = 0.5) -> None:
         while True:

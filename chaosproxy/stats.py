@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosproxy.clients import Retry, RetryAfterWatch
-from chaosproxy.engine.events import RequestDone
+from chaosproxy.events import RequestDone
 
 # Latency bucket upper bounds in seconds: ~1.25x apart from 0.5 ms to 60 s, then +Inf.
 BOUNDS: tuple[float, ...] = tuple(

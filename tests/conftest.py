@@ -11,6 +11,7 @@ import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.runtime import Runtime, Settings
 
 StartProxy = Callable[..., Awaitable[Runtime]]
@@ -49,7 +50,7 @@ async def start_proxy(request: pytest.FixtureRequest) -> AsyncIterator[StartProx
         else None
     )
 
-    async def start(upstream: str, **overrides: Any) -> Runtime:
+    async def start(upstream: str, clock: Clock = SYSTEM_CLOCK, **overrides: Any) -> Runtime:
         if client is not None:
             overrides.setdefault("upstream_client", client)
         settings = Settings(
@@ -61,7 +62,7 @@ async def start_proxy(request: pytest.FixtureRequest) -> AsyncIterator[StartProx
             grace=overrides.pop("grace", 1.0),
             **overrides,
         )
-        rt = Runtime(settings)
+        rt = Runtime(settings, clock)
         await rt.start()
         runtimes.append(rt)
         return rt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from chaosproxy.clients import Retry, RetryAfterWatch
-from chaosproxy.engine.events import RequestDone
+from chaosproxy.events import RequestDone
 from chaosproxy.faults import build
 from tests.conftest import StartProxy
 

@@ -44,3 +44,23 @@ def test_starting_a_proxy_loads_nothing_of_the_experiment_side() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _fresh(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_leaf_modules_import_nothing_else_of_the_package() -> None:
+    for leaf in ("chaosproxy.events", "chaosproxy.units"):
+        loaded = _fresh(
+            f"import sys, {leaf}; "
+            "print(sorted(m for m in sys.modules if m.startswith('chaosproxy.')))"
+        )
+        assert loaded == f"[{leaf!r}]", leaf
+
+
+def test_event_listeners_import_first_without_pulling_in_the_engine() -> None:
+    for module in ("chaosproxy.stats", "chaosproxy.clients", "chaosproxy.metrics"):
+        loaded = _fresh(f"import sys, {module}; print('chaosproxy.engine.core' in sys.modules)")
+        assert loaded == "False", module

@@ -6,8 +6,9 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy.engine.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged
 from chaosproxy.faults import build
+from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from tests.conftest import StartProxy
 
@@ -90,10 +91,8 @@ def test_reload_failures_are_counted() -> None:
 
 
 def test_pool_gauges_are_read_from_fault_state_at_scrape_time() -> None:
-    class State:
-        in_use, waiting = 4, 7
-
-    m = Metrics(pools=lambda: [("db-pool", State())])
+    gauges = (Gauge("pool_in_use", "in use", 4.0), Gauge("pool_waiting", "waiting", 7.0))
+    m = Metrics(pools=lambda: [("db-pool", gauges), ("no-state", ())])
     s = samples(m)
     assert s[("chaosproxy_pool_in_use", (("rule", "db-pool"),))] == 4
     assert s[("chaosproxy_pool_waiting", (("rule", "db-pool"),))] == 7

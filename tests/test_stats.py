@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaosproxy.engine.events import RequestDone
+from chaosproxy.events import RequestDone
 from chaosproxy.stats import BOUNDS, Stats
 
 

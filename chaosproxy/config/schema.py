@@ -1,7 +1,8 @@
 """The JSON Schema (draft 2020-12) of scenario files, for editors (YAML language server).
 
 It mirrors the loader's rules so an editor flags the same mistakes while typing; the loader stays
-the authority (it also checks regexes, CIDRs, duplicate names and fault parameter values).
+the authority (it also checks regexes, CIDRs, duplicate names and fault parameter values). Fault
+parameters come from each fault's own declaration (`Fault.params`), the one the loader checks.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from typing import Any
 from chaosproxy.config import loader
 
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$"
-SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$"
-RATE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?(/s)?\s*$"
 
 Schema = dict[str, Any]
 
@@ -34,82 +33,21 @@ def _doc(schema: Schema, description: str) -> Schema:
 
 
 _DUR = _ref("duration")
-_STATUS: Schema = {"type": "integer", "minimum": 400, "maximum": 599}
-_SIZE: Schema = {
-    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}]
-}
-
-# Parameter names of the bundled faults: for completion and typo checks in editors. Values are
-# checked by each fault when the scenario is compiled.
-FAULT_PARAMS: dict[str, Schema] = {
-    "error": _obj(
-        {
-            "status": _STATUS,
-            "body": {"type": ["string", "object", "array"]},
-            "headers": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
-            "after_upstream": {"type": "boolean"},
-        }
-    ),
-    "latency": _obj(
-        {
-            "delay": _DUR,
-            "jitter": _DUR,
-            "distribution": {"enum": ["uniform", "normal", "lognormal"]},
-            "min": _DUR,
-            "max": _DUR,
-            "mean": _DUR,
-            "stddev": _DUR,
-            "median": _DUR,
-            "p99": _DUR,
-            "at": {"enum": ["request", "response"]},
-        }
-    ),
-    "reset": _obj({"at": {"enum": ["request", "headers"]}, "after_bytes": _SIZE}),
-    "hang": _obj(
-        {"duration": _DUR, "then": {"enum": ["close", "reset", "error"]}, "status": _STATUS}
-    ),
-    "throttle": _obj(
-        {
-            "rate": {
-                "anyOf": [
-                    {"type": "number", "exclusiveMinimum": 0},
-                    {"type": "string", "pattern": RATE_PATTERN},
-                ]
-            },
-            "chunk": _SIZE,
-        }
-    ),
-    "truncate": _obj({"bytes": _SIZE}),
-    "malformed": _obj({"kind": {"enum": ["garbage", "bad_status_line", "bad_chunk"]}}),
-    "pool_exhaustion": _obj(
-        {
-            "size": {"type": "integer", "minimum": 1},
-            "hold": _DUR,
-            "queue_timeout": _DUR,
-            "on_exhausted": {"enum": ["error", "reset"]},
-            "status": _STATUS,
-        }
-    ),
-    "rate_limit": _obj(
-        {"rps": {"type": "number", "exclusiveMinimum": 0}, "burst": {"type": "integer"}}
-    ),
-    "stale_error": _obj({"ttl": _DUR}),
-    "upstream_down": _obj({}),
-}
 
 
-def fault_names() -> list[str]:
+def fault_params_schemas() -> dict[str, Schema]:
+    """Each fault's parameter schema, from the declaration in the fault's own file."""
     from chaosproxy.faults import registry
 
-    return sorted(set(registry()) | set(FAULT_PARAMS))
+    return {name: cls.params_schema() for name, cls in sorted(registry().items())}
 
 
 def scenario_schema() -> Schema:
     """The whole schema as a JSON-ready dict."""
-    faults: Schema = {}
-    for name in fault_names():
-        params = FAULT_PARAMS.get(name, {"type": "object"})
-        faults[name] = {"anyOf": [params, {"type": "null"}]}
+    faults: Schema = {
+        name: {"anyOf": [params, {"type": "null"}]}
+        for name, params in fault_params_schemas().items()
+    }
     condition: Schema = {
         "anyOf": [
             {"type": ["string", "number"], "description": "exact value"},

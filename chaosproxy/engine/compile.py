@@ -5,7 +5,7 @@ The result is immutable; the engine keeps per-rule counters beside it, indexed b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from chaosproxy.config.model import Ramp, RuleSpec, Scenario
@@ -21,6 +21,10 @@ class CompiledOutcome:
     faults: tuple[Fault, ...]  # sorted by `order`
 
 
+# Seconds of request rate `when: {rps_above}` looks at when the rule gives no `window`.
+DEFAULT_RPS_WINDOW = 5
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     id: str
@@ -28,16 +32,16 @@ class CompiledRule:
     slot: int  # index of this rule's counters in the engine
     scope: str  # the phase name, or "*" for a scenario-wide rule (part of the seed key)
     match: Predicate | None
-    probability: float  # used when `ramp` is None
-    ramp: tuple[float, float] | None
-    inflight_above: int | None
-    rps_above: float | None
-    rps_window: int
-    first: int | None
-    every: int | None
-    after: int | None
     outcomes: tuple[CompiledOutcome, ...]
-    continue_: bool
+    probability: float = 1.0  # used when `ramp` is None
+    ramp: tuple[float, float] | None = None
+    inflight_above: int | None = None
+    rps_above: float | None = None
+    rps_window: int = DEFAULT_RPS_WINDOW
+    first: int | None = None
+    every: int | None = None
+    after: int | None = None
+    continue_: bool = False
     methods: frozenset[str] | None = None  # the methods `match` allows; None: any
     segment: str | None = None  # the literal first path segment `match.path` needs; None: any
 
@@ -153,6 +157,20 @@ def compile_rule(spec: RuleSpec, scope: str = "adhoc") -> CompiledRule:
     return rule
 
 
+def rule_from_faults(
+    faults: Iterable[Fault], match: Predicate | None = None, probability: float = 1.0
+) -> CompiledRule:
+    """An ad-hoc rule from faults built in code (tests, tooling): one outcome, every other
+    setting at its default."""
+    outcome = CompiledOutcome(1.0, 1.0, _ordered(faults))
+    return CompiledRule("adhoc", "rule", 0, "adhoc", match, (outcome,), probability)
+
+
+def _ordered(faults: Iterable[Fault]) -> tuple[Fault, ...]:
+    """A rule's faults outermost first."""
+    return tuple(sorted(faults, key=lambda f: f.order))
+
+
 def _compile_rule(
     spec: RuleSpec, scope: str, slot: int, problems: list[Problem]
 ) -> CompiledRule | None:
@@ -173,7 +191,7 @@ def _compile_rule(
                 problems.extend(e.problems)
         if outcome.weight <= 0:
             problems.append(Problem("weight must be > 0", f"{spec.path}.outcomes[{j}].weight"))
-        outcomes.append((outcome.weight, tuple(sorted(faults, key=lambda f: f.order))))
+        outcomes.append((outcome.weight, _ordered(faults)))
     if not spec.outcomes:
         problems.append(Problem("a rule needs a fault or outcomes", spec.path))
 
@@ -216,7 +234,7 @@ def _compile_rule(
         ramp=ramp,
         inflight_above=when.inflight_above if when else None,
         rps_above=when.rps_above if when else None,
-        rps_window=max(1, round(when.window)) if when else 5,
+        rps_window=max(1, round(when.window)) if when else DEFAULT_RPS_WINDOW,
         first=counting.first if counting else None,
         every=counting.every if counting else None,
         after=counting.after if counting else None,

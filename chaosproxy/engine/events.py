@@ -1,146 +1,21 @@
-"""Events: every state change and every injected fault, timestamped, fanned out to listeners.
+"""Moved to `chaosproxy.events` (a leaf module); this name stays for existing imports."""
 
-Listeners (metrics, journal, per-second stats) subscribe; a failing listener is logged and
-isolated so it can never break proxying. Listeners only ever run on the proxy loop's thread:
-other threads (the admin listener) `post`, which queues the event to that thread in order.
-"""
+from chaosproxy.events import (
+    Event,
+    EventBus,
+    FaultInjected,
+    Listener,
+    RequestDone,
+    StateChanged,
+    StateKind,
+)
 
-from __future__ import annotations
-
-import asyncio
-import contextlib
-import logging
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
-
-log = logging.getLogger("chaosproxy.events")
-
-
-@dataclass(frozen=True, slots=True)
-class FaultInjected:
-    """A fault acted on one request."""
-
-    t: float  # wall-clock seconds
-    request_id: str
-    method: str
-    path: str
-    scenario: str
-    phase: str
-    rule: str
-    fault: str
-    outcome: str
-
-
-@dataclass(slots=True)
-class RequestDone:
-    """One client exchange finished, however it ended."""
-
-    t: float
-    method: str
-    status: int  # 0 when the connection was reset/closed without a status
-    duration: float  # as the client saw it, injected delay included
-    upstream_duration: float | None  # None when the upstream was not called
-    upstream_error: str | None  # refused | timeout | reset | protocol
-    injected: bool
-    client: str = ""  # who sent it: --client-id-header's value, else the address
-    retry_after: float | None = None  # seconds the response asked the client to wait
-    run: str = ""  # the X-Chaos-Run header: which experiment run sent it ("" for other traffic)
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanged:
-    """Scenario started, phase changed, stopped, guardrail tripped, reload, rules changed."""
-
-    t: float
-    kind: str
-    scenario: str = ""
-    phase: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Event = FaultInjected | RequestDone | StateChanged
-Listener = Callable[[Any], None]
-
-
-class EventBus:
-    """Dispatch by exact event type: one dict lookup per event, whatever else is subscribed.
-
-    Threads: `bind(loop)` names the thread listeners run on (the proxy loop's). `emit` is for
-    that thread; `post` may be called from any thread. `batch()` holds `lock` around a state
-    change and the events describing it, so the owner thread dispatches them only once the
-    change is complete and before any event it emits afterwards (see docs/architecture.md).
-    """
-
-    def __init__(self) -> None:
-        self._by_type: dict[type, tuple[Listener, ...]] = {}
-        self.lock = threading.RLock()
-        self._pending: deque[object] = deque()
-        self._depth = 0  # open batches (any thread)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._owner: int | None = None
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Listeners run on the thread of `loop` (called from it); `post` elsewhere queues."""
-        self._loop = loop
-        self._owner = threading.get_ident()
-
-    def on_owner_thread(self) -> bool:
-        return self._owner is None or threading.get_ident() == self._owner
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """A state change and its events, atomic for the owner thread's listeners."""
-        with self.lock:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-        if self._pending and self.on_owner_thread():
-            self._sync()
-
-    def post(self, event: object) -> None:
-        """`emit` from any thread: dispatched on the owner thread, in order."""
-        self._pending.append(event)
-        if self.on_owner_thread():
-            self._sync()
-        elif self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
-                self._loop.call_soon_threadsafe(self._sync)
-
-    def _sync(self) -> None:
-        """Dispatch queued events (owner thread), once no state change is being made."""
-        with self.lock:  # waits for another thread's batch to complete
-            pending = self._pending
-            while pending and not self._depth:  # in our own batch: its end dispatches them
-                self._dispatch(pending.popleft())
-
-    def _dispatch(self, event: object) -> None:
-        for fn in self._by_type.get(type(event), ()):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("event listener %r failed on %s", fn, type(event).__name__)
-
-    def subscribe(self, kind: type | tuple[type, ...], listener: Listener) -> None:
-        for k in kind if isinstance(kind, tuple) else (kind,):
-            self._by_type[k] = (*self._by_type.get(k, ()), listener)
-
-    def unsubscribe(self, listener: Listener) -> None:
-        self._by_type = {
-            # `!=`, not `is not`: every `obj.method` lookup is a new bound-method object.
-            k: tuple(fn for fn in fns if fn != listener)
-            for k, fns in self._by_type.items()
-        }
-
-    def emit(self, event: object) -> None:
-        if self._pending or self._depth:
-            self._sync()  # events posted before this one go first
-        for fn in self._by_type.get(type(event), ()):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("event listener %r failed on %s", fn, type(event).__name__)
+__all__ = [
+    "Event",
+    "EventBus",
+    "FaultInjected",
+    "Listener",
+    "RequestDone",
+    "StateChanged",
+    "StateKind",
+]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
-from chaosproxy.engine.events import EventBus, StateChanged
+from chaosproxy.events import EventBus, StateChanged, StateKind
 
-if TYPE_CHECKING:  # stats imports engine.events: a runtime import here would be a cycle
+if TYPE_CHECKING:  # only for annotations: the engine does not depend on stats
     from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy.guardrails")
@@ -177,13 +177,13 @@ class Guardrails:
             trip.guardrail,
             trip.scenario,
             trip.reason,
-            extra={"event": "guardrail_tripped"},
+            extra={"event": StateKind.GUARDRAIL_TRIPPED},
         )
         self._stop()
         self.bus.post(
             StateChanged(
                 trip.t,
-                "guardrail_tripped",
+                StateKind.GUARDRAIL_TRIPPED,
                 scenario=trip.scenario,
                 details={"guardrail": trip.guardrail, "reason": trip.reason},
             )

@@ -22,6 +22,7 @@ from chaosproxy.config.model import Scenario
 from chaosproxy.engine.compile import CompiledScenario, compile_scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.errors import ConfigError
+from chaosproxy.events import StateKind
 
 log = logging.getLogger("chaosproxy.reload")
 
@@ -141,7 +142,7 @@ class ScenarioWatcher:
                 log.warning("reload rejected, the previous version keeps running: %s", line)
             running = engine.scenario
             engine.emit_state(
-                "reload_failed",
+                StateKind.RELOAD_FAILED,
                 running.name if running is not None else "",
                 details={"file": str(path), "problems": problems},
             )
@@ -154,7 +155,7 @@ class ScenarioWatcher:
         ):
             applied = engine.replace_scenario_definition(compiled)
         engine.emit_state(
-            "reload_ok", compiled.name, details={"file": str(path), "applied": applied}
+            StateKind.RELOAD_OK, compiled.name, details={"file": str(path), "applied": applied}
         )
         return True
 

@@ -10,7 +10,8 @@ Probability is rolled once by the engine; a fault never rolls it itself.
 
 from __future__ import annotations
 
-import math
+import importlib
+import pkgutil
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,26 @@ from typing import Any, ClassVar, Protocol, Self
 
 from chaosproxy._clock import Clock
 from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.faults.params import Param, Params, object_schema
+
+__all__ = [
+    "BodyFilter",
+    "Exchange",
+    "Fault",
+    "Gauge",
+    "Headers",
+    "HeadersHook",
+    "Param",
+    "Params",
+    "Proceed",
+    "Reply",
+    "ReplyHook",
+    "RespondHook",
+    "build",
+    "cut_body",
+    "register",
+    "registry",
+]
 
 Headers = list[tuple[str, str]]
 Proceed = Callable[[], Awaitable[None]]
@@ -41,14 +62,6 @@ HeadersHook = Callable[["Exchange"], Awaitable[None]]
 # A respond hook sees every whole response the exchange sends with `respond` (injected errors,
 # the proxy's own 502): status, body and headers, just before they leave.
 RespondHook = Callable[[int, bytes, Headers], None]
-
-
-@dataclass(frozen=True)
-class FaultEvent:
-    """What a fault did to one request: feeds metrics and the journal."""
-
-    fault: str
-    outcome: str  # e.g. "status=500", "delay=0.213", "reset", "hang", "throttled"
 
 
 class Exchange(Protocol):
@@ -82,8 +95,9 @@ class Exchange(Protocol):
     @property
     def client_gone(self) -> bool: ...
 
-    def record(self, fault: str, outcome: str) -> None:
-        """Report that a fault acted on this request (one event per fault)."""
+    def record(self, fault: Fault, outcome: str) -> None:
+        """Report that `fault` (the acting object itself, so the event credits the rule that
+        owns it) acted on this request: one event per fault."""
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the exchange's clock. A client that disconnects cancels the handler, so
@@ -140,22 +154,33 @@ class Exchange(Protocol):
         """The status sent to the client, once sent."""
         ...
 
-    @property
-    def shared(self) -> dict[str, Any]:
-        """Per-exchange scratch space for faults that cooperate (e.g. stale_error capture)."""
-        ...
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """Live state a fault exposes (read at scrape time): `chaosproxy_<name>{rule=…}`."""
+
+    name: str
+    help: str
+    value: float
 
 
 class Fault:
-    """Base class: subclasses set `name`, parse params in `from_params`, act in `apply`."""
+    """Base class: subclasses set `name`, declare `params`, build themselves in `from_params`
+    (from the values `Params` read) and act in `apply`."""
 
     name: ClassVar[str] = ""
     # Order within a rule that combines faults: lower applies first (outermost).
     order: ClassVar[int] = 50
+    # The parameters, declared once: the loader's checks and the JSON Schema come from here.
+    params: ClassVar[tuple[Param, ...]] = ()
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
         raise NotImplementedError
+
+    @classmethod
+    def params_schema(cls) -> dict[str, Any]:
+        return object_schema(cls.params)
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         await proceed()
@@ -163,10 +188,16 @@ class Fault:
     def describe(self) -> str:
         return self.name
 
+    def gauges(self) -> tuple[Gauge, ...]:
+        """Live state worth a gauge (e.g. a simulated pool's slots); none by default."""
+        return ()
+
 
 # ---------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, type[Fault]] = {}
+_DISCOVERED: list[bool] = []
+_NOT_FAULTS = frozenset({"base", "params", "pipeline"})
 
 
 def register(cls: type[Fault]) -> type[Fault]:
@@ -178,8 +209,15 @@ def register(cls: type[Fault]) -> type[Fault]:
 
 
 def registry() -> Mapping[str, type[Fault]]:
-    from chaosproxy import faults as _faults  # noqa: F401  (imports every fault module)
+    """Every fault by name. The first call imports each module of the faults package, and
+    each registers itself with `@register`: a new fault is a new file, listed nowhere."""
+    if not _DISCOVERED:
+        import chaosproxy.faults as package
 
+        for mod in pkgutil.iter_modules(package.__path__):
+            if mod.name not in _NOT_FAULTS:
+                importlib.import_module(f"{package.__name__}.{mod.name}")
+        _DISCOVERED.append(True)
     return _REGISTRY
 
 
@@ -192,87 +230,6 @@ def build(name: str, params: Any, path: str) -> Fault:
             Problem(f"unknown fault {name!r}; known faults: {', '.join(sorted(reg))}", path)
         )
     return cls.from_params({} if params is None else params, f"{path}.{name}")
-
-
-# ---------------------------------------------------------------- param helpers
-
-
-class Params:
-    """Reads a fault's parameter mapping; every error names `path.key` and the bad value."""
-
-    def __init__(self, raw: Any, path: str, known: Iterable[str]) -> None:
-        if not isinstance(raw, Mapping):
-            raise ConfigError(Problem(f"expected a mapping of parameters, got {raw!r}", path))
-        self.raw: Mapping[str, Any] = raw
-        self.path = path
-        known = tuple(known)
-        for key in raw:
-            if key not in known:
-                hint = _nearest(str(key), known)
-                tail = f"; did you mean {hint}?" if hint else f"; known keys: {', '.join(known)}"
-                raise ConfigError(Problem(f"unknown key{tail}", f"{path}.{key}"))
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(Problem(message, f"{self.path}.{key}" if key else self.path))
-
-    def has(self, key: str) -> bool:
-        return key in self.raw
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.raw.get(key, default)
-
-    def convert(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
-        if key not in self.raw:
-            return default
-        try:
-            return fn(self.raw[key])
-        except (ValueError, TypeError) as e:
-            raise self.error(key, str(e)) from None
-
-    def number(
-        self,
-        key: str,
-        default: float | None = None,
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-    ) -> float | None:
-        if key not in self.raw:
-            return default
-        v = self.raw[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise self.error(key, f"expected a finite number, got {v!r}")
-        if lo is not None and v < lo:
-            raise self.error(key, f"must be ≥ {lo:g}, got {v!r}")
-        if hi is not None and v > hi:
-            raise self.error(key, f"must be ≤ {hi:g}, got {v!r}")
-        return float(v)
-
-    def integer(
-        self,
-        key: str,
-        default: int | None = None,
-        *,
-        lo: int | None = None,
-        hi: int | None = None,
-    ) -> int | None:
-        if key not in self.raw:
-            return default
-        v = self.raw[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.error(key, f"expected an integer, got {v!r}")
-        if lo is not None and v < lo:
-            raise self.error(key, f"must be ≥ {lo}, got {v!r}")
-        if hi is not None and v > hi:
-            raise self.error(key, f"must be ≤ {hi}, got {v!r}")
-        return v
-
-    def choice(self, key: str, options: Iterable[str], default: str) -> str:
-        options = tuple(options)
-        v = self.raw.get(key, default)
-        if v not in options:
-            raise self.error(key, f"must be one of {', '.join(options)}, got {v!r}")
-        return str(v)
 
 
 # ---------------------------------------------------------------- body helpers
@@ -294,10 +251,3 @@ async def cut_body(
     else:
         return  # not longer than `keep`: nothing to cut
     await on_cut()
-
-
-def _nearest(word: str, known: Iterable[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 PLACEHOLDER = "{request_id}"
@@ -50,6 +51,16 @@ class ErrorFault(Fault):
     name = "error"
     order = 80
 
+    params = (
+        P.status("status", 500),
+        P.anything("body", {"type": ["string", "object", "array"]}),
+        P.anything(
+            "headers",
+            {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        ),
+        P.boolean("after_upstream", False),
+    )
+
     status: int = 500
     body: bytes | None = None  # None: the proxy's own JSON error shape with the request id
     content_type: str = "application/json"
@@ -62,10 +73,9 @@ class ErrorFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("status", "body", "headers", "after_upstream"))
-        status = p.integer("status", 500, lo=400, hi=599)
-        assert status is not None
-        raw_body = p.get("body")
+        p = Params(params, path, cls.params)
+        status: int = p["status"]
+        raw_body = p["body"]
         body: bytes | None = None
         parts: tuple[bytes, ...] = ()
         content_type = "application/json"
@@ -86,11 +96,8 @@ class ErrorFault(Fault):
                 "headers", f"expected a mapping of header names to values, got {raw_headers!r}"
             )
         headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
-        after = p.get("after_upstream", False)
-        if not isinstance(after, bool):
-            raise p.error("after_upstream", f"expected true or false, got {after!r}")
         json_escape = content_type == "application/json"
-        return cls(status, body, content_type, headers, after, parts, json_escape)
+        return cls(status, body, content_type, headers, p["after_upstream"], parts, json_escape)
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if not self.after_upstream:
@@ -115,5 +122,5 @@ class ErrorFault(Fault):
         else:
             body = self.body
         headers = [("Content-Type", self.content_type), *self.headers]
-        ex.record(self.name, f"status={self.status}")
+        ex.record(self, f"status={self.status}")
         await ex.respond(self.status, body, headers)

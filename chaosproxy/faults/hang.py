@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
 
 
@@ -21,27 +21,29 @@ class HangFault(Fault):
     name = "hang"
     order = 70
 
+    params = (
+        P.duration("duration"),
+        P.choice("then", ("close", "reset", "error"), "close"),
+        P.status("status", 504),
+    )
+
     duration: float | None = None  # None: until the client gives up
     then: str = "close"  # close | reset | error
     status: int = 504
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("duration", "then", "status"))
-        duration: float | None = p.convert("duration", parse_duration)
-        then = p.choice("then", ("close", "reset", "error"), "close")
-        status = p.integer("status", 504, lo=400, hi=599)
-        assert status is not None
-        if p.has("status") and then != "error":
+        p = Params(params, path, cls.params)
+        if p.has("status") and p["then"] != "error":
             raise p.error("status", "only applies with then: error")
-        return cls(duration, then, status)
+        return cls(p["duration"], p["then"], p["status"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.duration is None:
-            ex.record(self.name, "until client gives up")
+            ex.record(self, "until client gives up")
             await asyncio.get_running_loop().create_future()  # cancelled when the client leaves
             return
-        ex.record(self.name, f"duration={self.duration:g} then={self.then}")
+        ex.record(self, f"duration={self.duration:g} then={self.then}")
         await ex.sleep(self.duration)
         if self.then == "close":
             ex.close()

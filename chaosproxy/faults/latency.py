@@ -12,13 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 # z-score of the 99th percentile of the standard normal distribution.
 Z99 = 2.3263478740408408
 
-_KEYS = ("delay", "jitter", "distribution", "min", "max", "mean", "stddev", "median", "p99", "at")
 _NEEDS = {
     "fixed": ("delay",),
     "uniform": ("min", "max"),
@@ -39,6 +38,19 @@ class LatencyFault(Fault):
     name = "latency"
     order = 30
 
+    params = (
+        P.duration("delay"),
+        P.duration("jitter", 0.0),
+        P.choice("distribution", ("uniform", "normal", "lognormal"), None),
+        P.duration("min"),
+        P.duration("max"),
+        P.duration("mean"),
+        P.duration("stddev"),
+        P.duration("median"),
+        P.duration("p99"),
+        P.choice("at", ("request", "response"), "request"),
+    )
+
     kind: str = "fixed"  # fixed | uniform | normal | lognormal
     a: float = 0.0  # delay, min, mean, or mu (log of the median)
     b: float = 0.0  # jitter, max, stddev, or sigma
@@ -47,10 +59,8 @@ class LatencyFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, _KEYS)
-        kind = "fixed"
-        if p.has("distribution"):
-            kind = p.choice("distribution", ("uniform", "normal", "lognormal"), "lognormal")
+        p = Params(params, path, cls.params)
+        kind: str = p["distribution"] or "fixed"
         for key in p.raw:
             if key not in _ALLOWED[kind]:
                 what = f"distribution: {kind}" if kind != "fixed" else "a fixed delay"
@@ -60,25 +70,20 @@ class LatencyFault(Fault):
                 needed = " and ".join(_NEEDS[kind])
                 where = f"distribution {kind}" if kind != "fixed" else "latency"
                 raise p.error(key, f"missing: {where} needs {needed}")
-
-        def dur(key: str) -> float:
-            value: float = p.convert(key, parse_duration)
-            return value
-
-        at = p.choice("at", ("request", "response"), "request")
-        cap = dur("max") if p.has("max") and kind != "uniform" else None
+        at: str = p["at"]
+        cap: float | None = p["max"] if kind != "uniform" else None
         if kind == "fixed":
-            a, b = dur("delay"), dur("jitter") if p.has("jitter") else 0.0
+            a, b = p["delay"], p["jitter"]
             if b > a:
                 raise p.error("jitter", f"must be ≤ delay ({p.get('delay')!r})")
         elif kind == "uniform":
-            a, b = dur("min"), dur("max")
+            a, b = p["min"], p["max"]
             if b < a:
                 raise p.error("max", "must be ≥ min")
         elif kind == "normal":
-            a, b = dur("mean"), dur("stddev")
+            a, b = p["mean"], p["stddev"]
         else:
-            median, p99 = dur("median"), dur("p99")
+            median, p99 = p["median"], p["p99"]
             if median <= 0:
                 raise p.error("median", "must be > 0")
             if p99 < median:
@@ -115,7 +120,7 @@ class LatencyFault(Fault):
 
     async def _delay(self, ex: Exchange) -> None:
         d = self.sample(ex.rng)
-        ex.record(self.name, f"delay={d:.3f}")
+        ex.record(self, f"delay={d:.3f}")
         await ex.sleep(d)
 
     def describe(self) -> str:

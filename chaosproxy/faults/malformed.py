@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 GARBAGE_SIZE = 512
@@ -26,12 +27,13 @@ class MalformedFault(Fault):
     name = "malformed"
     order = 85
 
+    params = (P.choice("kind", ("garbage", "bad_status_line", "bad_chunk"), "garbage"),)
+
     kind: str = "garbage"  # garbage | bad_status_line | bad_chunk
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("kind",))
-        return cls(p.choice("kind", ("garbage", "bad_status_line", "bad_chunk"), "garbage"))
+        return cls(Params(params, path, cls.params)["kind"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.kind == "bad_chunk":
@@ -40,7 +42,7 @@ class MalformedFault(Fault):
             ex.filter_body(self._corrupt)
             await proceed()
             return
-        ex.record(self.name, self.kind)
+        ex.record(self, self.kind)
         data = ex.rng.randbytes(GARBAGE_SIZE) if self.kind == "garbage" else BAD_STATUS_LINE
         with contextlib.suppress(ConnectionError):
             await ex.write_raw(data)
@@ -52,7 +54,7 @@ class MalformedFault(Fault):
             if chunk:
                 yield chunk
                 break
-        ex.record(self.name, self.kind)
+        ex.record(self, self.kind)
         await ex.write_raw(BAD_CHUNK)
         ex.close()
 

@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
-from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.faults import params as P
+from chaosproxy.faults.base import Exchange, Fault, Gauge, Params, Proceed, register
 
 
 class PoolState:
@@ -76,6 +76,14 @@ class PoolExhaustionFault(Fault):
     name = "pool_exhaustion"
     order = 20
 
+    params = (
+        P.integer("size", lo=1, missing="pool_exhaustion needs a pool size"),
+        P.duration("hold", 0.0),
+        P.duration("queue_timeout", 1.0),
+        P.choice("on_exhausted", ("error", "reset"), "error"),
+        P.status("status", 500),
+    )
+
     size: int = 10
     hold: float = 0.0
     queue_timeout: float = 1.0
@@ -88,19 +96,10 @@ class PoolExhaustionFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("size", "hold", "queue_timeout", "on_exhausted", "status"))
-        if not p.has("size"):
-            raise p.error("size", "missing: pool_exhaustion needs a pool size")
-        size = p.integer("size", lo=1)
-        assert size is not None
-        hold: float = p.convert("hold", parse_duration, 0.0)
-        queue_timeout: float = p.convert("queue_timeout", parse_duration, 1.0)
-        on_exhausted = p.choice("on_exhausted", ("error", "reset"), "error")
-        status = p.integer("status", 500, lo=400, hi=599)
-        assert status is not None
-        if p.has("status") and on_exhausted != "error":
+        p = Params(params, path, cls.params)
+        if p.has("status") and p["on_exhausted"] != "error":
             raise p.error("status", "only applies with on_exhausted: error")
-        return cls(size, hold, queue_timeout, on_exhausted, status)
+        return cls(p["size"], p["hold"], p["queue_timeout"], p["on_exhausted"], p["status"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         pool = self.state
@@ -111,7 +110,7 @@ class PoolExhaustionFault(Fault):
         try:
             waited = ex.clock.monotonic() - t0
             if waited > 0 or self.hold > 0:
-                ex.record(self.name, f"waited={waited:.3f}")
+                ex.record(self, f"waited={waited:.3f}")
             if self.hold > 0:
                 await ex.sleep(self.hold)
             await proceed()
@@ -119,7 +118,7 @@ class PoolExhaustionFault(Fault):
             pool.release()
 
     async def _exhausted(self, ex: Exchange, waited: float) -> None:
-        ex.record(self.name, f"exhausted waited={waited:.3f} {self.on_exhausted}")
+        ex.record(self, f"exhausted waited={waited:.3f} {self.on_exhausted}")
         if self.on_exhausted == "reset":
             ex.reset()
             return
@@ -132,3 +131,13 @@ class PoolExhaustionFault(Fault):
 
     def describe(self) -> str:
         return f"pool_exhaustion size {self.size}"
+
+    def gauges(self) -> tuple[Gauge, ...]:
+        return (
+            Gauge("pool_in_use", POOL_IN_USE_HELP, float(self.state.in_use)),
+            Gauge("pool_waiting", POOL_WAITING_HELP, float(self.state.waiting)),
+        )
+
+
+POOL_IN_USE_HELP = "Slots held in a pool_exhaustion fault's simulated pool."
+POOL_WAITING_HELP = "Requests queued for a slot of a pool_exhaustion fault's simulated pool."

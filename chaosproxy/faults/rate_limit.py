@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
 
 
@@ -41,6 +42,11 @@ class RateLimitFault(Fault):
     name = "rate_limit"
     order = 10
 
+    params = (
+        P.positive_number("rps", missing="rate_limit needs rps (requests per second)"),
+        P.integer("burst", lo=1),
+    )
+
     rps: float = 10.0
     burst: int = 10
     state: TokenBucket = field(init=False, compare=False, repr=False)
@@ -50,16 +56,10 @@ class RateLimitFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("rps", "burst"))
-        if not p.has("rps"):
-            raise p.error("rps", "missing: rate_limit needs rps (requests per second)")
-        rps = p.number("rps")
-        assert rps is not None
-        if rps <= 0:
-            raise p.error("rps", f"must be > 0, got {p.get('rps')!r}")
-        burst = p.integer("burst", max(1, math.ceil(rps)), lo=1)
-        assert burst is not None
-        return cls(rps, burst)
+        p = Params(params, path, cls.params)
+        rps: float = p["rps"]
+        burst: int | None = p["burst"]
+        return cls(rps, max(1, math.ceil(rps)) if burst is None else burst)
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         wait = self.state.take(ex.clock.monotonic())
@@ -67,7 +67,7 @@ class RateLimitFault(Fault):
             await proceed()
             return
         retry_after = max(1, math.ceil(wait))
-        ex.record(self.name, f"status=429 retry_after={retry_after}")
+        ex.record(self, f"status=429 retry_after={retry_after}")
         body = ex.error_body(
             429, f"rate limit of {self.rps:g} requests per second (burst {self.burst}) exceeded"
         )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_size
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
 
 
@@ -23,28 +23,30 @@ class ResetFault(Fault):
     # leave the proxy, after throttle and truncate.
     order = 96
 
+    params = (P.choice("at", ("request", "headers"), "request"), P.size("after_bytes"))
+
     at: str = "request"  # request | headers | body
     after_bytes: int = 0
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("at", "after_bytes"))
+        p = Params(params, path, cls.params)
         if p.has("after_bytes"):
             if p.has("at"):
                 raise p.error("at", "give either at or after_bytes, not both")
-            n: int = p.convert("after_bytes", parse_size)
+            n: int = p["after_bytes"]
             return cls("body", n) if n > 0 else cls("headers")
-        return cls(p.choice("at", ("request", "headers"), "request"))
+        return cls(p["at"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.at == "request":
-            ex.record(self.name, "at=request")
+            ex.record(self, "at=request")
             ex.reset()
             return
         if self.at == "headers":
 
             async def after_headers(ex: Exchange) -> None:
-                ex.record(self.name, "at=headers")
+                ex.record(self, "at=headers")
                 await ex.flush()
                 ex.reset()
 
@@ -57,7 +59,7 @@ class ResetFault(Fault):
         """Pass `after_bytes` bytes, then reset once they were written."""
 
         async def reset() -> None:
-            ex.record(self.name, f"after_bytes={self.after_bytes}")
+            ex.record(self, f"after_bytes={self.after_bytes}")
             await ex.flush()
             ex.reset()
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_duration
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Headers, Params, Proceed, Reply, register
 
 MAX_BODY = 1024 * 1024  # larger error bodies are served fresh, not cached
@@ -61,6 +61,8 @@ class StaleErrorFault(Fault):
     # Outermost: it answers from its cache before anything else runs, and sees what they sent.
     order = 5
 
+    params = (P.duration("ttl", 60.0, positive=True),)
+
     ttl: float = 60.0
     state: StaleCache = field(init=False, compare=False, repr=False)
 
@@ -69,11 +71,7 @@ class StaleErrorFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("ttl",))
-        ttl: float = p.convert("ttl", parse_duration, 60.0)
-        if ttl <= 0:
-            raise p.error("ttl", f"must be > 0, got {p.get('ttl')!r}")
-        return cls(ttl)
+        return cls(Params(params, path, cls.params)["ttl"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         cache, clock = self.state, ex.clock
@@ -82,7 +80,7 @@ class StaleErrorFault(Fault):
         entry = cache.get(url, now)
         if entry is not None:
             age = int(now - entry.stored_at)
-            ex.record(self.name, f"status={entry.status} age={age}")
+            ex.record(self, f"status={entry.status} age={age}")
             await ex.respond(entry.status, entry.body, [*entry.headers, ("Age", str(age))])
             return
 

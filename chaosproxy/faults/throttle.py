@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_rate, parse_size
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
 
 
@@ -20,22 +20,21 @@ class ThrottleFault(Fault):
     name = "throttle"
     order = 90
 
+    params = (
+        P.rate("rate", missing="throttle needs a rate like 16KiB/s"),
+        P.size("chunk", 1024, lo=1),
+    )
+
     rate: float = 16 * 1024.0  # bytes per second
     chunk: int = 1024
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("rate", "chunk"))
-        if not p.has("rate"):
-            raise p.error("rate", "missing: throttle needs a rate like 16KiB/s")
-        rate: float = p.convert("rate", parse_rate)
-        chunk: int = p.convert("chunk", parse_size, 1024)
-        if chunk < 1:
-            raise p.error("chunk", "must be ≥ 1 byte")
-        return cls(rate, chunk)
+        p = Params(params, path, cls.params)
+        return cls(p["rate"], p["chunk"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
-        ex.record(self.name, f"rate={self.rate:g}B/s")
+        ex.record(self, f"rate={self.rate:g}B/s")
         ex.filter_body(self.pace)
         await proceed()
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.config.units import parse_size
+from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, cut_body, register
 
 
@@ -18,19 +18,19 @@ class TruncateFault(Fault):
     name = "truncate"
     order = 95
 
+    params = (P.size("bytes", 0),)
+
     keep: int = 0  # the `bytes` parameter
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, ("bytes",))
-        n: int = p.convert("bytes", parse_size, 0)
-        return cls(n)
+        return cls(Params(params, path, cls.params)["bytes"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         if self.keep == 0:
 
             async def after_headers(ex: Exchange) -> None:
-                ex.record(self.name, "bytes=0")
+                ex.record(self, "bytes=0")
                 await ex.flush()
                 ex.close()
 
@@ -43,7 +43,7 @@ class TruncateFault(Fault):
         """Pass `bytes` bytes, then close (FIN) once they were written."""
 
         async def close() -> None:
-            ex.record(self.name, f"bytes={self.keep}")
+            ex.record(self, f"bytes={self.keep}")
             ex.close()
 
         return cut_body(body, self.keep, close)

@@ -22,9 +22,9 @@ class UpstreamDownFault(Fault):
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        Params(params, path, ())
+        Params(params, path, cls.params)
         return cls()
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
-        ex.record(self.name, "refused")
+        ex.record(self, "refused")
         raise UpstreamError("refused", REFUSED_DETAILS, injected=True)

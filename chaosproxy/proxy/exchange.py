@@ -19,7 +19,7 @@ from chaosproxy._clock import Clock
 from chaosproxy.engine.core import Decision
 from chaosproxy.engine.events import FaultInjected
 from chaosproxy.errors import UpstreamError
-from chaosproxy.faults.base import BodyFilter, HeadersHook, Reply, ReplyHook, RespondHook
+from chaosproxy.faults.base import BodyFilter, Fault, HeadersHook, Reply, ReplyHook, RespondHook
 from chaosproxy.proxy.headers import forwardable
 from chaosproxy.proxy.websocket import HANDSHAKE, bad_handshake, relay_websocket
 
@@ -150,7 +150,7 @@ class ProxyExchange:
     def upstream_url(self) -> str:
         return str(self.core.upstream.config.url)
 
-    def record(self, fault: str, outcome: str) -> None:
+    def record(self, fault: Fault, outcome: str) -> None:
         self.injected = True
         d = self.decision
         self.core.bus.emit(
@@ -162,7 +162,7 @@ class ProxyExchange:
                 scenario=d.scenario if d else "",
                 phase=d.phase if d else "",
                 rule=d.rule_of(fault) if d else "",
-                fault=fault,
+                fault=fault.name,
                 outcome=outcome,
             )
         )

@@ -40,7 +40,7 @@ async def test_rules_add_reaches_every_sidecar(
     )
     assert code == 0, out
     assert out.count(": ok: ") == 2
-    assert len(a.engine._adhoc) == 1 and len(b.engine._adhoc) == 1
+    assert len(a.engine.adhoc_rules()) == 1 and len(b.engine.adhoc_rules()) == 1
 
 
 async def test_one_sidecar_down_exits_1_naming_it(
@@ -155,7 +155,7 @@ async def test_start_in_starts_every_sidecar_at_the_same_instant(
     on this machine's clock, differs by less than 50 ms."""
     import time
 
-    from chaosproxy.engine.events import StateChanged
+    from chaosproxy.events import StateChanged
 
     a, b = await two(demo_upstream, start_proxy)
     started: dict[str, float] = {}

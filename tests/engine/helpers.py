@@ -12,8 +12,8 @@ from chaosproxy._clock import FakeClock
 from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import EventBus, StateChanged
 from chaosproxy.engine.load import LoadSignals
+from chaosproxy.events import EventBus, StateChanged
 
 
 @dataclass

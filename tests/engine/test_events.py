@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.events import EventBus, FaultInjected, StateChanged
 
 
 class Listener:

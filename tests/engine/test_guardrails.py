@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chaosproxy._clock import FakeClock
 from chaosproxy.config.model import AbortIf, PhaseSpec, Scenario
-from chaosproxy.engine.events import EventBus, RequestDone, StateChanged
 from chaosproxy.engine.guardrails import Guardrails, Running
+from chaosproxy.events import EventBus, RequestDone, StateChanged
 from chaosproxy.stats import Stats
 
 

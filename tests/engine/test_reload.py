@@ -11,8 +11,8 @@ import aiohttp
 
 from chaosproxy.config.loader import load_scenario_file
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import StateChanged
 from chaosproxy.engine.reload import ScenarioWatcher
+from chaosproxy.events import StateChanged
 from tests.conftest import StartProxy
 from tests.engine.helpers import Rig, View, rig
 

@@ -49,9 +49,53 @@ def test_scenario_finishes_after_its_last_phase() -> None:
     r.engine.start_scenario(scenario(THREE_PHASES))
     r.clock.advance(60)
     assert r.rule_of() is None
+    assert r.engine.status()["scenario"]["state"] == "finished"
+    r.engine.tick()
     assert not r.engine.active
     assert r.kinds()[-1] == "scenario_finished"
     assert r.engine.status()["scenario"]["state"] == "finished"
+
+
+def test_decide_status_and_current_read_the_phase_in_force_without_emitting() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    r.clock.advance(15)
+    before = list(r.states)
+    assert r.rule_of() == "boom"
+    assert r.engine.status()["scenario"]["phase"] == "broken"
+    assert r.engine.current() is not None
+    assert r.states == before  # only the timeline's own tick reports the change
+    r.engine.tick()
+    assert r.phase_changes()[-1] == ("broken", 0)
+    r.clock.advance(50)
+    assert r.engine.current() is None and r.rule_of() is None
+    assert r.kinds()[-1] == "phase_changed"
+    r.engine.tick()
+    assert r.kinds()[-2:] == ["phase_changed", "scenario_finished"]
+
+
+def test_a_phase_count_restarts_once_per_entry_whether_decide_or_tick_sees_it_first() -> None:
+    text = """
+    name: s
+    repeat: 3
+    phases:
+      - name: a
+        duration: 10s
+        rules:
+          - {name: once, first: 1, fault: {error: {status: 500}}}
+      - name: b
+        duration: 10s
+    """
+    r = rig()
+    r.engine.start_scenario(scenario(text))
+    assert [r.rule_of(), r.rule_of()] == ["once", None]
+    r.clock.advance(20)  # cycle 1, phase a: decide sees it before any tick
+    assert [r.rule_of(), r.rule_of()] == ["once", None]
+    r.engine.tick()  # the tick that notices it late does not restart the count again
+    assert r.rule_of() is None
+    r.clock.advance(20)  # cycle 2: the tick sees it first
+    r.engine.tick()
+    assert [r.rule_of(), r.rule_of()] == ["once", None]
 
 
 def test_status_reports_phase_boundaries_elapsed_and_remaining() -> None:
@@ -169,20 +213,18 @@ def test_probability_ramps_linearly_across_the_phase() -> None:
 
 async def test_ticker_emits_phase_changes_without_traffic() -> None:
     r = rig()
+    t0 = r.clock.monotonic()
     task = asyncio.create_task(r.engine.run_ticker())
     try:
-        await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 3600)  # nothing to do: its idle hour
         r.engine.start_scenario(scenario(THREE_PHASES))
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 10)  # woken: now it sleeps to the boundary
         r.clock.advance(10)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 30)  # it ticked at 10 s, sleeps to 30 s
         assert r.phase_changes() == [("steady", 0), ("broken", 0)]
         r.clock.advance(50)
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert r.kinds()[-1] == "scenario_finished"
+        await r.clock.wait_sleepers(1, until=r.clock.monotonic() + 3600)
+        assert r.kinds()[-2:] == ["phase_changed", "scenario_finished"]
     finally:
         task.cancel()
 
@@ -191,16 +233,24 @@ async def test_ticker_removes_an_ad_hoc_rule_when_its_ttl_ends() -> None:
     from chaosproxy.faults import build
 
     r = rig()
+    t0 = r.clock.monotonic()
     task = asyncio.create_task(r.engine.run_ticker())
     try:
-        await asyncio.sleep(0)  # the ticker now sleeps for its idle hour
+        await r.clock.wait_sleepers(1, until=t0 + 3600)
         r.engine.add_rule([build("error", {}, "f")], ttl=5)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=t0 + 5)  # woken: it sleeps until the TTL ends
         r.clock.advance(6)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await r.clock.wait_sleepers(1, until=r.clock.monotonic() + 3600)
         assert r.kinds()[-1] == "rule_removed"
         assert not r.engine.active and r.engine.adhoc_rules() == []
     finally:
         task.cancel()
+
+
+def test_stopping_after_the_timeline_ended_reports_the_finish_and_stops_nothing() -> None:
+    r = rig()
+    r.engine.start_scenario(scenario(THREE_PHASES))
+    r.clock.advance(61)  # the ticker has not run
+    assert r.engine.stop_scenario() is False
+    assert r.kinds()[-2:] == ["phase_changed", "scenario_finished"]
+    assert r.engine.status()["scenario"]["state"] == "finished"

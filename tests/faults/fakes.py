@@ -1,17 +1,18 @@
 """A scripted Exchange for fault unit tests: fake clock, seeded RNG, no sockets.
 
-`run(fault, reply, chunks)` applies a fault the way the proxy does: the chain ends in an
-upstream step that runs the reply hooks, the headers hooks and the body filters, and collects
-what the client would have received.
+`run(fault, ex)` applies a fault the way the proxy does: the chain ends in the proxy's own hook
+pipeline (`chaosproxy.faults.pipeline`: reply hooks, head, headers hooks, body filters) writing
+to this fake's wire, which records what the client would have received.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
 
 from chaosproxy._clock import FakeClock
+from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import (
     BodyFilter,
     Fault,
@@ -21,6 +22,7 @@ from chaosproxy.faults.base import (
     ReplyHook,
     RespondHook,
 )
+from chaosproxy.faults.pipeline import Hooks
 from chaosproxy.proxy.exchange import error_json
 
 
@@ -44,10 +46,10 @@ class FakeExchange:
         self.upstream_url = "http://127.0.0.1:8080"
         self.upstream = upstream or (Reply(200, "OK", [("Content-Length", "3")]), [b"abc"])
         self.events: list[tuple[str, str]] = []
+        self.acted = asyncio.Event()  # set when a fault records that it acted
         self.finished = False
         self.client_gone = False
         self.response_status: int | None = None
-        self.shared: dict[str, Any] = {}
         # What the client saw.
         self.sent_status: int | None = None
         self.sent_headers: Headers = []
@@ -56,14 +58,11 @@ class FakeExchange:
         self.how_ended = ""  # respond | eof | reset | close
         self.upstream_calls = 0
         self.flushes = 0
-        self._reply_hooks: list[ReplyHook] = []
-        self._headers_hooks: list[HeadersHook] = []
-        self._filters: list[BodyFilter] = []
-        self._respond_hooks: list[RespondHook] = []
-        self._finish: list[Callable[[], None]] = []
+        self.hooks = Hooks()
 
-    def record(self, fault: str, outcome: str) -> None:
-        self.events.append((fault, outcome))
+    def record(self, fault: Fault, outcome: str) -> None:
+        self.events.append((fault.name, outcome))
+        self.acted.set()
 
     async def sleep(self, seconds: float) -> None:
         await self.clock.sleep(seconds)
@@ -74,9 +73,7 @@ class FakeExchange:
     async def respond(
         self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
-        headers = list(headers)
-        for hook in self._respond_hooks:
-            hook(status, body, headers)
+        headers = self.hooks.responding(status, body, headers)
         self.finished = True
         self.response_status = self.sent_status = status
         self.sent_headers, self.sent_body, self.how_ended = headers, body, "respond"
@@ -94,19 +91,19 @@ class FakeExchange:
         self.flushes += 1
 
     def on_reply(self, hook: ReplyHook) -> None:
-        self._reply_hooks.append(hook)
+        self.hooks.on_reply(hook)
 
     def on_headers_sent(self, hook: HeadersHook) -> None:
-        self._headers_hooks.append(hook)
+        self.hooks.on_headers_sent(hook)
 
     def filter_body(self, body_filter: BodyFilter) -> None:
-        self._filters.append(body_filter)
+        self.hooks.filter_body(body_filter)
 
     def on_respond(self, hook: RespondHook) -> None:
-        self._respond_hooks.append(hook)
+        self.hooks.on_respond(hook)
 
     def on_finish(self, callback: Callable[[], None]) -> None:
-        self._finish.append(callback)
+        self.hooks.on_finish(callback)
 
     async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
         self.upstream_calls += 1
@@ -119,30 +116,32 @@ class FakeExchange:
         return Reply(reply.status, reply.reason, list(reply.headers)), body()
 
     async def proceed_upstream(self) -> None:
-        reply_or_none: Reply | None
-        reply_or_none, body = await self.fetch_upstream()
-        for hook in self._reply_hooks:
-            reply_or_none = await hook(self, reply_or_none)  # type: ignore[arg-type]
-            if reply_or_none is None or self.finished:
-                return
-        reply = reply_or_none
+        await pipeline.proceed(self, self.hooks, self)
+
+    # The wire: what the client receives.
+
+    async def send_head(self, reply: Reply) -> None:
         self.response_status = self.sent_status = reply.status
         self.sent_headers = reply.headers
-        for hh in self._headers_hooks:
-            await hh(self)
-            if self.finished:
-                return
-        stream = body
-        for f in self._filters:
-            stream = f(self, stream)
-        async for chunk in stream:
-            if self.finished:
-                return
-            self.sent_body += chunk
-        if not self.finished:
-            self.finished, self.how_ended = True, "eof"
+
+    async def write(self, chunk: bytes) -> None:
+        self.sent_body += chunk
+
+    async def end(self) -> None:
+        self.finished, self.how_ended = True, "eof"
 
 
 async def run(fault: Fault, ex: FakeExchange) -> None:
     """Apply one fault with the upstream as the rest of the chain."""
     await fault.apply(ex, ex.proceed_upstream)
+
+
+async def drive(clock: FakeClock, task: asyncio.Task[None], step: float) -> None:
+    """Advance `clock` by `step` each time `task` sleeps on it, until the task ends."""
+    while not task.done():
+        sleeping = asyncio.ensure_future(clock.wait_sleepers(1))
+        await asyncio.wait({task, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+        sleeping.cancel()
+        if not task.done():
+            clock.advance(step)
+    await task

@@ -14,7 +14,7 @@ from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.throttle import ThrottleFault
 from tests.faults.conftest import StartProxy, Upstream, pattern
-from tests.faults.fakes import FakeExchange, run
+from tests.faults.fakes import FakeExchange, drive, run
 
 
 def throttle(params: dict[str, object]) -> ThrottleFault:
@@ -44,8 +44,7 @@ async def test_each_chunk_leaves_when_the_link_would_have_carried_it() -> None:
     task = asyncio.create_task(run(throttle({"rate": 1000, "chunk": 1000}), ex))
     seen = []
     for _ in range(4):
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await clock.wait_sleepers(1)  # waiting for the link to carry the next chunk
         seen.append(len(ex.sent_body))
         clock.advance(1.0)
     await task
@@ -57,13 +56,11 @@ async def test_throttled_body_is_unchanged() -> None:
     body = pattern(10_000)
     ex = FakeExchange(clock, upstream=(Reply(200, "OK", []), [body[:3000], body[3000:]]))
     task = asyncio.create_task(run(throttle({"rate": "1KiB/s", "chunk": 700}), ex))
-    while not task.done():
-        await asyncio.sleep(0)
-        clock.advance(0.5)
+    await drive(clock, task, 0.5)
     assert ex.sent_body == body
 
 
-async def test_throughput_is_within_15_percent_of_the_rate(
+async def test_a_client_never_reads_faster_than_the_rate(
     upstream: Upstream, start_proxy: StartProxy
 ) -> None:
     rt = await start_proxy(upstream.url)
@@ -74,20 +71,26 @@ async def test_throughput_is_within_15_percent_of_the_rate(
             body = await r.read()
         took = time.monotonic() - t0
     assert body == pattern(65536)
-    assert 65536 / took == pytest.approx(65536, rel=0.15)
+    # The last 1 KiB chunk leaves no earlier than 64 KiB / (64 KiB/s) after pacing began, which
+    # is after t0. No upper bound: a loaded machine only ever makes it slower.
+    assert took >= 1.0
 
 
 async def test_headers_arrive_at_once_even_when_the_body_is_small(
     upstream: Upstream, start_proxy: StartProxy
 ) -> None:
-    """Only the body is slow on a slow link: the status line does not wait for the first chunk."""
-    rt = await start_proxy(upstream.url)
+    """Only the body is slow on a slow link: the status line does not wait for the first chunk.
+    On a fake clock that stands still the pacing never lets a chunk go, yet the head arrives."""
+    clock = FakeClock()
+    rt = await start_proxy(upstream.url, clock=clock)
     rt.engine.add_rule([throttle({"rate": "1KiB/s", "chunk": "1KiB"})])
-    async with aiohttp.ClientSession() as s:
-        t0 = time.monotonic()
-        async with s.get(rt.proxy_url + "/bytes?n=2048") as r:
-            head_after = time.monotonic() - t0
-            body = await r.read()
-        took = time.monotonic() - t0
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/bytes?n=2048") as r:
+        assert r.status == 200  # the head is here; the first chunk still waits for the clock
+        start = clock.monotonic()
+        await clock.wait_sleepers(1, until=start + 1.0)
+        assert r.content.total_bytes == 0
+        clock.advance(1.0)  # the first KiB may go; the second waits for its second
+        await clock.wait_sleepers(1, until=start + 2.0)
+        clock.advance(1.0)
+        body = await r.read()
     assert body == pattern(2048)
-    assert head_after < 0.5 < took

@@ -1,0 +1,119 @@
+"""The per-request decision: sync, allocation-light, a flat chain of early returns.
+
+Ad-hoc rules first (an operator's explicit rule wins), then the running scenario's phase in
+force. Within a phase the first rule whose `match` and `when` hold decides the request; its
+count pattern (`first`/`every`/`after`) and probability say whether it injects. With
+`continue: true` the next matching rules are consulted too and their faults added.
+
+Nothing here moves the timeline or emits events: the phase in force is computed from the clock
+(`Run.where`), and only rule counters (the request was counted) change.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chaosproxy.engine.draw import GOLDEN, admits, draw, mix, seed_key
+from chaosproxy.engine.load import LoadSignals
+from chaosproxy.engine.timeline import Run
+from chaosproxy.faults.base import Fault
+from chaosproxy.matching import RequestView
+
+if TYPE_CHECKING:
+    from chaosproxy.engine.adhoc import AdhocRule
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The faults to apply to one request, and where they came from (for events)."""
+
+    scenario: str
+    phase: str
+    rule: str
+    faults: tuple[Fault, ...]
+    seed: int | None = None  # seeds the exchange's RNG so fault-internal randomness replays
+    # With `continue: true` several rules contribute: the rule of each fault, aligned with
+    # `faults` (empty when one rule decided everything), so events name the right rule.
+    fault_rules: tuple[str, ...] = ()
+
+    def rule_of(self, fault: Fault) -> str:
+        """The rule that owns this very fault object (identity: two rules may hold equal
+        faults of one kind)."""
+        for f, rule in zip(self.faults, self.fault_rules, strict=False):
+            if f is fault:
+                return rule
+        return self.rule
+
+
+def decide_adhoc(
+    rules: Sequence[AdhocRule], view: RequestView, now: float, load: LoadSignals, rng: random.Random
+) -> Decision | None:
+    for a in rules:
+        if a.expires_at is not None and now >= a.expires_at:
+            continue  # the ticker removes it
+        rule = a.rule
+        if not admits(rule, view, load):
+            continue
+        chosen, _ = draw(rule, a.counter, rule.probability, rng)
+        if chosen is not None:
+            return Decision("", "", a.id, chosen.faults)
+    return None
+
+
+def decide_run(
+    run: Run, view: RequestView, now: float, load: LoadSignals, rng: random.Random
+) -> Decision | None:
+    pos = run.at
+    if now >= pos.end:  # the ticker has not moved the run yet: compute, don't move
+        pos, ended = run.where(now)
+        if ended:
+            return None
+    phase = pos.phase
+    if not phase.rules:
+        return None
+    counters = run.counters
+    seeded = run.seed is not None
+    dice = None if seeded else rng
+    faults: tuple[Fault, ...] = ()
+    ids: list[str] = []
+    owners: list[str] = []
+    seed: int | None = None
+    for rule in phase.candidates(view.method, view.path):
+        if not admits(rule, view, load):
+            continue
+        c = counters[rule.slot]
+        if rule.scope != "*" and c.window != pos.window:
+            # First match since this phase was entered: its count restarts (once per entry).
+            c.window, c.k = pos.window, 0
+            if seeded:
+                c.base = seed_key(run.seed, run.compiled.name, phase.name, rule.id, pos.cycle)
+        p = rule.probability
+        if rule.ramp is not None:
+            start, end = rule.ramp
+            frac = (now - pos.start) / phase.duration
+            p = start + (end - start) * min(1.0, max(0.0, frac))
+        chosen, x = draw(rule, c, p, dice)
+        if chosen is not None:
+            faults = chosen.faults if not faults else (*faults, *chosen.faults)
+            owners.extend(rule.id for _ in chosen.faults)
+            ids.append(rule.id)
+            if seeded and seed is None:
+                seed = mix(x ^ (GOLDEN >> 1))
+        if not rule.continue_:
+            break
+    if not faults:
+        return None
+    if len(ids) > 1:
+        pairs = sorted(zip(faults, owners, strict=True), key=lambda p: p[0].order)
+        return Decision(
+            run.compiled.name,
+            phase.name,
+            "+".join(ids),
+            tuple(f for f, _ in pairs),
+            seed,
+            tuple(r for _, r in pairs),
+        )
+    return Decision(run.compiled.name, phase.name, ids[0], faults, seed)
