@@ -11,6 +11,7 @@ kept as the pieces around each placeholder and joined with the request id per re
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -19,6 +20,28 @@ from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, Reply, register
 
 PLACEHOLDER = "{request_id}"
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name characters
+# The proxy frames every response it writes: a rule must not lie about where one ends.
+FRAMING = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+     "trailer", "proxy-connection"}
+)  # fmt: skip
+
+
+def _header(p: Params, name: str, value: Any) -> tuple[str, str]:
+    """A header a rule may add: a valid name, not a framing header, a value on one line."""
+    if not _TOKEN.match(name):
+        raise p.error("headers", f"{name[:60]!r} is not a valid header name")
+    if name.lower() in FRAMING:
+        raise p.error(
+            "headers", f"{name} is the proxy's to write (it frames every response it sends)"
+        )
+    text = str(value)
+    if any(c in text for c in "\r\n\x00"):
+        raise p.error("headers", f"the value of {name} must be one line (no CR, LF or NUL)")
+    return name, text
+
+
 # Stands for the placeholder while a JSON body is encoded (a control character: not in bodies).
 _MARK = "\x00request_id\x00"
 _MARK_JSON = json.dumps(_MARK)[1:-1].encode()
@@ -95,7 +118,7 @@ class ErrorFault(Fault):
             raise p.error(
                 "headers", f"expected a mapping of header names to values, got {raw_headers!r}"
             )
-        headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
+        headers = tuple(_header(p, str(k), v) for k, v in raw_headers.items())
         json_escape = content_type == "application/json"
         return cls(status, body, content_type, headers, p["after_upstream"], parts, json_escape)
 

@@ -114,3 +114,25 @@ def test_placeholder_in_a_key_or_without_braces_is_left_as_written() -> None:
     assert isinstance(fault, ErrorFault)
     assert fault.body_parts == ()
     assert json.loads(fault.body or b"") == {"{request_id}": "request_id", "n": 1}
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"Content-Length": "0"}, "Content-Length is the proxy's to write"),
+        ({"Transfer-Encoding": "chunked"}, "Transfer-Encoding is the proxy's to write"),
+        ({"X-Evil": "a\r\n\r\nHTTP/1.1 200 OK"}, "must be one line"),
+        ({"Bad Name": "x"}, "is not a valid header name"),
+        ({"X-Nul": "a\x00b"}, "must be one line"),
+    ],
+)
+def test_headers_that_would_desync_the_client_connection_are_refused(
+    headers: dict[str, str], problem: str
+) -> None:
+    """A rule's headers could make a response lie about where it ends: the next response on
+    the keep-alive connection would then be attacker-chosen bytes. Refused when compiled."""
+    from chaosproxy.errors import ConfigError
+    from chaosproxy.faults.error import ErrorFault
+
+    with pytest.raises(ConfigError, match=problem):
+        ErrorFault.from_params({"status": 500, "headers": headers}, "fault.error")
