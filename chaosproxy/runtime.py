@@ -33,8 +33,9 @@ from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault, PoolState
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
-from chaosproxy.proxy.server import ProxyCore, ProxyOptions, make_server
+from chaosproxy.proxy.server import ProxyCore, ProxyOptions
 from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
 from chaosproxy.stats import Stats
 
@@ -77,6 +78,8 @@ class Settings:
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
+    header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
+    idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -140,7 +143,7 @@ class Runtime:
         self.journal: Journal | None = None
         self.watcher: ScenarioWatcher | None = None
         self.tasks = TaskGroup()
-        self._proxy_runner: web.ServerRunner | None = None
+        self._proxy: ProxyListener | None = None
         self._admin_runner: web.AppRunner | None = None
         self.proxy_port = 0
         self.admin_port = 0
@@ -251,19 +254,12 @@ class Runtime:
             self.journal = Journal(s.journal, self.clock)
             self.journal.attach(self.bus)
         self.start_boot_scenario()
-        self._proxy_runner = web.ServerRunner(
-            make_server(self.core), shutdown_timeout=s.grace, handle_signals=False
+        self._proxy = ProxyListener(
+            self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
         )
-        await self._proxy_runner.setup()
-        site = web.TCPSite(
-            self._proxy_runner,
-            s.listen_host,
-            s.listen_port,
-            ssl_context=server_ssl(s.tls_cert, s.tls_key),
-            backlog=1024,
+        self.proxy_port = await self._proxy.start(
+            s.listen_host, s.listen_port, ssl=server_ssl(s.tls_cert, s.tls_key), backlog=1024
         )
-        await site.start()
-        self.proxy_port = _bound_port(site)
         self._admin_runner = web.AppRunner(
             make_admin_app(self, s.admin_token),
             access_log=None,
@@ -275,7 +271,7 @@ class Runtime:
         try:
             await admin_site.start()
         except OSError:
-            await self._proxy_runner.cleanup()
+            await self._proxy.close(0)
             raise
         self.admin_port = _bound_port(admin_site)
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
@@ -284,9 +280,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
-        if self._proxy_runner is not None:
-            await self._proxy_runner.cleanup()
-            self._proxy_runner = None
+        if self._proxy is not None:
+            await self._proxy.close(self.settings.grace)
+            self._proxy = None
         await self.upstream.close()
         await self.tasks.close()
         if self.journal is not None:

@@ -587,12 +587,16 @@ class NativeUpstream:
 
 
 def _buffered(body: Any) -> bytes | None:
-    """The whole body when aiohttp's reader already holds all of it (a small request)."""
-    is_eof = getattr(body, "is_eof", None)
+    """The whole body when the listener already holds all of it (a small request)."""
+    whole = getattr(body, "whole", None)
+    if whole is not None:
+        data: bytes | None = whole()
+        return data
+    is_eof = getattr(body, "is_eof", None)  # an aiohttp StreamReader
     if is_eof is None or not is_eof():
         return None
-    data: bytes = body.read_nowait(-1)
-    return data
+    raw: bytes = body.read_nowait(-1)
+    return raw
 
 
 async def _send_body(

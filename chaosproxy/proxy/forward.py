@@ -1,0 +1,131 @@
+"""Forwarding one exchange upstream and streaming the reply back through the faults' hooks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from chaosproxy.errors import UpstreamError
+from chaosproxy.faults.base import Reply
+from chaosproxy.proxy.headers import HOP_BY_HOP
+
+if TYPE_CHECKING:
+    from chaosproxy.proxy.exchange import ProxyExchange
+
+log = logging.getLogger("chaosproxy.proxy")
+
+
+def upstream_headers(ex: ProxyExchange) -> list[tuple[str, str]]:
+    """The request headers the upstream gets: the client's, in order and spelling, minus
+    hop-by-hop ones (and those `Connection` lists) and the never-forwarded ones, plus
+    X-Forwarded-* and the request id. One pass over the raw headers."""
+    core = ex.core
+    skip = core.request_skip
+    out: list[tuple[str, str]] = []
+    prior = host = None
+    has_id = False
+    listed: set[str] | None = None
+    for k, v in ex.head.raw_headers:
+        low = k.lower()
+        if low == "x-forwarded-for":
+            prior = v if prior is None else f"{prior}, {v}"
+        elif low == "host":
+            if host is None:
+                host = v
+        elif low == "x-request-id":
+            has_id = True
+        elif low == "connection":
+            tokens = {t.strip().lower() for t in v.split(",") if t.strip()}
+            if tokens - HOP_BY_HOP:
+                listed = tokens if listed is None else listed | tokens
+        if low in skip or low.startswith("proxy-"):
+            continue
+        out.append((k, v))
+    if listed:
+        out = [(k, v) for k, v in out if k.lower() not in listed]
+    if core.forwarded_headers:
+        ip = ex.client_ip
+        out.append(("X-Forwarded-For", f"{prior}, {ip}" if prior else ip))
+        out.append(("X-Forwarded-Proto", core.scheme))
+        if host:
+            out.append(("X-Forwarded-Host", host))
+    if not has_id:
+        out.append(("X-Request-Id", ex.request_id))
+    return out
+
+
+async def fetch_upstream(ex: ProxyExchange) -> tuple[Reply, AsyncIterator[bytes]]:
+    t = ex.clock.monotonic()
+    try:
+        resp = await ex.core.upstream.request(
+            ex.head.method, ex.head.target, upstream_headers(ex), ex.body
+        )
+    except UpstreamError as e:
+        ex.upstream_error = e.reason
+        raise
+    finally:
+        ex.upstream_duration = ex.clock.monotonic() - t
+    return Reply(resp.status, resp.reason, resp.headers), resp.body()
+
+
+async def proceed_upstream(ex: ProxyExchange) -> None:
+    reply_or_none: Reply | None
+    reply_or_none, body = await fetch_upstream(ex)
+    try:
+        for hook in ex._reply_hooks or ():
+            reply_or_none = await hook(ex, reply_or_none)
+            if reply_or_none is None or ex.finished:
+                return
+        await stream_reply(ex, reply_or_none, body)
+    finally:
+        await _aclose(body)
+
+
+async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes]) -> None:
+    """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
+    # A body that already arrived whole leaves with its head in one write (one syscall).
+    # Not under a body filter: a throttled first write would hold the head back too.
+    first = b""
+    if ex._headers_hooks is None and ex._body_filters is None and getattr(body, "complete", False):
+        with contextlib.suppress(StopAsyncIteration):
+            first = await body.__anext__()
+    if not ex.send_head(reply.status, reply.reason, list(reply.headers), first):
+        ex.end_body()
+        return
+    for hook in ex._headers_hooks or ():
+        await hook(ex)
+        if ex.finished:
+            return
+    stream = body
+    for f in ex._body_filters or ():
+        stream = f(ex, stream)
+    try:
+        async for chunk in stream:
+            if ex.finished:
+                return
+            await ex.write_body(chunk)
+    except UpstreamError as e:
+        # Upstream broke off mid-body: close so the client sees the truncation.
+        ex.upstream_error = e.reason
+        log.warning(
+            "upstream failed mid-response [%s]: %s",
+            ex.request_id,
+            e.details,
+            extra={"request_id": ex.request_id},
+        )
+        ex.close()
+        return
+    finally:
+        if stream is not body:
+            await _aclose(stream)
+    if not ex.finished:
+        ex.end_body()
+
+
+async def _aclose(it: AsyncIterator[bytes]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
