@@ -34,8 +34,9 @@ test: tools lint
 test-fast: lint
 	$(BIN)/python -m pytest -q -m 'not slow'
 
+# wrk makes the load, nginx is the upstream (Debian packages; the bench falls back without them).
 bench: $(STAMP)
-	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true
+	@ci/debian-tools.sh wrk nginx || echo "make bench: wrk/nginx missing; slower fallbacks" >&2
 	$(BIN)/python bench/passthrough.py
 
 clean:
