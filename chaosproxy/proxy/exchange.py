@@ -72,6 +72,7 @@ class ProxyExchange:
     """State of one exchange; faults drive it through the methods of `faults.base.Exchange`."""
 
     __slots__ = (
+        "_anchor",
         "_body_filters",
         "_chunked",
         "_finish_cbs",
@@ -132,6 +133,7 @@ class ProxyExchange:
         self._body_filters: list[BodyFilter] | None = None
         self._finish_cbs: list[Callable[[], None]] | None = None
         self._shared: dict[str, Any] | None = None
+        self._anchor = head.t0  # where the next request-side delay is measured from
 
     # ------------------------------------------------------------ request views
 
@@ -239,6 +241,13 @@ class ProxyExchange:
     # ------------------------------------------------------------ terminal actions
 
     async def sleep(self, seconds: float) -> None:
+        """Delays before anything went upstream or back are scheduled from the request's
+        arrival on the loop clock (then from the end of the previous such delay): the time the
+        request spent queued or being decided is part of the delay, not added to it."""
+        if not self.head_sent and self.upstream_duration is None:
+            target = self._anchor + seconds
+            self._anchor = target
+            seconds = min(seconds, target - self.conn.loop.time())
         await self.clock.sleep(seconds)
 
     def error_body(self, status: int, details: str, message: str | None = None) -> bytes:

@@ -72,7 +72,8 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # One deadline per connection, checked by the listener's sweep: no timer per request.
+        self.deadline = 0.0
         self._timer_kind = ""
         self._paused_body = False
         self._paused_queue = False
@@ -300,19 +301,15 @@ class ClientConnection(asyncio.Protocol):
         self.close()
 
     def _set_timer(self, kind: str, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_kind = kind
-        self._timer = self.loop.call_later(seconds, self._timed_out)
+        self.deadline = self.loop.time() + seconds
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = 0.0
         self._timer_kind = ""
 
     def _timed_out(self) -> None:
-        kind, self._timer, self._timer_kind = self._timer_kind, None, ""
+        kind, self._timer_kind, self.deadline = self._timer_kind, "", 0.0
         if self.closed:
             return
         if kind == "header" and self._in_head:
@@ -386,6 +383,9 @@ class ProxyListener:
         self.connections: set[ClientConnection] = set()
         self.closing = False
         self.server: asyncio.Server | None = None
+        self._sweep: asyncio.TimerHandle | None = None
+        # How often deadlines are checked: a timeout fires at most this late.
+        self.resolution = max(0.02, min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4))
 
     async def start(
         self,
@@ -404,12 +404,22 @@ class ProxyListener:
             backlog=backlog,
             reuse_port=reuse_port,
         )
+        self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
         return int(self.server.sockets[0].getsockname()[1])
+
+    def _check_deadlines(self) -> None:
+        now = self.loop.time()
+        for c in [c for c in self.connections if c.deadline and c.deadline <= now]:
+            c._timed_out()
+        self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
 
     async def close(self, grace: float) -> None:
         """Stop accepting; idle connections close now, busy ones after their requests (up to
         `grace` seconds, then they are cut)."""
         self.closing = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self.server is not None:
             self.server.close()
         for c in list(self.connections):

@@ -348,24 +348,33 @@ class _Response:
 
 
 def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], bool]:
-    """Decoded headers minus hop-by-hop ones (and what `Connection` lists), order kept;
-    and whether the body is framed (Content-Length or chunked) rather than close-delimited."""
+    """Decoded headers minus hop-by-hop ones (and what `Connection` lists), names as sent and
+    order kept; and whether the body is framed (Content-Length or chunked) rather than
+    close-delimited. One pass; a second only when `Connection` lists end-to-end names."""
     out: list[tuple[str, str]] = []
-    skip: frozenset[str] | set[str] = HOP_BY_HOP
     framed = False
+    listed: set[str] | None = None
+    hop = HOP_BY_HOP
     for k, v in raw:
         name = k.decode("latin-1")
         low = name.lower()
-        if low == "content-length" or low == "transfer-encoding":
+        if low in hop:
+            if low == "transfer-encoding":
+                framed = True
+            elif low == "connection":
+                tokens = {t.strip().lower() for t in v.decode("latin-1").split(",")}
+                extra = tokens - hop - {""}
+                if extra:
+                    listed = extra if listed is None else listed | extra
+            continue
+        if low == "content-length":
             framed = True
-        elif low == "connection":
-            listed = {t.strip().lower() for t in v.decode("latin-1").split(",") if t.strip()}
-            if listed - HOP_BY_HOP:
-                skip = skip | listed
+        elif low.startswith("proxy-"):
+            continue
         out.append((name, v.decode("latin-1")))
-    return [
-        (k, v) for k, v in out if (low := k.lower()) not in skip and not low.startswith("proxy-")
-    ], framed
+    if listed:
+        out = [(k, v) for k, v in out if k.lower() not in listed]
+    return out, framed
 
 
 class NativeUpstream:
