@@ -80,7 +80,8 @@ async def proceed_upstream(ex: ProxyExchange) -> None:
                 return
         await stream_reply(ex, reply_or_none, body)
     finally:
-        await _aclose(body)
+        if not getattr(body, "done", False):  # the native client's body, read to its end
+            await _aclose(body)
 
 
 async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes]) -> None:

@@ -69,6 +69,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.queue: deque[tuple[RequestHead, RequestBody | None]] = deque()
         self.task: asyncio.Task[None] | None = None
+        self.busy = False  # a request is being answered
+        self._wakeup: asyncio.Future[None] | None = None  # the idle task waits on it
         self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
@@ -216,7 +218,11 @@ class ClientConnection(asyncio.Protocol):
         self._body = body
         self.core.load.started()
         self.queue.append((head, body))
-        if self.task is None:
+        w = self._wakeup
+        if w is not None:
+            if not w.done():
+                w.set_result(None)
+        elif self.task is None:
             self.task = self.loop.create_task(self._serve())
         elif len(self.queue) >= _MAX_QUEUED:
             self._paused_queue = True
@@ -234,16 +240,35 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------ answering, in order
 
     async def _serve(self) -> None:
+        """Answer the queued requests in order; between them, wait for the next one (one task
+        per connection, not one per request)."""
         core = self.core
         queue = self.queue
         try:
-            while queue and not self.closed:
+            while not self.closed:
+                if not queue:
+                    if self._pending_error is not None:
+                        self._send_error(*self._pending_error)
+                        return
+                    if self._in_head:
+                        if self._timer_kind != "header":
+                            self._set_timer("header", self.limits.header_timeout)
+                    else:
+                        self._set_timer("idle", self.limits.idle_timeout)
+                    self._wakeup = self.loop.create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                    continue
                 head, body = queue.popleft()
                 if self._paused_queue and len(queue) < _MAX_QUEUED // 2:
                     self._paused_queue = False
                     self._update_reading()
                 self._head_sent = False
+                self.busy = True
                 keep = await core.handle(head, body, self)
+                self.busy = False
                 if not keep or not head.keep_alive or head.upgrade or self.listener.closing:
                     self.close()
                     return
@@ -251,16 +276,8 @@ class ClientConnection(asyncio.Protocol):
                     self.close()  # an unread body is still on its way: no telling where it ends
                     return
         finally:
+            self.busy = False
             self.task = None
-        if self.closed:
-            return
-        if self._pending_error is not None:
-            self._send_error(*self._pending_error)
-        elif self._in_head:
-            if self._timer_kind != "header":
-                self._set_timer("header", self.limits.header_timeout)
-        else:
-            self._set_timer("idle", self.limits.idle_timeout)
 
     # ------------------------------------------------------------ rejects and timeouts
 
@@ -278,7 +295,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel = None
         self._paused_body = True
         self._update_reading()
-        if self.task is None:
+        if not self.busy:
             self._send_error(status, details, rid)
         else:
             self._pending_error = (status, details, rid)
@@ -316,7 +333,7 @@ class ClientConnection(asyncio.Protocol):
             self._reject(
                 408, f"the request head did not arrive within {self.limits.header_timeout:g}s"
             )
-        elif self.task is None:
+        elif not self.busy:
             self.close()  # idle keep-alive connection, or one that never sent a byte
 
     # ------------------------------------------------------------ for the exchange
@@ -423,9 +440,9 @@ class ProxyListener:
         if self.server is not None:
             self.server.close()
         for c in list(self.connections):
-            if c.task is None:
+            if not c.busy:
                 c.close()
-        tasks = [c.task for c in self.connections if c.task is not None]
+        tasks = [c.task for c in self.connections if c.busy and c.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for t in pending:

@@ -361,7 +361,7 @@ def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], 
         if low in hop:
             if low == "transfer-encoding":
                 framed = True
-            elif low == "connection":
+            elif low == "connection" and v.lower() not in (b"keep-alive", b"close"):
                 tokens = {t.strip().lower() for t in v.decode("latin-1").split(",")}
                 extra = tokens - hop - {""}
                 if extra:
