@@ -255,6 +255,11 @@ def main() -> int:
     ap.add_argument("--no-latency", action="store_true", help="skip the 50 ms latency-fault run")
     ap.add_argument("--json", metavar="FILE", help="also write all cells as JSON")
     ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also measure the chaosproxy package in DIR (e.g. `git archive REV chaosproxy`)",
+    )
+    ap.add_argument(
         "--upstream-client",
         choices=("native", "aiohttp"),
         default="native",
@@ -283,7 +288,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="chaosproxy-bench-"))
     scenario = work / "bench-no-match.yaml"
     scenario.write_text(NO_MATCH_SCENARIO)
-    ports = {n: free_port() for n in ("up", "cp", "ys", "pa", "ph", "admin")}
+    ports = {n: free_port() for n in ("up", "cp", "ys", "pa", "ph", "admin", "bf", "bfadmin")}
     upstream = f"http://127.0.0.1:{ports['up']}"
     chaos = [
         PY, "-m", "chaosproxy", "run", "--upstream", upstream, "--log-level", "warning",
@@ -307,11 +312,20 @@ def main() -> int:
         "aiohttp+pool": ports["pa"],
         "httptools": ports["ph"],
     }
+    before = [
+        *chaos[:8],
+        "--listen", f"127.0.0.1:{ports['bf']}", "--admin", f"127.0.0.1:{ports['bfadmin']}",
+        *chaos[12:],
+    ]  # fmt: skip
+    before_env = {**os.environ, "PYTHONPATH": str(Path(a.before).resolve())} if a.before else None
+    if a.before:
+        targets["before"] = ports["bf"]
     cells: list[Cell] = []
     key: list[tuple[float, float]] = []  # (req/s ratio, CPU-per-request ratio) per round
     rss: dict[str, float] = {}
     latency: dict[str, float] = {}
     with (
+        contextlib.ExitStack() as extra,
         started(pinned(1, up_argv), ports["up"]) as up,
         started(pinned(0, peer("yardstick_proxy.py", ports["ys"])), ports["ys"]) as ys,
         started(pinned(0, chaos), ports["cp"]) as cp,
@@ -325,6 +339,9 @@ def main() -> int:
             "aiohttp+pool": pa.pid,
             "httptools": ph.pid,
         }
+        if a.before:
+            bf = extra.enter_context(started(pinned(0, before), ports["bf"], env=before_env))
+            pids["before"] = bf.pid
 
         def measure(name: str, body: str, c: int, warm: bool = True) -> Cell:
             url = f"http://127.0.0.1:{targets[name]}/{body}"
@@ -379,6 +396,11 @@ def main() -> int:
                 f"              ({ysc.cpu_us / cpc.cpu_us:4.2f}x)"
                 f"              {cpc.rps / dc.rps:6.2f}x"
                 f"                  {cpc.cpu_us / hc.cpu_us:4.2f}x"
+                + (
+                    f"   before/yardstick {by[('before', body, c)].rps / ysc.rps:4.2f}x"
+                    if a.before
+                    else ""
+                )
             )
     if 1 in conns:
         p99s = ", ".join(f"{t} {by[(t, 'small', 1)].p99_ms:.2f}" for t in targets)
