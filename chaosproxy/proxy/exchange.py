@@ -361,6 +361,38 @@ class ProxyExchange:
         self.conn.write(data)
         return allowed
 
+    def send_verbatim_head(
+        self,
+        status: int,
+        reason: bytes,
+        lines: bytes,
+        has_length: bool,
+        has_id: bool,
+        retry_after: bytes | None,
+        first: bytes = b"",
+    ) -> bool:
+        """`send_head` for an upstream head no fault looks at: its header lines are written
+        as received, never decoded. True when a body may follow."""
+        if retry_after is not None:
+            self.retry_after = _retry_after(retry_after.decode("latin-1"))
+        extra = b"" if has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
+        if self.mark is not None:
+            extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
+        allowed = body_allowed(self.method, status)
+        if allowed and not has_length:
+            if self.head.version == "1.1":
+                self._chunked = True
+                extra += b"Transfer-Encoding: chunked\r\n"
+            else:
+                self.head.keep_alive = False  # the body ends with the connection
+        self._status = status
+        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, lines, extra)
+        if first and allowed:
+            data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
+        self._mark_sent()
+        self.conn.write(data)
+        return allowed
+
     async def write_body(self, chunk: bytes) -> None:
         conn = self.conn
         if self._chunked:

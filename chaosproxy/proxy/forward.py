@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.headers import HOP_BY_HOP
+from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.exchange import ProxyExchange
@@ -56,10 +57,10 @@ def upstream_headers(ex: ProxyExchange) -> list[tuple[str, str]]:
     return out
 
 
-async def fetch_upstream(ex: ProxyExchange) -> tuple[Reply, AsyncIterator[bytes]]:
+async def _request(ex: ProxyExchange) -> UpstreamResponse:
     t = ex.clock.monotonic()
     try:
-        resp = await ex.core.upstream.request(
+        return await ex.core.upstream.request(
             ex.head.method, ex.head.target, upstream_headers(ex), ex.body
         )
     except UpstreamError as e:
@@ -67,21 +68,70 @@ async def fetch_upstream(ex: ProxyExchange) -> tuple[Reply, AsyncIterator[bytes]
         raise
     finally:
         ex.upstream_duration = ex.clock.monotonic() - t
+
+
+async def fetch_upstream(ex: ProxyExchange) -> tuple[Reply, AsyncIterator[bytes]]:
+    resp = await _request(ex)
     return Reply(resp.status, resp.reason, resp.headers), resp.body()
 
 
 async def proceed_upstream(ex: ProxyExchange) -> None:
-    reply_or_none: Reply | None
-    reply_or_none, body = await fetch_upstream(ex)
+    resp = await _request(ex)
+    body = resp.body()
     try:
+        if (
+            ex._reply_hooks is None
+            and ex._headers_hooks is None
+            and ex._body_filters is None
+            and hasattr(resp, "head_lines")
+        ):
+            await _stream_verbatim(ex, cast(VerbatimHead, resp), body)
+            return
+        reply = Reply(resp.status, resp.reason, resp.headers)
         for hook in ex._reply_hooks or ():
-            reply_or_none = await hook(ex, reply_or_none)
-            if reply_or_none is None or ex.finished:
+            changed = await hook(ex, reply)
+            if changed is None or ex.finished:
                 return
-        await stream_reply(ex, reply_or_none, body)
+            reply = changed
+        await stream_reply(ex, reply, body)
     finally:
         if not getattr(body, "done", False):  # the native client's body, read to its end
             await _aclose(body)
+
+
+class VerbatimHead(Protocol):
+    """An upstream response that can hand back its end-to-end header lines undecoded."""
+
+    status: int
+    reason_bytes: bytes
+    head_lines: bytes
+    has_length: bool
+    has_id: bool
+    retry_after: bytes | None
+    complete: bool
+
+
+async def _stream_verbatim(
+    ex: ProxyExchange, resp: VerbatimHead, body: AsyncIterator[bytes]
+) -> None:
+    """The pass-through path: no fault looks at the reply, its head goes back as received."""
+    first = b""
+    if resp.complete:
+        with contextlib.suppress(StopAsyncIteration):
+            first = await body.__anext__()
+    allowed = ex.send_verbatim_head(
+        resp.status,
+        resp.reason_bytes,
+        resp.head_lines,
+        resp.has_length,
+        resp.has_id,
+        resp.retry_after,
+        first,
+    )
+    if allowed:
+        await _pump(ex, body, body)
+    elif not ex.finished:
+        ex.end_body()
 
 
 async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes]) -> None:
@@ -102,13 +152,20 @@ async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[byte
     stream = body
     for f in ex._body_filters or ():
         stream = f(ex, stream)
+    await _pump(ex, stream, body)
+
+
+async def _pump(
+    ex: ProxyExchange, stream: AsyncIterator[bytes], body: AsyncIterator[bytes]
+) -> None:
+    """Write `stream` to the client, then end the body; an upstream failure mid-body closes the
+    connection so the client sees the truncation."""
     try:
         async for chunk in stream:
             if ex.finished:
                 return
             await ex.write_body(chunk)
     except UpstreamError as e:
-        # Upstream broke off mid-body: close so the client sees the truncation.
         ex.upstream_error = e.reason
         log.warning(
             "upstream failed mid-response [%s]: %s",

@@ -21,6 +21,8 @@ from chaosproxy.errors import UpstreamError
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import AiohttpUpstream, UpstreamConfig
 
+_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+
 # Body bytes buffered before reading from the upstream pauses, and resumes.
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
@@ -142,7 +144,9 @@ class _Response:
         "_eof_body",
         "_exc",
         "_head",
+        "_headers",
         "_interim",
+        "_kept",
         "_raw",
         "_reason",
         "_size",
@@ -152,12 +156,16 @@ class _Response:
         "conn",
         "done",
         "got_bytes",
-        "headers",
+        "has_id",
+        "has_length",
+        "head_lines",
         "is_head",
         "loop",
         "parser",
         "read_timeout",
         "reason",
+        "reason_bytes",
+        "retry_after",
         "sent",
         "status",
         "writer",
@@ -170,7 +178,14 @@ class _Response:
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.reason = ""
-        self.headers: list[tuple[str, str]] = []
+        self.reason_bytes = b""
+        self._headers: list[tuple[str, str]] | None = None
+        self._kept: list[tuple[bytes, bytes]] = []
+        # The end-to-end headers as the upstream sent them, for writing them back unchanged:
+        # their lines (name, colon, value, CRLF) and what the writer must know about them.
+        self.head_lines = b""
+        self.has_length = self.has_id = False
+        self.retry_after: bytes | None = None
         self.done = False  # every byte of the body arrived
         self.got_bytes = False
         self.sent = False  # the whole request is on the wire
@@ -213,8 +228,9 @@ class _Response:
             self.fail(UpstreamError("protocol", "the upstream switched protocols unasked"))
             return
         self.status = status
+        self.reason_bytes = self._reason
         self.reason = self._reason.decode("latin-1")
-        self.headers, framed = _end_to_end(self._raw)
+        framed = self._scan_head()
         self._eof_body = not framed
         if self._timer is not None:
             self._timer.cancel()
@@ -223,6 +239,50 @@ class _Response:
             self._head.set_result(None)
         if self.is_head:
             self._complete(self.parser.should_keep_alive())
+
+    def _scan_head(self) -> bool:
+        """One pass over the raw headers: keep the end-to-end ones as lines, note the ones the
+        writer needs; True when the body is framed (Content-Length or chunked)."""
+        lines: list[bytes] = []
+        keep: list[tuple[bytes, bytes]] = []
+        framed = False
+        listed: set[bytes] | None = None
+        for k, v in self._raw:
+            low = k.lower()
+            if low in _HOP_BYTES:
+                if low == b"transfer-encoding":
+                    framed = True
+                elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
+                    extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+                    if extra:
+                        listed = extra if listed is None else listed | extra
+                continue
+            if low == b"content-length":
+                framed = self.has_length = True
+            elif low == b"x-request-id":
+                self.has_id = True
+            elif low == b"retry-after":
+                self.retry_after = v
+            elif low.startswith(b"proxy-"):
+                continue
+            keep.append((k, v))
+            lines += (k, b": ", v, b"\r\n")
+        if listed:
+            keep = [(k, v) for k, v in keep if k.lower() not in listed]
+            lines = []
+            for k, v in keep:
+                lines += (k, b": ", v, b"\r\n")
+        self._kept = keep  # not `_raw`: trailers arrive through on_header too
+        self.head_lines = b"".join(lines)
+        return framed
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """End-to-end headers, decoded (names as sent, order kept): built on first use."""
+        h = self._headers
+        if h is None:
+            h = self._headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._kept]
+        return h
 
     def on_body(self, body: bytes) -> None:
         if self.done:
@@ -345,36 +405,6 @@ class _Response:
 
     async def aclose(self) -> None:
         self.release()
-
-
-def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], bool]:
-    """Decoded headers minus hop-by-hop ones (and what `Connection` lists), names as sent and
-    order kept; and whether the body is framed (Content-Length or chunked) rather than
-    close-delimited. One pass; a second only when `Connection` lists end-to-end names."""
-    out: list[tuple[str, str]] = []
-    framed = False
-    listed: set[str] | None = None
-    hop = HOP_BY_HOP
-    for k, v in raw:
-        name = k.decode("latin-1")
-        low = name.lower()
-        if low in hop:
-            if low == "transfer-encoding":
-                framed = True
-            elif low == "connection" and v.lower() not in (b"keep-alive", b"close"):
-                tokens = {t.strip().lower() for t in v.decode("latin-1").split(",")}
-                extra = tokens - hop - {""}
-                if extra:
-                    listed = extra if listed is None else listed | extra
-            continue
-        if low == "content-length":
-            framed = True
-        elif low.startswith("proxy-"):
-            continue
-        out.append((name, v.decode("latin-1")))
-    if listed:
-        out = [(k, v) for k, v in out if k.lower() not in listed]
-    return out, framed
 
 
 class NativeUpstream:
