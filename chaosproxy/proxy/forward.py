@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chaosproxy.proxy")
 
+_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+
 
 def upstream_headers(ex: ProxyExchange) -> list[tuple[str, str]]:
     """The request headers the upstream gets: the client's, in order and spelling, minus
@@ -57,12 +59,68 @@ def upstream_headers(ex: ProxyExchange) -> list[tuple[str, str]]:
     return out
 
 
+def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
+    """`upstream_headers` as bytes, never decoding the client's headers: the header lines, and
+    whether they carry Host and Content-Length."""
+    core = ex.core
+    skip = core.request_skip_bytes
+    lines: list[bytes] = []
+    kept: list[tuple[bytes, bytes]] = []
+    prior = host = None
+    has_id = has_host = has_length = False
+    listed: set[bytes] | None = None
+    for k, v in ex.head.raw:
+        low = k.lower()
+        if low == b"host":
+            if host is None:
+                host = v
+        elif low == b"x-forwarded-for":
+            prior = v if prior is None else prior + b", " + v
+        elif low == b"x-request-id":
+            has_id = True
+        elif low == b"content-length":
+            has_length = True
+        elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
+            extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+            if extra:
+                listed = extra if listed is None else listed | extra
+        if low in skip or low.startswith(b"proxy-"):
+            continue
+        if low == b"host":
+            has_host = True
+        kept.append((k, v))
+        lines += (k, b": ", v, b"\r\n")
+    if listed:
+        lines = []
+        for k, v in kept:
+            if k.lower() not in listed:
+                lines += (k, b": ", v, b"\r\n")
+            elif k.lower() == b"host":
+                has_host = False
+    if core.forwarded_headers:
+        ip = ex.client_ip.encode("latin-1")
+        lines += (b"X-Forwarded-For: ", prior + b", " + ip if prior else ip, b"\r\n")
+        lines += (b"X-Forwarded-Proto: ", core.scheme.encode("latin-1"), b"\r\n")
+        if host:
+            lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+    if not has_id:
+        lines += (b"X-Request-Id: ", ex.request_id.encode("latin-1"), b"\r\n")
+    return b"".join(lines), has_host, has_length
+
+
 async def _request(ex: ProxyExchange) -> UpstreamResponse:
     t = ex.clock.monotonic()
+    head = ex.head
+    upstream = ex.core.upstream
     try:
-        return await ex.core.upstream.request(
-            ex.head.method, ex.head.target, upstream_headers(ex), ex.body
-        )
+        send_lines = getattr(upstream, "request_lines", None)
+        if send_lines is not None:
+            lines, has_host, has_length = upstream_lines(ex)
+            resp: UpstreamResponse = await send_lines(
+                head.method, head.target, lines, has_host, has_length, ex.body
+            )
+            return resp
+        return await upstream.request(head.method, head.target, upstream_headers(ex), ex.body)
     except UpstreamError as e:
         ex.upstream_error = e.reason
         raise

@@ -188,19 +188,16 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._cancel_timer()
         p = self.parser
-        raw: list[tuple[str, str]] = []
+        raw = self._raw
         has_body = expect = False
-        for k, v in self._raw:
-            name = k.decode("latin-1")
-            value = v.decode("latin-1")
-            n = len(name)
-            if n == 14 and name.lower() == "content-length":
-                has_body = value.strip() not in ("0", "")
-            elif n == 17 and name.lower() == "transfer-encoding":
+        for k, v in raw:
+            n = len(k)
+            if n == 14 and k.lower() == b"content-length":
+                has_body = v.strip() not in (b"0", b"")
+            elif n == 17 and k.lower() == b"transfer-encoding":
                 has_body = True
-            elif n == 6 and name.lower() == "expect":
-                expect = value.strip().lower() == "100-continue"
-            raw.append((name, value))
+            elif n == 6 and k.lower() == b"expect":
+                expect = v.strip().lower() == b"100-continue"
         self._raw = []
         version = p.get_http_version()
         head = RequestHead(

@@ -419,6 +419,7 @@ class NativeUpstream:
         host = f"[{self._host}]" if ":" in self._host else self._host
         default = 443 if self._tls else 80
         self._host_header = host if self._port == default else f"{host}:{self._port}"
+        self._host_line = f"Host: {self._host_header}\r\n".encode("latin-1", "replace")
         self._ssl = make_ssl_context(config.ca_file, config.insecure) if self._tls else None
         self._idle: deque[_Conn] = deque()
         self._conns: set[_Conn] = set()
@@ -542,9 +543,34 @@ class NativeUpstream:
         headers: list[tuple[str, str]],
         body: AsyncIterable[bytes] | None,
     ) -> _Response:
+        head, chunked = self._head(method, target, headers, body is not None)
+        return await self._send(method, head, chunked, body)
+
+    async def request_lines(
+        self,
+        method: str,
+        target: str,
+        lines: bytes,
+        has_host: bool,
+        has_length: bool,
+        body: AsyncIterable[bytes] | None,
+    ) -> _Response:
+        """`request` with the header lines already as bytes (name, colon, value, CRLF each):
+        the pass-through path never decodes the client's headers."""
+        chunked = body is not None and not has_length
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode("latin-1"), target.encode("latin-1"))
+        if not has_host:
+            head += self._host_line
+        head += lines
+        if chunked:
+            head += b"Transfer-Encoding: chunked\r\n"
+        return await self._send(method, head + b"\r\n", chunked, body)
+
+    async def _send(
+        self, method: str, head: bytes, chunked: bool, body: AsyncIterable[bytes] | None
+    ) -> _Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout
-        head, chunked = self._head(method, target, headers, body is not None)
         data = None
         if body is not None and not chunked:
             data = _buffered(body)  # a small body already here: one write, no task

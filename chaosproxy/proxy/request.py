@@ -27,13 +27,14 @@ class RequestHead:
     """
 
     __slots__ = (
+        "_decoded",
         "_headers",
         "_path",
         "client_ip",
         "expect_continue",
         "keep_alive",
         "method",
-        "raw_headers",
+        "raw",
         "t0",
         "target",
         "upgrade",
@@ -45,14 +46,15 @@ class RequestHead:
         method: str,
         target: str,
         version: str,
-        raw_headers: list[tuple[str, str]],
+        raw: list[tuple[bytes, bytes]],
         client_ip: str,
         t0: float,
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
-        self.raw_headers = raw_headers
+        self.raw = raw  # as received: the pass-through path forwards them undecoded
+        self._decoded: list[tuple[str, str]] | None = None
         self.client_ip = client_ip
         self.t0 = t0  # arrival on the loop clock: when the head was parsed
         self.keep_alive = True
@@ -60,6 +62,14 @@ class RequestHead:
         self.expect_continue = False
         self._headers: CIMultiDictProxy[str] | None = None
         self._path: str | None = None
+
+    @property
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """The headers decoded (latin-1), names as sent and order kept."""
+        d = self._decoded
+        if d is None:
+            d = self._decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw]
+        return d
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
@@ -73,9 +83,10 @@ class RequestHead:
         if self._headers is not None:
             return self._headers.get(name)
         n = len(name)
-        for k, v in self.raw_headers:
-            if len(k) == n and k.lower() == name:
-                return v
+        key = name.encode("latin-1")
+        for k, v in self.raw:
+            if len(k) == n and k.lower() == key:
+                return v.decode("latin-1")
         return None
 
     @property
