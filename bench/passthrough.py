@@ -323,6 +323,7 @@ def main() -> int:
     cells: list[Cell] = []
     key: list[tuple[float, float]] = []  # (req/s ratio, CPU-per-request ratio) per round
     rss: dict[str, float] = {}
+    rounds: dict[str, list[Cell]] = {}
     latency: dict[str, float] = {}
     with (
         contextlib.ExitStack() as extra,
@@ -364,13 +365,17 @@ def main() -> int:
                         f"  {x.cpu_us:6.1f} us CPU/req  errors {x.errors}",
                         flush=True,
                     )
+        rounds = {t: [] for t in targets if t != "direct"}
         for _ in range(a.repeat):
-            ysx = measure("yardstick", "small", 16, warm=False)
-            cpx = measure("chaosproxy", "small", 16, warm=False)
+            for name in rounds:  # interleaved: each round measures every proxy back to back
+                rounds[name].append(measure(name, "small", 16, warm=False))
+            ysx, cpx = rounds["yardstick"][-1], rounds["chaosproxy"][-1]
             key.append((cpx.rps / ysx.rps, ysx.cpu_us / cpx.cpu_us))
             print(
-                f"  repeat small c=16: chaosproxy {cpx.rps:.0f} / yardstick {ysx.rps:.0f} req/s"
-                f" = {key[-1][0]:.2f}x; CPU/req {cpx.cpu_us:.1f} vs {ysx.cpu_us:.1f} us",
+                "  repeat small c=16: "
+                + ", ".join(
+                    f"{n} {r[-1].rps:.0f} req/s {r[-1].cpu_us:.1f} us" for n, r in rounds.items()
+                ),
                 flush=True,
             )
         rss = {name: rss_mib(pid) for name, pid in pids.items()}
@@ -427,6 +432,16 @@ def main() -> int:
             f" (min {min(cpu_r):.2f}x, max {max(cpu_r):.2f}x) (yardstick's CPU per request /"
             " chaosproxy's; steadier than req/s on a busy machine)"
         )
+    if a.repeat:
+        ys_med = statistics.median(x.rps for x in rounds["yardstick"])
+        print(f"\nkey cell small c=16, medians over {a.repeat} interleaved rounds:")
+        for name, cs in rounds.items():
+            rps = statistics.median(x.rps for x in cs)
+            cpu = statistics.median(x.cpu_us for x in cs)
+            print(
+                f"  {name:>12} {rps:8.0f} req/s ({rps / ys_med:4.2f}x yardstick)"
+                f"  {cpu:6.1f} us CPU/req"
+            )
     if a.json:
         Path(a.json).write_text(
             json.dumps(
