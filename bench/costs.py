@@ -97,7 +97,10 @@ def main() -> int:
     ]  # fmt: skip
     url = f"http://127.0.0.1:{cp}/small"
     raw = work / "samples.txt"
-    with started(pinned(1, up_argv), up), started(pinned(0, chaos), cp, env=env) as proc:
+    with (
+        started(pinned(1, up_argv), up),
+        started(pinned(0, chaos), cp, env=env, cwd=str(HERE)) as proc,
+    ):
         run_wrk(url, a.conns, 1)
         cpu0 = cpu_seconds(proc.pid)
         wrk = subprocess.Popen(

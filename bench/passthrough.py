@@ -341,7 +341,10 @@ def main() -> int:
             "httptools": ph.pid,
         }
         if a.before:
-            bf = extra.enter_context(started(pinned(0, before), ports["bf"], env=before_env))
+            # Not from the repository root: `-m` would import this tree's package from the cwd.
+            bf = extra.enter_context(
+                started(pinned(0, before), ports["bf"], env=before_env, cwd=str(HERE))
+            )
             pids["before"] = bf.pid
 
         def measure(name: str, body: str, c: int, warm: bool = True) -> Cell:
