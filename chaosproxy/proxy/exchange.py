@@ -275,6 +275,8 @@ class ProxyExchange:
         out.append(("X-Request-Id", self.request_id))
         if self.mark is not None:
             out.append(("X-Chaos-Injected", self.mark))
+        if self.head.version == "1.0" and self.head.keep_alive:
+            out.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
         self._finished = True
         self._status = status
         data = response_head(status, None, out)
@@ -353,6 +355,8 @@ class ProxyExchange:
                 headers.append(("Transfer-Encoding", "chunked"))
             else:
                 self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            headers.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
         self._status = status
         data = response_head(status, reason or None, headers)
         if first and allowed:
@@ -385,6 +389,8 @@ class ProxyExchange:
                 extra += b"Transfer-Encoding: chunked\r\n"
             else:
                 self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
         self._status = status
         data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, lines, extra)
         if first and allowed:

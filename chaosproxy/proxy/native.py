@@ -428,6 +428,7 @@ class NativeUpstream:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         self._aiohttp: AiohttpUpstream | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return (
@@ -437,8 +438,15 @@ class NativeUpstream:
 
     # ------------------------------------------------------------ pool
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The pool's loop, looked up once: `get_running_loop` costs a getpid() each call."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     async def _acquire(self, deadline: float, fresh: bool) -> _Conn:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while True:
             if self._closed:
                 raise UpstreamError("refused", "the upstream client is closed")
@@ -499,7 +507,7 @@ class NativeUpstream:
         self._active -= 1
         if reusable and not conn.closed and not self._closed:
             conn.reused = True
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = self._running_loop().time()
             self._idle.append(conn)
             if self._sweep is None:
                 self._schedule_sweep()
@@ -569,7 +577,7 @@ class NativeUpstream:
     async def _send(
         self, method: str, head: bytes, chunked: bool, body: AsyncIterable[bytes] | None
     ) -> _Response:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         deadline = loop.time() + self.config.timeout
         data = None
         if body is not None and not chunked:

@@ -320,3 +320,21 @@ async def test_a_client_that_disconnects_cancels_a_fault_delay(
         await ended.wait()
     assert [ev.status for ev in done] == [0]
     assert rt.load.inflight == 0
+
+
+async def test_http_1_0_keep_alive_is_honoured_and_announced(
+    start_upstream: StartUpstream, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(await start_upstream(path_app()))
+    host, port = _host_port(rt.proxy_url)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(10):
+            for i in range(2):
+                writer.write(f"GET /k{i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
+                status, headers = await read_head(reader)
+                length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
+                assert (status, await reader.readexactly(length)) == (200, f"/k{i}:0".encode())
+                assert ("Connection", "keep-alive") in headers
+    finally:
+        writer.close()
