@@ -264,7 +264,12 @@ class ClientConnection(asyncio.Protocol):
                     self._update_reading()
                 self._head_sent = False
                 self.busy = True
-                keep = await core.handle(head, body, self)
+                try:
+                    keep = await core.handle(head, body, self)
+                except Exception:  # escaped the handler's own error funnel: never hang here
+                    log.exception("internal error on a connection from %s", self.client_ip)
+                    self.close()
+                    return
                 self.busy = False
                 if not keep or not head.keep_alive or head.upgrade or self.listener.closing:
                     self.close()
