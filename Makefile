@@ -42,8 +42,9 @@ test-fast: lint
 test-container: $(STAMP)
 	ci/container-smoke.sh
 
+# wrk makes the load, nginx is the upstream (Debian packages; the bench falls back without them).
 bench: $(STAMP)
-	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true
+	@ci/debian-tools.sh wrk nginx || echo "make bench: wrk/nginx missing; slower fallbacks" >&2
 	$(BIN)/python bench/passthrough.py
 
 clean:

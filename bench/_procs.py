@@ -34,9 +34,16 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def started(argv: list[str], port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def started(
+    argv: list[str],
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `argv` (waiting until `port` listens, if given); terminate it on the way out."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
     try:
         if port is not None:
             wait_listening(port)

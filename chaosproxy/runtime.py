@@ -44,8 +44,9 @@ from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
-from chaosproxy.proxy.server import ProxyCore, ProxyOptions, make_server
+from chaosproxy.proxy.server import ProxyCore, ProxyOptions
 from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
 from chaosproxy.stats import Stats
 
@@ -93,6 +94,8 @@ class Settings:
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
+    header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
+    idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -155,7 +158,7 @@ class Runtime:
         self.journal: Journal | None = None
         self.watcher: ScenarioWatcher | None = None
         self.tasks = TaskGroup()
-        self._proxy_runner: web.ServerRunner | None = None
+        self._proxy: ProxyListener | None = None
         self._admin_runner: web.AppRunner | None = None
         self._admin_thread: AdminThread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the proxy loop, set by start()
@@ -280,29 +283,28 @@ class Runtime:
             )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
-        self._proxy_runner = web.ServerRunner(
-            make_server(self.core), shutdown_timeout=s.grace, handle_signals=False
+        self._proxy = ProxyListener(
+            self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
         )
-        await self._proxy_runner.setup()
-        site = web.TCPSite(
-            self._proxy_runner,
-            s.listen_host,
-            s.listen_port,
-            ssl_context=server_ssl(s.tls_cert, s.tls_key),
-            backlog=1024,
-        )
-        await _listen(site, "--listen", s.listen_host, s.listen_port)
-        self.proxy_port = _bound_port(site)
+        try:
+            self.proxy_port = await self._proxy.start(
+                s.listen_host, s.listen_port, ssl=server_ssl(s.tls_cert, s.tls_key), backlog=1024
+            )
+        except OSError as e:
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            raise UsageError(
+                f"--listen {s.listen_host}:{s.listen_port}: cannot listen: {reason}"
+            ) from e
         try:
             self.admin_port = await self._start_admin()
         except OSError as e:  # the admin thread could not listen
-            await self._proxy_runner.cleanup()
+            await self._proxy.close(0)
             reason = os.strerror(e.errno) if e.errno else str(e)
             raise UsageError(
                 f"--admin {s.admin_host}:{s.admin_port}: cannot listen: {reason}"
             ) from e
         except UsageError:
-            await self._proxy_runner.cleanup()
+            await self._proxy.close(0)
             raise
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
         self._start_engine_tasks()
@@ -328,9 +330,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
-        if self._proxy_runner is not None:
-            await self._proxy_runner.cleanup()
-            self._proxy_runner = None
+        if self._proxy is not None:
+            await self._proxy.close(self.settings.grace)
+            self._proxy = None
         await self.upstream.close()
         await self.tasks.close()
         if self.journal is not None:

@@ -1,4 +1,9 @@
-"""One client request in flight: the proxy's implementation of the faults' Exchange."""
+"""One client request in flight: the proxy's implementation of the faults' `Exchange`.
+
+Three jobs, three places: the request view is `request.RequestHead` (what rules and faults read),
+the fault API is `ProxyExchange` here (hooks, terminal actions, the bytes it writes to the client),
+and forwarding upstream is `forward` (request headers, the upstream call, streaming the reply).
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,24 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from chaosproxy._clock import Clock
 from chaosproxy.engine.core import Decision
 from chaosproxy.engine.events import FaultInjected
-from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import BodyFilter, Fault, HeadersHook, Reply, ReplyHook, RespondHook
-from chaosproxy.proxy.headers import forwardable
-from chaosproxy.proxy.websocket import HANDSHAKE, bad_handshake, relay_websocket
+from chaosproxy.proxy import forward
+from chaosproxy.proxy.request import RequestBody, RequestHead
 
 if TYPE_CHECKING:
+    from chaosproxy.proxy.listener import ClientConnection
     from chaosproxy.proxy.server import ProxyCore
 
 log = logging.getLogger("chaosproxy.proxy")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
+# Statuses whose responses never carry a body (RFC 9110 §6.4.1).
+_NO_BODY = frozenset({204, 304})
 
 
 def _reason(status: int) -> str:
@@ -46,11 +52,29 @@ def error_json(status: int, request_id: str, details: str, message: str | None =
     ).encode()
 
 
+def response_head(status: int, reason: str | None, headers: Iterable[tuple[str, str]]) -> bytes:
+    """A status line and headers, as given: nothing added, case and order kept."""
+    parts = [f"HTTP/1.1 {status} {_reason(status) if reason is None else reason}\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
+    parts.append("\r\n")
+    text = "".join(parts)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def body_allowed(method: str, status: int) -> bool:
+    return not (method == "HEAD" or status < 200 or status in _NO_BODY)
+
+
 class ProxyExchange:
     """State of one exchange; faults drive it through the methods of `faults.base.Exchange`."""
 
     __slots__ = (
+        "_anchor",
         "_body_filters",
+        "_chunked",
         "_finish_cbs",
         "_finished",
         "_headers_hooks",
@@ -58,14 +82,17 @@ class ProxyExchange:
         "_respond_hooks",
         "_shared",
         "_status",
+        "body",
         "clock",
+        "complete",
+        "conn",
         "core",
         "decision",
+        "head",
+        "head_sent",
         "injected",
         "mark",
-        "request",
         "request_id",
-        "response",
         "retry_after",
         "rng",
         "t0",
@@ -73,22 +100,31 @@ class ProxyExchange:
         "upstream_error",
     )
 
-    def __init__(self, core: ProxyCore, request: web.BaseRequest, request_id: str) -> None:
-        # Only what every request needs is set here; the request's views (path, query, peer)
-        # are read lazily, so pass-through traffic never computes what no rule looks at.
+    def __init__(
+        self,
+        core: ProxyCore,
+        head: RequestHead,
+        body: RequestBody | None,
+        conn: ClientConnection,
+        request_id: str,
+    ) -> None:
         self.core = core
-        self.request = request
+        self.head = head
+        self.body = body
+        self.conn = conn
         self.request_id = request_id
         self.clock: Clock = core.clock
         self.rng: random.Random = core.rng
         self.decision: Decision | None = None
-        self.response: web.StreamResponse | None = None
         self.t0 = core.clock.monotonic()
         self.upstream_duration: float | None = None
         self.upstream_error: str | None = None
         self.injected = False
         self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
         self.retry_after: float | None = None
+        self.head_sent = False  # bytes of a response reached the client's transport
+        self.complete = False  # a whole, well-framed response was written
+        self._chunked = False
         self._finished = False
         self._status: int | None = None
         self._reply_hooks: list[ReplyHook] | None = None
@@ -97,33 +133,34 @@ class ProxyExchange:
         self._body_filters: list[BodyFilter] | None = None
         self._finish_cbs: list[Callable[[], None]] | None = None
         self._shared: dict[str, Any] | None = None
+        self._anchor = head.t0  # where the next request-side delay is measured from
 
     # ------------------------------------------------------------ request views
 
     @property
     def method(self) -> str:
-        return self.request.method
+        return self.head.method
 
     @property
     def path(self) -> str:
-        return self.request.path
+        return self.head.path
 
     @property
     def target(self) -> str:
         """The request target exactly as received (path and query, still encoded)."""
-        return self.request.raw_path
+        return self.head.target
 
     @property
     def query_string(self) -> str:
-        return self.request.query_string
+        return self.head.query_string
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
-        return self.request.headers
+        return self.head.headers
 
     @property
     def client_ip(self) -> str:
-        return self.request.remote or ""
+        return self.head.client_ip
 
     # ------------------------------------------------------------ state
 
@@ -133,8 +170,7 @@ class ProxyExchange:
 
     @property
     def client_gone(self) -> bool:
-        tr = self.request.transport
-        return tr is None or tr.is_closing()
+        return self.conn.closed
 
     @property
     def response_status(self) -> int | None:
@@ -205,6 +241,13 @@ class ProxyExchange:
     # ------------------------------------------------------------ terminal actions
 
     async def sleep(self, seconds: float) -> None:
+        """Delays before anything went upstream or back are scheduled from the request's
+        arrival on the proxy's clock (then from the end of the previous such delay): the time the
+        request spent queued or being decided is part of the delay, not added to it."""
+        if not self.head_sent and self.upstream_duration is None:
+            target = self._anchor + seconds
+            self._anchor = target
+            seconds = min(seconds, target - self.clock.monotonic())
         await self.clock.sleep(seconds)
 
     def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
@@ -213,47 +256,57 @@ class ProxyExchange:
     async def respond(
         self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
-        if self.response is not None and self.response.prepared:
+        if self.head_sent:
             raise RuntimeError("the response head was already sent")
-        resp = web.Response(status=status, body=body)
+        headers = list(headers)
         if self._respond_hooks is not None:
-            headers = list(headers)
             for hook in self._respond_hooks:
                 hook(status, body, headers)
+        out: list[tuple[str, str]] = []
         for name, value in headers:
-            if name.lower() == "retry-after":
+            low = name.lower()
+            if low == "retry-after":
                 self.retry_after = _retry_after(value)
-            resp.headers.add(name, value)
-        resp.headers["X-Request-Id"] = self.request_id
+            elif low in ("content-length", "transfer-encoding", "x-request-id"):
+                continue  # framing is ours; the id is this request's
+            out.append((name, value))
+        if body_allowed(self.method, status) or self.method == "HEAD":
+            out.append(("Content-Length", str(len(body))))
+        out.append(("X-Request-Id", self.request_id))
         if self.mark is not None:
-            resp.headers["X-Chaos-Injected"] = self.mark
+            out.append(("X-Chaos-Injected", self.mark))
+        if self.head.version == "1.0" and self.head.keep_alive:
+            out.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
         self._finished = True
         self._status = status
-        self.response = resp
-        try:
-            await resp.prepare(self.request)
-            await resp.write_eof()
-        except ConnectionError:
-            pass
+        data = response_head(status, None, out)
+        if body_allowed(self.method, status):
+            data += body
+        self._mark_sent()
+        self.conn.write(data)
+        self.complete = True
+        with contextlib.suppress(ConnectionError):
+            await self.conn.drain()
 
     async def write_raw(self, data: bytes) -> None:
-        tr = self.request.transport
-        if tr is None or tr.is_closing():
+        if self.conn.closed:
             raise ConnectionResetError("client disconnected")
-        tr.write(data)
-        await self.request.writer.drain()
+        self._mark_sent()
+        self.conn.write(data)
+        await self.conn.drain()
 
     async def flush(self) -> None:
-        tr = self.request.transport
+        tr = self.conn.transport
         if tr is None or tr.is_closing() or not tr.get_write_buffer_size():
             return
         # With a zero high-water mark, drain() returns only once the buffer is empty.
         tr.set_write_buffer_limits(high=0)
-        await self.request.writer.drain()
+        await self.conn.drain()
 
     def reset(self) -> None:
         self._finished = True
-        tr = self.request.transport
+        self.complete = False
+        tr = self.conn.transport
         if tr is None:
             return
         sock = tr.get_extra_info("socket")
@@ -264,146 +317,123 @@ class ProxyExchange:
 
     def close(self) -> None:
         self._finished = True
-        tr = self.request.transport
-        if tr is not None:
-            tr.close()
+        self.complete = False
+        self.conn.close()
+
+    # ------------------------------------------------------------ writing a streamed reply
+
+    def _mark_sent(self) -> None:
+        if not self.head_sent:
+            self.head_sent = True
+            self.conn.mark_head_sent()
+
+    def send_head(
+        self, status: int, reason: str, headers: list[tuple[str, str]], first: bytes = b""
+    ) -> bool:
+        """Write the reply's head (and `first` body bytes); True when a body may follow.
+
+        The headers are the upstream's minus hop-by-hop ones: the proxy adds `X-Request-Id`
+        when absent, the opt-in mark, and the framing it needs (`Transfer-Encoding: chunked`
+        when the upstream gave no length and the client speaks HTTP/1.1)."""
+        has_length = has_id = False
+        for k, v in headers:
+            n = len(k)
+            if n == 14 and k.lower() == "content-length":
+                has_length = True
+            elif n == 12 and k.lower() == "x-request-id":
+                has_id = True
+            elif n == 11 and k.lower() == "retry-after":
+                self.retry_after = _retry_after(v)
+        if not has_id:
+            headers.append(("X-Request-Id", self.request_id))
+        if self.mark is not None:
+            headers.append(("X-Chaos-Injected", self.mark))
+        allowed = body_allowed(self.method, status)
+        if allowed and not has_length:
+            if self.head.version == "1.1":
+                self._chunked = True
+                headers.append(("Transfer-Encoding", "chunked"))
+            else:
+                self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            headers.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
+        self._status = status
+        data = response_head(status, reason or None, headers)
+        if first and allowed:
+            data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
+        self._mark_sent()
+        self.conn.write(data)
+        return allowed
+
+    def send_verbatim_head(
+        self,
+        status: int,
+        reason: bytes,
+        lines: bytes,
+        has_length: bool,
+        has_id: bool,
+        retry_after: bytes | None,
+        first: bytes = b"",
+    ) -> bool:
+        """`send_head` for an upstream head no fault looks at: its header lines are written
+        as received, never decoded. True when a body may follow."""
+        if retry_after is not None:
+            self.retry_after = _retry_after(retry_after.decode("latin-1"))
+        extra = b"" if has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
+        if self.mark is not None:
+            extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
+        allowed = body_allowed(self.method, status)
+        if allowed and not has_length:
+            if self.head.version == "1.1":
+                self._chunked = True
+                extra += b"Transfer-Encoding: chunked\r\n"
+            else:
+                self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
+        self._status = status
+        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, lines, extra)
+        if first and allowed:
+            data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
+        self._mark_sent()
+        self.conn.write(data)
+        return allowed
+
+    async def write_body(self, chunk: bytes) -> None:
+        conn = self.conn
+        if self._chunked:
+            if not chunk:
+                return
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            conn.write(chunk)
+        if conn.write_paused or conn.closed:
+            await conn.drain()
+
+    def end_body(self) -> None:
+        if self._chunked:
+            self.conn.write(b"0\r\n\r\n")
+        self._finished = True
+        self.complete = True
 
     # ------------------------------------------------------------ forwarding
 
     def upstream_headers(self) -> list[tuple[str, str]]:
-        core = self.core
-        h = self.request.headers
-        out = forwardable(h, core.request_skip)
-        if core.forwarded_headers:
-            prior = h.get("X-Forwarded-For")
-            ip = self.client_ip
-            out.append(("X-Forwarded-For", f"{prior}, {ip}" if prior else ip))
-            out.append(("X-Forwarded-Proto", core.scheme))
-            host = h.get("Host")
-            if host:
-                out.append(("X-Forwarded-Host", host))
-        if "X-Request-Id" not in h:
-            out.append(("X-Request-Id", self.request_id))
-        return out
-
-    async def proceed_websocket(self) -> None:
-        """The innermost step of a websocket upgrade: relay it (after any request-side faults)."""
-        rejected = bad_handshake(self.request, self.request_id)
-        if rejected is not None:
-            self.response, self._status, self._finished = rejected, 400, True
-            return
-        headers = [(k, v) for k, v in self.upstream_headers() if k.lower() not in HANDSHAKE]
-        t = self.clock.monotonic()
-        try:
-            self.response = await relay_websocket(self.core, self.request, self.request_id, headers)
-        except UpstreamError as e:
-            self.upstream_duration = self.clock.monotonic() - t
-            self.upstream_error = e.reason
-            raise
-        self._status = self.response.status
-        self._finished = True
+        return forward.upstream_headers(self)
 
     async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
-        req = self.request
-        body = req.content if req.can_read_body else None
-        if body is not None and "Expect" in self.headers:
-            await self._send_continue()
-        t = self.clock.monotonic()
-        try:
-            resp = await self.core.upstream.request(
-                self.method, self.target, self.upstream_headers(), body
-            )
-        except UpstreamError as e:
-            self.upstream_error = e.reason
-            raise
-        finally:
-            self.upstream_duration = self.clock.monotonic() - t
-        reply = Reply(resp.status, resp.reason, resp.headers)
-        return reply, resp.body()
-
-    async def _send_continue(self) -> None:
-        """The client waits for `100 Continue` before its body; send it once we forward it."""
-        req = self.request
-        if req.version >= (1, 1) and self.headers["Expect"].lower() == "100-continue":
-            await req.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            req.writer.output_size = 0
+        return await forward.fetch_upstream(self)
 
     async def proceed_upstream(self) -> None:
-        reply_or_none: Reply | None
-        reply_or_none, body = await self.fetch_upstream()
-        try:
-            for hook in self._reply_hooks or ():
-                reply_or_none = await hook(self, reply_or_none)
-                if reply_or_none is None or self._finished:
-                    return
-            await self.stream_reply(reply_or_none, body)
-        finally:
-            await _aclose(body)
+        await forward.proceed_upstream(self)
 
     async def stream_reply(self, reply: Reply, body: AsyncIterator[bytes]) -> None:
-        """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
-        # A body that already arrived whole leaves with its head in one write (one syscall).
-        # Not under a body filter: a throttled first write would hold the head back too.
-        coalesce = (
-            self._headers_hooks is None
-            and self._body_filters is None
-            and getattr(body, "complete", False)
-        )
-        cls = _OneWriteResponse if coalesce else web.StreamResponse
-        resp = cls(status=reply.status, reason=reply.reason or None, headers=reply.headers)
-        h = resp.headers
-        if "X-Request-Id" not in h:
-            h["X-Request-Id"] = self.request_id
-        if self.mark is not None:
-            h["X-Chaos-Injected"] = self.mark
-        ra = h.get("Retry-After")
-        if ra is not None:
-            self.retry_after = _retry_after(ra)
-        self.response = resp
-        self._status = reply.status
-        await resp.prepare(self.request)
-        for hook in self._headers_hooks or ():
-            await hook(self)
-            if self._finished:
-                return
-        stream = body
-        for f in self._body_filters or ():
-            stream = f(self, stream)
-        try:
-            async for chunk in stream:
-                if self._finished:
-                    return
-                await resp.write(chunk)
-        except UpstreamError as e:
-            # Upstream broke off mid-body: close so the client sees the truncation.
-            self.upstream_error = e.reason
-            log.warning(
-                "upstream failed mid-response [%s]: %s",
-                self.request_id,
-                e.details,
-                extra={"request_id": self.request_id},
-            )
-            self.close()
-            return
-        finally:
-            if stream is not body:
-                await _aclose(stream)
-        if not self._finished:
-            self._finished = True
-            await resp.write_eof()
+        await forward.stream_reply(self, reply, body)
 
+    async def proceed_websocket(self) -> None:
+        from chaosproxy.proxy.websocket import relay_upgrade
 
-class _OneWriteResponse(web.StreamResponse):
-    """Holds the head back until the first body write, as `web.Response` does."""
-
-    _send_headers_immediately = False
-
-
-async def _aclose(it: AsyncIterator[bytes]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
+        await relay_upgrade(self)
 
 
 def _retry_after(value: str) -> float | None:

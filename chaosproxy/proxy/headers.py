@@ -37,3 +37,14 @@ def forwardable(headers: MultiMapping[str], skip: frozenset[str]) -> list[tuple[
         for k, v in headers.items()
         if (low := k.lower()) not in skip and not low.startswith("proxy-")
     ]
+
+
+def end_to_end(
+    raw: Iterable[tuple[str, str]], drop: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """Headers minus hop-by-hop ones (and those `Connection` lists, and `drop`), order kept."""
+    raw = list(raw)
+    skip = HOP_BY_HOP | drop | _listed(v for k, v in raw if k.lower() == "connection")
+    return [
+        (k, v) for k, v in raw if (low := k.lower()) not in skip and not low.startswith("proxy-")
+    ]

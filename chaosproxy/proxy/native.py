@@ -21,6 +21,8 @@ from chaosproxy.errors import UpstreamError
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import AiohttpUpstream, UpstreamConfig, connect_error
 
+_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+
 # Body bytes buffered before reading from the upstream pauses, and resumes.
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
@@ -152,7 +154,9 @@ class _Response:
         "_eof_body",
         "_exc",
         "_head",
+        "_headers",
         "_interim",
+        "_kept",
         "_raw",
         "_reason",
         "_size",
@@ -162,12 +166,16 @@ class _Response:
         "conn",
         "done",
         "got_bytes",
-        "headers",
+        "has_id",
+        "has_length",
+        "head_lines",
         "is_head",
         "loop",
         "parser",
         "read_timeout",
         "reason",
+        "reason_bytes",
+        "retry_after",
         "sent",
         "status",
         "writer",
@@ -180,7 +188,14 @@ class _Response:
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.reason = ""
-        self.headers: list[tuple[str, str]] = []
+        self.reason_bytes = b""
+        self._headers: list[tuple[str, str]] | None = None
+        self._kept: list[tuple[bytes, bytes]] = []
+        # The end-to-end headers as the upstream sent them, for writing them back unchanged:
+        # their lines (name, colon, value, CRLF) and what the writer must know about them.
+        self.head_lines = b""
+        self.has_length = self.has_id = False
+        self.retry_after: bytes | None = None
         self.done = False  # every byte of the body arrived
         self.got_bytes = False
         self.sent = False  # the whole request is on the wire
@@ -223,8 +238,9 @@ class _Response:
             self.fail(UpstreamError("protocol", "the upstream switched protocols unasked"))
             return
         self.status = status
+        self.reason_bytes = self._reason
         self.reason = self._reason.decode("latin-1")
-        self.headers, framed = _end_to_end(self._raw)
+        framed = self._scan_head()
         self._eof_body = not framed
         if self._timer is not None:
             self._timer.cancel()
@@ -233,6 +249,50 @@ class _Response:
             self._head.set_result(None)
         if self.is_head:
             self._complete(self.parser.should_keep_alive())
+
+    def _scan_head(self) -> bool:
+        """One pass over the raw headers: keep the end-to-end ones as lines, note the ones the
+        writer needs; True when the body is framed (Content-Length or chunked)."""
+        lines: list[bytes] = []
+        keep: list[tuple[bytes, bytes]] = []
+        framed = False
+        listed: set[bytes] | None = None
+        for k, v in self._raw:
+            low = k.lower()
+            if low in _HOP_BYTES:
+                if low == b"transfer-encoding":
+                    framed = True
+                elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
+                    extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+                    if extra:
+                        listed = extra if listed is None else listed | extra
+                continue
+            if low == b"content-length":
+                framed = self.has_length = True
+            elif low == b"x-request-id":
+                self.has_id = True
+            elif low == b"retry-after":
+                self.retry_after = v
+            elif low.startswith(b"proxy-"):
+                continue
+            keep.append((k, v))
+            lines += (k, b": ", v, b"\r\n")
+        if listed:
+            keep = [(k, v) for k, v in keep if k.lower() not in listed]
+            lines = []
+            for k, v in keep:
+                lines += (k, b": ", v, b"\r\n")
+        self._kept = keep  # not `_raw`: trailers arrive through on_header too
+        self.head_lines = b"".join(lines)
+        return framed
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """End-to-end headers, decoded (names as sent, order kept): built on first use."""
+        h = self._headers
+        if h is None:
+            h = self._headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._kept]
+        return h
 
     def on_body(self, body: bytes) -> None:
         if self.done:
@@ -358,27 +418,6 @@ class _Response:
         self.release()
 
 
-def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], bool]:
-    """Decoded headers minus hop-by-hop ones (and what `Connection` lists), order kept;
-    and whether the body is framed (Content-Length or chunked) rather than close-delimited."""
-    out: list[tuple[str, str]] = []
-    skip: frozenset[str] | set[str] = HOP_BY_HOP
-    framed = False
-    for k, v in raw:
-        name = k.decode("latin-1")
-        low = name.lower()
-        if low == "content-length" or low == "transfer-encoding":
-            framed = True
-        elif low == "connection":
-            listed = {t.strip().lower() for t in v.decode("latin-1").split(",") if t.strip()}
-            if listed - HOP_BY_HOP:
-                skip = skip | listed
-        out.append((name, v.decode("latin-1")))
-    return [
-        (k, v) for k, v in out if (low := k.lower()) not in skip and not low.startswith("proxy-")
-    ], framed
-
-
 class NativeUpstream:
     """Upstream over a keep-alive pool of asyncio protocols, responses parsed by httptools."""
 
@@ -391,6 +430,7 @@ class NativeUpstream:
         host = f"[{self._host}]" if ":" in self._host else self._host
         default = 443 if self._tls else 80
         self._host_header = host if self._port == default else f"{host}:{self._port}"
+        self._host_line = f"Host: {self._host_header}\r\n".encode("latin-1", "replace")
         self._ssl = make_ssl_context(config.ca_file, config.insecure) if self._tls else None
         self._idle: deque[_Conn] = deque()
         self._conns: set[_Conn] = set()
@@ -399,6 +439,7 @@ class NativeUpstream:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         self._aiohttp: AiohttpUpstream | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return (
@@ -408,8 +449,15 @@ class NativeUpstream:
 
     # ------------------------------------------------------------ pool
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The pool's loop, looked up once: `get_running_loop` costs a getpid() each call."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     async def _acquire(self, deadline: float, fresh: bool) -> _Conn:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         while True:
             if self._closed:
                 raise UpstreamError("refused", "the upstream client is closed")
@@ -470,7 +518,7 @@ class NativeUpstream:
         self._active -= 1
         if reusable and not conn.closed and not self._closed:
             conn.reused = True
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = self._running_loop().time()
             self._idle.append(conn)
             if self._sweep is None:
                 self._schedule_sweep()
@@ -514,9 +562,34 @@ class NativeUpstream:
         headers: list[tuple[str, str]],
         body: AsyncIterable[bytes] | None,
     ) -> _Response:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.timeout
         head, chunked = self._head(method, target, headers, body is not None)
+        return await self._send(method, head, chunked, body)
+
+    async def request_lines(
+        self,
+        method: str,
+        target: str,
+        lines: bytes,
+        has_host: bool,
+        has_length: bool,
+        body: AsyncIterable[bytes] | None,
+    ) -> _Response:
+        """`request` with the header lines already as bytes (name, colon, value, CRLF each):
+        the pass-through path never decodes the client's headers."""
+        chunked = body is not None and not has_length
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode("latin-1"), target.encode("latin-1"))
+        if not has_host:
+            head += self._host_line
+        head += lines
+        if chunked:
+            head += b"Transfer-Encoding: chunked\r\n"
+        return await self._send(method, head + b"\r\n", chunked, body)
+
+    async def _send(
+        self, method: str, head: bytes, chunked: bool, body: AsyncIterable[bytes] | None
+    ) -> _Response:
+        loop = self._running_loop()
+        deadline = loop.time() + self.config.timeout
         data = None
         if body is not None and not chunked:
             data = _buffered(body)  # a small body already here: one write, no task
@@ -598,12 +671,16 @@ class NativeUpstream:
 
 
 def _buffered(body: Any) -> bytes | None:
-    """The whole body when aiohttp's reader already holds all of it (a small request)."""
-    is_eof = getattr(body, "is_eof", None)
+    """The whole body when the listener already holds all of it (a small request)."""
+    whole = getattr(body, "whole", None)
+    if whole is not None:
+        data: bytes | None = whole()
+        return data
+    is_eof = getattr(body, "is_eof", None)  # an aiohttp StreamReader
     if is_eof is None or not is_eof():
         return None
-    data: bytes = body.read_nowait(-1)
-    return data
+    raw: bytes = body.read_nowait(-1)
+    return raw
 
 
 async def _send_body(

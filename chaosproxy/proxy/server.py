@@ -1,4 +1,4 @@
-"""The proxy listener: one aiohttp low-level handler per request, no router, no middleware."""
+"""The per-request path: decide, apply faults, forward; the listener (listener.py) calls it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import itertools
 import logging
 import os
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.engine.core import Decision, Engine
@@ -25,8 +19,9 @@ from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Fault
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
+from chaosproxy.proxy.listener import ClientConnection
+from chaosproxy.proxy.request import RequestBody, RequestHead
 from chaosproxy.proxy.upstream import Upstream
-from chaosproxy.proxy.websocket import is_upgrade
 
 log = logging.getLogger("chaosproxy.proxy")
 access_log = logging.getLogger("chaosproxy.access")
@@ -76,7 +71,7 @@ class ProxyCore:
         self.forwarded_headers = options.forwarded_headers
         self.rewrite_host = options.rewrite_host
         self.scheme = options.scheme
-        self.drop_request_headers = frozenset({"expect"})
+        self.drop_request_headers = frozenset({"expect"})  # 100-continue is answered here
         self.ids = RequestIds()
         # Hook for per-request faults chosen by the request itself (header faults): it returns
         # the faults to apply, or None. Installed by the runtime only when enabled.
@@ -103,14 +98,16 @@ class ProxyCore:
             skip |= {"host"}
         # Computed once: the per-request header filter is one set lookup per header.
         self.request_skip: frozenset[str] = skip
+        self.request_skip_bytes = frozenset(n.encode("latin-1") for n in skip)
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        rid = request.headers.get("X-Request-Id") or self.ids.next()
-        ex = ProxyExchange(self, request, rid)
-        forward = ex.proceed_websocket if is_upgrade(request) else ex.proceed_upstream
-        load = self.load
-        if not _claim_arrival(request):  # else counted when its head was read
-            load.started()
+    async def handle(
+        self, head: RequestHead, body: RequestBody | None, conn: ClientConnection
+    ) -> bool:
+        """Answer one request read by the listener (counted in flight since its head was
+        parsed); True when the connection may carry another request after it."""
+        rid = head.header("x-request-id") or self.ids.next()
+        ex = ProxyExchange(self, head, body, conn, rid)
+        forward = ex.proceed_websocket if head.upgrade else ex.proceed_upstream
         try:
             faults: tuple[Fault, ...] | None = None
             if self.engine.active:
@@ -127,6 +124,12 @@ class ProxyCore:
                 await _run_chain(faults, ex, forward)
             else:
                 await forward()
+            if not ex.head_sent and not ex.finished:
+                await ex.respond(
+                    502,
+                    error_json(502, rid, "no response was produced"),
+                    [("Content-Type", "application/json")],
+                )
         except UpstreamError as e:
             await self._upstream_failed(ex, e)
         except ConnectionError:
@@ -142,11 +145,11 @@ class ProxyCore:
             )
             await self._internal_error(ex)
         finally:
-            load.finished()
+            self.load.finished()
             if ex._finish_cbs:
                 ex.run_finish_callbacks()
             self._done(ex)
-        return ex.response or web.Response(status=ex.response_status or 502)
+        return ex.complete
 
     def _admit(self, ex: ProxyExchange, faults: tuple[Fault, ...]) -> bool:
         """Guardrail slot (released when the exchange ends) and the injected-mark header."""
@@ -175,7 +178,7 @@ class ProxyCore:
         )
         if ex.finished:
             return
-        if ex.response is not None and ex.response.prepared:
+        if ex.head_sent:
             ex.close()
             return
         status = _UPSTREAM_STATUS.get(e.reason, 502)
@@ -186,7 +189,7 @@ class ProxyCore:
         )
 
     async def _internal_error(self, ex: ProxyExchange) -> None:
-        if ex.finished or (ex.response is not None and ex.response.prepared):
+        if ex.finished or ex.head_sent:
             ex.close()
             return
         await ex.respond(
@@ -219,9 +222,9 @@ class ProxyCore:
                 upstream_duration=ex.upstream_duration,
                 upstream_error=ex.upstream_error,
                 injected=ex.injected,
-                client=(h and ex.headers.get(h)) or ex.client_ip,
+                client=(h and ex.head.header(h.lower())) or ex.client_ip,
                 retry_after=ex.retry_after,
-                run=ex.headers.get("X-Chaos-Run", "")[:64],
+                run=(ex.head.header("x-chaos-run") or "")[:64],
             )
         )
 
@@ -251,105 +254,3 @@ async def _run_chain(
         return run
 
     await step(0)()
-
-
-def _claim_arrival(request: web.BaseRequest) -> bool:
-    """True when the connection already counted this request in flight as it was read."""
-    proto = request.protocol
-    if isinstance(proto, _ClientErrors) and proto.unclaimed > 0:
-        proto.unclaimed -= 1
-        return True
-    return False
-
-
-class _Arrivals(deque[Any]):
-    """aiohttp's queue of parsed requests on one connection: each one appended is in flight
-    from then on, though its handler may start later (pipelined behind another request, or
-    behind a saturated loop). Relies on aiohttp appending every parsed request to
-    `RequestHandler._messages` (3.10 to 3.14); tests/proxy/test_inflight.py fails if it stops."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: _ClientErrors) -> None:
-        super().__init__()
-        self._conn = conn
-
-    def append(self, item: Any) -> None:
-        super().append(item)
-        conn = self._conn
-        conn.unclaimed += 1
-        conn.load.started()
-
-
-class _ClientErrors(RequestHandler):
-    """aiohttp's connection handler, answering requests it cannot parse (oversized headers,
-    smuggling shapes, garbage) with the proxy's JSON error and a request id, logged in one line
-    instead of a traceback: hostile or broken clients are expected. Anything else that reaches
-    it escaped the handler: a JSON 500, and the traceback in the log.
-
-    It also counts requests in flight from the moment they are parsed (`_Arrivals`); the
-    handler claims each one, and the ones never claimed leave the count with the connection.
-    """
-
-    ids: RequestIds
-    load: LoadSignals
-    unclaimed = 0  # requests read on this connection whose handler has not begun
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._messages = _Arrivals(self)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        n, self.unclaimed = self.unclaimed, 0
-        if n:
-            self.load.abandoned(n)
-        super().connection_lost(exc)
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        rid = self.ids.next()
-        if isinstance(exc, HttpProcessingError):
-            reason = exc.message or message or type(exc).__name__
-            details = str(reason).strip().splitlines()[0].split(": b'")[0][:200]
-            log.warning(
-                "rejected a malformed request from %s [%s]: %s",
-                request.remote,
-                rid,
-                details,
-                extra={"request_id": rid},
-            )
-        else:  # not the client's doing: an exception escaped the handler
-            status, details = 500, "chaosproxy failed to handle the request"
-            log.error("internal error [%s]", rid, exc_info=exc, extra={"request_id": rid})
-        if request.writer.output_size > 0:
-            raise ConnectionError("a response was already under way")
-        resp = web.Response(
-            status=status,
-            body=error_json(status, rid, details),
-            content_type="application/json",
-            headers={"X-Request-Id": rid},
-        )
-        resp.force_close()
-        return resp
-
-
-class _Server(web.Server):
-    def __init__(self, core: ProxyCore) -> None:
-        super().__init__(core.handle, handler_cancellation=True, access_log=None)
-        self._ids = core.ids
-        self._load = core.load
-
-    def __call__(self) -> RequestHandler:
-        handler = _ClientErrors(self, loop=self._loop, **self._kwargs)
-        handler.ids = self._ids
-        handler.load = self._load
-        return handler
-
-
-def make_server(core: ProxyCore) -> web.Server:
-    return _Server(core)

@@ -40,7 +40,11 @@ class UpstreamConfig:
 class UpstreamResponse(Protocol):
     status: int
     reason: str
-    headers: list[tuple[str, str]]  # end-to-end headers only, in the upstream's order
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """End-to-end headers only, in the upstream's order and spelling."""
+        ...
 
     def body(self) -> AsyncIterator[bytes]: ...
 

@@ -223,12 +223,22 @@ async def test_upstream_failure_log_record_carries_the_request_id_field(
     assert any(getattr(rec, "request_id", None) == rid for rec in caplog.records)
 
 
+# What a broken or hostile client sends, and the status it gets back.
 MALFORMED = {
-    "oversized-header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
-    "not-http": b"GARBAGE\r\n\r\n",
+    "oversized-header": (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+        431,
+    ),
+    "oversized-target": (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "too-many-headers": (
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
+        431,
+    ),
+    "not-http": (b"GARBAGE\r\n\r\n", 400),
     "cl-and-te": (
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
     ),
 }
 
@@ -244,7 +254,7 @@ async def raw_exchange(port: int, data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
-async def test_malformed_request_gets_json_400_with_request_id_and_no_traceback(
+async def test_malformed_request_gets_a_json_error_with_request_id_and_no_traceback(
     kind: str,
     demo_upstream: str,
     start_proxy: StartProxy,
@@ -252,15 +262,16 @@ async def test_malformed_request_gets_json_400_with_request_id_and_no_traceback(
 ) -> None:
     caplog.set_level(logging.WARNING)
     rt = await start_proxy(demo_upstream)
-    raw = await raw_exchange(rt.proxy_port, MALFORMED[kind])
+    data, status = MALFORMED[kind]
+    raw = await raw_exchange(rt.proxy_port, data)
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0].split(b" ")[1] == b"400"
+    assert head.split(b"\r\n")[0].split(b" ")[1] == str(status).encode()
     rid = next(
         line.split(b": ", 1)[1].decode()
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"x-request-id:")
     )
-    assert_error_shape(body, 400, rid)
+    assert_error_shape(body, status, rid)
     assert not [r for r in caplog.records if r.exc_info]
     assert any(rid in r.getMessage() for r in caplog.records)
     async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + "/api/items") as r:

@@ -1,0 +1,55 @@
+"""A probe: aiohttp's web server in front of chaosproxy's own upstream pool, no features.
+
+It shows what aiohttp's server costs per request once the upstream side is lean: the step
+between the yardstick (aiohttp on both sides) and the httptools probe (no aiohttp at all).
+
+Usage: python bench/probe_aiohttp_pool.py --listen 127.0.0.1:8091 --upstream http://127.0.0.1:9000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+import yarl
+from aiohttp import web
+
+from chaosproxy.proxy.native import NativeUpstream
+from chaosproxy.proxy.upstream import UpstreamConfig
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+async def main(host: str, port: int, upstream: str) -> None:
+    pool = NativeUpstream(UpstreamConfig(url=yarl.URL(upstream)))
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
+        body = request.content if request.can_read_body else None
+        up = await pool.request(request.method, request.raw_path, headers, body)
+        resp = web.StreamResponse(status=up.status, reason=up.reason, headers=up.headers)
+        await resp.prepare(request)
+        async for chunk in up.body():
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    runner = web.ServerRunner(web.Server(handle, access_log=None))
+    await runner.setup()
+    await web.TCPSite(runner, host, port, backlog=1024).start()
+    print(f"aiohttp+pool probe on http://{host}:{port} -> {upstream}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--listen", default="127.0.0.1:8091")
+    ap.add_argument("--upstream", required=True)
+    a = ap.parse_args()
+    h, _, p = a.listen.rpartition(":")
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main(h, int(p), a.upstream))

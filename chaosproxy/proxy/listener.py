@@ -1,0 +1,459 @@
+"""The proxy listener: HTTP/1.1 as an asyncio protocol on httptools' C request parser.
+
+One `ClientConnection` per client connection. Requests are counted in flight as soon as their
+head is parsed, queued (pipelining), and answered in order by one task per busy period; their
+bodies stream through a bounded buffer that pauses reading from the socket. Responses are written
+by the exchange as the upstream sent them: no `Date`, `Server` or `Content-Type` of our own.
+
+Hostile input is bounded: the request target (414), each header line, the header count and the
+whole head (431), the time to send a head (408, then close) and the idle time between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from ssl import SSLContext
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from chaosproxy.proxy.request import RequestBody, RequestHead
+
+if TYPE_CHECKING:
+    from chaosproxy.proxy.server import ProxyCore
+
+log = logging.getLogger("chaosproxy.proxy")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Parsed requests waiting behind the one being answered before reading stops.
+_MAX_QUEUED = 32
+# Bytes the transport buffers for the client before the writer waits.
+_WRITE_HIGH_WATER = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """Bounds on what a client may send and how long it may take."""
+
+    header_timeout: float = 30.0  # from the first byte of a head (or the connection) to its end
+    idle_timeout: float = 75.0  # keep-alive: between the end of a response and the next request
+    max_target: int = 8 * 1024  # request target: 414 past it
+    max_header_line: int = 8 * 1024  # one header, name and value: 431 past it
+    max_head: int = 64 * 1024  # the whole head: 431 past it
+    max_headers: int = 128  # header count: 431 past it
+
+
+class _Reject(Exception):
+    """Raised from a parser callback: the request is refused with `status`."""
+
+    def __init__(self, status: int, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection: parsing, the queue of requests read, flow control, timeouts."""
+
+    def __init__(self, listener: ProxyListener) -> None:
+        self.listener = listener
+        self.core: ProxyCore = listener.core
+        self.limits = listener.limits
+        self.loop = listener.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.closed = False
+        self.queue: deque[tuple[RequestHead, RequestBody | None]] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.busy = False  # a request is being answered
+        self._wakeup: asyncio.Future[None] | None = None  # the idle task waits on it
+        self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        # One deadline per connection, checked by the listener's sweep: no timer per request.
+        self.deadline = 0.0
+        self._timer_kind = ""
+        self._paused_body = False
+        self._paused_queue = False
+        self._paused_reading = False
+        self._pending_error: tuple[int, str, str] | None = None
+        self._head_sent = False  # a response head went out for the request being answered
+        # parse state of the request being read
+        self._url = b""
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._in_head = False
+        self._body: RequestBody | None = None
+        self._upgraded = False
+
+    # ------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tr = cast(asyncio.Transport, transport)
+        self.transport = tr
+        tr.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        peer = tr.get_extra_info("peername")
+        self.client_ip = peer[0] if isinstance(peer, tuple) and peer else ""
+        self.listener.connections.add(self)
+        self._set_timer("header", self.limits.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._upgraded:
+            if self.tunnel is not None:
+                self.tunnel.feed(data)
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head + self.limits.max_target:
+                self._reject(431, "request headers too large")
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            self._upgraded = True
+            self.tunnel = RequestBody(self, False)
+            offset = int(e.args[0]) if e.args else len(data)
+            if offset < len(data):
+                self.tunnel.feed(data[offset:])
+        except httptools.HttpParserError as e:
+            cause = e.__context__
+            if isinstance(cause, _Reject):
+                self._reject(cause.status, cause.details)
+            else:
+                details = str(e).strip().splitlines()[0][:200] if str(e).strip() else "bad request"
+                self._reject(400, details)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.listener.connections.discard(self)
+        self._cancel_timer()
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+        lost = ConnectionResetError("the client closed the connection")
+        # Requests read but never handled leave the in-flight count with their connection.
+        load = self.core.load
+        for _, body in self.queue:
+            load.finished()
+            if body is not None:
+                body.fail(lost)
+        self.queue.clear()
+        if self._body is not None:
+            self._body.fail(lost)
+        if self.tunnel is not None:
+            self.tunnel.feed_eof()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    # ------------------------------------------------------------ parser callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._raw = []
+        self._head_bytes = 0
+        self._in_head = True
+        if self._timer_kind != "header":
+            self._set_timer("header", self.limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.max_target:
+            raise _Reject(414, f"request target longer than {self.limits.max_target} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lim = self.limits
+        size = len(name) + len(value)
+        self._head_bytes += size + 4
+        if size > lim.max_header_line:
+            raise _Reject(431, f"a request header is longer than {lim.max_header_line} bytes")
+        if len(self._raw) >= lim.max_headers:
+            raise _Reject(431, f"more than {lim.max_headers} request headers")
+        self._raw.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._cancel_timer()
+        p = self.parser
+        raw = self._raw
+        has_body = expect = False
+        for k, v in raw:
+            n = len(k)
+            if n == 14 and k.lower() == b"content-length":
+                has_body = v.strip() not in (b"0", b"")
+            elif n == 17 and k.lower() == b"transfer-encoding":
+                has_body = True
+            elif n == 6 and k.lower() == b"expect":
+                expect = v.strip().lower() == b"100-continue"
+        self._raw = []
+        version = p.get_http_version()
+        head = RequestHead(
+            p.get_method().decode("latin-1"),
+            self._url.decode("latin-1"),
+            version,
+            raw,
+            self.client_ip,
+            self.core.clock.monotonic(),  # the proxy's clock: delays are measured on it
+        )
+        head.keep_alive = p.should_keep_alive() and not self.listener.closing
+        head.upgrade = p.should_upgrade()
+        head.expect_continue = expect and version == "1.1"
+        body = RequestBody(self, head.expect_continue) if has_body else None
+        self._body = body
+        self.core.load.started()
+        self.queue.append((head, body))
+        w = self._wakeup
+        if w is not None:
+            if not w.done():
+                w.set_result(None)
+        elif self.task is None:
+            self.task = self.loop.create_task(self._serve())
+        elif len(self.queue) >= _MAX_QUEUED:
+            self._paused_queue = True
+            self._update_reading()
+
+    def on_body(self, body: bytes) -> None:
+        if self._body is not None:
+            self._body.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self._body is not None:
+            self._body.feed_eof()
+            self._body = None
+
+    # ------------------------------------------------------------ answering, in order
+
+    async def _serve(self) -> None:
+        """Answer the queued requests in order; between them, wait for the next one (one task
+        per connection, not one per request)."""
+        core = self.core
+        queue = self.queue
+        try:
+            while not self.closed:
+                if not queue:
+                    if self._pending_error is not None:
+                        self._send_error(*self._pending_error)
+                        return
+                    if self._in_head:
+                        if self._timer_kind != "header":
+                            self._set_timer("header", self.limits.header_timeout)
+                    else:
+                        self._set_timer("idle", self.limits.idle_timeout)
+                    self._wakeup = self.loop.create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                    continue
+                head, body = queue.popleft()
+                if self._paused_queue and len(queue) < _MAX_QUEUED // 2:
+                    self._paused_queue = False
+                    self._update_reading()
+                self._head_sent = False
+                self.busy = True
+                try:
+                    keep = await core.handle(head, body, self)
+                except Exception:  # escaped the handler's own error funnel: never hang here
+                    log.exception("internal error on a connection from %s", self.client_ip)
+                    self.close()
+                    return
+                self.busy = False
+                if not keep or not head.keep_alive or head.upgrade or self.listener.closing:
+                    self.close()
+                    return
+                if body is not None and not body.complete:
+                    self.close()  # an unread body is still on its way: no telling where it ends
+                    return
+        finally:
+            self.busy = False
+            self.task = None
+
+    # ------------------------------------------------------------ rejects and timeouts
+
+    def _reject(self, status: int, details: str) -> None:
+        """A request we will not parse further: answer it (after those before it) and close."""
+        rid = self.core.ids.next()
+        log.warning(
+            "rejected a malformed request from %s [%s]: %s",
+            self.client_ip,
+            rid,
+            details,
+            extra={"request_id": rid},
+        )
+        self._upgraded = True  # nothing more is parsed on this connection
+        self.tunnel = None
+        self._paused_body = True
+        self._update_reading()
+        if not self.busy:
+            self._send_error(status, details, rid)
+        else:
+            self._pending_error = (status, details, rid)
+
+    def _send_error(self, status: int, details: str, rid: str) -> None:
+        from chaosproxy.proxy.exchange import error_json, response_head
+
+        body = error_json(status, rid, details)
+        head = response_head(
+            status,
+            None,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("X-Request-Id", rid),
+                ("Connection", "close"),
+            ],
+        )
+        self.write(head + body)
+        self.close()
+
+    def _set_timer(self, kind: str, seconds: float) -> None:
+        self._timer_kind = kind
+        self.deadline = self.loop.time() + seconds
+
+    def _cancel_timer(self) -> None:
+        self.deadline = 0.0
+        self._timer_kind = ""
+
+    def _timed_out(self) -> None:
+        kind, self._timer_kind, self.deadline = self._timer_kind, "", 0.0
+        if self.closed:
+            return
+        if kind == "header" and self._in_head:
+            self._reject(
+                408, f"the request head did not arrive within {self.limits.header_timeout:g}s"
+            )
+        elif not self.busy:
+            self.close()  # idle keep-alive connection, or one that never sent a byte
+
+    # ------------------------------------------------------------ for the exchange
+
+    def send_continue(self) -> None:
+        if not self.closed and not self._head_sent and self.transport is not None:
+            self.transport.write(_CONTINUE)
+
+    def mark_head_sent(self) -> None:
+        self._head_sent = True
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    async def drain(self) -> None:
+        if self._write_paused and not self.closed:
+            self._drain = self.loop.create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+        if self.closed:
+            raise ConnectionResetError("client disconnected")
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def pause_body(self) -> None:
+        if not self._paused_body:
+            self._paused_body = True
+            self._update_reading()
+
+    def resume_body(self) -> None:
+        if self._paused_body and self._pending_error is None:
+            self._paused_body = False
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        tr = self.transport
+        if tr is None or self.closed:
+            return
+        want = self._paused_body or self._paused_queue
+        if want and not self._paused_reading:
+            self._paused_reading = True
+            tr.pause_reading()
+        elif not want and self._paused_reading:
+            self._paused_reading = False
+            tr.resume_reading()
+
+
+class ProxyListener:
+    """The listening socket and its connections; graceful close waits for requests in flight."""
+
+    def __init__(self, core: ProxyCore, limits: ListenerLimits = ListenerLimits()) -> None:
+        self.core = core
+        self.limits = limits
+        self.loop = asyncio.get_event_loop()
+        self.connections: set[ClientConnection] = set()
+        self.closing = False
+        self.server: asyncio.Server | None = None
+        self._sweep: asyncio.TimerHandle | None = None
+        # How often deadlines are checked: a timeout fires at most this late.
+        self.resolution = max(0.02, min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4))
+
+    async def start(
+        self,
+        host: str,
+        port: int,
+        ssl: SSLContext | None = None,
+        backlog: int = 1024,
+        reuse_port: bool | None = None,
+    ) -> int:
+        self.loop = asyncio.get_running_loop()
+        self.server = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host or None,
+            port,
+            ssl=ssl,
+            backlog=backlog,
+            reuse_port=reuse_port,
+        )
+        self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def _check_deadlines(self) -> None:
+        now = self.loop.time()
+        for c in [c for c in self.connections if c.deadline and c.deadline <= now]:
+            c._timed_out()
+        self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
+
+    async def close(self, grace: float) -> None:
+        """Stop accepting; idle connections close now, busy ones after their requests (up to
+        `grace` seconds, then they are cut)."""
+        self.closing = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        if self.server is not None:
+            self.server.close()
+        for c in list(self.connections):
+            if not c.busy:
+                c.close()
+        tasks = [c.task for c in self.connections if c.busy and c.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for c in list(self.connections):
+            if c.transport is not None:
+                c.transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+            self.server = None
