@@ -78,6 +78,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "client connection is closed ('off': wait forever; long-lived streams may need more)",
     )
     p.add_argument(
+        "--header-timeout",
+        type=duration,
+        default="30s",
+        help="time a client has to send a request's head (slowloris): past it a JSON 408 and "
+        "the connection is closed",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=duration,
+        default="75s",
+        help="a keep-alive client connection idle this long is closed",
+    )
+    p.add_argument(
         "--pool-size",
         type=positive_int,
         default="256",
@@ -285,6 +298,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         upstream_timeout=args.upstream_timeout,
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
         pool_size=args.pool_size,
         keepalive=args.keepalive,
         upstream_ca=args.upstream_ca,

@@ -106,9 +106,21 @@ class ProxyCore:
         """Answer one request read by the listener (counted in flight since its head was
         parsed); True when the connection may carry another request after it."""
         rid = head.header("x-request-id") or self.ids.next()
+        refusal = _refusal(head)  # before the exchange: it may rewrite the target
         ex = ProxyExchange(self, head, body, conn, rid)
         forward = ex.proceed_websocket if head.upgrade else ex.proceed_upstream
         try:
+            if refusal is not None:
+                status, details, extra = refusal
+                if status == 200:  # OPTIONS *: the proxy itself answers
+                    await ex.respond(200, b"", extra)
+                else:
+                    await ex.respond(
+                        status,
+                        error_json(status, rid, details),
+                        [("Content-Type", "application/json"), *extra],
+                    )
+                return False
             faults: tuple[Fault, ...] | None = None
             if self.engine.active:
                 decision = self.engine.decide(ex)
@@ -227,6 +239,33 @@ class ProxyCore:
                 run=(ex.head.header("x-chaos-run") or "")[:64],
             )
         )
+
+
+_ALLOW = ("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+
+
+def _refusal(head: RequestHead) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """What the proxy answers itself instead of forwarding, or None. The request target never
+    chooses where the proxy connects: only a path (origin-form) goes to the configured
+    upstream; an absolute-form target is rewritten to its path; CONNECT, `OPTIONS *`, other
+    forms and other HTTP versions are answered here."""
+    if head.version not in ("1.1", "1.0"):
+        return 505, f"HTTP/{head.version[:8]} is not supported: send HTTP/1.1", []
+    if head.method == "CONNECT":
+        return 405, "CONNECT is not proxied: chaosproxy forwards to its upstream only", [_ALLOW]
+    target = head.target
+    if target == "*":
+        if head.method == "OPTIONS":
+            return 200, "", [_ALLOW]
+        return 400, "'*' is a request target for OPTIONS only", []
+    if not target.startswith("/"):
+        scheme, sep, rest = target.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            slash = rest.find("/")
+            head.target = rest[slash:] if slash >= 0 else "/"  # absolute-form: its path only
+        else:
+            return 400, "the request target must be a path such as /api/items", []
+    return None
 
 
 def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:

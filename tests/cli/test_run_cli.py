@@ -342,3 +342,23 @@ async def test_access_log_has_one_line_per_request_with_its_id(
     await asyncio.wait_for(p.proc.wait(), 10)
     hits = [line for line in await p.rest_of_stderr() if "/api/items" in line]
     assert len(hits) == 1 and rid in hits[0] and " 200 " in hits[0]
+
+
+async def test_header_timeout_flag_answers_a_slow_head_with_408(
+    demo_upstream: str, spawn_proxy: SpawnProxy
+) -> None:
+    """Slowloris: a client that never finishes its head gets a JSON 408 once --header-timeout
+    passed, and the connection is closed (the proxy does not wait forever)."""
+    p = await spawn_proxy(
+        "--upstream", demo_upstream, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+        "--header-timeout", "500ms",
+    )  # fmt: skip
+    host, port = p.proxy_url.split("://")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/items HTTP/1.1\r\nHost: x\r\n")  # ... and nothing more
+    await writer.drain()
+    async with asyncio.timeout(30):
+        answer = await reader.read()  # until the proxy closes
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b'"requestId"' in body
