@@ -362,3 +362,71 @@ async def test_header_timeout_flag_answers_a_slow_head_with_408(
     writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408") and b'"requestId"' in body
+
+
+def held_upstream(arrived: list[int], release: asyncio.Event, done: list[str]) -> web.Application:
+    """Every request waits for `release` (or, for /forever, never returns by itself)."""
+
+    async def hold(request: web.Request) -> web.Response:
+        arrived.append(1)
+        if request.path == "/forever":
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                done.append("forever ended")
+        await release.wait()
+        return web.Response(text="done")
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", hold)
+    return app
+
+
+async def test_sigterm_under_load_lets_64_busy_connections_finish_then_exits_0(
+    start_upstream: StartUpstream, spawn_proxy: SpawnProxy
+) -> None:
+    arrived: list[int] = []
+    release = asyncio.Event()
+    up = await start_upstream(held_upstream(arrived, release, []))
+    p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "30s")
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as s:
+
+        async def one(i: int) -> tuple[int, str]:
+            async with s.get(f"{p.proxy_url}/item/{i}") as r:
+                return r.status, await r.text()
+
+        requests = [asyncio.ensure_future(one(i)) for i in range(64)]
+        async with asyncio.timeout(30):
+            while len(arrived) < 64:  # every request reached the upstream: all in flight
+                await asyncio.sleep(0.01)
+        p.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            while not await refused(p.proxy_url):  # no new connections once draining
+                await asyncio.sleep(0.02)
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*requests), 30)
+    assert results == [(200, "done")] * 64
+    assert await asyncio.wait_for(p.proc.wait(), 30) == 0
+
+
+async def test_a_request_longer_than_the_grace_is_cut_and_the_proxy_exits(
+    start_upstream: StartUpstream, spawn_proxy: SpawnProxy
+) -> None:
+    """The grace is an upper bound: the proxy exits while the upstream still works on the
+    request (it is cut), instead of waiting for it."""
+    arrived: list[int] = []
+    done: list[str] = []
+    up = await start_upstream(held_upstream(arrived, asyncio.Event(), done))
+    p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "1s")
+    async with aiohttp.ClientSession() as s:
+        request = asyncio.ensure_future(s.get(p.proxy_url + "/forever"))
+        async with asyncio.timeout(30):
+            while not arrived:
+                await asyncio.sleep(0.01)
+        p.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(p.proc.wait(), 60)
+        with pytest.raises((aiohttp.ClientError, ConnectionError)):
+            r = await asyncio.wait_for(request, 30)
+            await r.read()
+    assert code == 0
