@@ -47,6 +47,7 @@ from chaosproxy.experiment.verdict import (
     WARMUP,
     PhaseWindow,
     View,
+    baseline_phase,
     fmt,
     judge,
     live_breach,
@@ -386,16 +387,14 @@ class Run:
         rows = collect.build_rows(
             int(self.scenario_at or now), last, self.client.seconds, self.live_proxy, windows
         )
-        base = [s for s in rows if s.phase == windows[0].name and not windows[0].has_rules]
-        ref = reference_rate(base)
+        base = baseline_phase(windows, self.exp.baseline)
+        ref = reference_rate([s for s in rows if s.phase == base])
         for spec in halting:
-            if spec.source == "prometheus" or not any(s.phase == spec.during_phase for s in rows):
+            if spec.source == "prometheus":
                 continue
-            if live_breach(spec, rows, ref):
+            r = live_breach(spec, rows, ref)
+            if r is not None:
                 await self._stop_scenarios()
-                from chaosproxy.experiment.verdict import during
-
-                r = during(spec, rows, spec.during_phase or "", ref)
                 self.halted = {
                     "check": spec.name,
                     "at": now,

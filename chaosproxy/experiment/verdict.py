@@ -56,11 +56,9 @@ class View:
     def quantile(self, q: float) -> float | None:
         if not self.requests:
             return None
-        hist = [0] * _NB
-        for k, v in self.hist.items():
-            if 0 <= k < _NB:
-                hist[k] += v
-        return quantile(hist, sum(hist), q) if any(hist) else None
+        hist = self.histogram()
+        n = sum(hist)
+        return quantile(hist, n, q) if n else None
 
     def histogram(self) -> list[int]:
         hist = [0] * _NB
@@ -149,7 +147,15 @@ def _num(x: float | None) -> float | None:
 
 
 def unit_of(spec: CheckSpec) -> str:
-    if spec.compare_to or spec.metric == "retry_amplification":
+    """The unit of the check's judged value (a ratio to another phase is `x`)."""
+    if spec.compare_to:
+        return "x"
+    return unit_of_metric(spec)
+
+
+def unit_of_metric(spec: CheckSpec) -> str:
+    """The unit of the metric itself."""
+    if spec.metric == "retry_amplification":
         return "x"
     if spec.metric in LATENCY:
         return "seconds"
@@ -278,8 +284,8 @@ def during(
             )
         ratio = (1.0 if value == 0 else math.inf) if ref_value == 0 else value / ref_value
         ok = in_bound(spec, ratio)
-        base = fmt(ref_value, "seconds" if spec.metric in LATENCY else unit_of_metric(spec))
-        now = fmt(value, "seconds" if spec.metric in LATENCY else unit_of_metric(spec))
+        base = fmt(ref_value, unit_of_metric(spec))
+        now = fmt(value, unit_of_metric(spec))
         msg = (
             f"{spec.metric} in {phase} {now} is {fmt(ratio, 'x')} of {spec.compare_to} "
             f"({base}); {spec.comparison} {fmt(spec.bound, 'x')}"
@@ -299,14 +305,6 @@ def during(
     ok = in_bound(spec, value)
     msg = f"{spec.metric} in {phase} {fmt(value, unit)}; {spec.comparison} {fmt(spec.bound, unit)}"
     return CheckResult(spec, PASS if ok else FAIL, value, n, msg)
-
-
-def unit_of_metric(spec: CheckSpec) -> str:
-    if spec.metric == "throughput":
-        return "req/s"
-    if spec.metric in LATENCY:
-        return "seconds"
-    return "ratio" if spec.source != "prometheus" else "value"
 
 
 def _min(spec: CheckSpec) -> int:
@@ -560,9 +558,12 @@ def judge(
     return Verdict(status, reasons, results, summaries, base)
 
 
-def live_breach(spec: CheckSpec, rows: Sequence[Second], reference: float | None = None) -> bool:
-    """For `halt: true` checks while the run goes on: does the phase so far already break the
-    bound, on enough samples?"""
-    if spec.during_phase is None:
-        return False
-    return during(spec, rows, spec.during_phase, reference).status == FAIL
+def live_breach(
+    spec: CheckSpec, rows: Sequence[Second], reference: float | None = None
+) -> CheckResult | None:
+    """For `halt: true` checks while the run goes on: the failing result when the phase so far
+    already breaks the bound on enough samples, else None."""
+    if spec.during_phase is None or not any(s.phase == spec.during_phase for s in rows):
+        return None
+    r = during(spec, rows, spec.during_phase, reference)
+    return r if r.status == FAIL else None

@@ -190,7 +190,8 @@ class ClientConnection(asyncio.Protocol):
         p = self.parser
         raw = self._raw
         has_body = expect = False
-        for k, v in raw:
+        rid = run = ""
+        for k, v in raw:  # one pass: what the listener and the per-request path need
             n = len(k)
             if n == 14 and k.lower() == b"content-length":
                 has_body = v.strip() not in (b"0", b"")
@@ -198,6 +199,10 @@ class ClientConnection(asyncio.Protocol):
                 has_body = True
             elif n == 6 and k.lower() == b"expect":
                 expect = v.strip().lower() == b"100-continue"
+            elif n == 12 and not rid and k.lower() == b"x-request-id":
+                rid = v.decode("latin-1")
+            elif n == 11 and not run and k.lower() == b"x-chaos-run":
+                run = v[:64].decode("latin-1")
         self._raw = []
         version = p.get_http_version()
         head = RequestHead(
@@ -208,6 +213,7 @@ class ClientConnection(asyncio.Protocol):
             self.client_ip,
             self.core.clock.monotonic(),  # the proxy's clock: delays are measured on it
         )
+        head.request_id, head.run = rid, run
         head.keep_alive = p.should_keep_alive() and not self.listener.closing
         head.upgrade = p.should_upgrade()
         head.expect_continue = expect and version == "1.1"

@@ -35,6 +35,8 @@ class RequestHead:
         "keep_alive",
         "method",
         "raw",
+        "request_id",
+        "run",
         "t0",
         "target",
         "upgrade",
@@ -58,6 +60,8 @@ class RequestHead:
         self.client_ip = client_ip
         self.t0 = t0  # arrival on the proxy's clock (monotonic): when the head was parsed
         self.keep_alive = True
+        self.request_id = ""  # X-Request-Id as the client sent it ("" when it did not)
+        self.run = ""  # X-Chaos-Run: the experiment run that sent it ("" for other traffic)
         self.upgrade = False
         self.expect_continue = False
         self._headers: CIMultiDictProxy[str] | None = None

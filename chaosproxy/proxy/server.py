@@ -105,7 +105,7 @@ class ProxyCore:
     ) -> bool:
         """Answer one request read by the listener (counted in flight since its head was
         parsed); True when the connection may carry another request after it."""
-        rid = head.header("x-request-id") or self.ids.next()
+        rid = head.request_id or self.ids.next()
         refusal = _refusal(head)  # before the exchange: it may rewrite the target
         ex = ProxyExchange(self, head, body, conn, rid)
         forward = ex.proceed_websocket if head.upgrade else ex.proceed_upstream
@@ -236,7 +236,7 @@ class ProxyCore:
                 injected=ex.injected,
                 client=(h and ex.head.header(h.lower())) or ex.client_ip,
                 retry_after=ex.retry_after,
-                run=(ex.head.header("x-chaos-run") or "")[:64],
+                run=ex.head.run,
             )
         )
 

@@ -265,9 +265,10 @@ def test_interrupted_without_failures_is_inconclusive() -> None:
 def test_live_breach_needs_enough_samples() -> None:
     rows, _ = run(("steady", 5, {}), ("broken", 1, {"rps": 10, "err": 10, "inj": 10}))
     spec = check(during_phase="broken", bound=0.02, halt=True)
-    assert not live_breach(spec, rows)
+    assert live_breach(spec, rows) is None
     rows, _ = run(("steady", 5, {}), ("broken", 1, {"rps": 30, "err": 30, "inj": 30}))
-    assert live_breach(spec, rows)
+    breach = live_breach(spec, rows)
+    assert breach is not None and breach.value == 1.0
 
 
 # ---------------------------------------------------------------- evidence
