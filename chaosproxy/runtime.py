@@ -19,7 +19,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -286,23 +286,16 @@ class Runtime:
         self._proxy = ProxyListener(
             self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
         )
-        try:
-            self.proxy_port = await self._proxy.start(
+        self.proxy_port = await _bind(
+            "--listen",
+            s.listen_host,
+            s.listen_port,
+            self._proxy.start(
                 s.listen_host, s.listen_port, ssl=server_ssl(s.tls_cert, s.tls_key), backlog=1024
-            )
-        except OSError as e:
-            reason = os.strerror(e.errno) if e.errno else str(e)
-            raise UsageError(
-                f"--listen {s.listen_host}:{s.listen_port}: cannot listen: {reason}"
-            ) from e
+            ),
+        )
         try:
             self.admin_port = await self._start_admin()
-        except OSError as e:  # the admin thread could not listen
-            await self._proxy.close(0)
-            reason = os.strerror(e.errno) if e.errno else str(e)
-            raise UsageError(
-                f"--admin {s.admin_host}:{s.admin_port}: cannot listen: {reason}"
-            ) from e
         except UsageError:
             await self._proxy.close(0)
             raise
@@ -315,14 +308,14 @@ class Runtime:
         app = make_admin_app(self, s.admin_token)
         if not s.admin_in_proxy_loop:
             self._admin_thread = AdminThread(app, s.admin_host, s.admin_port)
-            return await self._admin_thread.start()
+            return await _bind("--admin", s.admin_host, s.admin_port, self._admin_thread.start())
         self._admin_runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._admin_runner.setup()
         admin_site = web.TCPSite(self._admin_runner, s.admin_host, s.admin_port)
         try:
-            await _listen(admin_site, "--admin", s.admin_host, s.admin_port)
+            await _bind("--admin", s.admin_host, s.admin_port, admin_site.start())
         except UsageError:
             await self._admin_runner.cleanup()
             raise
@@ -386,10 +379,10 @@ def tune_process(admin_thread: bool) -> None:
         sys.setswitchinterval(0.001)
 
 
-async def _listen(site: web.TCPSite, flag: str, host: str, port: int) -> None:
-    """Start a listener; a failure names the flag and address it is about."""
+async def _bind(flag: str, host: str, port: int, binding: Awaitable[T]) -> T:
+    """Await a listener's start; a failure names the flag and address it is about."""
     try:
-        await site.start()
+        return await binding
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
         raise UsageError(f"{flag} {host}:{port}: cannot listen: {reason}") from e

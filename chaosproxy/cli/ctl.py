@@ -173,9 +173,16 @@ def _read_rule(path: str) -> Any:
 
 
 async def call_all(
-    admins: list[str], method: str, path: str, body: Any, token: str | None, timeout: float
+    admins: list[str],
+    method: str,
+    path: str,
+    body: Any,
+    token: str | None,
+    timeout: float,
+    text: str | None = None,
 ) -> list[Result]:
-    """The same call on every sidecar at once, through the shared admin client."""
+    """The same call on every sidecar at once, through the shared admin client (`text`: a
+    YAML body instead of JSON)."""
     import aiohttp
 
     from chaosproxy.admin.client import AdminClient, Unreachable
@@ -184,7 +191,7 @@ async def call_all(
         client = AdminClient(admin, token, session, timeout)
         t0 = time.time()
         try:
-            res = await client.request(method, path, body)
+            res = await client.request(method, path, body, text=text)
         except Unreachable as e:
             return Result(admin, False, 0, f"unreachable: {e.reason}")
         skew = None
@@ -309,7 +316,9 @@ def ctl_command(args: argparse.Namespace) -> int:
     results: list[Result] = []
     if uploaded is not None:  # send the file's scenario first; start only where it arrived
         name, text = uploaded
-        sent = asyncio.run(put_all(admins, name, text, args.token, args.timeout))
+        sent = asyncio.run(
+            call_all(admins, "PUT", f"/scenarios/{name}", None, args.token, args.timeout, text)
+        )
         results = [r for r in sent if not r.ok]
         admins = [r.admin for r in sent if r.ok]
     if admins:
@@ -357,26 +366,6 @@ def _scenario_upload(path: str) -> tuple[str, str] | None:
             print(p, file=sys.stderr)
         return None
     return sc.name, scenario_to_yaml(sc)
-
-
-async def put_all(
-    admins: list[str], name: str, text: str, token: str | None, timeout: float
-) -> list[Result]:
-    import aiohttp
-
-    from chaosproxy.admin.client import AdminClient, Unreachable
-
-    async def one(session: aiohttp.ClientSession, admin: str) -> Result:
-        try:
-            res = await AdminClient(admin, token, session, timeout).request(
-                "PUT", f"/scenarios/{name}", text=text
-            )
-        except Unreachable as e:
-            return Result(admin, False, 0, f"unreachable: {e.reason}")
-        return Result(admin, res.status < 400, res.status, res.body)
-
-    async with aiohttp.ClientSession() as session:
-        return list(await asyncio.gather(*(one(session, a) for a in admins)))
 
 
 def health_command(args: argparse.Namespace) -> int:
