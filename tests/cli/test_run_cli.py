@@ -364,16 +364,18 @@ async def test_header_timeout_flag_answers_a_slow_head_with_408(
     assert head.startswith(b"HTTP/1.1 408") and b'"requestId"' in body
 
 
-def held_upstream(arrived: list[int], release: asyncio.Event, done: list[str]) -> web.Application:
-    """Every request waits for `release` (or, for /forever, never returns by itself)."""
+def held_upstream(expected: int, all_in: asyncio.Event, release: asyncio.Event) -> web.Application:
+    """Every request waits for `release` (/forever never returns by itself); `all_in` is set
+    once `expected` requests have arrived."""
+    arrived = 0
 
     async def hold(request: web.Request) -> web.Response:
-        arrived.append(1)
+        nonlocal arrived
+        arrived += 1
+        if arrived == expected:
+            all_in.set()
         if request.path == "/forever":
-            try:
-                await asyncio.sleep(3600)
-            finally:
-                done.append("forever ended")
+            await asyncio.Event().wait()
         await release.wait()
         return web.Response(text="done")
 
@@ -385,9 +387,8 @@ def held_upstream(arrived: list[int], release: asyncio.Event, done: list[str]) -
 async def test_sigterm_under_load_lets_64_busy_connections_finish_then_exits_0(
     start_upstream: StartUpstream, spawn_proxy: SpawnProxy
 ) -> None:
-    arrived: list[int] = []
-    release = asyncio.Event()
-    up = await start_upstream(held_upstream(arrived, release, []))
+    all_in, release = asyncio.Event(), asyncio.Event()
+    up = await start_upstream(held_upstream(64, all_in, release))
     p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "30s")
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as s:
@@ -397,9 +398,7 @@ async def test_sigterm_under_load_lets_64_busy_connections_finish_then_exits_0(
                 return r.status, await r.text()
 
         requests = [asyncio.ensure_future(one(i)) for i in range(64)]
-        async with asyncio.timeout(30):
-            while len(arrived) < 64:  # every request reached the upstream: all in flight
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(all_in.wait(), 30)  # every request reached the upstream
         p.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
             while not await refused(p.proxy_url):  # no new connections once draining
@@ -415,15 +414,12 @@ async def test_a_request_longer_than_the_grace_is_cut_and_the_proxy_exits(
 ) -> None:
     """The grace is an upper bound: the proxy exits while the upstream still works on the
     request (it is cut), instead of waiting for it."""
-    arrived: list[int] = []
-    done: list[str] = []
-    up = await start_upstream(held_upstream(arrived, asyncio.Event(), done))
+    all_in = asyncio.Event()
+    up = await start_upstream(held_upstream(1, all_in, asyncio.Event()))
     p = await spawn_proxy("--upstream", up, *LOCAL, "--grace", "1s")
     async with aiohttp.ClientSession() as s:
         request = asyncio.ensure_future(s.get(p.proxy_url + "/forever"))
-        async with asyncio.timeout(30):
-            while not arrived:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(all_in.wait(), 30)
         p.proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(p.proc.wait(), 60)
         with pytest.raises((aiohttp.ClientError, ConnectionError)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,20 +18,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from chaosproxy.experiment.processes import free_port
+
 StartPrometheus = Callable[[list[str]], Awaitable[str]]
 READY_WITHIN = 60.0  # seconds; the first scrape lands ~6 s after start on this kind of machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _poll(what: str, deadline: float, probe: Callable[[], Awaitable[bool]]) -> None:
+async def poll_until(what: str, deadline: float, probe: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for a real Prometheus server's state (it offers no event to wait on): poll, and
+    give up with a clear message at `deadline` (a bound on waiting, not a speed check)."""
     while not await probe():
         if time.monotonic() > deadline:
-            raise AssertionError(f"Prometheus: {what} not seen within {READY_WITHIN:g}s")
+            raise AssertionError(f"Prometheus: {what} not seen before the deadline")
         await asyncio.sleep(0.1)
 
 
@@ -53,7 +50,7 @@ async def start_prometheus(tmp_path: Path) -> AsyncIterator[StartPrometheus]:
             "scrape_configs:\n  - job_name: chaosproxy\n    metrics_path: /metrics\n"
             f"    static_configs:\n      - targets: [{listed}]\n"
         )
-        port = _free_port()
+        port = free_port()
         log = (tmp_path / f"prometheus-{n}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -86,8 +83,8 @@ async def start_prometheus(tmp_path: Path) -> AsyncIterator[StartPrometheus]:
                     active = (await r.json())["data"]["activeTargets"]
                 return len(active) == len(targets) and all(t["health"] == "up" for t in active)
 
-            await _poll("/-/ready", deadline, ready)
-            await _poll("every target up in /api/v1/targets", deadline, targets_up)
+            await poll_until("/-/ready", deadline, ready)
+            await poll_until("every target up in /api/v1/targets", deadline, targets_up)
         return url
 
     yield start

@@ -20,7 +20,7 @@ from chaosproxy.experiment.prometheus import (
     range_query,
 )
 from tests.conftest import StartProxy
-from tests.experiment.prom_fixture import StartPrometheus, start_prometheus
+from tests.experiment.prom_fixture import StartPrometheus, poll_until, start_prometheus
 
 __all__ = ["start_prometheus"]  # the fixture, imported explicitly
 
@@ -162,12 +162,6 @@ async def _drive(session: aiohttp.ClientSession, url: str, seconds: float) -> No
         await asyncio.sleep(0.05)
 
 
-async def _until(deadline: float, probe: Callable[[], Awaitable[bool]], what: str) -> None:
-    while not await probe():
-        assert time.monotonic() < deadline, f"not seen before the deadline: {what}"
-        await asyncio.sleep(0.2)
-
-
 @pytest.mark.slow
 async def test_range_query_agrees_with_the_proxys_own_timeseries(
     start_proxy: StartProxy, demo_upstream: str, start_prometheus: StartPrometheus
@@ -191,7 +185,7 @@ async def test_range_query_agrees_with_the_proxys_own_timeseries(
             got = await range_query(s, prom, REQUESTS, clean_start, end + 2)
             return bool(got) and max(got) >= int(end)
 
-        await _until(time.monotonic() + 30, scraped_to_end, "a scrape after the traffic")
+        await poll_until("a scrape after the traffic", time.monotonic() + 30, scraped_to_end)
         rates = await range_query(s, prom, REQUESTS, clean_start, end)
         ratio = await range_query(s, prom, ERROR_RATIO, clean_start, end)
         bare = await range_query(s, prom, BARE_ERROR_RATIO, clean_start, end)
