@@ -38,7 +38,7 @@ def _bad(field: str, problem: str) -> ApiError:
 
 
 def scenario_dir(rt: Runtime) -> Path:
-    configured = getattr(rt.settings, "scenario_dir", None)
+    configured = rt.settings.scenario_dir
     if configured:
         return Path(configured)
     from chaosproxy.config.loader import bundled_scenario_dir

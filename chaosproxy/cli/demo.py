@@ -98,13 +98,11 @@ async def serve(app: Any, host: str, port: int) -> tuple[Any, int]:
     """Start an aiohttp app; (runner, bound port)."""
     from aiohttp import web
 
-    from chaosproxy.runtime import _bound_port
-
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    return runner, _bound_port(site)
+    return runner, int(runner.addresses[0][1])
 
 
 def demo_service_command(args: argparse.Namespace) -> int:
