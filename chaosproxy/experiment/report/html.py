@@ -55,7 +55,7 @@ def context(run: Run) -> dict[str, Any]:
             ("scenario", str(exp.get("scenario", ""))),
             ("started", fmt.utc(r.get("started"))),
             ("duration", fmt.duration(run.end - start)),
-            ("seed", str(r.get("seed", fmt.NO_DATA))),
+            ("seed", fmt.NO_DATA if r.get("seed") is None else str(r["seed"])),
             ("target", str(exp.get("target", ""))),
             ("proxy", str(exp.get("proxy", ""))),
             (
