@@ -6,6 +6,9 @@ grace period, close the upstream pool, then stop the admin listener and backgrou
 Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
 called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless
 `admin_in_proxy_loop` (docs/architecture.md, "Threads").
+
+Over 400 lines on purpose: the composition root (`Settings`, what is built from them, the start
+and stop order) is read as one; each part it wires does its job in its own module.
 """
 
 from __future__ import annotations

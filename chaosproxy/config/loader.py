@@ -7,7 +7,8 @@ registry) but their positions go into `Scenario.locations` so those errors are l
 
 Here: the scenario grammar (scenario, phases, rules, faults) and where scenario files are found.
 Rule blocks that pull in other files are `includes.py`; the `match:` grammar is `match_spec.py`;
-the located readers they all stand on are `located.py`.
+the located readers they all stand on are `located.py`. (A little over 400 lines: the grammar of
+a scenario file is read top to bottom as one.)
 """
 
 from __future__ import annotations
