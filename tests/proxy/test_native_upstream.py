@@ -426,6 +426,50 @@ async def test_pool_size_caps_concurrent_connections(
     assert (bodies, rs.connections) == ([b"hello"] * 5, 1)
 
 
+async def test_room_freed_in_a_full_pool_goes_to_the_waiting_request_not_a_newcomer(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    arrived: list[bytes] = []  # request targets in the order the upstream read them
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            target = (await read_request(reader)).split(b" ")[1]
+            arrived.append(target)
+            if target == b"/held":  # a body that never ends: its reader gives it up
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome")
+            else:
+                writer.write(ok())
+            await writer.drain()
+
+    rs = await raw_server(handler)
+    up = clients(rs.url, pool_size=1)
+    held = await send(up, "GET", "/held")  # the pool's only connection
+    waiting = asyncio.create_task(read_all(up, "/waiting"))
+    async with asyncio.timeout(5):
+        while up.pool.waiting == 0:
+            await asyncio.sleep(0.01)
+    newcomer = asyncio.create_task(read_all(up, "/newcomer"))  # its first step runs next
+    held.release()  # the connection closes: its room is free (the waiter's wake-up follows)
+    assert await asyncio.gather(waiting, newcomer) == [b"hello", b"hello"]
+    assert arrived == [b"/held", b"/waiting", b"/newcomer"]
+
+
+async def test_waiting_requests_are_served_in_arrival_order_on_the_one_connection(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    rs = await raw_server(serve_ok_forever)
+    up = clients(rs.url, pool_size=1)
+    order: list[int] = []
+
+    async def one(i: int) -> None:
+        await read_all(up, f"/{i}")
+        order.append(i)
+
+    await asyncio.gather(*(one(i) for i in range(6)))
+    assert order == list(range(6)) and rs.connections == 1
+    assert (up.pool.in_use, up.pool.idle, up.pool.waiting) == (0, 1, 0)
+
+
 async def test_slow_consumer_pauses_reading_from_the_upstream(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:
