@@ -163,7 +163,8 @@ class Response:
         conn = self.conn
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as e:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
+            # (an upgrade is no parser error to httptools: it stops there and says so)
             if self.state is State.DONE and conn is not None:
                 conn.close()  # more after a complete response: the connection is not trusted
             elif self.state not in _OVER:
