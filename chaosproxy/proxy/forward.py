@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.headers import HOP_BY_HOP
-from chaosproxy.proxy.upstream import UpstreamResponse
+from chaosproxy.proxy.upstream import UpstreamBody, UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.exchange import ProxyExchange
@@ -111,16 +111,11 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
 async def _request(ex: ProxyExchange) -> UpstreamResponse:
     t = ex.clock.monotonic()
     head = ex.head
-    upstream = ex.core.upstream
     try:
-        send_lines = getattr(upstream, "request_lines", None)
-        if send_lines is not None:
-            lines, has_host, has_length = upstream_lines(ex)
-            resp: UpstreamResponse = await send_lines(
-                head.method, head.target, lines, has_host, has_length, ex.body
-            )
-            return resp
-        return await upstream.request(head.method, head.target, upstream_headers(ex), ex.body)
+        lines, has_host, has_length = upstream_lines(ex)
+        return await ex.core.upstream.request(
+            head.method, head.target, lines, has_host, has_length, ex.body
+        )
     except UpstreamError as e:
         ex.upstream_error = e.reason
         raise
@@ -137,13 +132,8 @@ async def proceed_upstream(ex: ProxyExchange) -> None:
     resp = await _request(ex)
     body = resp.body()
     try:
-        if (
-            ex._reply_hooks is None
-            and ex._headers_hooks is None
-            and ex._body_filters is None
-            and hasattr(resp, "head_lines")
-        ):
-            await _stream_verbatim(ex, cast(VerbatimHead, resp), body)
+        if ex._reply_hooks is None and ex._headers_hooks is None and ex._body_filters is None:
+            await _stream_verbatim(ex, resp, body)
             return
         reply = Reply(resp.status, resp.reason, resp.headers)
         for hook in ex._reply_hooks or ():
@@ -151,30 +141,15 @@ async def proceed_upstream(ex: ProxyExchange) -> None:
             if changed is None or ex.finished:
                 return
             reply = changed
-        await stream_reply(ex, reply, body)
+        await _stream_reply(ex, reply, body, body.complete)
     finally:
-        if not getattr(body, "done", False):  # the native client's body, read to its end
-            await _aclose(body)
+        resp.release()  # back to the pool when read to its end, else its connection closes
 
 
-class VerbatimHead(Protocol):
-    """An upstream response that can hand back its end-to-end header lines undecoded."""
-
-    status: int
-    reason_bytes: bytes
-    head_lines: bytes
-    has_length: bool
-    has_id: bool
-    retry_after: bytes | None
-    complete: bool
-
-
-async def _stream_verbatim(
-    ex: ProxyExchange, resp: VerbatimHead, body: AsyncIterator[bytes]
-) -> None:
+async def _stream_verbatim(ex: ProxyExchange, resp: UpstreamResponse, body: UpstreamBody) -> None:
     """The pass-through path: no fault looks at the reply, its head goes back as received."""
     first = b""
-    if resp.complete:
+    if body.complete:
         with contextlib.suppress(StopAsyncIteration):
             first = await body.__anext__()
     allowed = ex.send_verbatim_head(
@@ -194,10 +169,16 @@ async def _stream_verbatim(
 
 async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes]) -> None:
     """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
-    # A body that already arrived whole leaves with its head in one write (one syscall).
-    # Not under a body filter: a throttled first write would hold the head back too.
+    await _stream_reply(ex, reply, body, False)
+
+
+async def _stream_reply(
+    ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes], whole: bool
+) -> None:
+    # A body that already arrived whole (`whole`) leaves with its head in one write (one
+    # syscall). Not under a body filter: a throttled first write would hold the head back too.
     first = b""
-    if ex._headers_hooks is None and ex._body_filters is None and getattr(body, "complete", False):
+    if whole and ex._headers_hooks is None and ex._body_filters is None:
         with contextlib.suppress(StopAsyncIteration):
             first = await body.__anext__()
     if not ex.send_head(reply.status, reply.reason, list(reply.headers), first):
