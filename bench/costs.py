@@ -38,7 +38,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     (
         "upstream",
         re.compile(
-            r"NativeUpstream|_Conn\.|_Response\.|upstream_headers|fetch_upstream|"
+            r"NativeUpstream|\b_?Conn\.|\b_?Response\.|\bPool\.|upstream_headers|fetch_upstream|"
             r"AiohttpUpstream|ClientSession|client_reqrep|connector\.py"
         ),
     ),

@@ -100,6 +100,8 @@ class Settings:
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
     header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
     idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
+    upstream_max_head: int = 64 * 1024  # an upstream response head past it: 502
+    upstream_max_headers: int = 128  # header lines of an upstream response head: 502 past it
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -142,6 +144,8 @@ class Runtime:
                 keepalive=settings.keepalive,
                 ca_file=settings.upstream_ca,
                 insecure=settings.upstream_insecure,
+                max_head=settings.upstream_max_head,
+                max_headers=settings.upstream_max_headers,
             ),
         )
         scheme = "https" if settings.tls_cert else "http"

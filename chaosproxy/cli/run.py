@@ -103,6 +103,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="idle upstream connections are closed after this",
     )
     p.add_argument(
+        "--upstream-max-head",
+        type=size,
+        default="64KiB",
+        metavar="SIZE",
+        help="largest upstream response head (status line and headers) accepted: past it a "
+        "JSON 502 and that upstream connection is closed",
+    )
+    p.add_argument(
+        "--upstream-max-headers",
+        type=positive_int,
+        default="128",
+        metavar="N",
+        help="most header lines an upstream response head may have (502 past it)",
+    )
+    p.add_argument(
         "--upstream-client",
         default="native",
         help="native (own keep-alive pool, fastest) or aiohttp (ClientSession)",
@@ -302,6 +317,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         idle_timeout=args.idle_timeout,
         pool_size=args.pool_size,
         keepalive=args.keepalive,
+        upstream_max_head=args.upstream_max_head,
+        upstream_max_headers=args.upstream_max_headers,
         upstream_ca=args.upstream_ca,
         upstream_insecure=args.upstream_insecure,
         tls_cert=args.tls_cert,

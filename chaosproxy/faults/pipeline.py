@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import (
@@ -33,8 +33,22 @@ from chaosproxy.faults.base import (
 log = logging.getLogger("chaosproxy.proxy")
 
 
+class Body(Protocol):
+    """The upstream's body, chunk by chunk as it arrives."""
+
+    @property
+    def complete(self) -> bool:
+        """Every byte already arrived: the first piece may leave in the same write as the head
+        (one syscall)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+
 class Answer(Protocol):
-    """The upstream's answer once its head arrived (the proxy's upstream response)."""
+    """The upstream's answer once its head arrived (the proxy's `UpstreamResponse`)."""
 
     @property
     def status(self) -> int: ...
@@ -45,30 +59,29 @@ class Answer(Protocol):
         """End-to-end headers, in the upstream's order and spelling (decoded when read)."""
         ...
 
-    def body(self) -> AsyncIterator[bytes]: ...
+    def body(self) -> Body: ...
+
+    def release(self) -> None:
+        """Done with the answer, read to its end or not (the proxy's pool takes the
+        connection back, or closes it)."""
 
 
-class Wire(Protocol):
-    """Both ends of one exchange as the pipeline drives them."""
+A = TypeVar("A", bound=Answer)
 
-    async def fetch(self) -> Answer:
+
+class Wire(Protocol[A]):
+    """Both ends of one exchange as the pipeline drives them; `A` is what its upstream
+    answers with."""
+
+    async def fetch(self) -> A:
         """Forward the request upstream; the answer once its head arrived."""
-        ...
-
-    def whole(self, body: AsyncIterator[bytes]) -> bool:
-        """True when every byte of `body` already arrived: its first piece may leave in the
-        same write as the head (one syscall)."""
-        ...
-
-    def drained(self, body: AsyncIterator[bytes]) -> bool:
-        """True when `body` was read to its end and needs no closing."""
         ...
 
     def send_head(self, reply: Reply, first: bytes) -> bool:
         """Send the status line and headers, then `first`; True when a body may follow."""
         ...
 
-    def send_answer(self, answer: Answer, first: bytes) -> bool:
+    def send_answer(self, answer: A, first: bytes) -> bool:
         """`send_head` for a head no hook looked at (the proxy writes it as received)."""
         ...
 
@@ -139,14 +152,14 @@ class Hooks:
                 log.exception("finish callback failed [%s]", request_id)
 
 
-async def proceed(ex: Exchange, hooks: Hooks, wire: Wire) -> None:
+async def proceed(ex: Exchange, hooks: Hooks, wire: Wire[A]) -> None:
     """The innermost step of a fault chain: forward upstream, run the reply hooks, stream."""
     answer = await wire.fetch()
     body = answer.body()
     try:
         if hooks.reply_hooks is None and hooks.passthrough:
             # Nothing looks at the reply: its head goes back as the upstream sent it.
-            first = await _first(body) if wire.whole(body) else b""
+            first = await _first(body) if body.complete else b""
             if wire.send_answer(answer, first):
                 await _pump(ex, wire, body, body)
             elif not ex.finished:
@@ -160,16 +173,13 @@ async def proceed(ex: Exchange, hooks: Hooks, wire: Wire) -> None:
             reply = answered
         await stream(ex, hooks, wire, reply, body)
     finally:
-        if not wire.drained(body):
-            await aclose(body)
+        answer.release()
 
 
-async def stream(
-    ex: Exchange, hooks: Hooks, wire: Wire, reply: Reply, body: AsyncIterator[bytes]
-) -> None:
+async def stream(ex: Exchange, hooks: Hooks, wire: Wire[A], reply: Reply, body: Body) -> None:
     """Send `reply`'s head, run the headers hooks, then `body` through the filters."""
     # Not under a body filter: a throttled first write would hold the head back too.
-    first = await _first(body) if hooks.passthrough and wire.whole(body) else b""
+    first = await _first(body) if hooks.passthrough and body.complete else b""
     if not wire.send_head(reply, first):
         wire.end()
         return
@@ -177,15 +187,13 @@ async def stream(
         await hook(ex)
         if ex.finished:
             return
-    filtered = body
+    filtered: AsyncIterator[bytes] = body
     for f in hooks.body_filters or ():
         filtered = f(ex, filtered)
     await _pump(ex, wire, filtered, body)
 
 
-async def _pump(
-    ex: Exchange, wire: Wire, filtered: AsyncIterator[bytes], body: AsyncIterator[bytes]
-) -> None:
+async def _pump(ex: Exchange, wire: Wire[A], filtered: AsyncIterator[bytes], body: Body) -> None:
     """Write `filtered` to the client, then end the body; an upstream failure mid-body is
     handed to the wire (the proxy closes the connection so the client sees the truncation)."""
     try:
@@ -203,14 +211,14 @@ async def _pump(
         wire.end()
 
 
-async def _first(body: AsyncIterator[bytes]) -> bytes:
+async def _first(body: Body) -> bytes:
     with contextlib.suppress(StopAsyncIteration):
         return await body.__anext__()
     return b""
 
 
 async def aclose(it: AsyncIterator[bytes]) -> None:
-    """Close an async generator (a body or a filter) so its `finally` runs now."""
+    """Close a body filter (an async generator) so its `finally` runs now."""
     close = getattr(it, "aclose", None)  # an AsyncIterator need not be a generator
     if close is not None:
         with contextlib.suppress(Exception):

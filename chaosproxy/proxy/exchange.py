@@ -13,7 +13,7 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,10 @@ from chaosproxy.engine.events import FaultInjected
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import Fault, Reply
-from chaosproxy.faults.pipeline import Answer, Hooks
+from chaosproxy.faults.pipeline import Hooks
 from chaosproxy.proxy import forward
 from chaosproxy.proxy.request import RequestBody, RequestHead
+from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.listener import ClientConnection
@@ -277,14 +278,8 @@ class ProxyExchange(Hooks):
             self.head_sent = True
             self.conn.mark_head_sent()
 
-    def fetch(self) -> Coroutine[Any, Any, Answer]:
+    def fetch(self) -> Coroutine[Any, Any, UpstreamResponse]:
         return forward.request(self)
-
-    def whole(self, body: AsyncIterator[bytes]) -> bool:
-        return forward.body_complete(body)
-
-    def drained(self, body: AsyncIterator[bytes]) -> bool:
-        return forward.body_done(body)
 
     def send_head(self, reply: Reply, first: bytes = b"") -> bool:
         """Write the reply's head (and `first` body bytes); True when a body may follow.
@@ -324,12 +319,9 @@ class ProxyExchange(Hooks):
         self.conn.write(data)
         return allowed
 
-    def send_answer(self, answer: Answer, first: bytes) -> bool:
-        """`send_head` for an upstream head no fault looks at: when the upstream client kept
-        its header lines, they are written as received, never decoded."""
-        raw = forward.verbatim(answer)
-        if raw is None:
-            return self.send_head(Reply(answer.status, answer.reason, answer.headers), first)
+    def send_answer(self, raw: UpstreamResponse, first: bytes) -> bool:
+        """`send_head` for an upstream head no fault looks at: its header lines are written as
+        received, never decoded."""
         if raw.retry_after is not None:
             self.retry_after = _retry_after(raw.retry_after.decode("latin-1"))
         extra = b"" if raw.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")

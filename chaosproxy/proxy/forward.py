@@ -4,11 +4,9 @@ Streaming the reply back through the faults' hooks is `faults/pipeline.py`'s job
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
-from chaosproxy.faults.pipeline import Answer
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import UpstreamResponse
 
@@ -111,48 +109,13 @@ async def request(ex: ProxyExchange) -> UpstreamResponse:
     took and a failure's reason are kept on the exchange (for events and logs)."""
     t = ex.clock.monotonic()
     head = ex.head
-    upstream = ex.core.upstream
     try:
-        send_lines = getattr(upstream, "request_lines", None)
-        if send_lines is not None:
-            lines, has_host, has_length = upstream_lines(ex)
-            resp: UpstreamResponse = await send_lines(
-                head.method, head.target, lines, has_host, has_length, ex.body
-            )
-            return resp
-        return await upstream.request(head.method, head.target, upstream_headers(ex), ex.body)
+        lines, has_host, has_length = upstream_lines(ex)
+        return await ex.core.upstream.request(
+            head.method, head.target, lines, has_host, has_length, ex.body
+        )
     except UpstreamError as e:
         ex.upstream_error = e.reason
         raise
     finally:
         ex.upstream_duration = ex.clock.monotonic() - t
-
-
-# What the upstream clients offer beyond the `Upstream` interface, asked in one place each
-# (the native client has all three; the aiohttp one only `complete`).
-
-
-class VerbatimHead(Protocol):
-    """An upstream response that can hand back its end-to-end header lines undecoded."""
-
-    status: int
-    reason_bytes: bytes
-    head_lines: bytes
-    has_length: bool
-    has_id: bool
-    retry_after: bytes | None
-
-
-def verbatim(answer: Answer) -> VerbatimHead | None:
-    """`answer` as a head to write back as received, when its client kept the raw lines."""
-    return cast(VerbatimHead, answer) if hasattr(answer, "head_lines") else None
-
-
-def body_complete(body: AsyncIterator[bytes]) -> bool:
-    """Every byte of the upstream body already arrived."""
-    return bool(getattr(body, "complete", False))
-
-
-def body_done(body: AsyncIterator[bytes]) -> bool:
-    """The native client's body was read to its end: nothing to close."""
-    return bool(getattr(body, "done", False))

@@ -15,8 +15,29 @@ from chaosproxy._clock import FakeClock
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import Fault, Headers, Reply
-from chaosproxy.faults.pipeline import Answer, Hooks
+from chaosproxy.faults.pipeline import Hooks
 from chaosproxy.proxy.exchange import body_allowed, error_json
+
+
+class FakeBody:
+    """A scripted upstream body: its pieces one by one (an exception: the upstream breaks off
+    there). Never `complete`, so every piece is written on its own, as the tests script them."""
+
+    complete = False
+
+    def __init__(self, chunks: Sequence[bytes | Exception]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        c = next(self._chunks, None)
+        if c is None:
+            raise StopAsyncIteration
+        if isinstance(c, Exception):
+            raise c
+        return c
 
 
 class FakeAnswer:
@@ -25,15 +46,13 @@ class FakeAnswer:
     def __init__(self, reply: Reply, chunks: Sequence[bytes | Exception]) -> None:
         self.status, self.reason, self.headers = reply.status, reply.reason, list(reply.headers)
         self._chunks = chunks
+        self.released = False
 
-    def body(self) -> AsyncIterator[bytes]:
-        async def gen() -> AsyncIterator[bytes]:
-            for c in self._chunks:
-                if isinstance(c, Exception):
-                    raise c  # the upstream breaks off here
-                yield c
+    def body(self) -> FakeBody:
+        return FakeBody(self._chunks)
 
-        return gen()
+    def release(self) -> None:
+        self.released = True
 
 
 class FakeExchange(Hooks):
@@ -72,6 +91,7 @@ class FakeExchange(Hooks):
         self.how_ended = ""  # respond | eof | reset | close
         self.upstream_error: UpstreamError | None = None
         self.upstream_calls = 0
+        self.answer: FakeAnswer | None = None  # the last one fetched
         self.flushes = 0
 
     def record(self, fault: Fault, outcome: str) -> None:
@@ -109,15 +129,10 @@ class FakeExchange(Hooks):
 
     # The wire: the scripted upstream, and what the client receives.
 
-    async def fetch(self) -> Answer:
+    async def fetch(self) -> FakeAnswer:
         self.upstream_calls += 1
-        return FakeAnswer(*self.upstream)
-
-    def whole(self, body: AsyncIterator[bytes]) -> bool:
-        return False  # every piece is written on its own, as the tests script them
-
-    def drained(self, body: AsyncIterator[bytes]) -> bool:
-        return False
+        self.answer = FakeAnswer(*self.upstream)
+        return self.answer
 
     def send_head(self, reply: Reply, first: bytes) -> bool:
         self.response_status = self.sent_status = reply.status
@@ -125,7 +140,7 @@ class FakeExchange(Hooks):
         self.sent_body += first
         return body_allowed(self.method, reply.status)
 
-    def send_answer(self, answer: Answer, first: bytes) -> bool:
+    def send_answer(self, answer: FakeAnswer, first: bytes) -> bool:
         return self.send_head(Reply(answer.status, answer.reason, answer.headers), first)
 
     async def write(self, chunk: bytes) -> None:

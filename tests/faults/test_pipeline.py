@@ -50,6 +50,7 @@ async def test_a_reply_hook_that_answers_ends_the_pipeline() -> None:
     ex.on_reply(never)
     await ex.proceed_upstream()
     assert (ex.sent_status, ex.sent_body, later) == (418, b"teapot", [])
+    assert ex.answer is not None and ex.answer.released  # the upstream's answer is given up
 
 
 async def test_body_filters_chain_in_registration_order_and_are_closed() -> None:
