@@ -6,6 +6,9 @@ grace period, close the upstream pool, then stop the admin listener and backgrou
 Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
 called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless
 `admin_in_proxy_loop` (docs/architecture.md, "Threads").
+
+Over 400 lines on purpose: the composition root (`Settings`, what is built from them, the start
+and stop order) is read as one; each part it wires does its job in its own module.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from aiohttp import web
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
+from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
@@ -212,6 +216,32 @@ class Runtime:
             core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
         core.mark_injected = s.mark_injected
         core.client_id_header = s.client_id_header
+        self.plane = self._control_plane()
+
+    def _control_plane(self) -> ControlPlane:
+        """What the admin API may act on and read (it never sees this runtime)."""
+        from pathlib import Path
+
+        from chaosproxy.config.loader import bundled_scenario_dir
+
+        s = self.settings
+        directory = Path(s.scenario_dir) if s.scenario_dir else bundled_scenario_dir()
+        return ControlPlane(
+            engine=self.engine,
+            guardrails=self.guardrails,
+            stats=self.stats,
+            events=self.events,
+            clock=self.clock,
+            instance=self.instance,
+            scenario_dir=directory,
+            exposition=self.metrics.exposition,
+            request_id=self.core.ids.next,
+            # The upstream pool lives on the proxy loop; the admin app may run on its own.
+            upstream_ready=lambda: self.on_proxy_loop(self.upstream.reachable()),
+            upstream_url=str(self.upstream.config.url),
+            access=AdminAccess(host=s.admin_host, insecure=s.admin_insecure),
+            uploads=self.uploads,
+        )
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""
@@ -309,7 +339,7 @@ class Runtime:
 
     async def _start_admin(self) -> int:
         s = self.settings
-        app = make_admin_app(self, s.admin_token)
+        app = make_admin_app(self.plane, s.admin_token)
         if not s.admin_in_proxy_loop:
             self._admin_thread = AdminThread(app, s.admin_host, s.admin_port)
             return await _bind("--admin", s.admin_host, s.admin_port, self._admin_thread.start())
@@ -323,7 +353,7 @@ class Runtime:
         except UsageError:
             await self._admin_runner.cleanup()
             raise
-        return _bound_port(admin_site)
+        return int(self._admin_runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
@@ -390,13 +420,6 @@ async def _bind(flag: str, host: str, port: int, binding: Awaitable[T]) -> T:
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
         raise UsageError(f"{flag} {host}:{port}: cannot listen: {reason}") from e
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    """The port actually bound (the asyncio or the uvloop server: both expose `sockets`)."""
-    sockets = getattr(site._server, "sockets", None)
-    assert sockets, "the site is not listening"
-    return int(sockets[0].getsockname()[1])
 
 
 def _is_loopback(host: str) -> bool:

@@ -64,3 +64,18 @@ def test_event_listeners_import_first_without_pulling_in_the_engine() -> None:
     for module in ("chaosproxy.stats", "chaosproxy.clients", "chaosproxy.metrics"):
         loaded = _fresh(f"import sys, {module}; print('chaosproxy.engine.core' in sys.modules)")
         assert loaded == "False", module
+
+
+def test_the_admin_side_sees_the_control_plane_not_the_runtime_or_the_data_plane() -> None:
+    offenders = [
+        f"{path.name}: {sorted(bad)}"
+        for path in sorted((PACKAGE / "admin").glob("*.py"))
+        if (
+            bad := {
+                n
+                for n in _imports(path)
+                if n.startswith(("chaosproxy.runtime", "chaosproxy.proxy"))
+            }
+        )
+    ]
+    assert offenders == []

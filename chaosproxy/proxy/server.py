@@ -158,8 +158,8 @@ class ProxyCore:
             await self._internal_error(ex)
         finally:
             self.load.finished()
-            if ex._finish_cbs:
-                ex.run_finish_callbacks()
+            if ex.finish_callbacks is not None:
+                ex.run_finish(rid)
             self._done(ex)
         return ex.complete
 
