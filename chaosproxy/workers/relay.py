@@ -173,7 +173,7 @@ class Relay:
         if kind == StateKind.GUARDRAIL_TRIPPED:
             details["worker"] = b.index
             if t >= self.last_start:
-                trips.append(ev)
+                trips.append({**ev, "worker": b.index})
             if b.index != 0 and not str(details.get("guardrail", "")).startswith("abort_if"):
                 return  # duration limits trip on every worker alike: worker 0 reports them
         elif b.index != 0:
@@ -183,19 +183,23 @@ class Relay:
         )
 
     async def watch(self) -> None:
-        """Keep `/events` fresh; a guardrail trip on one worker stops the scenario on all."""
+        """Keep `/events` fresh and guardrails global, every `EVENTS_INTERVAL` seconds."""
         while True:
             await asyncio.sleep(EVENTS_INTERVAL)
-            if not self.backends:
-                continue
-            trips = await self.refresh_events()
-            if trips:
-                log.warning(
-                    "guardrail tripped on worker(s) %s: stopping the scenario on every worker",
-                    ", ".join(str(t.get("details", {}).get("guardrail")) for t in trips),
-                )
-                self.last_start = time.time()  # the same trips stop nothing more
-                await self.all("POST", "/scenarios/stop")
+            if self.backends:
+                await self.sweep()
+
+    async def sweep(self) -> None:
+        """Take the workers' new events; a guardrail trip on one stops the scenario on all."""
+        trips = await self.refresh_events()
+        if trips:
+            log.warning(
+                "guardrail %s tripped on worker %s: stopping the scenario on every worker",
+                ", ".join(str(t.get("details", {}).get("guardrail")) for t in trips),
+                ", ".join(str(t["worker"]) for t in trips),
+            )
+            self.last_start = time.time()  # the same trips stop nothing more
+            await self.all("POST", "/scenarios/stop")
 
     def describe_workers(self) -> list[dict[str, Any]]:
         return [
