@@ -186,8 +186,12 @@ class Relay:
         """Keep `/events` fresh and guardrails global, every `EVENTS_INTERVAL` seconds."""
         while True:
             await asyncio.sleep(EVENTS_INTERVAL)
-            if self.backends:
+            if not self.backends:
+                continue
+            try:
                 await self.sweep()
+            except Exception:  # a worker stopping as we call it: the next sweep tries again
+                log.exception("could not read the workers' events")
 
     async def sweep(self) -> None:
         """Take the workers' new events; a guardrail trip on one stops the scenario on all."""

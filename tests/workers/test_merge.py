@@ -63,7 +63,7 @@ def test_a_state_every_worker_records_is_counted_once() -> None:
 
 
 def test_in_flight_requests_are_summed() -> None:
-    texts = [Metrics(inflight=lambda: n).exposition().decode() for n in (2, 5)]
+    texts = [Metrics(inflight=lambda n=n: n).exposition().decode() for n in (2, 5)]
     assert _samples(merge.metrics(texts, 2))[("chaosproxy_inflight_requests", ())] == 7
 
 
@@ -98,7 +98,9 @@ def _status(matched: int, injected: int, active: int, trips: list[Any]) -> dict[
         "scenario": {
             "name": "sc",
             "phase": "p1",
-            "rule_counts": [{"id": "boom", "phase": "p1", "matched": matched, "injected": injected}],
+            "rule_counts": [
+                {"id": "boom", "phase": "p1", "matched": matched, "injected": injected}
+            ],
         },
         "scheduled": None,
         "rules": [],

@@ -159,9 +159,7 @@ async def test_in_flight_requests_finish_on_sigterm(
     p = await spawn_workers("--upstream", demo_upstream, *LOCAL, "--grace", "10s")
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as s:
-        slow = [
-            asyncio.ensure_future(s.get(p.proxy_url + "/api/slow?delay=1")) for _ in range(8)
-        ]
+        slow = [asyncio.ensure_future(s.get(p.proxy_url + "/api/slow?delay=1")) for _ in range(8)]
         loop = asyncio.get_running_loop()
         end = loop.time() + 30
         while await inflight(p.admin_url) < 8 and loop.time() < end:
@@ -232,9 +230,7 @@ async def test_the_boot_scenario_starts_in_every_worker_at_one_instant(
 
 
 @pytest.mark.slow
-async def test_health_command_asks_the_one_admin(
-    demo_upstream: str, spawn_workers: Spawn
-) -> None:
+async def test_health_command_asks_the_one_admin(demo_upstream: str, spawn_workers: Spawn) -> None:
     p = await spawn_workers("--upstream", demo_upstream, *LOCAL)
     r = await asyncio.to_thread(
         subprocess.run,
@@ -251,9 +247,9 @@ def test_a_listen_port_in_use_exits_2_naming_listen(demo_upstream: str) -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
+        argv = ["run", "--upstream", demo_upstream, "--listen", f"127.0.0.1:{port}"]
         r = subprocess.run(
-            [sys.executable, "-m", "chaosproxy", "run", "--upstream", demo_upstream]
-            + ["--listen", f"127.0.0.1:{port}", "--admin", "127.0.0.1:0", "--workers", "2"],
+            [sys.executable, "-m", "chaosproxy", *argv, "--admin", "127.0.0.1:0", "--workers", "2"],
             capture_output=True,
             text=True,
             timeout=60,
