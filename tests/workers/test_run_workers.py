@@ -82,9 +82,13 @@ async def test_both_workers_serve_and_metrics_count_every_request_once(
     answers = await fresh_connections(p.proxy_url + "/api/items/1", 40)
     assert {status for status, _ in answers} == {200}
     assert len(prefixes(answers)) == 2  # both workers answered
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30  # a request is counted just after its last byte is sent
+    while await requests_counted(p.admin_url) < 40 and loop.time() < end:
+        await asyncio.sleep(0.05)
+    assert await requests_counted(p.admin_url) == 40
     per_worker = [await requests_counted(a) for a in p.worker_admins]
     assert all(n > 0 for n in per_worker) and sum(per_worker) == 40
-    assert await requests_counted(p.admin_url) == 40
 
 
 @pytest.mark.slow
@@ -258,3 +262,16 @@ def test_a_listen_port_in_use_exits_2_naming_listen(demo_upstream: str) -> None:
     assert r.stderr.strip().splitlines() == [
         f"chaosproxy run: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use"
     ]
+
+
+@pytest.mark.parametrize("count", ["0", "65", "two"])
+def test_a_worker_count_out_of_range_exits_2_naming_the_flag(count: str) -> None:
+    argv = ["run", "--upstream", "http://127.0.0.1:9", "--workers", count]
+    r = subprocess.run(
+        [sys.executable, "-m", "chaosproxy", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "--workers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
