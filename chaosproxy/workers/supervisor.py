@@ -237,15 +237,20 @@ class Supervisor:
         return Worker(index, proc)
 
     async def _ready(self, w: Worker) -> bool:
+        """Read the worker's ready line (anything else it prints is logged); False at its end."""
         import json
 
         assert w.proc.stdout is not None
-        line = await w.proc.stdout.readline()
-        if not line:
-            return False
-        info = json.loads(line)
-        w.backend = Backend(w.index, int(info["pid"]), str(info["admin"]), str(info["instance"]))
-        return True
+        while line := await w.proc.stdout.readline():
+            try:
+                info = json.loads(line)
+                w.backend = Backend(
+                    w.index, int(info["pid"]), str(info["admin"]), str(info["instance"])
+                )
+                return True
+            except (ValueError, KeyError, TypeError):
+                log.info("worker %d: %s", w.index, line.decode("utf-8", "replace").rstrip())
+        return False
 
     async def _all_ready(self) -> bool:
         ready: asyncio.Future[Any] = asyncio.ensure_future(
