@@ -8,9 +8,8 @@ supervisor, which fans writes out to every worker's private admin and merges wha
   same origin, so phases change at the same instant everywhere.
 - Reads: `/status`, `/rules`, `/stats/timeseries`, `/metrics` are merged (`merge.py`); what
   every worker knows alike (scenario files, `/scenarios/{name}`) comes from worker 0.
-- `/events` is the supervisor's own ring: worker 0's state changes, plus the `abort_if` trips of
-  the others (the one guardrail that depends on a worker's own traffic). A trip on any worker
-  stops the scenario on every worker.
+- `/events` is the supervisor's own ring (`fanout.py`): worker 0's state changes, plus the
+  `abort_if` trips of the others. A trip on any worker stops the scenario on every worker.
 
 The token, browser and DNS-rebinding guards are the single proxy's own middlewares
 (`admin.app`); they read only `settings` from the app's runtime, which here is the supervisor's.
@@ -18,12 +17,7 @@ The token, browser and DNS-rebinding guards are the single proxy's own middlewar
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-import os
-import socket
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -31,7 +25,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
-import aiohttp
 from aiohttp import web
 
 from chaosproxy.admin.app import (
@@ -46,35 +39,16 @@ from chaosproxy.admin.app import (
     error_middleware,
 )
 from chaosproxy.admin.errors import ApiError
-from chaosproxy.eventlog import EventLog
-from chaosproxy.events import StateChanged, StateKind
 from chaosproxy.proxy.server import RequestIds
 from chaosproxy.workers import merge
+from chaosproxy.workers.fanout import Answer, Backend, Relay
 
 if TYPE_CHECKING:
     from chaosproxy.runtime import Runtime, Settings
 
-log = logging.getLogger("chaosproxy.workers")
+__all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
 
 RING = 900  # seconds of per-second stats a worker keeps (`Stats` default)
-EVENTS_INTERVAL = 0.5  # seconds between polls of the workers' /events (abort_if propagation)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One worker as the relay reaches it."""
-
-    index: int
-    pid: int
-    admin: str  # its private admin URL (loopback, port 0, writes need the per-run token)
-    instance: str
-
-
-@dataclass
-class Answer:
-    worker: Backend
-    status: int  # 0: no answer (then `body` is the reason)
-    body: Any  # decoded JSON, else the text
 
 
 @dataclass
@@ -85,134 +59,8 @@ class _Front:
     ids: RequestIds = field(default_factory=RequestIds)
 
 
-class Relay:
-    """The supervisor's view of its workers, for the admin routes."""
-
-    def __init__(self, settings: Settings, secret: str, timeout: float = 10.0) -> None:
-        self.front = _Front(settings)
-        self.secret = secret
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self.backends: list[Backend] = []  # set once every worker is ready; [] while stopping
-        self.instance = f"{socket.gethostname()}:{os.getpid()}"
-        self.events = EventLog()
-        self.last_start = 0.0  # trips older than the latest start stop nothing
-        self._cursors: dict[int, int] = {}
-        self._events_lock = asyncio.Lock()
-        self._session: aiohttp.ClientSession | None = None
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def call(
-        self,
-        b: Backend,
-        method: str,
-        path: str,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Answer:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        h = {"Authorization": f"Bearer {self.secret}", **(headers or {})}
-        try:
-            async with self._session.request(method, b.admin + path, data=data, headers=h) as r:
-                raw = await r.read()
-                body: Any = raw.decode("utf-8", "replace")
-                if r.content_type == "application/json":
-                    with contextlib.suppress(ValueError):
-                        body = json.loads(raw)
-                return Answer(b, r.status, body)
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            return Answer(b, 0, f"{e.__class__.__name__}: {e}".rstrip(": "))
-
-    async def all(
-        self,
-        method: str,
-        path: str,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> list[Answer]:
-        backends = self.backends
-        if not backends:
-            raise ApiError(503, "Service Unavailable", "the workers are starting or stopping")
-        return list(
-            await asyncio.gather(*(self.call(b, method, path, data, headers) for b in backends))
-        )
-
-    # ------------------------------------------------------------ events
-
-    async def refresh_events(self) -> list[dict[str, Any]]:
-        """Take what the workers recorded since the last poll; the guardrail trips that should
-        stop the scenario everywhere."""
-        trips: list[dict[str, Any]] = []
-        async with self._events_lock:
-            for b in self.backends:
-                cursor = self._cursors.get(b.index, 0)
-                while True:
-                    a = await self.call(b, "GET", f"/events?since={cursor}&limit=1000")
-                    if a.status != 200 or not isinstance(a.body, dict):
-                        break
-                    found = a.body.get("events") or []
-                    for ev in found:
-                        self._take(b, ev, trips)
-                    cursor = int(a.body.get("next", cursor))
-                    if not found or cursor >= int(a.body.get("last", cursor)):
-                        break
-                self._cursors[b.index] = cursor
-        return trips
-
-    def _take(self, b: Backend, ev: dict[str, Any], trips: list[dict[str, Any]]) -> None:
-        try:
-            kind = StateKind(ev["kind"])
-            t = float(ev["t"])
-        except (KeyError, ValueError, TypeError):
-            return
-        details = dict(ev.get("details") or {})
-        if kind == StateKind.GUARDRAIL_TRIPPED:
-            details["worker"] = b.index
-            if t >= self.last_start:
-                trips.append({**ev, "worker": b.index})
-            if b.index != 0 and not str(details.get("guardrail", "")).startswith("abort_if"):
-                return  # duration limits trip on every worker alike: worker 0 reports them
-        elif b.index != 0:
-            return
-        self.events.on_state(
-            StateChanged(t, kind, str(ev.get("scenario", "")), str(ev.get("phase", "")), details)
-        )
-
-    async def watch(self) -> None:
-        """Keep `/events` fresh and guardrails global, every `EVENTS_INTERVAL` seconds."""
-        while True:
-            await asyncio.sleep(EVENTS_INTERVAL)
-            if not self.backends:
-                continue
-            try:
-                await self.sweep()
-            except Exception:  # a worker stopping as we call it: the next sweep tries again
-                log.exception("could not read the workers' events")
-
-    async def sweep(self) -> None:
-        """Take the workers' new events; a guardrail trip on one stops the scenario on all."""
-        trips = await self.refresh_events()
-        if trips:
-            log.warning(
-                "guardrail %s tripped on worker %s: stopping the scenario on every worker",
-                ", ".join(str(t.get("details", {}).get("guardrail")) for t in trips),
-                ", ".join(str(t["worker"]) for t in trips),
-            )
-            self.last_start = time.time()  # the same trips stop nothing more
-            await self.all("POST", "/scenarios/stop")
-
-    def describe_workers(self) -> list[dict[str, Any]]:
-        return [
-            {"index": b.index, "pid": b.pid, "instance": b.instance, "admin": b.admin}
-            for b in self.backends
-        ]
-
-
 RELAY: web.AppKey[Relay] = web.AppKey("relay", Relay)
+FRONT: web.AppKey[_Front] = web.AppKey("front", _Front)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -503,7 +351,7 @@ def routes() -> list[web.RouteDef]:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer carries `X-Request-Id`; the workers are called with the same id."""
-    rid = request.headers.get("X-Request-Id") or _relay(request).front.ids.next()
+    rid = request.headers.get("X-Request-Id") or request.app[FRONT].ids.next()
     request[REQUEST_ID] = rid
     try:
         response = await handler(request)
@@ -514,7 +362,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-def make_relay_app(relay: Relay, token: str | None) -> web.Application:
+def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
+    """The admin app on `settings.admin_host:admin_port`, guarded by `settings.admin_token`."""
     app = web.Application(
         middlewares=[
             request_id_middleware,
@@ -524,8 +373,10 @@ def make_relay_app(relay: Relay, token: str | None) -> web.Application:
         ],
         client_max_size=MAX_BODY,
     )
+    front = _Front(settings)
     app[RELAY] = relay
-    app[RUNTIME] = cast("Runtime", relay.front)  # the guards read `settings` only
-    app[TOKEN] = token or ""
+    app[FRONT] = front
+    app[RUNTIME] = cast("Runtime", front)  # the guards read `settings` only
+    app[TOKEN] = settings.admin_token or ""
     app.add_routes(routes())
     return app

@@ -40,7 +40,8 @@ from aiohttp import web
 from chaosproxy.errors import UsageError
 from chaosproxy.runtime import Settings, check_admin_exposure
 from chaosproxy.workers.child import Launch, encode
-from chaosproxy.workers.relay import Backend, Relay, make_relay_app
+from chaosproxy.workers.fanout import Backend, Relay
+from chaosproxy.workers.relay import make_relay_app
 
 log = logging.getLogger("chaosproxy.workers")
 
@@ -102,7 +103,7 @@ class Supervisor:
         self.log_format = log_format
         self.log_level = log_level
         self.secret = secrets.token_urlsafe(32)
-        self.relay = Relay(settings, self.secret)
+        self.relay = Relay(self.secret)
         self.workers: list[Worker] = []
         self.stopping = asyncio.Event()
         self.port = 0
@@ -132,7 +133,7 @@ class Supervisor:
         self.port, reserved = reserve(s.listen_host, s.listen_port)
         loop = asyncio.get_running_loop()
         runner = web.AppRunner(
-            make_relay_app(self.relay, s.admin_token),
+            make_relay_app(self.relay, s),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=1.0,

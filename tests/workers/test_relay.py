@@ -13,9 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaosproxy.runtime import Settings
-from chaosproxy.workers.relay import Backend, Relay, make_relay_app
+from chaosproxy.workers.fanout import Backend, Relay
+from chaosproxy.workers.relay import make_relay_app
 
 SECRET = "per-run-secret"
+SETTINGS = Settings(upstream=yarl.URL("http://127.0.0.1:9"))
 
 
 class StandIn:
@@ -60,7 +62,7 @@ async def relay_over() -> AsyncIterator[Start]:
     relays: list[Relay] = []
 
     async def start(stand_ins: list[StandIn]) -> Relay:
-        relay = Relay(Settings(upstream=yarl.URL("http://127.0.0.1:9")), SECRET)
+        relay = Relay(SECRET)
         for i, s in enumerate(stand_ins):
             server = TestServer(s.app(), host="127.0.0.1")
             await server.start_server()
@@ -112,7 +114,7 @@ async def test_a_trip_from_before_the_latest_start_stops_nothing(relay_over: Sta
 
 async def test_workers_answering_differently_is_a_502_naming_each(relay_over: Start) -> None:
     relay = await relay_over([StandIn([], rule_status=201), StandIn([], rule_status=409)])
-    server = TestServer(make_relay_app(relay, None), host="127.0.0.1")
+    server = TestServer(make_relay_app(relay, SETTINGS), host="127.0.0.1")
     await server.start_server()
     try:
         async with (
@@ -131,7 +133,7 @@ async def test_workers_answering_differently_is_a_502_naming_each(relay_over: St
 async def test_a_cross_site_write_is_refused_before_any_worker_sees_it(relay_over: Start) -> None:
     w0 = StandIn([])
     relay = await relay_over([w0])
-    server = TestServer(make_relay_app(relay, None), host="127.0.0.1")
+    server = TestServer(make_relay_app(relay, SETTINGS), host="127.0.0.1")
     await server.start_server()
     try:
         headers = {"Origin": "http://evil.example"}
