@@ -60,8 +60,8 @@ def read_launch(fd: int = 0) -> Launch:
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: until the runtime takes SIGINT over (a graceful
-    # stop), the supervisor's SIGTERM is what stops a worker, never a KeyboardInterrupt.
+    # Signals come from the supervisor (a worker has a session of its own); until the runtime
+    # takes SIGINT over, one is no KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from chaosproxy.cli.run import install_uvloop
     from chaosproxy.logs import setup_logging

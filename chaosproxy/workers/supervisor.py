@@ -13,10 +13,12 @@ The supervisor (this process) proxies nothing itself. In order, it:
 5. logs the one `proxying PROXY -> UPSTREAM (admin ADMIN)` line once every worker is ready.
 
 Signals: SIGTERM/SIGINT are forwarded as SIGTERM (each worker drains for `--grace`), SIGHUP as
-SIGHUP (journal reopen). A worker that stops on its own is reported and the others are stopped
-too: the supervisor exits 1, for the process manager to restart the whole proxy (a restarted
-worker would have lost the running scenario). A worker still running `--grace` + 10 s after
-SIGTERM is killed. A worker whose supervisor dies (even SIGKILL) sees its stdin close and stops.
+SIGHUP (journal reopen); the workers run in a session of their own, so Ctrl-C or a signal to the
+process group reaches them once, through the supervisor. A worker that stops on its own is
+reported and the others are stopped too: the supervisor exits 1, for the process manager to
+restart the whole proxy (a restarted worker would have lost the running scenario). A worker
+still running `--grace` + 10 s after SIGTERM is killed. A worker whose supervisor dies (even
+SIGKILL) sees its stdin close and stops.
 """
 
 from __future__ import annotations
@@ -155,9 +157,9 @@ class Supervisor:
             try:
                 return await self._supervise()
             finally:
+                await self._stop_workers()  # a second SIGTERM or Ctrl-C meanwhile: no-op
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
-                await self._stop_workers()
         finally:
             await runner.cleanup()
             await self.relay.close()
@@ -230,6 +232,10 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
+            # Signals reach a worker through the supervisor only, once: Ctrl-C (or a kill of
+            # the process group) would otherwise signal it twice, and a worker that stopped
+            # handling signals to drain would be killed by the second one.
+            start_new_session=True,
         )
         assert proc.stdin is not None
         proc.stdin.write(encode(Launch(settings, self.log_format, self.log_level)))
@@ -299,7 +305,7 @@ class Supervisor:
                 await w.proc.wait()
             if w.proc.stdin is not None:
                 w.proc.stdin.close()
-            if w.proc.returncode != 0:
+            if w.proc.returncode not in (0, -signal.SIGTERM):  # SIGTERM: before it was ready
                 log.warning("worker %d (pid %d) %s", w.index, w.proc.pid, _how(w.proc.returncode))
 
 

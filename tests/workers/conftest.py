@@ -69,7 +69,10 @@ async def spawn_workers() -> AsyncIterator[Spawn]:
     its workers from `/status`. Everything still running at the end is killed."""
     started: list[Supervised] = []
 
-    async def spawn(*args: str, workers: int = 2, env: dict[str, str] | None = None) -> Supervised:
+    async def spawn(
+        *args: str, workers: int = 2, env: dict[str, str] | None = None, session: bool = False
+    ) -> Supervised:
+        """`session`: a process group of its own, for a test to signal as a terminal would."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -81,6 +84,7 @@ async def spawn_workers() -> AsyncIterator[Spawn]:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **(env or {})},
+            start_new_session=session,
         )
         assert proc.stderr is not None
         lines: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -177,6 +178,28 @@ async def test_in_flight_requests_finish_on_sigterm(
 
 
 @pytest.mark.slow
+async def test_ctrl_c_lets_in_flight_requests_finish(
+    demo_upstream: str, spawn_workers: Spawn
+) -> None:
+    """Ctrl-C signals the terminal's whole process group: each worker must still drain once."""
+    p = await spawn_workers("--upstream", demo_upstream, *LOCAL, "--grace", "10s", session=True)
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        slow = [asyncio.ensure_future(s.get(p.proxy_url + "/api/slow?delay=1")) for _ in range(8)]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 30
+        while await inflight(p.admin_url) < 8 and loop.time() < end:
+            await asyncio.sleep(0.05)
+        os.killpg(p.proc.pid, signal.SIGINT)
+        answers = await asyncio.gather(*slow)
+        assert [r.status for r in answers] == [200] * 8
+        for r in answers:
+            r.release()
+    assert await asyncio.wait_for(p.proc.wait(), 60) == 0
+    assert "killed" not in await p.stderr()
+
+
+@pytest.mark.slow
 async def test_workers_of_a_killed_supervisor_stop_by_themselves(
     demo_upstream: str, spawn_workers: Spawn
 ) -> None:
@@ -275,3 +298,22 @@ def test_a_worker_count_out_of_range_exits_2_naming_the_flag(count: str) -> None
     )
     assert r.returncode == 2
     assert "--workers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+async def test_each_worker_journals_to_its_own_file(
+    demo_upstream: str, spawn_workers: Spawn, tmp_path: Path
+) -> None:
+    journal = tmp_path / "faults.jsonl"
+    p = await spawn_workers("--upstream", demo_upstream, *LOCAL, "--journal", str(journal))
+    rule = {"match": {"path": "/api/**"}, "fault": {"error": {"status": 503}}}
+    async with aiohttp.ClientSession() as s, s.post(p.admin_url + "/rules", json=rule) as r:
+        assert r.status == 201
+    answers = await fresh_connections(p.proxy_url + "/api/items/1", 30)
+    p.proc.send_signal(signal.SIGTERM)  # a journal line is flushed when written; stop to be sure
+    assert await asyncio.wait_for(p.proc.wait(), 60) == 0
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == ["faults.w0.jsonl", "faults.w1.jsonl"]
+    ids = [json.loads(line)["request_id"] for f in files for line in f.read_text().splitlines()]
+    assert sorted(ids) == sorted(rid for _, rid in answers)
+    assert all(f.read_text() for f in files)
