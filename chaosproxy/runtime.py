@@ -92,14 +92,14 @@ class Settings:
     mark_injected: bool = False
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
-    upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
-    admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
-    header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
-    idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
     # `run --workers N` (chaosproxy/workers/): set in each worker process by the supervisor.
     worker: int | None = None  # this worker's index; None: the proxy owns its process alone
     reuse_port: bool = False  # SO_REUSEPORT on the proxy listener (workers share the port)
     scenario_at: float | None = None  # wall-clock origin of --scenario's timeline (None: now)
+    upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
+    admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
+    header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
+    idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
