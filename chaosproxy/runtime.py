@@ -22,7 +22,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -96,6 +96,10 @@ class Settings:
     mark_injected: bool = False
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
+    # `run --workers N` (chaosproxy/workers/): set in each worker process by the supervisor.
+    worker: int | None = None  # this worker's index; None: the proxy owns its process alone
+    reuse_port: bool = False  # SO_REUSEPORT on the proxy listener (workers share the port)
+    scenario_at: float | None = None  # wall-clock origin of --scenario's timeline (None: now)
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
     header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
@@ -259,14 +263,7 @@ class Runtime:
             self.guardrails.check()
 
     def check_admin_exposure(self) -> None:
-        """An admin listener off loopback without a token is an open kill switch: refuse it."""
-        s = self.settings
-        if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
-            return
-        raise UsageError(
-            f"refusing to serve the admin API on {s.admin_host} without --admin-token "
-            "(or pass --admin-insecure)"
-        )
+        check_admin_exposure(self.settings)
 
     def start_boot_scenario(self) -> None:
         """`--scenario`: resolve, load and start it (ConfigError: located problems, exit 2)."""
@@ -279,7 +276,7 @@ class Runtime:
 
         directory = Path(s.scenario_dir) if s.scenario_dir else None
         scenario = load_scenario_file(resolve_scenario(s.scenario, directory))
-        self.engine.start_scenario(scenario, seed=s.seed, replace=True)
+        self.engine.start_scenario(scenario, seed=s.seed, replace=True, started_at=s.scenario_at)
 
     def _start_engine_tasks(self) -> None:
         """Timeline ticker and scenario reload watcher (stopped with `tasks`)."""
@@ -325,7 +322,11 @@ class Runtime:
             s.listen_host,
             s.listen_port,
             self._proxy.start(
-                s.listen_host, s.listen_port, ssl=server_ssl(s.tls_cert, s.tls_key), backlog=1024
+                s.listen_host,
+                s.listen_port,
+                ssl=server_ssl(s.tls_cert, s.tls_key),
+                backlog=1024,
+                reuse_port=s.reuse_port or None,
             ),
         )
         try:
@@ -335,7 +336,12 @@ class Runtime:
             raise
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
         self._start_engine_tasks()
-        log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+        if s.worker is None:
+            log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+        else:  # the supervisor logs the one "proxying" line, with its public admin
+            log.info(
+                "worker %d serving %s (private admin %s)", s.worker, self.proxy_url, self.admin_url
+            )
 
     async def _start_admin(self) -> int:
         s = self.settings
@@ -377,8 +383,9 @@ class Runtime:
         if self.journal is not None:
             self.journal.reopen()
 
-    async def serve_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal."""
+    async def serve_until_signal(self, ready: Callable[[Runtime], object] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal.
+        `ready` is called once both listeners are bound (a worker reports its admin port)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -387,6 +394,8 @@ class Runtime:
         await self.start()
         tune_process(admin_thread=not self.settings.admin_in_proxy_loop)
         try:
+            if ready is not None:
+                ready(self)
             await stop.wait()
             log.info(
                 "signal received: draining in-flight requests (grace %.0fs)", self.settings.grace
@@ -396,6 +405,16 @@ class Runtime:
                 loop.remove_signal_handler(sig)
             await self.stop()
             log.info("stopped")
+
+
+def check_admin_exposure(s: Settings) -> None:
+    """An admin listener off loopback without a token is an open kill switch: refuse it."""
+    if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
+        return
+    raise UsageError(
+        f"refusing to serve the admin API on {s.admin_host} without --admin-token "
+        "(or pass --admin-insecure)"
+    )
 
 
 def tune_process(admin_thread: bool) -> None:

@@ -8,7 +8,17 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "chaosproxy"
-CORE = ["proxy", "engine", "faults", "admin", "config", "runtime.py", "stats.py", "metrics.py"]
+CORE = [
+    "proxy",
+    "engine",
+    "faults",
+    "admin",
+    "config",
+    "workers",
+    "runtime.py",
+    "stats.py",
+    "metrics.py",
+]
 
 
 def _imports(path: Path) -> set[str]:

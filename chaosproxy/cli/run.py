@@ -174,6 +174,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, help="seed for fault decisions (default: random, a new one per run)"
     )
+    p.add_argument(
+        "--workers",
+        type=worker_count,
+        default="1",
+        metavar="N",
+        help="proxy processes accepting on --listen (SO_REUSEPORT) behind the one --admin API; "
+        "fault state such as rate_limit buckets is per worker (docs/operations.md)",
+    )
     add_scenario_arguments(p)
     add_control_arguments(p)
 
@@ -274,6 +282,16 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
         default="30m",
         help="a scenario or ad-hoc rule injects at most this long ('off': no limit)",
     )
+
+
+MAX_WORKERS = 64  # a typo (--workers 400) should not start hundreds of processes
+
+
+def worker_count(value: str) -> int:
+    n = positive_int(value)
+    if n > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_WORKERS} workers, got {n}")
+    return n
 
 
 def fault_names(value: str) -> frozenset[str]:
@@ -457,6 +475,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
+            if args.workers > 1:
+                from chaosproxy.workers.supervisor import Supervisor
+
+                sup = Supervisor(settings, args.workers, args.log_format, args.log_level)
+                return await sup.run()
             rt = Runtime(settings)
             await rt.serve_until_signal()
         except (OSError, UsageError, ConfigError) as e:  # ssl.SSLError is an OSError
