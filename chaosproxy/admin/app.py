@@ -11,17 +11,29 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from chaosproxy.admin import control
 from chaosproxy.admin.errors import ApiError, bad_request
-from chaosproxy.admin.plane import ControlPlane
+from chaosproxy.admin.plane import AdminAccess, ControlPlane
 
 log = logging.getLogger("chaosproxy.admin")
 
+
+@dataclass(frozen=True)
+class Front:
+    """What the middlewares read: who may call, and where fresh request ids come from. The
+    admin app takes them from its control plane; `run --workers N`'s relay has its own."""
+
+    access: AdminAccess
+    request_id: Callable[[], str]
+
+
 PLANE = web.AppKey("control plane", ControlPlane)
+FRONT = web.AppKey("front", Front)
 TOKEN: web.AppKey[str] = web.AppKey("token", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -35,7 +47,7 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every admin answer carries `X-Request-Id` (the client's own when it sent one)."""
-    rid = request.headers.get("X-Request-Id") or request.app[PLANE].request_id()
+    rid = request.headers.get("X-Request-Id") or request.app[FRONT].request_id()
     request[REQUEST_ID] = rid
     try:
         response = await handler(request)
@@ -58,7 +70,7 @@ def bad_request_details(details: Any, message: str) -> list[Any]:
 
 
 def _error_response(request: web.Request, status: int, message: str, details: Any) -> web.Response:
-    rid = request.get(REQUEST_ID) or request.app[PLANE].request_id()
+    rid = request.get(REQUEST_ID) or request.app[FRONT].request_id()
     if status == 400:
         details = bad_request_details(details, message)
     body: dict[str, Any] = {"code": status, "message": message, "requestId": rid}
@@ -109,7 +121,6 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
     - Without a token (a loopback listener), the `Host` must name a loopback address: a page
       whose domain was re-bound to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
     """
-    cp = request.app[PLANE]
     origin = request.headers.get("Origin")
     if origin is not None and request.method in MUTATING:
         import yarl
@@ -129,7 +140,7 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
                 f"cross-origin request from {origin[:100]!r} refused: the admin API is not for "
                 "web pages",
             )
-    access = cp.access
+    access = request.app[FRONT].access
     if not request.app[TOKEN] and not access.insecure:
         host = request.url.host or ""
         if not _loopback(host) and host != access.host:
@@ -368,6 +379,7 @@ def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Applica
         client_max_size=MAX_BODY,
     )
     app[PLANE] = plane
+    app[FRONT] = Front(plane.access, plane.request_id)
     app[TOKEN] = token or ""
     app.add_routes(routes())
     return app

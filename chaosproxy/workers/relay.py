@@ -11,8 +11,8 @@ supervisor, which fans writes out to every worker's private admin and merges wha
 - `/events` is the supervisor's own ring (`fanout.py`): worker 0's state changes, plus the
   `abort_if` trips of the others. A trip on any worker stops the scenario on every worker.
 
-The token, browser and DNS-rebinding guards are the single proxy's own middlewares
-(`admin.app`); they read only `settings` from the app's runtime, which here is the supervisor's.
+The request-id, token, browser and DNS-rebinding middlewares are the single proxy's own
+(`admin.app`); they read the `Front` this app gives them (the public listener's access rules).
 """
 
 from __future__ import annotations
@@ -21,46 +21,39 @@ import json
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from chaosproxy.admin.app import (
+    FRONT,
     MAX_BODY,
     MAX_UPLOAD,
     REQUEST_ID,
-    RUNTIME,
     TOKEN,
+    Front,
     _int_param,
     auth_middleware,
     browser_guard_middleware,
     error_middleware,
+    request_id_middleware,
 )
 from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.plane import AdminAccess
 from chaosproxy.proxy.server import RequestIds
 from chaosproxy.workers import merge
 from chaosproxy.workers.fanout import Answer, Backend, Relay
 
 if TYPE_CHECKING:
-    from chaosproxy.runtime import Runtime, Settings
+    from chaosproxy.runtime import Settings
 
 __all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
 
 RING = 900  # seconds of per-second stats a worker keeps (`Stats` default)
 
 
-@dataclass
-class _Front:
-    """What `admin.app`'s guards read from an app's runtime: the public listener's settings."""
-
-    settings: Settings
-    ids: RequestIds = field(default_factory=RequestIds)
-
-
 RELAY: web.AppKey[Relay] = web.AppKey("relay", Relay)
-FRONT: web.AppKey[_Front] = web.AppKey("front", _Front)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -348,20 +341,6 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer carries `X-Request-Id`; the workers are called with the same id."""
-    rid = request.headers.get("X-Request-Id") or request.app[FRONT].ids.next()
-    request[REQUEST_ID] = rid
-    try:
-        response = await handler(request)
-    except web.HTTPException as e:
-        e.headers["X-Request-Id"] = rid
-        raise
-    response.headers["X-Request-Id"] = rid
-    return response
-
-
 def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
     """The admin app on `settings.admin_host:admin_port`, guarded by `settings.admin_token`."""
     app = web.Application(
@@ -373,10 +352,9 @@ def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
         ],
         client_max_size=MAX_BODY,
     )
-    front = _Front(settings)
     app[RELAY] = relay
-    app[FRONT] = front
-    app[RUNTIME] = cast("Runtime", front)  # the guards read `settings` only
+    access = AdminAccess(host=settings.admin_host, insecure=settings.admin_insecure)
+    app[FRONT] = Front(access, RequestIds().next)
     app[TOKEN] = settings.admin_token or ""
     app.add_routes(routes())
     return app
