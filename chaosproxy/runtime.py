@@ -44,6 +44,7 @@ from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.limits import default_max_connections, fd_budget_warning
 from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions
@@ -96,6 +97,8 @@ class Settings:
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
     header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
     idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
+    body_timeout: float | None = 30.0  # silence allowed mid request body: 408; None: no limit
+    max_connections: int | None = None  # open client connections (503 past it); None: derived
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -197,6 +200,7 @@ class Runtime:
         core.guardrails = self.guardrails
         self.metrics = Metrics(
             inflight=lambda: core.load.inflight,
+            connections=self._client_connections,
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
         )
@@ -208,6 +212,11 @@ class Runtime:
             core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
         core.mark_injected = s.mark_injected
         core.client_id_header = s.client_id_header
+
+    def _client_connections(self) -> tuple[int, int]:
+        """Client connections open now, and refused over the cap since the start."""
+        p = self._proxy
+        return (p.open_connections, p.refused) if p is not None else (0, 0)
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""
@@ -283,8 +292,17 @@ class Runtime:
             )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
+        cap = s.max_connections or default_max_connections(s.pool_size)
+        if s.max_connections and (warning := fd_budget_warning(cap, s.pool_size)):
+            log.warning("%s", warning)
         self._proxy = ProxyListener(
-            self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
+            self.core,
+            ListenerLimits(
+                header_timeout=s.header_timeout,
+                idle_timeout=s.idle_timeout,
+                body_timeout=s.body_timeout,
+                max_connections=cap,
+            ),
         )
         self.proxy_port = await _bind(
             "--listen",
