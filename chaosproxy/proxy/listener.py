@@ -85,7 +85,8 @@ class ClientConnection(asyncio.Protocol):
         # parse state of the request being read
         self._url = b""
         self._raw: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._head_bytes = 0  # header lines parsed (name, value, 4)
+        self._head_read = 0  # bytes read since the head began (partial lines too)
         self._in_head = False
         self._body: RequestBody | None = None  # the body being read, until its end
 
@@ -106,8 +107,8 @@ class ClientConnection(asyncio.Protocol):
                 self.tunnel.feed(data)
             return
         if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_head + self.limits.max_target:
+            self._head_read += len(data)
+            if self._head_read > self.limits.max_head + self.limits.max_target:
                 self._reject(431, "request headers too large")
                 return
         try:
@@ -126,6 +127,9 @@ class ClientConnection(asyncio.Protocol):
             else:
                 details = str(e).strip().splitlines()[0][:200] if str(e).strip() else "bad request"
                 self._reject(400, details)
+            return
+        if self._in_head and self._head_bytes > self.limits.max_head:  # lines of one read
+            self._reject(431, "request headers too large")
 
     def eof_received(self) -> bool | None:
         """The client shut its sending side. After complete requests that is "no more
@@ -181,7 +185,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._raw = []
-        self._head_bytes = 0
+        self._head_bytes = self._head_read = 0
         self._in_head = True
         if self._timer_kind != "header":
             self._set_timer("header", self.limits.header_timeout)
@@ -197,8 +201,6 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes += size + 4
         if size > lim.max_header_line:
             raise RequestError(431, f"a request header is longer than {lim.max_header_line} bytes")
-        if self._head_bytes > lim.max_head:  # many lines that came in one read
-            raise RequestError(431, "request headers too large")
         if len(self._raw) >= lim.max_headers:
             raise RequestError(431, f"more than {lim.max_headers} request headers")
         self._raw.append((name, value))
@@ -226,10 +228,12 @@ class ClientConnection(asyncio.Protocol):
             elif n == 11 and not run and k.lower() == b"x-chaos-run":
                 run = v[:64].decode("latin-1")
         version = p.get_http_version()
+        if self._head_bytes > self.limits.max_head:  # lines that came in one read
+            raise RequestError(431, "request headers too large")
         if hosts > 1 or te is not None:
             check_framing(hosts, te, version)
         self._in_head = False
-        self._head_bytes = 0
+        self._head_bytes = self._head_read = 0
         self._raw = []
         head = RequestHead(
             p.get_method().decode("latin-1"),

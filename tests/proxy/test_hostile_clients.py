@@ -311,6 +311,23 @@ async def test_oversize_heads_are_refused(
     await fetch_ok(rt)
 
 
+async def test_a_head_just_under_the_limits_passes_even_in_small_pieces(
+    recorder: Recorder, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(recorder.url)
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(60))  # 60 KB
+    wire = GET + lines + b"\r\n"
+    reader, writer = await connect(rt)
+    for i in range(0, len(wire), 1024):
+        writer.write(wire[i : i + 1024])
+        await writer.drain()
+        await asyncio.sleep(0.001)  # the client's pace: one piece per read
+    async with asyncio.timeout(10):
+        answer = await read_answer(reader)
+    writer.close()
+    assert (answer.status, [r.target for r in recorder.requests]) == (200, ["/a"])
+
+
 async def test_a_header_that_never_ends_is_cut_at_the_head_limit(
     recorder: Recorder, start_proxy: StartProxy
 ) -> None:
