@@ -69,11 +69,16 @@ class _LiveGauges(Collector):
     """Gauges computed at scrape time from live state, not updated per request."""
 
     def __init__(
-        self, inflight: Callable[[], int], pools: GaugeSource | None, skipped: Callable[[], int]
+        self,
+        inflight: Callable[[], int],
+        pools: GaugeSource | None,
+        skipped: Callable[[], int],
+        connections: Callable[[], tuple[int, int]],
     ) -> None:
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
+        self._connections = connections
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -82,6 +87,19 @@ class _LiveGauges(Collector):
         )
         g.add_metric([], float(self._inflight()))
         yield g
+        open_now, refused = self._connections()
+        g = GaugeMetricFamily(
+            "chaosproxy_client_connections",
+            "Client connections open on the proxy listener (a WebSocket counts twice).",
+        )
+        g.add_metric([], float(open_now))
+        yield g
+        c = CounterMetricFamily(
+            "chaosproxy_client_connections_refused",
+            "Client connections refused because --max-connections were open.",
+        )
+        c.add_metric([], float(refused))
+        yield c
         families = {
             name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
             for name, text in _DOCUMENTED.items()
@@ -181,6 +199,7 @@ class Metrics:
         inflight: Callable[[], int] = lambda: 0,
         pools: GaugeSource | None = None,  # every fault's live gauges, see GaugeSource
         skipped: Callable[[], int] = lambda: 0,
+        connections: Callable[[], tuple[int, int]] = lambda: (0, 0),
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -214,7 +233,7 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped))
+        r.register(_LiveGauges(inflight, pools, skipped, connections))
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

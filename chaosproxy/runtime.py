@@ -48,6 +48,7 @@ from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.limits import default_max_connections, fd_budget_warning
 from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions
@@ -106,6 +107,8 @@ class Settings:
     idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
     upstream_max_head: int = 64 * 1024  # an upstream response head past it: 502
     upstream_max_headers: int = 128  # header lines of an upstream response head: 502 past it
+    body_timeout: float | None = 30.0  # silence allowed mid request body: 408; None: no limit
+    max_connections: int | None = None  # open client connections (503 past it); None: derived
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -209,6 +212,7 @@ class Runtime:
         core.guardrails = self.guardrails
         self.metrics = Metrics(
             inflight=lambda: core.load.inflight,
+            connections=self._client_connections,
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
         )
@@ -246,6 +250,11 @@ class Runtime:
             access=AdminAccess(host=s.admin_host, insecure=s.admin_insecure),
             uploads=self.uploads,
         )
+
+    def _client_connections(self) -> tuple[int, int]:
+        """Client connections open now, and refused over the cap since the start."""
+        p = self._proxy
+        return (p.open_connections, p.refused) if p is not None else (0, 0)
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""
@@ -314,8 +323,17 @@ class Runtime:
             )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
+        cap = s.max_connections or default_max_connections(s.pool_size)
+        if s.max_connections and (warning := fd_budget_warning(cap, s.pool_size)):
+            log.warning("%s", warning)
         self._proxy = ProxyListener(
-            self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
+            self.core,
+            ListenerLimits(
+                header_timeout=s.header_timeout,
+                idle_timeout=s.idle_timeout,
+                body_timeout=s.body_timeout,
+                max_connections=cap,
+            ),
         )
         self.proxy_port = await _bind(
             "--listen",

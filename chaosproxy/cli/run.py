@@ -26,6 +26,13 @@ def optional_duration(value: str) -> float | None:
     return duration(value)
 
 
+def connection_cap(value: str) -> int | None:
+    """A number of connections, or `auto` (None: derived from the open-file limit)."""
+    if value.strip().lower() == "auto":
+        return None
+    return positive_int(value)
+
+
 READY_EPILOG = """\
 Every flag also reads CHAOSPROXY_<FLAG> from the environment (CHAOSPROXY_UPSTREAM,
 CHAOSPROXY_ADMIN_TOKEN, CHAOSPROXY_SCENARIO, ...); a flag given on the command line wins.
@@ -89,6 +96,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         type=duration,
         default="75s",
         help="a keep-alive client connection idle this long is closed",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=optional_duration,
+        default="30s",
+        help="longest silence allowed in the middle of a request body: past it a JSON 408 and "
+        "the connection is closed ('off': wait forever)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=connection_cap,
+        default="auto",
+        help="open client connections; past it a new one gets a JSON 503 and is closed "
+        "('auto': the open-file limit minus --pool-size and 128)",
     )
     p.add_argument(
         "--pool-size",
@@ -333,6 +354,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         read_timeout=args.read_timeout,
         header_timeout=args.header_timeout,
         idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         pool_size=args.pool_size,
         keepalive=args.keepalive,
         upstream_max_head=args.upstream_max_head,
