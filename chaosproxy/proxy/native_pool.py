@@ -36,6 +36,9 @@ class Pool:
         self._waiters: deque[asyncio.Future[_Grant]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        # The loop of the last acquire: `release` runs once per request, and asking asyncio
+        # for the running loop costs a getpid() system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def in_use(self) -> int:
@@ -57,6 +60,7 @@ class Pool:
 
     async def acquire(self, loop: asyncio.AbstractEventLoop, deadline: float, fresh: bool) -> Conn:
         """A connection for one exchange (`fresh`: never a reused one), by `deadline`."""
+        self._loop = loop
         while True:
             if self._closed:
                 raise UpstreamError("refused", "the upstream client is closed")
@@ -143,7 +147,8 @@ class Pool:
             if self._hand(conn):
                 return
             self._active -= 1
-            conn.idle_since = asyncio.get_running_loop().time()
+            loop = self._loop or asyncio.get_running_loop()
+            conn.idle_since = loop.time()
             self._idle.append(conn)
             if self._sweep is None:
                 self._schedule_sweep()
