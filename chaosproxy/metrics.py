@@ -69,11 +69,16 @@ class _LiveGauges(Collector):
     """Gauges computed at scrape time from live state, not updated per request."""
 
     def __init__(
-        self, inflight: Callable[[], int], pools: GaugeSource | None, skipped: Callable[[], int]
+        self,
+        inflight: Callable[[], int],
+        pools: GaugeSource | None,
+        skipped: Callable[[], int],
+        tasks: Callable[[], int],
     ) -> None:
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
+        self._tasks = tasks
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -82,6 +87,12 @@ class _LiveGauges(Collector):
         )
         g.add_metric([], float(self._inflight()))
         yield g
+        t = GaugeMetricFamily(
+            "chaosproxy_tasks",
+            "asyncio tasks not done on the proxy loop (one per request in flight, plus a few).",
+        )
+        t.add_metric([], float(self._tasks()))
+        yield t
         families = {
             name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
             for name, text in _DOCUMENTED.items()
@@ -181,6 +192,7 @@ class Metrics:
         inflight: Callable[[], int] = lambda: 0,
         pools: GaugeSource | None = None,  # every fault's live gauges, see GaugeSource
         skipped: Callable[[], int] = lambda: 0,
+        tasks: Callable[[], int] = lambda: 0,  # counted at scrape time (a leak shows as growth)
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -214,7 +226,7 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped))
+        r.register(_LiveGauges(inflight, pools, skipped, tasks))
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

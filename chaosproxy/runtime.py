@@ -199,6 +199,7 @@ class Runtime:
             inflight=lambda: core.load.inflight,
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
+            tasks=self._proxy_tasks,
         )
         self.metrics.attach(self.bus)
         # Fault headers never reach the upstream, whether or not they are honoured.
@@ -208,6 +209,11 @@ class Runtime:
             core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
         core.mark_injected = s.mark_injected
         core.client_id_header = s.client_id_header
+
+    def _proxy_tasks(self) -> int:
+        """Tasks not done on the proxy loop; `asyncio.all_tasks` copies the task set with
+        retries, so it may be called from the admin thread."""
+        return len(asyncio.all_tasks(self.loop)) if self.loop is not None else 0
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""
