@@ -89,7 +89,7 @@ class _LiveGauges(Collector):
         yield g
         t = GaugeMetricFamily(
             "chaosproxy_tasks",
-            "asyncio tasks not done on the proxy loop (one per request in flight, plus a few).",
+            "asyncio tasks not done on the proxy loop (one per client connection, plus a few).",
         )
         t.add_metric([], float(self._tasks()))
         yield t
