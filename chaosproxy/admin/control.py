@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ def list_scenarios(rt: Runtime) -> dict[str, Any]:
         try:
             found.append(describe_scenario(load_scenario_file(path), brief=True))
         except ConfigError as e:
-            invalid.append({"file": str(path), "problems": [str(p) for p in e.problems]})
+            invalid.append({"file": path.name, "problems": shown(rt, e)})
     for sc in rt.uploads.values():
         found.append(describe_scenario(sc, brief=True) | {"uploaded": True})
     return {"scenarios": found, "invalid": invalid}
@@ -116,7 +117,7 @@ def _include_node(text: str) -> str | None:
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None  # the loader reports it, located
     maps = [root]
     if isinstance(root, MappingNode):
@@ -132,7 +133,14 @@ def _include_node(text: str) -> str | None:
 
 
 def _check_name(name: str) -> None:
-    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 128:
+    if (
+        not name
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or len(name) > 128
+        or not name.isprintable()  # NUL and control characters name no file
+    ):
         raise ApiError(404, "Not Found", f"no scenario named {name[:128]!r}")
 
 
@@ -159,7 +167,20 @@ def load_scenario(rt: Runtime, name: str) -> Scenario:
     try:
         return load_scenario_file(path)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario file", [str(p) for p in e.problems]) from None
+        raise ApiError(422, "Invalid scenario file", shown(rt, e)) from None
+
+
+def shown(rt: Runtime, e: ConfigError) -> list[str]:
+    """Located problems as a client sees them: files named relative to the scenario directory
+    (or by their name alone), never by where the proxy's disk keeps them."""
+    base = scenario_dir(rt).absolute()
+    out = []
+    for p in e.problems:
+        if p.file and not p.file.startswith("<"):
+            f = Path(p.file).absolute()
+            p = replace(p, file=str(f.relative_to(base)) if f.is_relative_to(base) else f.name)
+        out.append(str(p))
+    return out
 
 
 def describe_scenario(sc: Scenario, brief: bool = False) -> dict[str, Any]:
@@ -270,7 +291,7 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
                 )
             rt.engine.schedule_scenario(sc, at, **kwargs)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
+        raise ApiError(422, "Invalid scenario", shown(rt, e)) from None
     rt.guardrails.check()
 
 
