@@ -37,10 +37,11 @@ class Limit:
 LIMITS = {
     "rss_mib": Limit(
         4.0,
-        16 / 2**20,
+        1 / 2**20,
         "requests",
-        "the heap grows in 1 MiB arenas and malloc trims lazily (floor: four steps); a leak of "
-        "one small object per request or two is ≥ 16 bytes a request",
+        "the heap grows in 1 MiB arenas and malloc trims lazily (floor: four steps); any "
+        "object a leak keeps is 28 bytes or more, so a byte a request is one leaked object in "
+        "~30 requests",
     ),
     "fds": Limit(
         8.0,
