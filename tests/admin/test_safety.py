@@ -86,6 +86,16 @@ async def test_every_route_but_probes_and_metrics_needs_the_token(guarded: Runti
     assert guarded.engine.adhoc_rules() == []  # nothing without the token changed anything
 
 
+def test_the_openapi_document_says_which_routes_need_the_token() -> None:
+    from chaosproxy.admin.app import routes
+    from chaosproxy.admin.openapi import document
+
+    paths = document()["paths"]
+    for route in routes():
+        op = paths[route.path][route.method.lower()]  # type: ignore[attr-defined]
+        assert ("security" in op) == (route.path not in OPEN), route  # type: ignore[attr-defined]
+
+
 async def test_no_answer_carries_cors_headers(guarded: Runtime, admin: Runtime) -> None:
     found: list[str] = []
     for rt in (guarded, admin):
