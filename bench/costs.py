@@ -38,7 +38,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     (
         "upstream",
         re.compile(
-            r"NativeUpstream|_Conn\.|_Response\.|upstream_headers|fetch_upstream|"
+            r"NativeUpstream|\b_?Conn\.|\b_?Response\.|\bPool\.|upstream_headers|fetch_upstream|"
             r"AiohttpUpstream|ClientSession|client_reqrep|connector\.py"
         ),
     ),
@@ -46,7 +46,8 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
         "write",
         re.compile(
             r"send_head|write_body|end_body|response_head|ClientConnection\.write|"
-            r"stream_reply|StreamResponse|web_response|http_writer|_OneWriteResponse|respond"
+            r"stream_reply|StreamResponse|web_response|http_writer|_OneWriteResponse|respond|"
+            r"ProxyExchange\.(send_answer|write|end)\b"
         ),
     ),
     (

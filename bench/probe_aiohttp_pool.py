@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import yarl
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.upstream import UpstreamConfig
@@ -21,17 +22,39 @@ from chaosproxy.proxy.upstream import UpstreamConfig
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
+class _Body:
+    """aiohttp's request stream as the pool's `OutgoingBody`: always streamed."""
+
+    def __init__(self, stream: StreamReader) -> None:
+        self.stream = stream
+
+    def whole(self) -> bytes | None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream.iter_any():
+            yield chunk
+
+
 async def main(host: str, port: int, upstream: str) -> None:
     pool = NativeUpstream(UpstreamConfig(url=yarl.URL(upstream)))
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
-        body = request.content if request.can_read_body else None
-        up = await pool.request(request.method, request.raw_path, headers, body)
+        lines = b"".join(
+            b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in request.headers.items()
+            if k.lower() not in HOP
+        )
+        has_length = "Content-Length" in request.headers
+        body = _Body(request.content) if request.can_read_body else None
+        up = await pool.request(request.method, request.raw_path, lines, True, has_length, body)
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=up.headers)
         await resp.prepare(request)
-        async for chunk in up.body():
-            await resp.write(chunk)
+        try:
+            async for chunk in up.body():
+                await resp.write(chunk)
+        finally:
+            up.release()
         await resp.write_eof()
         return resp
 

@@ -9,6 +9,10 @@ import time
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -17,6 +21,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.worker is not None:
+            out["worker"] = self.worker
         for key in ("request_id", "event"):
             value = getattr(record, key, None)
             if value is not None:
@@ -26,13 +32,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(fmt: str = "text", level: str = "info") -> None:
+def setup_logging(fmt: str = "text", level: str = "info", worker: int | None = None) -> None:
+    """`worker`: the index of a `run --workers` process, on each of its lines."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(worker))
     else:
+        tag = "" if worker is None else f"[w{worker}]"
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
+            logging.Formatter(f"%(asctime)s %(levelname)-5s %(name)s{tag}: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

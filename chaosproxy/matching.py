@@ -57,7 +57,6 @@ BOT_RE = re.compile(
     re.IGNORECASE,
 )
 _DESKTOP_OS_RE = re.compile(r"Windows NT|Macintosh|X11|Linux x86_64|CrOS")
-PRESETS = ("mobile", "desktop", "bot")
 
 
 def is_mobile(ua: str) -> bool:

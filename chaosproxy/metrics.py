@@ -73,11 +73,13 @@ class _LiveGauges(Collector):
         inflight: Callable[[], int],
         pools: GaugeSource | None,
         skipped: Callable[[], int],
+        connections: Callable[[], tuple[int, int]],
         tasks: Callable[[], int],
     ) -> None:
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
+        self._connections = connections
         self._tasks = tasks
 
     def collect(self) -> Iterator[Metric]:
@@ -93,6 +95,19 @@ class _LiveGauges(Collector):
         )
         t.add_metric([], float(self._tasks()))
         yield t
+        open_now, refused = self._connections()
+        g = GaugeMetricFamily(
+            "chaosproxy_client_connections",
+            "Client connections open on the proxy listener (a WebSocket counts twice).",
+        )
+        g.add_metric([], float(open_now))
+        yield g
+        c = CounterMetricFamily(
+            "chaosproxy_client_connections_refused",
+            "Client connections refused because --max-connections were open.",
+        )
+        c.add_metric([], float(refused))
+        yield c
         families = {
             name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
             for name, text in _DOCUMENTED.items()
@@ -192,6 +207,7 @@ class Metrics:
         inflight: Callable[[], int] = lambda: 0,
         pools: GaugeSource | None = None,  # every fault's live gauges, see GaugeSource
         skipped: Callable[[], int] = lambda: 0,
+        connections: Callable[[], tuple[int, int]] = lambda: (0, 0),
         tasks: Callable[[], int] = lambda: 0,  # counted at scrape time (a leak shows as growth)
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
@@ -226,7 +242,7 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped, tasks))
+        r.register(_LiveGauges(inflight, pools, skipped, connections, tasks))
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

@@ -6,6 +6,9 @@ grace period, close the upstream pool, then stop the admin listener and backgrou
 Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
 called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless
 `admin_in_proxy_loop` (docs/architecture.md, "Threads").
+
+Over 400 lines on purpose: the composition root (`Settings`, what is built from them, the start
+and stop order) is read as one; each part it wires does its job in its own module.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ from aiohttp import web
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
+from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
@@ -44,6 +48,7 @@ from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.base import Gauge
 from chaosproxy.metrics import Metrics
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.limits import default_max_connections, fd_budget_warning
 from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions
@@ -92,10 +97,18 @@ class Settings:
     mark_injected: bool = False
     max_active_faults: int | None = None
     max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
+    # `run --workers N` (chaosproxy/workers/): set in each worker process by the supervisor.
+    worker: int | None = None  # this worker's index; None: the proxy owns its process alone
+    reuse_port: bool = False  # SO_REUSEPORT on the proxy listener (workers share the port)
+    scenario_at: float | None = None  # wall-clock origin of --scenario's timeline (None: now)
     upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
     admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
     header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
     idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
+    upstream_max_head: int = 64 * 1024  # an upstream response head past it: 502
+    upstream_max_headers: int = 128  # header lines of an upstream response head: 502 past it
+    body_timeout: float | None = 30.0  # silence allowed mid request body: 408; None: no limit
+    max_connections: int | None = None  # open client connections (503 past it); None: derived
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -138,6 +151,8 @@ class Runtime:
                 keepalive=settings.keepalive,
                 ca_file=settings.upstream_ca,
                 insecure=settings.upstream_insecure,
+                max_head=settings.upstream_max_head,
+                max_headers=settings.upstream_max_headers,
             ),
         )
         scheme = "https" if settings.tls_cert else "http"
@@ -197,6 +212,7 @@ class Runtime:
         core.guardrails = self.guardrails
         self.metrics = Metrics(
             inflight=lambda: core.load.inflight,
+            connections=self._client_connections,
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
             tasks=self._proxy_tasks,
@@ -209,6 +225,39 @@ class Runtime:
             core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
         core.mark_injected = s.mark_injected
         core.client_id_header = s.client_id_header
+        self.plane = self._control_plane()
+
+    def _control_plane(self) -> ControlPlane:
+        """What the admin API may act on and read (it never sees this runtime)."""
+        from pathlib import Path
+
+        from chaosproxy.config.loader import bundled_scenario_dir
+
+        s = self.settings
+        directory = Path(s.scenario_dir) if s.scenario_dir else bundled_scenario_dir()
+        return ControlPlane(
+            engine=self.engine,
+            guardrails=self.guardrails,
+            stats=self.stats,
+            events=self.events,
+            clock=self.clock,
+            instance=self.instance,
+            scenario_dir=directory,
+            exposition=self.metrics.exposition,
+            request_id=self.core.ids.next,
+            # The upstream pool lives on the proxy loop; the admin app may run on its own.
+            upstream_ready=lambda: self.on_proxy_loop(self.upstream.reachable()),
+            upstream_url=str(self.upstream.config.url),
+            access=AdminAccess(
+                host=s.admin_host, insecure=s.admin_insecure, open_reads=s.worker is not None
+            ),
+            uploads=self.uploads,
+        )
+
+    def _client_connections(self) -> tuple[int, int]:
+        """Client connections open now, and refused over the cap since the start."""
+        p = self._proxy
+        return (p.open_connections, p.refused) if p is not None else (0, 0)
 
     def _proxy_tasks(self) -> int:
         """Tasks not done on the proxy loop; `asyncio.all_tasks` copies the task set with
@@ -231,14 +280,7 @@ class Runtime:
             self.guardrails.check()
 
     def check_admin_exposure(self) -> None:
-        """An admin listener off loopback without a token is an open kill switch: refuse it."""
-        s = self.settings
-        if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
-            return
-        raise UsageError(
-            f"refusing to serve the admin API on {s.admin_host} without --admin-token "
-            "(or pass --admin-insecure)"
-        )
+        check_admin_exposure(self.settings)
 
     def start_boot_scenario(self) -> None:
         """`--scenario`: resolve, load and start it (ConfigError: located problems, exit 2)."""
@@ -251,7 +293,7 @@ class Runtime:
 
         directory = Path(s.scenario_dir) if s.scenario_dir else None
         scenario = load_scenario_file(resolve_scenario(s.scenario, directory))
-        self.engine.start_scenario(scenario, seed=s.seed, replace=True)
+        self.engine.start_scenario(scenario, seed=s.seed, replace=True, started_at=s.scenario_at)
 
     def _start_engine_tasks(self) -> None:
         """Timeline ticker and scenario reload watcher (stopped with `tasks`)."""
@@ -289,15 +331,28 @@ class Runtime:
             )
             self.journal.attach(self.bus)
         self.start_boot_scenario()
+        cap = s.max_connections or default_max_connections(s.pool_size)
+        if s.max_connections and (warning := fd_budget_warning(cap, s.pool_size)):
+            log.warning("%s", warning)
         self._proxy = ProxyListener(
-            self.core, ListenerLimits(header_timeout=s.header_timeout, idle_timeout=s.idle_timeout)
+            self.core,
+            ListenerLimits(
+                header_timeout=s.header_timeout,
+                idle_timeout=s.idle_timeout,
+                body_timeout=s.body_timeout,
+                max_connections=cap,
+            ),
         )
         self.proxy_port = await _bind(
             "--listen",
             s.listen_host,
             s.listen_port,
             self._proxy.start(
-                s.listen_host, s.listen_port, ssl=server_ssl(s.tls_cert, s.tls_key), backlog=1024
+                s.listen_host,
+                s.listen_port,
+                ssl=server_ssl(s.tls_cert, s.tls_key),
+                backlog=1024,
+                reuse_port=s.reuse_port or None,
             ),
         )
         try:
@@ -307,11 +362,16 @@ class Runtime:
             raise
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
         self._start_engine_tasks()
-        log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+        if s.worker is None:
+            log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
+        else:  # the supervisor logs the one "proxying" line, with its public admin
+            log.info(
+                "worker %d serving %s (private admin %s)", s.worker, self.proxy_url, self.admin_url
+            )
 
     async def _start_admin(self) -> int:
         s = self.settings
-        app = make_admin_app(self, s.admin_token)
+        app = make_admin_app(self.plane, s.admin_token)
         if not s.admin_in_proxy_loop:
             self._admin_thread = AdminThread(app, s.admin_host, s.admin_port)
             return await _bind("--admin", s.admin_host, s.admin_port, self._admin_thread.start())
@@ -325,7 +385,7 @@ class Runtime:
         except UsageError:
             await self._admin_runner.cleanup()
             raise
-        return _bound_port(admin_site)
+        return int(self._admin_runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
@@ -349,8 +409,9 @@ class Runtime:
         if self.journal is not None:
             self.journal.reopen()
 
-    async def serve_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal."""
+    async def serve_until_signal(self, ready: Callable[[Runtime], object] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reopens the journal.
+        `ready` is called once both listeners are bound (a worker reports its admin port)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -359,6 +420,8 @@ class Runtime:
         await self.start()
         tune_process(admin_thread=not self.settings.admin_in_proxy_loop)
         try:
+            if ready is not None:
+                ready(self)
             await stop.wait()
             log.info(
                 "signal received: draining in-flight requests (grace %.0fs)", self.settings.grace
@@ -368,6 +431,16 @@ class Runtime:
                 loop.remove_signal_handler(sig)
             await self.stop()
             log.info("stopped")
+
+
+def check_admin_exposure(s: Settings) -> None:
+    """An admin listener off loopback without a token is an open kill switch: refuse it."""
+    if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
+        return
+    raise UsageError(
+        f"refusing to serve the admin API on {s.admin_host} without --admin-token "
+        "(or pass --admin-insecure)"
+    )
 
 
 def tune_process(admin_thread: bool) -> None:
@@ -392,13 +465,6 @@ async def _bind(flag: str, host: str, port: int, binding: Awaitable[T]) -> T:
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
         raise UsageError(f"{flag} {host}:{port}: cannot listen: {reason}") from e
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    """The port actually bound (the asyncio or the uvloop server: both expose `sockets`)."""
-    sockets = getattr(site._server, "sockets", None)
-    assert sockets, "the site is not listening"
-    return int(sockets[0].getsockname()[1])
 
 
 def _is_loopback(host: str) -> bool:

@@ -8,7 +8,17 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "chaosproxy"
-CORE = ["proxy", "engine", "faults", "admin", "config", "runtime.py", "stats.py", "metrics.py"]
+CORE = [
+    "proxy",
+    "engine",
+    "faults",
+    "admin",
+    "config",
+    "workers",
+    "runtime.py",
+    "stats.py",
+    "metrics.py",
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -64,3 +74,18 @@ def test_event_listeners_import_first_without_pulling_in_the_engine() -> None:
     for module in ("chaosproxy.stats", "chaosproxy.clients", "chaosproxy.metrics"):
         loaded = _fresh(f"import sys, {module}; print('chaosproxy.engine.core' in sys.modules)")
         assert loaded == "False", module
+
+
+def test_the_admin_side_sees_the_control_plane_not_the_runtime_or_the_data_plane() -> None:
+    offenders = [
+        f"{path.name}: {sorted(bad)}"
+        for path in sorted((PACKAGE / "admin").glob("*.py"))
+        if (
+            bad := {
+                n
+                for n in _imports(path)
+                if n.startswith(("chaosproxy.runtime", "chaosproxy.proxy"))
+            }
+        )
+    ]
+    assert offenders == []

@@ -12,19 +12,29 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from chaosproxy.admin import control
 from chaosproxy.admin.errors import ApiError, bad_request
-
-if TYPE_CHECKING:
-    from chaosproxy.runtime import Runtime
+from chaosproxy.admin.plane import AdminAccess, ControlPlane
 
 log = logging.getLogger("chaosproxy.admin")
 
-RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", object)  # type: ignore[arg-type]
+
+@dataclass(frozen=True)
+class Front:
+    """What the middlewares read: who may call, and where fresh request ids come from. The
+    admin app takes them from its control plane; `run --workers N`'s relay has its own."""
+
+    access: AdminAccess
+    request_id: Callable[[], str]
+
+
+PLANE = web.AppKey("control plane", ControlPlane)
+FRONT = web.AppKey("front", Front)
 TOKEN: web.AppKey[str] = web.AppKey("token", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -38,7 +48,7 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every admin answer carries `X-Request-Id` (the client's own when it sent one)."""
-    rid = request.headers.get("X-Request-Id") or request.app[RUNTIME].core.ids.next()
+    rid = request.headers.get("X-Request-Id") or request.app[FRONT].request_id()
     request[REQUEST_ID] = rid
     try:
         response = await handler(request)
@@ -61,7 +71,7 @@ def bad_request_details(details: Any, message: str) -> list[Any]:
 
 
 def _error_response(request: web.Request, status: int, message: str, details: Any) -> web.Response:
-    rid = request.get(REQUEST_ID) or request.app[RUNTIME].core.ids.next()
+    rid = request.get(REQUEST_ID) or request.app[FRONT].request_id()
     if status == 400:
         details = bad_request_details(details, message)
     body: dict[str, Any] = {"code": status, "message": message, "requestId": rid}
@@ -112,7 +122,6 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
     - Without a token (a loopback listener), the `Host` must name a loopback address: a page
       whose domain was re-bound to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
     """
-    rt = request.app[RUNTIME]
     origin = request.headers.get("Origin")
     if origin is not None and request.method in MUTATING:
         import yarl
@@ -132,10 +141,10 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
                 f"cross-origin request from {origin[:100]!r} refused: the admin API is not for "
                 "web pages",
             )
-    settings = rt.settings
-    if not request.app[TOKEN] and not settings.admin_insecure:
+    access = request.app[FRONT].access
+    if not request.app[TOKEN] and not access.insecure:
         host = request.url.host or ""
-        if not _loopback(host) and host != settings.admin_host:
+        if not _loopback(host) and host != access.host:
             raise ApiError(
                 403,
                 "Forbidden",
@@ -152,9 +161,11 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With a token set, every route but OPEN_PATHS needs it (compared in constant time): the
-    reads show scenarios, rules and traffic, which are not for anyone who can reach the port."""
+    reads show scenarios, rules and traffic, which are not for anyone who can reach the port.
+    A worker's private admin (`AdminAccess.open_reads`) needs it for writes only."""
     token = request.app[TOKEN]
-    if token and request.path not in OPEN_PATHS:
+    reads_open = request.app[FRONT].access.open_reads
+    if token and request.path not in OPEN_PATHS and (request.method in MUTATING or not reads_open):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -176,53 +187,50 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    ok = await rt.on_proxy_loop(rt.upstream.reachable())  # the pool lives on the proxy loop
-    body = {
-        "status": "ready" if ok else "upstream unreachable",
-        "upstream": str(rt.upstream.config.url),
-    }
+    cp = request.app[PLANE]
+    ok = await cp.upstream_ready()
+    body = {"status": "ready" if ok else "upstream unreachable", "upstream": cp.upstream_url}
     return web.json_response(body, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
+    cp = request.app[PLANE]
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    return web.Response(body=rt.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=cp.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def list_scenarios(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    return web.json_response(control.list_scenarios(rt))
+    cp = request.app[PLANE]
+    return web.json_response(control.list_scenarios(cp))
 
 
 async def get_scenario(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    sc = control.load_scenario(rt, request.match_info["name"])
+    cp = request.app[PLANE]
+    sc = control.load_scenario(cp, request.match_info["name"])
     return web.json_response(control.describe_scenario(sc))
 
 
 async def start_scenario(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
+    cp = request.app[PLANE]
     body = await _json_body(request, optional=True)
     opts = control.start_options(body)
-    sc = control.load_scenario(rt, request.match_info["name"])
-    control.start(rt, sc, opts)
-    return web.json_response(control.status(rt), status=201)
+    sc = control.load_scenario(cp, request.match_info["name"])
+    control.start(cp, sc, opts)
+    return web.json_response(control.status(cp), status=201)
 
 
 async def stop_scenario(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    stopped = control.stop(rt)
-    return web.json_response({"stopped": stopped, "status": control.status(rt)})
+    cp = request.app[PLANE]
+    stopped = control.stop(cp)
+    return web.json_response({"stopped": stopped, "status": control.status(cp)})
 
 
 MAX_UPLOAD = 256 * 1024  # bytes of scenario YAML accepted by PUT /scenarios/{name}
 
 
 async def put_scenario(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
+    cp = request.app[PLANE]
     if request.content_length is not None and request.content_length > MAX_UPLOAD:
         raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
     raw = await request.content.read(MAX_UPLOAD + 1)
@@ -236,19 +244,19 @@ async def put_scenario(request: web.Request) -> web.Response:
         line, col = position(raw, e.start)
         problem = f"the scenario must be UTF-8 YAML: {e.reason} at line {line}, column {col}"
         raise bad_request("body", problem) from None
-    sc, created = control.upload_scenario(rt, request.match_info["name"], text)
+    sc, created = control.upload_scenario(cp, request.match_info["name"], text)
     return web.json_response(control.describe_scenario(sc), status=201 if created else 200)
 
 
 async def delete_scenario(request: web.Request) -> web.Response:
-    control.delete_upload(request.app[RUNTIME], request.match_info["name"])
+    control.delete_upload(request.app[PLANE], request.match_info["name"])
     return web.json_response({"deleted": request.match_info["name"]})
 
 
 async def events(request: web.Request) -> web.Response:
     since = _int_param(request, "since", 0, 0, 2**62)
     limit = _int_param(request, "limit", 500, 1, 1000)
-    return web.json_response(control.events(request.app[RUNTIME], since, limit))
+    return web.json_response(control.events(request.app[PLANE], since, limit))
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -265,34 +273,34 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(control.status(request.app[RUNTIME]))
+    return web.json_response(control.status(request.app[PLANE]))
 
 
 async def add_rule(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
+    cp = request.app[PLANE]
     body = await _json_body(request, optional=False)
-    rule = control.add_rule(rt, body)
+    rule = control.add_rule(cp, body)
     return web.json_response(rule, status=201)
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    return web.json_response({"rules": control.list_rules(request.app[RUNTIME])})
+    return web.json_response({"rules": control.list_rules(request.app[PLANE])})
 
 
 async def clear_rules(request: web.Request) -> web.Response:
-    n = control.clear_rules(request.app[RUNTIME])
+    n = control.clear_rules(request.app[PLANE])
     return web.json_response({"deleted": n})
 
 
 async def delete_rule(request: web.Request) -> web.Response:
-    control.delete_rule(request.app[RUNTIME], request.match_info["id"])
+    control.delete_rule(request.app[PLANE], request.match_info["id"])
     return web.json_response({"deleted": 1})
 
 
 async def reset(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    control.reset(rt)
-    return web.json_response({"reset": True, "status": control.status(rt)})
+    cp = request.app[PLANE]
+    control.reset(cp)
+    return web.json_response({"reset": True, "status": control.status(cp)})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -305,9 +313,9 @@ async def timeseries(request: web.Request) -> web.Response:
     """`?seconds=N` (the last N complete seconds) or `?from=T&to=T` (Unix seconds, `to`
     exclusive, clamped to the last complete second); `run=ID` keeps that run's traffic only;
     `histograms=1` adds each second's sparse latency histogram."""
-    rt = request.app[RUNTIME]
-    keep = rt.stats.keep
-    last_complete = int(rt.clock.wall()) - 1
+    cp = request.app[PLANE]
+    keep = cp.stats.keep
+    last_complete = int(cp.clock.wall()) - 1
     q = request.query
     if "from" in q or "to" in q:
         first = _int_param(request, "from", last_complete - 59, 0, 2**40)
@@ -322,7 +330,7 @@ async def timeseries(request: web.Request) -> web.Response:
     if run is not None and len(run) > 64:
         raise bad_request("run", "at most 64 characters")
     histograms = q.get("histograms", "") in ("1", "true")
-    series = control.timeseries(rt, first, last, run, histograms)
+    series = control.timeseries(cp, first, last, run, histograms)
     body: dict[str, Any] = {"from": first, "to": last + 1, "series": series}
     if "from" not in q and "to" not in q:
         body["seconds"] = last - first + 1
@@ -372,7 +380,7 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def make_admin_app(runtime: Runtime, token: str | None = None) -> web.Application:
+def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Application:
     app = web.Application(
         middlewares=[
             request_id_middleware,
@@ -382,7 +390,8 @@ def make_admin_app(runtime: Runtime, token: str | None = None) -> web.Applicatio
         ],
         client_max_size=MAX_BODY,
     )
-    app[RUNTIME] = runtime
+    app[PLANE] = plane
+    app[FRONT] = Front(plane.access, plane.request_id)
     app[TOKEN] = token or ""
     app.add_routes(routes())
     return app

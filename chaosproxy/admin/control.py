@@ -21,7 +21,7 @@ from chaosproxy.engine.core import AdhocRule
 from chaosproxy.errors import ConfigError
 
 if TYPE_CHECKING:
-    from chaosproxy.runtime import Runtime
+    from chaosproxy.admin.plane import ControlPlane
 
 log = logging.getLogger("chaosproxy.admin")
 
@@ -38,34 +38,25 @@ def _bad(field: str, problem: str) -> ApiError:
 # ---------------------------------------------------------------- scenarios
 
 
-def scenario_dir(rt: Runtime) -> Path:
-    configured = rt.settings.scenario_dir
-    if configured:
-        return Path(configured)
-    from chaosproxy.config.loader import bundled_scenario_dir
-
-    return bundled_scenario_dir()
-
-
-def list_scenarios(rt: Runtime) -> dict[str, Any]:
+def list_scenarios(cp: ControlPlane) -> dict[str, Any]:
     """Valid scenarios, described; broken files listed apart with their located problems."""
     from chaosproxy.config.loader import load_scenario_file, scenario_files
 
     found: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
-    for path in scenario_files(scenario_dir(rt)):
-        if path.stem in rt.uploads:
+    for path in scenario_files(cp.scenario_dir):
+        if path.stem in cp.uploads:
             continue  # an upload of the same name is what a start would use
         try:
             found.append(describe_scenario(load_scenario_file(path), brief=True))
         except ConfigError as e:
-            invalid.append({"file": path.name, "problems": shown(rt, e)})
-    for sc in rt.uploads.values():
+            invalid.append({"file": path.name, "problems": shown(cp, e)})
+    for sc in cp.uploads.values():
         found.append(describe_scenario(sc, brief=True) | {"uploaded": True})
     return {"scenarios": found, "invalid": invalid}
 
 
-def upload_scenario(rt: Runtime, name: str, text: str) -> tuple[Scenario, bool]:
+def upload_scenario(cp: ControlPlane, name: str, text: str) -> tuple[Scenario, bool]:
     """Validate a scenario sent as YAML text and keep it in memory under `name`.
 
     Problems come back located (`<upload NAME>:line:col: key: message`). An upload cannot
@@ -95,18 +86,18 @@ def upload_scenario(rt: Runtime, name: str, text: str) -> tuple[Scenario, bool]:
             "Invalid scenario",
             [f"{source}: name: the scenario is named {sc.name!r} but was sent as {name!r}"],
         )
-    created = name not in rt.uploads
-    if created and len(rt.uploads) >= MAX_UPLOADS:
+    created = name not in cp.uploads
+    if created and len(cp.uploads) >= MAX_UPLOADS:
         raise ApiError(
             409, "Conflict", f"{MAX_UPLOADS} scenarios are uploaded already; delete one first"
         )
-    rt.uploads[name] = sc
+    cp.uploads[name] = sc
     return sc, created
 
 
-def delete_upload(rt: Runtime, name: str) -> None:
+def delete_upload(cp: ControlPlane, name: str) -> None:
     _check_name(name)
-    if rt.uploads.pop(name, None) is None:
+    if cp.uploads.pop(name, None) is None:
         raise ApiError(404, "Not Found", f"no uploaded scenario named {name!r}")
 
 
@@ -144,36 +135,36 @@ def _check_name(name: str) -> None:
         raise ApiError(404, "Not Found", f"no scenario named {name[:128]!r}")
 
 
-def load_scenario(rt: Runtime, name: str) -> Scenario:
+def load_scenario(cp: ControlPlane, name: str) -> Scenario:
     """A scenario by name: one sent with PUT first, then the scenario directory; 404 unknown,
     422 when the file is invalid."""
     from chaosproxy.config.loader import load_scenario_file
 
     _check_name(name)
-    uploaded = rt.uploads.get(name)
+    uploaded = cp.uploads.get(name)
     if uploaded is not None:
         return uploaded
-    base = scenario_dir(rt)
+    base = cp.scenario_dir
     path = next(
         (p for p in (base / f"{name}.yaml", base / f"{name}.yml") if p.is_file()),
         None,
     )
     if path is None:
         known = sorted(p.stem for p in base.glob("*.y*ml")) if base.is_dir() else []
-        known = sorted({*known, *rt.uploads})
+        known = sorted({*known, *cp.uploads})
         raise ApiError(
             404, "Not Found", {"problem": f"no scenario named {name!r}", "available": known}
         )
     try:
         return load_scenario_file(path)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario file", shown(rt, e)) from None
+        raise ApiError(422, "Invalid scenario file", shown(cp, e)) from None
 
 
-def shown(rt: Runtime, e: ConfigError) -> list[str]:
+def shown(cp: ControlPlane, e: ConfigError) -> list[str]:
     """Located problems as a client sees them: files named relative to the scenario directory
     (or by their name alone), never by where the proxy's disk keeps them."""
-    base = scenario_dir(rt).absolute()
+    base = cp.scenario_dir.absolute()
     out = []
     for p in e.problems:
         if p.file and not p.file.startswith("<"):
@@ -256,14 +247,14 @@ def start_options(body: Any) -> dict[str, Any]:
     return opts
 
 
-def running_name(rt: Runtime) -> str | None:
-    running = rt.running_scenario()
+def running_name(cp: ControlPlane) -> str | None:
+    running = cp.engine.current()
     return running.scenario.name if running is not None else None
 
 
-def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
-    current = running_name(rt)
-    scheduled = rt.engine.scheduled
+def start(cp: ControlPlane, sc: Scenario, opts: dict[str, Any]) -> None:
+    current = running_name(cp)
+    scheduled = cp.engine.scheduled
     if current is None and scheduled is not None:
         current = scheduled[0]
     if current is not None and not opts.get("replace"):
@@ -278,9 +269,9 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
     at = opts.get("at")
     try:
         if at is None:
-            rt.engine.start_scenario(sc, **kwargs)
+            cp.engine.start_scenario(sc, **kwargs)
         else:
-            now = rt.clock.wall()
+            now = cp.clock.wall()
             if at > now + MAX_SCHEDULE_AHEAD:
                 raise _bad("at", f"{at - now:.0f}s ahead; at most {MAX_SCHEDULE_AHEAD:.0f}s")
             if at < now - MAX_SCHEDULE_LATE:
@@ -289,51 +280,51 @@ def start(rt: Runtime, sc: Scenario, opts: dict[str, Any]) -> None:
                     f"{now - at:.1f}s in the past (this proxy's clock); "
                     f"at most {MAX_SCHEDULE_LATE:.0f}s late is accepted",
                 )
-            rt.engine.schedule_scenario(sc, at, **kwargs)
+            cp.engine.schedule_scenario(sc, at, **kwargs)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario", shown(rt, e)) from None
-    rt.guardrails.check()
+        raise ApiError(422, "Invalid scenario", shown(cp, e)) from None
+    cp.guardrails.check()
 
 
-def stop(rt: Runtime) -> str | None:
+def stop(cp: ControlPlane) -> str | None:
     """Stop the running scenario (or cancel a scheduled one); its name, or None."""
-    name = running_name(rt)
-    if name is None and rt.engine.scheduled is not None:
-        name = rt.engine.scheduled[0]
-    rt.engine.stop_scenario()
+    name = running_name(cp)
+    if name is None and cp.engine.scheduled is not None:
+        name = cp.engine.scheduled[0]
+    cp.engine.stop_scenario()
     return name
 
 
-def status(rt: Runtime) -> dict[str, Any]:
-    out: dict[str, Any] = dict(rt.engine.status())
-    out["guardrails"] = rt.guardrails.status()
-    out["adhoc_rules"] = list_rules(rt)
-    out["instance"] = rt.instance
-    out["time"] = rt.clock.wall()  # this proxy's clock, for skew across a fleet
+def status(cp: ControlPlane) -> dict[str, Any]:
+    out: dict[str, Any] = dict(cp.engine.status())
+    out["guardrails"] = cp.guardrails.status()
+    out["adhoc_rules"] = list_rules(cp)
+    out["instance"] = cp.instance
+    out["time"] = cp.clock.wall()  # this proxy's clock, for skew across a fleet
     return out
 
 
 # ---------------------------------------------------------------- history
 
 
-def events(rt: Runtime, since: int, limit: int) -> dict[str, Any]:
-    found, dropped = rt.events.since(since, limit)
+def events(cp: ControlPlane, since: int, limit: int) -> dict[str, Any]:
+    found, dropped = cp.events.since(since, limit)
     return {
         "events": found,
         "next": found[-1]["seq"] if found else max(since, 0),
-        "last": rt.events.last_seq,
+        "last": cp.events.last_seq,
         "dropped": dropped,
-        "instance": rt.instance,
-        "time": rt.clock.wall(),
+        "instance": cp.instance,
+        "time": cp.clock.wall(),
     }
 
 
 def timeseries(
-    rt: Runtime, first: int, last: int, run: str | None, histograms: bool
+    cp: ControlPlane, first: int, last: int, run: str | None, histograms: bool
 ) -> list[dict[str, Any]]:
     """Rows for [first, last], each with the scenario and phase in force as its second began."""
-    rows = rt.stats.range(first, last, run, histograms)
-    phase_at = rt.events.phase_at
+    rows = cp.stats.range(first, last, run, histograms)
+    phase_at = cp.events.phase_at
     for row in rows:
         row["scenario"], row["phase"] = phase_at(row["t"])
     return rows
@@ -342,7 +333,7 @@ def timeseries(
 # ---------------------------------------------------------------- ad-hoc rules
 
 
-def add_rule(rt: Runtime, body: Any) -> dict[str, Any]:
+def add_rule(cp: ControlPlane, body: Any) -> dict[str, Any]:
     """Parse one rule in the scenario-rule schema (plus `ttl`) and activate it."""
     if not isinstance(body, dict):
         raise _bad("body", "expected a JSON object: one rule, as in a scenario's rules list")
@@ -364,9 +355,9 @@ def add_rule(rt: Runtime, body: Any) -> dict[str, Any]:
         rule = compile_rule(spec)
     except ConfigError as e:
         raise ApiError(400, "Bad Request", _problems(e)) from None
-    effective = rt.guardrails.rule_ttl(ttl)
-    added = rt.engine.add_compiled_rule(rule, effective, source=body)
-    return _describe_rule(rt, added)
+    effective = cp.guardrails.rule_ttl(ttl)
+    added = cp.engine.add_compiled_rule(rule, effective, source=body)
+    return _describe_rule(cp, added)
 
 
 def _parse_rule(body: dict[str, Any]) -> Any:
@@ -389,8 +380,8 @@ def _problems(e: ConfigError) -> list[dict[str, str]]:
     return [{"field": _rel(p.path), "problem": p.message} for p in e.problems]
 
 
-def _describe_rule(rt: Runtime, rule: AdhocRule) -> dict[str, Any]:
-    now = rt.clock.monotonic()
+def _describe_rule(cp: ControlPlane, rule: AdhocRule) -> dict[str, Any]:
+    now = cp.clock.monotonic()
     expires = rule.expires_at
     out: dict[str, Any] = {
         "id": rule.id,
@@ -405,29 +396,29 @@ def _describe_rule(rt: Runtime, rule: AdhocRule) -> dict[str, Any]:
     return out
 
 
-def _adhoc(rt: Runtime) -> list[AdhocRule]:
-    now = rt.clock.monotonic()
-    return [r for r in rt.engine.adhoc_rules() if r.expires_at is None or r.expires_at > now]
+def _adhoc(cp: ControlPlane) -> list[AdhocRule]:
+    now = cp.clock.monotonic()
+    return [r for r in cp.engine.adhoc_rules() if r.expires_at is None or r.expires_at > now]
 
 
-def list_rules(rt: Runtime) -> list[dict[str, Any]]:
-    return [_describe_rule(rt, r) for r in _adhoc(rt)]
+def list_rules(cp: ControlPlane) -> list[dict[str, Any]]:
+    return [_describe_rule(cp, r) for r in _adhoc(cp)]
 
 
-def delete_rule(rt: Runtime, rule_id: str) -> None:
-    if not rt.engine.remove_rule(rule_id):
+def delete_rule(cp: ControlPlane, rule_id: str) -> None:
+    if not cp.engine.remove_rule(rule_id):
         raise ApiError(404, "Not Found", f"no ad-hoc rule with id {rule_id!r}")
 
 
-def clear_rules(rt: Runtime) -> int:
-    n = len(_adhoc(rt))
-    rt.engine.clear_rules()
+def clear_rules(cp: ControlPlane) -> int:
+    n = len(_adhoc(cp))
+    cp.engine.clear_rules()
     return n
 
 
-def reset(rt: Runtime) -> None:
+def reset(cp: ControlPlane) -> None:
     """Stop everything, clear ad-hoc rules, guardrail history and per-second stats."""
-    stop(rt)
-    rt.engine.clear_rules()
-    rt.guardrails.clear()
-    rt.stats.clear()
+    stop(cp)
+    cp.engine.clear_rules()
+    cp.guardrails.clear()
+    cp.stats.clear()

@@ -69,9 +69,7 @@ class AdminThread:
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        assert sockets, "the admin site is not listening"
-        return int(sockets[0].getsockname()[1])
+        return int(runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Stop serving (in-flight admin calls get up to 1 s) and wait for the thread."""

@@ -26,6 +26,13 @@ def optional_duration(value: str) -> float | None:
     return duration(value)
 
 
+def connection_cap(value: str) -> int | None:
+    """A number of connections, or `auto` (None: derived from the open-file limit)."""
+    if value.strip().lower() == "auto":
+        return None
+    return positive_int(value)
+
+
 READY_EPILOG = """\
 Every flag also reads CHAOSPROXY_<FLAG> from the environment (CHAOSPROXY_UPSTREAM,
 CHAOSPROXY_ADMIN_TOKEN, CHAOSPROXY_SCENARIO, ...); a flag given on the command line wins.
@@ -91,6 +98,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="a keep-alive client connection idle this long is closed",
     )
     p.add_argument(
+        "--body-timeout",
+        type=optional_duration,
+        default="30s",
+        help="longest silence allowed in the middle of a request body: past it a JSON 408 and "
+        "the connection is closed ('off': wait forever)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=connection_cap,
+        default="auto",
+        help="open client connections; past it a new one gets a JSON 503 and is closed "
+        "('auto': the open-file limit minus --pool-size and 128)",
+    )
+    p.add_argument(
         "--pool-size",
         type=positive_int,
         default="256",
@@ -101,6 +122,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         type=duration,
         default="30s",
         help="idle upstream connections are closed after this",
+    )
+    p.add_argument(
+        "--upstream-max-head",
+        type=size,
+        default="64KiB",
+        metavar="SIZE",
+        help="largest upstream response head (status line and headers) accepted: past it a "
+        "JSON 502 and that upstream connection is closed",
+    )
+    p.add_argument(
+        "--upstream-max-headers",
+        type=positive_int,
+        default="128",
+        metavar="N",
+        help="most header lines an upstream response head may have (502 past it)",
     )
     p.add_argument(
         "--upstream-client",
@@ -158,6 +194,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--seed", type=int, help="seed for fault decisions (default: random, a new one per run)"
+    )
+    p.add_argument(
+        "--workers",
+        type=worker_count,
+        default="1",
+        metavar="N",
+        help="proxy processes accepting on --listen (SO_REUSEPORT) behind the one --admin API; "
+        "fault state such as rate_limit buckets is per worker (docs/operations.md)",
     )
     add_scenario_arguments(p)
     add_control_arguments(p)
@@ -261,6 +305,16 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_WORKERS = 64  # a typo (--workers 400) should not start hundreds of processes
+
+
+def worker_count(value: str) -> int:
+    n = positive_int(value)
+    if n > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_WORKERS} workers, got {n}")
+    return n
+
+
 def fault_names(value: str) -> frozenset[str]:
     """A comma list of fault names, each one the proxy knows."""
     from chaosproxy.faults import registry
@@ -300,8 +354,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         read_timeout=args.read_timeout,
         header_timeout=args.header_timeout,
         idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         pool_size=args.pool_size,
         keepalive=args.keepalive,
+        upstream_max_head=args.upstream_max_head,
+        upstream_max_headers=args.upstream_max_headers,
         upstream_ca=args.upstream_ca,
         upstream_insecure=args.upstream_insecure,
         tls_cert=args.tls_cert,
@@ -440,6 +498,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
+            if args.workers > 1:
+                from chaosproxy.workers.supervisor import Supervisor
+
+                sup = Supervisor(settings, args.workers, args.log_format, args.log_level)
+                return await sup.run()
             rt = Runtime(settings)
             await rt.serve_until_signal()
         except (OSError, UsageError, ConfigError) as e:  # ssl.SSLError is an OSError

@@ -4,24 +4,24 @@ The loader composes PyYAML's node tree instead of loading plain values, so every
 keeps its position; it collects all structural problems before raising one ConfigError, so a user
 fixes a file in one pass. Fault parameters stay raw (the engine validates them through the fault
 registry) but their positions go into `Scenario.locations` so those errors are located too.
+
+Here: the scenario grammar (scenario, phases, rules, faults) and where scenario files are found.
+Rule blocks that pull in other files are `includes.py`; the `match:` grammar is `match_spec.py`;
+the located readers they all stand on are `located.py`. (A little over 400 lines: the grammar of
+a scenario file is read top to bottom as one.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import ipaddress
 import os
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
+from chaosproxy.config.includes import RuleSetReader
 from chaosproxy.config.located import (
     Collector,
     Doc,
-    Reader,
     describe,
     join,
     problem_order,
@@ -32,7 +32,6 @@ from chaosproxy.config.model import (
     AbortIf,
     Counting,
     FaultSpec,
-    FieldCond,
     Loc,
     MatchSpec,
     Outcome,
@@ -59,7 +58,6 @@ SCENARIO_KEYS = (
     "abort_if",
 )
 PHASE_KEYS = ("name", "description", "duration", "rules", "include", "presets")
-RULESET_KEYS = ("name", "description", "rules", "include", "presets")
 RULE_KEYS = (
     "name",
     "match",
@@ -72,51 +70,15 @@ RULE_KEYS = (
     "outcomes",
     "continue",
 )
-MATCH_KEYS = (
-    "method",
-    "methods",
-    "path",
-    "path_regex",
-    "host",
-    "headers",
-    "query",
-    "user_agent",
-    "client_ip",
-)
-FIELD_KEYS = ("equals", "regex", "present")
 WHEN_KEYS = ("inflight_above", "rps_above", "window")
 RAMP_KEYS = ("from", "to")
 OUTCOME_KEYS = ("weight", "fault")
 ABORT_KEYS = ("error_rate_above", "p99_above", "window")
-INCLUDE_KEYS = ("file", "match")
-PRESET_REF_KEYS = ("preset", "match")
-USER_AGENT_PRESETS = ("mobile", "desktop", "bot")
-# A bare user_agent value spelt like a preset name: lowercase letters only.
-_PLAIN_WORD = re.compile(r"^[a-z]+\Z")
-_UA_SYNONYMS = {
-    **dict.fromkeys(
-        ("tablet", "phone", "smartphone", "android", "ios", "iphone", "ipad", "app"), "mobile"
-    ),
-    **dict.fromkeys(("crawler", "spider", "robot", "script", "headless"), "bot"),
-    **dict.fromkeys(("browser", "pc", "web", "laptop", "windows", "mac", "linux"), "desktop"),
-}
-
-_METHOD = re.compile(r"^[A-Za-z]+$")
-_MAX_INCLUDE_DEPTH = 8
 
 
 def bundled_scenario_dir() -> Path:
     """The scenarios shipped inside the package (the top-level `scenarios/` links here)."""
     return Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def bundled_preset_dir() -> Path:
-    """The network profiles `presets: [NAME]` refers to."""
-    return Path(__file__).resolve().parent.parent / "presets"
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in bundled_preset_dir().glob("*.yaml"))
 
 
 # ---------------------------------------------------------------- public API
@@ -181,7 +143,7 @@ def scenario_files(directory: Path) -> list[Path]:
 # ---------------------------------------------------------------- plumbing
 
 
-class _Builder(Reader):
+class _Builder(RuleSetReader):
     """Walks one scenario file's nodes into model objects, recording problems instead of
     stopping; includes and presets open further files with the same collector."""
 
@@ -302,18 +264,7 @@ class _Builder(Reader):
                     )
                 seen.setdefault(rule.id, rule.path)
 
-    # ---------------- rules, includes, presets
-
-    def rule_block(self, m: dict[str, Node], path: str) -> list[RuleSpec]:
-        """`rules`, then the rules of each `include`, then those of each preset."""
-        rules: list[RuleSpec] = []
-        if "rules" in m:
-            rules += self.rules(m["rules"], join(path, "rules"))
-        if "include" in m:
-            rules += self.includes(m["include"], join(path, "include"))
-        if "presets" in m:
-            rules += self.presets(m["presets"], join(path, "presets"))
-        return rules
+    # ---------------- rules
 
     def rules(self, node: Node, path: str) -> list[RuleSpec]:
         if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
@@ -327,99 +278,6 @@ class _Builder(Reader):
             if rule is not None:
                 out.append(rule)
         return out
-
-    def references(
-        self, node: Node, path: str, keys: tuple[str, ...], key: str
-    ) -> Iterator[tuple[str, Node, str, tuple[Node, dict[str, Node]] | None]]:
-        """The entries of an `include` or `presets` list: each a bare value or
-        `{<key>: value, match: {...}}`. Yields (key path, value node, value, match fields) for
-        every well-formed entry; the broken ones are reported."""
-        items = self.seq(node, path, allow_single=True)
-        for i, item in enumerate(items or []):
-            ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
-            value_node, extra = item, None
-            if isinstance(item, MappingNode):
-                m = self.mapping(item, ipath, keys, required=(key,))
-                if m is None or key not in m:
-                    continue
-                value_node = m[key]
-                if "match" in m:
-                    extra = self.match_fields(m["match"], join(ipath, "match"))
-            value = self.text(value_node, ipath)
-            if value is not None:
-                yield ipath, value_node, value, extra
-
-    def includes(self, node: Node, path: str) -> list[RuleSpec]:
-        out: list[RuleSpec] = []
-        for ipath, file_node, rel, extra in self.references(node, path, INCLUDE_KEYS, "file"):
-            target = Path(rel) if Path(rel).is_absolute() else self.doc.base_dir / rel
-            shown = os.path.normpath(target) if not Path(rel).is_absolute() else rel
-            rules = self.ruleset_file(Path(shown), file_node, ipath, f"included file {rel!r}")
-            out += self.narrow(rules, extra)
-        return out
-
-    def presets(self, node: Node, path: str) -> list[RuleSpec]:
-        out: list[RuleSpec] = []
-        known = preset_names()
-        for ipath, name_node, name, extra in self.references(node, path, PRESET_REF_KEYS, "preset"):
-            if name not in known:
-                hint = suggest(name, known)
-                self.problem(
-                    name_node,
-                    ipath,
-                    f"unknown preset {name!r}{hint}; available: {', '.join(known) or 'none'}",
-                )
-                continue
-            file = bundled_preset_dir() / f"{name}.yaml"
-            rules = self.ruleset_file(file, name_node, ipath, f"preset {name!r}")
-            out += self.narrow(rules, extra)
-        return out
-
-    def ruleset_file(self, file: Path, at: Node, path: str, what: str) -> list[RuleSpec]:
-        """Rules of an included rule-set file; key paths continue under `path` (e.g.
-        `include[0].rules[1]`) while positions point into that file."""
-        if str(file.resolve()) in self.stack:
-            self.problem(at, path, f"{what} includes itself (cycle)")
-            return []
-        if len(self.stack) > _MAX_INCLUDE_DEPTH:
-            self.problem(at, path, f"{what}: includes nested too deeply")
-            return []
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-            self.problem(at, path, f"cannot read {what}: {reason or e}")
-            return []
-        doc = Doc.parse(text, str(file), self.col)
-        if doc is None:
-            return []
-        sub = _Builder(self.col, doc, self.stack)
-        m = sub.mapping(doc.root, path, RULESET_KEYS, what="a rule set mapping (rules: [...])")
-        if m is None:
-            return []
-        if "name" in m:
-            sub.text(m["name"], join(path, "name"))
-        if "description" in m:
-            sub.text(m["description"], join(path, "description"), nonempty=False)
-        return sub.rule_block(m, path)
-
-    def narrow(
-        self, rules: list[RuleSpec], extra: tuple[Node, dict[str, Node]] | None
-    ) -> list[RuleSpec]:
-        """An include's or preset's own `match`: each condition it names replaces the same
-        condition of every rule it brings in; the rules' other conditions stay."""
-        if extra is None:
-            return rules
-        _node, fields = extra
-        spec = self.match_spec(fields, "")
-        overrides = {
-            f.name: getattr(spec, f.name)
-            for f in dataclasses.fields(MatchSpec)
-            if getattr(spec, f.name) != getattr(MatchSpec(), f.name)
-        }
-        return [
-            dataclasses.replace(r, match=dataclasses.replace(r.match, **overrides)) for r in rules
-        ]
 
     def rule(self, node: Node, path: str) -> RuleSpec | None:
         m = self.mapping(node, path, RULE_KEYS, what="a rule")
@@ -559,144 +417,3 @@ class _Builder(Reader):
             for p in e.problems:
                 loc = locate(self.col.locations, p.path, self.doc.source)
                 self.col.problems.append(Problem(p.message, p.path, loc.file, loc.line, loc.col))
-
-    # ---------------- match
-
-    def match_fields(self, node: Node, path: str) -> tuple[Node, dict[str, Node]] | None:
-        m = self.mapping(node, path, MATCH_KEYS)
-        return None if m is None else (node, {k: v for k, v in m.items()})
-
-    def match_spec(self, m: dict[str, Node], path: str) -> MatchSpec:
-        methods: list[str] = []
-        if "method" in m and "methods" in m:
-            self.problem(m["methods"], join(path, "methods"), "use either method or methods")
-        for key in ("method", "methods"):
-            if key not in m:
-                continue
-            items = self.seq(m[key], join(path, key), allow_single=True) or []
-            for i, item in enumerate(items):
-                ipath = join(path, key) if len(items) == 1 else f"{join(path, key)}[{i}]"
-                v = self.text(item, ipath)
-                if v is not None and not _METHOD.match(v):
-                    self.problem(item, ipath, f"{v!r} is not an HTTP method")
-                elif v is not None:
-                    methods.append(v.upper())
-        glob = None
-        if "path" in m:
-            glob = self.text(m["path"], join(path, "path"))
-            if glob is not None and not glob.startswith("/"):
-                self.problem(
-                    m["path"], join(path, "path"), f"a path glob starts with '/', got {glob!r}"
-                )
-                glob = None
-        path_regex = (
-            self.regex(m["path_regex"], join(path, "path_regex")) if "path_regex" in m else None
-        )
-        host = self.text(m["host"], join(path, "host")) if "host" in m else None
-        headers = self.conditions(m["headers"], join(path, "headers")) if "headers" in m else ()
-        query = self.conditions(m["query"], join(path, "query")) if "query" in m else ()
-        ua = (
-            self.user_agent(m["user_agent"], join(path, "user_agent"))
-            if "user_agent" in m
-            else None
-        )
-        cidrs: list[str] = []
-        if "client_ip" in m:
-            items = self.seq(m["client_ip"], join(path, "client_ip"), allow_single=True) or []
-            for i, item in enumerate(items):
-                ipath = (
-                    f"{join(path, 'client_ip')}[{i}]"
-                    if isinstance(m["client_ip"], SequenceNode)
-                    else join(path, "client_ip")
-                )
-                v = self.text(item, ipath)
-                if v is None:
-                    continue
-                try:
-                    ipaddress.ip_network(v, strict=True)
-                except ValueError as e:
-                    hint = ""
-                    with contextlib.suppress(ValueError):
-                        hint = f"; did you mean {ipaddress.ip_network(v, strict=False)}?"
-                    self.problem(item, ipath, f"invalid CIDR: {e}{hint}")
-                    continue
-                cidrs.append(v)
-        return MatchSpec(
-            methods=tuple(methods),
-            path=glob,
-            path_regex=path_regex,
-            host=host,
-            headers=headers,
-            query=query,
-            user_agent=ua,
-            client_ip=tuple(cidrs),
-        )
-
-    def user_agent(self, node: Node, path: str) -> str | None:
-        """A preset name, `{regex: ...}`, or a bare regex. A bare lowercase word that is not a
-        preset (`tablet`, `mobil`) is taken for a misspelt preset rather than a regex."""
-        if isinstance(node, MappingNode):
-            m = self.mapping(node, path, ("regex",), ("regex",), what="{regex: ...}")
-            if m is None or "regex" not in m:
-                return None
-            rx = self.regex(m["regex"], join(path, "regex"))
-            # A regex spelt like a preset stays a regex: the group keeps it from reading as one.
-            return f"(?:{rx})" if rx in USER_AGENT_PRESETS else rx
-        if isinstance(node, ScalarNode) and node.value in USER_AGENT_PRESETS:
-            return str(node.value)
-        if isinstance(node, ScalarNode) and _PLAIN_WORD.match(str(node.value)):
-            word = str(node.value)
-            hint = suggest(word, USER_AGENT_PRESETS) or (
-                f"; did you mean {_UA_SYNONYMS[word]}?" if word in _UA_SYNONYMS else ""
-            )
-            self.problem(
-                node,
-                path,
-                f"unknown preset {word!r}{hint} (presets: {', '.join(USER_AGENT_PRESETS)}; "
-                f'for a regular expression write {{regex: "{word}"}})',
-            )
-            return None
-        return self.regex(node, path)
-
-    def conditions(self, node: Node, path: str) -> tuple[FieldCond, ...]:
-        m = self.mapping(node, path, None, what="a mapping of names to conditions")
-        if m is None:
-            return ()
-        out = []
-        for name, vnode in m.items():
-            fpath = join(path, name)
-            if isinstance(vnode, MappingNode):
-                c = self.mapping(vnode, fpath, FIELD_KEYS)
-                if c is None:
-                    continue
-                if len(c) != 1:
-                    self.problem(vnode, fpath, "needs exactly one of equals, regex or present")
-                    continue
-                if "equals" in c:
-                    v = self.scalar_text(c["equals"], f"{fpath}.equals")
-                    if v is not None:
-                        out.append(FieldCond(name, equals=v))
-                elif "regex" in c:
-                    r = self.regex(c["regex"], f"{fpath}.regex")
-                    if r is not None:
-                        out.append(FieldCond(name, regex=r))
-                else:
-                    b = self.boolean(c["present"], f"{fpath}.present")
-                    if b is not None:
-                        out.append(FieldCond(name, present=b))
-                continue
-            v = self.scalar_text(vnode, fpath)
-            if v is not None:
-                out.append(FieldCond(name, equals=v))
-        return tuple(out)
-
-    def scalar_text(self, node: Node, path: str) -> str | None:
-        """An exact value: text or a number (header values are text on the wire)."""
-        if isinstance(node, ScalarNode) and node.tag in (
-            "tag:yaml.org,2002:str",
-            "tag:yaml.org,2002:int",
-            "tag:yaml.org,2002:float",
-        ):
-            return str(node.value)
-        self.problem(node, path, f"expected text (quote it), got {describe(node)}")
-        return None

@@ -3,6 +3,10 @@
 PyYAML's node tree keeps each key's and value's position; `Reader` turns nodes into typed values
 and records a `Problem` (`file:line:col: key.path: message`, with a "did you mean" for misspelt
 keys) instead of raising, so a file's every mistake is reported at once.
+
+Over 400 lines on purpose: the typed readers are one toolbox both file formats (scenarios and
+experiments) subclass; the guards at the end (`nested_quantifier` against catastrophic regexes,
+`_bounded` against alias bombs) belong to the `regex` reader and to `Doc.parse`.
 """
 
 from __future__ import annotations

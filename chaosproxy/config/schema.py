@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaosproxy.config import loader
+from chaosproxy.config.includes import preset_names
+from chaosproxy.config.match_spec import USER_AGENT_PRESETS
 
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$"
 
@@ -74,7 +75,7 @@ def scenario_schema() -> Schema:
             "user_agent": _doc(
                 {
                     "anyOf": [
-                        {"enum": list(loader.USER_AGENT_PRESETS)},
+                        {"enum": list(USER_AGENT_PRESETS)},
                         {"type": "string"},
                         _obj({"regex": {"type": "string", "format": "regex"}}, ("regex",)),
                     ]
@@ -146,12 +147,12 @@ def scenario_schema() -> Schema:
     }
     preset_items: Schema = {
         "anyOf": [
-            {"enum": loader.preset_names()},
-            _obj({"preset": {"enum": loader.preset_names()}, "match": match}, ("preset",)),
+            {"enum": preset_names()},
+            _obj({"preset": {"enum": preset_names()}, "match": match}, ("preset",)),
         ]
     }
     presets: Schema = {
-        "anyOf": [{"enum": loader.preset_names()}, {"type": "array", "items": preset_items}],
+        "anyOf": [{"enum": preset_names()}, {"type": "array", "items": preset_items}],
         "description": "bundled network profiles",
     }
     rule_block: Schema = {

@@ -12,6 +12,11 @@ Threads: `decide` runs on the proxy loop and takes no lock; it reads `_run` and 
 list once each, and every change replaces them (never mutates the list in place) inside
 `bus.batch()`, so the admin thread can stop a scenario or clear rules with immediate effect while
 the proxy loop is saturated. Events of a change are dispatched on the proxy loop (`EventBus`).
+
+Over 400 lines on purpose: `Engine` is the facade the proxy, admin and runtime import, and its
+lifecycle (start, schedule, replace, stop, tick) changes state under one lock in one order; the
+parts that stand alone already live apart (`adhoc.py`, `timeline.py`, `decide.py`, `draw.py`,
+`status.py`, `compile.py`).
 """
 
 from __future__ import annotations

@@ -5,15 +5,16 @@ the warm-up load and wait until it holds; (3) schedule the scenario on every pro
 whole second and follow the load plan; (4) each second: progress line, live `halt` checks;
 (5) stop load, stop the scenario (always, also on error or Ctrl-C), collect both views and the
 proxy's phase boundaries, judge, write the results; (6) stop a proxy the runner started.
+
+Here: the order and the state of a run. The load plan is `plan.py`, step (4)'s live checks and
+progress line `live.py`, step (5) `gather.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
-import platform
 import secrets
 import signal
 import socket
@@ -26,13 +27,15 @@ from typing import Any, TextIO
 import aiohttp
 import yarl
 
-from chaosproxy import __version__
 from chaosproxy.admin.client import AdminClient, AdminError, Unreachable
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.experiment import collect, results
-from chaosproxy.experiment.model import CheckSpec, Experiment
+from chaosproxy.experiment.gather import gather, original_text
+from chaosproxy.experiment.live import check_halts, progress_line, refresh_proxy_view
+from chaosproxy.experiment.model import Experiment
+from chaosproxy.experiment.plan import plan_stages, write_plan
 from chaosproxy.experiment.processes import (
     Load,
     SetupError,
@@ -44,17 +47,9 @@ from chaosproxy.experiment.spec import resolve_experiment_scenario
 from chaosproxy.experiment.verdict import (
     COOLDOWN,
     PASS,
-    WARMUP,
     PhaseWindow,
     View,
-    baseline_phase,
-    fmt,
-    judge,
-    live_breach,
-    reference_rate,
 )
-
-RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
 
 
 @dataclass
@@ -82,52 +77,6 @@ class Outcome:
 def default_out(exp: Experiment) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("reports") / f"{exp.name}-{stamp}"
-
-
-def plan_stages(
-    exp: Experiment, scenario: Scenario, at: float
-) -> tuple[tuple[int, float], list[list[float]]]:
-    """(warm-up users and rate, [[at, users, rate], ...]) for the load shape."""
-    load = exp.load
-    rate = load.spawn_rate
-    offsets: dict[str, float] = {}
-    t = 0.0
-    for p in scenario.phases:
-        offsets[p.name] = t
-        t += p.duration
-    total = t
-    if load.shape == "steady":
-        return (load.users, rate), []
-    if load.shape == "ramp":
-        warm = max(1, load.users // 10)
-        steps = max(1, int(total))
-        stages = [
-            [at + i, float(warm + round((load.users - warm) * i / steps)), rate]
-            for i in range(1, steps + 1)
-        ]
-        return (warm, rate), stages
-    if load.shape == "spike":
-        base = load.base_users or max(1, load.users // 5)
-        stages = []
-        for p in scenario.phases:
-            stages.append([at + offsets[p.name], float(load.users if p.rules else base), rate])
-        stages.append([at + total, float(base), rate])
-        return (base, rate), stages
-    # stages aligned to phases; phases without a stage keep the previous load
-    by_phase = {s.phase: s for s in load.stages}
-    first = scenario.phases[0].name
-    warm_stage = by_phase.get(first)
-    warm = warm_stage.users if warm_stage else load.users
-    stages = [[at + offsets[s.phase], float(s.users), s.spawn_rate or rate] for s in load.stages]
-    return (max(warm, 1), rate), sorted(stages)
-
-
-def _write_plan(
-    path: Path, warm: tuple[int, float], stages: list[list[float]], end: float | None
-) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"warmup": list(warm), "stages": stages, "end": end}))
-    tmp.replace(path)
 
 
 class Run:
@@ -160,7 +109,7 @@ class Run:
         self.scenario_end: float | None = None
         self.live_proxy: dict[int, View] = {}
         self._progress_width = 0
-        self._verdict: Any = None
+        self.verdict: Any = None
         self.load_stopped = 0.0
         self.target = ""
 
@@ -190,7 +139,7 @@ class Run:
         if scenario.cycle_duration <= 0:
             raise SetupError(f"scenario {scenario.name!r} has no duration")
         self.out.mkdir(parents=True, exist_ok=True)
-        scenario_text = _scenario_text(scenario)
+        scenario_text = original_text(scenario)
         async with aiohttp.ClientSession() as session:
             try:
                 try:
@@ -198,13 +147,13 @@ class Run:
                     await self._drive(scenario)
                 finally:
                     await self._wind_down()
-                doc = await self._collect(scenario, scenario_text)
+                doc = await gather(self, scenario, scenario_text)
             finally:
                 if self.proxy is not None:  # a proxy the runner started never outlives it
                     await self.proxy.child.stop(signal.SIGTERM, timeout=15.0)
         self._reports()
         self.say("")
-        self.say(results.checks_table(self._verdict))
+        self.say(results.checks_table(self.verdict))
         self.say(f"\nresults: {self.out}/results.json")
         report = self.out / "report.html"
         if report.exists():
@@ -257,7 +206,7 @@ class Run:
         exp, load = self.exp, self.exp.load
         plan = self.out / "plan.json"
         warm, _ = plan_stages(exp, scenario, 0.0)
-        _write_plan(plan, warm, [], None)
+        write_plan(plan, warm, [], None)
         workers = f", {self.opts.workers} workers" if self.opts.workers else ""
         self.say(f"load: {warm[0]} users (Locust{workers}) -> {self.target}   run {self.run_id}")
         self.started = time.time()
@@ -319,7 +268,7 @@ class Run:
         self.scenario_at = at
         _, stages = plan_stages(exp, scenario, at)
         end = at + total + load.cooldown
-        _write_plan(plan, warm, stages, end)
+        write_plan(plan, warm, stages, end)
         self.say(
             f"scenario {scenario.name} starts at {time.strftime('%H:%M:%S', time.localtime(at))}"
             f" ({total:g}s: {' -> '.join(p.name for p in scenario.phases)})"
@@ -330,18 +279,18 @@ class Run:
             now = time.time()
             self.client.poll()
             self._check_load_alive()
-            await self._poll_events()
+            await self.poll_events()
             if self.stop_event.is_set():
                 self.interrupted = True
                 return
             if now >= end or not self.load.master.running:
                 return
             if halting and self.halted is None:
-                await self._refresh_live_proxy(at)
-                if await self._check_halts(scenario, halting):
+                await refresh_proxy_view(self, at)
+                if await check_halts(self, scenario, halting):
                     end = min(end, time.time() + 3.0)
-                    _write_plan(plan, warm, stages, end)
-            self.progress(self._progress_line(scenario, now))
+                    write_plan(plan, warm, stages, end)
+            self.progress(progress_line(self, scenario, now))
 
     async def _tick_wait(self) -> None:
         """Sleep to just after the next whole second (or until interrupted)."""
@@ -357,79 +306,18 @@ class Run:
             if failed and self.scenario_at is None:
                 raise SetupError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
 
-    async def _poll_events(self) -> None:
+    async def poll_events(self) -> None:
         for c in self.clients:
             with contextlib.suppress(ChaosProxyError):
                 body = await c.events(since=self.cursors[c.url])
                 self.events[c.url].extend(body["events"])
                 self.cursors[c.url] = int(body["next"])
 
-    async def _refresh_live_proxy(self, at: float) -> None:
-        first = int(at) - 1
-        end = int(time.time())
-        views: list[dict[int, View]] = []
-        for c in self.clients:
-            with contextlib.suppress(ChaosProxyError):
-                rows = await c.timeseries(max(first, end - 10), end, self.run_id, histograms=True)
-                views.append(collect.proxy_views(rows))
-        self.live_proxy.update(collect.merge_views(views) if views else {})
-
-    def _windows(self, scenario: Scenario, end: float) -> list[PhaseWindow]:
+    def windows(self, scenario: Scenario, end: float) -> list[PhaseWindow]:
         first = self.clients[0].url
         return collect.phase_windows(self.events.get(first, []), scenario, end)
 
-    async def _check_halts(self, scenario: Scenario, halting: list[CheckSpec]) -> bool:
-        now = time.time()
-        windows = self._windows(scenario, now)
-        if not windows:
-            return False
-        last = int(now) - 1  # Locust's counts of a second are written within the next one
-        rows = collect.build_rows(
-            int(self.scenario_at or now), last, self.client.seconds, self.live_proxy, windows
-        )
-        base = baseline_phase(windows, self.exp.baseline)
-        ref = reference_rate([s for s in rows if s.phase == base])
-        for spec in halting:
-            if spec.source == "prometheus":
-                continue
-            r = live_breach(spec, rows, ref)
-            if r is not None:
-                await self._stop_scenarios()
-                self.halted = {
-                    "check": spec.name,
-                    "at": now,
-                    "phase": spec.during_phase,
-                    "value": r.value,
-                    "bound": spec.bound,
-                }
-                self.say(
-                    f"HALT: {spec.name!r} breached ({r.message}); injection stopped on "
-                    f"{len(self.clients)} proxy(ies)"
-                )
-                return True
-        return False
-
-    def _progress_line(self, scenario: Scenario, now: float) -> str:
-        windows = self._windows(scenario, now)
-        phase = collect.label(int(now), windows) if windows else WARMUP
-        if self.halted:
-            phase = "halted"
-        at = self.scenario_at or now
-        total = scenario.cycle_duration
-        elapsed = max(0.0, now - at)
-        sec = int(now) - 1
-        v = self.client.seconds.get(sec, View())
-        injected = sum(x.injected for t, x in self.live_proxy.items() if t >= int(at))
-        er = v.error_rate
-        p95 = v.quantile(0.95)
-        return (
-            f"{phase:<16} {min(elapsed, total):4.0f}/{total:.0f}s  users {self.client.users:<4}"
-            f" {v.requests:5d} req/s  errors {fmt(er, 'ratio') if er is not None else '-':>6}"
-            f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>6}"
-            + (f"  injected {injected}" if self.live_proxy else "")
-        )
-
-    async def _stop_scenarios(self) -> list[str]:
+    async def stop_scenarios(self) -> list[str]:
         problems = []
         for c in self.clients:
             try:
@@ -446,118 +334,9 @@ class Run:
                 self.say("")
             await self.load.stop()
         if self.clients:
-            for problem in await self._stop_scenarios():
+            for problem in await self.stop_scenarios():
                 self.notes.append(f"could not stop the scenario: {problem}")
                 self.say(f"warning: could not stop the scenario: {problem}")
-
-    async def _collect(self, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
-        ended = time.time()
-        await self._poll_events()
-        self.client.poll()
-        # Whole seconds only: the one in which the load stopped is partial.
-        first, last = int(self.started), int(self.load_stopped) - 1
-        proxy_views: list[dict[int, View]] = []
-        all_traffic = False
-        for c in self.clients:
-            try:
-                series = await _fetch_series(c, first, last + 1, self.run_id)
-                if not any(r["requests"] for r in series):
-                    unfiltered = await _fetch_series(c, first, last + 1, None)
-                    if any(r["requests"] for r in unfiltered):
-                        series, all_traffic = unfiltered, True
-                proxy_views.append(collect.proxy_views(series))
-            except ChaosProxyError as e:
-                self.notes.append(f"no proxy view from {c.url}: {e}")
-        if all_traffic:
-            self.notes.append(
-                "proxy view: all traffic through the proxy (the system under test does not "
-                "pass X-Chaos-Run on to its calls)"
-            )
-        proxy = collect.merge_views(proxy_views) if proxy_views else {}
-        windows = self._windows(scenario, ended)
-        self.scenario_end = windows[-1].end if windows else None
-        prom = await self._prometheus(first, last)
-        rows = collect.build_rows(
-            first, last, self.client.seconds, proxy, windows, prom, self.client.users_at
-        )
-        # Phases that never ran still appear (with no seconds), so checks can say so.
-        ran = {w.name for w in windows}
-        phases = list(windows) + [
-            PhaseWindow(p.name, 0.0, 0.0, bool(p.rules) or bool(scenario.rules))
-            for p in scenario.phases
-            if p.name not in ran
-        ]
-        verdict = judge(
-            self.exp.checks,
-            rows,
-            phases,
-            self.exp.baseline,
-            halted=self.halted["check"] if self.halted else None,
-            interrupted=self.interrupted,
-        )
-        self._verdict = verdict
-        prom_cols = [(i, c.name) for i, c in enumerate(self.exp.checks) if c.source == "prometheus"]
-        results.write_timeseries(self.out / "timeseries.csv", rows, self.started, prom_cols)
-        events = self.events.get(self.clients[0].url, []) if self.clients else []
-        run = {
-            "id": self.run_id,
-            "started": self.started,
-            "ended": ended,
-            "scenario_started": self.scenario_at,
-            "scenario_ended": self.scenario_end,
-            "seed": self.seed,
-            "workers": self.opts.workers,
-            "remote_workers": self.opts.remote_workers,
-            "target": self.target,
-            "command": self.opts.command,
-            "versions": _versions(),
-        }
-        files = {
-            "timeseries": "timeseries.csv",
-            # A long run may have rotated the journal: journal.jsonl.N are older lines.
-            "journal": "journal.jsonl" if (self.out / "journal.jsonl").exists() else None,
-            "journal_rotated": sorted(
-                (p.name for p in self.out.glob("journal.jsonl.*")),
-                key=lambda n: -int(n.rsplit(".", 1)[1]) if n.rsplit(".", 1)[1].isdigit() else 0,
-            ),
-            "locust": sorted(
-                p.name for p in self.out.glob("locust*") if p.suffix in (".json", ".csv", ".log")
-            ),
-        }
-        doc = results.results_document(
-            self.exp,
-            scenario_text,
-            verdict,
-            run,
-            events,
-            interrupted=self.interrupted,
-            halted=self.halted,
-            proxy_url=self.proxy.url if self.proxy else None,
-            admins=[c.url for c in self.clients],
-            files=files,
-            notes=self.notes,
-        )
-        results.write_json(self.out / "results.json", doc)
-        return doc
-
-    async def _prometheus(self, first: int, last: int) -> dict[str, dict[int, float]]:
-        checks = [c for c in self.exp.checks if c.prometheus is not None]
-        if not checks:
-            return {}
-        from chaosproxy.experiment.prometheus import range_query
-
-        out: dict[str, dict[int, float]] = {}
-        async with aiohttp.ClientSession() as session:
-            for c in checks:
-                assert c.prometheus is not None
-                try:
-                    out[c.name] = await range_query(
-                        session, c.prometheus.url, c.prometheus.query, first, last
-                    )
-                except ChaosProxyError as e:
-                    self.notes.append(f"check {c.name!r}: {e}")
-                    out[c.name] = {}
-        return out
 
     def _reports(self) -> None:
         from chaosproxy.experiment.report import write_reports
@@ -574,18 +353,6 @@ def _worker_files(exp: Experiment) -> str:
     return f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
 
 
-async def _fetch_series(
-    c: AdminClient, first: int, end: int, run: str | None
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    start = first
-    while start < end:
-        stop = min(end, start + RING)
-        rows.extend(await c.timeseries(start, stop, run, histograms=True))
-        start = stop
-    return rows
-
-
 async def _check_reachable(url: str) -> None:
     u = yarl.URL(url)
     host, port = u.host or "127.0.0.1", u.port or (443 if u.scheme == "https" else 80)
@@ -598,27 +365,6 @@ async def _check_reachable(url: str) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-
-
-def _scenario_text(scenario: Scenario) -> str:
-    if scenario.source and not scenario.source.startswith("<"):
-        with contextlib.suppress(OSError):
-            return Path(scenario.source).read_text(encoding="utf-8")
-    return scenario_to_yaml(scenario)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {
-        "chaosproxy": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    for name in ("locust", "aiohttp"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
 
 
 async def run_experiment(exp: Experiment, opts: RunOptions) -> Outcome:

@@ -1,7 +1,8 @@
 """The JSON Schema (draft 2020-12) of experiment files, for editors and CI linters.
 
-Its property names come from the reader's own key tables (`spec.py`), so the two cannot drift;
-the reader stays the authority (it also checks phases against the scenario and `${VAR}`s).
+Its property names come from the reader's own key tables (`spec.py`, `spec_checks.py`), so the
+two cannot drift; the reader stays the authority (it also checks phases against the scenario
+and `${VAR}`s).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosproxy.config.schema import DURATION_PATTERN
-from chaosproxy.experiment import model, spec
+from chaosproxy.experiment import model, spec, spec_checks
 
 Schema = dict[str, Any]
 
@@ -85,10 +86,10 @@ def experiment_schema() -> Schema:
             "min_samples": {"type": "integer", "minimum": 1, "default": model.DEFAULT_MIN_SAMPLES},
             "halt": {"type": "boolean"},
             "prometheus": _obj(
-                {"url": _URL, "query": _TEXT}, spec.PROMETHEUS_KEYS, ("url", "query")
+                {"url": _URL, "query": _TEXT}, spec_checks.PROMETHEUS_KEYS, ("url", "query")
             ),
         },
-        spec.CHECK_KEYS,
+        spec_checks.CHECK_KEYS,
         ("name", "metric"),
     )
     check["oneOf"] = [{"required": ["during_phase"]}, {"required": ["after_phase", "within"]}]
@@ -116,7 +117,7 @@ def experiment_schema() -> Schema:
                     "phase": _TEXT,
                     "error_rate_above": {"type": "number", "minimum": 0, "maximum": 1},
                 },
-                spec.BASELINE_KEYS,
+                spec_checks.BASELINE_KEYS,
             ),
         },
         spec.EXPERIMENT_KEYS,

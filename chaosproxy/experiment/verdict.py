@@ -9,6 +9,11 @@ Time to recover, for `after_phase: P, within: W, for: F`: the seconds from the e
 start of the first run of F consecutive seconds in bound (a second without samples is not in
 bound: no evidence is not recovery). PASS when it is ≤ W; FAIL when no such run started within
 W although the data covers W + F seconds; INCONCLUSIVE when the run ended too soon to tell.
+
+Over 400 lines on purpose: one concept, the judgement. The run-level rules (baseline gate, no
+traffic, nothing injected, halts) decide how each check's own rules (during a phase, time to
+recover, INCONCLUSIVE limits) are read, and they are reviewed together against docs/experiments.md;
+the collection that feeds them lives elsewhere (`collect.py`, `gather.py`).
 """
 
 from __future__ import annotations

@@ -136,10 +136,6 @@ class Exchange(Protocol):
     async def proceed_upstream(self) -> None:
         """Forward upstream and stream the reply back through the registered hooks."""
 
-    async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
-        """Forward upstream and hand back the reply unsent (the caller owns its body)."""
-        ...
-
     def on_reply(self, hook: ReplyHook) -> None: ...
 
     def on_headers_sent(self, hook: HeadersHook) -> None: ...

@@ -13,7 +13,7 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Coroutine, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,13 @@ from multidict import CIMultiDictProxy
 from chaosproxy._clock import Clock
 from chaosproxy.engine.core import Decision
 from chaosproxy.engine.events import FaultInjected
-from chaosproxy.faults.base import BodyFilter, Fault, HeadersHook, Reply, ReplyHook, RespondHook
+from chaosproxy.errors import UpstreamError
+from chaosproxy.faults import pipeline
+from chaosproxy.faults.base import Fault, Reply
+from chaosproxy.faults.pipeline import Hooks
 from chaosproxy.proxy import forward
 from chaosproxy.proxy.request import RequestBody, RequestHead
+from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.listener import ClientConnection
@@ -68,19 +72,14 @@ def body_allowed(method: str, status: int) -> bool:
     return not (method == "HEAD" or status < 200 or status in _NO_BODY)
 
 
-class ProxyExchange:
-    """State of one exchange; faults drive it through the methods of `faults.base.Exchange`."""
+class ProxyExchange(Hooks):
+    """State of one exchange; faults drive it through the methods of `faults.base.Exchange`,
+    register hooks through its `Hooks` base, and `faults.pipeline` drives it as the `Wire`."""
 
     __slots__ = (
         "_anchor",
-        "_body_filters",
         "_chunked",
-        "_finish_cbs",
         "_finished",
-        "_headers_hooks",
-        "_reply_hooks",
-        "_respond_hooks",
-        "_shared",
         "_status",
         "body",
         "clock",
@@ -113,6 +112,8 @@ class ProxyExchange:
         self.body = body
         self.conn = conn
         self.request_id = request_id
+        self.reply_hooks = self.headers_hooks = self.body_filters = None
+        self.respond_hooks = self.finish_callbacks = None
         self.clock: Clock = core.clock
         self.rng: random.Random = core.rng
         self.decision: Decision | None = None
@@ -127,12 +128,6 @@ class ProxyExchange:
         self._chunked = False
         self._finished = False
         self._status: int | None = None
-        self._reply_hooks: list[ReplyHook] | None = None
-        self._respond_hooks: list[RespondHook] | None = None
-        self._headers_hooks: list[HeadersHook] | None = None
-        self._body_filters: list[BodyFilter] | None = None
-        self._finish_cbs: list[Callable[[], None]] | None = None
-        self._shared: dict[str, Any] | None = None
         self._anchor = head.t0  # where the next request-side delay is measured from
 
     # ------------------------------------------------------------ request views
@@ -177,12 +172,6 @@ class ProxyExchange:
         return self._status
 
     @property
-    def shared(self) -> dict[str, Any]:
-        if self._shared is None:
-            self._shared = {}
-        return self._shared
-
-    @property
     def upstream_url(self) -> str:
         return str(self.core.upstream.config.url)
 
@@ -202,41 +191,6 @@ class ProxyExchange:
                 outcome=outcome,
             )
         )
-
-    # ------------------------------------------------------------ hooks
-
-    def on_reply(self, hook: ReplyHook) -> None:
-        if self._reply_hooks is None:
-            self._reply_hooks = []
-        self._reply_hooks.append(hook)
-
-    def on_respond(self, hook: RespondHook) -> None:
-        if self._respond_hooks is None:
-            self._respond_hooks = []
-        self._respond_hooks.append(hook)
-
-    def on_headers_sent(self, hook: HeadersHook) -> None:
-        if self._headers_hooks is None:
-            self._headers_hooks = []
-        self._headers_hooks.append(hook)
-
-    def filter_body(self, body_filter: BodyFilter) -> None:
-        if self._body_filters is None:
-            self._body_filters = []
-        self._body_filters.append(body_filter)
-
-    def on_finish(self, callback: Callable[[], None]) -> None:
-        if self._finish_cbs is None:
-            self._finish_cbs = []
-        self._finish_cbs.append(callback)
-
-    def run_finish_callbacks(self) -> None:
-        cbs, self._finish_cbs = self._finish_cbs, None
-        for cb in cbs or ():
-            try:
-                cb()
-            except Exception:
-                log.exception("finish callback failed [%s]", self.request_id)
 
     # ------------------------------------------------------------ terminal actions
 
@@ -258,10 +212,7 @@ class ProxyExchange:
     ) -> None:
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
-        headers = list(headers)
-        if self._respond_hooks is not None:
-            for hook in self._respond_hooks:
-                hook(status, body, headers)
+        headers = self.responding(status, body, headers)
         out: list[tuple[str, str]] = []
         for name, value in headers:
             low = name.lower()
@@ -320,21 +271,24 @@ class ProxyExchange:
         self.complete = False
         self.conn.close()
 
-    # ------------------------------------------------------------ writing a streamed reply
+    # ------------------------------------------------------------ the pipeline's Wire
 
     def _mark_sent(self) -> None:
         if not self.head_sent:
             self.head_sent = True
             self.conn.mark_head_sent()
 
-    def send_head(
-        self, status: int, reason: str, headers: list[tuple[str, str]], first: bytes = b""
-    ) -> bool:
+    def fetch(self) -> Coroutine[Any, Any, UpstreamResponse]:
+        return forward.request(self)
+
+    def send_head(self, reply: Reply, first: bytes = b"") -> bool:
         """Write the reply's head (and `first` body bytes); True when a body may follow.
 
         The headers are the upstream's minus hop-by-hop ones: the proxy adds `X-Request-Id`
         when absent, the opt-in mark, and the framing it needs (`Transfer-Encoding: chunked`
         when the upstream gave no length and the client speaks HTTP/1.1)."""
+        headers = list(reply.headers)
+        status = reply.status
         has_length = has_id = False
         for k, v in headers:
             n = len(k)
@@ -358,32 +312,24 @@ class ProxyExchange:
         if self.head.version == "1.0" and self.head.keep_alive:
             headers.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
         self._status = status
-        data = response_head(status, reason or None, headers)
+        data = response_head(status, reply.reason or None, headers)
         if first and allowed:
             data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
         self._mark_sent()
         self.conn.write(data)
         return allowed
 
-    def send_verbatim_head(
-        self,
-        status: int,
-        reason: bytes,
-        lines: bytes,
-        has_length: bool,
-        has_id: bool,
-        retry_after: bytes | None,
-        first: bytes = b"",
-    ) -> bool:
-        """`send_head` for an upstream head no fault looks at: its header lines are written
-        as received, never decoded. True when a body may follow."""
-        if retry_after is not None:
-            self.retry_after = _retry_after(retry_after.decode("latin-1"))
-        extra = b"" if has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
+    def send_answer(self, raw: UpstreamResponse, first: bytes) -> bool:
+        """`send_head` for an upstream head no fault looks at: its header lines are written as
+        received, never decoded."""
+        if raw.retry_after is not None:
+            self.retry_after = _retry_after(raw.retry_after.decode("latin-1"))
+        extra = b"" if raw.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
         if self.mark is not None:
             extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
+        status = raw.status
         allowed = body_allowed(self.method, status)
-        if allowed and not has_length:
+        if allowed and not raw.has_length:
             if self.head.version == "1.1":
                 self._chunked = True
                 extra += b"Transfer-Encoding: chunked\r\n"
@@ -392,14 +338,14 @@ class ProxyExchange:
         if self.head.version == "1.0" and self.head.keep_alive:
             extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
         self._status = status
-        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, lines, extra)
+        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, raw.reason_bytes, raw.head_lines, extra)
         if first and allowed:
             data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
         self._mark_sent()
         self.conn.write(data)
         return allowed
 
-    async def write_body(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes) -> None:
         conn = self.conn
         if self._chunked:
             if not chunk:
@@ -410,25 +356,29 @@ class ProxyExchange:
         if conn.write_paused or conn.closed:
             await conn.drain()
 
-    def end_body(self) -> None:
+    def end(self) -> None:
         if self._chunked:
             self.conn.write(b"0\r\n\r\n")
         self._finished = True
         self.complete = True
+
+    def broke_off(self, error: UpstreamError) -> None:
+        self.upstream_error = error.reason
+        log.warning(
+            "upstream failed mid-response [%s]: %s",
+            self.request_id,
+            error.details,
+            extra={"request_id": self.request_id},
+        )
+        self.close()
 
     # ------------------------------------------------------------ forwarding
 
     def upstream_headers(self) -> list[tuple[str, str]]:
         return forward.upstream_headers(self)
 
-    async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
-        return await forward.fetch_upstream(self)
-
-    async def proceed_upstream(self) -> None:
-        await forward.proceed_upstream(self)
-
-    async def stream_reply(self, reply: Reply, body: AsyncIterator[bytes]) -> None:
-        await forward.stream_reply(self, reply, body)
+    def proceed_upstream(self) -> Coroutine[Any, Any, None]:
+        return pipeline.proceed(self, self, self)
 
     async def proceed_websocket(self) -> None:
         from chaosproxy.proxy.websocket import relay_upgrade

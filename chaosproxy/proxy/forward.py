@@ -1,21 +1,17 @@
-"""Forwarding one exchange upstream and streaming the reply back through the faults' hooks."""
+"""Forwarding one exchange upstream: the request headers it gets, and the upstream call.
+
+Streaming the reply back through the faults' hooks is `faults/pipeline.py`'s job."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
-from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.exchange import ProxyExchange
-
-log = logging.getLogger("chaosproxy.proxy")
 
 _HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 
@@ -108,140 +104,18 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
     return b"".join(lines), has_host, has_length
 
 
-async def _request(ex: ProxyExchange) -> UpstreamResponse:
+async def request(ex: ProxyExchange) -> UpstreamResponse:
+    """Send the exchange's request upstream; its response once the head arrived. The time it
+    took and a failure's reason are kept on the exchange (for events and logs)."""
     t = ex.clock.monotonic()
     head = ex.head
-    upstream = ex.core.upstream
     try:
-        send_lines = getattr(upstream, "request_lines", None)
-        if send_lines is not None:
-            lines, has_host, has_length = upstream_lines(ex)
-            resp: UpstreamResponse = await send_lines(
-                head.method, head.target, lines, has_host, has_length, ex.body
-            )
-            return resp
-        return await upstream.request(head.method, head.target, upstream_headers(ex), ex.body)
+        lines, has_host, has_length = upstream_lines(ex)
+        return await ex.core.upstream.request(
+            head.method, head.target, lines, has_host, has_length, ex.body
+        )
     except UpstreamError as e:
         ex.upstream_error = e.reason
         raise
     finally:
         ex.upstream_duration = ex.clock.monotonic() - t
-
-
-async def fetch_upstream(ex: ProxyExchange) -> tuple[Reply, AsyncIterator[bytes]]:
-    resp = await _request(ex)
-    return Reply(resp.status, resp.reason, resp.headers), resp.body()
-
-
-async def proceed_upstream(ex: ProxyExchange) -> None:
-    resp = await _request(ex)
-    body = resp.body()
-    try:
-        if (
-            ex._reply_hooks is None
-            and ex._headers_hooks is None
-            and ex._body_filters is None
-            and hasattr(resp, "head_lines")
-        ):
-            await _stream_verbatim(ex, cast(VerbatimHead, resp), body)
-            return
-        reply = Reply(resp.status, resp.reason, resp.headers)
-        for hook in ex._reply_hooks or ():
-            changed = await hook(ex, reply)
-            if changed is None or ex.finished:
-                return
-            reply = changed
-        await stream_reply(ex, reply, body)
-    finally:
-        if not getattr(body, "done", False):  # the native client's body, read to its end
-            await _aclose(body)
-
-
-class VerbatimHead(Protocol):
-    """An upstream response that can hand back its end-to-end header lines undecoded."""
-
-    status: int
-    reason_bytes: bytes
-    head_lines: bytes
-    has_length: bool
-    has_id: bool
-    retry_after: bytes | None
-    complete: bool
-
-
-async def _stream_verbatim(
-    ex: ProxyExchange, resp: VerbatimHead, body: AsyncIterator[bytes]
-) -> None:
-    """The pass-through path: no fault looks at the reply, its head goes back as received."""
-    first = b""
-    if resp.complete:
-        with contextlib.suppress(StopAsyncIteration):
-            first = await body.__anext__()
-    allowed = ex.send_verbatim_head(
-        resp.status,
-        resp.reason_bytes,
-        resp.head_lines,
-        resp.has_length,
-        resp.has_id,
-        resp.retry_after,
-        first,
-    )
-    if allowed:
-        await _pump(ex, body, body)
-    elif not ex.finished:
-        ex.end_body()
-
-
-async def stream_reply(ex: ProxyExchange, reply: Reply, body: AsyncIterator[bytes]) -> None:
-    """Send `reply`'s head, run headers hooks, then stream `body` through the filters."""
-    # A body that already arrived whole leaves with its head in one write (one syscall).
-    # Not under a body filter: a throttled first write would hold the head back too.
-    first = b""
-    if ex._headers_hooks is None and ex._body_filters is None and getattr(body, "complete", False):
-        with contextlib.suppress(StopAsyncIteration):
-            first = await body.__anext__()
-    if not ex.send_head(reply.status, reply.reason, list(reply.headers), first):
-        ex.end_body()
-        return
-    for hook in ex._headers_hooks or ():
-        await hook(ex)
-        if ex.finished:
-            return
-    stream = body
-    for f in ex._body_filters or ():
-        stream = f(ex, stream)
-    await _pump(ex, stream, body)
-
-
-async def _pump(
-    ex: ProxyExchange, stream: AsyncIterator[bytes], body: AsyncIterator[bytes]
-) -> None:
-    """Write `stream` to the client, then end the body; an upstream failure mid-body closes the
-    connection so the client sees the truncation."""
-    try:
-        async for chunk in stream:
-            if ex.finished:
-                return
-            await ex.write_body(chunk)
-    except UpstreamError as e:
-        ex.upstream_error = e.reason
-        log.warning(
-            "upstream failed mid-response [%s]: %s",
-            ex.request_id,
-            e.details,
-            extra={"request_id": ex.request_id},
-        )
-        ex.close()
-        return
-    finally:
-        if stream is not body:
-            await _aclose(stream)
-    if not ex.finished:
-        ex.end_body()
-
-
-async def _aclose(it: AsyncIterator[bytes]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

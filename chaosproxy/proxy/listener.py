@@ -5,8 +5,16 @@ head is parsed, queued (pipelining), and answered in order by one task per busy 
 bodies stream through a bounded buffer that pauses reading from the socket. Responses are written
 by the exchange as the upstream sent them: no `Date`, `Server` or `Content-Type` of our own.
 
-Hostile input is bounded: the request target (414), each header line, the header count and the
-whole head (431), the time to send a head (408, then close) and the idle time between requests.
+Hostile input is bounded (limits.py): the request target (414), each header line, the header
+count and the whole head (431), the time to send a head and silences in a body (408, then close),
+the idle time between requests, and the number of open connections (503 past the cap). Framing
+that two parsers could read two ways (Content-Length with Transfer-Encoding, codings other than
+chunked, two Hosts) is refused before anything goes upstream. A client's EOF after a complete
+request ends the connection once the requests that go to the upstream are answered.
+
+This module is longer than the project's ~400 lines because `ClientConnection` is one state
+machine (head, body, queue, flow control, deadlines, EOF) whose transitions interlock; split
+over files it would be harder to check, not easier.
 """
 
 from __future__ import annotations
@@ -14,13 +22,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass
 from ssl import SSLContext
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from chaosproxy.proxy.request import RequestBody, RequestHead
+from chaosproxy.proxy.limits import (
+    ListenerLimits,
+    Refusal,
+    check_framing,
+    default_max_connections,
+    error_response,
+)
+from chaosproxy.proxy.request import RequestBody, RequestError, RequestHead
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.server import ProxyCore
@@ -33,26 +47,9 @@ _MAX_QUEUED = 32
 # Bytes the transport buffers for the client before the writer waits.
 _WRITE_HIGH_WATER = 64 * 1024
 
+_LIMITS = ListenerLimits()
 
-@dataclass(frozen=True)
-class ListenerLimits:
-    """Bounds on what a client may send and how long it may take."""
-
-    header_timeout: float = 30.0  # from the first byte of a head (or the connection) to its end
-    idle_timeout: float = 75.0  # keep-alive: between the end of a response and the next request
-    max_target: int = 8 * 1024  # request target: 414 past it
-    max_header_line: int = 8 * 1024  # one header, name and value: 431 past it
-    max_head: int = 64 * 1024  # the whole head: 431 past it
-    max_headers: int = 128  # header count: 431 past it
-
-
-class _Reject(Exception):
-    """Raised from a parser callback: the request is refused with `status`."""
-
-    def __init__(self, status: int, details: str) -> None:
-        super().__init__(details)
-        self.status = status
-        self.details = details
+__all__ = ["ClientConnection", "ListenerLimits", "ProxyListener"]
 
 
 class ClientConnection(asyncio.Protocol):
@@ -70,8 +67,11 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[tuple[RequestHead, RequestBody | None]] = deque()
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a request is being answered
+        self.upstream_started = False  # ...and it went to the upstream (server.py sets it)
+        self.eof = False  # the client finished sending (half-close): close once answered
         self._wakeup: asyncio.Future[None] | None = None  # the idle task waits on it
         self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
+        self._stopped = False  # nothing more is parsed (an upgrade, or a refused request)
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         # One deadline per connection, checked by the listener's sweep: no timer per request.
@@ -85,10 +85,10 @@ class ClientConnection(asyncio.Protocol):
         # parse state of the request being read
         self._url = b""
         self._raw: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._head_bytes = 0  # header lines parsed (name, value, 4)
+        self._head_read = 0  # bytes read since the head began (partial lines too)
         self._in_head = False
-        self._body: RequestBody | None = None
-        self._upgraded = False
+        self._body: RequestBody | None = None  # the body being read, until its end
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -102,34 +102,56 @@ class ClientConnection(asyncio.Protocol):
         self._set_timer("header", self.limits.header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._upgraded:
+        if self._stopped:
             if self.tunnel is not None:
                 self.tunnel.feed(data)
             return
         if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_head + self.limits.max_target:
+            self._head_read += len(data)
+            if self._head_read > self.limits.max_head + self.limits.max_target:
                 self._reject(431, "request headers too large")
                 return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
-            self._upgraded = True
+            self._stopped = True
             self.tunnel = RequestBody(self, False)
+            self.listener.tunnels += 1  # it will hold an upstream connection of its own
             offset = int(e.args[0]) if e.args else len(data)
             if offset < len(data):
                 self.tunnel.feed(data[offset:])
         except httptools.HttpParserError as e:
             cause = e.__context__
-            if isinstance(cause, _Reject):
+            if isinstance(cause, RequestError):
                 self._reject(cause.status, cause.details)
             else:
                 details = str(e).strip().splitlines()[0][:200] if str(e).strip() else "bad request"
                 self._reject(400, details)
+            return
+        if self._in_head and self._head_bytes > self.limits.max_head:  # lines of one read
+            self._reject(431, "request headers too large")
+
+    def eof_received(self) -> bool | None:
+        """The client shut its sending side. After complete requests that is "no more
+        requests", not "gone": the requests read are answered, then the connection closes. A
+        request cut short, or one a fault holds before the upstream (a delay, `hang`), ends as
+        for a vanished client: on the wire the two look the same, and a fault's wait "until the
+        client gives up" must end when it gives up. Over TLS an EOF always closes."""
+        if (
+            self.tunnel is not None
+            or (not self._stopped and (self._in_head or self._body is not None))
+            or not (self.busy or self.queue)
+            or (self.busy and not self.upstream_started)
+        ):
+            return None  # close: connection_lost cancels what is in flight
+        self.eof = True
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
+        if self.tunnel is not None:
+            self.listener.tunnels -= 1
         self._cancel_timer()
         d = self._drain
         if d is not None and not d.done():
@@ -163,7 +185,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._raw = []
-        self._head_bytes = 0
+        self._head_bytes = self._head_read = 0
         self._in_head = True
         if self._timer_kind != "header":
             self._set_timer("header", self.limits.header_timeout)
@@ -171,40 +193,48 @@ class ClientConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self.limits.max_target:
-            raise _Reject(414, f"request target longer than {self.limits.max_target} bytes")
+            raise RequestError(414, f"request target longer than {self.limits.max_target} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lim = self.limits
         size = len(name) + len(value)
         self._head_bytes += size + 4
         if size > lim.max_header_line:
-            raise _Reject(431, f"a request header is longer than {lim.max_header_line} bytes")
+            raise RequestError(431, f"a request header is longer than {lim.max_header_line} bytes")
         if len(self._raw) >= lim.max_headers:
-            raise _Reject(431, f"more than {lim.max_headers} request headers")
+            raise RequestError(431, f"more than {lim.max_headers} request headers")
         self._raw.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        self._cancel_timer()
         p = self.parser
         raw = self._raw
         has_body = expect = False
         rid = run = ""
+        hosts = 0
+        te: bytes | None = None
         for k, v in raw:  # one pass: what the listener and the per-request path need
             n = len(k)
-            if n == 14 and k.lower() == b"content-length":
+            if n == 4 and k.lower() == b"host":
+                hosts += 1
+            elif n == 14 and k.lower() == b"content-length":
                 has_body = v.strip() not in (b"0", b"")
             elif n == 17 and k.lower() == b"transfer-encoding":
                 has_body = True
+                te = v
             elif n == 6 and k.lower() == b"expect":
                 expect = v.strip().lower() == b"100-continue"
             elif n == 12 and not rid and k.lower() == b"x-request-id":
                 rid = v.decode("latin-1")
             elif n == 11 and not run and k.lower() == b"x-chaos-run":
                 run = v[:64].decode("latin-1")
-        self._raw = []
         version = p.get_http_version()
+        if self._head_bytes > self.limits.max_head:  # lines that came in one read
+            raise RequestError(431, "request headers too large")
+        if hosts > 1 or te is not None:
+            check_framing(hosts, te, version)
+        self._in_head = False
+        self._head_bytes = self._head_read = 0
+        self._raw = []
         head = RequestHead(
             p.get_method().decode("latin-1"),
             self._url.decode("latin-1"),
@@ -217,8 +247,15 @@ class ClientConnection(asyncio.Protocol):
         head.keep_alive = p.should_keep_alive() and not self.listener.closing
         head.upgrade = p.should_upgrade()
         head.expect_continue = expect and version == "1.1"
-        body = RequestBody(self, head.expect_continue) if has_body else None
-        self._body = body
+        body = None
+        if has_body:
+            body = self._body = RequestBody(self, head.expect_continue)
+            if not head.expect_continue and self.limits.body_timeout:
+                self._set_timer("body", self.limits.body_timeout)
+            else:
+                self._cancel_timer()  # the body comes once 100 Continue is sent
+        else:
+            self._cancel_timer()
         self.core.load.started()
         self.queue.append((head, body))
         w = self._wakeup
@@ -234,11 +271,15 @@ class ClientConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._body is not None:
             self._body.feed(body)
+            if self.limits.body_timeout:
+                self._set_timer("body", self.limits.body_timeout)
 
     def on_message_complete(self) -> None:
         if self._body is not None:
             self._body.feed_eof()
             self._body = None
+            if self._timer_kind == "body":
+                self._cancel_timer()
 
     # ------------------------------------------------------------ answering, in order
 
@@ -252,6 +293,9 @@ class ClientConnection(asyncio.Protocol):
                 if not queue:
                     if self._pending_error is not None:
                         self._send_error(*self._pending_error)
+                        return
+                    if self.eof:  # half-closed: every request read was answered
+                        self.close()
                         return
                     if self._in_head:
                         if self._timer_kind != "header":
@@ -270,6 +314,7 @@ class ClientConnection(asyncio.Protocol):
                     self._update_reading()
                 self._head_sent = False
                 self.busy = True
+                self.upstream_started = False
                 try:
                     keep = await core.handle(head, body, self)
                 except Exception:  # escaped the handler's own error funnel: never hang here
@@ -290,7 +335,21 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------ rejects and timeouts
 
     def _reject(self, status: int, details: str) -> None:
-        """A request we will not parse further: answer it (after those before it) and close."""
+        """A request we will not parse further: answer it (after those before it) and close.
+
+        When its head was already read (its body broke off or stalled), the body fails with
+        the status: the request is in the queue or being handled, and its handler answers
+        (server.py), upstream or not."""
+        self._stopped = True  # nothing more is parsed on this connection
+        self._paused_body = True
+        self._update_reading()
+        body = self._body
+        if body is not None:
+            self._body = None
+            self._cancel_timer()
+            log.warning("a request body from %s broke off: %s", self.client_ip, details)
+            body.fail(RequestError(status, details))
+            return
         rid = self.core.ids.next()
         log.warning(
             "rejected a malformed request from %s [%s]: %s",
@@ -299,30 +358,13 @@ class ClientConnection(asyncio.Protocol):
             details,
             extra={"request_id": rid},
         )
-        self._upgraded = True  # nothing more is parsed on this connection
-        self.tunnel = None
-        self._paused_body = True
-        self._update_reading()
-        if not self.busy:
+        if not self.busy and not self.queue:
             self._send_error(status, details, rid)
-        else:
+        else:  # after the requests read before it
             self._pending_error = (status, details, rid)
 
     def _send_error(self, status: int, details: str, rid: str) -> None:
-        from chaosproxy.proxy.exchange import error_json, response_head
-
-        body = error_json(status, rid, details)
-        head = response_head(
-            status,
-            None,
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(body))),
-                ("X-Request-Id", rid),
-                ("Connection", "close"),
-            ],
-        )
-        self.write(head + body)
+        self.write(error_response(status, details, rid))
         self.close()
 
     def _set_timer(self, kind: str, seconds: float) -> None:
@@ -341,7 +383,13 @@ class ClientConnection(asyncio.Protocol):
             self._reject(
                 408, f"the request head did not arrive within {self.limits.header_timeout:g}s"
             )
-        elif not self.busy:
+        elif kind == "body" and self._body is not None:
+            t = self.limits.body_timeout or 0.0
+            if self._paused_reading:  # we stopped reading, not the client: its time restarts
+                self._set_timer("body", t)
+            else:
+                self._reject(408, f"no request body bytes arrived for {t:g}s")
+        elif kind != "body" and not self.busy:
             self.close()  # idle keep-alive connection, or one that never sent a byte
 
     # ------------------------------------------------------------ for the exchange
@@ -349,6 +397,8 @@ class ClientConnection(asyncio.Protocol):
     def send_continue(self) -> None:
         if not self.closed and not self._head_sent and self.transport is not None:
             self.transport.write(_CONTINUE)
+            if self._body is not None and self.limits.body_timeout:
+                self._set_timer("body", self.limits.body_timeout)  # the body is due now
 
     def mark_head_sent(self) -> None:
         self._head_sent = True
@@ -396,21 +446,39 @@ class ClientConnection(asyncio.Protocol):
         elif not want and self._paused_reading:
             self._paused_reading = False
             tr.resume_reading()
+            if self._timer_kind == "body" and self.limits.body_timeout:
+                self._set_timer("body", self.limits.body_timeout)
 
 
 class ProxyListener:
     """The listening socket and its connections; graceful close waits for requests in flight."""
 
-    def __init__(self, core: ProxyCore, limits: ListenerLimits = ListenerLimits()) -> None:
+    def __init__(self, core: ProxyCore, limits: ListenerLimits = _LIMITS) -> None:
         self.core = core
         self.limits = limits
         self.loop = asyncio.get_event_loop()
         self.connections: set[ClientConnection] = set()
+        self.max_connections = limits.max_connections or default_max_connections()
+        self.tunnels = 0  # upgraded connections: each holds an upstream connection of its own
+        self.refusing: dict[Refusal, None] = {}  # over the cap, answered 503; oldest first
+        self.refused = 0  # connections refused over the cap, ever
+        self.refusal_logged = -1e9
         self.closing = False
         self.server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
         # How often deadlines are checked: a timeout fires at most this late.
-        self.resolution = max(0.02, min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4))
+        timeouts = [limits.header_timeout, limits.idle_timeout, limits.body_timeout or 4.0]
+        self.resolution = max(0.02, min(1.0, *(t / 4 for t in timeouts)))
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections held, counted against the cap (a WebSocket counts twice)."""
+        return len(self.connections) + self.tunnels
+
+    def _accept(self) -> asyncio.Protocol:
+        if len(self.connections) + self.tunnels < self.max_connections:
+            return ClientConnection(self)
+        return Refusal(self)
 
     async def start(
         self,
@@ -422,7 +490,7 @@ class ProxyListener:
     ) -> int:
         self.loop = asyncio.get_running_loop()
         self.server = await self.loop.create_server(
-            lambda: ClientConnection(self),
+            self._accept,
             host or None,
             port,
             ssl=ssl,
@@ -436,6 +504,9 @@ class ProxyListener:
         now = self.loop.time()
         for c in [c for c in self.connections if c.deadline and c.deadline <= now]:
             c._timed_out()
+        if self.refusing:
+            for r in [r for r in self.refusing if r.deadline <= now]:
+                r.abort()
         self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
 
     async def close(self, grace: float) -> None:

@@ -19,6 +19,17 @@ BODY_HIGH_WATER = 256 * 1024
 BODY_LOW_WATER = 64 * 1024
 
 
+class RequestError(Exception):
+    """What the client sent cannot be served: answered with `status` (400, 408, 414, 431, 501)
+    and the connection closes. Raised from the listener's parser callbacks, and the error a
+    request body fails with when its framing breaks or it stalls."""
+
+    def __init__(self, status: int, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+
+
 class RequestHead:
     """The request line and headers exactly as received (names keep their spelling and order).
 
@@ -180,6 +191,13 @@ class RequestBody:
     def complete(self) -> bool:
         """Every byte of the body arrived (it may still be buffered here)."""
         return self._eof
+
+    @property
+    def error(self) -> RequestError | None:
+        """Why the client's body broke off (bad framing, a stall), when it did: the request is
+        answered with its status, not as an upstream failure."""
+        exc = self._exc
+        return exc if isinstance(exc, RequestError) else None
 
     def whole(self) -> bytes | None:
         """The whole body when it already arrived (a small request): one write upstream."""

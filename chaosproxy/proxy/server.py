@@ -20,7 +20,7 @@ from chaosproxy.faults.base import Fault
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.listener import ClientConnection
-from chaosproxy.proxy.request import RequestBody, RequestHead
+from chaosproxy.proxy.request import RequestBody, RequestError, RequestHead
 from chaosproxy.proxy.upstream import Upstream
 
 log = logging.getLogger("chaosproxy.proxy")
@@ -107,18 +107,21 @@ class ProxyCore:
         parsed); True when the connection may carry another request after it."""
         rid = head.request_id or self.ids.next()
         refusal = _refusal(head)  # before the exchange: it may rewrite the target
+        if body is not None and body.error is not None:  # broke off before it was handled
+            refusal = body.error.status, body.error.details, []
         ex = ProxyExchange(self, head, body, conn, rid)
         forward = ex.proceed_websocket if head.upgrade else ex.proceed_upstream
         try:
-            if refusal is not None:
+            if refusal is not None:  # answered here, and the connection closes
                 status, details, extra = refusal
+                head.keep_alive = False
                 if status == 200:  # OPTIONS *: the proxy itself answers
-                    await ex.respond(200, b"", extra)
+                    await ex.respond(200, b"", [*extra, _CLOSE])
                 else:
                     await ex.respond(
                         status,
                         error_json(status, rid, details),
-                        [("Content-Type", "application/json"), *extra],
+                        [("Content-Type", "application/json"), *extra, _CLOSE],
                     )
                 return False
             faults: tuple[Fault, ...] | None = None
@@ -132,9 +135,12 @@ class ProxyCore:
                         ex.rng = random.Random(decision.seed)
             if self.request_faults is not None and faults is None:
                 faults = self.request_faults(ex)
-            if faults and self._admit(ex, faults):
-                await _run_chain(faults, ex, forward)
+            if faults and conn.eof:
+                ex.close()  # the client finished sending and may be gone: no fault waits for it
+            elif faults and self._admit(ex, faults):
+                await _run_chain(faults, ex, forward, conn)
             else:
+                conn.upstream_started = True  # from here a client's EOF waits for the answer
                 await forward()
             if not ex.head_sent and not ex.finished:
                 await ex.respond(
@@ -143,7 +149,10 @@ class ProxyCore:
                     [("Content-Type", "application/json")],
                 )
         except UpstreamError as e:
-            await self._upstream_failed(ex, e)
+            if body is not None and body.error is not None:
+                await _client_failed(ex, body.error)
+            else:
+                await self._upstream_failed(ex, e)
         except ConnectionError:
             # The client went away while we answered: nothing left to tell it.
             log.debug("client disconnected [%s]", rid, extra={"request_id": rid})
@@ -152,14 +161,21 @@ class ProxyCore:
             ex.close()
             raise
         except Exception:
-            log.exception(
-                "internal error [%s] %s %s", rid, ex.method, ex.target, extra={"request_id": rid}
-            )
-            await self._internal_error(ex)
+            if body is not None and body.error is not None:
+                await _client_failed(ex, body.error)
+            else:
+                log.exception(
+                    "internal error [%s] %s %s",
+                    rid,
+                    ex.method,
+                    ex.target,
+                    extra={"request_id": rid},
+                )
+                await self._internal_error(ex)
         finally:
             self.load.finished()
-            if ex._finish_cbs:
-                ex.run_finish_callbacks()
+            if ex.finish_callbacks is not None:
+                ex.run_finish(rid)
             self._done(ex)
         return ex.complete
 
@@ -242,6 +258,7 @@ class ProxyCore:
 
 
 _ALLOW = ("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+_CLOSE = ("Connection", "close")
 
 
 def _refusal(head: RequestHead) -> tuple[int, str, list[tuple[str, str]]] | None:
@@ -277,14 +294,36 @@ def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
     return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
 
 
+async def _client_failed(ex: ProxyExchange, err: RequestError) -> None:
+    """The client's body broke off or stalled (the listener failed it): its status, not an
+    upstream failure, whatever the upstream client made of the body's error."""
+    ex.upstream_error = None
+    ex.head.keep_alive = False
+    if ex.finished or ex.head_sent:
+        ex.close()
+        return
+    await ex.respond(
+        err.status,
+        error_json(err.status, ex.request_id, err.details),
+        [("Content-Type", "application/json"), _CLOSE],
+    )
+
+
 async def _run_chain(
-    faults: tuple[Fault, ...], ex: ProxyExchange, forward: Callable[[], Awaitable[None]]
+    faults: tuple[Fault, ...],
+    ex: ProxyExchange,
+    forward: Callable[[], Awaitable[None]],
+    conn: ClientConnection,
 ) -> None:
     """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
 
+    async def upstream() -> None:
+        conn.upstream_started = True  # past the faults' waits: a client's EOF waits for it
+        await forward()
+
     def step(i: int) -> Callable[[], Awaitable[None]]:
         if i == len(faults):
-            return forward
+            return upstream
 
         async def run() -> None:
             if not ex.finished:

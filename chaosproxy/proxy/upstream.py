@@ -1,9 +1,9 @@
 """Forwarding to the upstream, behind one small interface.
 
 `Upstream.request()` sends one request and returns once the status line and headers arrived; the
-body streams from `UpstreamResponse.body()`. The aiohttp ClientSession implementation below is
-the only one today; a leaner one (own keep-alive pool, C parser) can replace it without touching
-the rest of the proxy.
+body streams from `UpstreamResponse.body()`. Two implementations: `native.NativeUpstream` (the
+default: own keep-alive pool, httptools) and `AiohttpUpstream` below (aiohttp's ClientSession,
+the `--upstream-client aiohttp` fallback). Both satisfy these protocols exactly (mypy checks it).
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 import yarl
+from aiohttp.client_reqrep import ConnectionKey
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 
 from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
-from chaosproxy.proxy.headers import HOP_BY_HOP, forwardable
+from chaosproxy.proxy.headers import HOP_BY_HOP
 
 
 @dataclass(frozen=True)
@@ -35,20 +38,65 @@ class UpstreamConfig:
     keepalive: float = 30.0
     ca_file: str | None = None
     insecure: bool = False
+    # The response head (status line and headers), as the listener bounds a request's head:
+    # past either, a 502 and the connection is closed.
+    max_head: int = 64 * 1024
+    max_headers: int = 128
+
+
+class OutgoingBody(Protocol):
+    """A request body to forward (the listener's `RequestBody`)."""
+
+    def whole(self) -> bytes | None:
+        """Every byte, when all already arrived (then one write); else None (then stream it)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamBody(Protocol):
+    """A response body, chunk by chunk as it arrives."""
+
+    @property
+    def complete(self) -> bool:
+        """Every byte already arrived (buffered here): the first read takes it all."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None:
+        """Give the body up; one not read to its end closes its connection."""
+        ...
 
 
 class UpstreamResponse(Protocol):
+    """An upstream's answer once its head arrived.
+
+    The end-to-end header lines are kept as received (`head_lines`: name, colon, value, CRLF
+    each), so a reply no fault looks at goes back without being decoded; `headers` decodes them.
+    """
+
     status: int
     reason: str
+    reason_bytes: bytes
+    head_lines: bytes
+    has_length: bool  # Content-Length among the end-to-end headers
+    has_id: bool  # X-Request-Id among them
+    retry_after: bytes | None
 
     @property
     def headers(self) -> list[tuple[str, str]]:
         """End-to-end headers only, in the upstream's order and spelling."""
         ...
 
-    def body(self) -> AsyncIterator[bytes]: ...
+    def body(self) -> UpstreamBody: ...
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Done with this response: a body read to its end has gone back to the pool already;
+        one that was not closes its connection."""
+        ...
 
 
 class Upstream(Protocol):
@@ -58,13 +106,70 @@ class Upstream(Protocol):
         self,
         method: str,
         target: str,
-        headers: list[tuple[str, str]],
-        body: AsyncIterable[bytes] | None,
-    ) -> UpstreamResponse: ...
+        lines: bytes,
+        has_host: bool,
+        has_length: bool,
+        body: OutgoingBody | None,
+    ) -> UpstreamResponse:
+        """Send one request (its header lines as bytes: name, colon, value, CRLF each; whether
+        they carry Host and Content-Length) and return once the response head arrived."""
+        ...
 
     async def reachable(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+
+
+class ScannedHead(NamedTuple):
+    kept: list[tuple[bytes, bytes]]  # end-to-end headers, order and spelling kept
+    lines: bytes  # the same as header lines
+    has_length: bool
+    has_id: bool
+    retry_after: bytes | None
+    framed: bool  # Content-Length or Transfer-Encoding: the body does not end with the connection
+
+
+def scan_head(raw: Iterable[tuple[bytes, bytes]]) -> ScannedHead:
+    """One pass over a response's raw headers: keep the end-to-end ones (minus hop-by-hop,
+    `Proxy-*` and what `Connection` lists) as lines, note what the writer needs."""
+    lines: list[bytes] = []
+    keep: list[tuple[bytes, bytes]] = []
+    framed = has_length = has_id = False
+    retry_after: bytes | None = None
+    listed: set[bytes] | None = None
+    for k, v in raw:
+        low = k.lower()
+        if low in _HOP_BYTES:
+            if low == b"transfer-encoding":
+                framed = True
+            elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
+                extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+                if extra:
+                    listed = extra if listed is None else listed | extra
+            continue
+        if low == b"content-length":
+            framed = has_length = True
+        elif low == b"x-request-id":
+            has_id = True
+        elif low == b"retry-after":
+            retry_after = v
+        elif low.startswith(b"proxy-"):
+            continue
+        keep.append((k, v))
+        lines += (k, b": ", v, b"\r\n")
+    if listed:
+        keep = [(k, v) for k, v in keep if k.lower() not in listed]
+        lines = []
+        for k, v in keep:
+            lines += (k, b": ", v, b"\r\n")
+    return ScannedHead(keep, b"".join(lines), has_length, has_id, retry_after, framed)
+
+
+def decode_headers(kept: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in kept]
 
 
 _ADDRESS = re.compile(r" ?\('[^']*', \d+(?:, \d+, \d+)?\)")
@@ -105,19 +210,44 @@ def classify(exc: BaseException) -> UpstreamError:
 
 
 class _AiohttpResponse:
-    __slots__ = ("_resp", "headers", "reason", "status")
+    __slots__ = (
+        "_body",
+        "_kept",
+        "_resp",
+        "has_id",
+        "has_length",
+        "head_lines",
+        "reason",
+        "reason_bytes",
+        "retry_after",
+        "status",
+    )
 
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self._resp = resp
         self.status = resp.status
         self.reason = resp.reason or ""
-        self.headers = forwardable(resp.headers, HOP_BY_HOP)
+        self.reason_bytes = self.reason.encode("latin-1", "replace")
+        scanned = scan_head(resp.raw_headers)
+        self._kept = scanned.kept
+        self.head_lines = scanned.lines
+        self.has_length = scanned.has_length
+        self.has_id = scanned.has_id
+        self.retry_after = scanned.retry_after
+        self._body = _Body(resp)
 
-    def body(self) -> AsyncIterator[bytes]:
-        return _Body(self._resp)
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return decode_headers(self._kept)
+
+    def body(self) -> _Body:
+        return self._body
 
     def release(self) -> None:
-        self._resp.close()  # a body not read to the end cannot go back to the pool
+        if self._resp.content.is_eof():
+            self._resp.release()
+        else:
+            self._resp.close()  # a body not read to the end cannot go back to the pool
 
 
 class _Body:
@@ -143,11 +273,42 @@ class _Body:
             self._resp.release()
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            self._resp.release()
+            self._resp.close()
             raise classify(e) from e
 
     async def aclose(self) -> None:
-        self._resp.release()
+        if self._resp.content.is_eof():
+            self._resp.release()
+        else:
+            self._resp.close()
+
+
+async def tcp_reachable(config: UpstreamConfig) -> bool:
+    """True when a TCP connection to the upstream can be opened (readiness)."""
+    url = config.url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        async with asyncio.timeout(config.connect_timeout):
+            _, writer = await asyncio.open_connection(url.host, port)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    return True
+
+
+class _StrictConnector(aiohttp.TCPConnector):
+    """A pool that never reuses a connection on which the upstream sent bytes nobody asked
+    for (a response longer than its Content-Length): aiohttp would take them as the answer to
+    the next request sent on it. (Overrides aiohttp's private `_get`; the test of the case,
+    tests/proxy/test_hostile_upstreams.py, fails if aiohttp changes under it.)"""
+
+    async def _get(self, key: ConnectionKey, traces: list[Trace]) -> Connection | None:
+        conns = self._conns.get(key)
+        if conns:
+            for idle in [c for c in conns if c[0].should_close]:
+                conns.remove(idle)
+                idle[0].close()
+        return await super()._get(key, traces)
 
 
 def make_client_ssl(ca_file: str | None, insecure: bool) -> ssl.SSLContext | bool:
@@ -168,7 +329,7 @@ class AiohttpUpstream:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             c = self.config
-            connector = aiohttp.TCPConnector(
+            connector = _StrictConnector(
                 limit=c.pool_size,
                 keepalive_timeout=c.keepalive,
                 ssl=make_client_ssl(c.ca_file, c.insecure) if c.url.scheme == "https" else False,
@@ -183,6 +344,7 @@ class AiohttpUpstream:
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 connector_owner=True,
+                max_headers=c.max_headers,  # each line: aiohttp's own 8 KiB
             )
         return self._session
 
@@ -190,9 +352,16 @@ class AiohttpUpstream:
         self,
         method: str,
         target: str,
-        headers: list[tuple[str, str]],
-        body: AsyncIterable[bytes] | None,
+        lines: bytes,
+        has_host: bool,
+        has_length: bool,
+        body: OutgoingBody | None,
     ) -> UpstreamResponse:
+        # aiohttp wants pairs: the lines split back, decoded as the listener decodes them.
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, _, v in (line.partition(b": ") for line in lines.split(b"\r\n") if line)
+        ]
         url = yarl.URL(self._base + target, encoded=True)
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -207,33 +376,13 @@ class AiohttpUpstream:
                 )
         except Exception as e:
             raise classify(e) from e
+        if resp.status == 101:  # the connection now speaks something else: not ours to relay
+            resp.close()
+            raise UpstreamError("protocol", "the upstream switched protocols unasked")
         return _AiohttpResponse(resp)
 
-    async def websocket(
-        self, target: str, headers: list[tuple[str, str]], protocols: tuple[str, ...]
-    ) -> aiohttp.ClientWebSocketResponse:
-        url = yarl.URL(self._base + target, encoded=True)
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                return await self._client().ws_connect(
-                    url, headers=headers, protocols=protocols, autoping=False, max_msg_size=0
-                )
-        except aiohttp.WSServerHandshakeError as e:
-            raise UpstreamError("protocol", f"websocket handshake refused: {e.status}") from e
-        except Exception as e:
-            raise classify(e) from e
-
     async def reachable(self) -> bool:
-        """True when a TCP (and TLS) connection to the upstream can be opened."""
-        url = self.config.url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            async with asyncio.timeout(self.config.connect_timeout):
-                _, writer = await asyncio.open_connection(url.host, port)
-        except (TimeoutError, OSError):
-            return False
-        writer.close()
-        return True
+        return await tcp_reachable(self.config)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
+from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.headers import end_to_end
 from chaosproxy.proxy.native import make_ssl_context
 
@@ -140,9 +141,8 @@ async def _relay_refusal(
     headers = [(k, v) for k, v in end_to_end(raw_headers) if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(data))))
     ex.head.keep_alive = False
-    ex._status = status
-    ex.send_head(status, reason, headers, data)
-    ex.end_body()
+    ex.send_head(Reply(status, reason, headers), data)
+    ex.end()
 
 
 async def _tunnel(

@@ -92,7 +92,7 @@ async def test_a_400_raised_by_the_framework_has_the_same_details_shape(admin: R
     async def raises(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(reason="Bad Request")
 
-    app = make_admin_app(admin)
+    app = make_admin_app(admin.plane)
     app.router.add_get("/raises", raises)
     async with TestClient(TestServer(app)) as client:
         r = await client.get("/raises")

@@ -29,7 +29,7 @@ SAMPLE = {"name": "small", "id": "r1"}
 
 def every_route(rt: Runtime) -> list[tuple[str, str]]:
     """(method, path template) of every route the admin app serves, HEAD included."""
-    app = make_admin_app(rt, TOKEN)
+    app = make_admin_app(rt.plane, TOKEN)
     out = []
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
@@ -84,6 +84,20 @@ async def test_every_route_but_probes_and_metrics_needs_the_token(guarded: Runti
             wrong.append(f"{method} {path} with the token -> 401")
     assert wrong == []
     assert guarded.engine.adhoc_rules() == []  # nothing without the token changed anything
+
+
+async def test_a_workers_private_admin_needs_its_token_for_writes_only(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    """`run --workers`: reads of one worker stay open (docs/operations.md); writes only come
+    from the supervisor, which holds the run's secret."""
+    rt = await start_proxy(demo_upstream, admin_token=TOKEN, worker=0)
+    wrong = []
+    for method, template in every_route(rt):
+        status, _, _ = await send(rt, method, fill(template))
+        if (status == 401) != (method in ("POST", "PUT", "DELETE")):
+            wrong.append(f"{method} {template} -> {status}")
+    assert wrong == []
 
 
 def test_the_openapi_document_says_which_routes_need_the_token() -> None:

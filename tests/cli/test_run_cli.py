@@ -362,6 +362,32 @@ async def test_header_timeout_flag_answers_a_slow_head_with_408(
     writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408") and b'"requestId"' in body
+    assert b"within 0.5s" in body  # the flag's value, not the 30s default, timed it out
+
+
+async def test_idle_timeout_flag_closes_an_idle_keep_alive_connection(
+    demo_upstream: str, spawn_proxy: SpawnProxy
+) -> None:
+    """A keep-alive client that goes quiet after its answer is disconnected by the proxy once
+    --idle-timeout passed (the 75s default is far past the deadline this test waits to)."""
+    p = await spawn_proxy(
+        "--upstream", demo_upstream, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+        "--idle-timeout", "500ms",
+    )  # fmt: skip
+    host, port = p.proxy_url.split("://")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/items HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive, then silence
+    await writer.drain()
+    async with asyncio.timeout(30):
+        answer = await reader.read()  # until the proxy closes
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 200") and "connection: close" not in lines
+    length = next(
+        int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:")
+    )
+    assert len(body) == length  # the whole answer came, then the idle connection was closed
 
 
 def held_upstream(expected: int, all_in: asyncio.Event, release: asyncio.Event) -> web.Application:

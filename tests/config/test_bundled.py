@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from chaosproxy.cli.scenarios import check_scenario_file
-from chaosproxy.config.loader import bundled_preset_dir, bundled_scenario_dir
+from chaosproxy.config.includes import bundled_preset_dir
+from chaosproxy.config.loader import bundled_scenario_dir
 from chaosproxy.config.schema import ruleset_schema, scenario_schema
 
 ISSUE_NAMES = {

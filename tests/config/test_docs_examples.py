@@ -57,9 +57,10 @@ def test_user_agent_table_has_every_preset() -> None:
 
 @pytest.mark.parametrize(("agents", "preset"), UA_ROWS, ids=[p for _, p in UA_ROWS])
 def test_user_agent_table_says_which_preset_matches(agents: str, preset: str) -> None:
-    from chaosproxy.matching import PRESETS, is_bot, is_desktop, is_mobile
+    from chaosproxy.config.match_spec import USER_AGENT_PRESETS
+    from chaosproxy.matching import is_bot, is_desktop, is_mobile
 
     checks = {"mobile": is_mobile, "desktop": is_desktop, "bot": is_bot}
     for agent in re.findall(r"`([^`]+)`", agents):
-        matched = [p for p in PRESETS if checks[p](agent)]
+        matched = [p for p in USER_AGENT_PRESETS if checks[p](agent)]
         assert matched == ([] if preset == "none" else [preset]), agent

@@ -3,6 +3,10 @@ each as a located problem, through every door (file, upload, experiment file).""
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+
 import pytest
 
 from chaosproxy.config.loader import load_scenario_text
@@ -107,3 +111,33 @@ def test_absurd_sizes_are_refused_not_a_crash() -> None:
         sc = load_scenario_text(text, "s.yaml")
         raise ConfigError(compile_problems(sc))
     assert "expected a rate like 16KiB/s" in str(e.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
+def test_a_file_is_read_no_further_than_its_limit(tmp_path: Path) -> None:
+    """A file that does not end (a pipe whose writer keeps writing) is refused once it is past
+    the limit: the reader stops and closes it, instead of holding the whole stream first."""
+    from chaosproxy.config.located import MAX_TEXT, read_file
+
+    fifo = tmp_path / "endless.yaml"
+    os.mkfifo(fifo)
+    cap = 16 * 4 * MAX_TEXT  # the writer gives up here: four times past the byte limit
+    written = 0
+
+    def writer() -> None:
+        nonlocal written
+        chunk = b"#" * 65536
+        try:
+            with open(fifo, "wb", buffering=0) as f:  # waits until the reader opens it
+                while written < cap:
+                    written += f.write(chunk)
+        except BrokenPipeError:  # the reader closed its end: it stopped reading
+            pass
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    with pytest.raises(ConfigError, match="file too large"):
+        read_file(str(fifo))
+    thread.join(30)
+    assert not thread.is_alive()
+    assert written < cap

@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from chaosproxy.config.loader import load_scenario_file
+from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.events import StateChanged
@@ -229,3 +231,39 @@ def test_a_huge_file_is_refused_and_the_running_scenario_stays(tmp_path: Path) -
     assert status_of(r.engine) == 500
     failed = [s for s in r.states if s.kind == "reload_failed"]
     assert "file too large" in failed[-1].details["problems"][0]
+
+
+async def test_a_slow_reload_in_a_running_proxy_never_stalls_proxied_traffic(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running proxy's watcher, not only `check_off_loop` called by hand: while reading a
+    changed file is blocked (a load that waits for a signal), requests are answered with the
+    running definition; the new one applies once the load finishes."""
+    import threading
+
+    from chaosproxy.config import loader
+
+    path = tmp_path / "story.yaml"
+    path.write_text(story(500))
+    rt = await start_proxy(
+        demo_upstream, scenario="story", scenario_dir=str(tmp_path), reload_interval=0.02
+    )
+    reloaded = asyncio.Event()
+    rt.bus.subscribe(StateChanged, lambda e: reloaded.set() if e.kind == "reload_ok" else None)
+    entered, gate = threading.Event(), threading.Event()
+    real_load = loader.load_scenario_file
+
+    def slow_load(p: str | os.PathLike[str]) -> Scenario:
+        entered.set()
+        gate.wait(30)
+        return real_load(p)
+
+    monkeypatch.setattr(loader, "load_scenario_file", slow_load)
+    path.write_text(story(503))
+    try:
+        assert await asyncio.to_thread(entered.wait, 30), "the watcher never reloaded"
+        assert await get_status(rt.proxy_url) == 500  # answered while the load is blocked
+    finally:
+        gate.set()
+    await asyncio.wait_for(reloaded.wait(), 30)
+    assert await get_status(rt.proxy_url) == 503

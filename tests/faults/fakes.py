@@ -9,32 +9,62 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from chaosproxy._clock import FakeClock
+from chaosproxy.errors import UpstreamError
 from chaosproxy.faults import pipeline
-from chaosproxy.faults.base import (
-    BodyFilter,
-    Fault,
-    Headers,
-    HeadersHook,
-    Reply,
-    ReplyHook,
-    RespondHook,
-)
+from chaosproxy.faults.base import Fault, Headers, Reply
 from chaosproxy.faults.pipeline import Hooks
-from chaosproxy.proxy.exchange import error_json
+from chaosproxy.proxy.exchange import body_allowed, error_json
 
 
-class FakeExchange:
+class FakeBody:
+    """A scripted upstream body: its pieces one by one (an exception: the upstream breaks off
+    there). Never `complete`, so every piece is written on its own, as the tests script them."""
+
+    complete = False
+
+    def __init__(self, chunks: Sequence[bytes | Exception]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        c = next(self._chunks, None)
+        if c is None:
+            raise StopAsyncIteration
+        if isinstance(c, Exception):
+            raise c
+        return c
+
+
+class FakeAnswer:
+    """A scripted upstream answer: a reply and its body's pieces."""
+
+    def __init__(self, reply: Reply, chunks: Sequence[bytes | Exception]) -> None:
+        self.status, self.reason, self.headers = reply.status, reply.reason, list(reply.headers)
+        self._chunks = chunks
+        self.released = False
+
+    def body(self) -> FakeBody:
+        return FakeBody(self._chunks)
+
+    def release(self) -> None:
+        self.released = True
+
+
+class FakeExchange(Hooks):
     def __init__(
         self,
         clock: FakeClock | None = None,
         seed: int = 1,
         path: str = "/x",
         query_string: str = "",
-        upstream: tuple[Reply, list[bytes]] | None = None,
+        upstream: tuple[Reply, Sequence[bytes | Exception]] | None = None,
     ) -> None:
+        super().__init__()
         self.clock = clock or FakeClock()
         self.rng = random.Random(seed)
         self.request_id = "req-1"
@@ -44,7 +74,10 @@ class FakeExchange:
         self.headers: Mapping[str, str] = {}
         self.client_ip = "127.0.0.1"
         self.upstream_url = "http://127.0.0.1:8080"
-        self.upstream = upstream or (Reply(200, "OK", [("Content-Length", "3")]), [b"abc"])
+        self.upstream: tuple[Reply, Sequence[bytes | Exception]] = upstream or (
+            Reply(200, "OK", [("Content-Length", "3")]),
+            [b"abc"],
+        )
         self.events: list[tuple[str, str]] = []
         self.acted = asyncio.Event()  # set when a fault records that it acted
         self.finished = False
@@ -56,9 +89,10 @@ class FakeExchange:
         self.sent_body = b""
         self.raw = b""
         self.how_ended = ""  # respond | eof | reset | close
+        self.upstream_error: UpstreamError | None = None
         self.upstream_calls = 0
+        self.answer: FakeAnswer | None = None  # the last one fetched
         self.flushes = 0
-        self.hooks = Hooks()
 
     def record(self, fault: Fault, outcome: str) -> None:
         self.events.append((fault.name, outcome))
@@ -73,7 +107,7 @@ class FakeExchange:
     async def respond(
         self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
-        headers = self.hooks.responding(status, body, headers)
+        headers = self.responding(status, body, headers)
         self.finished = True
         self.response_status = self.sent_status = status
         self.sent_headers, self.sent_body, self.how_ended = headers, body, "respond"
@@ -90,45 +124,34 @@ class FakeExchange:
     async def flush(self) -> None:
         self.flushes += 1
 
-    def on_reply(self, hook: ReplyHook) -> None:
-        self.hooks.on_reply(hook)
-
-    def on_headers_sent(self, hook: HeadersHook) -> None:
-        self.hooks.on_headers_sent(hook)
-
-    def filter_body(self, body_filter: BodyFilter) -> None:
-        self.hooks.filter_body(body_filter)
-
-    def on_respond(self, hook: RespondHook) -> None:
-        self.hooks.on_respond(hook)
-
-    def on_finish(self, callback: Callable[[], None]) -> None:
-        self.hooks.on_finish(callback)
-
-    async def fetch_upstream(self) -> tuple[Reply, AsyncIterator[bytes]]:
-        self.upstream_calls += 1
-        reply, chunks = self.upstream
-
-        async def body() -> AsyncIterator[bytes]:
-            for c in chunks:
-                yield c
-
-        return Reply(reply.status, reply.reason, list(reply.headers)), body()
-
     async def proceed_upstream(self) -> None:
-        await pipeline.proceed(self, self.hooks, self)
+        await pipeline.proceed(self, self, self)
 
-    # The wire: what the client receives.
+    # The wire: the scripted upstream, and what the client receives.
 
-    async def send_head(self, reply: Reply) -> None:
+    async def fetch(self) -> FakeAnswer:
+        self.upstream_calls += 1
+        self.answer = FakeAnswer(*self.upstream)
+        return self.answer
+
+    def send_head(self, reply: Reply, first: bytes) -> bool:
         self.response_status = self.sent_status = reply.status
-        self.sent_headers = reply.headers
+        self.sent_headers = list(reply.headers)
+        self.sent_body += first
+        return body_allowed(self.method, reply.status)
+
+    def send_answer(self, answer: FakeAnswer, first: bytes) -> bool:
+        return self.send_head(Reply(answer.status, answer.reason, answer.headers), first)
 
     async def write(self, chunk: bytes) -> None:
         self.sent_body += chunk
 
-    async def end(self) -> None:
+    def end(self) -> None:
         self.finished, self.how_ended = True, "eof"
+
+    def broke_off(self, error: UpstreamError) -> None:
+        self.upstream_error = error
+        self.close()
 
 
 async def run(fault: Fault, ex: FakeExchange) -> None:

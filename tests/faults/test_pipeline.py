@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import BodyFilter, Exchange, Reply
 from tests.faults.fakes import FakeExchange
 
@@ -49,6 +50,7 @@ async def test_a_reply_hook_that_answers_ends_the_pipeline() -> None:
     ex.on_reply(never)
     await ex.proceed_upstream()
     assert (ex.sent_status, ex.sent_body, later) == (418, b"teapot", [])
+    assert ex.answer is not None and ex.answer.released  # the upstream's answer is given up
 
 
 async def test_body_filters_chain_in_registration_order_and_are_closed() -> None:
@@ -81,3 +83,22 @@ async def test_respond_hooks_see_every_whole_response() -> None:
     ex.on_respond(lambda status, body, headers: seen.append((status, body, headers)))
     await ex.respond(503, b"down", [("Retry-After", "1")])
     assert seen == [(503, b"down", [("Retry-After", "1")])]
+
+
+async def test_an_upstream_breaking_off_mid_body_closes_the_client_after_what_arrived() -> None:
+    broken = UpstreamError("reset", "the upstream broke off the body")
+    ex = FakeExchange(upstream=(Reply(200, "OK", []), [b"ab", broken]))
+    await ex.proceed_upstream()
+    assert (ex.sent_body, ex.how_ended, ex.upstream_error) == (b"ab", "close", broken)
+
+
+async def test_a_reply_that_may_not_carry_a_body_ends_after_its_head() -> None:
+    ex = FakeExchange(upstream=(Reply(204, "No Content", []), [b"never"]))
+    seen: list[int | None] = []
+
+    async def look(e: Exchange) -> None:  # a hook: the reply takes the hooked way
+        seen.append(e.response_status)
+
+    ex.on_headers_sent(look)
+    await ex.proceed_upstream()
+    assert (ex.sent_status, ex.sent_body, ex.how_ended, seen) == (204, b"", "eof", [])

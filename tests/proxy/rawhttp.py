@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
+import struct
 from dataclasses import dataclass
 
 
@@ -59,6 +61,13 @@ async def raw_request(url: str, request: bytes, timeout: float = 10.0) -> RawRes
     finally:
         writer.close()
     return RawResponse(status, headers, body)
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0): a client that is gone, not one that half-closed."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from chaosproxy.engine.events import RequestDone
 from chaosproxy.runtime import Runtime
 from tests.admin.conftest import call
 from tests.conftest import StartProxy
-from tests.proxy.rawhttp import _host_port, read_head
+from tests.proxy.rawhttp import _host_port, read_head, reset
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 
@@ -153,6 +153,6 @@ async def test_requests_read_but_never_handled_leave_with_their_connection(
     rt.bus.subscribe(RequestDone, lambda ev: done.set())
     _, writer = await pipelined(rt.proxy_url, ["/a", "/b", "/c"])
     await h.wait_for(1)
-    writer.close()  # the client gives up: /a is cancelled, /b and /c were never handled
+    reset(writer)  # the client is gone: /a is cancelled, /b and /c were never handled
     await done.wait()  # /a's handler ended (after the connection's queued requests left)
     assert (rt.load.inflight, await gauge(rt)) == (0, 0.0)

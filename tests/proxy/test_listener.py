@@ -14,7 +14,7 @@ from aiohttp import web
 from chaosproxy.engine.events import FaultInjected, RequestDone
 from chaosproxy.faults import build
 from tests.conftest import StartProxy
-from tests.proxy.rawhttp import _host_port, raw_request, read_head
+from tests.proxy.rawhttp import _host_port, raw_request, read_head, reset
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 
@@ -284,9 +284,11 @@ async def test_requests_within_the_limits_pass(
 # ---------------------------------------------------------------- disconnects
 
 
-async def test_a_client_that_disconnects_cancels_its_upstream_request(
+async def test_a_client_that_resets_cancels_its_upstream_request(
     raw_upstream: Callable[..., Awaitable[RawUpstream]], start_proxy: StartProxy
 ) -> None:
+    """A reset is a client that is gone (a plain close, an EOF, may be a half-close: the
+    request is then answered, see test_hostile_clients.py)."""
     up = await raw_upstream(hold=True)
     rt = await start_proxy(up.url)
     done = asyncio.Event()
@@ -295,7 +297,7 @@ async def test_a_client_that_disconnects_cancels_its_upstream_request(
     _, writer = await asyncio.open_connection(host, port)
     writer.write(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
     await up.arrived.wait()
-    writer.close()
+    reset(writer)
     async with asyncio.timeout(10):
         await up.peer_closed.wait()  # the proxy gave the upstream request up
         await done.wait()

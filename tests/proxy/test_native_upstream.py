@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import yarl
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.proxy.native import NativeUpstream
+from chaosproxy.proxy.native_exchange import Response, State
 from chaosproxy.proxy.upstream import UpstreamConfig
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -85,8 +86,35 @@ async def serve_ok_forever(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await writer.drain()
 
 
+class Streamed:
+    """A request body that streams (never whole up front), like a large client upload."""
+
+    def __init__(self, *parts: bytes) -> None:
+        self.parts = parts
+
+    def whole(self) -> bytes | None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for p in self.parts:
+            yield p
+
+
+async def send(
+    up: NativeUpstream,
+    method: str = "GET",
+    target: str = "/",
+    headers: Sequence[tuple[str, str]] = (),
+    body: Streamed | None = None,
+) -> Response:
+    """`up.request` with the header lines built from pairs, as the proxy's forwarder does."""
+    lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers)
+    names = {k.lower() for k, _ in headers}
+    return await up.request(method, target, lines, "host" in names, "content-length" in names, body)
+
+
 async def read_all(up: NativeUpstream, target: str = "/", method: str = "GET") -> bytes:
-    resp = await up.request(method, target, [], None)
+    resp = await send(up, method, target)
     return b"".join([c async for c in resp.body()])
 
 
@@ -105,7 +133,7 @@ async def test_response_keeps_end_to_end_headers_in_order_and_spelling(
         await writer.drain()
 
     rs = await raw_server(handler)
-    resp = await clients(rs.url).request("GET", "/", [], None)
+    resp = await send(clients(rs.url), "GET", "/")
     assert (resp.status, resp.reason) == (201, "Made It")
     assert resp.headers == [("X-b", "1"), ("x-A", "2"), ("Content-Length", "2")]
 
@@ -119,21 +147,21 @@ async def test_keep_alive_connection_is_reused(
     assert rs.connections == 1
 
 
-async def test_pool_state_reads_in_repr(
+async def test_a_response_read_to_its_end_returns_its_connection_to_the_pool(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:
     rs = await raw_server(serve_ok_forever)
     up = clients(rs.url)
-    await read_all(up)
-    assert "0 in use, 1 idle" in repr(up)
+    resp = await send(up)
+    assert (resp.state, up.pool.in_use, up.pool.idle) == (State.DONE, 0, 1)
 
 
 async def test_small_complete_body_is_marked_complete(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:
     rs = await raw_server(serve_ok_forever)
-    resp = await clients(rs.url).request("GET", "/", [], None)
-    assert getattr(resp.body(), "complete", False)
+    resp = await send(clients(rs.url), "GET", "/")
+    assert resp.body().complete
 
 
 async def test_close_after_headers_raises_reset_from_the_body(
@@ -145,7 +173,7 @@ async def test_close_after_headers_raises_reset_from_the_body(
         await writer.drain()
 
     rs = await raw_server(handler)
-    resp = await clients(rs.url).request("GET", "/", [], None)
+    resp = await send(clients(rs.url), "GET", "/")
     with pytest.raises(UpstreamError) as e:
         async for _ in resp.body():
             pass
@@ -160,7 +188,7 @@ async def test_close_before_any_response_byte_is_a_reset(
 
     rs = await raw_server(handler)
     with pytest.raises(UpstreamError) as e:
-        await clients(rs.url).request("GET", "/", [], None)
+        await send(clients(rs.url), "GET", "/")
     assert e.value.reason == "reset"
 
 
@@ -212,7 +240,7 @@ async def test_upstream_closing_an_idle_connection_takes_it_out_of_the_pool(
     up = clients(rs.url)
     await read_all(up)
     async with asyncio.timeout(5):
-        while "0 idle" not in repr(up):
+        while up.pool.idle:
             await asyncio.sleep(0.01)
     assert await read_all(up) == b"hello"
 
@@ -233,7 +261,7 @@ async def test_chunked_body_with_extensions_and_trailers_arrives_whole(
 
     rs = await raw_server(handler)
     up = clients(rs.url)
-    resp = await up.request("GET", "/", [], None)
+    resp = await send(up, "GET", "/")
     assert resp.headers == []  # Transfer-Encoding and Trailer are hop-by-hop
     assert b"".join([c async for c in resp.body()]) == b"hello, world"
     assert await read_all(up) == b"again"  # the trailers did not poison the connection
@@ -250,7 +278,7 @@ async def test_interim_1xx_responses_are_skipped(
         await writer.drain()
 
     rs = await raw_server(handler)
-    resp = await clients(rs.url).request("GET", "/", [], None)
+    resp = await send(clients(rs.url), "GET", "/")
     assert (resp.status, ("X-Final", "yes") in resp.headers) == (200, True)
     assert b"".join([c async for c in resp.body()]) == b"final"
 
@@ -301,7 +329,7 @@ async def test_close_delimited_body_ends_with_the_connection(
     rs = await raw_server(handler)
     up = clients(rs.url)
     assert await read_all(up) == b"until the end"
-    assert "0 in use, 0 idle" in repr(up)
+    assert (up.pool.in_use, up.pool.idle) == (0, 0)
 
 
 async def test_http_1_0_response_does_not_return_to_the_pool(
@@ -316,7 +344,7 @@ async def test_http_1_0_response_does_not_return_to_the_pool(
     rs = await raw_server(handler)
     up = clients(rs.url)
     assert await read_all(up) == b"ok"
-    assert "0 idle" in repr(up)
+    assert (up.pool.in_use, up.pool.idle) == (0, 0)
 
 
 async def test_body_not_read_to_the_end_closes_its_connection_on_release(
@@ -330,9 +358,9 @@ async def test_body_not_read_to_the_end_closes_its_connection_on_release(
 
     rs = await raw_server(handler)
     up = clients(rs.url)
-    resp = await up.request("GET", "/", [], None)
+    resp = await send(up, "GET", "/")
     resp.release()
-    assert "0 in use, 0 idle" in repr(up)
+    assert (resp.state, up.pool.in_use, up.pool.idle) == (State.FAILED, 0, 0)
 
 
 async def test_garbage_response_is_a_protocol_error(
@@ -346,7 +374,7 @@ async def test_garbage_response_is_a_protocol_error(
 
     rs = await raw_server(handler)
     with pytest.raises(UpstreamError) as e:
-        await clients(rs.url).request("GET", "/", [], None)
+        await send(clients(rs.url), "GET", "/")
     assert e.value.reason == "protocol"
 
 
@@ -362,9 +390,9 @@ async def test_switching_protocols_unasked_is_a_protocol_error(
     rs = await raw_server(handler)
     up = clients(rs.url)
     with pytest.raises(UpstreamError) as e:
-        await up.request("GET", "/", [], None)
+        await send(up, "GET", "/")
     assert e.value.reason == "protocol" and "switched protocols" in e.value.details
-    assert "0 in use, 0 idle" in repr(up)
+    assert (up.pool.in_use, up.pool.idle) == (0, 0)
 
 
 async def test_slow_headers_time_out(
@@ -376,7 +404,7 @@ async def test_slow_headers_time_out(
 
     rs = await raw_server(handler)
     with pytest.raises(UpstreamError) as e:
-        await clients(rs.url, timeout=0.2).request("GET", "/", [], None)
+        await send(clients(rs.url, timeout=0.2), "GET", "/")
     assert e.value.reason == "timeout"
 
 
@@ -384,7 +412,7 @@ async def test_refused_port_is_refused(
     clients: Callable[..., NativeUpstream], refused_url: str
 ) -> None:
     with pytest.raises(UpstreamError) as e:
-        await clients(refused_url).request("GET", "/", [], None)
+        await send(clients(refused_url), "GET", "/")
     assert e.value.reason == "refused"
 
 
@@ -395,6 +423,50 @@ async def test_pool_size_caps_concurrent_connections(
     up = clients(rs.url, pool_size=1)
     bodies = await asyncio.gather(*(read_all(up) for _ in range(5)))
     assert (bodies, rs.connections) == ([b"hello"] * 5, 1)
+
+
+async def test_room_freed_in_a_full_pool_goes_to_the_waiting_request_not_a_newcomer(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    arrived: list[bytes] = []  # request targets in the order the upstream read them
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            target = (await read_request(reader)).split(b" ")[1]
+            arrived.append(target)
+            if target == b"/held":  # a body that never ends: its reader gives it up
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome")
+            else:
+                writer.write(ok())
+            await writer.drain()
+
+    rs = await raw_server(handler)
+    up = clients(rs.url, pool_size=1)
+    held = await send(up, "GET", "/held")  # the pool's only connection
+    waiting = asyncio.create_task(read_all(up, "/waiting"))
+    async with asyncio.timeout(5):
+        while up.pool.waiting == 0:
+            await asyncio.sleep(0.01)
+    newcomer = asyncio.create_task(read_all(up, "/newcomer"))  # its first step runs next
+    held.release()  # the connection closes: its room is free (the waiter's wake-up follows)
+    assert await asyncio.gather(waiting, newcomer) == [b"hello", b"hello"]
+    assert arrived == [b"/held", b"/waiting", b"/newcomer"]
+
+
+async def test_waiting_requests_are_served_in_arrival_order_on_the_one_connection(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    rs = await raw_server(serve_ok_forever)
+    up = clients(rs.url, pool_size=1)
+    order: list[int] = []
+
+    async def one(i: int) -> None:
+        await read_all(up, f"/{i}")
+        order.append(i)
+
+    await asyncio.gather(*(one(i) for i in range(6)))
+    assert order == list(range(6)) and rs.connections == 1
+    assert (up.pool.in_use, up.pool.idle, up.pool.waiting) == (0, 1, 0)
 
 
 async def test_slow_consumer_pauses_reading_from_the_upstream(
@@ -413,7 +485,7 @@ async def test_slow_consumer_pauses_reading_from_the_upstream(
         wrote_all.set()
 
     rs = await raw_server(handler)
-    resp = await clients(rs.url).request("GET", "/", [], None)
+    resp = await send(clients(rs.url), "GET", "/")
     body = resp.body()
     first = await body.__anext__()
     with pytest.raises(TimeoutError):
@@ -433,10 +505,10 @@ async def test_connection_that_paused_for_a_big_body_serves_the_next_request(
 
     rs = await raw_server(handler)
     up = clients(rs.url, timeout=5.0)
-    resp = await up.request("GET", "/", [], None)
+    resp = await send(up, "GET", "/")
     body = resp.body()
     async with asyncio.timeout(5):
-        while not getattr(body, "complete", False):  # all buffered, reading paused meanwhile
+        while not body.complete:  # all buffered, reading paused meanwhile
             await asyncio.sleep(0.01)
     assert sum([len(c) async for c in body]) == 300 * 1024
     assert await read_all(up) == b"hello"
@@ -459,18 +531,13 @@ async def test_request_is_serialised_as_given_with_host_added_when_absent(
 
     rs = await raw_server(handler)
     up = clients(rs.url)
-    await up.request("GET", "/a%2Fb?q=%20x", [("x-Lower", "1"), ("X-Upper", "2")], None)
-    await up.request("GET", "/", [("Host", "client.example")], None)
+    await send(up, "GET", "/a%2Fb?q=%20x", [("x-Lower", "1"), ("X-Upper", "2")])
+    await send(up, "GET", "/", [("Host", "client.example")])
     host = rs.url.removeprefix("http://")
     assert seen[0] == (
         f"GET /a%2Fb?q=%20x HTTP/1.1\r\nHost: {host}\r\nx-Lower: 1\r\nX-Upper: 2\r\n\r\n".encode()
     )
     assert b"Host: client.example\r\n" in seen[1] and host.encode() not in seen[1]
-
-
-async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
-    for p in parts:
-        yield p
 
 
 async def test_body_without_content_length_goes_chunked(
@@ -485,7 +552,7 @@ async def test_body_without_content_length_goes_chunked(
         await writer.drain()
 
     rs = await raw_server(handler)
-    resp = await clients(rs.url).request("POST", "/", [], _chunks(b"abc", b"", b"defgh"))
+    resp = await send(clients(rs.url), "POST", "/", body=Streamed(b"abc", b"", b"defgh"))
     assert resp.status == 200
     assert got[0].endswith(b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n")
 
@@ -503,7 +570,7 @@ async def test_body_with_content_length_is_sent_verbatim(
 
     rs = await raw_server(handler)
     up = clients(rs.url)
-    await up.request("PUT", "/", [("Content-Length", "8")], _chunks(b"abcd", b"efgh"))
+    await send(up, "PUT", "/", [("Content-Length", "8")], Streamed(b"abcd", b"efgh"))
     assert got[0].endswith(b"Content-Length: 8\r\n\r\nabcdefgh")
     assert b"chunked" not in got[0]
 
@@ -538,7 +605,7 @@ async def test_tls_upstream_with_unknown_ca_is_refused(
     tls_server: RawServer, clients: Callable[..., NativeUpstream]
 ) -> None:
     with pytest.raises(UpstreamError) as e:
-        await clients(tls_server.url).request("GET", "/", [], None)
+        await send(clients(tls_server.url), "GET", "/")
     assert e.value.reason == "refused"
 
 

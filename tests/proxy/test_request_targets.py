@@ -4,7 +4,9 @@ and HTTP versions other than 1.0/1.1 are answered by the proxy and reach no upst
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -84,3 +86,49 @@ async def test_options_star_is_answered_by_the_proxy(
         rt.proxy_url, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert res.status == 200 and "OPTIONS" in (res.header("Allow") or "") and seen == []
+
+
+@pytest.fixture
+async def victim() -> AsyncIterator[tuple[int, list[int]]]:
+    """Another loopback service the proxy must never reach: it records each connection, then
+    sends a banner and closes, so any reply the proxy gives came after the record was made."""
+    accepted: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.write(b"SSH-2.0-victim-banner\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1], accepted
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        ("CONNECT @127.0.0.1:{port} HTTP/1.1", 405),
+        ("CONNECT 127.0.0.1:{port} HTTP/1.1", 405),
+        ("GET http://127.0.0.1:{port}/x HTTP/1.1", 200),
+    ],
+)
+async def test_the_target_never_makes_the_proxy_connect_elsewhere(
+    upstream_client: str,
+    seen_upstream: tuple[str, list[str]],
+    victim: tuple[int, list[int]],
+    start_proxy: StartProxy,
+    line: str,
+    status: int,
+) -> None:
+    """With either upstream client, a target naming another host and port neither opens a
+    connection there nor returns that service's bytes."""
+    upstream, _ = seen_upstream
+    port, accepted = victim
+    rt = await start_proxy(upstream)
+    wire = line.format(port=port).encode() + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
+    res = await raw_request(rt.proxy_url, wire)
+    assert accepted == []
+    assert b"victim-banner" not in res.body
+    assert res.status == status

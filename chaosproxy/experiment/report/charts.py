@@ -5,6 +5,9 @@ sharply and be safe with hostile strings. Static SVG needs no script at all (the
 forbids scripts), prints as vectors, and every element carries data- attributes tests can
 assert on. A 10-minute run stays in the low hundreds of KiB. The cost is interactivity: no
 zoom or hover read-out; the numbers are in the tables and in timeseries.csv.
+
+Over 400 lines on purpose: every chart shares the same scales, axes, phase bands and legend
+helpers; split per chart, each would import all of them back.
 """
 
 from __future__ import annotations

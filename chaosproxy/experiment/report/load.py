@@ -17,8 +17,6 @@ from typing import Any
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.experiment.results import SCHEMA_VERSION
 
-STATUSES = ("PASS", "FAIL", "INCONCLUSIVE")
-
 
 class ReportError(ChaosProxyError):
     """A results directory that cannot be reported on: missing or malformed files."""

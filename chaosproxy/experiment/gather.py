@@ -1,0 +1,175 @@
+"""Step (5) of a run, after the load stopped: fetch the proxies' per-second series and the
+Prometheus series, line them up with the client's view and the phase boundaries, judge the
+checks (`verdict.judge`) and write timeseries.csv and results.json."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from chaosproxy import __version__
+from chaosproxy.admin.client import AdminClient
+from chaosproxy.config.dump import scenario_to_yaml
+from chaosproxy.config.model import Scenario
+from chaosproxy.errors import ChaosProxyError
+from chaosproxy.experiment import collect, results
+from chaosproxy.experiment.verdict import PhaseWindow, View, judge
+
+if TYPE_CHECKING:
+    from chaosproxy.experiment.runner import Run
+
+RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
+
+
+async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
+    """After the load: both views and the phase boundaries into per-second rows, judged;
+    timeseries.csv and results.json written. The results document."""
+    ended = time.time()
+    await run.poll_events()
+    run.client.poll()
+    # Whole seconds only: the one in which the load stopped is partial.
+    first, last = int(run.started), int(run.load_stopped) - 1
+    proxy_views: list[dict[int, View]] = []
+    all_traffic = False
+    for c in run.clients:
+        try:
+            series = await fetch_series(c, first, last + 1, run.run_id)
+            if not any(r["requests"] for r in series):
+                unfiltered = await fetch_series(c, first, last + 1, None)
+                if any(r["requests"] for r in unfiltered):
+                    series, all_traffic = unfiltered, True
+            proxy_views.append(collect.proxy_views(series))
+        except ChaosProxyError as e:
+            run.notes.append(f"no proxy view from {c.url}: {e}")
+    if all_traffic:
+        run.notes.append(
+            "proxy view: all traffic through the proxy (the system under test does not "
+            "pass X-Chaos-Run on to its calls)"
+        )
+    proxy = collect.merge_views(proxy_views) if proxy_views else {}
+    windows = run.windows(scenario, ended)
+    run.scenario_end = windows[-1].end if windows else None
+    prom = await prometheus_series(run, first, last)
+    rows = collect.build_rows(
+        first, last, run.client.seconds, proxy, windows, prom, run.client.users_at
+    )
+    # Phases that never ran still appear (with no seconds), so checks can say so.
+    ran = {w.name for w in windows}
+    phases = list(windows) + [
+        PhaseWindow(p.name, 0.0, 0.0, bool(p.rules) or bool(scenario.rules))
+        for p in scenario.phases
+        if p.name not in ran
+    ]
+    verdict = judge(
+        run.exp.checks,
+        rows,
+        phases,
+        run.exp.baseline,
+        halted=run.halted["check"] if run.halted else None,
+        interrupted=run.interrupted,
+    )
+    run.verdict = verdict
+    prom_cols = [(i, c.name) for i, c in enumerate(run.exp.checks) if c.source == "prometheus"]
+    results.write_timeseries(run.out / "timeseries.csv", rows, run.started, prom_cols)
+    events = run.events.get(run.clients[0].url, []) if run.clients else []
+    about = {
+        "id": run.run_id,
+        "started": run.started,
+        "ended": ended,
+        "scenario_started": run.scenario_at,
+        "scenario_ended": run.scenario_end,
+        "seed": run.seed,
+        "workers": run.opts.workers,
+        "remote_workers": run.opts.remote_workers,
+        "target": run.target,
+        "command": run.opts.command,
+        "versions": versions(),
+    }
+    files = {
+        "timeseries": "timeseries.csv",
+        # A long run may have rotated the journal: journal.jsonl.N are older lines.
+        "journal": "journal.jsonl" if (run.out / "journal.jsonl").exists() else None,
+        "journal_rotated": sorted(
+            (p.name for p in run.out.glob("journal.jsonl.*")),
+            key=lambda n: -int(n.rsplit(".", 1)[1]) if n.rsplit(".", 1)[1].isdigit() else 0,
+        ),
+        "locust": sorted(
+            p.name for p in run.out.glob("locust*") if p.suffix in (".json", ".csv", ".log")
+        ),
+    }
+    doc = results.results_document(
+        run.exp,
+        scenario_text,
+        verdict,
+        about,
+        events,
+        interrupted=run.interrupted,
+        halted=run.halted,
+        proxy_url=run.proxy.url if run.proxy else None,
+        admins=[c.url for c in run.clients],
+        files=files,
+        notes=run.notes,
+    )
+    results.write_json(run.out / "results.json", doc)
+    return doc
+
+
+async def prometheus_series(run: Run, first: int, last: int) -> dict[str, dict[int, float]]:
+    """The series of each Prometheus check (a failed query: a note, and no series)."""
+    checks = [c for c in run.exp.checks if c.prometheus is not None]
+    if not checks:
+        return {}
+    from chaosproxy.experiment.prometheus import range_query
+
+    out: dict[str, dict[int, float]] = {}
+    async with aiohttp.ClientSession() as session:
+        for c in checks:
+            assert c.prometheus is not None
+            try:
+                out[c.name] = await range_query(
+                    session, c.prometheus.url, c.prometheus.query, first, last
+                )
+            except ChaosProxyError as e:
+                run.notes.append(f"check {c.name!r}: {e}")
+                out[c.name] = {}
+    return out
+
+
+async def fetch_series(
+    c: AdminClient, first: int, end: int, run: str | None
+) -> list[dict[str, Any]]:
+    """The proxy's per-second rows for [first, end), in requests the ring can answer."""
+    rows: list[dict[str, Any]] = []
+    start = first
+    while start < end:
+        stop = min(end, start + RING)
+        rows.extend(await c.timeseries(start, stop, run, histograms=True))
+        start = stop
+    return rows
+
+
+def original_text(scenario: Scenario) -> str:
+    """The scenario as its file has it (comments and all), else as dumped."""
+    if scenario.source and not scenario.source.startswith("<"):
+        with contextlib.suppress(OSError):
+            return Path(scenario.source).read_text(encoding="utf-8")
+    return scenario_to_yaml(scenario)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {
+        "chaosproxy": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for name in ("locust", "aiohttp"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out

@@ -1,0 +1,89 @@
+"""One upstream connection of the native client: the asyncio protocol, read and write flow
+control, and the response in flight (if any), which it feeds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from chaosproxy.proxy.native_exchange import Response
+    from chaosproxy.proxy.native_pool import Pool
+
+
+class Conn(asyncio.Protocol):
+    """One upstream connection; feeds the response in flight (if any) and carries flow control."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.resp: Response | None = None
+        self.closed = False
+        self.reused = False  # served a response before: the upstream may have closed it since
+        self.idle_since = 0.0
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self.reading_paused = False
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        resp = self.resp
+        if resp is None:  # bytes nobody asked for: the connection is no longer trustworthy
+            self.close()
+            return
+        resp.feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.lost(self)
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+        resp = self.resp
+        if resp is not None:
+            resp.connection_lost(exc, self.reused)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    async def drain(self) -> None:
+        if self._write_paused and not self.closed:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+        if self.closed:
+            raise ConnectionResetError("the upstream connection closed")
+
+    @property
+    def usable(self) -> bool:
+        """Open and not being closed (`closed` turns true only once the loop reports it)."""
+        t = self.transport
+        return t is not None and not self.closed and not t.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
