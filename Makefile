@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-container lint tools bench clean
+.PHONY: demo test test-fast test-container lint tools bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ test-container: $(STAMP)
 bench: $(STAMP)
 	@ci/debian-tools.sh wrk nginx || echo "make bench: wrk/nginx missing; slower fallbacks" >&2
 	$(BIN)/python bench/passthrough.py
+
+# Five minutes at ~70 % of capacity while scenarios and rules churn; exits 1 on resource growth
+# or a client error no injected fault explains (bench/soak.py; SOAK_ARGS="--duration 900").
+soak: $(STAMP)
+	@ci/debian-tools.sh nginx || echo "make soak: nginx missing; an aiohttp upstream instead" >&2
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

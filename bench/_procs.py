@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -39,11 +40,12 @@ def started(
     port: int | None = None,
     env: dict[str, str] | None = None,
     cwd: str | None = None,
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `argv` (waiting until `port` listens, if given); terminate it on the way out."""
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
-    )
+    """Run `argv` (waiting until `port` listens, if given); terminate it on the way out.
+    Its output goes to `log` when given, else nowhere."""
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env, cwd=cwd)
     try:
         if port is not None:
             wait_listening(port)
@@ -55,3 +57,5 @@ def started(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log is not None:
+            out.close()  # type: ignore[union-attr]

@@ -74,11 +74,13 @@ class _LiveGauges(Collector):
         pools: GaugeSource | None,
         skipped: Callable[[], int],
         connections: Callable[[], tuple[int, int]],
+        tasks: Callable[[], int],
     ) -> None:
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
         self._connections = connections
+        self._tasks = tasks
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -87,6 +89,12 @@ class _LiveGauges(Collector):
         )
         g.add_metric([], float(self._inflight()))
         yield g
+        t = GaugeMetricFamily(
+            "chaosproxy_tasks",
+            "asyncio tasks not done on the proxy loop (one per client connection, plus a few).",
+        )
+        t.add_metric([], float(self._tasks()))
+        yield t
         open_now, refused = self._connections()
         g = GaugeMetricFamily(
             "chaosproxy_client_connections",
@@ -200,6 +208,7 @@ class Metrics:
         pools: GaugeSource | None = None,  # every fault's live gauges, see GaugeSource
         skipped: Callable[[], int] = lambda: 0,
         connections: Callable[[], tuple[int, int]] = lambda: (0, 0),
+        tasks: Callable[[], int] = lambda: 0,  # counted at scrape time (a leak shows as growth)
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -233,7 +242,7 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped, connections))
+        r.register(_LiveGauges(inflight, pools, skipped, connections, tasks))
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

@@ -215,6 +215,7 @@ class Runtime:
             connections=self._client_connections,
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
+            tasks=self._proxy_tasks,
         )
         self.metrics.attach(self.bus)
         # Fault headers never reach the upstream, whether or not they are honoured.
@@ -247,7 +248,9 @@ class Runtime:
             # The upstream pool lives on the proxy loop; the admin app may run on its own.
             upstream_ready=lambda: self.on_proxy_loop(self.upstream.reachable()),
             upstream_url=str(self.upstream.config.url),
-            access=AdminAccess(host=s.admin_host, insecure=s.admin_insecure),
+            access=AdminAccess(
+                host=s.admin_host, insecure=s.admin_insecure, open_reads=s.worker is not None
+            ),
             uploads=self.uploads,
         )
 
@@ -255,6 +258,11 @@ class Runtime:
         """Client connections open now, and refused over the cap since the start."""
         p = self._proxy
         return (p.open_connections, p.refused) if p is not None else (0, 0)
+
+    def _proxy_tasks(self) -> int:
+        """Tasks not done on the proxy loop; `asyncio.all_tasks` copies the task set with
+        retries, so it may be called from the admin thread."""
+        return len(asyncio.all_tasks(self.loop)) if self.loop is not None else 0
 
     def running_scenario(self) -> Running | None:
         """The scenario the engine runs now and when it started, for guardrails and the API."""

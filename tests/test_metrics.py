@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
@@ -101,6 +103,20 @@ def test_pool_gauges_are_read_from_fault_state_at_scrape_time() -> None:
 def test_inflight_gauge_reads_the_live_count() -> None:
     m = Metrics(inflight=lambda: 3)
     assert samples(m)[("chaosproxy_inflight_requests", ())] == 3
+
+
+async def test_task_gauge_counts_the_proxy_loops_tasks(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    rt = await start_proxy(demo_upstream)
+    gate = asyncio.Event()
+    before = samples(rt.metrics)[("chaosproxy_tasks", ())]
+    extra = [asyncio.create_task(gate.wait()) for _ in range(5)]  # on the proxy loop (this one)
+    during = samples(rt.metrics)[("chaosproxy_tasks", ())]
+    gate.set()
+    await asyncio.gather(*extra)
+    assert during - before == 5 and before >= 1
+    assert samples(rt.metrics)[("chaosproxy_tasks", ())] < during
 
 
 async def test_metrics_through_a_real_proxy_after_known_requests(

@@ -2,7 +2,8 @@
 
 Handlers raise `ApiError(status, message, details)`; `error_middleware` turns it (and anything
 unexpected) into `{"error": {...}}` with a request id, so no stack trace ever reaches a client.
-Mutating routes require `Authorization: Bearer <token>` when a token is configured.
+Every route but the probes and /metrics requires `Authorization: Bearer <token>` when a token
+is configured.
 """
 
 from __future__ import annotations
@@ -153,11 +154,18 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
     return await handler(request)
 
 
+# Open even with a token: probes and scrapes carry no secret (docs/admin-api.md).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Mutating routes need the bearer token (compared in constant time) when one is set."""
+    """With a token set, every route but OPEN_PATHS needs it (compared in constant time): the
+    reads show scenarios, rules and traffic, which are not for anyone who can reach the port.
+    A worker's private admin (`AdminAccess.open_reads`) needs it for writes only."""
     token = request.app[TOKEN]
-    if token and request.method in MUTATING:
+    reads_open = request.app[FRONT].access.open_reads
+    if token and request.path not in OPEN_PATHS and (request.method in MUTATING or not reads_open):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -230,8 +238,12 @@ async def put_scenario(request: web.Request) -> web.Response:
         raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad_request("body", "the scenario must be UTF-8 YAML") from None
+    except UnicodeDecodeError as e:
+        from chaosproxy.config.located import position
+
+        line, col = position(raw, e.start)
+        problem = f"the scenario must be UTF-8 YAML: {e.reason} at line {line}, column {col}"
+        raise bad_request("body", problem) from None
     sc, created = control.upload_scenario(cp, request.match_info["name"], text)
     return web.json_response(control.describe_scenario(sc), status=201 if created else 200)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaosproxy.admin.errors import ApiError, bad_request
@@ -48,7 +50,7 @@ def list_scenarios(cp: ControlPlane) -> dict[str, Any]:
         try:
             found.append(describe_scenario(load_scenario_file(path), brief=True))
         except ConfigError as e:
-            invalid.append({"file": str(path), "problems": [str(p) for p in e.problems]})
+            invalid.append({"file": path.name, "problems": shown(cp, e)})
     for sc in cp.uploads.values():
         found.append(describe_scenario(sc, brief=True) | {"uploaded": True})
     return {"scenarios": found, "invalid": invalid}
@@ -106,7 +108,7 @@ def _include_node(text: str) -> str | None:
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None  # the loader reports it, located
     maps = [root]
     if isinstance(root, MappingNode):
@@ -122,7 +124,14 @@ def _include_node(text: str) -> str | None:
 
 
 def _check_name(name: str) -> None:
-    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 128:
+    if (
+        not name
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or len(name) > 128
+        or not name.isprintable()  # NUL and control characters name no file
+    ):
         raise ApiError(404, "Not Found", f"no scenario named {name[:128]!r}")
 
 
@@ -149,7 +158,20 @@ def load_scenario(cp: ControlPlane, name: str) -> Scenario:
     try:
         return load_scenario_file(path)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario file", [str(p) for p in e.problems]) from None
+        raise ApiError(422, "Invalid scenario file", shown(cp, e)) from None
+
+
+def shown(cp: ControlPlane, e: ConfigError) -> list[str]:
+    """Located problems as a client sees them: files named relative to the scenario directory
+    (or by their name alone), never by where the proxy's disk keeps them."""
+    base = cp.scenario_dir.absolute()
+    out = []
+    for p in e.problems:
+        if p.file and not p.file.startswith("<"):
+            f = Path(p.file).absolute()
+            p = replace(p, file=str(f.relative_to(base)) if f.is_relative_to(base) else f.name)
+        out.append(str(p))
+    return out
 
 
 def describe_scenario(sc: Scenario, brief: bool = False) -> dict[str, Any]:
@@ -260,7 +282,7 @@ def start(cp: ControlPlane, sc: Scenario, opts: dict[str, Any]) -> None:
                 )
             cp.engine.schedule_scenario(sc, at, **kwargs)
     except ConfigError as e:
-        raise ApiError(422, "Invalid scenario", [str(p) for p in e.problems]) from None
+        raise ApiError(422, "Invalid scenario", shown(cp, e)) from None
     cp.guardrails.check()
 
 

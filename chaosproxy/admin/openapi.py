@@ -17,9 +17,10 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
-def _op(summary: str, *, mutating: bool = False, **extra: Any) -> dict[str, Any]:
+def _op(summary: str, *, public: bool = False, **extra: Any) -> dict[str, Any]:
+    """One operation; with a token set, all but the public ones (probes) need it."""
     op: dict[str, Any] = {"summary": summary, "responses": {"200": _JSON_OK, "default": _ERROR}}
-    if mutating:
+    if not public:
         op["security"] = _AUTH
         op["responses"]["401"] = _ERROR
     op.update(extra)
@@ -27,8 +28,8 @@ def _op(summary: str, *, mutating: bool = False, **extra: Any) -> dict[str, Any]
 
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/healthz": {"get": _op("Liveness: the admin listener answers")},
-    "/readyz": {"get": _op("Readiness: the upstream is reachable (503 otherwise)")},
+    "/healthz": {"get": _op("Liveness: the admin listener answers", public=True)},
+    "/readyz": {"get": _op("Readiness: the upstream is reachable (503 otherwise)", public=True)},
     "/metrics": {
         "get": {
             "summary": "Prometheus exposition",
@@ -41,25 +42,23 @@ PATHS: dict[str, dict[str, Any]] = {
         }
     },
     "/scenarios": {"get": _op("Scenarios in the scenario directory, with phases and durations")},
-    "/scenarios/stop": {"post": _op("Stop whatever scenario runs", mutating=True)},
+    "/scenarios/stop": {"post": _op("Stop whatever scenario runs")},
     "/scenarios/{name}": {
         "get": _op("One scenario: phases with offsets, rules, guardrails", parameters=[_NAME]),
         "put": _op(
             "Send a scenario as YAML text (at most 256 KiB, no includes): validated with located"
             " errors (422), kept in memory under NAME (201 new, 200 replaced)",
-            mutating=True,
             parameters=[_NAME],
             requestBody={
                 "required": True,
                 "content": {"application/yaml": {"schema": {"type": "string"}}},
             },
         ),
-        "delete": _op("Forget an uploaded scenario", mutating=True, parameters=[_NAME]),
+        "delete": _op("Forget an uploaded scenario", parameters=[_NAME]),
     },
     "/scenarios/{name}/start": {
         "post": _op(
             "Start a scenario now (409 if one runs unless replace)",
-            mutating=True,
             parameters=[_NAME],
             requestBody={
                 "required": False,
@@ -97,7 +96,6 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("Active ad-hoc rules"),
         "post": _op(
             "Add an ad-hoc rule (same schema as a scenario rule, plus optional ttl)",
-            mutating=True,
             requestBody={
                 "required": True,
                 "content": {
@@ -115,14 +113,10 @@ PATHS: dict[str, dict[str, Any]] = {
                 },
             },
         ),
-        "delete": _op("Delete every ad-hoc rule", mutating=True),
+        "delete": _op("Delete every ad-hoc rule"),
     },
-    "/rules/{id}": {"delete": _op("Delete one ad-hoc rule", mutating=True, parameters=[_ID])},
-    "/reset": {
-        "post": _op(
-            "Stop the scenario, clear ad-hoc rules, guardrail history and stats", mutating=True
-        )
-    },
+    "/rules/{id}": {"delete": _op("Delete one ad-hoc rule", parameters=[_ID])},
+    "/reset": {"post": _op("Stop the scenario, clear ad-hoc rules, guardrail history and stats")},
     "/openapi.json": {"get": _op("This document")},
     "/stats/timeseries": {
         "get": _op(

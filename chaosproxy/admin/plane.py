@@ -30,6 +30,9 @@ class AdminAccess:
 
     host: str = "127.0.0.1"
     insecure: bool = False
+    # A `run --workers` worker's private admin: its token (the run's secret) guards writes only;
+    # reads stay open, to look at one worker alone (docs/operations.md).
+    open_reads: bool = False
 
 
 @dataclass(eq=False)

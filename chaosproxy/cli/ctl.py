@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         help="admin API base URL; repeat for several sidecars; @FILE reads one per line; "
         f"dns://NAME:PORT takes every address NAME resolves to (default {DEFAULT_ADMIN})",
     )
-    ctl.add_argument("--token", help="bearer token for mutating routes")
+    ctl.add_argument("--token", help="bearer token of the admin API (its --admin-token)")
     ctl.add_argument("--timeout", type=float, default=10.0, help="seconds per sidecar")
     ctl.add_argument(
         "--json",

@@ -259,8 +259,8 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--admin-token",
         metavar="TOKEN",
-        help="mutating admin routes require 'Authorization: Bearer TOKEN' (default: no token, "
-        "allowed on a loopback --admin only)",
+        help="admin routes (all but /healthz, /readyz, /metrics) require 'Authorization: Bearer "
+        "TOKEN' (default: no token, allowed on a loopback --admin only)",
     )
     p.add_argument(
         "--admin-insecure",

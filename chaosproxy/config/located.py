@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,7 +52,11 @@ def join(path: str, key: str) -> str:
 def read_file(path: str) -> str:
     """A configuration file's text; ConfigError (naming the file) when it cannot be read."""
     try:
-        with open(path, "rb") as f:
+        # Non-blocking open: a FIFO nobody writes to reads as empty instead of hanging the
+        # reader (a reload worker) forever; reads then block as usual.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            os.set_blocking(fd, True)
             data = f.read(MAX_TEXT * 4 + 1)  # UTF-8: at most 4 bytes a character
     except OSError as e:
         raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=path)) from None
@@ -60,7 +65,16 @@ def read_file(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(Problem(f"not UTF-8 text: {e.reason}", file=path)) from None
+        line, col = position(data, e.start)
+        message = f"not UTF-8 text: {e.reason} (byte 0x{data[e.start]:02x})"
+        raise ConfigError(Problem(message, file=path, line=line, col=col)) from None
+
+
+def position(text: str | bytes, index: int) -> tuple[int, int]:
+    """1-based line and column of `index` in `text`."""
+    if isinstance(text, bytes):
+        return position(text[:index].decode("latin-1"), index)
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 class Collector:
@@ -91,8 +105,9 @@ class Doc:
                 Problem(f"file too large: {len(text)} characters, at most {MAX_TEXT}", "", source)
             )
             return None
-        loader = yaml.SafeLoader(text)
+        loader: yaml.SafeLoader | None = None
         try:
+            loader = yaml.SafeLoader(text)
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
@@ -100,11 +115,24 @@ class Doc:
             line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
             col.problems.append(Problem(f"invalid YAML: {msg}", "", source, line, column))
             return None
+        except yaml.reader.ReaderError as e:  # a control character: binary, not YAML text
+            line, column = position(text, e.position)
+            char = e.character if isinstance(e.character, int) else ord(e.character)
+            message = f"not YAML text: control character #x{char:02x} (a binary file?)"
+            col.problems.append(Problem(message, "", source, line, column))
+            return None
         except yaml.YAMLError as e:
             col.problems.append(Problem(f"invalid YAML: {e}", "", source))
             return None
+        except RecursionError:  # the composer recurses per level, far past MAX_DEPTH
+            mark = loader.get_mark() if loader is not None else None
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            message = f"nested too deeply: more than {MAX_DEPTH} levels"
+            col.problems.append(Problem(message, "", source, line, column))
+            return None
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
         if root is None:
             col.problems.append(Problem("empty file: expected a mapping", "", source, 1, 1))
             return None
@@ -389,10 +417,26 @@ def nested_quantifier(pattern: str) -> str | None:
         return None
 
 
+_CORE = "tag:yaml.org,2002:"
+# What a configuration file may hold: the implicitly resolved plain values, lists and mappings.
+# An explicit tag for anything else (`!!python/object/apply:...`, `!!binary`, `!!set`, a local
+# `!tag`) is refused where it stands: nothing would be built from it, and ignoring it would
+# silently drop the value it carries.
+ALLOWED_TAGS = frozenset(
+    _CORE + t
+    for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge", "timestamp", "value")
+)
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
 def _bounded(root: Node) -> tuple[Node, str] | None:
     """The node where the document outgrows MAX_NODES (aliases counted every time they are
-    used) or MAX_DEPTH, with why; None when it fits. Each distinct node is sized once, so a
-    bomb is measured in the time its text takes to read, not the time it would take to expand."""
+    used) or MAX_DEPTH, or carries a tag outside ALLOWED_TAGS, with why; None when it fits.
+    Each distinct node is sized once, so a bomb is measured in the time its text takes to
+    read, not the time it would take to expand."""
     sizes: dict[int, int] = {}
     depths: dict[int, int] = {}
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -410,6 +454,11 @@ def _bounded(root: Node) -> tuple[Node, str] | None:
         if not done:
             if key in depths:  # an alias cycle: on the stack already
                 return node, "a YAML alias refers to itself"
+            if node.tag not in ALLOWED_TAGS:
+                return node, (
+                    f"YAML tag {_tag_name(node.tag)[:100]!r} is not allowed: configuration "
+                    "holds plain text, numbers, true/false, lists and mappings"
+                )
             depths[key] = -1
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in sizes)

@@ -21,7 +21,7 @@ from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.compile import CompiledScenario, compile_scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.errors import ConfigError
+from chaosproxy.errors import ConfigError, Problem
 from chaosproxy.events import StateKind
 
 log = logging.getLogger("chaosproxy.reload")
@@ -132,6 +132,12 @@ class ScenarioWatcher:
             return compile_scenario(self._load(path))
         except ConfigError as e:
             return e
+        except Exception as e:  # a file no check foresaw must not stop reloading the others
+            log.exception("reload of %s failed unexpectedly", path)
+            problem = Problem(
+                f"cannot load: {type(e).__name__} (see the proxy log)", file=str(path)
+            )
+            return ConfigError(problem)
 
     def apply(self, path: Path, result: CompiledScenario | ConfigError) -> bool:
         """Swap in a compiled definition, or report why the old one keeps running."""

@@ -82,10 +82,12 @@ async def test_right_token_is_accepted(demo_upstream: str, start_proxy: StartPro
     assert status == 200
 
 
-async def test_read_only_routes_need_no_token(demo_upstream: str, start_proxy: StartProxy) -> None:
+async def test_probes_and_metrics_need_no_token(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
     rt = await start_proxy(demo_upstream, admin_token="s3cret")
-    status, _ = await call(rt, "GET", "/status")
-    assert status == 200
+    assert [(await call(rt, "GET", p))[0] for p in ("/healthz", "/readyz", "/metrics")] == [200] * 3
+    assert (await call(rt, "GET", "/status"))[0] == 401  # every other read needs it (test_safety)
 
 
 def _exposed(upstream: str, **kw: object) -> Runtime:

@@ -55,7 +55,8 @@ async def test_with_a_token_any_host_name_reaches_the_api(
     demo_upstream: str, start_proxy: Any, scenario_dir: Path
 ) -> None:
     rt = await start_proxy(demo_upstream, scenario_dir=str(scenario_dir), admin_token="t")
-    status, _ = await raw(rt, "GET", "/status", {"Host": f"sidecar.svc:{rt.admin_port}"})
+    headers = {"Host": f"sidecar.svc:{rt.admin_port}", "Authorization": "Bearer t"}
+    status, _ = await raw(rt, "GET", "/status", headers)
     assert status == 200
 
 

@@ -57,8 +57,9 @@ async def until_gone(pids: list[int], deadline: float = 30.0) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-async def get_json(url: str) -> Any:
-    async with aiohttp.ClientSession() as s, s.get(url) as r:
+async def get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
         assert r.status == 200, await r.text()
         return await r.json()
 
@@ -106,7 +107,8 @@ async def spawn_workers() -> AsyncIterator[Spawn]:
                 lines.append(raw.decode().rstrip("\n"))
 
         p._reader = asyncio.ensure_future(drain())
-        status = await get_json(p.admin_url + "/status")
+        token = args[args.index("--admin-token") + 1] if "--admin-token" in args else None
+        status = await get_json(p.admin_url + "/status", token)  # reads need it too
         p.worker_pids = [w["pid"] for w in status["workers"]]
         p.worker_admins = [w["admin"] for w in status["workers"]]
         return p
