@@ -15,6 +15,17 @@ def optional_duration(value: str) -> float | None:
     return duration(value)
 
 
+MIN_HEAD = 1024  # below this no real response head fits: every answer would be a 502
+
+
+def head_size(value: str) -> int:
+    """A size for a response head: at least 1 KiB (0 would refuse every response)."""
+    n = size(value)
+    if n < MIN_HEAD:
+        raise argparse.ArgumentTypeError(f"at least {MIN_HEAD} bytes (1KiB), got {n}")
+    return n
+
+
 def connection_cap(value: str) -> int | None:
     """A number of connections, or `auto` (None: derived from the open-file limit)."""
     if value.strip().lower() == "auto":
@@ -88,7 +99,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--upstream-max-head",
-        type=size,
+        type=head_size,
         default="64KiB",
         metavar="SIZE",
         help="largest upstream response head (status line and headers) accepted: past it a "

@@ -452,3 +452,28 @@ async def test_a_request_longer_than_the_grace_is_cut_and_the_proxy_exits(
             r = await asyncio.wait_for(request, 30)
             await r.read()
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--upstream-max-head", "0"), ("--upstream-max-head", "512")]
+)
+def test_a_response_head_limit_no_answer_fits_exits_2_naming_the_flag(
+    flag: str, value: str
+) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaosproxy",
+            "run",
+            "--upstream",
+            "http://127.0.0.1:9",
+            flag,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert flag in r.stderr and "at least 1024" in r.stderr
