@@ -1,7 +1,9 @@
 """The one place everything is wired together, started and stopped.
 
-Shutdown order: stop accepting on the proxy listener, let in-flight requests finish up to the
-grace period, close the upstream pool, then stop the admin listener and background tasks.
+Shutdown order (`stop()`): stop accepting on the proxy listener and close idle client
+connections, let in-flight requests finish up to the grace period (then cut them), close the
+upstream pool, cancel background tasks, close the journal, then stop the admin listener (so
+`/healthz` answers until the end).
 
 Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
 called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless

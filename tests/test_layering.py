@@ -89,3 +89,33 @@ def test_the_admin_side_sees_the_control_plane_not_the_runtime_or_the_data_plane
         )
     ]
     assert offenders == []
+
+
+def test_core_modules_never_import_the_cli() -> None:
+    offenders = []
+    for part in CORE:
+        target = PACKAGE / part
+        for path in [target] if target.is_file() else sorted(target.rglob("*.py")):
+            if bad := {n for n in _imports(path) if n.split(".")[:2] == ["chaosproxy", "cli"]}:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_the_workers_control_side_does_not_reach_into_the_data_plane() -> None:
+    """The supervisor, its relay and merging talk to workers over their admin APIs; only the
+    worker process itself (`child.py`) runs a proxy."""
+    offenders = [
+        f"{path.name}: {sorted(bad)}"
+        for path in sorted((PACKAGE / "workers").glob("*.py"))
+        if path.name != "child.py"
+        and (bad := {n for n in _imports(path) if n.startswith("chaosproxy.proxy")})
+    ]
+    assert offenders == []
+
+
+def test_the_request_id_leaf_imports_nothing_else_of_the_package() -> None:
+    loaded = _fresh(
+        "import sys, chaosproxy.ids; "
+        "print(sorted(m for m in sys.modules if m.startswith('chaosproxy.')))"
+    )
+    assert loaded == "['chaosproxy.ids']"

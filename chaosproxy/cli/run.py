@@ -11,6 +11,7 @@ from typing import Any
 
 from chaosproxy.cli.common import DefaultsHelpFormatter
 from chaosproxy.cli.run_flags import add_run_arguments
+from chaosproxy.startup import install_uvloop, startup_error
 
 READY_EPILOG = """\
 Every flag also reads CHAOSPROXY_<FLAG> from the environment (CHAOSPROXY_UPSTREAM,
@@ -151,44 +152,6 @@ def check_journal(path: str) -> str | None:
     if not os.access(target, os.W_OK):
         return f"--journal {path}: cannot write: permission denied"
     return None
-
-
-def startup_error(e: BaseException, settings: Any) -> str:
-    """One line (or a located list) naming the flag or file a startup failure is about."""
-    from chaosproxy.errors import ConfigError
-
-    if isinstance(e, ConfigError):
-        if all(p.line == 0 for p in e.problems):  # unknown name, missing or unreadable file
-            return "--scenario: " + "; ".join(
-                p.message if p.file == "<input>" else str(p) for p in e.problems
-            )
-        return f"--scenario {settings.scenario}: invalid scenario:\n{e}"
-    if isinstance(e, ssl.SSLError):
-        return f"--tls-cert/--tls-key: cannot load TLS files: {e.reason or e}"
-    if isinstance(e, OSError):
-        reason = e.strerror or str(e)
-        files = {
-            settings.journal: "--journal",
-            settings.tls_cert: "--tls-cert",
-            settings.tls_key: "--tls-key",
-            settings.upstream_ca: "--upstream-ca",
-            settings.scenario_dir: "--scenario-dir",
-        }
-        name = os.fsdecode(e.filename) if e.filename else None
-        if name and name in files:
-            return f"{files[name]} {name}: {reason}"
-        if name:
-            return f"{name}: {reason}"
-        return f"cannot start: {reason}"
-    return str(e)
-
-
-def install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -1,1 +1,2 @@
-"""The data plane: aiohttp server and upstream client; turns decisions into bytes on the wire."""
+"""The data plane: its own HTTP/1.1 listener and upstream clients; turns decisions into bytes on
+the wire."""

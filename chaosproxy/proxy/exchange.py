@@ -2,7 +2,8 @@
 
 Three jobs, three places: the request view is `request.RequestHead` (what rules and faults read),
 the fault API is `ProxyExchange` here (hooks, terminal actions, the bytes it writes to the client),
-and forwarding upstream is `forward` (request headers, the upstream call, streaming the reply).
+forwarding upstream is `forward` (request headers, the upstream call), and streaming the reply
+back through the faults' hooks is `faults/pipeline.py`, which this exchange drives.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A lean upstream client: its own keep-alive pool of asyncio protocols and httptools' C parser.
 
 Most of a proxied request's CPU went to aiohttp's ClientSession; this implements the same
-`Upstream` interface for plain HTTP/1.1 to one upstream with far less work per request. Three
+`Upstream` interface for plain HTTP/1.1 to one upstream with far less work per request. Four
 modules, one job each: this one writes requests (and sends a request again when a reused
-connection turns out stale), `native_pool` hands out connections, `native_exchange` holds one
-connection and the exchange it carries (the response parser, its state, flow control).
+connection turns out stale), `native_pool` hands out connections, `native_conn` is one
+connection (the asyncio protocol and its flow control) and `native_exchange` the exchange it
+carries (the response parser and its state, the bounded head, the body buffer).
 """
 
 from __future__ import annotations

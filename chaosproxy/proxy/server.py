@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Fault
+from chaosproxy.ids import RequestIds
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.listener import ClientConnection
@@ -35,17 +34,6 @@ class ProxyOptions:
     rewrite_host: bool = False
     scheme: str = "http"
     access_log: bool = False
-
-
-class RequestIds:
-    """Cheap unique ids: a random per-process prefix and a counter."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(4).hex()
-        self._n = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}-{next(self._n):08x}"
 
 
 class ProxyCore:

@@ -63,8 +63,8 @@ def main() -> int:
     # Signals come from the supervisor (a worker has a session of its own); until the runtime
     # takes SIGINT over, one is no KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from chaosproxy.cli.run import install_uvloop
     from chaosproxy.logs import setup_logging
+    from chaosproxy.startup import install_uvloop
 
     launch = read_launch()
     setup_logging(launch.log_format, launch.log_level, worker=launch.settings.worker)
@@ -73,8 +73,8 @@ def main() -> int:
 
 
 async def serve(settings: Settings) -> int:
-    from chaosproxy.cli.run import startup_error
     from chaosproxy.errors import ConfigError, UsageError
+    from chaosproxy.startup import startup_error
 
     loop = asyncio.get_running_loop()
 

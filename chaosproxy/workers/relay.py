@@ -41,7 +41,7 @@ from chaosproxy.admin.app import (
 )
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.admin.plane import AdminAccess
-from chaosproxy.proxy.server import RequestIds
+from chaosproxy.ids import RequestIds
 from chaosproxy.workers import merge
 from chaosproxy.workers.fanout import Answer, Backend, Relay
 
