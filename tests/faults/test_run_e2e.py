@@ -1,4 +1,4 @@
-"""All eleven faults end to end through `chaosproxy run --scenario`, one route each."""
+"""All twelve faults end to end through `chaosproxy run --scenario`, one route each."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ phases:
       - {name: rate, match: {path: /rate/**}, fault: {rate_limit: {rps: 0.1, burst: 1}}}
       - {name: stale, match: {path: /flip}, fault: {stale_error: {ttl: 1m}}}
       - {name: down, match: {path: /down/**}, fault: {upstream_down: {}}}
+      - {name: slicer, match: {path: /slicer/**}, fault: {slicer: {size: 4, delay: 100ms}}}
 """
 
 
@@ -117,3 +118,9 @@ async def test_every_fault_acts_through_the_cli(proxy: str, upstream: Upstream) 
 
         status, body = await get(s, proxy + "/down/x")
         assert status == 502 and b"cannot connect to the upstream" in body
+
+        t0 = time.monotonic()
+        status, body = await get(s, proxy + "/slicer/x")  # 404 text, 4 bytes a piece
+        assert status == 404 and body.startswith(b"404")
+        pauses = (len(body) + 3) // 4 - 1  # a pause before every piece but the first
+        assert time.monotonic() - t0 >= 0.1 * pauses
