@@ -15,6 +15,7 @@ import difflib
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,24 @@ def join(path: str, key: str) -> str:
 
 def read_file(path: str) -> str:
     """A configuration file's text; ConfigError (naming the file) when it cannot be read."""
+    too_large = Problem(f"file too large: more than {MAX_TEXT} characters", file=path)
     try:
-        # Non-blocking open: a FIFO nobody writes to reads as empty instead of hanging the
-        # reader (a reload worker) forever; reads then block as usual.
+        # Only a regular file is read. Opened without blocking, so a FIFO (whose open waits for
+        # a writer) is refused at once instead of hanging the reader, a reload worker, forever;
+        # a pipe, device or socket could also stream without end.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(Problem("cannot read: not a regular file", file=path))
+            if st.st_size > MAX_TEXT * 4:  # UTF-8: at most 4 bytes a character
+                raise ConfigError(too_large)
             os.set_blocking(fd, True)
-            data = f.read(MAX_TEXT * 4 + 1)  # UTF-8: at most 4 bytes a character
+            data = f.read(MAX_TEXT * 4 + 1)  # the file may have grown since
     except OSError as e:
         raise ConfigError(Problem(f"cannot read: {e.strerror or e}", file=path)) from None
     if len(data) > MAX_TEXT * 4:
-        raise ConfigError(Problem(f"file too large: more than {MAX_TEXT} characters", file=path))
+        raise ConfigError(too_large)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -88,10 +88,10 @@ def test_a_hostile_file_is_a_located_problem(tmp_path: Path, kind: str) -> None:
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
 
 
-def test_a_fifo_nobody_writes_to_is_an_empty_file_not_a_hang(tmp_path: Path) -> None:
+def test_a_fifo_nobody_writes_to_is_refused_not_a_hang(tmp_path: Path) -> None:
     fifo = tmp_path / "story.yaml"
     os.mkfifo(fifo)
-    with pytest.raises(ConfigError, match="empty file"):
+    with pytest.raises(ConfigError, match="not a regular file"):
         load_scenario_file(fifo)
 
 
@@ -209,7 +209,7 @@ async def test_the_running_file_replaced_by_a_fifo_is_refused_and_reload_goes_on
     own.unlink()
     os.mkfifo(own)
     failed = await wait_for(events, "reload_failed", own)
-    assert failed.details["problems"] == [f"{own}:1:1: empty file: expected a mapping"]
+    assert failed.details["problems"] == [f"{own}: cannot read: not a regular file"]
     await still_running_and_injecting(story)
     own.unlink()
     put(own, STORY.format(status=502).encode())
