@@ -285,3 +285,24 @@ def test_malformed_parts_read_as_missing_not_as_a_crash(tmp_path: Path) -> None:
     (md_path, junit_path) = (run_dir / "report.md", run_dir / "junit.xml")
     assert "? INCONCLUSIVE" in md_path.read_text()
     assert 'tests="2"' in junit_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("proxy", "admin", "shown"),
+    [
+        ("http://127.0.0.1:3100", ["http://127.0.0.1:3101"], "proxyhttp://127.0.0.1:3100"),
+        (None, ["http://10.0.0.5:8081", "http://10.0.0.6:8081"],
+         "sidecars (admin)http://10.0.0.5:8081, http://10.0.0.6:8081"),
+        (None, [], "proxy\u2013"),
+    ],
+)  # fmt: skip
+def test_the_summary_names_the_proxy_or_the_sidecars_never_none(
+    tmp_path: Path, proxy: str | None, admin: list[str], shown: str
+) -> None:
+    run_dir = make_run(tmp_path / "run")
+    doc = json.loads((run_dir / "results.json").read_text())
+    _edit(run_dir, experiment=doc["experiment"] | {"proxy": proxy, "admin": admin})
+    html = (write_reports(run_dir)[0]).read_text()
+    cells = re.findall(r"<div><dt>(.*?)</dt><dd>(.*?)</dd></div>", html)
+    assert shown in ["".join(c) for c in cells]
+    assert "None" not in "".join(v for _, v in cells)

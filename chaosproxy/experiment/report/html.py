@@ -57,7 +57,7 @@ def context(run: Run) -> dict[str, Any]:
             ("duration", fmt.duration(run.end - start)),
             ("seed", fmt.NO_DATA if r.get("seed") is None else str(r["seed"])),
             ("target", str(exp.get("target", ""))),
-            ("proxy", str(exp.get("proxy", ""))),
+            _proxy_cell(exp),
             (
                 "load",
                 ", ".join(f"{k} {v}" for k, v in load.items()) if load else fmt.NO_DATA,
@@ -173,3 +173,13 @@ def _files(run: Run) -> list[dict[str, str]]:
         if (run.dir / safe).is_file() or safe in ("report.md", "junit.xml"):
             out.append({"name": safe, "href": quote(safe)})
     return out
+
+
+def _proxy_cell(exp: dict[str, Any]) -> tuple[str, str]:
+    """The proxy the run started, or the sidecars it drove through their admin APIs."""
+    if exp.get("proxy"):
+        return ("proxy", str(exp["proxy"]))
+    admins = [str(a) for a in exp.get("admin") or []]
+    if admins:
+        return ("sidecars (admin)", ", ".join(admins))
+    return ("proxy", fmt.NO_DATA)
