@@ -145,3 +145,14 @@ async def test_a_cross_site_write_is_refused_before_any_worker_sees_it(relay_ove
     finally:
         await server.close()
     assert w0.calls == []
+
+
+def test_the_relay_serves_exactly_the_single_proxys_routes() -> None:
+    """A route added to the admin API and not to the relay would be a 404 under --workers."""
+    from chaosproxy.admin import app as single
+    from chaosproxy.workers import relay
+
+    def table(defs: list[web.RouteDef]) -> set[tuple[str, str]]:
+        return {(d.method, d.path) for d in defs}
+
+    assert table(relay.routes()) == table(single.routes())
