@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -59,3 +64,29 @@ def started(
             proc.wait()
         if log is not None:
             out.close()  # type: ignore[union-attr]
+
+
+def admin(base: str, method: str, path: str, body: object | None = None) -> object:
+    """One call to a proxy's admin API (JSON in, JSON out)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def run_peer(
+    main: Callable[[str, int, str], Coroutine[Any, Any, None]], doc: str | None, listen: str
+) -> None:
+    """The command line every peer proxy shares: `--listen HOST:PORT --upstream URL`, on uvloop
+    when it is installed."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--listen", default=listen)
+    ap.add_argument("--upstream", required=True)
+    a = ap.parse_args()
+    host, _, port = a.listen.rpartition(":")
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(main(host, int(port), a.upstream))

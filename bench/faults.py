@@ -26,10 +26,9 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from _procs import free_port, pinned, started, wait_listening
+from _procs import admin, free_port, pinned, started, wait_listening
 
 HERE = Path(__file__).resolve()
 PY = sys.executable
@@ -88,14 +87,6 @@ def python_load(url: str, requests: int, concurrency: int) -> None:
 
 
 # ---------------------------------------------------------------- processes
-
-
-def admin(base: str, method: str, path: str, body: object | None = None) -> object:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
 
 
 # ---------------------------------------------------------------- measurements

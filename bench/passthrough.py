@@ -27,11 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _procs import free_port, pinned, started
+from _procs import admin, free_port, pinned, started
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -122,14 +121,6 @@ def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         m = re.search(r"VmRSS:\s+(\d+) kB", f.read())
     return int(m.group(1)) / 1024 if m else float("nan")
-
-
-def admin(base: str, method: str, path: str, body: object | None = None) -> object:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
 
 
 # ---------------------------------------------------------------- processes

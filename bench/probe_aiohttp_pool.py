@@ -8,12 +8,11 @@ Usage: python bench/probe_aiohttp_pool.py --listen 127.0.0.1:8091 --upstream htt
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import yarl
+from _procs import run_peer
 from aiohttp import StreamReader, web
 
 from chaosproxy.proxy.native import NativeUpstream
@@ -66,13 +65,4 @@ async def main(host: str, port: int, upstream: str) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--listen", default="127.0.0.1:8091")
-    ap.add_argument("--upstream", required=True)
-    a = ap.parse_args()
-    h, _, p = a.listen.rpartition(":")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.run(main(h, int(p), a.upstream))
+    run_peer(main, __doc__, "127.0.0.1:8091")

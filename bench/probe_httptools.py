@@ -10,11 +10,10 @@ Usage: python bench/probe_httptools.py --listen 127.0.0.1:8092 --upstream http:/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 
 import httptools
+from _procs import run_peer
 
 HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade"}
 
@@ -138,13 +137,4 @@ async def main(host: str, port: int, upstream: str) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--listen", default="127.0.0.1:8092")
-    ap.add_argument("--upstream", required=True)
-    a = ap.parse_args()
-    h, _, p = a.listen.rpartition(":")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.run(main(h, int(p), a.upstream))
+    run_peer(main, __doc__, "127.0.0.1:8092")

@@ -5,11 +5,11 @@ Usage: python bench/yardstick_proxy.py --listen 127.0.0.1:8090 --upstream http:/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 import aiohttp
 import yarl
+from _procs import run_peer
 from aiohttp import web
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -49,15 +49,4 @@ async def main(host: str, port: int, upstream: str) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--listen", default="127.0.0.1:8090")
-    ap.add_argument("--upstream", required=True)
-    a = ap.parse_args()
-    h, _, p = a.listen.rpartition(":")
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
-    asyncio.run(main(h, int(p), a.upstream))
+    run_peer(main, __doc__, "127.0.0.1:8090")
