@@ -27,17 +27,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from chaosproxy.admin.app import (
-    FRONT,
-    MAX_BODY,
     MAX_UPLOAD,
     REQUEST_ID,
-    TOKEN,
     Front,
     _int_param,
-    auth_middleware,
-    browser_guard_middleware,
-    error_middleware,
-    request_id_middleware,
+    guarded_app,
 )
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.admin.plane import AdminAccess
@@ -343,18 +337,7 @@ def routes() -> list[web.RouteDef]:
 
 def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
     """The admin app on `settings.admin_host:admin_port`, guarded by `settings.admin_token`."""
-    app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            error_middleware,
-            browser_guard_middleware,
-            auth_middleware,
-        ],
-        client_max_size=MAX_BODY,
-    )
-    app[RELAY] = relay
     access = AdminAccess(host=settings.admin_host, insecure=settings.admin_insecure)
-    app[FRONT] = Front(access, RequestIds().next)
-    app[TOKEN] = settings.admin_token or ""
-    app.add_routes(routes())
+    app = guarded_app(Front(access, RequestIds().next), settings.admin_token, routes())
+    app[RELAY] = relay
     return app
