@@ -36,6 +36,7 @@ from chaosproxy.admin.app import (
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.admin.plane import AdminAccess
 from chaosproxy.ids import RequestIds
+from chaosproxy.stats import KEEP_SECONDS
 from chaosproxy.workers import merge
 from chaosproxy.workers.fanout import Answer, Backend, Relay
 
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
     from chaosproxy.runtime import Settings
 
 __all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
-
-RING = 900  # seconds of per-second stats a worker keeps (`Stats` default)
 
 
 RELAY: web.AppKey[Relay] = web.AppKey("relay", Relay)
@@ -292,7 +291,7 @@ async def timeseries(request: web.Request) -> web.Response:
     seconds: int | None = None
     if "from" not in q and "to" not in q:
         raw = q.pop("seconds", "60")
-        if raw.isdigit() and 1 <= int(raw) <= RING:
+        if raw.isdigit() and 1 <= int(raw) <= KEEP_SECONDS:
             seconds = int(raw)
             last = int(time.time()) - 1
             q["from"], q["to"] = str(last - seconds + 1), str(last + 1)
