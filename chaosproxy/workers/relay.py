@@ -105,7 +105,8 @@ async def fan_out(
     data: bytes | None = None,
     ctype: str | None = None,
 ) -> list[Answer] | web.Response:
-    """A write to every worker: the answers when they succeeded, else the error response."""
+    """The same call to every worker: the answers when they succeeded, else the error
+    response (a write, or a read whose answers are merged)."""
     answers = agreed(await _relay(request).all(method, path, data, _headers(request, ctype)))
     if answers[0].status >= 400:
         return passthrough(answers[0])
@@ -155,9 +156,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    answers = agreed(await _relay(request).all("GET", "/metrics", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/metrics")
+    if isinstance(answers, web.Response):
+        return answers
     text = merge.metrics([str(a.body) for a in answers], len(answers))
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -224,16 +225,16 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    answers = agreed(await _relay(request).all("GET", "/status", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/status")
+    if isinstance(answers, web.Response):
+        return answers
     return web.json_response(_merged_status(_relay(request), [a.body for a in answers]))
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    answers = agreed(await _relay(request).all("GET", "/rules", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/rules")
+    if isinstance(answers, web.Response):
+        return answers
     return web.json_response({"rules": merge.rules([a.body["rules"] for a in answers])})
 
 
@@ -300,9 +301,9 @@ async def timeseries(request: web.Request) -> web.Response:
     wanted = q.get("histograms", "") in ("1", "true")
     q["histograms"] = "1"
     path = "/stats/timeseries?" + urllib.parse.urlencode(q)
-    answers = agreed(await _relay(request).all("GET", path, headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", path)
+    if isinstance(answers, web.Response):
+        return answers
     body = dict(answers[0].body)
     body["series"] = merge.timeseries([a.body["series"] for a in answers], wanted)
     if seconds is not None:
