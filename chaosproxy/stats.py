@@ -156,10 +156,13 @@ class _Ring:
             slot.sec = -1
 
 
+KEEP_SECONDS = 900  # per-second rows a proxy keeps, so the most `/stats/timeseries` can answer
+
+
 class Stats:
     """All traffic in one ring, plus a ring per recent experiment run id."""
 
-    def __init__(self, keep: int = 900) -> None:
+    def __init__(self, keep: int = KEEP_SECONDS) -> None:
         self.keep = keep
         self._ring = _Ring(keep)
         self._runs: OrderedDict[str, _Ring] = OrderedDict()

@@ -380,7 +380,9 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Application:
+def guarded_app(front: Front, token: str | None, table: list[web.RouteDef]) -> web.Application:
+    """An admin app serving `table` behind the request-id, error, browser and token guards and
+    the body cap; shared by the single proxy's app and the `--workers` relay."""
     app = web.Application(
         middlewares=[
             request_id_middleware,
@@ -390,8 +392,13 @@ def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Applica
         ],
         client_max_size=MAX_BODY,
     )
-    app[PLANE] = plane
-    app[FRONT] = Front(plane.access, plane.request_id)
+    app[FRONT] = front
     app[TOKEN] = token or ""
-    app.add_routes(routes())
+    app.add_routes(table)
+    return app
+
+
+def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Application:
+    app = guarded_app(Front(plane.access, plane.request_id), token, routes())
+    app[PLANE] = plane
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosproxy import __version__
+from chaosproxy.stats import KEEP_SECONDS
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -123,7 +124,10 @@ PATHS: dict[str, dict[str, Any]] = {
             "Per-second requests, errors, error rate, injected count, p50/p95/p99, and "
             "Retry-After answers with the early and patient retries that followed",
             parameters=[
-                _query("seconds", {"type": "integer", "minimum": 1, "maximum": 900, "default": 60}),
+                _query(
+                    "seconds",
+                    {"type": "integer", "minimum": 1, "maximum": KEEP_SECONDS, "default": 60},
+                ),
                 _query("from", {"type": "integer", "description": "first Unix second"}),
                 _query("to", {"type": "integer", "description": "Unix second after the last"}),
                 _query("run", {"type": "string", "maxLength": 64, "description": "X-Chaos-Run"}),

@@ -27,21 +27,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from chaosproxy.admin.app import (
-    FRONT,
-    MAX_BODY,
     MAX_UPLOAD,
     REQUEST_ID,
-    TOKEN,
     Front,
     _int_param,
-    auth_middleware,
-    browser_guard_middleware,
-    error_middleware,
-    request_id_middleware,
+    guarded_app,
 )
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.admin.plane import AdminAccess
 from chaosproxy.ids import RequestIds
+from chaosproxy.stats import KEEP_SECONDS
 from chaosproxy.workers import merge
 from chaosproxy.workers.fanout import Answer, Backend, Relay
 
@@ -49,8 +44,6 @@ if TYPE_CHECKING:
     from chaosproxy.runtime import Settings
 
 __all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
-
-RING = 900  # seconds of per-second stats a worker keeps (`Stats` default)
 
 
 RELAY: web.AppKey[Relay] = web.AppKey("relay", Relay)
@@ -112,7 +105,8 @@ async def fan_out(
     data: bytes | None = None,
     ctype: str | None = None,
 ) -> list[Answer] | web.Response:
-    """A write to every worker: the answers when they succeeded, else the error response."""
+    """The same call to every worker: the answers when they succeeded, else the error
+    response (a write, or a read whose answers are merged)."""
     answers = agreed(await _relay(request).all(method, path, data, _headers(request, ctype)))
     if answers[0].status >= 400:
         return passthrough(answers[0])
@@ -162,9 +156,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    answers = agreed(await _relay(request).all("GET", "/metrics", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/metrics")
+    if isinstance(answers, web.Response):
+        return answers
     text = merge.metrics([str(a.body) for a in answers], len(answers))
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -231,16 +225,16 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    answers = agreed(await _relay(request).all("GET", "/status", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/status")
+    if isinstance(answers, web.Response):
+        return answers
     return web.json_response(_merged_status(_relay(request), [a.body for a in answers]))
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    answers = agreed(await _relay(request).all("GET", "/rules", headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", "/rules")
+    if isinstance(answers, web.Response):
+        return answers
     return web.json_response({"rules": merge.rules([a.body["rules"] for a in answers])})
 
 
@@ -298,7 +292,7 @@ async def timeseries(request: web.Request) -> web.Response:
     seconds: int | None = None
     if "from" not in q and "to" not in q:
         raw = q.pop("seconds", "60")
-        if raw.isdigit() and 1 <= int(raw) <= RING:
+        if raw.isdigit() and 1 <= int(raw) <= KEEP_SECONDS:
             seconds = int(raw)
             last = int(time.time()) - 1
             q["from"], q["to"] = str(last - seconds + 1), str(last + 1)
@@ -307,9 +301,9 @@ async def timeseries(request: web.Request) -> web.Response:
     wanted = q.get("histograms", "") in ("1", "true")
     q["histograms"] = "1"
     path = "/stats/timeseries?" + urllib.parse.urlencode(q)
-    answers = agreed(await _relay(request).all("GET", path, headers=_headers(request)))
-    if answers[0].status != 200:
-        return passthrough(answers[0])
+    answers = await fan_out(request, "GET", path)
+    if isinstance(answers, web.Response):
+        return answers
     body = dict(answers[0].body)
     body["series"] = merge.timeseries([a.body["series"] for a in answers], wanted)
     if seconds is not None:
@@ -343,18 +337,7 @@ def routes() -> list[web.RouteDef]:
 
 def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
     """The admin app on `settings.admin_host:admin_port`, guarded by `settings.admin_token`."""
-    app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            error_middleware,
-            browser_guard_middleware,
-            auth_middleware,
-        ],
-        client_max_size=MAX_BODY,
-    )
-    app[RELAY] = relay
     access = AdminAccess(host=settings.admin_host, insecure=settings.admin_insecure)
-    app[FRONT] = Front(access, RequestIds().next)
-    app[TOKEN] = settings.admin_token or ""
-    app.add_routes(routes())
+    app = guarded_app(Front(access, RequestIds().next), settings.admin_token, routes())
+    app[RELAY] = relay
     return app

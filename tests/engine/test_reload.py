@@ -15,6 +15,7 @@ from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.reload import ScenarioWatcher
 from chaosproxy.events import StateChanged
+from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.engine.helpers import Rig, View, rig
 
@@ -127,6 +128,20 @@ async def get_status(url: str) -> int:
         return r.status
 
 
+def watch_for(rt: Runtime, kind: str) -> tuple[list[StateChanged], asyncio.Event]:
+    """Every state change from now on, and an event set by the first of this kind."""
+    events: list[StateChanged] = []
+    seen = asyncio.Event()
+
+    def on(ev: StateChanged) -> None:
+        events.append(ev)
+        if ev.kind == kind:
+            seen.set()
+
+    rt.bus.subscribe(StateChanged, on)
+    return events, seen
+
+
 async def test_configmap_symlink_swap_is_applied_through_a_real_proxy(
     demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
 ) -> None:
@@ -134,14 +149,11 @@ async def test_configmap_symlink_swap_is_applied_through_a_real_proxy(
     rt = await start_proxy(
         demo_upstream, scenario="story", scenario_dir=str(tmp_path), reload_interval=0.02
     )
-    events: list[StateChanged] = []
-    rt.bus.subscribe(StateChanged, events.append)
+    _, reloaded = watch_for(rt, "reload_ok")
     assert await get_status(rt.proxy_url) == 500
     configmap(tmp_path, 2, story(503))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not any(e.kind == "reload_ok" for e in events):
-        assert asyncio.get_running_loop().time() < deadline, "reload not seen"
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(30):  # a guard against hanging, not a measure
+        await reloaded.wait()
     assert await get_status(rt.proxy_url) == 503
 
 
@@ -152,13 +164,10 @@ async def test_invalid_configmap_update_keeps_the_old_version_injecting(
     rt = await start_proxy(
         demo_upstream, scenario="story", scenario_dir=str(tmp_path), reload_interval=0.02
     )
-    events: list[StateChanged] = []
-    rt.bus.subscribe(StateChanged, events.append)
+    events, failed = watch_for(rt, "reload_failed")
     configmap(tmp_path, 2, story(500).replace("duration: 1h", "duration: soon"))
-    deadline = asyncio.get_running_loop().time() + 5
-    while not any(e.kind == "reload_failed" for e in events):
-        assert asyncio.get_running_loop().time() < deadline, "reload failure not seen"
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(30):  # a guard against hanging, not a measure
+        await failed.wait()
     assert "phases[0].duration" in events[-1].details["problems"][0]
     assert await get_status(rt.proxy_url) == 500
 
