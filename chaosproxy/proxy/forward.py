@@ -7,13 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
-from chaosproxy.proxy.headers import HOP_BY_HOP
+from chaosproxy.proxy.headers import connection_listed
 from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.exchange import ProxyExchange
-
-_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 
 
 def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
@@ -27,7 +25,7 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
     kept: list[tuple[bytes, bytes]] = []
     prior = host = None
     has_id = has_host = has_length = False
-    listed: set[bytes] | None = None
+    listed: frozenset[bytes] | None = None
     for k, v in ex.head.raw:
         low = k.lower()
         if low == b"host":
@@ -39,8 +37,8 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
             has_id = True
         elif low == b"content-length":
             has_length = True
-        elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
-            extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+        elif low == b"connection":
+            extra = connection_listed(v)
             if extra:
                 listed = extra if listed is None else listed | extra
         if low in skip or low.startswith(b"proxy-"):
