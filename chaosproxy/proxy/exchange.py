@@ -375,9 +375,6 @@ class ProxyExchange(Hooks):
 
     # ------------------------------------------------------------ forwarding
 
-    def upstream_headers(self) -> list[tuple[str, str]]:
-        return forward.upstream_headers(self)
-
     def proceed_upstream(self) -> Coroutine[Any, Any, None]:
         return pipeline.proceed(self, self, self)
 

@@ -7,64 +7,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
-from chaosproxy.proxy.headers import HOP_BY_HOP
+from chaosproxy.proxy.headers import connection_listed
 from chaosproxy.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.exchange import ProxyExchange
 
-_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
-
-
-def upstream_headers(ex: ProxyExchange) -> list[tuple[str, str]]:
-    """The request headers the upstream gets: the client's, in order and spelling, minus
-    hop-by-hop ones (and those `Connection` lists) and the never-forwarded ones, plus
-    X-Forwarded-* and the request id. One pass over the raw headers."""
-    core = ex.core
-    skip = core.request_skip
-    out: list[tuple[str, str]] = []
-    prior = host = None
-    has_id = False
-    listed: set[str] | None = None
-    for k, v in ex.head.raw_headers:
-        low = k.lower()
-        if low == "x-forwarded-for":
-            prior = v if prior is None else f"{prior}, {v}"
-        elif low == "host":
-            if host is None:
-                host = v
-        elif low == "x-request-id":
-            has_id = True
-        elif low == "connection":
-            tokens = {t.strip().lower() for t in v.split(",") if t.strip()}
-            if tokens - HOP_BY_HOP:
-                listed = tokens if listed is None else listed | tokens
-        if low in skip or low.startswith("proxy-"):
-            continue
-        out.append((k, v))
-    if listed:
-        out = [(k, v) for k, v in out if k.lower() not in listed]
-    if core.forwarded_headers:
-        ip = ex.client_ip
-        out.append(("X-Forwarded-For", f"{prior}, {ip}" if prior else ip))
-        out.append(("X-Forwarded-Proto", core.scheme))
-        if host:
-            out.append(("X-Forwarded-Host", host))
-    if not has_id:
-        out.append(("X-Request-Id", ex.request_id))
-    return out
-
 
 def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
-    """`upstream_headers` as bytes, never decoding the client's headers: the header lines, and
-    whether they carry Host and Content-Length."""
+    """The request header lines the upstream gets: the client's, in order and spelling, minus
+    hop-by-hop ones (and those `Connection` lists) and the never-forwarded ones, plus
+    X-Forwarded-* and the request id; and whether they carry Host and Content-Length. One pass
+    over the raw headers, never decoding them."""
     core = ex.core
     skip = core.request_skip_bytes
     lines: list[bytes] = []
     kept: list[tuple[bytes, bytes]] = []
     prior = host = None
     has_id = has_host = has_length = False
-    listed: set[bytes] | None = None
+    listed: frozenset[bytes] | None = None
     for k, v in ex.head.raw:
         low = k.lower()
         if low == b"host":
@@ -76,8 +37,8 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
             has_id = True
         elif low == b"content-length":
             has_length = True
-        elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
-            extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+        elif low == b"connection":
+            extra = connection_listed(v)
             if extra:
                 listed = extra if listed is None else listed | extra
         if low in skip or low.startswith(b"proxy-"):

@@ -20,6 +20,17 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+_NONE: frozenset[bytes] = frozenset()
+
+
+def connection_listed(value: bytes) -> frozenset[bytes]:
+    """The end-to-end header names one raw `Connection` value lists (hop-by-hop for this
+    message); the usual `keep-alive` or `close` lists none, without splitting."""
+    if value.lower() in (b"keep-alive", b"close"):
+        return _NONE
+    return frozenset(t.strip().lower() for t in value.split(b",")) - HOP_BY_HOP_BYTES - {b""}
+
 
 def _listed(connection_values: Iterable[str]) -> set[str]:
     """Header names a `Connection` header lists: hop-by-hop too."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from chaosproxy.proxy.flow import WriteFlow
 from chaosproxy.proxy.limits import (
     ListenerLimits,
     Refusal,
@@ -52,8 +53,10 @@ _LIMITS = ListenerLimits()
 __all__ = ["ClientConnection", "ListenerLimits", "ProxyListener"]
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(WriteFlow, asyncio.Protocol):
     """One client connection: parsing, the queue of requests read, flow control, timeouts."""
+
+    lost_message = "client disconnected"
 
     def __init__(self, listener: ProxyListener) -> None:
         self.listener = listener
@@ -72,8 +75,6 @@ class ClientConnection(asyncio.Protocol):
         self._wakeup: asyncio.Future[None] | None = None  # the idle task waits on it
         self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
         self._stopped = False  # nothing more is parsed (an upgrade, or a refused request)
-        self._write_paused = False
-        self._drain: asyncio.Future[None] | None = None
         # One deadline per connection, checked by the listener's sweep: no timer per request.
         self.deadline = 0.0
         self._timer_kind = ""
@@ -153,9 +154,7 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.listener.tunnels -= 1
         self._cancel_timer()
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
+        self.wake_drain()
         lost = ConnectionResetError("the client closed the connection")
         # Requests read but never handled leave the in-flight count with their connection.
         load = self.core.load
@@ -170,15 +169,6 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.feed_eof()
         if self.task is not None and not self.task.done():
             self.task.cancel()
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
 
     # ------------------------------------------------------------ parser callbacks
 
@@ -406,20 +396,6 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
             self.transport.write(data)
-
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
-
-    async def drain(self) -> None:
-        if self._write_paused and not self.closed:
-            self._drain = self.loop.create_future()
-            try:
-                await self._drain
-            finally:
-                self._drain = None
-        if self.closed:
-            raise ConnectionResetError("client disconnected")
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
+from chaosproxy.proxy.flow import WriteFlow
+
 if TYPE_CHECKING:
     from chaosproxy.proxy.native_exchange import Response
     from chaosproxy.proxy.native_pool import Pool
 
 
-class Conn(asyncio.Protocol):
+class Conn(WriteFlow, asyncio.Protocol):
     """One upstream connection; feeds the response in flight (if any) and carries flow control."""
+
+    lost_message = "the upstream connection closed"
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -21,8 +25,6 @@ class Conn(asyncio.Protocol):
         self.closed = False
         self.reused = False  # served a response before: the upstream may have closed it since
         self.idle_since = 0.0
-        self._drain: asyncio.Future[None] | None = None
-        self._write_paused = False
         self.reading_paused = False
 
     def pause_reading(self) -> None:
@@ -51,28 +53,10 @@ class Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.lost(self)
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
+        self.wake_drain()
         resp = self.resp
         if resp is not None:
             resp.connection_lost(exc, self.reused)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
-
-    async def drain(self) -> None:
-        if self._write_paused and not self.closed:
-            self._drain = asyncio.get_running_loop().create_future()
-            await self._drain
-        if self.closed:
-            raise ConnectionResetError("the upstream connection closed")
 
     @property
     def usable(self) -> bool:

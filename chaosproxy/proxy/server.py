@@ -85,7 +85,6 @@ class ProxyCore:
         if self.rewrite_host:
             skip |= {"host"}
         # Computed once: the per-request header filter is one set lookup per header.
-        self.request_skip: frozenset[str] = skip
         self.request_skip_bytes = frozenset(n.encode("latin-1") for n in skip)
 
     async def handle(

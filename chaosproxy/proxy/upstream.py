@@ -25,7 +25,7 @@ from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
 from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
-from chaosproxy.proxy.headers import HOP_BY_HOP
+from chaosproxy.proxy.headers import HOP_BY_HOP_BYTES, connection_listed
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,6 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
-_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
-
-
 class ScannedHead(NamedTuple):
     kept: list[tuple[bytes, bytes]]  # end-to-end headers, order and spelling kept
     lines: bytes  # the same as header lines
@@ -139,14 +136,14 @@ def scan_head(raw: Iterable[tuple[bytes, bytes]]) -> ScannedHead:
     keep: list[tuple[bytes, bytes]] = []
     framed = has_length = has_id = False
     retry_after: bytes | None = None
-    listed: set[bytes] | None = None
+    listed: frozenset[bytes] | None = None
     for k, v in raw:
         low = k.lower()
-        if low in _HOP_BYTES:
+        if low in HOP_BY_HOP_BYTES:
             if low == b"transfer-encoding":
                 framed = True
-            elif low == b"connection" and v.lower() not in (b"keep-alive", b"close"):
-                extra = {t.strip().lower() for t in v.split(b",")} - _HOP_BYTES - {b""}
+            elif low == b"connection":
+                extra = connection_listed(v)
                 if extra:
                     listed = extra if listed is None else listed | extra
             continue

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from chaosproxy.errors import UpstreamError
 from chaosproxy.faults.base import Reply
+from chaosproxy.proxy.forward import upstream_lines
 from chaosproxy.proxy.headers import end_to_end
 from chaosproxy.proxy.native import make_ssl_context
 
@@ -60,15 +61,13 @@ async def relay_upgrade(ex: ProxyExchange) -> None:
     tls = url.scheme == "https"
     host = url.raw_host or "localhost"
     port = url.port or (443 if tls else 80)
-    headers = ex.upstream_headers()
-    if not any(k.lower() == "host" for k, _ in headers):
+    lines, has_host, _ = upstream_lines(ex)
+    start = f"{head.method} {head.target} HTTP/1.1\r\n"
+    if not has_host:
         authority = f"[{host}]" if ":" in host else host
         default = 443 if tls else 80
-        headers.insert(0, ("Host", authority if port == default else f"{authority}:{port}"))
-    headers += [("Connection", "Upgrade"), ("Upgrade", upgrade)]
-    lines = [f"{head.method} {head.target} HTTP/1.1\r\n"]
-    lines += [f"{k}: {v}\r\n" for k, v in headers]
-    lines.append("\r\n")
+        start += f"Host: {authority if port == default else f'{authority}:{port}'}\r\n"
+    end = f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n\r\n"
     t = ex.clock.monotonic()
     try:
         async with asyncio.timeout(config.timeout):
@@ -80,7 +79,9 @@ async def relay_upgrade(ex: ProxyExchange) -> None:
                 limit=_MAX_HEAD,
             )
             try:
-                writer.write("".join(lines).encode("latin-1", "replace"))
+                writer.write(
+                    start.encode("latin-1", "replace") + lines + end.encode("latin-1", "replace")
+                )
                 raw = await reader.readuntil(b"\r\n\r\n")
             except BaseException:
                 writer.close()
