@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 PY = sys.executable
 
 # Frame patterns per part, checked from the innermost frame outwards: the first match wins.
+# Some names are only in older trees (aiohttp's server, `upstream_headers`, `fetch_upstream`):
+# they keep `--source` measurements of those trees comparable.
 PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("id", re.compile(r"RequestIds\.next")),
     ("decide", re.compile(r"Engine\.decide|request_faults|_admit")),
@@ -38,7 +40,8 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     (
         "upstream",
         re.compile(
-            r"NativeUpstream|\b_?Conn\.|\b_?Response\.|\bPool\.|upstream_headers|fetch_upstream|"
+            r"NativeUpstream|\b_?Conn\.|\b_?Response\.|\bPool\.|upstream_lines|upstream_headers|"
+            r"fetch_upstream|"
             r"AiohttpUpstream|ClientSession|client_reqrep|connector\.py"
         ),
     ),
