@@ -155,14 +155,29 @@ async def still_running_and_injecting(rt: Runtime, status: int = 503) -> None:
     assert await get(rt.proxy_url + "/static/app.js") == 200  # and other traffic flows
 
 
-async def wait_for(events: list[StateChanged], kind: str, file: Path) -> StateChanged:
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        found = [e for e in events if e.kind == kind and e.details.get("file") == str(file)]
-        if found:
-            return found[-1]
-        assert asyncio.get_running_loop().time() < deadline, f"no {kind} for {file}: {events}"
-        await asyncio.sleep(0.02)
+class Changes:
+    """The proxy's state changes from now on; `wait_for` wakes on each one instead of polling."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.seen: list[StateChanged] = []
+        self.arrived = asyncio.Event()
+        rt.bus.subscribe(StateChanged, self._on)
+
+    def _on(self, ev: StateChanged) -> None:
+        self.seen.append(ev)
+        self.arrived.set()
+
+    async def wait_for(self, kind: str, file: Path) -> StateChanged:
+        """The latest change of `kind` about `file`, once there is one (30 s: a hang guard)."""
+        async with asyncio.timeout(30):
+            while True:
+                self.arrived.clear()
+                found = [
+                    e for e in self.seen if e.kind == kind and e.details.get("file") == str(file)
+                ]
+                if found:
+                    return found[-1]
+                await self.arrived.wait()
 
 
 @pytest.fixture
@@ -177,25 +192,24 @@ async def story(demo_upstream: str, start_proxy: StartProxy, tmp_path: Path) -> 
 async def test_a_hostile_reload_keeps_the_running_scenario_and_traffic(
     story: Runtime, tmp_path: Path, kind: str
 ) -> None:
-    events: list[StateChanged] = []
-    story.bus.subscribe(StateChanged, events.append)
+    changes = Changes(story)
     await still_running_and_injecting(story)
 
     newcomer = (tmp_path / "evil.yaml").absolute()  # a new file lands in the directory
     put(newcomer, HOSTILE[kind][0])
-    failed = await wait_for(events, "reload_failed", newcomer)
+    failed = await changes.wait_for("reload_failed", newcomer)
     expect_located(failed.details["problems"][0], str(newcomer), kind)
     await still_running_and_injecting(story)
 
     own = (tmp_path / "story.yaml").absolute()  # the running scenario's own file
     put(own, HOSTILE[kind][0])
-    failed = await wait_for(events, "reload_failed", own)
+    failed = await changes.wait_for("reload_failed", own)
     expect_located(failed.details["problems"][0], str(own), kind)
     await still_running_and_injecting(story)
     assert not (tmp_path / "PWNED").exists()
 
     put(own, STORY.format(status=502).encode())  # the watcher still works: the fix is applied
-    ok = await wait_for(events, "reload_ok", own)
+    ok = await changes.wait_for("reload_ok", own)
     assert ok.details["applied"] is True
     await still_running_and_injecting(story, 502)
 
@@ -203,17 +217,16 @@ async def test_a_hostile_reload_keeps_the_running_scenario_and_traffic(
 async def test_the_running_file_replaced_by_a_fifo_is_refused_and_reload_goes_on(
     story: Runtime, tmp_path: Path
 ) -> None:
-    events: list[StateChanged] = []
-    story.bus.subscribe(StateChanged, events.append)
+    changes = Changes(story)
     own = (tmp_path / "story.yaml").absolute()
     own.unlink()
     os.mkfifo(own)
-    failed = await wait_for(events, "reload_failed", own)
+    failed = await changes.wait_for("reload_failed", own)
     assert failed.details["problems"] == [f"{own}: cannot read: not a regular file"]
     await still_running_and_injecting(story)
     own.unlink()
     put(own, STORY.format(status=502).encode())
-    assert (await wait_for(events, "reload_ok", own)).details["applied"] is True
+    assert (await changes.wait_for("reload_ok", own)).details["applied"] is True
 
 
 @pytest.mark.parametrize("kind", list(HOSTILE))
