@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosproxy.experiment import sketch
 from chaosproxy.experiment.model import LATENCY, BaselineSpec, CheckSpec
 from chaosproxy.stats import BOUNDS, quantile
 
@@ -43,6 +44,10 @@ class View:
     retry_after: int = 0
     retried_early: int = 0
     retried_waited: int = 0
+    # Client view only (the load plugin): latency sketch keys at 1 % relative error
+    # (`sketch.py`), and requests and failures per tenth of the second they started in.
+    sketch: dict[int, int] = field(default_factory=dict)
+    tenths: dict[int, list[int]] = field(default_factory=dict)  # 0..9 -> [requests, failures]
 
     def add(self, other: View) -> None:
         self.requests += other.requests
@@ -53,6 +58,12 @@ class View:
         self.retry_after += other.retry_after
         self.retried_early += other.retried_early
         self.retried_waited += other.retried_waited
+        for k, v in other.sketch.items():
+            self.sketch[k] = self.sketch.get(k, 0) + v
+        for d, (n, f) in other.tenths.items():
+            slot = self.tenths.setdefault(d, [0, 0])
+            slot[0] += n
+            slot[1] += f
 
     @property
     def error_rate(self) -> float | None:
@@ -61,6 +72,9 @@ class View:
     def quantile(self, q: float) -> float | None:
         if not self.requests:
             return None
+        if self.sketch:
+            n = sketch.count(self.sketch)
+            return sketch.at_rank(self.sketch, max(1, math.ceil(q * n)))
         hist = self.histogram()
         n = sum(hist)
         return quantile(hist, n, q) if n else None
@@ -471,6 +485,7 @@ def judge(
     *,
     halted: str | None = None,
     interrupted: bool = False,
+    problems: Sequence[str] = (),
 ) -> Verdict:
     """Every check, then the run-level rules, into one verdict."""
     base = baseline_phase(phases, baseline)
@@ -543,6 +558,9 @@ def judge(
         reasons.insert(0, f"halted: check {halted!r} breached while running; injection stopped")
     if interrupted:
         reasons.insert(0, "interrupted before the scenario finished")
+    if problems:  # the run did not go as planned: what it measured cannot PASS
+        gate = True
+        reasons[0:0] = [f"the run did not go as planned: {p}" for p in problems]
 
     statuses = {r.status for r in results}
     if gate:
