@@ -1,10 +1,10 @@
 """Latency sketches with a stated relative error: DDSketch's logarithmic mapping.
 
-A sketch is a sparse `{key: count}`. A duration `x` goes to key `ceil(log_γ x)` with
-`γ = (1 + ε) / (1 − ε)`, and a key stands for `2γᵏ / (γ + 1)`, which is within `ε` of every
-duration in it (Masson, Rim & Lee, "DDSketch", VLDB 2019). With ε = 1 % a quantile read from a
-sketch is within 1 % of a true order statistic, and sketches merge by adding counts, so Locust
-workers' and several seconds' sketches add up exactly.
+A sketch is a sparse `{key: count}`. A duration `x` goes to key `ceil(log_gamma x)` with
+`gamma = (1 + eps) / (1 - eps)`, and a key stands for `2 gamma^k / (gamma + 1)`, which is
+within `eps` of every duration in it (Masson, Rim & Lee, "DDSketch", VLDB 2019). With
+eps = 1 % a quantile read from a sketch is within 1 % of a true order statistic, and sketches
+merge by adding counts, so Locust workers' and several seconds' sketches add up exactly.
 
 The load plugin (`loadgen/plugin.py`) repeats `key()` (it may run where chaosproxy is not
 installed); a test holds the two equal.
@@ -44,7 +44,7 @@ def count(sketch: Mapping[int, int]) -> int:
 
 
 def at_rank(sketch: Mapping[int, int], rank: int) -> float | None:
-    """The value of the `rank`-th smallest duration (1-based), within ε."""
+    """The value of the `rank`-th smallest duration (1-based), within eps."""
     if rank < 1:
         return None
     seen = 0

@@ -1,108 +1,69 @@
 """Verdicts: pure functions over per-second series. No I/O, no clock: collection happens elsewhere.
 
-A run is a list of `Second`s (one per Unix second, labelled with the phase in force as it began)
-holding two views — what the clients saw (Locust) and what the proxy saw — plus any Prometheus
-values. Each check becomes a `CheckResult`; `judge` adds the run-level rules: the baseline gate,
-"no traffic reached the proxy", "the scenario injected nothing", halts and interruptions.
+A run is a list of `Second`s (`series.py`: one per Unix second, labelled with the phase in force
+as it began) holding what the clients saw (Locust), what the proxy saw, and any Prometheus
+values. Each check becomes a `CheckResult` with its value, the interval around it and a
+three-valued status decided from that interval (`estimate.py`, `inference.py`): PASS when the
+interval lies inside the bound at the experiment's confidence, FAIL when it lies outside,
+INCONCLUSIVE when it straddles (with the requests that would decide it) or rests on too little.
 
-Time to recover, for `after_phase: P, within: W, for: F`: the seconds from the end of P to the
-start of the first run of F consecutive seconds in bound (a second without samples is not in
-bound: no evidence is not recovery). PASS when it is ≤ W; FAIL when no such run started within
-W although the data covers W + F seconds; INCONCLUSIVE when the run ended too soon to tell.
+Time to recover, for `after_phase: P, within: W, for: F`: from the end of P, the most likely
+moment the failing process became a healthy one (a change point over the finest bins the data
+has: tenths of a second for the client view), with its interval, judged over W + F seconds.
+PASS when the interval ends by W and what follows is not out of bound; FAIL when it starts
+after W, or nothing after P is back in bound; INCONCLUSIVE when it straddles W or the run ended
+too soon to tell.
 
-Over 400 lines on purpose: one concept, the judgement. The run-level rules (baseline gate, no
-traffic, nothing injected, halts) decide how each check's own rules (during a phase, time to
-recover, INCONCLUSIVE limits) are read, and they are reviewed together against docs/experiments.md;
-the collection that feeds them lives elsewhere (`collect.py`, `gather.py`).
+`judge` adds the run-level rules: a run that did not go as planned, the baseline gate, "no
+traffic reached the proxy", "the scenario injected nothing", halts and interruptions.
+`live_breach` is the anytime-valid form for `halt: true` checks judged every second.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from chaosproxy.experiment import sketch
-from chaosproxy.experiment.model import LATENCY, BaselineSpec, CheckSpec
-from chaosproxy.stats import BOUNDS, quantile
+from chaosproxy.experiment import inference
+from chaosproxy.experiment.estimate import (
+    amplification,
+    decide,
+    estimate,
+    needed,
+    point,
+    ratio_estimate,
+    reference_rate,
+    tail_of,
+)
+from chaosproxy.experiment.model import DEFAULT_MIN_SAMPLES, LATENCY, BaselineSpec, CheckSpec
+from chaosproxy.experiment.series import PhaseWindow, Second, View, merged
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 WARMUP, COOLDOWN = "warmup", "cooldown"
-_NB = len(BOUNDS) + 1
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_HALT_ALPHA = 0.01
 _DEFAULT_BASELINE = BaselineSpec()
 
-
-@dataclass
-class View:
-    """One second (or a window) of one point of view."""
-
-    requests: int = 0
-    failures: int = 0  # client: what Locust counted failed; proxy: 5xx and resets
-    injected: int = 0  # proxy only
-    hist: dict[int, int] = field(default_factory=dict)  # latency bucket index -> count
-    retry_after: int = 0
-    retried_early: int = 0
-    retried_waited: int = 0
-    # Client view only (the load plugin): latency sketch keys at 1 % relative error
-    # (`sketch.py`), and requests and failures per tenth of the second they started in.
-    sketch: dict[int, int] = field(default_factory=dict)
-    tenths: dict[int, list[int]] = field(default_factory=dict)  # 0..9 -> [requests, failures]
-
-    def add(self, other: View) -> None:
-        self.requests += other.requests
-        self.failures += other.failures
-        self.injected += other.injected
-        for k, v in other.hist.items():
-            self.hist[k] = self.hist.get(k, 0) + v
-        self.retry_after += other.retry_after
-        self.retried_early += other.retried_early
-        self.retried_waited += other.retried_waited
-        for k, v in other.sketch.items():
-            self.sketch[k] = self.sketch.get(k, 0) + v
-        for d, (n, f) in other.tenths.items():
-            slot = self.tenths.setdefault(d, [0, 0])
-            slot[0] += n
-            slot[1] += f
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.failures / self.requests if self.requests else None
-
-    def quantile(self, q: float) -> float | None:
-        if not self.requests:
-            return None
-        if self.sketch:
-            n = sketch.count(self.sketch)
-            return sketch.at_rank(self.sketch, max(1, math.ceil(q * n)))
-        hist = self.histogram()
-        n = sum(hist)
-        return quantile(hist, n, q) if n else None
-
-    def histogram(self) -> list[int]:
-        hist = [0] * _NB
-        for k, v in self.hist.items():
-            if 0 <= k < _NB:
-                hist[k] += v
-        return hist
-
-
-@dataclass
-class Second:
-    t: int
-    phase: str
-    client: View = field(default_factory=View)
-    proxy: View = field(default_factory=View)
-    prom: dict[str, float] = field(default_factory=dict)  # check name -> value
-    users: int | None = None
-
-
-@dataclass(frozen=True)
-class PhaseWindow:
-    name: str
-    start: float
-    end: float
-    has_rules: bool
+__all__ = [
+    "COOLDOWN",
+    "FAIL",
+    "INCONCLUSIVE",
+    "PASS",
+    "WARMUP",
+    "CheckResult",
+    "PhaseWindow",
+    "Second",
+    "Verdict",
+    "View",
+    "amplification",
+    "judge",
+    "live_breach",
+    "merged",
+    "reference_rate",
+]
 
 
 @dataclass
@@ -114,6 +75,13 @@ class CheckResult:
     message: str
     recovered_after_s: float | None = None
     halted: bool = False
+    lo: float | None = None  # the interval around `value`, each side at `confidence`
+    hi: float | None = None
+    confidence: float = DEFAULT_CONFIDENCE
+    needs: int | None = None  # more requests that would decide an INCONCLUSIVE at this rate
+    recovered_lo: float | None = None  # the interval around `recovered_after_s`
+    recovered_hi: float | None = None
+    false_alarm: dict[str, Any] | None = None  # how often it would FAIL on the baseline alone
 
     @property
     def margin(self) -> float | None:
@@ -141,6 +109,15 @@ class CheckResult:
             "recovered_after_s": self.recovered_after_s,
             "within": s.within,
             "for": s.for_ if s.after_phase else None,
+            "interval": [_num(self.lo), _num(self.hi)],
+            "confidence": self.confidence,
+            "needs_more_requests": self.needs,
+            "recovered_after_interval": (
+                [_num(self.recovered_lo), _num(self.recovered_hi)]
+                if self.recovered_after_s is not None
+                else None
+            ),
+            "false_alarm": self.false_alarm,
             "samples": self.samples,
             "halt": s.halt,
             "halted": self.halted,
@@ -155,6 +132,8 @@ class Verdict:
     checks: list[CheckResult]
     phases: list[dict[str, Any]]
     baseline: str | None
+    confidence: float = DEFAULT_CONFIDENCE
+    false_alarm: dict[str, Any] | None = None
 
 
 def _num(x: float | None) -> float | None:
@@ -201,75 +180,36 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:.4g}"
 
 
-# ---------------------------------------------------------------- metrics over windows
-
-
-def merged(seconds: Iterable[Second], source: str) -> View:
-    total = View()
-    for s in seconds:
-        total.add(s.client if source == "client" else s.proxy)
-    return total
+def fmt_interval(lo: float | None, hi: float | None, unit: str) -> str:
+    """`[lo, hi]`, an open side as `…`."""
+    if lo is None and hi is None:
+        return ""
+    a = "…" if lo is None else fmt(lo, unit)
+    b = "…" if hi is None else fmt(hi, unit)
+    return f"[{a}, {b}]"
 
 
 def metric_value(
     spec: CheckSpec, seconds: Sequence[Second], reference: float | None = None
 ) -> tuple[float | None, int]:
-    """The check's metric over `seconds`, and how many samples it rests on (requests, or data
-    points for Prometheus). `reference` is the baseline throughput for retry_amplification."""
-    if not seconds:
-        return None, 0
-    if spec.source == "prometheus":
-        values = [s.prom[spec.name] for s in seconds if spec.name in s.prom]
-        return (sum(values) / len(values) if values else None), len(values)
-    v = merged(seconds, spec.source)
-    m = spec.metric
-    n = v.requests
-    if m == "error_rate":
-        return v.error_rate, n
-    if m == "served":
-        er = v.error_rate
-        return (None if er is None else 1.0 - er), n
-    if m in LATENCY:
-        q = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}[m]
-        return v.quantile(q), n
-    if m == "throughput":
-        return n / len(seconds), n
-    if m == "early_retry_share":
-        judged = v.retried_early + v.retried_waited
-        return (v.retried_early / judged if judged else None), judged
-    if m == "retry_amplification":
-        if not reference or not n:
-            return None, n
-        return amplification(seconds, reference), n
-    raise ValueError(f"unknown metric {m!r}")
-
-
-def amplification(seconds: Sequence[Second], reference: float) -> float:
-    """Proxy requests per client request, against the same ratio in the baseline phase (so a
-    load shape that adds users is not mistaken for retries). Without client data: proxy
-    requests per second against the baseline's."""
-    client = merged(seconds, "client").requests
-    proxy = merged(seconds, "proxy").requests
-    if client:
-        return (proxy / client) / reference
-    return (proxy / len(seconds)) / reference
-
-
-def reference_rate(seconds: Sequence[Second]) -> float | None:
-    """The baseline's proxy requests per client request (or per second without client data)."""
-    if not seconds:
-        return None
-    client = merged(seconds, "client").requests
-    proxy = merged(seconds, "proxy").requests
-    if client:
-        return proxy / client if proxy else None
-    return proxy / len(seconds) if proxy else None
+    """The check's metric over `seconds` and how many samples it rests on (no interval)."""
+    e = estimate(spec, seconds, reference, DEFAULT_CONFIDENCE)
+    return e.value, e.samples
 
 
 def in_bound(spec: CheckSpec, value: float | None) -> bool:
     if value is None:
         return False
     return value < spec.bound if spec.comparison == "below" else value > spec.bound
+
+
+PROMETHEUS_MIN_POINTS = 5  # unless the check sets min_samples
+
+
+def _min(spec: CheckSpec) -> int:
+    if spec.source == "prometheus" and spec.min_samples == DEFAULT_MIN_SAMPLES:
+        return PROMETHEUS_MIN_POINTS
+    return spec.min_samples
 
 
 # ---------------------------------------------------------------- one check
@@ -280,54 +220,112 @@ def during(
     rows: Sequence[Second],
     phase: str,
     reference: float | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    lag: float = 0.0,
 ) -> CheckResult:
     window = [s for s in rows if s.phase == phase]
     if not window:
         return CheckResult(spec, INCONCLUSIVE, None, 0, f"phase {phase} never ran")
-    value, n = metric_value(spec, window, reference)
-    unit = unit_of(spec)
+    if lag > 0 and spec.source == "prometheus":
+        # a range query's first `lag` seconds still average the phase before
+        skip = window[0].t + math.ceil(lag)
+        window = [s for s in window if s.t >= skip] or window[-1:]
     if spec.compare_to:
-        other = [s for s in rows if s.phase == spec.compare_to]
-        ref_value, ref_n = metric_value(spec, other, reference)
-        if not other or ref_n < _min(spec) or ref_value is None:
-            return CheckResult(
-                spec,
-                INCONCLUSIVE,
-                None,
-                min(n, ref_n),
-                f"too few samples in {spec.compare_to} to compare against ({ref_n} < {_min(spec)})",
-            )
-        if n < _min(spec) or value is None:
-            return CheckResult(
-                spec, INCONCLUSIVE, None, n, f"too few samples in {phase} ({n} < {_min(spec)})"
-            )
-        ratio = (1.0 if value == 0 else math.inf) if ref_value == 0 else value / ref_value
-        ok = in_bound(spec, ratio)
-        base = fmt(ref_value, unit_of_metric(spec))
-        now = fmt(value, unit_of_metric(spec))
-        msg = (
-            f"{spec.metric} in {phase} {now} is {fmt(ratio, 'x')} of {spec.compare_to} "
-            f"({base}); {spec.comparison} {fmt(spec.bound, 'x')}"
+        return _compare(spec, rows, window, phase, reference, confidence)
+    e = estimate(spec, window, reference, confidence, lag)
+    unit = unit_of(spec)
+    what = "data points" if spec.source == "prometheus" else "requests"
+    base = CheckResult(spec, INCONCLUSIVE, e.value, e.samples, "", lo=e.lo, hi=e.hi)
+    base.confidence = confidence
+    if e.samples < _min(spec) or e.value is None:
+        base.message = (
+            f"too few {what} in {phase} ({e.samples} < {_min(spec)})"
+            if e.samples < _min(spec)
+            else f"no {spec.metric} in {phase}"
         )
-        return CheckResult(spec, PASS if ok else FAIL, ratio, n, msg)
-    if n < _min(spec) or value is None:
-        what = "data points" if spec.source == "prometheus" else "requests"
+        return base
+    status = decide(spec, e.lo, e.hi, spec.bound)
+    shown = f"{fmt(e.value, unit)} {fmt_interval(e.lo, e.hi, unit)}".rstrip()
+    lagged = f" (first {math.ceil(lag)}s of the phase left out: the query's range)" if lag else ""
+    msg = f"{spec.metric} in {phase} {shown}; {spec.comparison} {fmt(spec.bound, unit)}{lagged}"
+    if status is None:
+        base.needs = needed(e, confidence)
+        more = f"; needs about {base.needs} more {what} to decide" if base.needs else ""
+        base.message = f"{msg}: the {confidence:.0%} interval straddles the bound{more}"
+        return base
+    base.status = status
+    base.message = msg
+    return base
+
+
+def _compare(
+    spec: CheckSpec,
+    rows: Sequence[Second],
+    window: Sequence[Second],
+    phase: str,
+    reference: float | None,
+    confidence: float,
+) -> CheckResult:
+    other = [s for s in rows if s.phase == spec.compare_to]
+    mine, ref, ratio = ratio_estimate(spec, window, other, reference, confidence)
+    if not other or ref.samples < _min(spec) or ref.value is None:
         return CheckResult(
             spec,
             INCONCLUSIVE,
-            value,
-            n,
-            f"too few {what} in {phase} ({n} < {_min(spec)})"
-            if n < _min(spec)
-            else f"no {spec.metric} in {phase}",
+            None,
+            min(mine.samples, ref.samples),
+            f"too few samples in {spec.compare_to} to compare against "
+            f"({ref.samples} < {_min(spec)})",
+            confidence=confidence,
         )
-    ok = in_bound(spec, value)
-    msg = f"{spec.metric} in {phase} {fmt(value, unit)}; {spec.comparison} {fmt(spec.bound, unit)}"
-    return CheckResult(spec, PASS if ok else FAIL, value, n, msg)
+    if mine.samples < _min(spec) or mine.value is None or ratio.value is None:
+        return CheckResult(
+            spec,
+            INCONCLUSIVE,
+            None,
+            mine.samples,
+            f"too few samples in {phase} ({mine.samples} < {_min(spec)})",
+            confidence=confidence,
+        )
+    unit = unit_of_metric(spec)
+    status = decide(spec, ratio.lo, ratio.hi, spec.bound)
+    msg = (
+        f"{spec.metric} in {phase} {fmt(mine.value, unit)} is {fmt(ratio.value, 'x')} "
+        f"{fmt_interval(ratio.lo, ratio.hi, 'x')} of {spec.compare_to} "
+        f"({fmt(ref.value, unit)}); {spec.comparison} {fmt(spec.bound, 'x')}"
+    )
+    if status is None:
+        msg += f": the {confidence:.0%} interval straddles the bound"
+    return CheckResult(
+        spec,
+        status or INCONCLUSIVE,
+        ratio.value,
+        mine.samples,
+        msg,
+        lo=ratio.lo,
+        hi=ratio.hi,
+        confidence=confidence,
+    )
 
 
-def _min(spec: CheckSpec) -> int:
-    return 1 if spec.source == "prometheus" else spec.min_samples
+def _bins(spec: CheckSpec, after: Sequence[Second]) -> list[inference.Bin] | None:
+    """The data after a phase as bins of (requests, requests out of bound): tenths of a second
+    where the client view has them, else seconds. None for metrics that are not a share."""
+    if spec.source == "prometheus" or spec.compare_to:
+        return None
+    bins: list[inference.Bin] = []
+    for s in after:
+        v = s.client if spec.source == "client" else s.proxy
+        tail = tail_of(spec, v)
+        if tail is None:
+            return None
+        if spec.metric in ("error_rate", "served") and v.tenths:
+            for d in sorted(v.tenths):
+                n, f = v.tenths[d]
+                bins.append(inference.Bin(s.t + d / 10, n, f))
+        else:
+            bins.append(inference.Bin(float(s.t), tail[1], tail[0]))
+    return bins
 
 
 def recovery(
@@ -335,69 +333,158 @@ def recovery(
     rows: Sequence[Second],
     phase: PhaseWindow,
     reference: float | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    faulted: frozenset[str] = frozenset(),
 ) -> CheckResult:
-    """Time to recover after `phase` ended (see the module docstring)."""
+    """Time to recover after `phase` ended (see the module docstring). The estimate may look
+    past W + F (up to W more, never into a later phase in `faulted`) to say when it did."""
+    assert spec.within is not None
+    end = phase.end
+    hold = max(1.0, spec.for_)
+    horizon = end + spec.within + hold  # data up to here decides
+    after: list[Second] = []
+    for s in rows:
+        if s.t < math.floor(end) or s.phase == phase.name:
+            continue
+        if s.t >= horizon + spec.within or s.phase in faulted:
+            break
+        after.append(s)
+    if not after:
+        return CheckResult(spec, INCONCLUSIVE, None, 0, f"no data after {phase.name} ended")
+    covered = after[-1].t + 1 >= horizon
+    bins = _bins(spec, after)
+    if bins is None:
+        return _recovery_by_runs(spec, rows, phase, reference, confidence)
+    bound = tail_of(spec, View())
+    assert bound is not None
+    b = bound[2]
+    samples = sum(x.n for x in bins)
+    unit = unit_of(spec)
+    if samples < _min(spec):
+        return CheckResult(
+            spec,
+            INCONCLUSIVE,
+            None,
+            samples,
+            f"too few samples after {phase.name} ({samples} < {_min(spec)})",
+            confidence=confidence,
+        )
+    rp = inference.recovery_point(bins, end, b, confidence)
+    assert rp is not None
+    settled = [s for s in after if s.t + 1 > end + rp.seconds]
+    e = estimate(spec, settled, reference, confidence)
+    post_lo, _ = inference.wilson(rp.after_events, rp.after_n, confidence)
+    r = CheckResult(
+        spec,
+        INCONCLUSIVE,
+        e.value,
+        samples,
+        "",
+        lo=e.lo,
+        hi=e.hi,
+        confidence=confidence,
+    )
+    within = spec.within
+    if post_lo > b:  # still out of bound after the best split: never recovered here
+        e_all = estimate(spec, after, reference, confidence)
+        r.value, r.lo, r.hi = e_all.value, e_all.lo, e_all.hi
+        shown = f"{fmt(e_all.value, unit)} {fmt_interval(e_all.lo, e_all.hi, unit)}".rstrip()
+        if covered:
+            r.status = FAIL
+            r.message = (
+                f"never recovered within {within:.0f}s after {phase.name} ended: "
+                f"{spec.metric} {shown}, needed {spec.comparison} {fmt(spec.bound, unit)}"
+            )
+        else:
+            r.message = (
+                f"not recovered by the end of the run, {after[-1].t + 1 - end:.0f}s after "
+                f"{phase.name}: too soon to tell recovery within {within:.0f}s"
+            )
+        return r
+    r.recovered_after_s = round(rp.seconds, 3)
+    r.recovered_lo, r.recovered_hi = round(rp.lo, 3), round(rp.hi, 3)
+    when = f"{rp.seconds:.1f}s [{rp.lo:.1f}s, {rp.hi:.1f}s]"
+    shown = f"{fmt(e.value, unit)} {fmt_interval(e.lo, e.hi, unit)}".rstrip()
+    if rp.lo > within + 1e-9:
+        r.status = FAIL
+        r.message = f"recovered only {when} after {phase.name} ended; the bound is {within:.0f}s"
+    elif rp.hi <= within + 1e-9:
+        if after[-1].t + 1 < end + rp.hi + hold:
+            r.message = (
+                f"recovered {when} after {phase.name}, but the run ended before it held for "
+                f"{hold:.0f}s"
+            )
+        else:
+            r.status = PASS
+            r.message = (
+                f"recovered {when} after {phase.name} ended (within {within:.0f}s): "
+                f"{spec.metric} then {shown} {spec.comparison} {fmt(spec.bound, unit)}"
+            )
+    else:
+        r.message = (
+            f"recovered {when} after {phase.name} ended: the {confidence:.0%} interval "
+            f"straddles the {within:.0f}s bound"
+        )
+    return r
+
+
+def _recovery_by_runs(
+    spec: CheckSpec,
+    rows: Sequence[Second],
+    phase: PhaseWindow,
+    reference: float | None,
+    confidence: float,
+) -> CheckResult:
+    """For metrics that are not a share (throughput, amplification, Prometheus values): the
+    start of the first run of `for` consecutive seconds in bound, at one-second resolution."""
     assert spec.within is not None
     unit = unit_of(spec)
     end = phase.end
     after = [s for s in rows if s.t >= math.ceil(end - 1e-6) and s.phase != phase.name]
     need = max(1, round(spec.for_))
-    horizon = end + spec.within + need  # data up to here decides FAIL vs INCONCLUSIVE
-    if not after:
-        return CheckResult(spec, INCONCLUSIVE, None, 0, f"no data after {phase.name} ended")
-    per_second = [metric_value(spec, [s], reference) for s in after]
-    samples = sum(n for _, n in per_second)
+    horizon = end + spec.within + need
+    per_second = [(point(spec, [s], reference), s) for s in after]
+    samples = sum(1 for v, _ in per_second if v is not None)
     run = 0
-    for i, (value, n) in enumerate(per_second):
-        contiguous = i == 0 or after[i].t == after[i - 1].t + 1
-        if not contiguous:
+    for i, (value, _) in enumerate(per_second):
+        if i and after[i].t != after[i - 1].t + 1:
             run = 0
-        ok = n > 0 and in_bound(spec, value)
-        run = run + 1 if ok else 0
+        run = run + 1 if in_bound(spec, value) else 0
         if run == need:
             first = i - need + 1
             ttr = max(0.0, after[first].t - end)
-            settled = after[first : i + 1]
-            svalue, sn = metric_value(spec, settled, reference)
-            if sum(n for _, n in per_second[: i + 1]) < _min(spec):
-                return CheckResult(
-                    spec,
-                    INCONCLUSIVE,
-                    svalue,
-                    samples,
-                    f"too few samples after {phase.name} ({samples} < {_min(spec)})",
-                )
+            svalue = point(spec, after[first : i + 1], reference)
             passed = ttr <= spec.within + 1e-9
             msg = (
                 f"recovered {ttr:.0f}s after {phase.name} ended (within {spec.within:.0f}s): "
                 f"{spec.metric} {fmt(svalue, unit)} {spec.comparison} {fmt(spec.bound, unit)} "
                 f"for {need}s"
+                if passed
+                else f"recovered only {ttr:.0f}s after {phase.name} ended; the bound is "
+                f"{spec.within:.0f}s"
             )
-            if not passed:
-                msg = (
-                    f"recovered only {ttr:.0f}s after {phase.name} ended; the bound is "
-                    f"{spec.within:.0f}s"
-                )
-            return CheckResult(spec, PASS if passed else FAIL, svalue, sn, msg, ttr)
-    window = [s for s in after if s.t < horizon]
-    value, _ = metric_value(spec, window, reference)
-    covered = after[-1].t + 1 >= horizon
-    if samples < _min(spec):
+            return CheckResult(
+                spec,
+                PASS if passed else FAIL,
+                svalue,
+                samples,
+                msg,
+                ttr,
+                confidence=confidence,
+                recovered_lo=max(0.0, ttr - 1),
+                recovered_hi=ttr,
+            )
+    value = point(spec, [s for s in after if s.t < horizon], reference)
+    covered = bool(after) and after[-1].t + 1 >= horizon
+    if not after or not covered:
         return CheckResult(
             spec,
             INCONCLUSIVE,
             value,
             samples,
-            f"too few samples after {phase.name} ({samples} < {_min(spec)})",
-        )
-    if not covered:
-        return CheckResult(
-            spec,
-            INCONCLUSIVE,
-            value,
-            samples,
-            f"the run ended {after[-1].t + 1 - end:.0f}s after {phase.name}: too soon to "
-            f"tell recovery within {spec.within:.0f}s for {need}s",
+            f"the run ended too soon after {phase.name} to tell recovery within "
+            f"{spec.within:.0f}s for {need}s",
+            confidence=confidence,
         )
     return CheckResult(
         spec,
@@ -406,7 +493,7 @@ def recovery(
         samples,
         f"never recovered within {spec.within:.0f}s after {phase.name} ended: {spec.metric} "
         f"{fmt(value, unit)}, needed {spec.comparison} {fmt(spec.bound, unit)} for {need}s",
-        None,
+        confidence=confidence,
     )
 
 
@@ -424,8 +511,29 @@ def baseline_phase(phases: Sequence[PhaseWindow], spec: BaselineSpec) -> str | N
     return phases[0].name if phases else None
 
 
+def _view_summary(v: View, secs: int, confidence: float) -> dict[str, Any]:
+    from chaosproxy.experiment.estimate import proportion, quantile_estimate
+
+    er, er_lo, er_hi = proportion(v.failures, v.requests, confidence)
+    out: dict[str, Any] = {
+        "requests": v.requests,
+        "error_rate": _num(er),
+        "error_rate_interval": [_num(er_lo), _num(er_hi)] if v.requests else None,
+        "throughput": _num(v.requests / secs),
+    }
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        val, lo, hi = quantile_estimate(v, q, confidence) if v.requests else (None,) * 3
+        out[name] = val
+        out[f"{name}_interval"] = [lo, hi] if val is not None else None
+    out["histogram"] = v.histogram()
+    return out
+
+
 def phase_summary(
-    rows: Sequence[Second], phase: PhaseWindow, reference: float | None
+    rows: Sequence[Second],
+    phase: PhaseWindow,
+    reference: float | None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     window = [s for s in rows if s.phase == phase.name]
     secs = len(window) or 1
@@ -434,36 +542,26 @@ def phase_summary(
     absorbed = max(0, p.injected - c.failures)
     amp = amplification(window, reference) if window and reference and p.requests else None
     judged = p.retried_early + p.retried_waited
+    client = _view_summary(c, secs, confidence)
+    client["failures"] = c.failures
+    proxy = _view_summary(p, secs, confidence)
+    proxy.update(
+        {
+            "errors": p.failures,
+            "injected": p.injected,
+            "retry_after": p.retry_after,
+            "retried_early": p.retried_early,
+            "retried_after_waiting": p.retried_waited,
+        }
+    )
     return {
         "name": phase.name,
         "start": phase.start,
         "end": phase.end,
         "has_rules": phase.has_rules,
         "seconds": len(window),
-        "client": {
-            "requests": c.requests,
-            "failures": c.failures,
-            "error_rate": _num(c.error_rate),
-            "throughput": _num(c.requests / secs),
-            "p50": c.quantile(0.50),
-            "p95": c.quantile(0.95),
-            "p99": c.quantile(0.99),
-            "histogram": c.histogram(),
-        },
-        "proxy": {
-            "requests": p.requests,
-            "errors": p.failures,
-            "error_rate": _num(p.error_rate),
-            "injected": p.injected,
-            "throughput": _num(p.requests / secs),
-            "p50": p.quantile(0.50),
-            "p95": p.quantile(0.95),
-            "p99": p.quantile(0.99),
-            "retry_after": p.retry_after,
-            "retried_early": p.retried_early,
-            "retried_after_waiting": p.retried_waited,
-            "histogram": p.histogram(),
-        },
+        "client": client,
+        "proxy": proxy,
         "resilience": {
             "injected": p.injected,
             "client_failures": c.failures,
@@ -477,6 +575,32 @@ def phase_summary(
     }
 
 
+def judge_check(
+    spec: CheckSpec,
+    rows: Sequence[Second],
+    phases: Sequence[PhaseWindow],
+    reference: float | None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    lag: float = 0.0,
+) -> CheckResult:
+    """One check on its own, before the run-level rules."""
+    if spec.during_phase is not None:
+        return during(spec, rows, spec.during_phase, reference, confidence, lag)
+    ran = {s.phase for s in rows}
+    by_name = {p.name: p for p in phases}
+    if spec.after_phase not in ran or spec.after_phase not in by_name:
+        return CheckResult(
+            spec,
+            INCONCLUSIVE,
+            None,
+            0,
+            f"phase {spec.after_phase} never ran",
+            confidence=confidence,
+        )
+    faulted = frozenset(p.name for p in phases if p.has_rules and p.name != spec.after_phase)
+    return recovery(spec, rows, by_name[spec.after_phase], reference, confidence, faulted)
+
+
 def judge(
     checks: Sequence[CheckSpec],
     rows: Sequence[Second],
@@ -484,14 +608,16 @@ def judge(
     baseline: BaselineSpec = _DEFAULT_BASELINE,
     *,
     halted: str | None = None,
+    halted_at: float | None = None,
     interrupted: bool = False,
     problems: Sequence[str] = (),
+    confidence: float = DEFAULT_CONFIDENCE,
+    lags: dict[str, float] | None = None,
 ) -> Verdict:
     """Every check, then the run-level rules, into one verdict."""
     base = baseline_phase(phases, baseline)
     base_rows = [s for s in rows if s.phase == base] if base else []
     reference = reference_rate(base_rows)
-    by_name = {p.name: p for p in phases}
     ran = {s.phase for s in rows}
     reasons: list[str] = []
 
@@ -509,19 +635,18 @@ def judge(
 
     results: list[CheckResult] = []
     for spec in checks:
-        if spec.during_phase is not None:
-            r = during(spec, rows, spec.during_phase, reference)
-        elif spec.after_phase not in ran:
-            r = CheckResult(spec, INCONCLUSIVE, None, 0, f"phase {spec.after_phase} never ran")
-        else:
-            assert spec.after_phase is not None
-            r = recovery(spec, rows, by_name[spec.after_phase], reference)
+        judged = rows
+        if spec.name == halted and halted_at is not None:
+            judged = [s for s in rows if s.t < int(halted_at)]  # up to the halt, not after it
+        r = judge_check(spec, judged, phases, reference, confidence, (lags or {}).get(spec.name, 0))
         if spec.name == halted:
             r.halted = True
-            if r.status != FAIL:
-                r.status = FAIL
+            r.status = FAIL  # decided while running by the anytime-valid test
             r.message = f"halted the run: {r.message}"
-        elif spec.phase in idle and r.status != INCONCLUSIVE:
+        elif spec.phase in idle and (
+            r.status == PASS or (r.status == FAIL and spec.source != "client")
+        ):
+            # nothing was tested there; but clients failing is evidence whatever the proxy saw
             r.status = INCONCLUSIVE
             r.message = f"{idle[spec.phase]}; {r.message}"
         results.append(r)
@@ -529,7 +654,8 @@ def judge(
     gate = False
     if base is not None and base in ran:
         named = [r for r in results if r.spec.during_phase == base and r.status == FAIL]
-        er = merged(base_rows, "client").error_rate
+        bv = merged(base_rows, "client")
+        er_lo, _ = inference.wilson(bv.failures, bv.requests, confidence)
         if named:
             gate = True
             reasons.insert(
@@ -538,17 +664,16 @@ def judge(
                 + ", ".join(repr(r.spec.name) for r in named)
                 + ": the system was unhealthy before any fault",
             )
-        elif er is not None and er > baseline.error_rate_above:
+        elif bv.requests and er_lo > baseline.error_rate_above:
             gate = True
             reasons.insert(
                 0,
-                f"the baseline phase {base} already had a client error rate of {er:.1%} "
-                f"(above {baseline.error_rate_above:.0%}): the system was unhealthy before "
-                "any fault",
+                f"the baseline phase {base} already had a client error rate of "
+                f"{bv.failures / bv.requests:.1%} (at least {er_lo:.1%} at {confidence:.0%} "
+                f"confidence, above {baseline.error_rate_above:.0%}): the system was unhealthy "
+                "before any fault",
             )
-        elif not merged(base_rows, "client").requests and any(
-            r.spec.source == "client" for r in results
-        ):
+        elif not bv.requests and any(r.spec.source == "client" for r in results):
             gate = True
             reasons.insert(0, f"no client requests completed in the baseline phase {base}")
     with_rules = [p for p in phases if p.has_rules and p.name in ran]
@@ -577,16 +702,123 @@ def judge(
             for r in results
             if r.status != PASS and not r.halted
         )
-    summaries = [phase_summary(rows, p, reference) for p in phases]
-    return Verdict(status, reasons, results, summaries, base)
+    summaries = [phase_summary(rows, p, reference, confidence) for p in phases]
+    return Verdict(status, reasons, results, summaries, base, confidence)
+
+
+# ---------------------------------------------------------------- while running
 
 
 def live_breach(
-    spec: CheckSpec, rows: Sequence[Second], reference: float | None = None
+    spec: CheckSpec,
+    rows: Sequence[Second],
+    reference: float | None = None,
+    *,
+    alpha: float = DEFAULT_HALT_ALPHA,
+    look: int = 1,
 ) -> CheckResult | None:
-    """For `halt: true` checks while the run goes on: the failing result when the phase so far
-    already breaks the bound on enough samples, else None."""
-    if spec.during_phase is None or not any(s.phase == spec.during_phase for s in rows):
+    """For `halt: true` checks while the run goes on: the failing result once the phase so far
+    breaks the bound beyond doubt, else None. A share (error rate, served, a latency quantile)
+    uses the anytime-valid test, so looking every second keeps the chance of a false halt over
+    the whole phase at most `alpha`; other metrics spend `alpha` over the looks (`look` is
+    1-based)."""
+    if spec.during_phase is None:
         return None
-    r = during(spec, rows, spec.during_phase, reference)
+    window = [s for s in rows if s.phase == spec.during_phase]
+    if not window:
+        return None
+    if spec.source != "prometheus" and not spec.compare_to:
+        v = merged(window, spec.source)
+        tail = tail_of(spec, v)
+        if tail is not None:
+            events, n, b = tail
+            if n < _min(spec) or not inference.breached_anytime(events, n, b, alpha):
+                return None
+            r = during(spec, rows, spec.during_phase, reference, 1 - alpha)
+            r.status = FAIL
+            r.message = (
+                f"{r.message}; the evidence against the bound passed 1/{alpha:g} "
+                f"(a false halt over the whole phase has probability ≤ {alpha:.0%})"
+            )
+            return r
+    r = during(spec, rows, spec.during_phase, reference, inference.spent_confidence(alpha, look))
     return r if r.status == FAIL else None
+
+
+# ---------------------------------------------------------------- would it cry wolf here?
+
+
+def false_alarms(
+    checks: Sequence[CheckSpec],
+    rows: Sequence[Second],
+    phases: Sequence[PhaseWindow],
+    baseline: BaselineSpec = _DEFAULT_BASELINE,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    rounds: int = 200,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """How often these checks would FAIL on this system with no fault at all: each check is
+    judged `rounds` times on phases made of the baseline's own seconds, resampled with
+    replacement. None without a baseline of at least five seconds."""
+    base = baseline_phase(phases, baseline)
+    base_rows = [s for s in rows if s.phase == base] if base else []
+    if len(base_rows) < 5:
+        return None
+    reference = reference_rate(base_rows)
+    rng = random.Random(seed)
+    lengths = {p.name: sum(1 for s in rows if s.phase == p.name) for p in phases}
+    judged = [c for c in checks if c.phase != base]
+    fails = {c.name: 0 for c in judged}
+    any_fail = 0
+    t0 = base_rows[0].t
+    for _ in range(rounds):
+        failed = False
+        for spec in judged:
+            r = _resampled(spec, base_rows, lengths, t0, rng, reference, confidence)
+            if r is not None and r.status == FAIL:
+                fails[spec.name] += 1
+                failed = True
+        any_fail += failed
+    lo, hi = inference.wilson(any_fail, rounds, confidence)
+    return {
+        "rate": round(any_fail / rounds, 4),
+        "interval": [round(lo, 4), round(hi, 4)],
+        "rounds": rounds,
+        "alpha": round(1 - confidence, 4),
+        "baseline": base,
+        "checks": {k: round(v / rounds, 4) for k, v in fails.items()},
+        "warning": any_fail / rounds > 1 - confidence,
+    }
+
+
+def _resampled(
+    spec: CheckSpec,
+    base_rows: Sequence[Second],
+    lengths: dict[str, int],
+    t0: int,
+    rng: random.Random,
+    reference: float | None,
+    confidence: float,
+) -> CheckResult | None:
+    """One check judged on a made-up run: its phase (and the one it compares to, and the
+    seconds after a recovery phase) drawn from the baseline's seconds."""
+
+    def draw(name: str, k: int, start: int) -> list[Second]:
+        return [
+            replace(base_rows[rng.randrange(len(base_rows))], t=start + i, phase=name)
+            for i in range(k)
+        ]
+
+    if spec.during_phase is not None:
+        k = max(1, lengths.get(spec.during_phase, 0) or len(base_rows))
+        made = draw(spec.during_phase, k, t0)
+        if spec.compare_to:
+            made += draw(spec.compare_to, max(1, lengths.get(spec.compare_to, k)), t0 + k)
+        return during(spec, made, spec.during_phase, reference, confidence)
+    if spec.after_phase is None or spec.within is None:
+        return None
+    k = math.ceil(spec.within + max(1.0, spec.for_))
+    made = draw("after", k, t0 + 1)
+    window = PhaseWindow(spec.after_phase, float(t0), float(t0 + 1), True)
+    return recovery(spec, made, window, reference, confidence)

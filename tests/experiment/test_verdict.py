@@ -156,17 +156,19 @@ def test_time_to_recover_is_the_start_of_the_first_run_of_for_seconds_in_bound()
     assert r.status == PASS and r.recovered_after_s == 5.0 and r.value == 0.0
 
 
-def test_for_is_what_makes_a_blip_not_count_as_recovery() -> None:
+def test_a_blip_back_into_errors_moves_recovery_past_it_whatever_for_says() -> None:
+    """Time to recover is the last moment the error process was out of bound; `for` is how
+    long it must then hold, not a run-length that reads noise as relapse."""
     rows, phases = recovering([50, 0, 50, 0, 0, 0, 0, 0])
     r1 = recovery(check(after_phase="broken", within=30.0, for_=1.0), rows, phases[1])
     r3 = recovery(check(after_phase="broken", within=30.0, for_=3.0), rows, phases[1])
-    assert r1.recovered_after_s == 1.0 and r3.recovered_after_s == 3.0
+    assert r1.recovered_after_s == 3.0 and r3.recovered_after_s == 3.0
 
 
 def test_recovering_later_than_within_fails_and_says_when() -> None:
     rows, phases = recovering([50] * 8 + [0] * 5)
     r = recovery(check(after_phase="broken", within=5.0, for_=3.0), rows, phases[1])
-    assert r.status == FAIL and r.recovered_after_s == 8.0 and "only 8s" in r.message
+    assert r.status == FAIL and r.recovered_after_s == 8.0 and "only 8.0s" in r.message
 
 
 def test_never_recovering_fails_when_the_data_covers_the_deadline() -> None:
@@ -313,9 +315,20 @@ def test_prometheus_values_are_averaged_over_the_window() -> None:
     for s, value in zip(rows[5:], [0.0, 0.1, 0.3, None], strict=True):
         if value is not None:
             s.prom["c"] = value
-    spec = check(during_phase="broken", source="prometheus", bound=0.2)
+    spec = check(during_phase="broken", source="prometheus", bound=0.5, min_samples=3)
     r = judge([spec], rows, phases).checks[0]
     assert r.status == PASS and r.value == pytest.approx(0.1333, rel=1e-3) and r.samples == 3
+    assert r.lo is not None and r.hi is not None and r.lo < r.value < r.hi < 0.5
+
+
+def test_prometheus_checks_need_five_points_by_default() -> None:
+    """Two stale points once PASSed a check while the service answered 100 % 5xx."""
+    rows, phases = run(("steady", 5, {}), ("broken", 8, {"inj": 50}))
+    for s in rows[5:7]:
+        s.prom["c"] = 0.0
+    spec = check(during_phase="broken", source="prometheus", bound=0.5)
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE and "too few data points" in r.message and "2 < 5" in r.message
 
 
 def test_prometheus_without_data_is_inconclusive() -> None:

@@ -1,0 +1,93 @@
+"""The recorded data of a run: per-second `Second`s with two views (what the clients saw, what
+the proxy saw), and the phase windows as the proxy ran them. Collection fills them
+(`collect.py`); estimates and the verdict read them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from chaosproxy.experiment import sketch
+from chaosproxy.stats import BOUNDS, quantile
+
+_NB = len(BOUNDS) + 1
+
+
+@dataclass
+class View:
+    """One second (or a window) of one point of view."""
+
+    requests: int = 0
+    failures: int = 0  # client: what Locust counted failed; proxy: 5xx and resets
+    injected: int = 0  # proxy only
+    hist: dict[int, int] = field(default_factory=dict)  # latency bucket index -> count
+    retry_after: int = 0
+    retried_early: int = 0
+    retried_waited: int = 0
+    # Client view only (the load plugin): latency sketch keys at 1 % relative error
+    # (`sketch.py`), and requests and failures per tenth of the second they started in.
+    sketch: dict[int, int] = field(default_factory=dict)
+    tenths: dict[int, list[int]] = field(default_factory=dict)  # 0..9 -> [requests, failures]
+
+    def add(self, other: View) -> None:
+        self.requests += other.requests
+        self.failures += other.failures
+        self.injected += other.injected
+        for k, v in other.hist.items():
+            self.hist[k] = self.hist.get(k, 0) + v
+        self.retry_after += other.retry_after
+        self.retried_early += other.retried_early
+        self.retried_waited += other.retried_waited
+        for k, v in other.sketch.items():
+            self.sketch[k] = self.sketch.get(k, 0) + v
+        for d, (n, f) in other.tenths.items():
+            slot = self.tenths.setdefault(d, [0, 0])
+            slot[0] += n
+            slot[1] += f
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.requests if self.requests else None
+
+    def quantile(self, q: float) -> float | None:
+        if not self.requests:
+            return None
+        if self.sketch:
+            n = sketch.count(self.sketch)
+            return sketch.at_rank(self.sketch, max(1, math.ceil(q * n)))
+        hist = self.histogram()
+        n = sum(hist)
+        return quantile(hist, n, q) if n else None
+
+    def histogram(self) -> list[int]:
+        hist = [0] * _NB
+        for k, v in self.hist.items():
+            if 0 <= k < _NB:
+                hist[k] += v
+        return hist
+
+
+@dataclass
+class Second:
+    t: int
+    phase: str
+    client: View = field(default_factory=View)
+    proxy: View = field(default_factory=View)
+    prom: dict[str, float] = field(default_factory=dict)  # check name -> value
+    users: int | None = None
+
+
+@dataclass(frozen=True)
+class PhaseWindow:
+    name: str
+    start: float
+    end: float
+    has_rules: bool
+
+
+def merged(seconds: Iterable[Second], source: str) -> View:
+    total = View()
+    for s in seconds:
+        total.add(s.client if source == "client" else s.proxy)
+    return total
