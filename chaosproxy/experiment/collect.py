@@ -46,23 +46,62 @@ class ClientData:
             if not raw.strip():
                 continue
             try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if "t" in rec:
-                v = self.seconds.setdefault(int(rec["t"]), View())
-                v.add(
-                    View(
-                        int(rec.get("n", 0)),
-                        int(rec.get("f", 0)),
-                        hist={int(k): int(c) for k, c in (rec.get("h") or {}).items()},
-                    )
-                )
-            elif "users" in rec:
-                self.users = int(rec["users"])
-                self.users_at[int(rec.get("now", 0.0))] = self.users
-                self.workers = rec.get("workers")
-                self.last_report = float(rec.get("now", 0.0))
+                self._record(json.loads(raw))
+            except (ValueError, TypeError, AttributeError, KeyError, OverflowError, RecursionError):
+                continue  # written from outside: a bad record is skipped, never fatal
+
+    def _record(self, rec: Any) -> None:
+        """One line: a second's counts, or the user count. Parsed whole before anything is
+        kept, so a malformed record changes nothing."""
+        if not isinstance(rec, dict):
+            raise ValueError("not an object")
+        if "t" in rec:
+            t = int(rec["t"])
+            view = View(
+                _count(rec.get("n", 0)),
+                _count(rec.get("f", 0)),
+                hist=_counts(rec.get("h")),
+                sketch=_counts(rec.get("s")),
+                tenths=_tenths(rec.get("d")),
+            )
+            self.seconds.setdefault(t, View()).add(view)
+        elif "users" in rec:
+            users = int(rec["users"])
+            now = float(rec.get("now", 0.0))
+            workers = rec.get("workers")
+            if workers is not None:
+                workers = int(workers)
+            self.users = users
+            self.users_at[int(now)] = users
+            self.workers = workers
+            self.last_report = now
+
+
+def _count(x: Any) -> int:
+    n = int(x)
+    if n < 0 or n != x:
+        raise ValueError(f"not a count: {x!r}")
+    return n
+
+
+def _counts(m: Any) -> dict[int, int]:
+    """`{key: count}` (keys as JSON strings); missing or null is empty."""
+    if m is None:
+        return {}
+    return {int(k): _count(c) for k, c in m.items()}
+
+
+def _tenths(m: Any) -> dict[int, list[int]]:
+    """`{tenth 0..9: [requests, failures]}`; missing or null is empty."""
+    if m is None:
+        return {}
+    out: dict[int, list[int]] = {}
+    for k, v in m.items():
+        d = int(k)
+        if not 0 <= d <= 9 or not isinstance(v, list) or len(v) != 2:
+            raise ValueError(f"not a tenth: {k!r}: {v!r}")
+        out[d] = [_count(v[0]), _count(v[1])]
+    return out
 
 
 def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:

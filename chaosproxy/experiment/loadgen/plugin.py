@@ -3,8 +3,9 @@ chaosproxy itself, since importing Locust patches the whole process with gevent.
 
 It does three things for the experiment runner:
 - counts every request per second **it started** (count, failures, latency histogram in the
-  proxy's own buckets) and appends those counts as JSON lines to `--chaos-out`; in distributed
-  mode the workers send theirs to the master with their regular reports and the master writes;
+  proxy's own buckets, a 1 % latency sketch, and count and failures per tenth of that second)
+  and appends those counts as JSON lines to `--chaos-out`; in distributed mode the workers send
+  theirs to the master with their regular reports and the master writes;
 - follows the plan file `--chaos-plan` (`ChaosShape`): a warm-up user count until the runner
   has started the scenario, then stages at absolute wall-clock times, then stop;
 - puts `X-Chaos-Run: <id>` on every request of every user class, so the proxy can keep the
@@ -32,7 +33,18 @@ from locust.runners import MasterRunner, WorkerRunner
 BOUNDS = tuple(round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2))
 RUN_HEADER = "X-Chaos-Run"
 
-_pending: dict[int, list[Any]] = {}  # second -> [requests, failures, {bucket: count}]
+# chaosproxy.experiment.sketch.key, repeated for the same reason (a test holds them equal):
+# DDSketch's logarithmic mapping at 1 % relative error, durations in seconds.
+_LOG_GAMMA = math.log((1 + 0.01) / (1 - 0.01))
+
+
+def _key(seconds: float) -> int:
+    return math.ceil(math.log(max(seconds, 1e-6)) / _LOG_GAMMA)
+
+
+# second -> [requests, failures, {bucket: count}, {sketch key: count},
+#            {tenth of the second: [requests, failures]}]
+_pending: dict[int, list[Any]] = {}
 
 
 def _options(parser: Any) -> None:
@@ -92,14 +104,27 @@ def _on_request(
 ) -> None:
     seconds = (response_time or 0.0) / 1000.0
     started = start_time if start_time is not None else time.time() - seconds
-    slot = _pending.get(int(started))
+    sec = int(started)
+    slot = _pending.get(sec)
     if slot is None:
-        slot = _pending[int(started)] = [0, 0, {}]
+        slot = _pending[sec] = [0, 0, {}, {}, {}]
+    failed = exception is not None
     slot[0] += 1
-    if exception is not None:
+    if failed:
         slot[1] += 1
+    hist = slot[2]
     b = bisect.bisect_left(BOUNDS, seconds)
-    slot[2][b] = slot[2].get(b, 0) + 1
+    hist[b] = hist.get(b, 0) + 1
+    sk = slot[3]
+    k = _key(seconds)
+    sk[k] = sk.get(k, 0) + 1
+    d = min(9, max(0, int((started - sec) * 10)))
+    tenth = slot[4].get(d)
+    if tenth is None:
+        tenth = slot[4][d] = [0, 0]
+    tenth[0] += 1
+    if failed:
+        tenth[1] += 1
 
 
 def _take() -> dict[str, Any]:
@@ -113,12 +138,18 @@ def _report(client_id: str, data: dict[str, Any]) -> None:
 
 
 def _worker_report(client_id: str, data: dict[str, Any]) -> None:
-    for sec, (n, f, hist) in (data.get("chaosproxy") or {}).items():
-        slot = _pending.setdefault(int(sec), [0, 0, {}])
-        slot[0] += n
-        slot[1] += f
-        for b, c in hist.items():
-            slot[2][int(b)] = slot[2].get(int(b), 0) + c
+    for sec, rec in (data.get("chaosproxy") or {}).items():
+        slot = _pending.setdefault(int(sec), [0, 0, {}, {}, {}])
+        slot[0] += rec[0]
+        slot[1] += rec[1]
+        for i in (2, 3):  # histogram, sketch: counts by key
+            into = slot[i]
+            for b, c in (rec[i] if len(rec) > i else {}).items():
+                into[int(b)] = into.get(int(b), 0) + c
+        for d, (n, f) in (rec[4] if len(rec) > 4 else {}).items():
+            tenth = slot[4].setdefault(int(d), [0, 0])
+            tenth[0] += n
+            tenth[1] += f
 
 
 def _writer(environment: Environment, path: str) -> None:
@@ -133,6 +164,10 @@ def _writer(environment: Environment, path: str) -> None:
 _out: tuple[Environment, str] | None = None
 
 
+def _by_second(item: tuple[str, Any]) -> int:
+    return int(item[0])
+
+
 def _flush(**_: Any) -> None:
     if _out is None:
         return
@@ -140,8 +175,8 @@ def _flush(**_: Any) -> None:
     runner = environment.runner
     users = runner.user_count if runner is not None else 0
     lines = [
-        json.dumps({"t": int(sec), "n": n, "f": fails, "h": hist})
-        for sec, (n, fails, hist) in sorted(_take().items())
+        json.dumps({"t": int(sec), "n": n, "f": fails, "h": hist, "s": sk, "d": tenths})
+        for sec, (n, fails, hist, sk, tenths) in sorted(_take().items(), key=_by_second)
     ]
     workers = len(runner.clients) if isinstance(runner, MasterRunner) else None
     lines.append(json.dumps({"now": time.time(), "users": users, "workers": workers}))
