@@ -128,7 +128,7 @@ def bootstrap(
 
 # ---------------------------------------------------------------- anytime-valid halts
 
-_RATIOS = tuple(1.0 + 0.25 * (1.35**j) for j in range(24))
+_RATIOS = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 
 
 @lru_cache(maxsize=256)
@@ -252,11 +252,21 @@ def recovery_point(
         return max(0.0, bins[min(j, len(bins) - 1)].t - start)
 
     after = bins[cut:]
+    if not changed:  # healthy from the first request on: that is recovery at once
+        return Recovery(0.0, 0.0, at(hi_i) if hi_i else 0.0, False, after_n(after), after_s(after))
     return Recovery(
         at(cut),
-        at(lo_i) if changed else at(0),
+        at(lo_i),
         max(at(hi_i), at(cut)),
         changed,
-        sum(b.n for b in after),
-        sum(b.events for b in after),
+        after_n(after),
+        after_s(after),
     )
+
+
+def after_n(bins: Sequence[Bin]) -> int:
+    return sum(b.n for b in bins)
+
+
+def after_s(bins: Sequence[Bin]) -> int:
+    return sum(b.events for b in bins)
