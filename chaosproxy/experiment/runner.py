@@ -2,9 +2,12 @@
 
 The order of one run: (1) start or reach the proxies, upload the scenario; (2) start Locust at
 the warm-up load and wait until it holds; (3) schedule the scenario on every proxy for the same
-whole second and follow the load plan; (4) each second: progress line, live `halt` checks;
+whole second and follow the load plan; (4) each second: progress line, live `halt` checks,
+and a watch on Locust and the proxies (one that dies or goes silent is a problem: the run did
+not go as planned, `integrity.py`; a dead Locust master or started proxy ends the run);
 (5) stop load, stop the scenario (always, also on error or Ctrl-C), collect both views and the
-proxy's phase boundaries, judge, write the results; (6) stop a proxy the runner started.
+proxy's phase boundaries, add what the data shows went against the plan, judge, write the
+results; (6) stop a proxy the runner started.
 
 Here: the order and the state of a run. The load plan is `plan.py`, step (4)'s live checks and
 progress line `live.py`, step (5) `gather.py`.
@@ -31,12 +34,13 @@ from chaosproxy.admin.client import AdminClient, AdminError, Unreachable
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, results
+from chaosproxy.experiment import collect, integrity, results
 from chaosproxy.experiment.gather import gather, original_text
 from chaosproxy.experiment.live import check_halts, progress_line, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
 from chaosproxy.experiment.plan import plan_stages, write_plan
 from chaosproxy.experiment.processes import (
+    Child,
     Load,
     SetupError,
     StartedProxy,
@@ -104,10 +108,19 @@ class Run:
         self.halted: dict[str, Any] | None = None
         self.interrupted = False
         self.notes: list[str] = []
+        # What went against the plan (integrity.py): never PASS with any of these.
+        self.problems: list[str] = []
+        self.plan: integrity.Plan | None = None
+        self.end: float | None = None  # the planned end of the load (earlier after a halt)
+        self.load_lost_at: float | None = None  # when a Locust process was first seen gone
+        self.instances: dict[str, str] = {}  # admin URL -> the proxy instance (host:pid)
+        self._silent: dict[str, tuple[float, int]] = {}  # URL -> (first failed poll, count)
+        self._reported: set[str] = set()  # processes and URLs a problem already names
         self.started = 0.0
         self.scenario_at: float | None = None
         self.scenario_end: float | None = None
         self.live_proxy: dict[int, View] = {}
+        self.looks: dict[str, int] = {}  # halt check -> times judged live (live.check_halts)
         self._progress_width = 0
         self.verdict: Any = None
         self.load_stopped = 0.0
@@ -187,6 +200,7 @@ class Run:
                         f"{c.url}: scenario {name!r} is already running there; stop it first "
                         f"(chaosproxy ctl --admin {c.url} stop)"
                     )
+                self.instances[c.url] = str(st.get("instance", ""))
                 skew = abs(float(st.get("time", time.time())) - time.time())
                 if skew > 0.25:
                     self.notes.append(f"{c.url}: clock differs from the runner's by {skew:.2f}s")
@@ -239,11 +253,12 @@ class Run:
         while True:
             await self._tick_wait()
             self.client.poll()
-            self._check_load_alive()
+            now = time.time()
+            self._check_load_alive(now)
+            self._check_proxy_alive(now)
             if self.stop_event.is_set():
                 self.interrupted = True
                 return
-            now = time.time()
             recent = sum(v.requests for t, v in self.client.seconds.items() if t >= int(now) - 3)
             if self.client.users >= warm[0] and recent > 0:
                 steady_since = steady_since or now
@@ -268,6 +283,13 @@ class Run:
         self.scenario_at = at
         _, stages = plan_stages(exp, scenario, at)
         end = at + total + load.cooldown
+        self.end = end
+        self.plan = integrity.Plan(
+            at,
+            tuple((p.name, p.duration) for p in scenario.phases),
+            warm,
+            tuple((s[0], s[1], s[2]) for s in stages),
+        )
         write_plan(plan, warm, stages, end)
         self.say(
             f"scenario {scenario.name} starts at {time.strftime('%H:%M:%S', time.localtime(at))}"
@@ -278,17 +300,18 @@ class Run:
             await self._tick_wait()
             now = time.time()
             self.client.poll()
-            self._check_load_alive()
+            load_alive = self._check_load_alive(now, end)
+            proxy_alive = self._check_proxy_alive(now)
             await self.poll_events()
             if self.stop_event.is_set():
                 self.interrupted = True
                 return
-            if now >= end or not self.load.master.running:
+            if now >= end or not (load_alive and proxy_alive):
                 return
             if halting and self.halted is None:
                 await refresh_proxy_view(self, at)
                 if await check_halts(self, scenario, halting):
-                    end = min(end, time.time() + 3.0)
+                    end = self.end = min(end, time.time() + 3.0)
                     write_plan(plan, warm, stages, end)
             self.progress(progress_line(self, scenario, now))
 
@@ -299,19 +322,97 @@ class Run:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event.wait(), delay)
 
-    def _check_load_alive(self) -> None:
+    def _check_load_alive(self, now: float, end: float | None = None) -> bool:
+        """Before the scenario a failed Locust process is a SetupError; after its scheduling
+        one gone before `end` (or failed at any time) is a problem. False once the master is
+        gone: nothing is left to measure."""
         assert self.load is not None
         for child in self.load.children:
-            failed = not child.running and child.proc.returncode not in (0, None)
-            if failed and self.scenario_at is None:
-                raise SetupError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
+            code = child.proc.returncode
+            if code is None or child.name in self._reported:
+                continue
+            if self.scenario_at is None:
+                if code != 0:
+                    raise SetupError(f"{child.name} exited ({code}):\n{child.tail()}")
+                continue
+            if code == 0 and end is not None and now >= end:
+                continue  # the shape's own stop at the planned end
+            self._reported.add(child.name)
+            self.load_lost_at = min(self.load_lost_at or now, now)
+            self.problems.append(integrity.load_exited(child.name, code, self.plan, now))
+            self.notes.append(_log_note(child))
+            self.say(f"warning: {child.name} exited ({code})")
+        return self.load.master.running
+
+    def _check_proxy_alive(self, now: float) -> bool:
+        """A proxy the runner started must outlive the run: its exit before the scenario is a
+        SetupError, after it a problem (and the end of the run). False once it is gone."""
+        p = self.proxy
+        if p is None or p.child.running:
+            return True
+        if self.scenario_at is None:
+            raise SetupError(f"the proxy exited ({p.child.proc.returncode}):\n{p.child.tail()}")
+        if "proxy" not in self._reported:
+            self._reported.update(["proxy", *(c.url for c in self.clients)])
+            code = p.child.proc.returncode
+            self.problems.append(integrity.proxy_exited(p.url, code, self.plan, now))
+            self.notes.append(_log_note(p.child, "the proxy"))
+            self.say(f"warning: the proxy exited ({code})")
+        return False
 
     async def poll_events(self) -> None:
+        """New events from every proxy; a proxy that does not answer twice in a row, or
+        answers as another instance (it restarted), is a problem."""
         for c in self.clients:
-            with contextlib.suppress(ChaosProxyError):
+            now = time.time()
+            try:
                 body = await c.events(since=self.cursors[c.url])
-                self.events[c.url].extend(body["events"])
-                self.cursors[c.url] = int(body["next"])
+            except Unreachable as e:
+                first, n = self._silent.get(c.url, (now, 0))
+                self._silent[c.url] = (first, n + 1)
+                if n + 1 >= 2:
+                    self.lost_proxy(
+                        c.url, integrity.proxy_unreachable(c.url, self.plan, first, e.reason)
+                    )
+                continue
+            except ChaosProxyError:
+                continue  # it answered (an error): it is there
+            self._silent.pop(c.url, None)
+            instance = str(body.get("instance", ""))
+            before = self.instances.get(c.url, "")
+            if before and instance and instance != before:
+                self.lost_proxy(
+                    c.url, integrity.proxy_restarted(c.url, self.plan, now, before, instance)
+                )
+                continue  # a restarted proxy's events are another process's
+            self.events[c.url].extend(body["events"])
+            self.cursors[c.url] = int(body["next"])
+
+    def lost_proxy(self, url: str, problem: str) -> None:
+        """Record a problem with the proxy at `url`, once per proxy."""
+        if url not in self._reported:
+            self._reported.add(url)
+            self.problems.append(problem)
+            self.say(f"warning: {problem}")
+
+    def integrity_problems(self, scenario: Scenario, windows: list[PhaseWindow]) -> list[str]:
+        """Every problem of the run: those seen while it ran, then what the recorded data
+        shows (the scenario cut short, users never reached, gaps). Called once, by gather."""
+        plan = self.plan
+        if plan is None:  # the scenario was never scheduled (interrupted in the warm-up)
+            return list(self.problems)
+        stopped = self.load_stopped or time.time()
+        until = min(stopped, self.end or stopped)
+        if self.load_lost_at is not None:  # a dead Locust's last counts were never written
+            until = min(until, self.load_lost_at, self.client.last_report or until)
+        halted_at = float(self.halted["at"]) if self.halted else None
+        found = list(self.problems)
+        for url, events in self.events.items():
+            if url not in self._reported:
+                found += integrity.cut_short(url, scenario.name, events, plan, stopped, halted_at)
+        found += integrity.users_short(plan, windows, self.client.users_at, until)
+        found += integrity.gaps(plan, windows, self.client.seconds, self.client.users_at, until)
+        return found
 
     def windows(self, scenario: Scenario, end: float) -> list[PhaseWindow]:
         first = self.clients[0].url
@@ -345,6 +446,12 @@ class Run:
             write_reports(self.out)
         except Exception as e:  # a report is evidence, not the verdict: never lose the run
             self.say(f"warning: could not write the reports: {e}")
+
+
+def _log_note(child: Child, who: str = "") -> str:
+    tail = child.tail()
+    where = f"{who or child.name}'s log ({child.log})"
+    return f"{where} ends:\n{tail}" if tail else f"{where} is empty"
 
 
 def _worker_files(exp: Experiment) -> str:
