@@ -66,6 +66,23 @@ def register(sub: Any) -> None:
     rep.add_argument("dir", type=Path, metavar="DIR")
     rep.set_defaults(func=report_command)
 
+    jdg = ops.add_parser(
+        "judge",
+        help="judge a saved run again (same or edited checks) without rerunning it; "
+        "exit 0 on PASS, 1 otherwise",
+    )
+    jdg.add_argument("dir", type=Path, metavar="DIR", help="a run's results directory")
+    jdg.add_argument(
+        "--experiment",
+        metavar="FILE",
+        help="judge with this experiment file's checks (default: the file the run used)",
+    )
+    jdg.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    jdg.add_argument(
+        "--out", type=Path, metavar="DIR", help="also write results.json and the reports there"
+    )
+    jdg.set_defaults(func=judge_command)
+
     cmp = ops.add_parser("compare", help="what changed between two runs; exit 1 on PASS -> FAIL")
     cmp.add_argument("a", type=Path, metavar="RUN_A")
     cmp.add_argument("b", type=Path, metavar="RUN_B")
@@ -184,3 +201,50 @@ def compare_command(args: argparse.Namespace) -> int:
     comparison = compare_runs(args.a, args.b)
     print(comparison.markdown() if args.markdown else comparison.text())
     return int(comparison.exit_code)
+
+
+def judge_command(args: argparse.Namespace) -> int:
+    import json
+
+    from chaosproxy.errors import ConfigError
+    from chaosproxy.experiment import rejudge
+    from chaosproxy.experiment.results import checks_table, rejudged_document, write_json
+    from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
+
+    try:
+        saved = rejudge.load(args.dir)
+        if args.experiment:
+            exp = load_experiment_file(resolve(args.experiment))
+        else:
+            about = saved.doc.get("experiment") or {}
+            text = about.get("text") if isinstance(about, dict) else None
+            if not isinstance(text, str) or not text:
+                print(
+                    f"chaosproxy experiment judge: {args.dir}/results.json keeps no experiment "
+                    "text: pass --experiment FILE",
+                    file=sys.stderr,
+                )
+                return 2
+            exp = load_experiment_text(text, str(about.get("file") or "<saved run>"))
+    except ConfigError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return 2
+    except rejudge.SavedRunError as e:
+        print(f"chaosproxy experiment judge: {e}", file=sys.stderr)
+        return 2
+    verdict = rejudge.rejudge(saved, exp)
+    doc = rejudged_document(saved.doc, exp, verdict)
+    if args.out:
+        from chaosproxy.experiment.report import write_reports
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        rejudge.write_series(args.out / rejudge.SERIES, saved.rows)
+        write_json(args.out / "results.json", doc)
+        write_reports(args.out)
+    if args.json:
+        keep = ("verdict", "reasons", "confidence", "false_alarm", "checks")
+        print(json.dumps({k: doc[k] for k in keep}, indent=2, ensure_ascii=False))
+    else:
+        print(checks_table(verdict))
+    return 0 if verdict.status == "PASS" else 1

@@ -1,6 +1,7 @@
 """Step (5) of a run, after the load stopped: fetch the proxies' per-second series and the
 Prometheus series, line them up with the client's view and the phase boundaries, judge the
-checks (`verdict.judge`) and write timeseries.csv and results.json."""
+checks (`verdict.judge`) and write timeseries.csv, series.jsonl (what `experiment judge` reads
+again) and results.json."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from chaosproxy.admin.client import AdminClient
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, results
-from chaosproxy.experiment.verdict import PhaseWindow, View, judge
+from chaosproxy.experiment import collect, integrity, results
+from chaosproxy.experiment.rejudge import SERIES, write_series
+from chaosproxy.experiment.verdict import PhaseWindow, View, add_false_alarms, judge
 
 if TYPE_CHECKING:
+    from chaosproxy.experiment.prometheus import PromSeries
     from chaosproxy.experiment.runner import Run
 
 RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
@@ -46,6 +49,7 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
             proxy_views.append(collect.proxy_views(series))
         except ChaosProxyError as e:
             run.notes.append(f"no proxy view from {c.url}: {e}")
+            run.lost_proxy(c.url, integrity.no_series(c.url, e))
     if all_traffic:
         run.notes.append(
             "proxy view: all traffic through the proxy (the system under test does not "
@@ -54,7 +58,9 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     proxy = collect.merge_views(proxy_views) if proxy_views else {}
     windows = run.windows(scenario, ended)
     run.scenario_end = windows[-1].end if windows else None
-    prom = await prometheus_series(run, first, last)
+    prom_series = await prometheus_series(run, first, last)
+    prom = {k: v.points for k, v in prom_series.items()}
+    prom_lag = {k: v.lag for k, v in prom_series.items()}
     rows = collect.build_rows(
         first, last, run.client.seconds, proxy, windows, prom, run.client.users_at
     )
@@ -65,15 +71,22 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
         for p in scenario.phases
         if p.name not in ran
     ]
+    problems = run.integrity_problems(scenario, windows)
     verdict = judge(
         run.exp.checks,
         rows,
         phases,
         run.exp.baseline,
         halted=run.halted["check"] if run.halted else None,
+        halted_at=float(run.halted["at"]) if run.halted else None,
         interrupted=run.interrupted,
+        problems=problems,
+        confidence=run.exp.confidence,
+        lags=prom_lag,
     )
+    add_false_alarms(verdict, run.exp.checks, rows, phases, run.exp.baseline)
     run.verdict = verdict
+    write_series(run.out / SERIES, rows)
     prom_cols = [(i, c.name) for i, c in enumerate(run.exp.checks) if c.source == "prometheus"]
     results.write_timeseries(run.out / "timeseries.csv", rows, run.started, prom_cols)
     events = run.events.get(run.clients[0].url, []) if run.clients else []
@@ -92,6 +105,7 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     }
     files = {
         "timeseries": "timeseries.csv",
+        "series": SERIES,  # every second of both views: `experiment judge` reads it
         # A long run may have rotated the journal: journal.jsonl.N are older lines.
         "journal": "journal.jsonl" if (run.out / "journal.jsonl").exists() else None,
         "journal_rotated": sorted(
@@ -114,30 +128,51 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
         admins=[c.url for c in run.clients],
         files=files,
         notes=run.notes,
+        problems=problems,
+        prometheus_lag=prom_lag,
     )
     results.write_json(run.out / "results.json", doc)
     return doc
 
 
-async def prometheus_series(run: Run, first: int, last: int) -> dict[str, dict[int, float]]:
-    """The series of each Prometheus check (a failed query: a note, and no series)."""
+async def prometheus_series(run: Run, first: int, last: int) -> dict[str, PromSeries]:
+    """The series of each Prometheus check over seconds [first, last]: stale points dropped,
+    with the query's lag (`prometheus.series_query`). What the verdict should know goes to
+    `run.notes`: a failed query (then no points), points dropped as stale, a staleness check
+    that could not run, and a range window that makes the first seconds of a phase lag."""
     checks = [c for c in run.exp.checks if c.prometheus is not None]
     if not checks:
         return {}
-    from chaosproxy.experiment.prometheus import range_query
+    from chaosproxy.experiment.prometheus import PromSeries, lag_seconds, series_query
 
-    out: dict[str, dict[int, float]] = {}
+    out: dict[str, PromSeries] = {}
     async with aiohttp.ClientSession() as session:
         for c in checks:
             assert c.prometheus is not None
             try:
-                out[c.name] = await range_query(
-                    session, c.prometheus.url, c.prometheus.query, first, last
-                )
+                s = await series_query(session, c.prometheus.url, c.prometheus.query, first, last)
             except ChaosProxyError as e:
                 run.notes.append(f"check {c.name!r}: {e}")
-                out[c.name] = {}
+                s = PromSeries({}, lag_seconds(c.prometheus.query))
+            out[c.name] = s
+            run.notes.extend(prometheus_notes(c.name, s))
     return out
+
+
+def prometheus_notes(name: str, s: PromSeries) -> list[str]:
+    """Sentences for results.json `notes` about one Prometheus check's series."""
+    notes = [f"check {name!r}: {n}" for n in s.notes]
+    if s.stale_dropped:
+        notes.append(
+            f"check {name!r}: {s.stale_dropped} stale Prometheus point(s) dropped (their "
+            "samples predate the run or stopped being scraped)"
+        )
+    if s.lag:
+        notes.append(
+            f"check {name!r}: the query reaches back {s.lag:g}s (its range window), so the "
+            f"first {s.lag:g}s of each phase window read data from before it"
+        )
+    return notes
 
 
 async def fetch_series(

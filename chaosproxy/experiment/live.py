@@ -1,5 +1,9 @@
 """Step (4) of a run, each second while the scenario runs: the proxies' live view, the `halt`
-checks judged on what is known so far, and the progress line."""
+checks judged on what is known so far, and the progress line.
+
+Halts are judged every second, so each uses the anytime-valid form of its check
+(`verdict.live_breach`): over a whole phase the chance of a false halt stays at most the
+experiment's `halt_false_alarm` (1 %), however many seconds are looked at."""
 
 from __future__ import annotations
 
@@ -49,10 +53,12 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
     )
     base = baseline_phase(windows, run.exp.baseline)
     ref = reference_rate([s for s in rows if s.phase == base])
+    alpha = run.exp.halt_false_alarm
     for spec in halting:
-        if spec.source == "prometheus":
+        if spec.source == "prometheus" or not any(s.phase == spec.during_phase for s in rows):
             continue
-        r = live_breach(spec, rows, ref)
+        look = run.looks[spec.name] = run.looks.get(spec.name, 0) + 1
+        r = live_breach(spec, rows, ref, alpha=alpha, look=look)
         if r is not None:
             await run.stop_scenarios()
             run.halted = {
@@ -60,7 +66,9 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
                 "at": now,
                 "phase": spec.during_phase,
                 "value": r.value,
+                "interval": [r.lo, r.hi],
                 "bound": spec.bound,
+                "false_alarm": alpha,
             }
             run.say(
                 f"HALT: {spec.name!r} breached ({r.message}); injection stopped on "

@@ -35,6 +35,8 @@ USER_AGENTS = {
 DEFAULT_FOR = 3.0
 DEFAULT_MIN_SAMPLES = 20
 DEFAULT_BASELINE_ERROR_RATE = 0.05
+DEFAULT_CONFIDENCE = 0.95  # each side of every interval a check is decided on
+DEFAULT_HALT_FALSE_ALARM = 0.01  # chance of a false halt over a whole phase
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class Experiment:
     admin: tuple[str, ...] = ()
     target: str | None = None
     baseline: BaselineSpec = BaselineSpec()
+    confidence: float = DEFAULT_CONFIDENCE
+    halt_false_alarm: float = DEFAULT_HALT_FALSE_ALARM
     source: str = "<input>"
     text: str = ""
     locations: dict[str, Loc] = field(default_factory=dict, compare=False, repr=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
-from chaosproxy.experiment.verdict import PASS, Second, Verdict, fmt, unit_of
+from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
 from chaosproxy.stats import BOUNDS
 
 SCHEMA_VERSION = 1
@@ -53,6 +53,8 @@ def results_document(
     admins: Sequence[str],
     files: dict[str, Any],
     notes: Sequence[str] = (),
+    problems: Sequence[str] = (),
+    prometheus_lag: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     experiment = describe_experiment(exp)
     experiment.update(
@@ -80,18 +82,44 @@ def results_document(
         "verdict": verdict.status,
         "reasons": verdict.reasons,
         "interrupted": interrupted,
+        "problems": list(problems),  # the run did not go as planned (integrity.py)
         "halted": halted,
         "experiment": experiment,
         "run": run,
         "baseline_phase": verdict.baseline,
         "notes": list(notes),
         "latency_buckets": list(BOUNDS),
+        "confidence": verdict.confidence,
+        "false_alarm": verdict.false_alarm,
+        "prometheus_lag": dict(prometheus_lag or {}),
         "phases": phases,
         "checks": [c.to_json() for c in verdict.checks],
         "annotations": annotations,
         "events": list(events),
         "files": files,
     }
+
+
+def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) -> dict[str, Any]:
+    """A saved run's results document with a new verdict (`experiment judge`)."""
+    out = dict(doc)
+    experiment = dict(out.get("experiment") or {})
+    experiment["text"] = exp.text
+    experiment["file"] = exp.source
+    out.update(
+        {
+            "verdict": verdict.status,
+            "reasons": verdict.reasons,
+            "experiment": experiment,
+            "baseline_phase": verdict.baseline,
+            "confidence": verdict.confidence,
+            "false_alarm": verdict.false_alarm,
+            "phases": [p | {"baseline": p["name"] == verdict.baseline} for p in verdict.phases],
+            "checks": [c.to_json() for c in verdict.checks],
+            "rejudged": True,
+        }
+    )
+    return out
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -146,28 +174,46 @@ def write_timeseries(
 
 
 def checks_table(verdict: Verdict) -> str:
-    """The final table: one line per check, then the verdict and why."""
-    rows = [("check", "status", "value", "bound", "recovered after")]
+    """The final table: one line per check (value and interval, as the reports write them),
+    then the verdict and why, the confidence of the intervals and the false-alarm estimate."""
+    from chaosproxy.experiment.report import fmt as show  # report.load imports this module
+
+    fa = verdict.false_alarm if isinstance(verdict.false_alarm, dict) else None
+    rates = fa.get("checks") if fa is not None and isinstance(fa.get("checks"), dict) else {}
+    header = ["check", "status", "value", "bound", "recovered after"]
+    rows = [header + (["false alarms"] if rates else [])]
     for r in verdict.checks:
         s = r.spec
         unit = unit_of(s)
-        ttr = ""
-        if s.after_phase:
-            ttr = (
-                "never"
-                if r.recovered_after_s is None
-                else f"{r.recovered_after_s:.0f}s (≤ {s.within:.0f}s)"
-            )
-        rows.append(
-            (
-                s.name,
-                r.status + (" (halted)" if r.halted else ""),
-                fmt(r.value, unit),
-                f"{s.comparison} {fmt(s.bound, unit)}",
-                ttr,
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        doc = {
+            "status": r.status,
+            "comparison": s.comparison,
+            "bound": s.bound,
+            "unit": unit,
+            "after_phase": s.after_phase,
+            "within": s.within,
+            "recovered_after_s": r.recovered_after_s,
+            "recovered_after_interval": [r.recovered_lo, r.recovered_hi]
+            if (r.recovered_lo, r.recovered_hi) != (None, None)
+            else None,
+            "needs_more_requests": r.needs,
+        }
+        status = r.status + (" (halted)" if r.halted else "")
+        if show.needs(doc):
+            status += f", {show.needs(doc)}"
+        iv = (r.lo, r.hi) if r.value is not None and (r.lo, r.hi) != (None, None) else None
+        row = [
+            s.name,
+            status,
+            show.estimate(r.value, iv, unit),
+            show.bound(doc),
+            show.recovered(doc),
+        ]
+        if rates:
+            rate = rates.get(s.name)
+            row.append(show.value(rate, "ratio") if rate is not None else show.NO_DATA)
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     ]
@@ -176,4 +222,9 @@ def checks_table(verdict: Verdict) -> str:
     lines.append(f"verdict: {verdict.status}")
     if verdict.status != PASS:
         lines.extend(f"  - {reason}" for reason in verdict.reasons)
+    lines.append(show.confidence_note(verdict.confidence))
+    line = show.false_alarm_line({"false_alarm": fa}) if fa is not None else None
+    if line is not None:
+        text, kind = line
+        lines.append(("WARNING, false alarms: " if kind == "warning" else "false alarms: ") + text)
     return "\n".join(lines)

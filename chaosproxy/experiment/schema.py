@@ -119,6 +119,18 @@ def experiment_schema() -> Schema:
                 },
                 spec_checks.BASELINE_KEYS,
             ),
+            "confidence": {
+                "type": "number",
+                "minimum": 0.5,
+                "maximum": 0.9999,
+                "description": "each side of the interval a check is decided on (0.95)",
+            },
+            "halt_false_alarm": {
+                "type": "number",
+                "minimum": 0.0001,
+                "maximum": 0.5,
+                "description": "chance of a false halt over a whole phase (0.01)",
+            },
         },
         spec.EXPERIMENT_KEYS,
         ("name", "scenario", "checks"),

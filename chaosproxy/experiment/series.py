@@ -91,3 +91,81 @@ def merged(seconds: Iterable[Second], source: str) -> View:
     for s in seconds:
         total.add(s.client if source == "client" else s.proxy)
     return total
+
+
+# ---------------------------------------------------------------- saved runs (series.jsonl)
+
+_VIEW_INTS = ("requests", "failures", "injected", "retry_after", "retried_early", "retried_waited")
+
+
+def view_to_json(v: View) -> dict[str, object]:
+    out: dict[str, object] = {k: getattr(v, k) for k in _VIEW_INTS if getattr(v, k)}
+    if v.hist:
+        out["hist"] = {str(k): c for k, c in sorted(v.hist.items())}
+    if v.sketch:
+        out["sketch"] = {str(k): c for k, c in sorted(v.sketch.items())}
+    if v.tenths:
+        out["tenths"] = {str(k): list(c) for k, c in sorted(v.tenths.items())}
+    return out
+
+
+def view_from_json(doc: object) -> View:
+    """A saved view; anything malformed raises ValueError (the caller names the line)."""
+    if not isinstance(doc, dict):
+        raise ValueError("a view must be an object")
+    v = View()
+    for k in _VIEW_INTS:
+        setattr(v, k, _count(doc.get(k, 0)))
+    v.hist = {int(k): _count(c) for k, c in _mapping(doc.get("hist")).items()}
+    v.sketch = {int(k): _count(c) for k, c in _mapping(doc.get("sketch")).items()}
+    for k, pair in _mapping(doc.get("tenths")).items():
+        if not isinstance(pair, list) or len(pair) != 2 or not 0 <= int(k) <= 9:
+            raise ValueError("tenths are [requests, failures] by tenth 0..9")
+        v.tenths[int(k)] = [_count(pair[0]), _count(pair[1])]
+    return v
+
+
+def second_to_json(s: Second) -> dict[str, object]:
+    out: dict[str, object] = {"t": s.t, "phase": s.phase}
+    if s.users is not None:
+        out["users"] = s.users
+    out["client"] = view_to_json(s.client)
+    out["proxy"] = view_to_json(s.proxy)
+    if s.prom:
+        out["prom"] = dict(s.prom)
+    return out
+
+
+def second_from_json(doc: object) -> Second:
+    if not isinstance(doc, dict) or not isinstance(doc.get("phase"), str):
+        raise ValueError("a second must be an object with t and phase")
+    prom = _mapping(doc.get("prom"))
+    users = doc.get("users")
+    return Second(
+        _count(doc.get("t")),
+        doc["phase"],
+        view_from_json(doc.get("client", {})),
+        view_from_json(doc.get("proxy", {})),
+        {str(k): _finite(x) for k, x in prom.items()},
+        None if users is None else _count(users),
+    )
+
+
+def _mapping(x: object) -> dict[str, object]:
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise ValueError("expected an object")
+    return x
+
+
+def _count(x: object) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        raise ValueError(f"expected a count, got {x!r}")
+    return x
+
+
+def _finite(x: object) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x!r}")
+    return float(x)

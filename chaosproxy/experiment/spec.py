@@ -21,6 +21,8 @@ from chaosproxy.config.located import (
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ConfigError
 from chaosproxy.experiment.model import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_HALT_FALSE_ALARM,
     METHODS,
     SHAPES,
     BaselineSpec,
@@ -43,6 +45,8 @@ EXPERIMENT_KEYS = (
     "load",
     "checks",
     "baseline",
+    "confidence",
+    "halt_false_alarm",
 )
 PROXY_KEYS = ("upstream", "listen", "args")
 LOAD_KEYS = (
@@ -190,6 +194,14 @@ class _ExperimentReader(CheckReader):
         load = self.load(m["load"]) if "load" in m else LoadSpec()
         checks = self.checks(m["checks"]) if "checks" in m else []
         baseline = self.baseline(m["baseline"]) if "baseline" in m else BaselineSpec()
+        confidence = DEFAULT_CONFIDENCE
+        if "confidence" in m:
+            confidence = self.number(m["confidence"], "confidence", 0.5, 0.9999) or confidence
+        halt_alpha = DEFAULT_HALT_FALSE_ALARM
+        if "halt_false_alarm" in m:
+            halt_alpha = (
+                self.number(m["halt_false_alarm"], "halt_false_alarm", 0.0001, 0.5) or halt_alpha
+            )
         if name is None or scenario is None or load is None or baseline is None:
             return None
         return Experiment(
@@ -203,6 +215,8 @@ class _ExperimentReader(CheckReader):
             admin=admin,
             target=target,
             baseline=baseline,
+            confidence=confidence,
+            halt_false_alarm=halt_alpha,
             source=self.doc.source,
             text=text,
             locations=self.col.locations,

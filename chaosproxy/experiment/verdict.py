@@ -38,13 +38,19 @@ from chaosproxy.experiment.estimate import (
     reference_rate,
     tail_of,
 )
-from chaosproxy.experiment.model import DEFAULT_MIN_SAMPLES, LATENCY, BaselineSpec, CheckSpec
+from chaosproxy.experiment.model import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_HALT_FALSE_ALARM,
+    DEFAULT_MIN_SAMPLES,
+    LATENCY,
+    BaselineSpec,
+    CheckSpec,
+)
 from chaosproxy.experiment.series import PhaseWindow, Second, View, merged
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 WARMUP, COOLDOWN = "warmup", "cooldown"
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_HALT_ALPHA = 0.01
+DEFAULT_HALT_ALPHA = DEFAULT_HALT_FALSE_ALARM
 _DEFAULT_BASELINE = BaselineSpec()
 
 __all__ = [
@@ -822,3 +828,21 @@ def _resampled(
     made = draw("after", k, t0 + 1)
     window = PhaseWindow(spec.after_phase, float(t0), float(t0 + 1), True)
     return recovery(spec, made, window, reference, confidence)
+
+
+def add_false_alarms(
+    verdict: Verdict,
+    checks: Sequence[CheckSpec],
+    rows: Sequence[Second],
+    phases: Sequence[PhaseWindow],
+    baseline: BaselineSpec = _DEFAULT_BASELINE,
+) -> Verdict:
+    """The verdict with the false-alarm estimate, overall and per check (see false_alarms)."""
+    fa = false_alarms(checks, rows, phases, baseline, confidence=verdict.confidence)
+    verdict.false_alarm = fa
+    if fa is not None:
+        for r in verdict.checks:
+            rate = fa["checks"].get(r.spec.name)
+            if rate is not None:
+                r.false_alarm = {"rate": rate, "rounds": fa["rounds"]}
+    return verdict
