@@ -683,8 +683,8 @@ def judge(
             gate = True
             reasons.insert(0, f"no client requests completed in the baseline phase {base}")
     with_rules = [p for p in phases if p.has_rules and p.name in ran]
-    if with_rules and all(p.name in idle for p in with_rules):
-        gate = True  # a chaos run whose faults never fired proves nothing
+    # A chaos run whose faults never fired proves nothing, unless clients failed anyway.
+    nothing_fired = bool(with_rules) and all(p.name in idle for p in with_rules)
     if halted:
         reasons.insert(0, f"halted: check {halted!r} breached while running; injection stopped")
     if interrupted:
@@ -698,7 +698,7 @@ def judge(
         status = INCONCLUSIVE
     elif FAIL in statuses:
         status = FAIL
-    elif interrupted or INCONCLUSIVE in statuses or idle:
+    elif nothing_fired or interrupted or INCONCLUSIVE in statuses or idle:
         status = INCONCLUSIVE
     else:
         status = PASS

@@ -16,6 +16,7 @@ from chaosproxy.experiment.verdict import (
     PhaseWindow,
     Second,
     View,
+    add_false_alarms,
     judge,
     live_breach,
     recovery,
@@ -271,6 +272,78 @@ def test_live_breach_needs_enough_samples() -> None:
     rows, _ = run(("steady", 5, {}), ("broken", 1, {"rps": 30, "err": 30, "inj": 30}))
     breach = live_breach(spec, rows)
     assert breach is not None and breach.value == 1.0
+
+
+def test_a_noisy_healthy_phase_straddling_the_bound_is_inconclusive_and_says_how_many_more() -> (
+    None
+):
+    rows, phases = run(("steady", 5, {}), ("broken", 10, {"rps": 20, "inj": 1}))
+    for s in rows[5::4]:
+        s.client.failures = 1  # 0.5 %... of 200 requests: 1/80 per 4 s ≈ 1.25 %
+    r = judge([check(during_phase="broken", bound=0.02)], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE and r.lo is not None and r.hi is not None
+    assert r.lo < 0.02 < r.hi and r.needs is not None and r.needs > 0
+    assert f"needs about {r.needs} more requests" in r.message
+
+
+def test_a_pass_needs_the_whole_interval_inside_the_bound() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 10, {"rps": 50, "inj": 1}))
+    r = judge([check(during_phase="broken", bound=0.01)], rows, phases).checks[0]
+    assert r.status == PASS and r.value == 0.0 and r.hi is not None and r.hi < 0.01
+
+
+def test_a_client_fail_is_not_downgraded_when_the_proxy_saw_no_traffic() -> None:
+    """The system stopped calling the broken dependency: that is why clients failed."""
+    rows, phases = run(
+        ("steady", 5, {}),
+        ("broken", 5, {"prps": 0, "rules": True, "err": 50}),
+        ("after", 12, {"prps": 0, "err": 50}),
+    )
+    spec = check(after_phase="broken", within=5.0, for_=2.0)
+    v = judge([spec], rows, phases)
+    assert v.checks[0].status == FAIL and v.status == FAIL
+    assert any("no traffic reached the proxy" in r for r in v.reasons)
+
+
+def test_a_pass_in_an_idle_phase_still_proves_nothing() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"prps": 0, "rules": True}))
+    r = judge([check(during_phase="broken", bound=0.5)], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE
+
+
+def test_a_halted_check_is_judged_up_to_the_halt() -> None:
+    """The second after the halt (injection stopped) does not dilute what was measured."""
+    rows, phases = run(("steady", 5, {}), ("broken", 2, {"err": 50, "inj": 50}))
+    rows[-1].client.failures = 0  # the second after the halt: healthy again
+    spec = check(during_phase="broken", bound=0.02, halt=True, name="served")
+    v = judge([spec], rows, phases, halted="served", halted_at=float(rows[-1].t) + 0.3)
+    assert v.checks[0].value == 1.0 and v.checks[0].samples == 50
+
+
+def test_problems_make_the_run_inconclusive_whatever_the_checks_say() -> None:
+    rows, phases = recovering([0] * 8)
+    v = judge([check(after_phase="broken", within=5.0)], rows, phases, problems=["Locust exited"])
+    assert v.checks[0].status == PASS and v.status == INCONCLUSIVE
+    assert v.reasons[0] == "the run did not go as planned: Locust exited"
+
+
+def test_live_halts_look_every_second_without_crying_wolf_on_a_share_at_the_bound() -> None:
+    """Thirty looks at a phase whose errors sit exactly on the bound: no halt."""
+    rows, _ = run(("steady", 5, {}), ("broken", 30, {"rps": 100, "err": 2, "inj": 1}))
+    spec = check(during_phase="broken", bound=0.02, halt=True)
+    looks = [live_breach(spec, rows[: 5 + k], look=k) for k in range(1, 31)]
+    assert looks == [None] * 30
+
+
+def test_false_alarm_estimate_comes_from_the_baseline_alone() -> None:
+    rows, phases = run(("steady", 20, {}), ("broken", 10, {"err": 50, "inj": 50}))
+    spec = check(during_phase="broken", bound=0.02)
+    v = add_false_alarms(judge([spec], rows, phases), [spec], rows, phases)
+    assert v.false_alarm is not None and v.false_alarm["rate"] == 0.0
+    assert v.false_alarm["baseline"] == "steady" and v.checks[0].false_alarm == {
+        "rate": 0.0,
+        "rounds": 200,
+    }
 
 
 # ---------------------------------------------------------------- evidence

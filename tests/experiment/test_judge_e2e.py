@@ -1,0 +1,69 @@
+"""`experiment judge` on a real saved run: the same checks give the same verdict exactly, an
+edited bound changes it, and nothing is run again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.experiment.test_run_e2e import gateway, run, system, write
+
+pytestmark = pytest.mark.slow
+__all__ = ["system"]  # the fixture, imported for its name
+
+
+async def judge(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chaosproxy",
+        "experiment",
+        "judge",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bound_changes_it(
+    system: object, tmp_path: Path
+) -> None:
+    from chaosproxy.cli.demo import DemoSystem
+    from chaosproxy.experiment.processes import free_port
+
+    assert isinstance(system, DemoSystem)
+    port = free_port()
+    target = await gateway(system, port, failover=False, breaker_threshold=3, breaker_open=8.0)
+    path = write(tmp_path, target, system.primary, port, after="10s")
+    out = tmp_path / "out"
+    outcome = await run(path, out)
+    assert outcome.results is not None and outcome.verdict == "FAIL"
+
+    code, stdout, err = await judge(str(out), "--json")
+    again = json.loads(stdout)
+    assert code == 1, err
+    assert again["verdict"] == outcome.results["verdict"]
+    assert again["checks"] == outcome.results["checks"]  # every value, interval and message
+    assert again["false_alarm"] == outcome.results["false_alarm"]
+
+    # Edited: the served check now asks about the steady phase, which was healthy.
+    edited = path.read_text().replace("during_phase: outage", "during_phase: steady")
+    other = tmp_path / "edited.yaml"
+    other.write_text(edited)
+    code, stdout, err = await judge(
+        str(out), "--experiment", str(other), "--json", "--out", str(tmp_path / "re")
+    )
+    edited_doc = json.loads(stdout)
+    served = next(c for c in edited_doc["checks"] if c["name"] == "served")
+    assert served["during_phase"] == "steady" and served["status"] == "PASS", served
+    assert edited_doc["verdict"] == "PASS" and code == 0, edited_doc["reasons"]
+    assert (tmp_path / "re" / "report.html").is_file()
+    written = json.loads((tmp_path / "re" / "results.json").read_text())
+    assert written["rejudged"] is True and written["checks"] == edited_doc["checks"]
