@@ -6,6 +6,11 @@ generated first; phase aggregates and check outcomes are computed from those row
 directory is consistent the way a real run's is. `failover=True` models clients that retry on
 another replica (errors absorbed, all checks PASS); `failover=False` lets clients see the
 errors (two checks FAIL).
+
+Every judged number carries its interval as the judge writes it (`interval`, `confidence`,
+`needs_more_requests`, `recovered_after_interval`, the phases' `*_interval`s) and the document
+its false-alarm estimate; `intervals=False` writes a document from before intervals existed,
+which reports must still render.
 """
 
 from __future__ import annotations
@@ -17,10 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaosproxy.experiment.inference import needed_for_proportion, quantile_ranks, wilson
 from chaosproxy.experiment.results import CSV_COLUMNS
+from chaosproxy.experiment.verdict import fmt, fmt_interval
 from chaosproxy.stats import BOUNDS
 
 T0 = 1764600000.0
+CONFIDENCE = 0.95
+# Keys results.json gained with intervals; an older document has none of them.
+INTERVAL_KEYS = ("interval", "confidence", "needs_more_requests", "recovered_after_interval")
+PHASE_INTERVAL_KEYS = ("error_rate_interval", "p50_interval", "p95_interval", "p99_interval")
 COLUMNS = list(CSV_COLUMNS)
 SCENARIO_TEXT = """name: post-deploy-breakage
 phases:
@@ -62,10 +73,17 @@ def make_run(
     halted: bool = False,
     interrupted: bool = False,
     seed: int = 7,
+    intervals: bool = True,
+    false_alarm: float | None = 0.01,
+    borderline: bool = False,
 ) -> Path:
     """Write a results directory under `root` (created) and return it.
 
-    `scale` multiplies every phase length: scale=20 gives a 10-minute run (600 rows)."""
+    `scale` multiplies every phase length: scale=20 gives a 10-minute run (600 rows).
+    `false_alarm` is the estimated rate of false FAILs (None: written as null, not estimated);
+    above 5 % it is flagged. `borderline` appends a check whose interval straddles its bound:
+    INCONCLUSIVE, with the requests that would decide it. `intervals=False` drops every key
+    the judge gained with intervals (an older run)."""
     rng = random.Random(seed)
     warmup, cooldown = 4 * scale, 3 * scale
     phases = [
@@ -167,9 +185,14 @@ def make_run(
                 "recovered_after_s": None,
                 "within": None,
                 "for": None,
+                "interval": [0.0, 0.0004] if prometheus_data else [None, None],
+                "confidence": CONFIDENCE,
+                "needs_more_requests": None,
+                "recovered_after_interval": None,
+                "false_alarm": None,
                 "samples": phases[0].seconds if prometheus_data else 0,
                 "halt": False,
-                "message": "error_rate 0 below 0.01"
+                "message": "error_rate in steady 0.00% [0.00%, 0.04%]; below 1.00%"
                 if prometheus_data
                 else "no data from Prometheus for this window",
             }
@@ -179,6 +202,8 @@ def make_run(
             row[f"prom_{n}"] = (
                 row["proxy_error_rate"] if prometheus_data and row["elapsed"] >= 6 else None
             )
+    if borderline:
+        checks.append(_borderline(phase_docs[2]))
     statuses = {c["status"] for c in checks}
     verdict = "FAIL" if "FAIL" in statuses else "INCONCLUSIVE" if statuses - {"PASS"} else "PASS"
     reasons = [f"check {c['name']!r} failed" for c in checks if c["status"] == "FAIL"]
@@ -276,8 +301,47 @@ def make_run(
             "locust": ["locust.json", "locust_stats.csv"],
         },
     }
+    if intervals:
+        results["confidence"] = CONFIDENCE
+        results["false_alarm"] = _false_alarm(false_alarm, checks)
+    else:
+        _drop_intervals(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return out
+
+
+def _false_alarm(rate: float | None, checks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The estimate over 200 resamples of the baseline; checks on the baseline itself have no
+    rate of their own (they judge the very seconds resampled)."""
+    if rate is None:
+        return None
+    rounds = 200
+    hits = round(rate * rounds)
+    lo, hi = wilson(hits, rounds, CONFIDENCE)
+    judged = [c["name"] for c in checks if c.get("during_phase") != "steady"]
+    shares = [0.6, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0]
+    return {
+        "rate": round(hits / rounds, 4),
+        "interval": [round(lo, 4), round(hi, 4)],
+        "rounds": rounds,
+        "alpha": round(1 - CONFIDENCE, 4),
+        "baseline": "steady",
+        "checks": {
+            name: round(round(hits * share) / rounds, 4)
+            for name, share in zip(judged, shares, strict=False)
+        },
+        "warning": hits / rounds > 1 - CONFIDENCE,
+    }
+
+
+def _drop_intervals(results: dict[str, Any]) -> None:
+    for c in results["checks"]:
+        for k in (*INTERVAL_KEYS, "false_alarm"):
+            c.pop(k, None)
+    for p in results["phases"]:
+        for view in (p["client"], p["proxy"]):
+            for k in PHASE_INTERVAL_KEYS:
+                view.pop(k, None)
 
 
 def _in(rows: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
@@ -294,6 +358,31 @@ def _hist(n: int, p50: float | None) -> list[int]:
     if p50 is not None:
         hist[min(i for i, b in enumerate(BOUNDS) if b >= p50)] = n
     return hist
+
+
+def _rate_interval(x: int, n: int) -> list[float] | None:
+    if not n:
+        return None
+    lo, hi = wilson(x, n, CONFIDENCE)
+    return [round(lo, 6), round(hi, 6)]
+
+
+def _quantile_interval(
+    rows: list[dict[str, Any]], key: str, n: int, q: float
+) -> list[float | None] | None:
+    """Around the phase's quantile: the spread of its seconds' values, narrowed by the number of
+    requests; the upper side open when too few requests bound it (as the judge's are)."""
+    vals = sorted(r[key] for r in rows if r[key] is not None)
+    if not vals or not n:
+        return None
+    mid = vals[int(0.5 * (len(vals) - 1))]
+    lo, hi = vals[int(0.25 * (len(vals) - 1))], vals[int(0.75 * (len(vals) - 1))]
+    shrink = min(1.0, 30 / n**0.5)
+    top = round(mid + (hi - mid) * shrink, 6)
+    return [
+        round(mid - (mid - lo) * shrink, 6),
+        top if quantile_ranks(n, q, CONFIDENCE)[1] else None,
+    ]
 
 
 def _phase_doc(span: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -316,21 +405,29 @@ def _phase_doc(span: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, An
             "requests": creq,
             "failures": cfail,
             "error_rate": round(cfail / creq, 6) if creq else None,
+            "error_rate_interval": _rate_interval(cfail, creq),
             "throughput": round(creq / secs, 1),
             "p50": _pct(sel, "client_p50"),
             "p95": _pct(sel, "client_p95"),
             "p99": _pct(sel, "client_p99"),
+            "p50_interval": _quantile_interval(sel, "client_p50", creq, 0.50),
+            "p95_interval": _quantile_interval(sel, "client_p95", creq, 0.95),
+            "p99_interval": _quantile_interval(sel, "client_p99", creq, 0.99),
             "histogram": _hist(creq, _pct(sel, "client_p50")),
         },
         "proxy": {
             "requests": preq,
             "errors": perr,
             "error_rate": round(perr / preq, 6) if preq else None,
+            "error_rate_interval": _rate_interval(perr, preq),
             "injected": inj,
             "throughput": round(preq / secs, 1),
             "p50": _pct(sel, "proxy_p50"),
             "p95": _pct(sel, "proxy_p95"),
             "p99": _pct(sel, "proxy_p99"),
+            "p50_interval": _quantile_interval(sel, "proxy_p50", preq, 0.50),
+            "p95_interval": _quantile_interval(sel, "proxy_p95", preq, 0.95),
+            "p99_interval": _quantile_interval(sel, "proxy_p99", preq, 0.99),
             "retry_after": 0,
             "retried_early": 0,
             "retried_after_waiting": 0,
@@ -368,23 +465,25 @@ def _checks(
         "ratio",
         during_phase="broken-release",
         samples=broken["client"]["requests"],
+        interval=broken["client"]["error_rate_interval"],
     )
     # 2. recovery: the first second after broken-release from which the client error rate stays
-    # below the bound for `for` consecutive seconds.
+    # below the bound for `for` consecutive seconds; the change point lies inside the second
+    # before it (tenths of a second), with an interval of a few tenths.
     end = spans[1]["end"]
     after = _in(rows, end, spans[-1]["end"])
     bound, hold, within = 0.01, 3, 4.0 * scale
     recovered = None
     for k in range(len(after) - hold + 1):
         if all(r["client_error_rate"] < bound for r in after[k : k + hold]):
-            recovered = float(after[k]["t"] - end)
+            recovered = max(float(after[k]["t"] - end) - 0.3, 0.0)
             settled = after[k : k + hold]
             break
     else:
         settled = after
-    value = sum(r["client_failures"] for r in settled) / max(
-        sum(r["client_requests"] for r in settled), 1
-    )
+    failures = sum(r["client_failures"] for r in settled)
+    requests = sum(r["client_requests"] for r in settled)
+    value = failures / max(requests, 1)
     ok = recovered is not None and recovered <= within
     c_recover = _outcome(
         "recovers after broken-release",
@@ -394,23 +493,37 @@ def _checks(
         bound,
         "ratio",
         after_phase="broken-release",
-        samples=sum(r["client_requests"] for r in settled),
+        samples=requests,
+        interval=_rate_interval(failures, requests),
     )
     c_recover.update(
         status="PASS" if ok else "FAIL",
-        recovered_after_s=recovered,
+        recovered_after_s=None if recovered is None else round(recovered, 1),
+        recovered_after_interval=None
+        if recovered is None
+        else [round(max(recovered - 0.3, 0.0), 1), round(recovered + 0.4, 1)],
         within=within,
         **{"for": float(hold)},
         message=(
-            f"recovered {recovered:g}s after broken-release ended (bound {within:g}s)"
+            f"recovered {recovered:.1f}s after broken-release ended: the 95% interval "
+            f"[{max(recovered - 0.3, 0.0):.1f}s, {recovered + 0.4:.1f}s] "
+            f"{'ends by' if ok else 'starts after'} {within:g}s"
             if recovered is not None
             else f"never recovered after broken-release (bound {within:g}s)"
         ),
     )
     # 3. latency over the whole scenario.
     p95 = max(p["client"]["p95"] for p in phases)
-    c_p95 = _outcome("p95 stays under 250 ms", "latency_p95", "below", p95, 0.25, "seconds")
-    # 4. throughput during the fault relative to the steady baseline.
+    c_p95 = _outcome(
+        "p95 stays under 250 ms",
+        "latency_p95",
+        "below",
+        p95,
+        0.25,
+        "seconds",
+        interval=[round(p95 * 0.92, 6), round(p95 * 1.1, 6)],
+    )
+    # 4. throughput during the fault relative to the steady baseline (a bootstrap interval).
     ratio = round(broken["client"]["throughput"] / steady["client"]["throughput"], 3)
     c_thr = _outcome(
         "throughput holds during broken-release",
@@ -421,6 +534,7 @@ def _checks(
         "x",
         during_phase="broken-release",
         compare_to="steady",
+        interval=[round(ratio * 0.93, 3), round(ratio * 1.06, 3)],
     )
     # 5. retries do not storm.
     amp = broken["client_behaviour"]["retry_amplification"]
@@ -432,8 +546,37 @@ def _checks(
         2.0,
         "x",
         during_phase="broken-release",
+        interval=[round(amp - 0.03, 3), round(amp + 0.04, 3)],
     )
     return [c_during, c_recover, c_p95, c_thr, c_amp]
+
+
+def _borderline(rollback: dict[str, Any]) -> dict[str, Any]:
+    """An error-rate check on rollback whose bound sits inside the interval: INCONCLUSIVE."""
+    client = rollback["client"]
+    x, n = client["failures"], client["requests"]
+    value = x / n
+    lo, hi = wilson(x, n, CONFIDENCE)
+    bound = round(value + (hi - value) / 2, 4)
+    total = needed_for_proportion(x, n, bound, CONFIDENCE)
+    more = None if total is None else max(total - n, 0)
+    c = _outcome(
+        "rollback error rate stays low",
+        "error_rate",
+        "below",
+        round(value, 6),
+        bound,
+        "ratio",
+        during_phase="rollback",
+        samples=n,
+        interval=[round(lo, 6), round(hi, 6)],
+    )
+    c["status"] = "INCONCLUSIVE"
+    c["needs_more_requests"] = more
+    c["message"] += (
+        f": the 95% interval straddles the bound; needs about {more} more requests to decide"
+    )
+    return c
 
 
 def _outcome(
@@ -448,8 +591,12 @@ def _outcome(
     after_phase: str | None = None,
     compare_to: str | None = None,
     samples: int = 0,
+    interval: list[float] | list[float | None] | None = None,
 ) -> dict[str, Any]:
+    """A check as the judge writes it; its message in the judge's words (and number format)."""
     margin = bound - value if comparison == "below" else value - bound
+    lo, hi = interval if interval is not None else (None, None)
+    where = f" in {during_phase}" if during_phase else ""
     return {
         "name": name,
         "status": "PASS" if margin >= 0 else "FAIL",
@@ -467,7 +614,13 @@ def _outcome(
         "recovered_after_s": None,
         "within": None,
         "for": None,
+        "interval": [lo, hi],
+        "confidence": CONFIDENCE,
+        "needs_more_requests": None,
+        "recovered_after_interval": None,
+        "false_alarm": None,
         "samples": samples,
         "halt": False,
-        "message": f"{metric} {value:g} {'' if margin >= 0 else 'not '}{comparison} {bound:g}",
+        "message": f"{metric}{where} {fmt(value, unit)} {fmt_interval(lo, hi, unit)}; "
+        f"{comparison} {fmt(bound, unit)}",
     }

@@ -62,9 +62,9 @@ def test_markdown_shows_time_to_recover_error_rate_and_p95_deltas(
     md = compare_runs(with_failover, without_failover).markdown()
     recover = _row(md, "recovers after broken-release")
     assert recover[1] == "PASS → FAIL (regressed)"
-    assert recover[3] == "2 s → 5 s (+3 s)"
+    assert recover[3] == r"1.7 s \[1.4 s, 2.1 s\] → 4.7 s \[4.4 s, 5.1 s\] (+3 s)"
     during = _row(md, "error rate stays low during broken-release")
-    assert during[2] == "3.04 % → 80 % (+77 pp)"
+    assert during[2] == r"3.04 % \[2.35 %, 3.92 %\] → 80 % \[78.2 %, 81.8 %\] (+77 pp)"
     broken = _row(md, "broken-release")
     a = json.loads((with_failover / "results.json").read_text())["phases"][1]
     b = json.loads((without_failover / "results.json").read_text())["phases"][1]
@@ -100,3 +100,26 @@ def test_a_check_only_in_one_run_shows_as_absent(
     assert statuses["error rate stays low during broken-release"] == ("PASS", "absent")
     assert statuses["renamed check"] == ("absent", "FAIL")
     assert c.exit_code == 1  # the recovery check still regressed
+
+
+def test_a_change_within_overlapping_intervals_is_marked(
+    with_failover: Path, without_failover: Path
+) -> None:
+    c = compare_runs(with_failover, without_failover)
+    cells = {ch.name: ch.cells() for ch in c.checks}
+    # 0.419 % [0.139 %, 1.26 %] → 0 % [0 %, 0.562 %]: may be noise
+    assert cells["recovers after broken-release"][2].endswith("(-0.419 pp; intervals overlap)")
+    # 3.04 % [2.35 %, 3.92 %] → 80 % [78.2 %, 81.8 %]: not
+    assert cells["error rate stays low during broken-release"][2].endswith("(+77 pp)")
+    # phases show values only, and the same mark
+    steady = next(p for p in c.phases if p.name == "steady").cells()
+    assert steady[1] == "0 % → 0.101 % (+0.101 pp; intervals overlap)"
+
+
+def test_comparing_with_a_run_from_before_intervals(tmp_path: Path, with_failover: Path) -> None:
+    old = make_run(tmp_path / "old", failover=False, intervals=False, run_id="cccc3333")
+    c = compare_runs(old, with_failover)
+    cells = {ch.name: ch.cells() for ch in c.checks}
+    during = cells["error rate stays low during broken-release"]
+    assert during[2] == "80 % → 3.04 % [2.35 %, 3.92 %] (-77 pp)"
+    assert cells["recovers after broken-release"][3] == "4.7 s → 1.7 s [1.4 s, 2.1 s] (-3 s)"

@@ -20,7 +20,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    run_dir = make_run(tmp_path / "run", failover=False, prometheus=True)
+    run_dir = make_run(tmp_path / "run", failover=False, prometheus=True, borderline=True)
     write_reports(run_dir)
     return run_dir / "report.html"
 
@@ -47,7 +47,10 @@ def test_renders_without_console_errors_with_every_chart_and_band(
         assert series and all(int(s.attrs["data-points"]) > 0 for s in series)
         bands = [e for e in dom.having("data-phase", "g") if e.within("data-chart") == chart]
         assert len(bands) == 4
-    assert {e.attrs["data-status"] for e in dom.having("data-check", "tr")} == {"PASS", "FAIL"}
+    statuses = {e.attrs["data-status"] for e in dom.having("data-check", "tr")}
+    assert statuses == {"PASS", "FAIL", "INCONCLUSIVE"}
+    assert dom.having("data-confidence") and dom.having("data-false-alarm")
+    assert len(dom.having("data-whisker", "g")) == 4 * 4  # 4 phases on 4 charts
 
 
 @pytest.mark.parametrize(("name", "size"), [("desktop", "1280,2400"), ("phone", "390,2400")])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from chaosproxy.experiment.report import ReportError, write_reports
+from chaosproxy.experiment.report import ReportError, fmt, write_reports
 from chaosproxy.experiment.report.html import render_html
 from chaosproxy.experiment.report.load import load_run
-from tests.experiment.support_dom import Dom
+from tests.experiment.support_dom import Dom, Element
 from tests.experiment.support_results import make_run
 
 CHARTS = {
@@ -93,7 +93,12 @@ def test_time_to_recover_is_an_interval_from_the_phase_end(tmp_path: Path) -> No
     assert rec.attrs["data-recovery"] == "recovers after broken-release"
     assert rec.within("data-chart") == "client-error-rate"
     assert "status-fail" in rec.attrs["class"]
-    assert "recovered in 5 s (allowed 4 s)" in rec.all_text()
+    assert "recovered in 4.7 s [4.4 s, 5.1 s] (allowed 4 s)" in rec.all_text()
+    # the interval of the recovery point, as a band at its end, past the allowed time
+    (band,) = [e for e in dom.having("data-recovery-interval") if e.tag == "rect"]
+    lo, hi = map(float, band.attrs["data-recovery-interval"].split(","))
+    deadline = next(e for e in dom.elements if e.attrs.get("class") == "deadline")
+    assert float(deadline.attrs["x1"]) < lo < hi
 
 
 def test_never_recovered_is_drawn_to_the_end_of_the_run(tmp_path: Path) -> None:
@@ -113,9 +118,149 @@ def test_checks_table_shows_value_bound_margin_and_status_in_words(tmp_path: Pat
     assert fail.attrs["data-status"] == "FAIL"
     text = fail.all_text()
     assert "✖ FAIL" in text and "80 %" in text and "< 5 %" in text and "-75 %" in text
-    recover = rows["recovers after broken-release"].all_text()
-    assert "5 s (≤ 4 s)" in recover
+    assert _field(fail, "value") == "80 % [78.2 %, 81.8 %]"
+    assert _field(rows["recovers after broken-release"], "recovered") == (
+        "4.7 s (≤ 4 s) [4.4 s, 5.1 s]"
+    )
     assert "✔ PASS" in rows["p95 stays under 250 ms"].all_text()
+
+
+def _field(row: Element, name: str) -> str:
+    """A cell's text with its whitespace collapsed."""
+    (cell,) = [e for e in _descendants(row) if e.attrs.get("data-field") == name]
+    return " ".join(cell.all_text().split())
+
+
+def _descendants(el: Element) -> list[Element]:
+    return [d for c in el.children for d in (c, *_descendants(c))]
+
+
+def _rows(dom: Dom) -> dict[str, Element]:
+    return {e.attrs["data-check"]: e for e in dom.having("data-check", "tr")}
+
+
+def test_the_confidence_is_said_once_near_the_verdict(tmp_path: Path) -> None:
+    html = (write_reports(make_run(tmp_path / "run", failover=False))[0]).read_text()
+    dom = Dom(html)
+    (note,) = dom.having("data-confidence")
+    assert note.all_text().startswith("Intervals at 95 % confidence, each side")
+    assert html.count("95 % confidence") == 1
+    header = next(e for e in dom.elements if e.tag == "header")
+    assert note.parent is header
+
+
+def test_inconclusive_says_how_many_more_requests_would_decide_it(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", borderline=True)
+    doc = json.loads((run_dir / "results.json").read_text())
+    check = doc["checks"][-1]
+    row = _rows(_dom(run_dir))[check["name"]]
+    assert row.attrs["data-status"] == "INCONCLUSIVE"
+    assert _field(row, "needs") == f"needs about {check['needs_more_requests']:,} more requests"
+    lo, hi = check["interval"]
+    assert lo < check["bound"] < hi  # the interval straddles the bound
+    assert _field(row, "value") == (
+        f"{fmt.value(check['value'], 'ratio')} [{fmt.value(lo, 'ratio')}, {fmt.value(hi, 'ratio')}]"
+    )
+    # a PASS or FAIL needs nothing more
+    needs = [e for e in _dom(run_dir).having("data-field") if e.attrs["data-field"] == "needs"]
+    assert len(needs) == 1
+
+
+def test_an_open_side_reads_as_an_ellipsis(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["checks"][2]["interval"] = [doc["checks"][2]["interval"][0], None]
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    row = _rows(_dom(run_dir))["p95 stays under 250 ms"]
+    assert re.fullmatch(r"[\d.]+ ms \[[\d.]+ ms, …\]", _field(row, "value"))
+
+
+@pytest.mark.parametrize(
+    ("false_alarm", "kind", "shown"),
+    [
+        (0.01, "ok", "1 % of the time [0.33 %, 2.98 %]"),
+        (0.09, "warning", "9 % of the time [6.2 %, 12.9 %]"),
+        (None, "missing", "not estimated for this run"),
+    ],
+)  # fmt: skip
+def test_the_false_alarm_estimate_sits_near_the_verdict(
+    tmp_path: Path, false_alarm: float | None, kind: str, shown: str
+) -> None:
+    dom = _dom(make_run(tmp_path / "run", false_alarm=false_alarm))
+    (line,) = dom.having("data-false-alarm")
+    assert line.attrs["data-false-alarm"] == kind
+    assert kind in line.attrs["class"]
+    text = line.all_text()
+    assert "0.33 %" not in text  # a number keeps its unit on its line (a no-break space)
+    text = text.replace("\u00a0", " ")
+    assert shown in text
+    if kind != "missing":
+        assert "(200 resamples of the baseline phase steady)" in text
+    assert ("more than the 5 % these checks allow" in text) == (kind == "warning")
+
+
+def test_each_check_shows_its_false_alarm_rate(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", prometheus=True, false_alarm=0.09)
+    doc = json.loads((run_dir / "results.json").read_text())
+    rows = _rows(_dom(run_dir))
+    rates = doc["false_alarm"]["checks"]
+    for name, row in rows.items():
+        want = fmt.value(rates[name], "ratio") if name in rates else fmt.NO_DATA
+        assert _field(row, "false-alarm") == want
+    # the check on the baseline itself has no rate: it judges the very seconds resampled
+    assert _field(rows["prometheus error ratio stays low in steady"], "false-alarm") == fmt.NO_DATA
+
+
+def test_a_run_from_before_intervals_renders_as_it_did(tmp_path: Path) -> None:
+    dom = _dom(make_run(tmp_path / "run", failover=False, intervals=False))
+    assert not dom.having("data-confidence")
+    assert not dom.having("data-false-alarm")
+    assert not dom.having("data-whisker")
+    rows = _rows(dom)
+    fail = rows["error rate stays low during broken-release"]
+    assert _field(fail, "value") == "80 %"
+    assert _field(rows["recovers after broken-release"], "recovered") == "4.7 s (≤ 4 s)"
+    assert not [e for e in _descendants(fail) if e.attrs.get("data-field") == "false-alarm"]
+
+
+def test_phase_summaries_are_drawn_with_their_intervals(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    phases = json.loads((run_dir / "results.json").read_text())["phases"]
+    dom = _dom(run_dir)
+    drawn = {
+        chart: {
+            e.attrs["data-whisker"]: e
+            for e in dom.having("data-whisker")
+            if e.within("data-chart") == chart
+        }
+        for chart in CHARTS
+    }
+    for source in ("client", "proxy"):
+        for chart, key in ((f"{source}-error-rate", "error_rate"), (f"{source}-latency", "p95")):
+            assert set(drawn[chart]) == {p["name"] for p in phases}
+            for p in phases:
+                w = drawn[chart][p["name"]]
+                assert float(w.attrs["data-value"]) == p[source][key]
+                lo, hi = (float(v) for v in w.attrs["data-interval"].split(","))
+                assert [lo, hi] == p[source][f"{key}_interval"]
+    assert not drawn["client-throughput"] and not drawn["proxy-throughput"]
+    keys = [e.within("data-chart") for e in dom.having("data-whisker-key")]
+    assert sorted(keys) == sorted(
+        ["client-error-rate", "client-latency", "proxy-error-rate", "proxy-latency"]
+    )
+
+
+def test_a_ratio_reads_one_way_in_tables_and_on_axes(tmp_path: Path) -> None:
+    """The same formatter for a ratio everywhere: '0.0123 %', never '0.01%' beside it."""
+    dom = _dom(make_run(tmp_path / "run", failover=False))
+    ticks = [
+        e.all_text()
+        for e in dom.elements
+        if e.attrs.get("class") == "tick" and e.within("data-chart") == "client-error-rate"
+    ]
+    labels = [t for t in ticks if ":" not in t]  # not the time axis
+    assert labels and all(re.fullmatch(r"[\d.]+ %", t) for t in labels)
+    assert fmt.value(0.000123, "ratio") == "0.0123 %"
 
 
 def test_inconclusive_prometheus_check_reads_inconclusive_and_has_its_chart(tmp_path: Path) -> None:

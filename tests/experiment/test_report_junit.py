@@ -54,12 +54,18 @@ def test_failure_message_gives_value_bound_and_time_to_recover(tmp_path: Path) -
     }
     during = cases["error rate stays low during broken-release"].find("failure")
     assert during is not None
-    assert during.get("message") == "error_rate 80 % against bound < 5 % (margin -75 %)"
+    assert during.get("message") == (
+        "error_rate 80 % [78.2 %, 81.8 %] against bound < 5 % (margin -75 %)"
+    )
+    assert (during.text or "").endswith(
+        "Intervals at 95 % confidence, each side: [low, high] "
+        "after a value, … where the data cannot bound a side."
+    )
     recover = cases["recovers after broken-release"].find("failure")
     assert recover is not None
     assert recover.get("message") == (
-        "recovered 5 s after broken-release (allowed 4 s); "
-        "error_rate 0 % against bound < 1 % (margin 1 %) once settled"
+        "recovered 4.7 s [4.4 s, 5.1 s] after broken-release (allowed 4 s); "
+        "error_rate 0 % [0 %, 0.562 %] against bound < 1 % (margin 1 %) once settled"
     )
 
 
@@ -87,3 +93,61 @@ def test_all_pass_has_no_failures(tmp_path: Path) -> None:
     suite = _suite(make_run(tmp_path / "r"))
     assert suite.get("failures") == "0" and suite.get("skipped") == "0"
     assert not list(suite.iter("failure"))
+
+
+def test_intervals_and_false_alarms_are_properties(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "r", failover=False, prometheus=True)
+    suite = _suite(run_dir)
+    doc = json.loads((run_dir / "results.json").read_text())
+    props = _props(suite)
+    fa = doc["false_alarm"]
+    assert props["confidence"] == "0.95"
+    assert props["false_alarm_rate"] == repr(fa["rate"])
+    assert [props["false_alarm_lo"], props["false_alarm_hi"]] == [repr(v) for v in fa["interval"]]
+    assert props["false_alarm_rounds"] == "200" and props["false_alarm_warning"] == "false"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    for check in doc["checks"]:
+        p = _props(cases[check["name"]])
+        assert [p["interval_lo"], p["interval_hi"]] == [repr(v) for v in check["interval"]]
+        assert p["confidence"] == "0.95"
+        rate = fa["checks"].get(check["name"])
+        assert p.get("false_alarm_rate") == (None if rate is None else repr(rate))
+    recover = _props(cases["recovers after broken-release"])
+    assert (recover["recovered_after_lo"], recover["recovered_after_hi"]) == ("4.4", "5.1")
+
+
+def test_inconclusive_says_once_how_many_more_requests_would_decide_it(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "r", borderline=True)
+    suite = _suite(run_dir)
+    n = json.loads((run_dir / "results.json").read_text())["checks"][-1]["needs_more_requests"]
+    (skipped,) = suite.iter("skipped")
+    message = skipped.get("message", "")
+    assert f"needs about {n} more requests" in message  # the judge's own words
+    assert message.count("needs about") == 1
+    # a message that does not say it gets it appended
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["checks"][-1]["message"] = "the interval straddles the bound"
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    (skipped,) = _suite(run_dir).iter("skipped")
+    assert skipped.get("message") == (
+        f"INCONCLUSIVE: the interval straddles the bound; needs about {n:,} more requests"
+    )
+
+
+def test_a_run_from_before_intervals_has_the_old_properties(tmp_path: Path) -> None:
+    suite = _suite(make_run(tmp_path / "r", failover=False, intervals=False))
+    assert "confidence" not in _props(suite) and "false_alarm_rate" not in _props(suite)
+    case = next(suite.iter("testcase"))
+    assert set(_props(case)) == {
+        "status",
+        "metric",
+        "source",
+        "value",
+        "bound",
+        "margin",
+        "recovered_after_s",
+    }
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "error_rate 80 % against bound < 5 % (margin -75 %)"
+    assert "confidence" not in (failure.text or "")

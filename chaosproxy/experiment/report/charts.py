@@ -20,11 +20,12 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.load import Run, number
+from chaosproxy.experiment.report.load import Run, mapping, number
 
 W, H = 800, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 34, 26
 PLOT_W, PLOT_H = W - LEFT - RIGHT, H - TOP - BOTTOM
+CHAR, LINE = 6.2, 13  # a label's width per character and its line height (11 px text)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,20 @@ class Recovery:
     phase_end: float
     recovered_at: float | None  # None: never recovered within the run
     deadline: float | None
+    interval: fmt.Interval | None = None  # of the time to recover, seconds after phase_end
+
+
+@dataclass(frozen=True)
+class Whisker:
+    """A phase summary's value (p95, error rate) with its interval, drawn mid-phase."""
+
+    phase: str
+    value: float
+    lo: float | None  # None: an open side
+    hi: float | None
+    start: float
+    end: float
+    text: str
 
 
 @dataclass
@@ -66,6 +81,8 @@ class Chart:
     log: bool = False
     bounds: list[Bound] = field(default_factory=list)
     recoveries: list[Recovery] = field(default_factory=list)
+    whiskers: list[Whisker] = field(default_factory=list)
+    whisker_label: str = ""
     svg: Markup = field(default_factory=Markup)
 
 
@@ -136,6 +153,7 @@ def build_charts(run: Run) -> list[Chart]:
             )
         )
     _place_checks(run, charts)
+    _place_phase_intervals(run, charts)
     for chart in charts:
         chart.svg = render(run, chart)
     return charts
@@ -159,9 +177,12 @@ def _place_checks(run: Run, charts: list[Chart]) -> None:
             label = f"{name}: {fmt.bound(check)}"
             target.bounds.append(Bound(name, status, b, label, start, end))
         after = run.phase(check.get("after_phase"))
+        got = number(check.get("recovered_after_s"))
+        # no time to recover is "never" only for a FAIL; otherwise there is nothing to draw
+        if got is None and status != "FAIL":
+            continue
         if after is not None and number(after.get("end")) is not None:
             phase_end = float(after["end"])
-            got = number(check.get("recovered_after_s"))
             within = number(check.get("within"))
             target.recoveries.append(
                 Recovery(
@@ -170,8 +191,39 @@ def _place_checks(run: Run, charts: list[Chart]) -> None:
                     phase_end,
                     None if got is None else phase_end + got,
                     None if within is None else phase_end + within,
+                    fmt.pair(check.get("recovered_after_interval")) if got is not None else None,
                 )
             )
+
+
+# Per chart: the phase summary drawn as a whisker, and how the legend names it.
+_PHASE_SUMMARY = {
+    "error-rate": ("error_rate", "ratio", "error rate"),
+    "latency": ("p95", "seconds", "p95"),
+}
+
+
+def _place_phase_intervals(run: Run, charts: list[Chart]) -> None:
+    """Each phase's error rate (p95) with its interval on the error-rate (latency) charts; only
+    for documents that have the intervals."""
+    confidence = fmt.run_confidence(run.results, run.checks)
+    level = f"{fmt.percent(confidence)} interval" if confidence is not None else "interval"
+    for chart in charts:
+        kind = chart.id.removeprefix(f"{chart.source}-")
+        if chart.source not in ("client", "proxy") or kind not in _PHASE_SUMMARY:
+            continue
+        key, unit, what = _PHASE_SUMMARY[kind]
+        for p in run.phases:
+            view = mapping(p.get(chart.source))
+            v, iv = number(view.get(key)), fmt.pair(view.get(f"{key}_interval"))
+            start, end = number(p.get("start")), number(p.get("end"))
+            if v is None or iv is None or start is None or end is None:
+                continue
+            name = str(p.get("name", ""))
+            text = f"{name}: {what} {fmt.estimate(v, iv, unit)} over the phase ({level})"
+            chart.whiskers.append(Whisker(name, v, iv[0], iv[1], start, end, text))
+        if chart.whiskers:
+            chart.whisker_label = f"{what} per phase, {level}"
 
 
 def _check_window(run: Run, check: dict[str, Any]) -> tuple[float, float]:
@@ -221,7 +273,8 @@ class _Y:
 
 def _y_scale(chart: Chart) -> _Y:
     vals = [v for s in chart.series for v in s.values if v is not None]
-    vals += [b.value for b in chart.bounds]
+    vals += [b.value * 1.15 for b in chart.bounds]  # headroom for the label above the line
+    vals += [v for w in chart.whiskers for v in (w.value, w.lo, w.hi) if v is not None]
     if chart.log:
         positive = [v for v in vals if v > 0] or [0.001]
         lo = 10.0 ** math.floor(math.log10(min(positive)))
@@ -261,10 +314,9 @@ def _f(v: float) -> str:
 
 
 def _tick_label(v: float, unit: str) -> str:
-    if unit == "ratio":
-        return f"{v * 100:.4g}%"
-    if unit == "seconds":
-        return fmt.seconds(v).replace(" ", "")
+    """As the tables write the unit (fmt.value), except counts and rates: bare numbers."""
+    if unit in ("ratio", "seconds"):
+        return fmt.value(v, unit)
     return f"{v:.4g}"
 
 
@@ -352,21 +404,35 @@ def render(run: Run, chart: Chart) -> Markup:
             f'<path class="series {s.style}" data-series="{escape(s.key)}" '
             f'data-points="{points}" d="{_path(centres, s.values, y)}"/>'
         )
+    # Each phase's summary with its interval: a whisker mid-phase, over a white halo so it
+    # reads across the per-second lines.
+    for w in chart.whiskers:
+        add(_whisker(w, x, y))
     # Seconds with injected faults: ticks under the axis, on every chart.
     injected = run.series.column("proxy_injected")
     marks = [cx for cx, v in zip(centres, injected, strict=True) if v]
     if marks:
         d = "".join(f"M{_f(cx)} {TOP + PLOT_H + 1}v5" for cx in marks)
         add(f'<path class="injected" data-injected-seconds="{len(marks)}" d="{d}"/>')
-    # Checks' bounds.
+    # Checks' bounds, each labelled; a label that would overprint an earlier one moves a line
+    # up (or, near the top, down), so two bounds close in value both stay readable.
+    placed: list[tuple[float, float, float]] = []  # x0, x1, baseline of the labels so far
     for b in chart.bounds:
         yy = _f(y(b.value))
+        # Above its line, unless that would reach the time-to-recover labels over the plot.
+        ty = float(yy) - 4 if float(yy) - 15 >= TOP else float(yy) + 13
+        where, lx0, lx1 = _label_x(x(b.start), x(b.end), b.label)
+        step = -LINE if ty - LINE - 11 >= TOP else LINE
+        for _ in range(len(placed)):
+            if not any(a < lx1 and lx0 < c and abs(ty - t) < LINE for a, c, t in placed):
+                break
+            ty += step
+        placed.append((lx0, lx1, ty))
         add(
             f'<g class="bound status-{escape(b.status.lower())}" data-check="{escape(b.check)}" '
             f'data-bound="{b.value!r}">'
             f'<line x1="{_f(x(b.start))}" x2="{_f(x(b.end))}" y1="{yy}" y2="{yy}"/>'
-            f'<text {_label_x(x(b.start), x(b.end), b.label)} y="{_f(float(yy) - 4)}">'
-            f"{escape(b.label)}</text></g>"
+            f'<text {where} y="{_f(ty)}">{escape(b.label)}</text></g>'
         )
     # Time to recover: an interval from the phase end to the recovery point.
     for k, r in enumerate(chart.recoveries):
@@ -376,10 +442,9 @@ def render(run: Run, chart: Chart) -> Markup:
         if r.recovered_at is None:
             x1, text = x(run.end), "never recovered"
         else:
-            x1, text = (
-                x(r.recovered_at),
-                f"recovered in {fmt.duration(r.recovered_at - r.phase_end)}",
-            )
+            got = r.recovered_at - r.phase_end
+            x1 = x(r.recovered_at)
+            text = f"recovered in {fmt.estimate(got, r.interval, None, fmt.duration)}"
         if r.deadline is not None:
             text += f" (allowed {fmt.duration(r.deadline - r.phase_end)})"
         add(
@@ -389,12 +454,20 @@ def render(run: Run, chart: Chart) -> Markup:
             f'<line class="span" x1="{_f(x0)}" x2="{_f(x1)}" y1="{ry}" y2="{ry}"/>'
             f'<line class="edge" x1="{_f(x1)}" x2="{_f(x1)}" y1="{ry - 4}" y2="{ry + 4}"/>'
         )
+        if r.interval is not None and r.recovered_at is not None:
+            lo, hi = r.interval
+            xa = x(r.phase_end + lo) if lo is not None else x0
+            xb = x(r.phase_end + hi) if hi is not None else x(run.end)
+            add(
+                f'<rect class="ci" data-recovery-interval="{_f(xa)},{_f(xb)}" x="{_f(xa)}" '
+                f'y="{ry - 3}" width="{_f(max(xb - xa, 1.0))}" height="6"/>'
+            )
         if r.deadline is not None:
             xd = _f(x(r.deadline))
             add(f'<line class="deadline" x1="{xd}" x2="{xd}" y1="{ry - 6}" y2="{TOP + PLOT_H}"/>')
         label = f"{r.check}: {text}"
         # Keep the label inside the chart: right-align it when it would run off the edge.
-        if x0 + 3 + 6.2 * len(label) > W - RIGHT:
+        if x0 + 3 + CHAR * len(label) > W - RIGHT:
             where = f'x="{W - RIGHT}" text-anchor="end"'
         else:
             where = f'x="{_f(x0 + 3)}"'
@@ -415,11 +488,34 @@ def render(run: Run, chart: Chart) -> Markup:
     return Markup("".join(out))
 
 
-def _label_x(x0: float, x1: float, label: str) -> str:
-    """Right-align a label at x1, unless it would run past the plot's left edge."""
-    if x1 - 2 - 6.2 * len(label) < LEFT:
-        return f'x="{_f(max(x0, LEFT) + 2)}"'
-    return f'x="{_f(x1 - 2)}" text-anchor="end"'
+def _whisker(w: Whisker, x: Any, y: _Y) -> str:
+    """A vertical interval with caps on its closed sides (an open side runs to the plot's
+    edge, uncapped) and a bar at the value."""
+    xc = (x(w.start) + x(w.end)) / 2
+    y_lo = y(w.lo) if w.lo is not None else TOP + PLOT_H
+    y_hi = y(w.hi) if w.hi is not None else TOP
+    d = f"M{_f(xc)} {_f(y_lo)}V{_f(y_hi)}"
+    if w.lo is not None:
+        d += f"M{_f(xc - 4)} {_f(y_lo)}h8"
+    if w.hi is not None:
+        d += f"M{_f(xc - 4)} {_f(y_hi)}h8"
+    mid = f"M{_f(xc - 7)} {_f(y(w.value))}h14"
+    iv = ",".join("" if v is None else repr(v) for v in (w.lo, w.hi))
+    return (
+        f'<g class="whisker" data-whisker="{escape(w.phase)}" data-value="{w.value!r}" '
+        f'data-interval="{iv}"><path class="halo" d="{d}{mid}"/><path class="ci" d="{d}"/>'
+        f'<path class="mid" d="{mid}"/><title>{escape(w.text)}</title></g>'
+    )
+
+
+def _label_x(x0: float, x1: float, label: str) -> tuple[str, float, float]:
+    """Right-align a label at x1, unless it would run past the plot's left edge; with the span
+    it takes (6.2 px a character at 11 px)."""
+    width = CHAR * len(label)
+    if x1 - 2 - width < LEFT:
+        start = max(x0, LEFT) + 2
+        return f'x="{_f(start)}"', start, start + width
+    return f'x="{_f(x1 - 2)}" text-anchor="end"', x1 - 2 - width, x1 - 2
 
 
 def _path(xs: Sequence[float], values: Sequence[float | None], y: _Y) -> str:

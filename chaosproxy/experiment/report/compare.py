@@ -1,6 +1,9 @@
 """What changed between two runs: per check (status, value, time to recover) and per phase
 (error rates, p95, injected and absorbed faults). Backs `chaosproxy experiment compare A B`.
 
+A check's value and time to recover show with their intervals; a change whose intervals
+overlap (each run's, at its confidence) is marked "intervals overlap": it may be noise.
+
 Checks and phases are matched by name; one present in a single run shows as absent in the
 other. The exit code is 1 when any check went from PASS to FAIL, else 0 (a check that became
 INCONCLUSIVE or disappeared is shown but is not a regression: there is no evidence it broke).
@@ -31,6 +34,10 @@ class CheckChange:
     recovery: bool
     recovered_a: float | None
     recovered_b: float | None
+    interval_a: fmt.Interval | None = None
+    interval_b: fmt.Interval | None = None
+    recovered_iv_a: fmt.Interval | None = None
+    recovered_iv_b: fmt.Interval | None = None
 
     @property
     def regressed(self) -> bool:
@@ -47,11 +54,21 @@ class CheckChange:
         elif self.fixed:
             status += " (fixed)"
         recovered = (
-            _pair(self.recovered_a, self.recovered_b, "seconds", fmt.duration, never=True)
+            _pair(
+                self.recovered_a,
+                self.recovered_b,
+                "seconds",
+                fmt.duration,
+                never=True,
+                intervals=(self.recovered_iv_a, self.recovered_iv_b),
+            )
             if self.recovery
             else fmt.NO_DATA
         )
-        return [self.name, status, _pair(self.value_a, self.value_b, self.unit), recovered]
+        value = _pair(
+            self.value_a, self.value_b, self.unit, intervals=(self.interval_a, self.interval_b)
+        )
+        return [self.name, status, value, recovered]
 
 
 @dataclass(frozen=True)
@@ -64,14 +81,22 @@ class PhaseChange:
         phase = self.a if side == "a" else self.b
         return None if phase is None else number(mapping(phase.get(part)).get(key))
 
+    def interval(self, side: str, part: str, key: str) -> fmt.Interval | None:
+        phase = self.a if side == "a" else self.b
+        return None if phase is None else fmt.pair(mapping(phase.get(part)).get(f"{key}_interval"))
+
     def cells(self) -> list[str]:
+        """Values only (the intervals would make the table twice as wide); a change within
+        overlapping intervals is still marked."""
         out = [
             self.name
             if self.a and self.b
             else f"{self.name} ({ABSENT} in {'A' if not self.a else 'B'})"
         ]
         for part, key, unit in PHASE_COLUMNS:
-            out.append(_pair(self.get("a", part, key), self.get("b", part, key), unit))
+            ivs = (self.interval("a", part, key), self.interval("b", part, key))
+            a, b = self.get("a", part, key), self.get("b", part, key)
+            out.append(_pair(a, b, unit, intervals=ivs, show_intervals=False))
         return out
 
 
@@ -99,20 +124,27 @@ def _pair(
     unit: str | None,
     show: Any = None,
     never: bool = False,
+    intervals: tuple[fmt.Interval | None, fmt.Interval | None] = (None, None),
+    show_intervals: bool = True,
 ) -> str:
-    """'A → B (delta)'; a missing side reads as no data (or 'never' for a recovery time)."""
+    """'A [lo, hi] → B [lo, hi] (delta)'; a missing side reads as no data (or 'never' for a
+    recovery time). A change whose two intervals overlap says so."""
+    custom = show
     if unit == "count":
         show = _count
     show = show or (lambda v: fmt.value(v, unit))
     empty = "never" if never else fmt.NO_DATA
-    sa = show(a) if a is not None else empty
-    sb = show(b) if b is not None else empty
+    shown = [
+        (fmt.estimate(v, iv if show_intervals else None, unit, show) if v is not None else empty)
+        for v, iv in zip((a, b), intervals, strict=True)
+    ]
+    text = f"{shown[0]} {ARROW} {shown[1]}"
     if a is None or b is None:
-        return f"{sa} {ARROW} {sb}"
-    d = fmt.delta(a, b, "count" if unit == "count" else unit)
-    if unit == "count":
-        d = "±0" if a == b else f"{b - a:+,.0f}"
-    return f"{sa} {ARROW} {sb} ({d})"
+        return text
+    d = fmt.delta(a, b, unit, custom)  # a time to recover: the change in the same words
+    if a != b and fmt.overlap(*intervals):
+        d += "; intervals overlap"
+    return f"{text} ({d})"
 
 
 def _count(v: float | None) -> str:
@@ -212,6 +244,10 @@ def compare_runs(a: Path, b: Path) -> Comparison:
                 recovery=bool(either.get("after_phase")),
                 recovered_a=number(ca.get("recovered_after_s")) if ca else None,
                 recovered_b=number(cb.get("recovered_after_s")) if cb else None,
+                interval_a=fmt.pair(ca.get("interval")) if ca else None,
+                interval_b=fmt.pair(cb.get("interval")) if cb else None,
+                recovered_iv_a=fmt.pair(ca.get("recovered_after_interval")) if ca else None,
+                recovered_iv_b=fmt.pair(cb.get("recovered_after_interval")) if cb else None,
             )
         )
     phases_a = {str(p.get("name")): p for p in ra.phases}

@@ -1,17 +1,27 @@
-"""How numbers read in every report: one formatter per unit, shared by HTML, Markdown, JUnit
-and compare so the same value never reads two ways."""
+"""How numbers read in every report: one formatter per unit, shared by HTML, Markdown, JUnit,
+compare and the console's final table, so the same value never reads two ways.
+
+A judged number comes with its interval: `estimate` gives '0.52 % [0.21 %, 1.3 %]', an open
+side (too little data to bound it) as '…'. Documents written before intervals existed have
+none, and read as the value alone.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Callable
 from typing import Any
 
-from chaosproxy.experiment.report.load import number
+from chaosproxy.experiment.report.load import mapping, number
 
 NO_DATA = "\u2013"  # en dash: a cell without data
+OPEN = "\u2026"  # an open side of an interval
 TIMES = "\u00d7"
 ICONS = {"PASS": "✔", "FAIL": "✖", "INCONCLUSIVE": "?"}
 COMPARISON = {"below": "<", "above": ">"}
+
+Interval = tuple[float | None, float | None]
 
 
 def status_label(status: str) -> str:
@@ -25,7 +35,7 @@ def seconds(v: float) -> str:
     if a == 0:
         return "0 s"
     if a < 0.001:
-        return f"{v * 1e6:.0f} µs"
+        return f"{v * 1e6:.3g} µs"
     if a < 1:
         return f"{v * 1000:.3g} ms"
     return f"{v:.3g} s"
@@ -33,6 +43,8 @@ def seconds(v: float) -> str:
 
 def value(v: Any, unit: str | None) -> str:
     """A check or phase value in its unit; a dash when there was no data."""
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "-∞"
     f = number(v)
     if f is None:
         return NO_DATA
@@ -44,25 +56,77 @@ def value(v: Any, unit: str | None) -> str:
         return f"{f:.4g} req/s"
     if unit == "x":
         return f"{f:.3g}{TIMES}"
+    if unit == "count":
+        return f"{f:,.0f}"
     return f"{f:.4g}"
 
 
-def delta(a: Any, b: Any, unit: str | None) -> str:
-    """b - a in the unit, signed; a dash when either side has no data."""
+def pair(v: Any) -> Interval | None:
+    """A JSON `[lo, hi]` as two numbers (None: an open side); None when there is no interval
+    (an older document, null, or a malformed value)."""
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        return None
+    return number(v[0]), number(v[1])
+
+
+def interval(
+    iv: Interval | None, unit: str | None, show: Callable[[float], str] | None = None
+) -> str:
+    """'[0.21 %, 1.3 %]', an open side as '…'; '' without an interval."""
+    if iv is None:
+        return ""
+    show = show or (lambda x: value(x, unit))
+    lo, hi = iv
+    return f"[{OPEN if lo is None else show(lo)}, {OPEN if hi is None else show(hi)}]"
+
+
+def estimate(
+    v: Any, iv: Interval | None, unit: str | None, show: Callable[[float], str] | None = None
+) -> str:
+    """A value and its interval, '0.52 % [0.21 %, 1.3 %]'; the value alone without one; a dash
+    without a value."""
+    f = number(v)
+    if f is None:
+        return value(v, unit)
+    text = show(f) if show else value(f, unit)
+    return f"{text} {interval(iv, unit, show)}" if iv is not None else text
+
+
+def check_estimate(c: dict[str, Any]) -> str:
+    """A check's judged value with its interval."""
+    return estimate(c.get("value"), pair(c.get("interval")), c.get("unit"))
+
+
+def overlap(a: Interval | None, b: Interval | None) -> bool:
+    """Whether two intervals share a point (an open side reaches to infinity)."""
+    if a is None or b is None:
+        return False
+    lo_a, hi_a = (-math.inf if a[0] is None else a[0]), (math.inf if a[1] is None else a[1])
+    lo_b, hi_b = (-math.inf if b[0] is None else b[0]), (math.inf if b[1] is None else b[1])
+    return lo_a <= hi_b and lo_b <= hi_a
+
+
+def delta(a: Any, b: Any, unit: str | None, show: Callable[[float], str] | None = None) -> str:
+    """b - a in the unit (or as `show` writes it), signed; a dash when either side has no
+    data."""
     fa, fb = number(a), number(b)
     if fa is None or fb is None:
         return NO_DATA
     d = fb - fa
     if d == 0:
         return "±0"
+    if show is not None:
+        return ("+" if d > 0 else "-") + show(abs(d))
     if unit == "ratio":
         return f"{d * 100:+.3g} pp"
+    if unit == "count":
+        return f"{d:+,.0f}"
     text = value(abs(d), unit)
     return ("+" if d > 0 else "-") + text
 
 
 def duration(v: Any) -> str:
-    """A span of seconds: '4 s', '2 min 5 s'; a dash for no data."""
+    """A span of seconds: '4.3 s', '2 min 5 s'; a dash for no data."""
     f = number(v)
     if f is None:
         return NO_DATA
@@ -72,19 +136,133 @@ def duration(v: Any) -> str:
     return f"{m} min {s} s" if s else f"{m} min"
 
 
-def recovered(check: dict[str, Any]) -> str:
-    """'4 s (≤ 30 s)', 'never (≤ 30 s)', or '' for a check that is not about recovery."""
+def recovered_estimate(check: dict[str, Any]) -> str:
+    """'4.3 s [4.1 s, 4.5 s]', 'never' (a FAIL), a dash (no time: not decided), or '' for a
+    check that is not about recovery."""
     if not check.get("after_phase"):
         return ""
-    within = number(check.get("within"))
-    limit = f" (≤ {duration(within)})" if within is not None else ""
     got = number(check.get("recovered_after_s"))
-    return (duration(got) if got is not None else "never") + limit
+    if got is None:  # 'never' is a finding; an undecided check may just lack the data
+        return "never" if check.get("status") == "FAIL" else NO_DATA
+    return estimate(got, pair(check.get("recovered_after_interval")), None, duration)
+
+
+def allowed(check: dict[str, Any]) -> str:
+    """'(≤ 30 s)' for a recovery check with a `within`, else ''."""
+    within = number(check.get("within"))
+    return f"(≤ {duration(within)})" if check.get("after_phase") and within is not None else ""
+
+
+def recovered(check: dict[str, Any]) -> str:
+    """'4.3 s [4.1 s, 4.5 s] (≤ 30 s)', 'never (≤ 30 s)', or '' for a check that is not about
+    recovery."""
+    got = recovered_estimate(check)
+    limit = allowed(check)
+    return f"{got} {limit}" if got and limit else got
 
 
 def bound(check: dict[str, Any]) -> str:
     op = COMPARISON.get(str(check.get("comparison")), "?")
     return f"{op} {value(check.get('bound'), check.get('unit'))}"
+
+
+def needs(check: dict[str, Any]) -> str:
+    """'needs about 1,200 more requests' for an INCONCLUSIVE that more data would decide."""
+    n = number(check.get("needs_more_requests"))
+    if n is None or n <= 0 or check.get("status") != "INCONCLUSIVE":
+        return ""
+    return f"needs about {n:,.0f} more request{'s' if n != 1 else ''}"
+
+
+def percent(confidence: Any) -> str:
+    """0.95 → '95 %'."""
+    f = number(confidence)
+    return NO_DATA if f is None else f"{f * 100:.4g} %"
+
+
+def run_confidence(results: dict[str, Any], checks: list[dict[str, Any]]) -> float | None:
+    """The confidence of the run's intervals: the document's, else the one its checks share;
+    None for a document without intervals."""
+    top = number(results.get("confidence"))
+    if top is not None:
+        return top
+    levels = {number(c.get("confidence")) for c in checks if pair(c.get("interval"))} - {None}
+    return levels.pop() if len(levels) == 1 else None
+
+
+def sentence(text: str) -> str:
+    """Capitalised and with a full stop, for a line of its own."""
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def confidence_note(confidence: float) -> str:
+    """Said once per report, near the verdict."""
+    return (
+        f"intervals at {percent(confidence)} confidence, each side: [low, high] after a value, "
+        f"{OPEN} where the data cannot bound a side"
+    )
+
+
+def false_alarm(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The document's false-alarm estimate, when it has a usable one."""
+    fa = results.get("false_alarm")
+    return fa if isinstance(fa, dict) and number(fa.get("rate")) is not None else None
+
+
+def false_alarm_sentence(fa: dict[str, Any]) -> str:
+    """'these checks would FAIL a healthy run of this system 0.8 % of the time [0.2 %, 2.1 %]
+    (200 resamples of the baseline phase steady)'."""
+    rounds = number(fa.get("rounds"))
+    base = fa.get("baseline")
+    source = f"{rounds:,.0f} resamples of " if rounds is not None else "resamples of "
+    source += f"the baseline phase {base}" if base else "the baseline phase"
+    iv = interval(pair(fa.get("interval")), "ratio")
+    return (
+        "these checks would FAIL a healthy run of this system "
+        f"{value(fa.get('rate'), 'ratio')} of the time{' ' + iv if iv else ''} ({source})"
+    )
+
+
+def false_alarm_warning(fa: dict[str, Any]) -> str:
+    """Why a flagged false-alarm rate matters; '' when it is not flagged."""
+    if fa.get("warning") is not True:
+        return ""
+    alpha = number(fa.get("alpha"))
+    limit = f"the {value(alpha, 'ratio')} " if alpha is not None else "what "
+    return f"more than {limit}these checks allow: on this system, a FAIL may be a false alarm"
+
+
+def false_alarm_line(results: dict[str, Any]) -> tuple[str, str] | None:
+    """The false-alarm line near the verdict, as (text, kind), kind 'ok', 'warning' or
+    'missing' (written as null: nothing to resample); None for a document from before the
+    estimate existed."""
+    fa = false_alarm(results)
+    if fa is not None:
+        warning = false_alarm_warning(fa)
+        text = false_alarm_sentence(fa) + (f"; {warning}" if warning else "")
+        return text, "warning" if warning else "ok"
+    if "false_alarm" in results:
+        return (
+            "not estimated for this run (it resamples the baseline phase, which needs at least "
+            "five seconds of data)",
+            "missing",
+        )
+    return None
+
+
+def false_alarm_of(results: dict[str, Any], check: dict[str, Any]) -> float | None:
+    """One check's false-alarm rate: from the document's estimate, else the check's own."""
+    fa = false_alarm(results)
+    if fa is not None:
+        rate = number(mapping(fa.get("checks")).get(str(check.get("name"))))
+        if rate is not None:
+            return rate
+    own = check.get("false_alarm")
+    return number(mapping(own).get("rate")) if isinstance(own, dict) else number(own)
+
+
+def has_false_alarm_rates(results: dict[str, Any], checks: list[dict[str, Any]]) -> bool:
+    return any(false_alarm_of(results, c) is not None for c in checks)
 
 
 def window(check: dict[str, Any]) -> str:

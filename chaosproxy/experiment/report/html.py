@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +20,10 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters["status_label"] = fmt.status_label
+_env.filters["sentence"] = fmt.sentence
+# A number and its unit stay on one line ('2.98 %' never breaks before the '%').
+_UNIT = re.compile(r"(?<=\d) (?=%|µs\b|ms\b|s\b|min\b|req/s)")
+_env.filters["keep_units"] = lambda text: _UNIT.sub("\u00a0", str(text))
 
 
 def render_html(run: Run) -> str:
@@ -44,9 +49,13 @@ def context(run: Run) -> dict[str, Any]:
     else:
         halted = None
     load = mapping(exp.get("load"))
+    confidence = fmt.run_confidence(run.results, run.checks)
     return {
         "title": run.name,
         "verdict": run.verdict,
+        "confidence": fmt.confidence_note(confidence) if confidence is not None else "",
+        "false_alarm": fmt.false_alarm_line(run.results),
+        "per_check_false_alarms": fmt.has_false_alarm_rates(run.results, run.checks),
         "reasons": [str(x) for x in run.results.get("reasons") or []],
         "interrupted": bool(run.results.get("interrupted")),
         "halted": halted,
@@ -64,7 +73,7 @@ def context(run: Run) -> dict[str, Any]:
             ),
         ],
         "charts": build_charts(run),
-        "checks": [_check_row(c) for c in run.checks],
+        "checks": [_check_row(run.results, c, confidence) for c in run.checks],
         "phases": [_phase_row(p) for p in run.phases],
         "events": [_event_row(e, start) for e in run.results.get("events") or []],
         "files": _files(run),
@@ -76,24 +85,57 @@ def context(run: Run) -> dict[str, Any]:
     }
 
 
-def _check_row(c: dict[str, Any]) -> dict[str, Any]:
+def _check_row(
+    results: dict[str, Any], c: dict[str, Any], confidence: float | None
+) -> dict[str, Any]:
     unit = c.get("unit")
     margin = number(c.get("margin"))
+    iv = fmt.pair(c.get("interval"))
+    own = number(c.get("confidence"))
+    other_level = own is not None and confidence is not None and abs(own - confidence) > 1e-9
+    rate = fmt.false_alarm_of(results, c)
     return {
         "name": str(c.get("name", "")),
         "status": str(c.get("status", "INCONCLUSIVE")),
+        "needs": fmt.needs(c),
         "what": f"{c.get('metric', '')} ({c.get('source', '')})",
         "query": str(c.get("query") or ""),
         "window": fmt.window(c),
         "value": fmt.value(c.get("value"), unit),
+        "interval": fmt.interval(iv, unit) if number(c.get("value")) is not None else "",
+        "level": f"at {fmt.percent(own)}" if other_level else "",
         "bound": fmt.bound(c),
         "margin": fmt.value(margin, unit),
         "breached": margin is not None and margin < 0,
-        "recovered": fmt.recovered(c),
+        "recovered": _recovered(c),
+        "recovered_interval": _recovered_interval(c),
+        "allowed": fmt.allowed(c),
+        "false_alarm": fmt.value(rate, "ratio") if rate is not None else fmt.NO_DATA,
         "samples": c.get("samples", fmt.NO_DATA),
         "halt": bool(c.get("halt")),
         "message": str(c.get("message") or ""),
     }
+
+
+def _recovered(c: dict[str, Any]) -> str:
+    """The time to recover alone ('4.3 s'; 'never', a dash, '' as `fmt.recovered_estimate`)."""
+    got = number(c.get("recovered_after_s"))
+    if got is None or not c.get("after_phase"):
+        return fmt.recovered_estimate(c)
+    return fmt.duration(got)
+
+
+def _recovered_interval(c: dict[str, Any]) -> str:
+    if not c.get("after_phase") or number(c.get("recovered_after_s")) is None:
+        return ""
+    return fmt.interval(fmt.pair(c.get("recovered_after_interval")), None, fmt.duration)
+
+
+def _with_interval(view: dict[str, Any], key: str, unit: str) -> dict[str, str]:
+    """A phase summary's value and its interval, apart (the table stacks them)."""
+    v = view.get(key)
+    iv = fmt.pair(view.get(f"{key}_interval")) if number(v) is not None else None
+    return {"value": fmt.value(v, unit), "interval": fmt.interval(iv, unit)}
 
 
 def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
@@ -112,20 +154,20 @@ def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
         "client": {
             "requests": _count(client.get("requests")),
             "failures": _count(client.get("failures")),
-            "error_rate": fmt.value(client.get("error_rate"), "ratio"),
+            "error_rate": _with_interval(client, "error_rate", "ratio"),
             "throughput": fmt.value(client.get("throughput"), "req/s"),
-            "p50": fmt.value(client.get("p50"), "seconds"),
-            "p95": fmt.value(client.get("p95"), "seconds"),
-            "p99": fmt.value(client.get("p99"), "seconds"),
+            "p50": _with_interval(client, "p50", "seconds"),
+            "p95": _with_interval(client, "p95", "seconds"),
+            "p99": _with_interval(client, "p99", "seconds"),
         },
         "proxy": {
             "requests": _count(proxy.get("requests")),
             "errors": _count(proxy.get("errors")),
-            "error_rate": fmt.value(proxy.get("error_rate"), "ratio"),
+            "error_rate": _with_interval(proxy, "error_rate", "ratio"),
             "throughput": fmt.value(proxy.get("throughput"), "req/s"),
-            "p50": fmt.value(proxy.get("p50"), "seconds"),
-            "p95": fmt.value(proxy.get("p95"), "seconds"),
-            "p99": fmt.value(proxy.get("p99"), "seconds"),
+            "p50": _with_interval(proxy, "p50", "seconds"),
+            "p95": _with_interval(proxy, "p95", "seconds"),
+            "p99": _with_interval(proxy, "p99", "seconds"),
             "retry_after": _count(proxy.get("retry_after")),
             "retried_early": _count(proxy.get("retried_early")),
             "retried_after_waiting": _count(proxy.get("retried_after_waiting")),

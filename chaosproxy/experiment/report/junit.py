@@ -5,7 +5,10 @@ INCONCLUSIVE → <skipped>: there was no evidence either way, so CI neither pass
 the experiment's own exit code carries the overall verdict. When the overall verdict is not PASS
 for reasons no check carries (e.g. a fault phase that injected nothing), one more testcase,
 "experiment verdict", fails or is skipped with those reasons, so a CI that reads only JUnit sees
-them too. Each testcase also carries its raw numbers as <properties>.
+them too. Each testcase also carries its raw numbers as <properties>: value, bound, margin,
+the interval and its confidence, the time to recover and its interval, the requests that would
+decide an INCONCLUSIVE, and the check's false-alarm rate; the suite carries the run's
+confidence and false-alarm estimate.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ VERDICT_CASE = "experiment verdict"
 
 
 def failure_message(c: dict[str, Any]) -> str:
-    """'error_rate 41 % against bound < 2 % (margin -39 %)'; a recovery check leads with the
-    time to recover, which is what decided it: 'recovered 9 s after X (allowed 5 s); ...'."""
+    """'error_rate 41 % [38.2 %, 43.9 %] against bound < 2 % (margin -39 %)'; a recovery check
+    leads with the time to recover, which is what decided it: 'recovered 9.2 s [8.8 s, 9.6 s]
+    after X (allowed 5 s); ...'."""
     unit = c.get("unit")
     text = (
-        f"{c.get('metric', 'value')} {fmt.value(c.get('value'), unit)} against bound "
+        f"{c.get('metric', 'value')} {fmt.check_estimate(c)} against bound "
         f"{fmt.bound(c)} (margin {fmt.value(c.get('margin'), unit)})"
     )
     if not c.get("after_phase"):
@@ -34,7 +38,49 @@ def failure_message(c: dict[str, Any]) -> str:
     phase = c["after_phase"]
     if got is None:
         return f"never recovered after {phase} (allowed {within}); {text} after it"
-    return f"recovered {fmt.duration(got)} after {phase} (allowed {within}); {text} once settled"
+    return (
+        f"recovered {fmt.recovered_estimate(c)} after {phase} (allowed {within}); "
+        f"{text} once settled"
+    )
+
+
+# results.json keys copied raw into each testcase's properties; an interval as _lo and _hi.
+_CHECK_KEYS = ("status", "metric", "source", "value", "bound", "margin", "recovered_after_s")
+_CHECK_EXTRA = ("confidence", "needs_more_requests")
+_CHECK_INTERVALS = (("interval", "interval"), ("recovered_after_interval", "recovered_after"))
+
+
+def _check_properties(parent: ET.Element, results: dict[str, Any], c: dict[str, Any]) -> None:
+    props = ET.SubElement(parent, "properties")
+    for key in _CHECK_KEYS + _CHECK_EXTRA:
+        if key in c:
+            ET.SubElement(props, "property", name=key, value=_raw(c[key]))
+    for key, name in _CHECK_INTERVALS:
+        iv = fmt.pair(c.get(key))
+        if iv is not None:
+            ET.SubElement(props, "property", name=f"{name}_lo", value=_raw(iv[0]))
+            ET.SubElement(props, "property", name=f"{name}_hi", value=_raw(iv[1]))
+    rate = fmt.false_alarm_of(results, c)
+    if rate is not None:
+        ET.SubElement(props, "property", name="false_alarm_rate", value=_raw(rate))
+
+
+def _suite_properties(props: ET.Element, results: dict[str, Any]) -> None:
+    """The run's confidence and false-alarm estimate, when the document has them."""
+    if "confidence" in results:
+        ET.SubElement(props, "property", name="confidence", value=_raw(results["confidence"]))
+    fa = fmt.false_alarm(results)
+    if fa is None:
+        return
+    iv = fmt.pair(fa.get("interval")) or (None, None)
+    for name, v in (
+        ("false_alarm_rate", fa.get("rate")),
+        ("false_alarm_lo", iv[0]),
+        ("false_alarm_hi", iv[1]),
+        ("false_alarm_rounds", fa.get("rounds")),
+        ("false_alarm_warning", "true" if fa.get("warning") is True else "false"),
+    ):
+        ET.SubElement(props, "property", name=name, value=_raw(v))
 
 
 def render_junit(run: Run) -> str:
@@ -51,21 +97,24 @@ def render_junit(run: Run) -> str:
         ("command", run.run.get("command", "")),
     ):
         ET.SubElement(props, "property", name=k, value=str(v if v is not None else ""))
+    _suite_properties(props, run.results)
+    confidence = fmt.run_confidence(run.results, checks)
+    said = fmt.sentence(fmt.confidence_note(confidence)) if confidence is not None else ""
     for c in checks:
         status = str(c.get("status", "INCONCLUSIVE"))
         case = ET.SubElement(suite, "testcase", classname=classname, name=str(c.get("name", "")))
         case.set("time", "0")
-        cprops = ET.SubElement(case, "properties")
-        for key in ("status", "metric", "source", "value", "bound", "margin", "recovered_after_s"):
-            if key in c:
-                ET.SubElement(cprops, "property", name=key, value=_raw(c[key]))
+        _check_properties(case, run.results, c)
         if status == "FAIL":
             counts["FAIL"] += 1
             f = ET.SubElement(case, "failure", message=failure_message(c), type="CheckFailed")
-            f.text = str(c.get("message") or "")
+            f.text = "\n".join(x for x in (str(c.get("message") or ""), said) if x)
         elif status != "PASS":
             counts["INCONCLUSIVE"] += 1
             msg = str(c.get("message") or "") or "inconclusive: no data for this check"
+            needs = fmt.needs(c)
+            if needs and "needs about" not in msg:  # the judge's message may say it already
+                msg += f"; {needs}"
             ET.SubElement(case, "skipped", message=f"INCONCLUSIVE: {msg}")
         if status == "PASS" and c.get("message"):
             ET.SubElement(case, "system-out").text = str(c["message"])

@@ -44,30 +44,16 @@ def render_markdown(run: Run) -> str:
         ]
     reasons = run.results.get("reasons") or []
     lines += [f"- {md(x)}" for x in reasons] + ([""] if reasons else [])
-    checks = run.checks
-    if checks:
-        lines += [
-            "| status | check | window | value | bound | margin | recovered after |",
-            "|---|---|---|--:|--:|--:|---|",
-        ]
-        for c in checks:
-            unit = c.get("unit")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        fmt.status_label(str(c.get("status", "INCONCLUSIVE"))),
-                        md(c.get("name", "")),
-                        md(f"{c.get('metric', '')} ({c.get('source', '')}), {fmt.window(c)}"),
-                        md(fmt.value(c.get("value"), unit)),
-                        md(fmt.bound(c)),
-                        md(fmt.value(c.get("margin"), unit)),
-                        md(fmt.recovered(c) or fmt.NO_DATA),
-                    ]
-                )
-                + " |"
-            )
-        lines.append("")
+    false_alarm = fmt.false_alarm_line(run.results)
+    if false_alarm is not None:
+        text, kind = false_alarm
+        lead = "**⚠ False alarms:**" if kind == "warning" else "**False alarms:**"
+        lines += [f"{lead} {md(text)}.", ""]
+    confidence = fmt.run_confidence(run.results, run.checks)
+    if confidence is not None:
+        lines += [md(fmt.sentence(fmt.confidence_note(confidence))), ""]
+    if run.checks:
+        lines += [*_checks_table(run), ""]
     else:
         lines += ["No checks declared.", ""]
     if run.phases:
@@ -76,6 +62,37 @@ def render_markdown(run: Run) -> str:
         lines.append("")
     lines.append("Full report: report.html in the results directory.")
     return "\n".join(lines) + "\n"
+
+
+def _checks_table(run: Run) -> list[str]:
+    """One row per check: its value with the interval, and its false-alarm rate when the run
+    has them."""
+    rates = fmt.has_false_alarm_rates(run.results, run.checks)
+    head = ["status", "check", "window", "value", "bound", "margin", "recovered after"]
+    align = ["---", "---", "---", "--:", "--:", "--:", "---"]
+    if rates:
+        head.append("false alarms")
+        align.append("--:")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for c in run.checks:
+        unit = c.get("unit")
+        status = fmt.status_label(str(c.get("status", "INCONCLUSIVE")))
+        if fmt.needs(c):
+            status += f": {fmt.needs(c)}"
+        cells = [
+            md(status),
+            md(c.get("name", "")),
+            md(f"{c.get('metric', '')} ({c.get('source', '')}), {fmt.window(c)}"),
+            md(fmt.check_estimate(c)),
+            md(fmt.bound(c)),
+            md(fmt.value(c.get("margin"), unit)),
+            md(fmt.recovered(c) or fmt.NO_DATA),
+        ]
+        if rates:
+            rate = fmt.false_alarm_of(run.results, c)
+            cells.append(fmt.value(rate, "ratio") if rate is not None else fmt.NO_DATA)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def phase_line(p: dict[str, Any]) -> str:
@@ -87,8 +104,8 @@ def phase_line(p: dict[str, Any]) -> str:
     head = f"**{md(p.get('name', ''))}** ({length}{''.join(', ' + t for t in tags)})"
     parts = [
         f"clients: {_n(client.get('requests'))} requests, "
-        f"{fmt.value(client.get('error_rate'), 'ratio')} errors, "
-        f"p95 {fmt.value(client.get('p95'), 'seconds')}"
+        f"{_phase_value(client, 'error_rate', 'ratio')} errors, "
+        f"p95 {_phase_value(client, 'p95', 'seconds')}"
     ]
     if number(res.get("injected")):
         parts.append(
@@ -96,6 +113,11 @@ def phase_line(p: dict[str, Any]) -> str:
             f"({fmt.value(res.get('absorbed_share'), 'ratio')})"
         )
     return head + ": " + "; ".join(parts)
+
+
+def _phase_value(view: dict[str, Any], key: str, unit: str) -> str:
+    """A phase summary's value with its interval (escaped: brackets are Markdown)."""
+    return md(fmt.estimate(view.get(key), fmt.pair(view.get(f"{key}_interval")), unit))
 
 
 def _n(v: Any) -> str:

@@ -1,0 +1,89 @@
+"""The console's final table (results.checks_table): values with intervals as the reports write
+them, what would decide an INCONCLUSIVE, the confidence once, the false-alarm estimate."""
+
+from __future__ import annotations
+
+import re
+
+from chaosproxy.experiment.model import CheckSpec
+from chaosproxy.experiment.results import checks_table
+from chaosproxy.experiment.verdict import CheckResult, Verdict
+
+OUTAGE = CheckSpec("error rate low in outage", "error_rate", during_phase="outage", bound=0.01)
+RECOVERS = CheckSpec(
+    "recovers after outage", "error_rate", after_phase="outage", bound=0.01, within=10
+)
+P99 = CheckSpec("p99 under 300 ms", "latency_p99", during_phase="outage", bound=0.3)
+STEADY = CheckSpec("steady is healthy", "error_rate", during_phase="steady", bound=0.01)
+RESULTS = [
+    CheckResult(OUTAGE, "INCONCLUSIVE", 0.0052, 1800, "", lo=0.0021, hi=0.013, needs=1200),
+    CheckResult(
+        RECOVERS,
+        "PASS",
+        0.001,
+        900,
+        "",
+        recovered_after_s=4.3,
+        lo=0.0,
+        hi=0.004,
+        recovered_lo=4.1,
+        recovered_hi=4.5,
+    ),
+    CheckResult(P99, "FAIL", 0.41, 150, "", lo=0.38, hi=None),
+    CheckResult(STEADY, "PASS", 0.0, 900, "", lo=0.0, hi=0.0033),
+]
+FALSE_ALARM = {
+    "rate": 0.008,
+    "interval": [0.002, 0.021],
+    "rounds": 200,
+    "alpha": 0.05,
+    "baseline": "steady",
+    "checks": {OUTAGE.name: 0.005, RECOVERS.name: 0.0, P99.name: 0.003},
+    "warning": False,
+}
+
+
+def _rows(text: str) -> dict[str, str]:
+    return {line.split("  ")[0]: line for line in text.splitlines()[2:] if "  " in line}
+
+
+def test_values_and_time_to_recover_carry_their_intervals() -> None:
+    text = checks_table(Verdict("INCONCLUSIVE", ["why"], RESULTS, [], "steady", 0.95, FALSE_ALARM))
+    rows = _rows(text)
+    assert "INCONCLUSIVE, needs about 1,200 more requests" in rows[OUTAGE.name]
+    assert "0.52 % [0.21 %, 1.3 %]" in rows[OUTAGE.name]
+    assert "4.3 s [4.1 s, 4.5 s] (≤ 10 s)" in rows[RECOVERS.name]
+    assert "410 ms [380 ms, …]" in rows[P99.name]  # too few requests for an upper side
+    assert re.search(r"< 300 ms\s", rows[P99.name])
+    # per-check false-alarm rates; none for the check on the baseline itself
+    assert rows[OUTAGE.name].endswith("0.5 %") and rows[STEADY.name].endswith("\u2013")
+
+
+def test_the_verdict_then_the_confidence_once_then_the_false_alarms() -> None:
+    text = checks_table(Verdict("INCONCLUSIVE", ["why"], RESULTS, [], "steady", 0.95, FALSE_ALARM))
+    lines = text.splitlines()
+    at = lines.index("verdict: INCONCLUSIVE")
+    assert lines[at + 1] == "  - why"
+    assert lines[at + 2].startswith("intervals at 95 % confidence, each side")
+    assert lines[at + 3] == (
+        "false alarms: these checks would FAIL a healthy run of this system 0.8 % of the time "
+        "[0.2 %, 2.1 %] (200 resamples of the baseline phase steady)"
+    )
+    assert text.count("confidence") == 1
+
+
+def test_a_flagged_false_alarm_rate_is_a_warning_and_none_is_silent() -> None:
+    flagged = FALSE_ALARM | {"rate": 0.09, "interval": [0.06, 0.13], "warning": True}
+    text = checks_table(Verdict("PASS", [], RESULTS[1:2], [], "steady", 0.95, flagged))
+    assert text.splitlines()[-1].startswith("WARNING, false alarms: these checks would FAIL")
+    assert "more than the 5 % these checks allow" in text
+    quiet = checks_table(Verdict("PASS", [], RESULTS[1:2], [], "steady", 0.95, None))
+    assert "false alarms" not in quiet
+    assert quiet.splitlines()[0].split() == [
+        "check",
+        "status",
+        "value",
+        "bound",
+        "recovered",
+        "after",
+    ]
