@@ -10,9 +10,9 @@ INCONCLUSIVE when it straddles (with the requests that would decide it) or rests
 Time to recover, for `after_phase: P, within: W, for: F`: from the end of P, the most likely
 moment the failing process became a healthy one (a change point over the finest bins the data
 has: tenths of a second for the client view), with its interval, judged over W + F seconds.
-PASS when the interval ends by W and what follows is not out of bound; FAIL when it starts
-after W, or nothing after P is back in bound; INCONCLUSIVE when it straddles W or the run ended
-too soon to tell.
+PASS when the interval ends by W and the metric since is shown inside the bound; FAIL when it
+starts after W, or nothing after P is back in bound; INCONCLUSIVE when it straddles W, the
+metric since is not yet shown inside the bound, or the run ended too soon to tell.
 
 `judge` adds the run-level rules: a run that did not go as planned, the baseline gate, "no
 traffic reached the proxy", "the scenario injected nothing", halts and interruptions.
@@ -342,8 +342,9 @@ def recovery(
     confidence: float = DEFAULT_CONFIDENCE,
     faulted: frozenset[str] = frozenset(),
 ) -> CheckResult:
-    """Time to recover after `phase` ended (see the module docstring). The estimate may look
-    past W + F (up to W more, never into a later phase in `faulted`) to say when it did."""
+    """Time to recover after `phase` ended (see the module docstring). Past W + F the estimate
+    and the claim "back in bound since" read on until a later phase in `faulted` (more data,
+    surer), so a late recovery is reported when it came."""
     assert spec.within is not None
     end = phase.end
     hold = max(1.0, spec.for_)
@@ -352,7 +353,7 @@ def recovery(
     for s in rows:
         if s.t < math.floor(end) or s.phase == phase.name:
             continue
-        if s.t >= horizon + spec.within or s.phase in faulted:
+        if s.t >= horizon and s.phase in faulted:
             break
         after.append(s)
     if not after:
@@ -419,6 +420,14 @@ def recovery(
             r.message = (
                 f"recovered {when} after {phase.name}, but the run ended before it held for "
                 f"{hold:.0f}s"
+            )
+        elif decide(spec, e.lo, e.hi, spec.bound) != PASS:
+            # back in time, but not yet shown inside the bound since: not a PASS yet
+            r.needs = needed(e, confidence)
+            more = f": needs about {r.needs} more requests" if r.needs else ""
+            r.message = (
+                f"recovered {when} after {phase.name} ended, but {spec.metric} since, "
+                f"{shown}, is not yet shown {spec.comparison} {fmt(spec.bound, unit)}{more}"
             )
         else:
             r.status = PASS

@@ -555,5 +555,21 @@ async def test_real_prometheus_stale_gauge_of_a_target_gone_is_dropped(
             assert got.points and max(got.points) <= gone + 2  # ...the check reads the live part
             assert got.stale_dropped == len(span) - len(got.points) >= until - (gone + 2)
             assert all(got.points[t] == span[t] for t in got.points)
+
+            # The verdict: what PASSed on repeated stale samples is INCONCLUSIVE now.
+            spec = CheckSpec(
+                "gauge stays low",
+                "error_rate",
+                source="prometheus",
+                during_phase="gone",
+                bound=10.0,
+                prometheus=PrometheusSpec(prom, "chaostest_stamped"),
+            )
+            windows = [PhaseWindow("gone", float(after), float(until), True)]
+            naive = build_rows(after, until - 1, {}, {}, windows, {spec.name: raw})
+            assert judge([spec], naive, windows).checks[0].status == PASS  # the old answer
+            rows = build_rows(after, until - 1, {}, {}, windows, {spec.name: got.points})
+            r = judge([spec], rows, windows).checks[0]
+            assert r.status == INCONCLUSIVE and "too few data points" in r.message
     finally:
         await target.close()

@@ -200,7 +200,7 @@ def test_immediate_recovery_is_zero_seconds() -> None:
 
 def test_recovery_of_latency_against_a_duration_bound() -> None:
     rows, phases = run(
-        ("steady", 3, {}), ("slow", 3, {"lat": 2.0, "inj": 50}), ("after", 6, {"lat": 0.05})
+        ("steady", 3, {}), ("slow", 3, {"lat": 2.0, "inj": 50}), ("after", 12, {"lat": 0.05})
     )
     r = recovery(
         check(after_phase="slow", metric="latency_p99", bound=0.1, within=2.0), rows, phases[1]
