@@ -1,8 +1,10 @@
 """Per-second request statistics in fixed rings: what `/stats/timeseries` and guardrails read.
 
-Each second keeps counters and a small fixed-bucket latency histogram, so memory is bounded and
-one request costs a bisect and a few additions. Quantiles are the upper bound of the bucket that
-holds them (an over-estimate by at most one bucket width, about 25 %).
+Each second keeps counters and a latency sketch (`sketch.py`: keys at 1 % relative error), so
+memory is bounded (keys only where requests fell) and one request costs a logarithm and a few
+additions. Quantiles read from it are within 1 % of the true order statistic. Rows asked with
+histograms carry the sketch (`sketch`, to merge windows exactly) and the coarse buckets (`hist`,
+~25 % wide, for readers that want fixed bounds).
 
 A request is counted in the second it **started** (its end time minus its duration), so a row
 holds the requests one phase of a scenario decided, however long they took. Requests carrying
@@ -15,9 +17,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chaosproxy import sketch
 from chaosproxy.clients import Retry, RetryAfterWatch
 from chaosproxy.events import RequestDone
 
@@ -25,7 +29,6 @@ from chaosproxy.events import RequestDone
 BOUNDS: tuple[float, ...] = tuple(
     round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2)
 )
-_NBUCKETS = len(BOUNDS) + 1
 MAX_RUNS = 8  # run ids whose traffic is kept apart (least recently seen dropped first)
 
 
@@ -47,13 +50,13 @@ class Window:
 class _Second:
     __slots__ = (
         "errors",
-        "hist",
         "injected",
         "requests",
         "retry_after",
         "retry_early",
         "retry_waited",
         "sec",
+        "sk",
     )
 
     def __init__(self) -> None:
@@ -64,7 +67,7 @@ class _Second:
         self.sec = sec
         self.requests = self.errors = self.injected = 0
         self.retry_after = self.retry_early = self.retry_waited = 0
-        self.hist = [0] * _NBUCKETS
+        self.sk: dict[int, int] = {}
 
 
 def is_error(status: int) -> bool:
@@ -97,7 +100,7 @@ class _Ring:
         self.keep = keep
         self.slots = [_Second() for _ in range(keep)]
 
-    def count(self, sec: int, ev: RequestDone, hist_index: int, verdict: Retry | None) -> None:
+    def count(self, sec: int, ev: RequestDone, key: int, verdict: Retry | None) -> None:
         slot = self.slots[sec % self.keep]
         if slot.sec != sec:
             if sec < slot.sec:
@@ -108,7 +111,8 @@ class _Ring:
             slot.errors += 1
         if ev.injected:
             slot.injected += 1
-        slot.hist[hist_index] += 1
+        sk = slot.sk
+        sk[key] = sk.get(key, 0) + 1
         if ev.retry_after is not None:
             slot.retry_after += 1
         if verdict is Retry.EARLY:
@@ -129,25 +133,28 @@ class _Ring:
                 row = _empty_row(sec)
                 if histograms:
                     row["hist"] = {}
+                    row["sketch"] = {}
                 rows.append(row)
                 continue
             n = slot.requests
+            p50, p95, p99 = quantiles(slot.sk, n)
             row = {
                 "t": sec,
                 "requests": n,
                 "errors": slot.errors,
                 "error_rate": round(slot.errors / n, 6),
                 "injected": slot.injected,
-                "p50": quantile(slot.hist, n, 0.50),
-                "p95": quantile(slot.hist, n, 0.95),
-                "p99": quantile(slot.hist, n, 0.99),
+                "p50": p50,
+                "p95": p95,
+                "p99": p99,
                 "retry_after": slot.retry_after,
                 "retried_early": slot.retry_early,
                 "retried_after_waiting": slot.retry_waited,
             }
             if histograms:
-                # Sparse bucket index -> count: enough to merge seconds into any window.
-                row["hist"] = {str(i): c for i, c in enumerate(slot.hist) if c}
+                # Sparse key -> count: enough to merge seconds into any window.
+                row["sketch"] = {str(k): c for k, c in sorted(slot.sk.items())}
+                row["hist"] = coarse(slot.sk)
             rows.append(row)
         return rows
 
@@ -173,10 +180,11 @@ class Stats:
         verdict = None
         if ev.retry_after is not None or self.retries.until:
             verdict = self.retries.observe(ev)
-        h = bisect.bisect_left(BOUNDS, ev.duration)
-        self._ring.count(sec, ev, h, verdict)
+        d = ev.duration
+        k = math.ceil(math.log(d if d > sketch.FLOOR else sketch.FLOOR) / sketch.LOG_GAMMA)
+        self._ring.count(sec, ev, k, verdict)
         if ev.run:
-            self._run_ring(ev.run).count(sec, ev, h, verdict)
+            self._run_ring(ev.run).count(sec, ev, k, verdict)
 
     def _run_ring(self, run: str) -> _Ring:
         ring = self._runs.get(run)
@@ -212,13 +220,14 @@ class Stats:
                 if histograms:
                     for row in rows:
                         row["hist"] = {}
+                        row["sketch"] = {}
                 return rows
             return ring.rows(first, last, histograms)
         return self._ring.rows(first, last, histograms)
 
     def window(self, now: float, seconds: int) -> Window:
         """Totals over the last `seconds` complete seconds before `now`."""
-        hist = [0] * _NBUCKETS
+        merged: dict[int, int] = {}
         req = err = inj = 0
         last = int(now) - 1
         for sec in range(last - min(seconds, self.keep) + 1, last + 1):
@@ -228,14 +237,29 @@ class Stats:
             req += slot.requests
             err += slot.errors
             inj += slot.injected
-            for i, c in enumerate(slot.hist):
-                if c:
-                    hist[i] += c
-        return Window(seconds, req, err, inj, quantile(hist, req, 0.99) if req else None)
+            sketch.add(merged, slot.sk)
+        return Window(seconds, req, err, inj, quantiles(merged, req)[2] if req else None)
 
     def clear(self) -> None:
         self._ring.clear()
         self._runs.clear()
+
+
+def quantiles(sk: Mapping[int, int], n: int) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and p99 of a sketch of n durations (within 1 %)."""
+    if n <= 0:
+        return None, None, None
+    a, b, c = sketch.at_ranks(sk, [max(1, math.ceil(q * n)) for q in (0.50, 0.95, 0.99)])
+    return a, b, c
+
+
+def coarse(sk: Mapping[int, int]) -> dict[str, int]:
+    """A sketch as the coarse buckets' sparse histogram (bucket index -> count)."""
+    out: dict[int, int] = {}
+    for k, c in sk.items():
+        i = bisect.bisect_left(BOUNDS, sketch.value(k))
+        out[i] = out.get(i, 0) + c
+    return {str(i): c for i, c in sorted(out.items())}
 
 
 def quantile(hist: list[int], n: int, q: float) -> float | None:

@@ -14,7 +14,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaosproxy.experiment import inference, sketch
+from chaosproxy import sketch
+from chaosproxy.experiment import inference
 from chaosproxy.experiment.model import LATENCY, CheckSpec
 from chaosproxy.experiment.series import Second, View, merged
 from chaosproxy.stats import BOUNDS

@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from chaosproxy.experiment import sketch
+from chaosproxy import sketch
 from chaosproxy.stats import BOUNDS, quantile
 
 _NB = len(BOUNDS) + 1

@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from chaosproxy.experiment import sketch
+from chaosproxy import sketch
 from chaosproxy.experiment.collect import ClientData
 from chaosproxy.experiment.verdict import View
 

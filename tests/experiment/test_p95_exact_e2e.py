@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from chaosproxy.experiment import sketch
+from chaosproxy import sketch
 from chaosproxy.experiment.collect import ClientData
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import RunOptions, run_experiment

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaosproxy.experiment import prometheus
+from chaosproxy.experiment.collect import build_rows
 from chaosproxy.experiment.model import CheckSpec, PrometheusSpec
 from chaosproxy.experiment.prometheus import (
     PrometheusQueryError,
@@ -32,6 +33,8 @@ from chaosproxy.experiment.prometheus import (
     scrape_spacing,
     series_query,
 )
+from chaosproxy.experiment.series import PhaseWindow
+from chaosproxy.experiment.verdict import INCONCLUSIVE, PASS, judge
 from tests.conftest import StartProxy
 from tests.experiment.prom_fixture import StartPrometheus, poll_until, start_prometheus
 
@@ -565,9 +568,10 @@ async def test_real_prometheus_stale_gauge_of_a_target_gone_is_dropped(
                 bound=10.0,
                 prometheus=PrometheusSpec(prom, "chaostest_stamped"),
             )
-            windows = [PhaseWindow("gone", float(after), float(until), True)]
+            windows = [PhaseWindow("gone", float(after), float(until), False)]
             naive = build_rows(after, until - 1, {}, {}, windows, {spec.name: raw})
-            assert judge([spec], naive, windows).checks[0].status == PASS  # the old answer
+            old = judge([spec], naive, windows).checks[0]
+            assert old.status == PASS, old.message  # the old answer
             rows = build_rows(after, until - 1, {}, {}, windows, {spec.name: got.points})
             r = judge([spec], rows, windows).checks[0]
             assert r.status == INCONCLUSIVE and "too few data points" in r.message

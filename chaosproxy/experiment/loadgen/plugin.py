@@ -33,7 +33,7 @@ from locust.runners import MasterRunner, WorkerRunner
 BOUNDS = tuple(round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2))
 RUN_HEADER = "X-Chaos-Run"
 
-# chaosproxy.experiment.sketch.key, repeated for the same reason (a test holds them equal):
+# chaosproxy.sketch.key, repeated for the same reason (a test holds them equal):
 # DDSketch's logarithmic mapping at 1 % relative error, durations in seconds.
 _LOG_GAMMA = math.log((1 + 0.01) / (1 - 0.01))
 

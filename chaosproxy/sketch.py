@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 
 ACCURACY = 0.01
 GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
-_LOG_GAMMA = math.log(GAMMA)
+LOG_GAMMA = math.log(GAMMA)
 FLOOR = 1e-6  # seconds: durations at or below this share one key
 
 
 def key(seconds: float) -> int:
-    return math.ceil(math.log(max(seconds, FLOOR)) / _LOG_GAMMA)
+    return math.ceil(math.log(max(seconds, FLOOR)) / LOG_GAMMA)
 
 
 def value(k: int) -> float:
