@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longe
 async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
     """After the load: both views and the phase boundaries into per-second rows, judged;
     timeseries.csv and results.json written. The results document."""
-    ended = time.time()
+    ended = run.clock.time()
     await run.poll_events()
     run.client.poll()
     # Whole seconds only: the one in which the load stopped is partial.
@@ -102,6 +101,9 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
         "target": run.target,
         "command": run.opts.command,
         "versions": versions(),
+        # How the run went (lifecycle.py), with the run's clock: up to `gathering`, the state
+        # in which this document is written.
+        "states": run.lifecycle.to_json(),
     }
     files = {
         "timeseries": "timeseries.csv",

@@ -1,5 +1,6 @@
 """Step (4) of a run, each second while the scenario runs: the proxies' live view, the `halt`
-checks judged on what is known so far, and the progress line.
+checks judged on what is known so far, and the progress line; and `Console`, the listener that
+shows a run as it goes (its messages, the progress line, the halt, the final table).
 
 Halts are judged every second, so each uses the anytime-valid form of its check
 (`verdict.live_breach`): over a whole phase the chance of a false halt stays at most the
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect
+from chaosproxy.experiment import collect, results
+from chaosproxy.experiment.lifecycle import RunEvents, State
 from chaosproxy.experiment.model import CheckSpec
 from chaosproxy.experiment.verdict import (
     WARMUP,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 async def refresh_proxy_view(run: Run, at: float) -> None:
     """The proxies' last ten seconds of this run, merged into `run.live_proxy`."""
     first = int(at) - 1
-    end = int(time.time())
+    end = int(run.clock.time())
     views: list[dict[int, View]] = []
     for c in run.clients:
         with contextlib.suppress(ChaosProxyError):
@@ -40,13 +42,14 @@ async def refresh_proxy_view(run: Run, at: float) -> None:
     run.live_proxy.update(collect.merge_views(views) if views else {})
 
 
-async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) -> bool:
+async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) -> str | None:
     """Judge the `halt` checks on what is known so far; on a breach stop the scenario
-    everywhere and record why. True when it halted."""
-    now = time.time()
+    everywhere and record it in `run.halted`. What breached (the reason of the run's `halted`
+    state), or None."""
+    now = run.clock.time()
     windows = run.windows(scenario, now)
     if not windows:
-        return False
+        return None
     last = int(now) - 1  # Locust's counts of a second are written within the next one
     rows = collect.build_rows(
         int(run.scenario_at or now), last, run.client.seconds, run.live_proxy, windows
@@ -70,12 +73,8 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
                 "bound": spec.bound,
                 "false_alarm": alpha,
             }
-            run.say(
-                f"HALT: {spec.name!r} breached ({r.message}); injection stopped on "
-                f"{len(run.clients)} proxy(ies)"
-            )
-            return True
-    return False
+            return f"{spec.name!r} breached ({r.message})"
+    return None
 
 
 def progress_line(run: Run, scenario: Scenario, now: float) -> str:
@@ -98,3 +97,79 @@ def progress_line(run: Run, scenario: Scenario, now: float) -> str:
         f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>6}"
         + (f"  injected {injected}" if run.live_proxy else "")
     )
+
+
+class Console:
+    """What a run shows on its stream, as a listener of its events: messages and warnings, one
+    progress line a second (rewritten in place on a terminal, plain lines otherwise), the
+    halt, and the checks table at the end."""
+
+    def __init__(self, stream: TextIO, tty: bool) -> None:
+        self.stream = stream
+        self.tty = tty
+        self.width = 0  # of the progress line on screen (a terminal)
+
+    def attach(self, events: RunEvents) -> None:
+        events.state_changed.add_listener(self.on_state)
+        events.test_start.add_listener(self.on_test_start)
+        events.tick.add_listener(self.on_tick)
+        events.message.add_listener(self.on_message)
+        events.warning.add_listener(self.on_warning)
+        events.test_stopping.add_listener(self.on_test_stopping)
+
+    def say(self, text: str) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def progress(self, text: str) -> None:
+        if self.tty:
+            pad = max(0, self.width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    # ------------------------------------------------------------ listeners
+
+    def on_message(self, run: Run, text: str, **_: Any) -> None:
+        self.say(text)
+
+    def on_warning(self, run: Run, text: str, **_: Any) -> None:
+        self.say(f"warning: {text}")
+
+    def on_state(self, run: Run, state: State, reason: str, **_: Any) -> None:
+        if state is State.WARMING_UP:
+            workers = f", {run.opts.workers} workers" if run.opts.workers else ""
+            where = f"{run.target}   run {run.run_id}"
+            self.say(f"load: {run.warm[0]} users (Locust{workers}) -> {where}")
+        elif state is State.HALTED:
+            self.say(f"HALT: {reason}; injection stopped on {len(run.clients)} proxy(ies)")
+        elif state is State.DONE:
+            self.say("")
+            self.say(results.checks_table(run.verdict))
+            self.say(f"\nresults: {run.out}/results.json")
+            report = run.out / "report.html"
+            if report.exists():
+                self.say(f"report:  {report}")
+
+    def on_test_start(self, run: Run, at: float, **_: Any) -> None:
+        sc = run.scenario
+        assert sc is not None
+        self.say(
+            f"scenario {sc.name} starts at {time.strftime('%H:%M:%S', time.localtime(at))}"
+            f" ({sc.cycle_duration:g}s: {' -> '.join(p.name for p in sc.phases)})"
+        )
+
+    def on_tick(self, run: Run, now: float, **_: Any) -> None:
+        if run.state is State.WARMING_UP:
+            self.progress(f"warm-up  users {run.client.users}/{run.warm[0]}")
+        elif run.scenario is not None:
+            self.progress(progress_line(run, run.scenario, now))
+
+    def on_test_stopping(self, run: Run, **_: Any) -> None:
+        if run.load is not None and self.tty and self.width:
+            self.say("")  # the progress line ends where the load does

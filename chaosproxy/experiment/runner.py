@@ -9,8 +9,14 @@ not go as planned, `integrity.py`; a dead Locust master or started proxy ends th
 proxy's phase boundaries, add what the data shows went against the plan, judge, write the
 results; (6) stop a proxy the runner started.
 
-Here: the order and the state of a run. The load plan is `plan.py`, step (4)'s live checks and
-progress line `live.py`, step (5) `gather.py`.
+Here: the order and the state of a run. Its states and events (preparing → warming_up → running
+→ [halted] → stopping → gathering → done, `test_start`, `tick`, `test_stopping`, `test_stop`) and
+its injected clock are `lifecycle.py`; what it shows is a listener (`live.Console`). The load
+plan is `plan.py`, step (4)'s live checks and progress line `live.py`, step (5) `gather.py`.
+
+`open_admins`, `launch_load` and `check_target` are where a run meets the world (processes,
+sockets): a test overrides them, with a fake `RunOptions.clock`, to drive a whole run without
+Locust (`tests/experiment/test_lifecycle.py`).
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from chaosproxy.admin.client import AdminClient, AdminError, Unreachable
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, integrity, results
+from chaosproxy.experiment import collect, integrity
 from chaosproxy.experiment.gather import gather, original_text
-from chaosproxy.experiment.live import check_halts, progress_line, refresh_proxy_view
+from chaosproxy.experiment.lifecycle import REAL_CLOCK, Clock, Lifecycle, RunEvents, State
+from chaosproxy.experiment.live import Console, check_halts, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
 from chaosproxy.experiment.plan import plan_stages, write_plan
 from chaosproxy.experiment.processes import (
@@ -68,6 +75,7 @@ class RunOptions:
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     tty: bool | None = None  # None: ask the stream
     stop: asyncio.Event | None = None  # set it to interrupt (the CLI sets it on SIGINT/SIGTERM)
+    clock: Clock = REAL_CLOCK  # every time the run reads and every wait (tests: a fake one)
 
 
 @dataclass
@@ -99,12 +107,19 @@ class Run:
             else bool(getattr(self.stream, "isatty", lambda: False)())
         )
         self.stop_event = opts.stop or asyncio.Event()
+        self.clock = opts.clock
+        self.hooks = RunEvents()  # listeners: the console, and whoever else adds one
+        self.lifecycle = Lifecycle(self, self.clock, self.hooks)
+        self.console = Console(self.stream, self.tty)
+        self.console.attach(self.hooks)
+        self.scenario: Scenario | None = None
+        self.warm: tuple[int, float] = (0, 0.0)  # the warm-up (users, spawn rate)
         self.proxy: StartedProxy | None = None
         self.clients: list[AdminClient] = []
         self.load: Load | None = None
         self.client = collect.ClientData(self.out / "client.jsonl")
         self.cursors: dict[str, int] = {}
-        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}  # admin URL -> the proxy's events
         self.halted: dict[str, Any] | None = None
         self.interrupted = False
         self.notes: list[str] = []
@@ -121,28 +136,21 @@ class Run:
         self.scenario_end: float | None = None
         self.live_proxy: dict[int, View] = {}
         self.looks: dict[str, int] = {}  # halt check -> times judged live (live.check_halts)
-        self._progress_width = 0
         self.verdict: Any = None
         self.load_stopped = 0.0
         self.target = ""
 
-    # ------------------------------------------------------------ output
+    @property
+    def state(self) -> State | None:
+        return self.lifecycle.state
+
+    # ------------------------------------------------------------ output (events)
 
     def say(self, text: str) -> None:
-        if self.tty and self._progress_width:
-            self.stream.write("\r" + " " * self._progress_width + "\r")
-            self._progress_width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self.hooks.message.fire(run=self, text=text)
 
-    def progress(self, text: str) -> None:
-        if self.tty:
-            pad = max(0, self._progress_width - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self._progress_width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+    def warn(self, text: str) -> None:
+        self.hooks.warning.fire(run=self, text=text)
 
     # ------------------------------------------------------------ the run
 
@@ -151,30 +159,67 @@ class Run:
         scenario = resolve_experiment_scenario(exp)
         if scenario.cycle_duration <= 0:
             raise SetupError(f"scenario {scenario.name!r} has no duration")
+        self.scenario = scenario
         self.out.mkdir(parents=True, exist_ok=True)
         scenario_text = original_text(scenario)
+        self.lifecycle.to(State.PREPARING)
         async with aiohttp.ClientSession() as session:
             try:
+                why = "the run failed"
                 try:
                     await self._prepare(scenario, session)
-                    await self._drive(scenario)
+                    why = await self._drive(scenario)
+                except BaseException as e:
+                    why = _failure(e)
+                    raise
                 finally:
-                    await self._wind_down()
+                    await self._wind_down(why)
+                self.lifecycle.to(State.GATHERING)
                 doc = await gather(self, scenario, scenario_text)
+            except BaseException as e:
+                self.lifecycle.fail(_failure(e))
+                raise
             finally:
                 if self.proxy is not None:  # a proxy the runner started never outlives it
                     await self.proxy.child.stop(signal.SIGTERM, timeout=15.0)
         self._reports()
-        self.say("")
-        self.say(results.checks_table(self.verdict))
-        self.say(f"\nresults: {self.out}/results.json")
-        report = self.out / "report.html"
-        if report.exists():
-            self.say(f"report:  {report}")
+        self.lifecycle.to(State.DONE)  # the console shows the checks and where results went
         code = 0 if doc["verdict"] == PASS and not self.interrupted else 1
         return Outcome(code, self.out, doc["verdict"], doc)
 
     async def _prepare(self, scenario: Scenario, session: aiohttp.ClientSession) -> None:
+        self.clients = await self.open_admins(session)
+        text = scenario_to_yaml(scenario)
+        for c in self.clients:
+            try:
+                st = await c.status()
+                sc = st.get("scenario") or {}
+                if sc.get("state") == "running" or st.get("scheduled"):
+                    name = sc.get("name") or st["scheduled"]["name"]
+                    raise SetupError(
+                        f"{c.url}: scenario {name!r} is already running there; stop it first "
+                        f"(chaosproxy ctl --admin {c.url} stop)"
+                    )
+                self.instances[c.url] = str(st.get("instance", ""))
+                now = self.clock.time()
+                skew = abs(float(st.get("time", now)) - now)
+                if skew > 0.25:
+                    self.notes.append(f"{c.url}: clock differs from the runner's by {skew:.2f}s")
+                await c.upload(scenario.name, text)
+                ev = await c.events(since=0, limit=1)
+                self.cursors[c.url] = int(ev["last"])
+                self.events[c.url] = []
+            except Unreachable as e:
+                raise SetupError(f"the admin API {e.url} is unreachable: {e.reason}") from None
+            except AdminError as e:
+                raise SetupError(str(e)) from None
+        self.target = self.exp.target or (self.proxy.url if self.proxy else "")
+        await self.check_target(self.target)
+
+    # ------------------------------------------------------------ where the run meets the world
+
+    async def open_admins(self, session: aiohttp.ClientSession) -> list[AdminClient]:
+        """Start the experiment's own proxy, or find the sidecars it names: their admin APIs."""
         exp = self.exp
         if exp.proxy is not None:
             self.say(f"starting chaosproxy in front of {exp.proxy.upstream} ...")
@@ -188,44 +233,15 @@ class Run:
             except ChaosProxyError as e:
                 raise SetupError(str(e)) from None
             token = self.opts.token
-        self.clients = [AdminClient(a, token, session, timeout=5.0) for a in admins]
-        text = scenario_to_yaml(scenario)
-        for c in self.clients:
-            try:
-                st = await c.status()
-                sc = st.get("scenario") or {}
-                if sc.get("state") == "running" or st.get("scheduled"):
-                    name = sc.get("name") or st["scheduled"]["name"]
-                    raise SetupError(
-                        f"{c.url}: scenario {name!r} is already running there; stop it first "
-                        f"(chaosproxy ctl --admin {c.url} stop)"
-                    )
-                self.instances[c.url] = str(st.get("instance", ""))
-                skew = abs(float(st.get("time", time.time())) - time.time())
-                if skew > 0.25:
-                    self.notes.append(f"{c.url}: clock differs from the runner's by {skew:.2f}s")
-                await c.upload(scenario.name, text)
-                ev = await c.events(since=0, limit=1)
-                self.cursors[c.url] = int(ev["last"])
-                self.events[c.url] = []
-            except Unreachable as e:
-                raise SetupError(f"the admin API {e.url} is unreachable: {e.reason}") from None
-            except AdminError as e:
-                raise SetupError(str(e)) from None
-        target = exp.target or (self.proxy.url if self.proxy else "")
-        self.target = target
-        await _check_reachable(target)
+        return [AdminClient(a, token, session, timeout=5.0) for a in admins]
 
-    async def _drive(self, scenario: Scenario) -> None:
-        exp, load = self.exp, self.exp.load
-        plan = self.out / "plan.json"
-        warm, _ = plan_stages(exp, scenario, 0.0)
-        write_plan(plan, warm, [], None)
-        workers = f", {self.opts.workers} workers" if self.opts.workers else ""
-        self.say(f"load: {warm[0]} users (Locust{workers}) -> {self.target}   run {self.run_id}")
-        self.started = time.time()
-        self.load = await start_load(
-            exp,
+    async def check_target(self, url: str) -> None:
+        await _check_reachable(url)
+
+    async def launch_load(self, plan: Path) -> Load:
+        """Locust (and its workers), following the plan file, writing `self.client.path`."""
+        return await start_load(
+            self.exp,
             self.out,
             self.target,
             self.run_id,
@@ -236,6 +252,20 @@ class Run:
             self.opts.remote_workers,
             self.opts.master_bind,
         )
+
+    # ------------------------------------------------------------ warm-up, scenario
+
+    async def _drive(self, scenario: Scenario) -> str:
+        """Warm up, schedule the scenario, follow it each second. Why it ended (the reason
+        `stopping` records)."""
+        exp, load = self.exp, self.exp.load
+        plan = self.out / "plan.json"
+        warm, _ = plan_stages(exp, scenario, 0.0)
+        self.warm = warm
+        write_plan(plan, warm, [], None)
+        self.lifecycle.to(State.WARMING_UP)  # the console: "load: N users ..."
+        self.started = self.clock.time()
+        self.load = await self.launch_load(plan)
         if self.opts.remote_workers:
             host, _ = self.opts.master_bind or (socket.gethostname(), 0)
             if host in ("0.0.0.0", "::", ""):
@@ -246,19 +276,18 @@ class Run:
                 f"{self.load.master_port} -f {_worker_files(exp)}"
             )
         # (2) warm-up: the planned users running, and traffic for `settle` seconds
-        deadline = time.time() + 45 + warm[0] / warm[1] + load.settle
+        deadline = self.clock.time() + 45 + warm[0] / warm[1] + load.settle
         if self.opts.remote_workers:
             deadline += 120
         steady_since: float | None = None
         while True:
             await self._tick_wait()
             self.client.poll()
-            now = time.time()
+            now = self.clock.time()
             self._check_load_alive(now)
             self._check_proxy_alive(now)
             if self.stop_event.is_set():
-                self.interrupted = True
-                return
+                return self._interrupt()
             recent = sum(v.requests for t, v in self.client.seconds.items() if t >= int(now) - 3)
             if self.client.users >= warm[0] and recent > 0:
                 steady_since = steady_since or now
@@ -266,14 +295,14 @@ class Run:
                     break
             else:
                 steady_since = None
-            self.progress(f"warm-up  users {self.client.users}/{warm[0]}")
+            self.hooks.tick.fire(run=self, now=now)
             if now > deadline:
                 raise SetupError(
                     f"load never reached {warm[0]} users sending requests to {self.target}; "
                     f"Locust's log ({self.load.master.log}):\n{self.load.master.tail()}"
                 )
         # (3) every proxy starts the scenario at the same whole second
-        at = float(math.floor(time.time()) + 2)
+        at = float(math.floor(self.clock.time()) + 2)
         total = scenario.cycle_duration
         for c in self.clients:
             try:
@@ -291,36 +320,42 @@ class Run:
             tuple((s[0], s[1], s[2]) for s in stages),
         )
         write_plan(plan, warm, stages, end)
-        self.say(
-            f"scenario {scenario.name} starts at {time.strftime('%H:%M:%S', time.localtime(at))}"
-            f" ({total:g}s: {' -> '.join(p.name for p in scenario.phases)})"
-        )
+        self.lifecycle.to(State.RUNNING)
+        self.hooks.test_start.fire(run=self, at=at)  # the console: "scenario ... starts at"
+        # (4) each second until the planned end
         halting = [c for c in exp.checks if c.halt]
         while True:
             await self._tick_wait()
-            now = time.time()
+            now = self.clock.time()
             self.client.poll()
             load_alive = self._check_load_alive(now, end)
             proxy_alive = self._check_proxy_alive(now)
             await self.poll_events()
             if self.stop_event.is_set():
-                self.interrupted = True
-                return
-            if now >= end or not (load_alive and proxy_alive):
-                return
+                return self._interrupt()
+            if now >= end:
+                return "the planned end" + (" after the halt" if self.halted else "")
+            if not load_alive:
+                return "the Locust master exited"
+            if not proxy_alive:
+                return "the proxy exited"
             if halting and self.halted is None:
                 await refresh_proxy_view(self, at)
-                if await check_halts(self, scenario, halting):
-                    end = self.end = min(end, time.time() + 3.0)
+                breach = await check_halts(self, scenario, halting)
+                if breach is not None:
+                    end = self.end = min(end, self.clock.time() + 3.0)
                     write_plan(plan, warm, stages, end)
-            self.progress(progress_line(self, scenario, now))
+                    self.lifecycle.to(State.HALTED, breach)  # the console: "HALT: ..."
+            self.hooks.tick.fire(run=self, now=now)  # the console: the progress line
+
+    def _interrupt(self) -> str:
+        self.interrupted = True
+        self.lifecycle.to(State.INTERRUPTED)
+        return "interrupted"
 
     async def _tick_wait(self) -> None:
         """Sleep to just after the next whole second (or until interrupted)."""
-        now = time.time()
-        delay = math.floor(now) + 1.2 - now
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), delay)
+        await self.clock.sleep_until(math.floor(self.clock.time()) + 1.2, self.stop_event)
 
     def _check_load_alive(self, now: float, end: float | None = None) -> bool:
         """Before the scenario a failed Locust process is a SetupError; after its scheduling
@@ -341,7 +376,7 @@ class Run:
             self.load_lost_at = min(self.load_lost_at or now, now)
             self.problems.append(integrity.load_exited(child.name, code, self.plan, now))
             self.notes.append(_log_note(child))
-            self.say(f"warning: {child.name} exited ({code})")
+            self.warn(f"{child.name} exited ({code})")
         return self.load.master.running
 
     def _check_proxy_alive(self, now: float) -> bool:
@@ -357,14 +392,14 @@ class Run:
             code = p.child.proc.returncode
             self.problems.append(integrity.proxy_exited(p.url, code, self.plan, now))
             self.notes.append(_log_note(p.child, "the proxy"))
-            self.say(f"warning: the proxy exited ({code})")
+            self.warn(f"the proxy exited ({code})")
         return False
 
     async def poll_events(self) -> None:
         """New events from every proxy; a proxy that does not answer twice in a row, or
         answers as another instance (it restarted), is a problem."""
         for c in self.clients:
-            now = time.time()
+            now = self.clock.time()
             try:
                 body = await c.events(since=self.cursors[c.url])
             except Unreachable as e:
@@ -393,7 +428,7 @@ class Run:
         if url not in self._reported:
             self._reported.add(url)
             self.problems.append(problem)
-            self.say(f"warning: {problem}")
+            self.warn(problem)
 
     def integrity_problems(self, scenario: Scenario, windows: list[PhaseWindow]) -> list[str]:
         """Every problem of the run: those seen while it ran, then what the recorded data
@@ -401,7 +436,7 @@ class Run:
         plan = self.plan
         if plan is None:  # the scenario was never scheduled (interrupted in the warm-up)
             return list(self.problems)
-        stopped = self.load_stopped or time.time()
+        stopped = self.load_stopped or self.clock.time()
         until = min(stopped, self.end or stopped)
         if self.load_lost_at is not None:  # a dead Locust's last counts were never written
             until = min(until, self.load_lost_at, self.client.last_report or until)
@@ -427,17 +462,23 @@ class Run:
                 problems.append(str(e))
         return problems
 
-    async def _wind_down(self) -> None:
+    # ------------------------------------------------------------ the end
+
+    async def _wind_down(self, why: str) -> None:
         """Always: stop the load, then leave every proxy with no scenario running."""
-        self.load_stopped = time.time()
+        if self.lifecycle.can(State.STOPPING):
+            self.lifecycle.to(State.STOPPING, why)
+            self.load_stopped = self.lifecycle.history[-1].at
+        else:  # never in a run that goes by the lifecycle; still stop everything
+            self.load_stopped = self.clock.time()
+        self.hooks.test_stopping.fire(run=self, reason=why)
         if self.load is not None:
-            if self.tty and self._progress_width:
-                self.say("")
             await self.load.stop()
         if self.clients:
             for problem in await self.stop_scenarios():
                 self.notes.append(f"could not stop the scenario: {problem}")
-                self.say(f"warning: could not stop the scenario: {problem}")
+                self.warn(f"could not stop the scenario: {problem}")
+        self.hooks.test_stop.fire(run=self)
 
     def _reports(self) -> None:
         from chaosproxy.experiment.report import write_reports
@@ -445,7 +486,20 @@ class Run:
         try:
             write_reports(self.out)
         except Exception as e:  # a report is evidence, not the verdict: never lose the run
-            self.say(f"warning: could not write the reports: {e}")
+            self.warn(f"could not write the reports: {e}")
+
+
+def _failure(e: BaseException) -> str:
+    """A failure in a few words, for the state history."""
+    if isinstance(e, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    text = str(e).strip().splitlines()
+    what = text[0] if text else ""
+    if isinstance(e, ChaosProxyError):
+        return what or type(e).__name__
+    return f"{type(e).__name__}: {what}" if what else type(e).__name__
 
 
 def _log_note(child: Child, who: str = "") -> str:
