@@ -29,11 +29,13 @@ from typing import Any
 
 from chaosproxy.experiment import inference
 from chaosproxy.experiment.estimate import (
+    Estimate,
     amplification,
     decide,
     estimate,
     needed,
     point,
+    proportion,
     ratio_estimate,
     reference_rate,
     tail_of,
@@ -378,8 +380,8 @@ def recovery(
         )
     rp = inference.recovery_point(bins, end, b, confidence)
     assert rp is not None
-    settled = [s for s in after if s.t + 1 > end + rp.seconds]
-    e = estimate(spec, settled, reference, confidence)
+    settled = [s for s in after if s.t >= math.floor(end + rp.seconds)]
+    e = _since(spec, settled, rp, reference, confidence)
     post_lo, _ = inference.wilson(rp.after_events, rp.after_n, confidence)
     r = CheckResult(
         spec,
@@ -421,9 +423,10 @@ def recovery(
                 f"recovered {when} after {phase.name}, but the run ended before it held for "
                 f"{hold:.0f}s"
             )
-        elif decide(spec, e.lo, e.hi, spec.bound) != PASS:
+        elif inference.wilson(rp.after_events, rp.after_n, confidence)[1] >= b:
             # back in time, but not yet shown inside the bound since: not a PASS yet
-            r.needs = needed(e, confidence)
+            total = inference.needed_for_proportion(rp.after_events, rp.after_n, b, confidence)
+            r.needs = None if total is None else max(0, total - rp.after_n)
             more = f": needs about {r.needs} more requests" if r.needs else ""
             r.message = (
                 f"recovered {when} after {phase.name} ended, but {spec.metric} since, "
@@ -441,6 +444,23 @@ def recovery(
             f"straddles the {within:.0f}s bound"
         )
     return r
+
+
+def _since(
+    spec: CheckSpec,
+    settled: Sequence[Second],
+    rp: inference.Recovery,
+    reference: float | None,
+    confidence: float,
+) -> Estimate:
+    """The metric since the recovery point: for error rate and served, exactly the requests
+    after it (tenths); otherwise the seconds from the one it fell in."""
+    if spec.metric in ("error_rate", "served") and spec.source == "client" and rp.after_n:
+        rate, lo, hi = proportion(rp.after_events, rp.after_n, confidence)
+        if spec.metric == "served":
+            return Estimate(1 - (rate or 0.0), 1 - hi, 1 - lo, rp.after_n)
+        return Estimate(rate, lo, hi, rp.after_n)
+    return estimate(spec, settled, reference, confidence)
 
 
 def _recovery_by_runs(

@@ -24,7 +24,7 @@ from chaosproxy import sketch
 from chaosproxy.experiment.collect import ClientData
 from chaosproxy.experiment.verdict import View
 
-PLUGIN = Path(sketch.__file__).parent / "loadgen" / "plugin.py"
+PLUGIN = Path(sketch.__file__).parent / "experiment" / "loadgen" / "plugin.py"
 _loads = itertools.count()
 
 
