@@ -105,20 +105,25 @@ def _tenths(m: Any) -> dict[int, list[int]]:
 
 
 def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:
-    """`/stats/timeseries` rows (with histograms) as views by second."""
+    """`/stats/timeseries` rows (with histograms: the coarse buckets and, from proxies of this
+    version, the 1 % sketch) as views by second. A malformed row is skipped, never a crash."""
     out: dict[int, View] = {}
     for r in rows:
         if not r.get("requests"):
             continue
-        out[int(r["t"])] = View(
-            requests=int(r["requests"]),
-            failures=int(r["errors"]),
-            injected=int(r["injected"]),
-            hist={int(k): int(c) for k, c in (r.get("hist") or {}).items()},
-            retry_after=int(r.get("retry_after", 0)),
-            retried_early=int(r.get("retried_early", 0)),
-            retried_waited=int(r.get("retried_after_waiting", 0)),
-        )
+        try:
+            out[int(r["t"])] = View(
+                requests=int(r["requests"]),
+                failures=int(r["errors"]),
+                injected=int(r["injected"]),
+                hist={int(k): int(c) for k, c in (r.get("hist") or {}).items()},
+                retry_after=int(r.get("retry_after", 0)),
+                retried_early=int(r.get("retried_early", 0)),
+                retried_waited=int(r.get("retried_after_waiting", 0)),
+                sketch={int(k): int(c) for k, c in (r.get("sketch") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
     return out
 
 

@@ -156,3 +156,14 @@ def test_several_sidecars_add_up_by_second() -> None:
         assert two[t].requests == 2 * v.requests and two[t].injected == 2 * v.injected
     assert two[min(one)].hist == {b: 2 * c for b, c in one[min(one)].hist.items()}
     assert isinstance(two[min(one)], View)
+
+
+def test_proxy_rows_carry_their_sketch_and_a_malformed_row_is_skipped() -> None:
+    rows = [
+        {"t": 100, "requests": 2, "errors": 1, "injected": 1, "hist": {"3": 2},
+         "sketch": {"-400": 1, "-300": 1}},
+        {"t": 101, "requests": 1, "errors": "x", "injected": 0},
+        {"t": 102, "requests": 1, "errors": 0, "injected": 0, "sketch": ["not", "a", "map"]},
+    ]  # fmt: skip
+    views = collect.proxy_views(rows)
+    assert list(views) == [100] and views[100].sketch == {-400: 1, -300: 1}
