@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from chaosproxy.events import StateChanged, StateKind
+from chaosproxy.logs import redact
 
 _ENDS = frozenset({StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED})
 
@@ -81,6 +82,7 @@ class EventLog:
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:
-    """Details as JSON-ready values (anything unusual becomes its text)."""
-    plain: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    """Details as JSON-ready values (anything unusual becomes its text), with the userinfo of
+    any URL in them redacted (`/events` may be read by whoever holds the token)."""
+    plain: dict[str, Any] = json.loads(redact(json.dumps(details, default=str)))
     return plain

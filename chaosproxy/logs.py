@@ -1,11 +1,30 @@
-"""Logging: concise human lines by default, or one JSON object per line."""
+"""Logging: concise human lines by default, or one JSON object per line.
+
+Every line passes `redact` on its way out: a URL's userinfo (`http://user:secret@host`, an
+upstream given with credentials) is never written to a log.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+
+# scheme://userinfo@ — the authority ends at a path, query, fragment, whitespace or quote; the
+# userinfo is what comes before its last `@` (a password may hold an unescaped `@`).
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]*@")
+
+
+def redact(text: str) -> str:
+    """`text` with the userinfo of every URL in it replaced by `***`."""
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
+def redact_url(url: str) -> str:
+    """A URL to show (status, readiness, logs): `http://u:p@h:1/x` → `http://***@h:1/x`."""
+    return redact(url)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +48,14 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return redact(json.dumps(out, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """The human line, redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup_logging(fmt: str = "text", level: str = "info", worker: int | None = None) -> None:
@@ -40,7 +66,7 @@ def setup_logging(fmt: str = "text", level: str = "info", worker: int | None = N
     else:
         tag = "" if worker is None else f"[w{worker}]"
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)-5s %(name)s{tag}: %(message)s", "%H:%M:%S")
+            TextFormatter(f"%(asctime)s %(levelname)-5s %(name)s{tag}: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

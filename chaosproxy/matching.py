@@ -7,7 +7,8 @@ and stops at the first that fails.
 Semantics, as documented for scenario authors:
 - `path` glob: `*` matches within one segment, `**` any depth (`/api/**` also matches `/api`).
 - `path_regex`, header/query `regex` and a `user_agent` regex are searched anywhere in the value
-  (anchor with `^`/`$` to match the whole value). Matching is on the decoded path.
+  (anchor with `^`/`$` to match the whole value). Matching is on the decoded path. Regexes and
+  globs run on RE2 (`config/regex.py`): linear time in the text, whatever the pattern.
 - `host` glob is matched case-insensitively on the Host header without its port; `*` is one
   DNS label, `**` any number of labels.
 - `user_agent` presets: `mobile` (phones and tablets: Android, iPhone/iPad/iPod, "Mobi", Windows
@@ -27,6 +28,7 @@ from typing import Protocol
 from urllib.parse import parse_qsl
 
 from chaosproxy.config.model import FieldCond, MatchSpec
+from chaosproxy.config.regex import Regex
 from chaosproxy.errors import ConfigError, Problem
 
 
@@ -110,8 +112,9 @@ def glob_to_regex(pattern: str, sep: str = "/") -> str:
     return "".join(out)
 
 
-def compile_glob(pattern: str, sep: str = "/", flags: int = 0) -> re.Pattern[str]:
-    return re.compile(glob_to_regex(pattern, sep) + r"\Z", flags)
+def compile_glob(pattern: str, sep: str = "/", ignore_case: bool = False) -> Regex:
+    """A glob as a whole-text test (RE2: `/**a**a**b` cannot backtrack on a long path)."""
+    return Regex(glob_to_regex(pattern, sep), ignore_case=ignore_case)
 
 
 def _path_check(pattern: str) -> Predicate:
@@ -123,7 +126,7 @@ def _path_check(pattern: str) -> Predicate:
         prefix = head + "/"
         return lambda v: v.path.startswith(prefix) or v.path == head
     glob = compile_glob(pattern)
-    return lambda v: glob.match(v.path) is not None
+    return lambda v: glob.fullmatch(v.path)
 
 
 def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
@@ -131,11 +134,11 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
     problems: list[Problem] = []
     checks: list[Predicate] = []
 
-    def regex(pattern: str, key: str) -> re.Pattern[str] | None:
+    def regex(pattern: str, key: str) -> Regex | None:
         try:
-            return re.compile(pattern)
-        except re.error as e:
-            problems.append(Problem(f"invalid regex {pattern!r}: {e}", f"{path}.{key}"))
+            return Regex(pattern)
+        except ValueError as e:
+            problems.append(Problem(f"regex {pattern[:100]!r}: {e}", f"{path}.{key}"))
             return None
 
     if spec.methods:
@@ -147,10 +150,10 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
         rx = regex(spec.path_regex, "path_regex")
         if rx is not None:
             prx = rx
-            checks.append(lambda v: prx.search(v.path) is not None)
+            checks.append(lambda v: prx.search(v.path))
     if spec.host is not None:
-        hglob = compile_glob(spec.host.lower(), ".", re.IGNORECASE)
-        checks.append(lambda v: hglob.match(_host_only(v.headers.get("Host", ""))) is not None)
+        hglob = compile_glob(spec.host.lower(), ".", ignore_case=True)
+        checks.append(lambda v: hglob.fullmatch(_host_only(v.headers.get("Host", ""))))
     for i, cond in enumerate(spec.headers):
         check = _field_check(cond, f"headers[{i}]", regex)
         if check is not None:
@@ -172,7 +175,7 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
             urx = regex(spec.user_agent, "user_agent")
             if urx is not None:
                 ua_rx = urx
-                checks.append(lambda v: ua_rx.search(v.headers.get("User-Agent", "")) is not None)
+                checks.append(lambda v: ua_rx.search(v.headers.get("User-Agent", "")))
     if spec.client_ip:
         nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for i, cidr in enumerate(spec.client_ip):
@@ -210,7 +213,7 @@ def _host_only(host: str) -> str:
     return host.rstrip(".").lower()
 
 
-RegexFn = Callable[[str, str], "re.Pattern[str] | None"]
+RegexFn = Callable[[str, str], "Regex | None"]
 
 
 def _value_test(cond: FieldCond, key: str, regex: RegexFn) -> Callable[[str], bool] | None:
@@ -220,10 +223,7 @@ def _value_test(cond: FieldCond, key: str, regex: RegexFn) -> Callable[[str], bo
         return lambda value: value == want
     if cond.regex is not None:
         rx = regex(cond.regex, f"{key}.regex")
-        if rx is None:
-            return None
-        crx = rx
-        return lambda value: crx.search(value) is not None
+        return None if rx is None else rx.search
     return None
 
 

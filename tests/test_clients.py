@@ -51,6 +51,31 @@ def test_memory_is_bounded() -> None:
     assert len(w) <= 100
 
 
+def test_long_client_ids_are_kept_as_fixed_size_hashes_and_still_told_apart() -> None:
+    """8 KB ids from 16,000 clients used to be kept whole (+129 MiB): an id over MAX_ID
+    characters is kept as a 33-character hash of itself, one client per distinct id."""
+    from chaosproxy.clients import MAX_ID
+
+    w = RetryAfterWatch()
+    ids = [f"{i:05d}" + "x" * 8 * 1024 for i in range(16_000)]
+    for i, client in enumerate(ids):
+        w.observe(done(client, 100.0 + i / 1000, retry_after=60))
+    assert len(w) == 16_000
+    assert max(len(k) for k in w.until) <= MAX_ID
+    assert sum(len(k) for k in w.until) < 1_000_000  # was 131 million characters
+    assert w.observe(done(ids[7], 101.0)) is Retry.EARLY  # the same client, recognised
+    assert w.observe(done(ids[8][:-1] + "y", 101.0)) is None  # one character off: another
+
+
+def test_the_clients_remembered_are_bounded_by_default() -> None:
+    from chaosproxy.clients import MAX_CLIENTS
+
+    w = RetryAfterWatch()
+    for i in range(MAX_CLIENTS + 500):
+        w.observe(done(f"c{i}", 100.0, retry_after=600))
+    assert len(w) <= MAX_CLIENTS <= 20_000
+
+
 async def test_timeseries_counts_early_retries_after_a_429(
     demo_upstream: str, start_proxy: StartProxy
 ) -> None:

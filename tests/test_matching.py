@@ -228,4 +228,38 @@ def test_literal_and_prefix_paths_match_exactly_like_the_glob() -> None:
     for pattern in patterns:
         glob, check = compile_glob(pattern), _path_check(pattern)
         for p in paths:
-            assert check(View(path=p)) == (glob.match(p) is not None), (pattern, p)
+            assert check(View(path=p)) == glob.fullmatch(p), (pattern, p)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("(a|aa)+$", "/" + "a" * 43 + "!", False),  # Python's re: minutes on this path
+        ("(a|aa)+$", "/" + "a" * 44, True),
+        ("^/(a+)+$", "/" + "a" * 43 + "!", False),
+        ("^/(\\w+\\s?)*$", "/" + "word " * 9 + "!", False),
+    ],
+)
+def test_a_backtracking_regex_answers_right_on_an_adversarial_path(
+    pattern: str, path: str, expected: bool
+) -> None:
+    """Rule regexes run on RE2: a pattern that backtracks exponentially in Python's `re` is
+    matched in linear time, so the test completes (no timing bound needed) and is right."""
+    assert len(path) == 45 or "word" in path  # the issue's 45-character path
+    assert matches(MatchSpec(path_regex=pattern), View(path=path)) is expected
+
+
+def test_python_end_of_text_anchor_and_non_ascii_text_work_on_re2() -> None:
+    assert matches(MatchSpec(path_regex=r"/items/\d+\Z"), View(path="/items/42"))
+    assert not matches(MatchSpec(path_regex=r"/items/\d+\Z"), View(path="/items/42/x"))
+    spec = MatchSpec(headers=(FieldCond("X-Name", regex="^caf[eé]$"),))
+    assert matches(spec, View(headers=CIMultiDict({"X-Name": "café"})))
+    lone = "\udcff"  # a surrogate escape (undecodable byte): no match, no error
+    assert not matches(MatchSpec(path_regex="^/x$"), View(path="/" + lone))
+
+
+def test_a_glob_with_many_stars_is_matched_in_linear_time() -> None:
+    """`/**a**a**a**b` would be a polynomial backtracking regex in Python's `re`."""
+    glob = "/**a**a**a**a**a**b"
+    assert not matches(MatchSpec(path=glob), View(path="/" + "a" * 4000 + "c"))
+    assert matches(MatchSpec(path=glob), View(path="/" + "a" * 4000 + "b"))

@@ -20,6 +20,7 @@ from aiohttp import web
 from chaosproxy.admin import control
 from chaosproxy.admin.errors import ApiError, bad_request
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
+from chaosproxy.logs import redact_url
 
 log = logging.getLogger("chaosproxy.admin")
 
@@ -121,6 +122,8 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
       must come from the admin API's own origin: a cross-site form or fetch is refused.
     - Without a token (a loopback listener), the `Host` must name a loopback address: a page
       whose domain was re-bound to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
+      The same holds for a `--workers` worker's private admin (`open_reads`), whose reads need
+      no token: only the supervisor calls it, by its loopback address.
     """
     origin = request.headers.get("Origin")
     if origin is not None and request.method in MUTATING:
@@ -142,14 +145,19 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
                 "web pages",
             )
     access = request.app[FRONT].access
-    if not request.app[TOKEN] and not access.insecure:
+    if (not request.app[TOKEN] or access.open_reads) and not access.insecure:
         host = request.url.host or ""
         if not _loopback(host) and host != access.host:
+            who = (
+                "a worker's private admin API answers"
+                if access.open_reads
+                else "without --admin-token the admin API answers"
+            )
             raise ApiError(
                 403,
                 "Forbidden",
-                f"Host {host[:100]!r} refused: without --admin-token the admin API answers only "
-                "requests addressed to a loopback name (DNS rebinding guard)",
+                f"Host {host[:100]!r} refused: {who} only requests addressed to a loopback name "
+                "(DNS rebinding guard)",
             )
     return await handler(request)
 
@@ -168,8 +176,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if token and request.path not in OPEN_PATHS and (request.method in MUTATING or not reads_open):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: compared as the bytes
+        # they were (never equal to the token), not a UnicodeEncodeError and a 500.
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.strip().encode(), token.encode()
+            value.strip().encode("utf-8", "surrogateescape"), token.encode()
         ):
             raise ApiError(
                 401,
@@ -189,7 +199,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     cp = request.app[PLANE]
     ok = await cp.upstream_ready()
-    body = {"status": "ready" if ok else "upstream unreachable", "upstream": cp.upstream_url}
+    body = {
+        "status": "ready" if ok else "upstream unreachable",
+        "upstream": redact_url(cp.upstream_url),  # open even with a token: no credentials
+    }
     return web.json_response(body, status=200 if ok else 503)
 
 
@@ -208,7 +221,7 @@ async def list_scenarios(request: web.Request) -> web.Response:
 async def get_scenario(request: web.Request) -> web.Response:
     cp = request.app[PLANE]
     sc = control.load_scenario(cp, request.match_info["name"])
-    return web.json_response(control.describe_scenario(sc))
+    return web.json_response(control.describe_scenario(sc, base=cp.scenario_dir))
 
 
 async def start_scenario(request: web.Request) -> web.Response:

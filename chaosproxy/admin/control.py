@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from chaosproxy.admin.errors import ApiError, bad_request
 from chaosproxy.config.model import Scenario
 from chaosproxy.config.units import parse_duration
+from chaosproxy.engine.adhoc import TooManyRules
 from chaosproxy.engine.core import AdhocRule
 from chaosproxy.errors import ConfigError
 
@@ -31,6 +32,11 @@ log = logging.getLogger("chaosproxy.admin")
 
 START_KEYS = ("seed", "repeat", "replace", "at")
 MAX_UPLOADS = 64  # scenarios kept from PUT /scenarios/{name}
+# Rules of every uploaded scenario together (each may hold up to loader.MAX_RULES): what 64
+# uploads can make the proxy keep in memory.
+MAX_UPLOADED_RULES = 10_000
+MAX_SHOWN_PROBLEMS = 20  # located problems listed per invalid file
+MAX_PROBLEM_CHARS = 300  # characters of one problem shown
 MAX_SCHEDULE_AHEAD = 86400.0  # a start may be scheduled at most a day ahead
 MAX_SCHEDULE_LATE = 5.0  # ... and at most this far in the past (then backdated to `at`)
 
@@ -55,6 +61,10 @@ def list_scenarios(cp: ControlPlane) -> dict[str, Any]:
             found.append(describe_scenario(load_scenario_file(path), brief=True))
         except ConfigError as e:
             invalid.append({"file": path.name, "problems": shown(cp, e)})
+        except Exception as e:  # one file no check foresaw never hides the others
+            log.exception("listing scenario file %s failed", path.name)
+            problem = f"{path.name}: cannot load: {type(e).__name__} (see the proxy log)"
+            invalid.append({"file": path.name, "problems": [problem]})
     for sc in cp.uploads.values():
         found.append(describe_scenario(sc, brief=True) | {"uploaded": True})
     return {"scenarios": found, "invalid": invalid}
@@ -95,8 +105,21 @@ def upload_scenario(cp: ControlPlane, name: str, text: str) -> tuple[Scenario, b
         raise ApiError(
             409, "Conflict", f"{MAX_UPLOADS} scenarios are uploaded already; delete one first"
         )
+    kept = sum(rule_count(u) for n, u in cp.uploads.items() if n != name)
+    if kept + rule_count(sc) > MAX_UPLOADED_RULES:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"uploaded scenarios may hold {MAX_UPLOADED_RULES} rules in all; {kept} are kept "
+            f"and this one has {rule_count(sc)}: delete an upload first",
+        )
     cp.uploads[name] = sc
     return sc, created
+
+
+def rule_count(sc: Scenario) -> int:
+    """Rules a scenario holds: its phases' own and its scenario-wide ones."""
+    return sum(len(p.rules) for p in sc.phases) + len(sc.rules)
 
 
 def delete_upload(cp: ControlPlane, name: str) -> None:
@@ -148,14 +171,15 @@ def load_scenario(cp: ControlPlane, name: str) -> Scenario:
     uploaded = cp.uploads.get(name)
     if uploaded is not None:
         return uploaded
+    from chaosproxy.config.loader import in_directory, scenario_files
+
     base = cp.scenario_dir
     path = next(
-        (p for p in (base / f"{name}.yaml", base / f"{name}.yml") if p.is_file()),
+        (p for p in (base / f"{name}.yaml", base / f"{name}.yml") if in_directory(p, base)),
         None,
     )
     if path is None:
-        known = sorted(p.stem for p in base.glob("*.y*ml")) if base.is_dir() else []
-        known = sorted({*known, *cp.uploads})
+        known = sorted({*(p.stem for p in scenario_files(base)), *cp.uploads})
         raise ApiError(
             404, "Not Found", {"problem": f"no scenario named {name!r}", "available": known}
         )
@@ -167,18 +191,32 @@ def load_scenario(cp: ControlPlane, name: str) -> Scenario:
 
 def shown(cp: ControlPlane, e: ConfigError) -> list[str]:
     """Located problems as a client sees them: files named relative to the scenario directory
-    (or by their name alone), never by where the proxy's disk keeps them."""
-    base = cp.scenario_dir.absolute()
+    (or by their name alone), never by where the proxy's disk keeps them; at most
+    MAX_SHOWN_PROBLEMS, each cut to MAX_PROBLEM_CHARS (a file may be no scenario at all)."""
     out = []
-    for p in e.problems:
+    for p in e.problems[:MAX_SHOWN_PROBLEMS]:
         if p.file and not p.file.startswith("<"):
-            f = Path(p.file).absolute()
-            p = replace(p, file=str(f.relative_to(base)) if f.is_relative_to(base) else f.name)
-        out.append(str(p))
+            p = replace(p, file=shown_path(cp.scenario_dir, p.file))
+        text = str(p)
+        out.append(text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…")
+    if len(e.problems) > MAX_SHOWN_PROBLEMS:
+        out.append(f"… and {len(e.problems) - MAX_SHOWN_PROBLEMS} more problems")
     return out
 
 
-def describe_scenario(sc: Scenario, brief: bool = False) -> dict[str, Any]:
+def shown_path(base: Path, file: str) -> str:
+    """`file` relative to the scenario directory `base`, else its name alone (`<upload x>`
+    and the like as they are)."""
+    if not file or file.startswith("<"):
+        return file
+    f, b = Path(file).absolute(), base.absolute()
+    return str(f.relative_to(b)) if f.is_relative_to(b) else f.name
+
+
+def describe_scenario(
+    sc: Scenario, brief: bool = False, base: Path | None = None
+) -> dict[str, Any]:
+    """`base`: the scenario directory, to show `source` relative to it."""
     out: dict[str, Any] = {
         "name": sc.name,
         "description": sc.description,
@@ -214,7 +252,7 @@ def describe_scenario(sc: Scenario, brief: bool = False) -> dict[str, Any]:
             "p99_above": a.p99_above,
             "window": a.window,
         }
-    out["source"] = sc.source
+    out["source"] = sc.source if base is None else shown_path(base, sc.source)
     return out
 
 
@@ -301,6 +339,9 @@ def stop(cp: ControlPlane) -> str | None:
 
 def status(cp: ControlPlane) -> dict[str, Any]:
     out: dict[str, Any] = dict(cp.engine.status())
+    scenario = out.get("scenario")
+    if isinstance(scenario, dict) and isinstance(scenario.get("source"), str):
+        out["scenario"] = scenario | {"source": shown_path(cp.scenario_dir, scenario["source"])}
     out["guardrails"] = cp.guardrails.status()
     out["adhoc_rules"] = list_rules(cp)
     out["instance"] = cp.instance
@@ -360,7 +401,10 @@ def add_rule(cp: ControlPlane, body: Any) -> dict[str, Any]:
     except ConfigError as e:
         raise ApiError(400, "Bad Request", _problems(e)) from None
     effective = cp.guardrails.rule_ttl(ttl)
-    added = cp.engine.add_compiled_rule(rule, effective, source=body)
+    try:
+        added = cp.engine.add_compiled_rule(rule, effective, source=body)
+    except TooManyRules as e:
+        raise ApiError(409, "Conflict", str(e)) from None
     return _describe_rule(cp, added)
 
 

@@ -74,6 +74,13 @@ WHEN_KEYS = ("inflight_above", "rps_above", "window")
 RAMP_KEYS = ("from", "to")
 OUTCOME_KEYS = ("weight", "fault")
 ABORT_KEYS = ("error_rate_above", "p99_above", "window")
+# Rules of one scenario, after includes and presets (a few lines of YAML can bring in
+# thousands): each costs memory while the scenario is loaded, and a request may be walked past
+# every rule of the phase in force.
+MAX_RULES = 1000
+# Rules summed over the phases, the scenario-wide ones counted in every phase (each phase holds
+# them): bounds what many phases times many scenario-wide rules would build.
+MAX_RULES_IN_PHASES = 10_000
 
 
 def bundled_scenario_dir() -> Path:
@@ -135,9 +142,27 @@ def list_scenarios(directory: Path | None = None) -> list[Scenario]:
 
 
 def scenario_files(directory: Path) -> list[Path]:
+    """The `.yaml`/`.yml` files of a directory that are scenario files: regular files that
+    stay inside it. A symlink may point within the directory (a Kubernetes ConfigMap's
+    `..data/` links), never out of it: `x.yaml -> /app/.env` would make the admin API read,
+    and report on, a file nobody put there as a scenario."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml") and in_directory(p, directory)
+    )
+
+
+def in_directory(path: Path, directory: Path) -> bool:
+    """`path` is a regular file whose real location (symlinks followed) is inside
+    `directory`'s."""
+    try:
+        real = path.resolve(strict=True)
+        return real.is_file() and real.is_relative_to(directory.resolve(strict=True))
+    except (OSError, RuntimeError):  # gone, unreadable, a symlink loop
+        return False
 
 
 # ---------------------------------------------------------------- plumbing
@@ -175,6 +200,7 @@ class _Builder(RuleSetReader):
             max_active = self.integer(m["max_active_faults"], "max_active_faults", lo=1)
         abort_if = self.abort_if(m["abort_if"]) if "abort_if" in m else None
         self.check_rule_ids(phases, rules)
+        self.check_rule_count(phases, rules)
         return Scenario(
             name=name or "",
             description=description,
@@ -263,6 +289,27 @@ class _Builder(RuleSetReader):
                         )
                     )
                 seen.setdefault(rule.id, rule.path)
+
+    def check_rule_count(self, phases: list[PhaseSpec], wide: list[RuleSpec]) -> None:
+        """MAX_RULES and MAX_RULES_IN_PHASES, reported at the first rule past the limit."""
+        every = [*(r for p in phases for r in p.rules), *wide]
+        in_phases = sum(len(p.rules) for p in phases) + len(phases) * len(wide)
+        if len(every) > MAX_RULES:
+            message = (
+                f"too many rules: {len(every)} after includes and presets, at most "
+                f"{MAX_RULES} in a scenario"
+            )
+            at = every[MAX_RULES].path
+        elif in_phases > MAX_RULES_IN_PHASES:
+            message = (
+                f"too many rules in force: {len(phases)} phases times {len(wide)} scenario-wide "
+                f"rules and the phases' own come to {in_phases}, at most {MAX_RULES_IN_PHASES}"
+            )
+            at = wide[0].path
+        else:
+            return
+        loc = locate(self.col.locations, at, self.doc.source)
+        self.col.problems.append(Problem(message, at, loc.file, loc.line, loc.col))
 
     # ---------------- rules
 

@@ -5,8 +5,8 @@ and records a `Problem` (`file:line:col: key.path: message`, with a "did you mea
 keys) instead of raising, so a file's every mistake is reported at once.
 
 Over 400 lines on purpose: the typed readers are one toolbox both file formats (scenarios and
-experiments) subclass; the guards at the end (`nested_quantifier` against catastrophic regexes,
-`_bounded` against alias bombs) belong to the `regex` reader and to `Doc.parse`.
+experiments) subclass; the guard at the end (`_bounded`: alias bombs, nesting, tags, numbers too
+long to convert) belongs to `Doc.parse`. Regexes are checked by RE2 (`config/regex.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chaosproxy.config.model import Loc
+from chaosproxy.config.regex import check as regex_problem
 from chaosproxy.errors import ConfigError, Problem
 from chaosproxy.units import parse_duration
 
@@ -33,6 +34,10 @@ MAX_NODES = 100_000  # nodes the document expands to, aliases followed (a YAML "
 MAX_DEPTH = 64  # nesting of mappings and lists
 MAX_NAME = 128  # characters in a scenario, phase, rule or check name
 MAX_REGEX = 1000  # characters in a regular expression
+# Characters in a number: Python refuses to convert an integer of more than 4300 digits (a
+# ValueError deep inside the YAML constructor), and no setting needs more than a few dozen.
+MAX_NUMBER = 100
+MAX_SHOWN = 40  # characters of a value quoted back in a problem (the file may not be config)
 
 
 def problem_order(p: Problem) -> tuple[str, int, int]:
@@ -146,9 +151,9 @@ class Doc:
             return None
         too_big = _bounded(root)
         if too_big is not None:
-            node, message = too_big
+            node, message, key = too_big
             mark = node.start_mark
-            col.problems.append(Problem(message, "", source, mark.line + 1, mark.column + 1))
+            col.problems.append(Problem(message, key, source, mark.line + 1, mark.column + 1))
             return None
         return cls(source, loader, root)
 
@@ -156,9 +161,11 @@ class Doc:
         return Loc(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def value(self, node: Node) -> Any:
+        """The plain value of `node`; None when it cannot be built (a bad date, a number out
+        of range): the typed readers then report it where it stands."""
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError, TypeError):
             return None
 
 
@@ -171,7 +178,9 @@ _TYPE_NAMES = {
 }
 
 
-def describe(node: Node) -> str:
+def describe(node: Node, *, quote: bool = True) -> str:
+    """What a node is, for a problem: its kind, and its value cut to MAX_SHOWN characters
+    (`quote=False`: the kind alone, for a file that may be no configuration at all)."""
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
@@ -180,7 +189,11 @@ def describe(node: Node) -> str:
     kind = _TYPE_NAMES.get(node.tag, "a value")
     if node.tag == "tag:yaml.org,2002:null":
         return kind
-    return f"{kind} {node.value!r}" if kind != "text" else f"{node.value!r}"
+    if not quote:
+        return f"{kind} ({len(node.value)} characters)"
+    value = str(node.value)
+    shown = repr(value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "…")
+    return f"{kind} {shown}" if kind != "text" else shown
 
 
 class Reader:
@@ -225,7 +238,10 @@ class Reader:
     ) -> dict[str, Node] | None:
         """Key → value node; unknown keys (when `known` is given) and duplicates are problems."""
         if not isinstance(node, MappingNode):
-            self.problem(node, path, f"expected {what}, got {describe(node)}")
+            # The whole document not a mapping: likely no configuration at all (a `.env`, a
+            # key): say what it is, never what it holds.
+            got = describe(node, quote=node is not self.doc.root)
+            self.problem(node, path, f"expected {what}, got {got}")
             return None
         own = {id(k) for k, _ in node.value}
         try:
@@ -360,69 +376,11 @@ class Reader:
         if len(value) > MAX_REGEX:
             self.problem(node, path, f"a regular expression may be at most {MAX_REGEX} characters")
             return None
-        try:
-            re.compile(value)
-        except re.error as e:
-            self.problem(node, path, f"invalid regular expression: {e}")
-            return None
-        nested = nested_quantifier(value)
-        if nested is not None:
-            self.problem(
-                node,
-                path,
-                f"{nested!r} repeats a repeated group: on a request that almost matches it can "
-                "take exponential time and stall the proxy; write it without the nesting "
-                "(e.g. (ab)+ or a+, not (a+)+)",
-            )
+        why = regex_problem(value)
+        if why is not None:
+            self.problem(node, path, why)
             return None
         return value
-
-
-def nested_quantifier(pattern: str) -> str | None:
-    """The first repeated group that itself holds a repetition (`(a+)+`, `(a*|b)*`), which
-    Python's backtracking engine can take exponential time on; None when there is none.
-    Checked on the parsed pattern, so character classes and escapes are not mistaken for it."""
-    import re._parser as sre  # type: ignore[import-not-found]  # the parser `re` compiles with
-
-    def repeats(items: Any) -> bool:
-        for op, arg in items:
-            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-                _, hi, _ = arg
-                if hi is sre.MAXREPEAT or hi > 1:
-                    return True
-            if _children(op, arg) and any(repeats(sub) for sub in _children(op, arg)):
-                return True
-        return False
-
-    def _children(op: Any, arg: Any) -> list[Any]:
-        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-            return [arg[2]]
-        if op is sre.SUBPATTERN:
-            return [arg[3]]
-        if op is sre.BRANCH:
-            return list(arg[1])
-        if op in (sre.ASSERT, sre.ASSERT_NOT):
-            return [arg[1]]
-        if op is sre.ATOMIC_GROUP:
-            return [arg]
-        return []
-
-    def walk(items: Any) -> str | None:
-        for op, arg in items:
-            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
-                _, hi, sub = arg
-                if (hi is sre.MAXREPEAT or hi > 1) and repeats(sub):
-                    return str(pattern)
-            for child in _children(op, arg):
-                found = walk(child)
-                if found:
-                    return found
-        return None
-
-    try:
-        return walk(sre.parse(pattern))
-    except Exception:  # the parser's internals: a pattern `re` accepted is never refused here
-        return None
 
 
 _CORE = "tag:yaml.org,2002:"
@@ -440,45 +398,58 @@ def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
-def _bounded(root: Node) -> tuple[Node, str] | None:
+_NUMBERS = frozenset({_CORE + "int", _CORE + "float"})
+_PLAIN = "configuration holds plain text, numbers, true/false, lists and mappings"
+
+
+def _children(node: Node, path: str) -> list[tuple[Node, str]]:
+    """A node's children, each with its key path (a key stands at its mapping's path)."""
+    if isinstance(node, MappingNode):
+        out: list[tuple[Node, str]] = []
+        for k, v in node.value:
+            name = str(k.value)[:MAX_SHOWN] if isinstance(k, ScalarNode) else "?"
+            out += [(k, path), (v, join(path, name))]
+        return out
+    if isinstance(node, SequenceNode):
+        return [(c, f"{path}[{i}]") for i, c in enumerate(node.value)]
+    return []
+
+
+def _bounded(root: Node) -> tuple[Node, str, str] | None:
     """The node where the document outgrows MAX_NODES (aliases counted every time they are
-    used) or MAX_DEPTH, or carries a tag outside ALLOWED_TAGS, with why; None when it fits.
-    Each distinct node is sized once, so a bomb is measured in the time its text takes to
-    read, not the time it would take to expand."""
+    used) or MAX_DEPTH, carries a tag outside ALLOWED_TAGS or a number over MAX_NUMBER
+    characters, with why (and, for a number, its key path); None when it fits. Each distinct
+    node is sized once, so a bomb is measured in the time its text takes to read, not the time
+    it would take to expand."""
     sizes: dict[int, int] = {}
     depths: dict[int, int] = {}
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    stack: list[tuple[Node, bool, str]] = [(root, False, "")]
     while stack:
-        node, done = stack.pop()
+        node, done, path = stack.pop()
         key = id(node)
         if key in sizes:
             continue
-        children: list[Node] = []
-        if isinstance(node, MappingNode):
-            for k, v in node.value:
-                children += [k, v]
-        elif isinstance(node, SequenceNode):
-            children = list(node.value)
+        children = _children(node, path)
         if not done:
             if key in depths:  # an alias cycle: on the stack already
-                return node, "a YAML alias refers to itself"
+                return node, "a YAML alias refers to itself", ""
             if node.tag not in ALLOWED_TAGS:
-                return node, (
-                    f"YAML tag {_tag_name(node.tag)[:100]!r} is not allowed: configuration "
-                    "holds plain text, numbers, true/false, lists and mappings"
-                )
+                tag = _tag_name(node.tag)[:100]
+                return node, f"YAML tag {tag!r} is not allowed: {_PLAIN}", ""
+            if node.tag in _NUMBERS and len(node.value) > MAX_NUMBER:
+                message = f"number too long: {len(node.value)} characters, at most {MAX_NUMBER}"
+                return node, message, path
             depths[key] = -1
-            stack.append((node, True))
-            stack.extend((c, False) for c in children if id(c) not in sizes)
+            stack.append((node, True, path))
+            stack.extend((c, False, p) for c, p in children if id(c) not in sizes)
             continue
-        size = 1 + sum(sizes[id(c)] for c in children)
-        depth = 1 + max((depths[id(c)] for c in children), default=0)
+        size = 1 + sum(sizes[id(c)] for c, _ in children)
+        depth = 1 + max((depths[id(c)] for c, _ in children), default=0)
         if size > MAX_NODES:
-            return node, (
-                f"too large: aliases expand this document to more than {MAX_NODES} values"
-            )
+            message = f"too large: aliases expand this document to more than {MAX_NODES} values"
+            return node, message, ""
         if depth > MAX_DEPTH:
-            return node, f"nested too deeply: more than {MAX_DEPTH} levels"
+            return node, f"nested too deeply: more than {MAX_DEPTH} levels", ""
         sizes[key] = size
         depths[key] = depth
     return None

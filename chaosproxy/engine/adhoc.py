@@ -7,9 +7,18 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaosproxy.engine.compile import CompiledRule
+from chaosproxy.engine.compile import CompiledRule, RuleIndex
 from chaosproxy.engine.draw import Counter
+from chaosproxy.errors import ChaosProxyError
 from chaosproxy.faults.base import Fault
+
+# Ad-hoc rules active at once: each request is walked past the ones its path can match, so the
+# count bounds that walk (and the memory) whatever a client of the admin API sends.
+MAX_ADHOC_RULES = 1000
+
+
+class TooManyRules(ChaosProxyError):
+    """Adding a rule would pass MAX_ADHOC_RULES."""
 
 
 @dataclass
@@ -50,29 +59,48 @@ class AdhocRule:
         }
 
 
-class AdhocRules:
-    """The rules in the order they were added; ids `r1`, `r2`, … never reused."""
+def _segment_of(rule: AdhocRule) -> str | None:
+    return rule.rule.segment
 
-    def __init__(self) -> None:
-        self.rules: list[AdhocRule] = []
+
+class AdhocRules:
+    """The rules in the order they were added; ids `r1`, `r2`, … never reused. At most
+    `limit` at once (TooManyRules)."""
+
+    def __init__(self, limit: int = MAX_ADHOC_RULES) -> None:
+        self.limit = limit
+        # Replaced whole on every change (decide() may be walking the old one): the rules and
+        # their index by path segment, one object, so a reader never sees one without the other.
+        self.index: RuleIndex[AdhocRule] = RuleIndex((), _segment_of)
         self._ids = itertools.count(1)
 
+    @property
+    def rules(self) -> tuple[AdhocRule, ...]:
+        return self.index.rules
+
     def __bool__(self) -> bool:
-        return bool(self.rules)
+        return bool(self.index.rules)
+
+    def _set(self, rules: tuple[AdhocRule, ...]) -> None:
+        self.index = RuleIndex(rules, _segment_of)
 
     def add(self, rule: CompiledRule, expires_at: float | None, source: Any) -> AdhocRule:
+        if len(self.rules) >= self.limit:
+            raise TooManyRules(
+                f"{self.limit} ad-hoc rules are active already (the limit); delete some first"
+            )
         adhoc = AdhocRule(f"r{next(self._ids)}", rule, expires_at, source)
-        self.rules = [*self.rules, adhoc]  # a new list: decide() may be iterating the old
+        self._set((*self.rules, adhoc))
         return adhoc
 
     def remove(self, rule_id: str) -> bool:
         before = len(self.rules)
-        self.rules = [r for r in self.rules if r.id != rule_id]
+        self._set(tuple(r for r in self.rules if r.id != rule_id))
         return len(self.rules) < before
 
     def clear(self) -> int:
         n = len(self.rules)
-        self.rules = []
+        self._set(())
         return n
 
     def expired(self, now: float) -> list[str]:

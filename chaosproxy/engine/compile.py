@@ -5,8 +5,10 @@ The result is immutable; the engine keeps per-rule counters beside it, indexed b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from chaosproxy.config.model import Ramp, RuleSpec, Scenario
 from chaosproxy.errors import ConfigError, Problem
@@ -43,17 +45,74 @@ class CompiledRule:
     after: int | None = None
     continue_: bool = False
     methods: frozenset[str] | None = None  # the methods `match` allows; None: any
-    segment: str | None = None  # the literal first path segment `match.path` needs; None: any
-
-    def could_match(self, method: str | None, segment: str | None) -> bool:
-        """False when this rule can never match a request with that method and first path
-        segment (None: one that no rule of the phase names)."""
-        if self.methods is not None and method not in self.methods:
-            return False
-        return self.segment is None or self.segment == segment
+    # The literal first path segment `match.path` (or a `^/seg/` path_regex) needs; None: any.
+    segment: str | None = None
 
     def describe(self) -> list[str]:
         return [f.describe() for o in self.outcomes for f in o.faults]
+
+
+R = TypeVar("R")
+
+# References a rule index may hold in precomputed candidate lists: (segments named) x (rules
+# that name none). Past it the lists are merged per request instead (still only the rules a
+# request's segment can reach), so memory stays linear in the rule count.
+MERGE_BUDGET = 16_384
+
+
+def first_segment(path: str) -> str:
+    """`/api/items/3` → `api`; a path not starting with `/` is its own segment."""
+    if not path.startswith("/"):
+        return path
+    end = path.find("/", 1)
+    return path[1:] if end < 0 else path[1:end]
+
+
+class RuleIndex(Generic[R]):
+    """Rules by the first path segment they need, order kept: a request is only walked past
+    the rules its segment can match (those naming its segment, and those naming none). Memory
+    is linear in the rules (see MERGE_BUDGET); methods are checked in the walk."""
+
+    __slots__ = ("_anywhere", "_by_segment", "_merged", "_order", "rules")
+
+    def __init__(self, rules: Sequence[R], segment: Callable[[R], str | None]) -> None:
+        self.rules = tuple(rules)
+        by: dict[str, list[R]] = {}
+        anywhere: list[R] = []
+        for r in self.rules:
+            seg = segment(r)
+            (anywhere if seg is None else by.setdefault(seg, [])).append(r)
+        self._anywhere = tuple(anywhere)
+        self._by_segment = {k: tuple(v) for k, v in by.items()}
+        order = {id(r): i for i, r in enumerate(self.rules)}
+        self._order = order
+        self._merged: dict[str, tuple[R, ...]] | None = None
+        if anywhere and len(by) * len(anywhere) <= MERGE_BUDGET:
+            self._merged = {k: self._merge(v) for k, v in self._by_segment.items()}
+
+    def _merge(self, own: tuple[R, ...]) -> tuple[R, ...]:
+        order = self._order
+        return tuple(sorted((*own, *self._anywhere), key=lambda r: order[id(r)]))
+
+    def candidates(self, path: str) -> tuple[R, ...]:
+        """The rules a request for `path` can match, in their order."""
+        if not self._by_segment:
+            return self._anywhere
+        segment = first_segment(path)
+        own = self._by_segment.get(segment)
+        if own is None:
+            return self._anywhere
+        if not self._anywhere:
+            return own
+        merged = self._merged
+        return merged[segment] if merged is not None else self._merge(own)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def _segment_of(rule: CompiledRule) -> str | None:
+    return rule.segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +124,14 @@ class CompiledPhase:
     duration: float
     rules: tuple[CompiledRule, ...]  # the phase's own rules, then the scenario-wide rules
     own_slots: tuple[int, ...]  # counters reset each time the phase is entered
-    # `rules` narrowed by method and first path segment, order kept: a rule limited to other
-    # methods or to another top-level path can never match, so decide() never looks at it.
-    # Keys use None for "a method (segment) no rule names".
-    lookup: Mapping[tuple[str | None, str | None], tuple[CompiledRule, ...]]
-    methods: frozenset[str]
-    segments: frozenset[str]
+    # `rules` by first path segment, order kept: a rule limited to another top-level path can
+    # never match, so decide() never looks at it (a rule limited to other methods is skipped
+    # in the walk, one set lookup).
+    lookup: RuleIndex[CompiledRule]
 
     def candidates(self, method: str, path: str) -> tuple[CompiledRule, ...]:
-        m = method if method in self.methods else None
-        seg = path.split("/", 2)[1] if path.startswith("/") else path
-        return self.lookup.get((m, seg if seg in self.segments else None), ())
+        """The rules that may match (`method` is checked by the caller, rule by rule)."""
+        return self.lookup.candidates(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +167,6 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
         if ph.duration <= 0:
             problems.append(Problem("a phase needs a duration > 0", f"{ph.path}.duration"))
         rules = (*own, *wide)
-        methods = frozenset(m for r in rules if r.methods is not None for m in r.methods)
-        segments = frozenset(r.segment for r in rules if r.segment is not None)
         phases.append(
             CompiledPhase(
                 name=ph.name,
@@ -122,13 +176,7 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
                 duration=ph.duration,
                 rules=rules,
                 own_slots=tuple(r.slot for r in own),
-                lookup={
-                    (m, seg): tuple(r for r in rules if r.could_match(m, seg))
-                    for m in (*methods, None)
-                    for seg in (*segments, None)
-                },
-                methods=methods,
-                segments=segments,
+                lookup=RuleIndex(rules, _segment_of),
             )
         )
         offset += ph.duration
@@ -241,7 +289,7 @@ def _compile_rule(
         outcomes=tuple(compiled),
         continue_=spec.continue_,
         methods=frozenset(m.upper() for m in spec.match.methods) or None,
-        segment=_first_segment(spec.match.path),
+        segment=_first_segment(spec.match.path) or _regex_segment(spec.match.path_regex),
     )
 
 
@@ -251,6 +299,19 @@ def _first_segment(glob: str | None) -> str | None:
         return None
     first = glob.split("/", 2)[1]
     return None if not first or any(c in first for c in "*?[]{}") else first
+
+
+# `^/api/…` or `^/api$`: a regex that needs this first segment. Only the plainest form is read
+# (letters, digits, `_`, `~`, `-`, then a `/` that is not optional or the end; no alternation
+# anywhere); anything else indexes as "any".
+_REGEX_SEGMENT = re.compile(r"\^/([A-Za-z0-9_~-]+)(?:\\?/(?![*?{])|\$\Z|\\[zZ]\Z)")
+
+
+def _regex_segment(pattern: str | None) -> str | None:
+    if pattern is None or "|" in pattern:
+        return None
+    m = _REGEX_SEGMENT.match(pattern)
+    return m.group(1) if m else None
 
 
 def _locate(scenario: Scenario, p: Problem) -> Problem:

@@ -417,9 +417,9 @@ class Engine:
         """The faults for one request, from the ad-hoc rules then the phase in force now.
         Pure but for rule counters: it neither moves the timeline nor emits."""
         now = self.clock.monotonic()
-        adhoc = self._adhoc.rules
-        if adhoc:
-            d = decide_adhoc(adhoc, view, now, self.load, self.rng)
+        adhoc = self._adhoc.index  # read once: rules and their index change together
+        if adhoc.rules:
+            d = decide_adhoc(adhoc.candidates(view.path), view, now, self.load, self.rng)
             if d is not None:
                 return d
         run = self._run

@@ -51,10 +51,13 @@ class Decision:
 def decide_adhoc(
     rules: Sequence[AdhocRule], view: RequestView, now: float, load: LoadSignals, rng: random.Random
 ) -> Decision | None:
+    method = view.method
     for a in rules:
         if a.expires_at is not None and now >= a.expires_at:
             continue  # the ticker removes it
         rule = a.rule
+        if rule.methods is not None and method not in rule.methods:
+            continue
         if not admits(rule, view, load):
             continue
         chosen, _ = draw(rule, a.counter, rule.probability, rng)
@@ -81,7 +84,10 @@ def decide_run(
     ids: list[str] = []
     owners: list[str] = []
     seed: int | None = None
-    for rule in phase.candidates(view.method, view.path):
+    method = view.method
+    for rule in phase.candidates(method, view.path):
+        if rule.methods is not None and method not in rule.methods:
+            continue
         if not admits(rule, view, load):
             continue
         c = counters[rule.slot]

@@ -6,7 +6,13 @@ Watched: every scenario file of the directory, plus every file the running scena
 from (its includes and presets, known from `Scenario.locations`). A changed file is loaded and
 compiled; an invalid version is logged with its location and reported as
 `StateChanged(kind="reload_failed")` while the old definition keeps running; a valid one that
-defines the running scenario replaces it (`reload_ok`, `applied: true`).
+defines the running scenario replaces it (`reload_ok`, `applied: true`) in one swap.
+
+Only a settled file is loaded: its signature (inode, size, mtime) must be the same at two looks
+in a row, and again after it was read, so a file still being written (an editor saving, `cp`
+of a large file) is never applied half-way — a truncated file can be valid YAML with fewer
+rules. Files are named relative to the scenario directory in events (never by where the
+proxy's disk keeps them).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
@@ -25,6 +32,14 @@ from chaosproxy.errors import ConfigError, Problem
 from chaosproxy.events import StateKind
 
 log = logging.getLogger("chaosproxy.reload")
+
+MAX_PROBLEMS = 20  # problems of one file in a reload_failed event
+MAX_PROBLEM_CHARS = 300  # characters of each (a file may be no scenario at all)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…"
+
 
 Signature = tuple[int, int, int, int, str]
 
@@ -66,8 +81,17 @@ class ScenarioWatcher:
         self.interval = interval
         self.clock = clock
         self._load = load
+        # Signatures at the last look, and those last handled (loaded, or there at the start):
+        # a file is loaded when its signature differs from the handled one and is the same as
+        # at the look before (it holds still).
         self._seen: dict[Path, Signature | None] = {}
         self._seen = self._snapshot()
+        self._handled: dict[Path, Signature] = {
+            p: sig for p, sig in self._seen.items() if sig is not None
+        }
+        # Each target's files (itself, and what it includes) with their signatures when it was
+        # chosen: compared again once it was read.
+        self._loading: dict[Path, dict[Path, Signature | None]] = {}
 
     def _running_files(self) -> dict[Path, Path]:
         """Each file the running scenario depends on → the scenario file to reload for it."""
@@ -87,44 +111,84 @@ class ScenarioWatcher:
         return {p: _signature(p) for p in paths}
 
     def check(self) -> list[Path]:
-        """Reload every scenario file whose signature changed; returns the files reloaded."""
+        """Reload every scenario file whose signature changed and settled; returns the files
+        reloaded (a file that changed again while it was read is left for a later look)."""
         targets = self.changed()
-        for target in targets:
-            self.reload(target)
-        return targets
+        return [t for t in targets if self.reload(t) is not None]
 
     async def check_off_loop(self) -> list[Path]:
         """`check()`, with reading, parsing and compiling in a worker thread: a large file
         dropped into the directory never stalls proxied traffic (files are bounded, too)."""
         targets = self.changed()
+        done = []
         for target in targets:
-            self.apply(target, await asyncio.to_thread(self.compile, target))
-        return targets
+            result = await asyncio.to_thread(self.compile, target)
+            if self._still(target):
+                self.apply(target, result)
+                done.append(target)
+        return done
 
     def changed(self) -> list[Path]:
-        """The scenario files to reload: changed ones, and the scenarios their includes feed."""
+        """The scenario files to reload: changed and settled ones (the same signature as at
+        the look before), and the scenarios their includes feed."""
         deps = self._running_files()
-        now = self._snapshot()
+        before, now = self._seen, self._snapshot()
+        self._seen = now
         # A dependency seen for the first time (a scenario started later brings its includes
         # and presets) is recorded, not reloaded: nothing changed it. A new file in the
-        # directory is checked, so a broken one is reported as soon as it lands.
+        # directory is checked, so a broken one is reported as soon as it has settled.
         listed = {p.absolute() for p in _dir_files(self.directory)} if self.directory else set()
-        changed = [
-            p
-            for p, sig in now.items()
-            if sig is not None and self._seen.get(p) != sig and (p in self._seen or p in listed)
-        ]
-        self._seen = now
+        handled = self._handled
+        changed = []
+        for p, sig in now.items():
+            if sig is None or handled.get(p) == sig:
+                continue
+            if p not in handled and p not in listed:
+                handled[p] = sig  # a new dependency: recorded, not reloaded
+                continue
+            if before.get(p) != sig:
+                continue  # changed since the last look: wait until it holds still
+            handled[p] = sig
+            changed.append(p)
+        for p in [p for p in handled if p not in now]:
+            del handled[p]  # gone: if it comes back, it is new
         targets: list[Path] = []
         for p in sorted(changed):
             target = deps.get(p, p)
             if target not in targets:
                 targets.append(target)
+                files = [f for f, t in deps.items() if t == target] + [target]
+                self._loading[target] = {f: now.get(f) for f in files}
         return targets
 
-    def reload(self, path: Path) -> bool:
-        """Load and compile `path`; apply it when it defines the running scenario."""
-        return self.apply(path, self.compile(path))
+    def _still(self, path: Path) -> bool:
+        """`path` and the files it was built from have the signatures they had when it was
+        chosen (none changed while it was read). If one did, what was read is dropped: that
+        file's new signature differs from the one handled, so a later look loads it once it
+        holds still."""
+        expected = self._loading.pop(path, {})
+        if all(_signature(f) == sig for f, sig in expected.items()):
+            return True
+        log.info("%s changed while it was read: loaded once it holds still", self.shown(path))
+        return False
+
+    def reload(self, path: Path) -> bool | None:
+        """Load and compile `path`; apply it when it defines the running scenario. None when
+        the file changed while it was read (nothing applied, nothing reported)."""
+        result = self.compile(path)
+        if not self._still(path):
+            return None
+        return self.apply(path, result)
+
+    def shown(self, path: Path | str) -> str:
+        """A file as events and logs name it: relative to the scenario directory, else by its
+        name alone (`<upload x>` and the like as they are)."""
+        text = str(path)
+        if not text or text.startswith("<"):
+            return text
+        f = Path(text).absolute()
+        base = self.directory.absolute() if self.directory is not None else None
+        return str(f.relative_to(base)) if base is not None and f.is_relative_to(base) else f.name
 
     def compile(self, path: Path) -> CompiledScenario | ConfigError:
         """Read, parse and compile (no engine state: safe off the event loop)."""
@@ -133,7 +197,7 @@ class ScenarioWatcher:
         except ConfigError as e:
             return e
         except Exception as e:  # a file no check foresaw must not stop reloading the others
-            log.exception("reload of %s failed unexpectedly", path)
+            log.exception("reload of %s failed unexpectedly", self.shown(path))
             problem = Problem(
                 f"cannot load: {type(e).__name__} (see the proxy log)", file=str(path)
             )
@@ -143,14 +207,15 @@ class ScenarioWatcher:
         """Swap in a compiled definition, or report why the old one keeps running."""
         engine = self.engine
         if isinstance(result, ConfigError):
-            problems = [str(p) for p in result.problems]
+            problems = [_cut(str(replace(p, file=self.shown(p.file)))) for p in result.problems]
+            problems = problems[:MAX_PROBLEMS]
             for line in problems:
                 log.warning("reload rejected, the previous version keeps running: %s", line)
             running = engine.scenario
             engine.emit_state(
                 StateKind.RELOAD_FAILED,
                 running.name if running is not None else "",
-                details={"file": str(path), "problems": problems},
+                details={"file": self.shown(path), "problems": problems},
             )
             return False
         compiled = result
@@ -161,7 +226,9 @@ class ScenarioWatcher:
         ):
             applied = engine.replace_scenario_definition(compiled)
         engine.emit_state(
-            StateKind.RELOAD_OK, compiled.name, details={"file": str(path), "applied": applied}
+            StateKind.RELOAD_OK,
+            compiled.name,
+            details={"file": self.shown(path), "applied": applied},
         )
         return True
 

@@ -82,16 +82,110 @@ async def test_an_over_long_rule_name_is_refused(admin: Runtime) -> None:
     assert status == 400 and "at most 128 characters" in body["error"]["details"][0]["problem"]
 
 
-@pytest.mark.parametrize("pattern", ["^/(a+)+$", "(x*)*", "^/api/(\\w+\\s?)*$"])
-async def test_a_regex_that_can_take_exponential_time_is_refused(
+async def get_path(rt: Runtime, path: str) -> int:
+    async with aiohttp.ClientSession() as s, s.get(rt.proxy_url + path) as r:
+        await r.read()
+        return r.status
+
+
+@pytest.mark.parametrize("pattern", ["^/(a+)+$", "^/(a|aa)+$", "^/api/(\\w+\\s?)*$"])
+async def test_a_regex_that_backtracks_exponentially_in_python_is_matched_in_linear_time(
     admin: Runtime, pattern: str
+) -> None:
+    """Patterns the old guard refused (or, `(a|aa)+$`, let through to stall the proxy loop for
+    minutes on a 45-character path) are fine on RE2: the adversarial request is answered at
+    unfaulted (the demo upstream's 404), and a matching one is faulted."""
+    rule = {"match": {"path_regex": pattern}, "fault": {"error": {"status": 500}}, "ttl": "1m"}
+    assert (await call(admin, "POST", "/rules", rule))[0] == 201
+    almost = "/api/" + "a " * 22 + "!" if "api" in pattern else "/" + "a" * 44 + "!"
+    assert await get_path(admin, almost) == 404  # the upstream's own answer: no match
+    hit = "/api/" + "a " * 22 if "api" in pattern else "/" + "a" * 44
+    assert await get_path(admin, hit) == 500
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("^/(\\w+)/\\1$", "a backreference (\\1) is not supported"),
+        ("^/(?P<x>\\w+)/(?P=x)$", "a named backreference ((?P=…) is not supported"),
+        ("^/api(?=/v2)", "lookahead ((?=…) is not supported"),
+        ("^/api(?!/v2)", "negative lookahead ((?!…) is not supported"),
+        ("(?<=/)admin", "lookbehind ((?<=…) is not supported"),
+        ("^/a++$", "possessive quantifiers (++) are not supported"),
+    ],
+)
+async def test_a_construct_re2_lacks_is_refused_naming_it(
+    admin: Runtime, pattern: str, says: str
 ) -> None:
     rule = {"match": {"path_regex": pattern}, "fault": {"error": {"status": 500}}}
     status, body = await call(admin, "POST", "/rules", rule)
-    assert status == 400 and "exponential time" in body["error"]["details"][0]["problem"]
+    assert status == 400, body
+    (detail,) = body["error"]["details"]
+    assert detail["field"] == "rule.match.path_regex"
+    assert detail["problem"].startswith(says), detail
+    assert admin.engine.adhoc_rules() == []
 
 
 @pytest.mark.parametrize("pattern", ["^/api/v[0-9]+/items/(\\d+)$", "^/(users|teams)/[^/]+$"])
 async def test_ordinary_regexes_are_accepted(admin: Runtime, pattern: str) -> None:
     rule = {"match": {"path_regex": pattern}, "fault": {"error": {"status": 500}}, "ttl": "1m"}
     assert (await call(admin, "POST", "/rules", rule))[0] == 201
+
+
+# ---------------------------------------------------------------- memory: rules and uploads
+
+
+async def test_an_upload_expanding_to_5000_rules_is_refused_naming_the_limit(
+    admin: Runtime,
+) -> None:
+    from tests.config.test_loader import expanding
+
+    status, body = await call(admin, "PUT", "/scenarios/many", raw=expanding(100).encode())
+    assert status == 422
+    assert body["error"]["details"] == [
+        "<upload many>:3:42: phases[20].rules[0]: too many rules: 5000 after includes and "
+        "presets, at most 1000 in a scenario"
+    ]
+    assert admin.uploads == {}
+
+
+async def test_uploads_hold_at_most_ten_thousand_rules_in_all(admin: Runtime) -> None:
+    from chaosproxy.admin.control import MAX_UPLOADED_RULES
+    from tests.config.test_loader import expanding
+
+    text = expanding(20)  # 1,000 rules each
+    for i in range(MAX_UPLOADED_RULES // 1000):
+        status, _ = await call(
+            admin, "PUT", f"/scenarios/many{i}", raw=text.replace("many", f"many{i}").encode()
+        )
+        assert status == 201
+    status, body = await call(
+        admin, "PUT", "/scenarios/more", raw=text.replace("many", "more").encode()
+    )
+    assert status == 409
+    assert body["error"]["details"] == (
+        f"uploaded scenarios may hold {MAX_UPLOADED_RULES} rules in all; 10000 are kept and "
+        "this one has 1000: delete an upload first"
+    )
+    # Replacing an upload counts its old rules out, and deleting one makes room.
+    same = text.replace("many", "many0").encode()
+    assert (await call(admin, "PUT", "/scenarios/many0", raw=same))[0] == 200
+    assert (await call(admin, "DELETE", "/scenarios/many0"))[0] == 200
+    assert (await call(admin, "PUT", "/scenarios/more", raw=text.replace("many", "more").encode()))[
+        0
+    ] == 201
+
+
+async def test_ad_hoc_rules_past_the_limit_are_409_naming_it(
+    admin: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin.engine._adhoc, "limit", 3)  # 1000 by default
+    rule = {"match": {"path": "/api/**"}, "fault": {"error": {"status": 503}}, "ttl": "1m"}
+    for _ in range(3):
+        assert (await call(admin, "POST", "/rules", rule))[0] == 201
+    status, body = await call(admin, "POST", "/rules", rule)
+    assert status == 409
+    assert body["error"]["details"] == (
+        "3 ad-hoc rules are active already (the limit); delete some first"
+    )
+    assert len(admin.engine.adhoc_rules()) == 3

@@ -72,6 +72,17 @@ def test_events_say_when_the_cursor_fell_out_of_the_ring() -> None:
     assert log.since(1) == (events, False)  # the next one the reader wants is still there
 
 
+def test_events_never_carry_a_urls_credentials() -> None:
+    from chaosproxy.eventlog import EventLog
+    from chaosproxy.events import StateChanged
+
+    log = EventLog()
+    details = {"problems": ["s.yaml:3:9: upstream http://bob:hunter2@db:5432/x is odd"]}
+    log.on_state(StateChanged(1.0, "reload_failed", details=details))
+    (event,), _ = log.since(0)
+    assert event["details"]["problems"] == ["s.yaml:3:9: upstream http://***@db:5432/x is odd"]
+
+
 @pytest.mark.parametrize("query", ["since=-1", "since=x", "limit=0", "limit=5000"])
 async def test_bad_event_cursors_are_400_naming_the_field(admin: Runtime, query: str) -> None:
     status, body = await call(admin, "GET", f"/events?{query}")

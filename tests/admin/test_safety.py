@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import sys
@@ -260,3 +261,74 @@ async def test_malformed_http_to_the_admin_port_gets_no_traceback(
     assert TOKEN.encode() not in answer
     status, _, _ = await send(guarded, "GET", "/healthz")
     assert status == 200
+
+
+async def exchange(port: int, wire: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request written as raw bytes on a real connection: the answer's status, headers
+    (lower-case names) and body (the connection is closed by the request's `Connection`)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(wire)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # a hang guard, not a measure
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("value", [b"Bearer \xff\xfe\xfd", b"Bearer " + TOKEN.encode() + b"\xe9"])
+async def test_an_authorization_header_that_is_not_utf8_is_a_401_not_a_500(
+    guarded: Runtime, value: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Header bytes that are not UTF-8 reach the token check as surrogate escapes: they used to
+    raise UnicodeEncodeError there (a 500 and a traceback in the log)."""
+    caplog.set_level(logging.WARNING)
+    wire = (
+        b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+        + value
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    status, headers, body = await exchange(guarded.admin_port, wire)
+    assert status == 401, body
+    error = json.loads(body)["error"]
+    assert error["code"] == 401 and error["requestId"] == headers["x-request-id"]
+    assert headers["www-authenticate"] == 'Bearer realm="chaosproxy"'
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "10.0.0.8", "rebind.test"])
+async def test_a_workers_private_admin_answers_only_requests_addressed_to_loopback(
+    demo_upstream: str, start_proxy: StartProxy, host: str
+) -> None:
+    """A worker's reads need no token (one worker can be looked at alone), so its Host is
+    checked as a token-less admin's is: a page whose name was re-bound to 127.0.0.1 (DNS
+    rebinding) sends its own name and gets a 403, on reads too."""
+    rt = await start_proxy(demo_upstream, admin_token=TOKEN, worker=0)
+    port = rt.admin_port
+    for path in ("/status", "/scenarios", "/events", "/rules"):
+        status, _, body = await exchange(
+            port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert status == 403, (path, body)
+        assert "DNS rebinding" in json.loads(body)["error"]["details"]
+    for loopback in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        status, _, _ = await exchange(
+            port, f"GET /status HTTP/1.1\r\nHost: {loopback}\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert status == 200, loopback
+
+
+async def test_readyz_open_without_the_token_never_shows_the_upstreams_credentials(
+    demo_upstream: str, start_proxy: StartProxy
+) -> None:
+    upstream = demo_upstream.replace("http://", "http://svc-user:hunter2@")
+    rt = await start_proxy(upstream, admin_token=TOKEN)
+    status, _, text = await send(rt, "GET", "/readyz")
+    assert status == 200
+    assert json.loads(text)["upstream"] == demo_upstream.replace("http://", "http://***@")
+    assert "hunter2" not in text and "svc-user" not in text
+    status, _, text = await send(rt, "GET", "/status", {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and "hunter2" not in text

@@ -67,6 +67,14 @@ HOSTILE: dict[str, tuple[bytes, str, str | None]] = {
     "NUL in text": (b"name: story\x00\nphases: []\n", "control character #x00", "1:12"),
     "two documents": (b"name: story\n---\nname: other\n", "expected a single document", "2:1"),
     "empty": (b"", "empty file", "1:1"),
+    # Python refuses to convert an integer of more than 4300 digits: a ValueError deep in the
+    # YAML constructor used to end `validate` and `run` in a traceback and make uploads a 500.
+    "5001-digit integer": (
+        b"name: story\nphases:\n  - name: p\n    duration: 1h\n    rules:\n"
+        b"      - fault: {error: {status: " + b"9" * 5001 + b"}}\n",
+        "phases[0].rules[0].fault.error.status: number too long: 5001 characters, at most 100",
+        "6:33",
+    ),
 }
 
 
@@ -86,6 +94,21 @@ def test_a_hostile_file_is_a_located_problem(tmp_path: Path, kind: str) -> None:
         load_scenario_file(f)
     expect_located(str(e.value.problems[0]), str(f), kind)
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_validate_names_the_file_line_and_key_of_a_5001_digit_integer(tmp_path: Path) -> None:
+    f = tmp_path / "story.yaml"
+    f.write_bytes(HOSTILE["5001-digit integer"][0])
+    run = subprocess.run(
+        [sys.executable, "-m", "chaosproxy", "validate", str(f)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    (problem,) = run.stderr.splitlines()
+    expect_located(problem, str(f), "5001-digit integer")
+    assert len(problem) < 300  # the digits are not echoed back
 
 
 def test_a_fifo_nobody_writes_to_is_refused_not_a_hang(tmp_path: Path) -> None:
@@ -168,12 +191,13 @@ class Changes:
         self.arrived.set()
 
     async def wait_for(self, kind: str, file: Path) -> StateChanged:
-        """The latest change of `kind` about `file`, once there is one (30 s: a hang guard)."""
+        """The latest change of `kind` about `file` (named in events relative to the scenario
+        directory), once there is one (30 s: a hang guard)."""
         async with asyncio.timeout(30):
             while True:
                 self.arrived.clear()
                 found = [
-                    e for e in self.seen if e.kind == kind and e.details.get("file") == str(file)
+                    e for e in self.seen if e.kind == kind and e.details.get("file") == file.name
                 ]
                 if found:
                     return found[-1]
@@ -198,13 +222,13 @@ async def test_a_hostile_reload_keeps_the_running_scenario_and_traffic(
     newcomer = (tmp_path / "evil.yaml").absolute()  # a new file lands in the directory
     put(newcomer, HOSTILE[kind][0])
     failed = await changes.wait_for("reload_failed", newcomer)
-    expect_located(failed.details["problems"][0], str(newcomer), kind)
+    expect_located(failed.details["problems"][0], newcomer.name, kind)
     await still_running_and_injecting(story)
 
     own = (tmp_path / "story.yaml").absolute()  # the running scenario's own file
     put(own, HOSTILE[kind][0])
     failed = await changes.wait_for("reload_failed", own)
-    expect_located(failed.details["problems"][0], str(own), kind)
+    expect_located(failed.details["problems"][0], own.name, kind)
     await still_running_and_injecting(story)
     assert not (tmp_path / "PWNED").exists()
 
@@ -222,7 +246,7 @@ async def test_the_running_file_replaced_by_a_fifo_is_refused_and_reload_goes_on
     own.unlink()
     os.mkfifo(own)
     failed = await changes.wait_for("reload_failed", own)
-    assert failed.details["problems"] == [f"{own}: cannot read: not a regular file"]
+    assert failed.details["problems"] == [f"{own.name}: cannot read: not a regular file"]
     await still_running_and_injecting(story)
     own.unlink()
     put(own, STORY.format(status=502).encode())
@@ -273,10 +297,11 @@ def test_a_file_that_fails_in_a_way_no_check_foresaw_is_reported_and_the_rest_re
     watcher = ScenarioWatcher(r.engine, tmp_path, load=load)
     odd.write_text(STORY.format(status=503).replace("story", "odd"))
     fine.write_text(STORY.format(status=503).replace("story", "fine"))
+    assert watcher.check() == []  # new: loaded once they hold still, at the next look
     assert watcher.check() == [odd.absolute(), fine.absolute()]
     failed = [s for s in r.states if s.kind == "reload_failed"]
     assert failed[0].details["problems"] == [
-        f"{odd.absolute()}: cannot load: RuntimeError (see the proxy log)"
+        f"{odd.name}: cannot load: RuntimeError (see the proxy log)"
     ]
     assert [s.scenario for s in r.states if s.kind == "reload_ok"] == ["fine"]
     assert [rec for rec in caplog.records if rec.exc_info]  # the traceback is in the log

@@ -265,7 +265,7 @@ INVALID = [
             6,
             29,
             "phases[0].rules[0].match.path_regex",
-            "invalid regular expression: missing ), unterminated subpattern at position 0",
+            "invalid regular expression (RE2 syntax): missing ): (",
         ),
         id="bad-regex",
     ),
@@ -634,3 +634,40 @@ def test_a_word_regex_is_dumped_as_an_explicit_regex_and_loads_back() -> None:
     s = load_scenario_text(ua_scenario("{regex: okhttp}"), "s.yaml")
     again = load_scenario_text(scenario_to_yaml(s), "again.yaml")
     assert again.phases[0].rules[0].match.user_agent == "okhttp"
+
+
+def expanding(phases: int, per_phase: int = 50, wide: int = 0) -> str:
+    """A few kilobytes of YAML whose aliases make `phases` times `per_phase` rules (and `wide`
+    scenario-wide ones): how 64 small uploads once held 5,000 rules each."""
+    rules = ", ".join(["&r {fault: {error: {status: 503}}}", *["*r"] * (per_phase - 1)])
+    lines = ["name: many", "phases:", f"  - {{name: p0, duration: 1s, rules: &rs [{rules}]}}"]
+    lines += [f"  - {{name: p{i}, duration: 1s, rules: *rs}}" for i in range(1, phases)]
+    if wide:
+        lines.append("rules: [" + ", ".join(["*r"] * wide) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_scenario_may_hold_at_most_a_thousand_rules_after_expansion() -> None:
+    from chaosproxy.config.loader import MAX_RULES
+
+    text = expanding(100)  # 5,000 rules from 4.5 KB of YAML
+    assert len(text) < 5000
+    got = problems(text)  # at the 1,001st rule's key; its position is the anchored rule's
+    assert got == [
+        (3, 42, "phases[20].rules[0]", f"too many rules: 5000 after includes and presets, "
+         f"at most {MAX_RULES} in a scenario"),
+    ]  # fmt: skip
+    assert len(load(expanding(20)).phases) == 20  # 1,000 is fine
+
+
+def test_scenario_wide_rules_count_once_per_phase_in_force() -> None:
+    from chaosproxy.config.loader import MAX_RULES_IN_PHASES
+
+    got = problems(expanding(400, per_phase=1, wide=30))  # 430 rules, 12,400 in force
+    assert [(path, message) for _, _, path, message in got] == [
+        (
+            "rules[0]",
+            f"too many rules in force: 400 phases times 30 scenario-wide rules and the phases' "
+            f"own come to 12400, at most {MAX_RULES_IN_PHASES}",
+        )
+    ]

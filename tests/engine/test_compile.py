@@ -90,21 +90,31 @@ def test_model_built_by_hand_reports_every_problem_with_locations() -> None:
     assert "unknown fault 'nope'" in e.value.problems[1].message
 
 
-def test_candidate_lookup_never_drops_a_rule_that_matches() -> None:
-    """decide() looks only at the rules indexed for the request's method and first path
-    segment: for every request, those must be exactly the matching rules' superset, in order."""
+@pytest.mark.parametrize("budget", [16_384, 0])
+def test_candidate_lookup_never_drops_a_rule_that_matches(
+    budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decide() looks only at the rules indexed for the request's first path segment (a
+    literal glob segment, or a `^/seg/` regex): for every request, those must be the matching
+    rules' superset, in order — with candidate lists precomputed, and merged per request (past
+    the index's memory budget)."""
     import itertools
     import random
 
+    from chaosproxy.engine import compile as compile_module
     from tests.engine.helpers import View
 
+    monkeypatch.setattr(compile_module, "MERGE_BUDGET", budget)
     rng = random.Random(5)
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     paths = ["/api/**", "/api/items/*", "/static/**", "/**", "/*/x", "/svc1/**", "/svc2/a"]
+    regexes = ["^/api/", "^/svc1$", "^/static/.*\\.js$", "^/api/*x", "^/svc2/?$", "items"]
     rules = []
     for i in range(40):
         m = rng.sample(methods, rng.randint(0, 2))
-        match = {"path": rng.choice(paths)} if rng.random() < 0.8 else {}
+        match = {"path": rng.choice(paths)} if rng.random() < 0.6 else {}
+        if rng.random() < 0.4:
+            match["path_regex"] = rng.choice(regexes)
         if m:
             match["methods"] = m
         rules.append(f"- {{name: r{i}, match: {match!r}, fault: {{error: {{}}}}}}")
@@ -113,9 +123,39 @@ def test_candidate_lookup_never_drops_a_rule_that_matches() -> None:
     )
     phase = compile_scenario(scenario(text)).phases[0]
     requests = ["/api", "/api/items/1", "/static/a.js", "/svc1/z", "/svc2/a", "/q/x", "/", "x"]
+    requests += ["/svc1", "/svc2/", "/apix", "/api/", "/api//x"]
     for method, path in itertools.product([*methods, "OPTIONS"], requests):
         view = View(method=method, path=path)
-        matching = [r for r in phase.rules if r.match is None or r.match(view)]
+        matching = [
+            r
+            for r in phase.rules
+            if (r.match is None or r.match(view)) and (r.methods is None or method in r.methods)
+        ]
         candidates = phase.candidates(method, path)
         assert [r for r in candidates if r in matching] == matching, (method, path)
         assert list(candidates) == [r for r in phase.rules if r in candidates]  # order kept
+
+
+def test_a_request_is_walked_past_only_the_rules_its_first_segment_can_match() -> None:
+    """A thousand rules on a thousand routes: a request meets one of them (and the rules that
+    name no route), not the thousand; the index holds each rule once per list it is in."""
+    lines = [
+        f"      - {{name: r{i}, match: {{path: /svc{i}/**}}, fault: {{error: {{}}}}}}"
+        for i in range(999)
+    ]
+    lines.append("      - {name: any, match: {headers: {x-t: a}}, fault: {error: {}}}")
+    text = "name: big\nphases:\n  - name: p\n    duration: 1h\n    rules:\n" + "\n".join(lines)
+    phase = compile_scenario(scenario(text)).phases[0]
+    assert [r.id for r in phase.candidates("GET", "/svc7/items/3")] == ["r7", "any"]
+    assert [r.id for r in phase.candidates("GET", "/svc998")] == ["r998", "any"]
+    assert [r.id for r in phase.candidates("GET", "/other")] == ["any"]
+
+
+def test_a_path_regex_with_a_literal_first_segment_is_indexed_by_it() -> None:
+    from chaosproxy.engine.compile import _regex_segment
+
+    indexed = {"^/api/v[0-9]+/items": "api", "^/api$": "api", "^/api\\/x": "api", "^/a-b/": "a-b"}
+    for pattern, segment in indexed.items():
+        assert _regex_segment(pattern) == segment, pattern
+    for pattern in ["^/api", "^/api/*x", "^/api/?$", "^/a.b/", "(?i)^/api/", "^/a/|^/b/", "/api/"]:
+        assert _regex_segment(pattern) is None, pattern

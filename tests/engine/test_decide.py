@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+from multidict import CIMultiDict
+
+from chaosproxy.config.model import FieldCond, MatchSpec
+from chaosproxy.engine.adhoc import AdhocRules, TooManyRules
+from chaosproxy.engine.compile import rule_from_faults
 from chaosproxy.faults import build
+from chaosproxy.matching import compile_match
 from tests.engine.helpers import View, rig, scenario
 
 
@@ -326,3 +333,28 @@ def test_timeout_storm_preset_hangs_a_quarter_and_slows_half_the_rest() -> None:
         seen[d.faults[0].name if d else "none"] += 1
     assert abs(seen["hang"] / n - 0.25) < 0.02
     assert abs(seen["latency"] / n - 0.375) < 0.02
+
+
+def test_ad_hoc_rules_keep_their_order_through_the_path_index() -> None:
+    """Ad-hoc rules are indexed by first path segment like a phase's: the first added that
+    matches still decides, whether or not it names a route."""
+    r = rig()
+    error = build("error", {"status": 500}, "fault")
+    e = r.engine
+    first = e.add_rule([error], match=compile_match(MatchSpec(headers=(FieldCond("x-t", "a"),))))
+    api = e.add_rule([error], match=compile_match(MatchSpec(path="/api/**")))
+    tagged = View(path="/api/x", headers=CIMultiDict({"x-t": "a"}))
+    assert r.rule_of(tagged) == first.id
+    assert r.rule_of(View(path="/api/x")) == api.id
+    assert r.rule_of(View(path="/other")) is None
+
+
+def test_ad_hoc_rules_are_bounded() -> None:
+    rules = AdhocRules(limit=2)
+    rule = rule_from_faults([build("error", {"status": 500}, "fault")])
+    rules.add(rule, None, None)
+    rules.add(rule, None, None)
+    with pytest.raises(TooManyRules, match="2 ad-hoc rules are active already"):
+        rules.add(rule, None, None)
+    assert rules.remove("r1") and len(rules.rules) == 1
+    rules.add(rule, None, None)  # room again

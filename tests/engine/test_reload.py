@@ -40,6 +40,13 @@ def started(tmp_path: Path, text: str) -> tuple[Rig, ScenarioWatcher, Path]:
     return r, ScenarioWatcher(r.engine, tmp_path, interval=0.01, clock=r.clock), path
 
 
+def looks(watcher: ScenarioWatcher) -> list[Path]:
+    """Two looks, as the watcher's poll makes them: a changed file is loaded only once it has
+    held still from one look to the next."""
+    assert watcher.check() == []
+    return watcher.check()
+
+
 def status_of(engine: Engine) -> int:
     d = engine.decide(View())
     assert d is not None
@@ -54,17 +61,17 @@ def test_unchanged_files_are_not_reloaded(tmp_path: Path) -> None:
 def test_valid_change_is_applied_to_the_running_scenario(tmp_path: Path) -> None:
     r, watcher, path = started(tmp_path, story(500))
     path.write_text(story(503, ", headers: {X-Version: two}"))
-    assert watcher.check() == [path.absolute()]
+    assert looks(watcher) == [path.absolute()]
     assert status_of(r.engine) == 503
     ok = [s for s in r.states if s.kind == "reload_ok"]
-    assert ok[-1].details == {"file": str(path.absolute()), "applied": True}
+    assert ok[-1].details == {"file": "story.yaml", "applied": True}  # relative to the dir
 
 
 def test_reload_keeps_the_timeline_position(tmp_path: Path) -> None:
     r, watcher, path = started(tmp_path, story(500))
     r.clock.advance(120)
     path.write_text(story(502, ", headers: {X-Version: two}"))
-    watcher.check()
+    looks(watcher)
     assert r.engine.status()["scenario"]["elapsed"] == 120
 
 
@@ -73,11 +80,11 @@ def test_invalid_change_is_rejected_with_its_location_and_old_keeps_running(
 ) -> None:
     r, watcher, path = started(tmp_path, story(500))
     path.write_text(story(700, ", headers: {X-Version: two}"))
-    watcher.check()
+    looks(watcher)
     failed = [s for s in r.states if s.kind == "reload_failed"]
     assert len(failed) == 1
     (problem,) = failed[0].details["problems"]
-    assert problem.startswith(f"{path.absolute()}:7:")
+    assert problem.startswith("story.yaml:7:")
     assert "phases[0].rules[0].fault.error.status: must be ≤ 599" in problem
     assert status_of(r.engine) == 500
 
@@ -86,7 +93,7 @@ def test_a_changed_file_that_is_not_running_is_validated_only(tmp_path: Path) ->
     r, watcher, _ = started(tmp_path, story(500))
     other = tmp_path / "other.yaml"
     other.write_text(story(503).replace("name: story", "name: other"))
-    watcher.check()
+    looks(watcher)
     ok = [s for s in r.states if s.kind == "reload_ok"]
     assert ok[-1].scenario == "other" and ok[-1].details["applied"] is False
     assert status_of(r.engine) == 500
@@ -105,7 +112,7 @@ def test_change_in_an_included_file_reloads_the_scenario(tmp_path: Path) -> None
     r.engine.start_scenario(load_scenario_file(main))
     watcher = ScenarioWatcher(r.engine, tmp_path, clock=r.clock)
     rules.write_text("name: shared\nrules:\n  - fault: {error: {status: 503}}  # new\n")
-    assert watcher.check() == [main.absolute()]
+    assert looks(watcher) == [main.absolute()]
     assert status_of(r.engine) == 503
 
 
@@ -190,7 +197,7 @@ def test_starting_a_scenario_with_includes_later_does_not_reload_it(tmp_path: Pa
 def test_a_new_broken_file_in_the_directory_is_reported(tmp_path: Path) -> None:
     r, watcher, _ = started(tmp_path, story(500))
     (tmp_path / "broken.yaml").write_text("name: broken\nphases: []\n")
-    watcher.check()
+    looks(watcher)
     assert [s.kind for s in r.states if s.kind.startswith("reload")] == ["reload_failed"]
     assert status_of(r.engine) == 500
 
@@ -198,14 +205,14 @@ def test_a_new_broken_file_in_the_directory_is_reported(tmp_path: Path) -> None:
 def test_an_edited_repeat_is_applied_unless_it_was_chosen_at_start(tmp_path: Path) -> None:
     r, watcher, path = started(tmp_path, story(500) + "repeat: 2\n")
     path.write_text(story(500) + "repeat: 3\n")
-    watcher.check()
+    looks(watcher)
     assert r.engine.status()["scenario"]["repeat"] == 3
 
     r2 = rig()
     r2.engine.start_scenario(load_scenario_file(path), repeat=5)
     w2 = ScenarioWatcher(r2.engine, tmp_path, clock=r2.clock)
     path.write_text(story(500) + "repeat: 1\n")
-    w2.check()
+    looks(w2)
     assert r2.engine.status()["scenario"]["repeat"] == 5
 
 
@@ -224,6 +231,7 @@ async def test_reading_and_compiling_happen_off_the_event_loop(tmp_path: Path) -
 
     watcher = ScenarioWatcher(r.engine, tmp_path, interval=0.01, clock=r.clock, load=slow_load)
     path.write_text(story(503, ", headers: {X-Version: two}"))
+    assert await watcher.check_off_loop() == []  # the first look sees it change
     task = asyncio.create_task(watcher.check_off_loop())
     await asyncio.to_thread(entered.wait, 30)
     assert not task.done()  # the loop runs this test while the parse is blocked
@@ -236,7 +244,7 @@ async def test_reading_and_compiling_happen_off_the_event_loop(tmp_path: Path) -
 def test_a_huge_file_is_refused_and_the_running_scenario_stays(tmp_path: Path) -> None:
     r, watcher, path = started(tmp_path, story(500))
     path.write_text(story(503) + "#" * (5 * 1024 * 1024))
-    watcher.check()
+    looks(watcher)
     assert status_of(r.engine) == 500
     failed = [s for s in r.states if s.kind == "reload_failed"]
     assert "file too large" in failed[-1].details["problems"][0]
@@ -276,3 +284,76 @@ async def test_a_slow_reload_in_a_running_proxy_never_stalls_proxied_traffic(
         gate.set()
     await asyncio.wait_for(reloaded.wait(), 30)
     assert await get_status(rt.proxy_url) == 503
+
+
+def three_rules(statuses: tuple[int, ...] = (501, 502, 503)) -> str:
+    rules = "".join(
+        f"      - name: r{s}\n        match: {{path: /s{s}}}\n"
+        f"        fault: {{error: {{status: {s}}}}}\n"
+        for s in statuses
+    )
+    return f"name: story\nphases:\n  - name: broken\n    duration: 1h\n    rules:\n{rules}"
+
+
+def rule_ids(engine: Engine) -> list[str]:
+    compiled = engine.scenario
+    assert compiled is not None
+    return [r.id for r in compiled.rules]
+
+
+def test_a_file_still_being_written_is_never_applied_half_way(tmp_path: Path) -> None:
+    """A writer that has written part of the file when the watcher looks: the part is valid
+    YAML with fewer rules. It used to be applied (a partial rule set in force); now a file is
+    only loaded once it is the same at two looks in a row."""
+    r, watcher, path = started(tmp_path, story(500))
+    full = three_rules()
+    cut = full.index("      - name: r503")
+    with path.open("w") as f:
+        f.write(full[:cut])  # valid on its own: two of the three rules
+        f.flush()
+        assert watcher.check() == []  # changed since the last look: not loaded
+        f.write(full[cut:])
+    assert watcher.check() == []  # changed again (longer): still not loaded
+    assert rule_ids(r.engine) == ["boom"]  # the old definition, never the partial one
+    assert watcher.check() == [path.absolute()]  # held still from one look to the next
+    assert rule_ids(r.engine) == ["r501", "r502", "r503"]
+    assert [s.kind for s in r.states if s.kind.startswith("reload")] == ["reload_ok"]
+
+
+def test_a_file_that_changes_while_it_is_read_is_loaded_once_it_holds_still(
+    tmp_path: Path,
+) -> None:
+    """Settled at two looks, then rewritten while the watcher reads it: what was read is
+    dropped (it may be a mix of two versions), and the new version loads once it settles."""
+    path = tmp_path / "story.yaml"
+    path.write_text(story(500))
+    r = rig()
+    r.engine.start_scenario(load_scenario_file(path))
+    writes = iter([three_rules((502, 503))])  # another size: a stat() tells it apart
+
+    def load(p: Path) -> Scenario:
+        sc = load_scenario_file(p)
+        nxt = next(writes, None)
+        if nxt is not None:  # a writer comes by while this version is being read
+            p.write_text(nxt)
+        return sc
+
+    watcher = ScenarioWatcher(r.engine, tmp_path, clock=r.clock, load=load)
+    path.write_text(three_rules((501,)))
+    assert looks(watcher) == []  # read, but the file changed meanwhile: nothing applied
+    assert rule_ids(r.engine) == ["boom"]
+    assert not [s for s in r.states if s.kind.startswith("reload")]
+    assert watcher.check() == []  # the new version: seen changed, not yet settled
+    assert watcher.check() == [path.absolute()]
+    assert rule_ids(r.engine) == ["r502", "r503"]
+
+
+def test_a_symlink_out_of_the_directory_is_not_watched(tmp_path: Path) -> None:
+    """`leak.yaml -> /app/.env`: never read, so its content reaches no reload_failed event."""
+    r, watcher, _ = started(tmp_path, story(500))
+    outside = tmp_path.parent / f"{tmp_path.name}-secret.env"
+    outside.write_text("API_KEY=sk-live-5ecret\n")
+    (tmp_path / "leak.yaml").symlink_to(outside)
+    assert looks(watcher) == []
+    assert not [s for s in r.states if s.kind.startswith("reload")]
+    outside.unlink()

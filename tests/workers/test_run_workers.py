@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.workers.conftest import LOCAL, Spawn, get_json, until_gone
@@ -317,3 +318,44 @@ async def test_each_worker_journals_to_its_own_file(
     ids = [json.loads(line)["request_id"] for f in files for line in f.read_text().splitlines()]
     assert sorted(ids) == sorted(rid for _, rid in answers)
     assert all(f.read_text() for f in files)
+
+
+async def raw_get(url: str, host: str) -> tuple[int, str]:
+    """GET `url` over a real connection with `Host: host` as written (a browser after DNS
+    rebinding sends its page's name)."""
+    u = yarl.URL(url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    try:
+        writer.write(
+            f"GET {u.raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = await asyncio.wait_for(reader.read(), 30)  # a hang guard, not a measure
+    finally:
+        writer.close()
+    head, _, body = answer.decode("latin-1").partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_upstream_credentials_stay_secret_and_workers_refuse_foreign_hosts(
+    demo_upstream: str, spawn_workers: Spawn
+) -> None:
+    """An upstream URL with userinfo: used as given, shown as `***@` by `/readyz` (open
+    without a token) and in every log line of the supervisor and its workers. A worker's
+    private admin, whose reads need no token, answers only requests addressed to a loopback
+    name (a DNS-rebound page sends its own)."""
+    upstream = demo_upstream.replace("http://", "http://svc-user:hunter2@")
+    p = await spawn_workers("--upstream", upstream, *LOCAL)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(p.proxy_url + "/api/items/1") as r:
+            assert r.status == 200  # the upstream is used as given
+        async with s.get(p.admin_url + "/readyz") as r:
+            ready = await r.text()
+    assert r.status == 200 and "hunter2" not in ready and "***@" in ready
+    for admin in p.worker_admins:
+        port = yarl.URL(admin).port
+        assert (await raw_get(admin + "/status", f"127.0.0.1:{port}"))[0] == 200
+        status, body = await raw_get(admin + "/status", "rebound.example")
+        assert status == 403 and "DNS rebinding" in body
+    logged = await p.stderr()
+    assert "proxying" in logged and "***@" in logged  # the supervisor's and workers' lines
+    assert "hunter2" not in logged and "svc-user" not in logged
