@@ -37,6 +37,8 @@ METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
 UPSTREAM_REASONS = frozenset({"refused", "timeout", "reset", "protocol"})
+# Deadlines the proxy listener holds its clients to (chaosproxy_client_timeouts_total{kind}).
+CLIENT_TIMEOUTS = ("header", "body", "send")
 # Seconds; covers sub-millisecond pass-through up to the longest injected hangs.
 DURATION_BUCKETS = (
     0.001,
@@ -75,12 +77,14 @@ class _LiveGauges(Collector):
         skipped: Callable[[], int],
         connections: Callable[[], tuple[int, int]],
         tasks: Callable[[], int],
+        client_timeouts: Callable[[], dict[str, int]],
     ) -> None:
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
         self._connections = connections
         self._tasks = tasks
+        self._client_timeouts = client_timeouts
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -107,6 +111,16 @@ class _LiveGauges(Collector):
             "Client connections refused because --max-connections were open.",
         )
         c.add_metric([], float(refused))
+        yield c
+        timeouts = self._client_timeouts()
+        c = CounterMetricFamily(
+            "chaosproxy_client_timeouts",
+            "Clients cut by a listener deadline: a request head late (408), a request body "
+            "silent (408), a client taking no response bytes (closed, --send-timeout).",
+            labels=["kind"],
+        )
+        for kind in CLIENT_TIMEOUTS:
+            c.add_metric([kind], float(timeouts.get(kind, 0)))
         yield c
         families = {
             name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
@@ -209,6 +223,7 @@ class Metrics:
         skipped: Callable[[], int] = lambda: 0,
         connections: Callable[[], tuple[int, int]] = lambda: (0, 0),
         tasks: Callable[[], int] = lambda: 0,  # counted at scrape time (a leak shows as growth)
+        client_timeouts: Callable[[], dict[str, int]] = dict,  # by kind, since the start
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -242,7 +257,7 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped, connections, tasks))
+        r.register(_LiveGauges(inflight, pools, skipped, connections, tasks, client_timeouts))
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

@@ -110,6 +110,7 @@ class Settings:
     upstream_max_head: int = 64 * 1024  # an upstream response head past it: 502
     upstream_max_headers: int = 128  # header lines of an upstream response head: 502 past it
     body_timeout: float | None = 30.0  # silence allowed mid request body: 408; None: no limit
+    send_timeout: float | None = 60.0  # a client taking no response byte this long: closed
     max_connections: int | None = None  # open client connections (503 past it); None: derived
 
 
@@ -218,6 +219,7 @@ class Runtime:
             pools=self._pools,
             skipped=lambda: self.guardrails.skipped,
             tasks=self._proxy_tasks,
+            client_timeouts=lambda: self._proxy.timeouts.copy() if self._proxy else {},
         )
         self.metrics.attach(self.bus)
         # Fault headers never reach the upstream, whether or not they are honoured.
@@ -342,6 +344,7 @@ class Runtime:
                 header_timeout=s.header_timeout,
                 idle_timeout=s.idle_timeout,
                 body_timeout=s.body_timeout,
+                send_timeout=s.send_timeout,
                 max_connections=cap,
             ),
         )

@@ -64,6 +64,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         header_timeout=args.header_timeout,
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
+        send_timeout=args.send_timeout,
         max_connections=args.max_connections,
         pool_size=args.pool_size,
         keepalive=args.keepalive,

@@ -79,6 +79,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "the connection is closed ('off': wait forever)",
     )
     p.add_argument(
+        "--send-timeout",
+        type=optional_duration,
+        default="60s",
+        help="a client that takes no response bytes this long is closed and its upstream "
+        "connection given up (nginx's send_timeout; 'off': wait forever)",
+    )
+    p.add_argument(
         "--max-connections",
         type=connection_cap,
         default="auto",

@@ -68,6 +68,9 @@ def upstream_lines(ex: ProxyExchange) -> tuple[bytes, bool, bool]:
 async def request(ex: ProxyExchange) -> UpstreamResponse:
     """Send the exchange's request upstream; its response once the head arrived. The time it
     took and a failure's reason are kept on the exchange (for events and logs)."""
+    body = ex.body
+    if body is not None and not body.complete:
+        await body.buffered()  # no upstream connection is held while a body trickles in
     t = ex.clock.monotonic()
     head = ex.head
     try:

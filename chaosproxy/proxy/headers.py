@@ -21,20 +21,28 @@ HOP_BY_HOP = frozenset(
 )
 
 HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+# Never removed because `Connection` lists them: the message's framing (a body sent without its
+# `Content-Length` would be read by the next hop as the next request: smuggling), and the
+# request id the proxy journals under (nginx ignores the listing altogether; HAProxy forwards
+# both). `Transfer-Encoding` is hop-by-hop already: the proxy frames every body itself.
+NEVER_LISTED = frozenset({"content-length", "x-request-id"})
+_NOT_LISTABLE = HOP_BY_HOP_BYTES | frozenset(h.encode() for h in NEVER_LISTED) | {b""}
 _NONE: frozenset[bytes] = frozenset()
 
 
 def connection_listed(value: bytes) -> frozenset[bytes]:
     """The end-to-end header names one raw `Connection` value lists (hop-by-hop for this
-    message); the usual `keep-alive` or `close` lists none, without splitting."""
+    message), minus `NEVER_LISTED`; the usual `keep-alive` or `close` lists none, without
+    splitting."""
     if value.lower() in (b"keep-alive", b"close"):
         return _NONE
-    return frozenset(t.strip().lower() for t in value.split(b",")) - HOP_BY_HOP_BYTES - {b""}
+    return frozenset(t.strip().lower() for t in value.split(b",")) - _NOT_LISTABLE
 
 
 def _listed(connection_values: Iterable[str]) -> set[str]:
-    """Header names a `Connection` header lists: hop-by-hop too."""
-    return {t.strip().lower() for v in connection_values for t in v.split(",") if t.strip()}
+    """Header names a `Connection` header lists: hop-by-hop too (never `NEVER_LISTED`)."""
+    listed = {t.strip().lower() for v in connection_values for t in v.split(",") if t.strip()}
+    return listed - NEVER_LISTED
 
 
 def forwardable(headers: MultiMapping[str], skip: frozenset[str]) -> list[tuple[str, str]]:

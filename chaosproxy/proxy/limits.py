@@ -44,6 +44,7 @@ class ListenerLimits:
     header_timeout: float = 30.0  # from the first byte of a head (or the connection) to its end
     idle_timeout: float = 75.0  # keep-alive: between the end of a response and the next request
     body_timeout: float | None = 30.0  # longest silence in the middle of a request body; None: off
+    send_timeout: float | None = 60.0  # a client that takes no response byte this long: closed
     max_connections: int | None = None  # open client connections; None: default_max_connections()
     max_target: int = 8 * 1024  # request target: 414 past it
     max_header_line: int = 8 * 1024  # one header, name and value: 431 past it
@@ -78,16 +79,20 @@ def fd_budget_warning(max_connections: int, pool_size: int) -> str | None:
 
 def check_framing(hosts: int, te: bytes | None, version: str) -> None:
     """Refuse a head two parsers could frame or route two ways (the parser already refuses
-    Content-Length with Transfer-Encoding, and chunked before another coding)."""
+    Content-Length with Transfer-Encoding, and chunked before another coding). `te` is every
+    Transfer-Encoding line of the head joined as one list: two lines mean what one line
+    listing both means (RFC 9110 §5.3)."""
     if hosts > 1:
         raise RequestError(400, "more than one Host header")
+    if hosts == 0 and version == "1.1":  # RFC 9112 §3.2: a server must answer 400 (nginx does)
+        raise RequestError(400, "an HTTP/1.1 request must carry a Host header")
     if te is None:
         return
     if version == "1.0":
         raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
     codings = [c.strip().lower() for c in te.split(b",")]
     if codings != [b"chunked"]:
-        if codings[-1] != b"chunked":
+        if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
             raise RequestError(400, "the request body's length cannot be determined")
         raise RequestError(
             501,

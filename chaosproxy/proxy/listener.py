@@ -6,11 +6,13 @@ bodies stream through a bounded buffer that pauses reading from the socket. Resp
 by the exchange as the upstream sent them: no `Date`, `Server` or `Content-Type` of our own.
 
 Hostile input is bounded (limits.py): the request target (414), each header line, the header
-count and the whole head (431), the time to send a head and silences in a body (408, then close),
-the idle time between requests, and the number of open connections (503 past the cap). Framing
-that two parsers could read two ways (Content-Length with Transfer-Encoding, codings other than
-chunked, two Hosts) is refused before anything goes upstream. A client's EOF after a complete
-request ends the connection once the requests that go to the upstream are answered.
+count and the whole head (431; only head bytes count), the time to send a head and silences in a
+body (408, then close), the idle time between requests, a client that takes no response bytes
+(closed at the send timeout, which frees the upstream connection it held), and the number of open
+connections (503 past the cap). Framing that two parsers could read two ways (Content-Length with
+Transfer-Encoding, codings other than chunked, two Hosts, none in HTTP/1.1) is refused before
+anything goes upstream. A client's EOF after a complete request ends the connection once the
+requests that go to the upstream are answered.
 
 This module is longer than the project's ~400 lines because `ClientConnection` is one state
 machine (head, body, queue, flow control, deadlines, EOF) whose transitions interlock; split
@@ -78,6 +80,10 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         # One deadline per connection, checked by the listener's sweep: no timer per request.
         self.deadline = 0.0
         self._timer_kind = ""
+        # While writing is paused (the client is not reading): when it is closed, unless the
+        # bytes still to send (`_unsent`) went down meanwhile (nginx's send_timeout).
+        self.send_deadline = 0.0
+        self._unsent = 0
         self._paused_body = False
         self._paused_queue = False
         self._paused_reading = False
@@ -87,8 +93,9 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         self._url = b""
         self._raw: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0  # header lines parsed (name, value, 4)
-        self._head_read = 0  # bytes read since the head began (partial lines too)
+        self._head_read = 0  # bytes of reads that were all head (a line that never ends)
         self._in_head = False
+        self._head_ended = False  # a head was completed by the read being parsed
         self._body: RequestBody | None = None  # the body being read, until its end
 
     # ------------------------------------------------------------ asyncio.Protocol
@@ -107,11 +114,9 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
             if self.tunnel is not None:
                 self.tunnel.feed(data)
             return
-        if self._in_head:
-            self._head_read += len(data)
-            if self._head_read > self.limits.max_head + self.limits.max_target:
-                self._reject(431, "request headers too large")
-                return
+        in_head = self._in_head  # a head was unfinished when this read came
+        if in_head:
+            self._head_ended = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -129,8 +134,16 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
                 details = str(e).strip().splitlines()[0][:200] if str(e).strip() else "bad request"
                 self._reject(400, details)
             return
-        if self._in_head and self._head_bytes > self.limits.max_head:  # lines of one read
-            self._reject(431, "request headers too large")
+        if self._in_head:
+            # Only head bytes count: body bytes and pipelined requests that came in the same
+            # read as the end of a head never do. A read that the unfinished head spans from
+            # its first byte to its last is all head (a header line that never ends); the
+            # complete lines of the head are counted as they are parsed.
+            if in_head and not self._head_ended:
+                self._head_read += len(data)
+            lim = self.limits
+            if self._head_bytes > lim.max_head or self._head_read > lim.max_head + lim.max_target:
+                self._reject(431, "request headers too large")
 
     def eof_received(self) -> bool | None:
         """The client shut its sending side. After complete requests that is "no more
@@ -148,8 +161,21 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         self.eof = True
         return True
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        t = self.limits.send_timeout
+        tr = self.transport
+        if t and tr is not None:
+            self.send_deadline = self.loop.time() + t
+            self._unsent = tr.get_write_buffer_size()
+
+    def resume_writing(self) -> None:
+        self.send_deadline = 0.0
+        super().resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.send_deadline = 0.0
         self.listener.connections.discard(self)
         if self.tunnel is not None:
             self.listener.tunnels -= 1
@@ -210,7 +236,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
                 has_body = v.strip() not in (b"0", b"")
             elif n == 17 and k.lower() == b"transfer-encoding":
                 has_body = True
-                te = v
+                te = v if te is None else te + b", " + v  # two lines read as one list
             elif n == 6 and k.lower() == b"expect":
                 expect = v.strip().lower() == b"100-continue"
             elif n == 12 and not rid and k.lower() == b"x-request-id":
@@ -220,9 +246,10 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         version = p.get_http_version()
         if self._head_bytes > self.limits.max_head:  # lines that came in one read
             raise RequestError(431, "request headers too large")
-        if hosts > 1 or te is not None:
+        if hosts != 1 or te is not None:
             check_framing(hosts, te, version)
         self._in_head = False
+        self._head_ended = True
         self._head_bytes = self._head_read = 0
         self._raw = []
         head = RequestHead(
@@ -370,6 +397,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         if self.closed:
             return
         if kind == "header" and self._in_head:
+            self.listener.timeouts["header"] += 1
             self._reject(
                 408, f"the request head did not arrive within {self.limits.header_timeout:g}s"
             )
@@ -378,9 +406,35 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
             if self._paused_reading:  # we stopped reading, not the client: its time restarts
                 self._set_timer("body", t)
             else:
+                self.listener.timeouts["body"] += 1
                 self._reject(408, f"no request body bytes arrived for {t:g}s")
         elif kind != "body" and not self.busy:
             self.close()  # idle keep-alive connection, or one that never sent a byte
+
+    def _send_timed_out(self, now: float) -> None:
+        """Writing stayed paused for the send timeout: a client that took no byte meanwhile
+        is closed (aborted: a close would wait for it to read what is buffered). The request
+        being answered then ends as for a vanished client, and its upstream connection is
+        given up: a client that never reads never holds the pool."""
+        self.send_deadline = 0.0
+        tr = self.transport
+        t = self.limits.send_timeout
+        if self.closed or tr is None or not t or not self.write_paused:
+            return
+        unsent = tr.get_write_buffer_size()
+        if unsent < self._unsent:  # it read some since: its time restarts
+            self._unsent = unsent
+            self.send_deadline = now + t
+            return
+        self.listener.timeouts["send"] += 1
+        log.warning(
+            "closed a client connection from %s: it took no response bytes for %gs "
+            "(--send-timeout), %d bytes unsent",
+            self.client_ip,
+            t,
+            unsent,
+        )
+        tr.abort()
 
     # ------------------------------------------------------------ for the exchange
 
@@ -438,12 +492,20 @@ class ProxyListener:
         self.tunnels = 0  # upgraded connections: each holds an upstream connection of its own
         self.refusing: dict[Refusal, None] = {}  # over the cap, answered 503; oldest first
         self.refused = 0  # connections refused over the cap, ever
+        # Clients cut by a deadline, ever: a head (408), a silent body (408), a client that
+        # took no response bytes (closed).
+        self.timeouts = {"header": 0, "body": 0, "send": 0}
         self.refusal_logged = -1e9
         self.closing = False
         self.server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
         # How often deadlines are checked: a timeout fires at most this late.
-        timeouts = [limits.header_timeout, limits.idle_timeout, limits.body_timeout or 4.0]
+        timeouts = [
+            limits.header_timeout,
+            limits.idle_timeout,
+            limits.body_timeout or 4.0,
+            limits.send_timeout or 4.0,
+        ]
         self.resolution = max(0.02, min(1.0, *(t / 4 for t in timeouts)))
 
     @property
@@ -480,6 +542,8 @@ class ProxyListener:
         now = self.loop.time()
         for c in [c for c in self.connections if c.deadline and c.deadline <= now]:
             c._timed_out()
+        for c in [c for c in self.connections if c.send_deadline and c.send_deadline <= now]:
+            c._send_timed_out(now)
         if self.refusing:
             for r in [r for r in self.refusing if r.deadline <= now]:
                 r.abort()

@@ -210,6 +210,9 @@ class Response:
         if self.state is not State.HEAD:
             return
         status = self.parser.get_status_code()
+        if status < 100:  # not an HTTP status (RFC 9110 §15): nothing follows it to wait for
+            self.fail(UpstreamError("protocol", f"invalid upstream response: status {status:03d}"))
+            return
         if status < 200 and status != 101:
             # 100 Continue, 103 Early Hints: dropped (the proxy answers 100-continue itself)
             self.state = State.INTERIM

@@ -112,8 +112,7 @@ class RequestHead:
         if not t.startswith("/"):
             scheme, sep, rest = t.partition("://")
             if sep and scheme.lower() in ("http", "https"):
-                slash = rest.find("/")
-                t = rest[slash:] if slash >= 0 else "/"
+                t = origin_form(rest)
         path, _, _ = t.partition("?")
         return path
 
@@ -130,6 +129,19 @@ class RequestHead:
         _, _, q = self.target.partition("?")
         q, _, _ = q.partition("#")
         return q
+
+
+def origin_form(rest: str) -> str:
+    """An absolute-form target after its `scheme://` as the origin-form the upstream gets:
+    the authority ends at the first `/`, `?` or `#` (RFC 3986 §3.2), and an empty path is `/`,
+    so `http://h?x=1` keeps its query (`/?x=1`, as nginx sends it) and a `/` inside the query
+    of `http://h?x=/y` is not taken for the path."""
+    for i, c in enumerate(rest):
+        if c == "/":
+            return rest[i:]
+        if c in "?#":
+            return "/" + rest[i:]
+    return "/"
 
 
 class RequestBody:
@@ -208,6 +220,25 @@ class RequestBody:
         chunks.clear()
         self._size = 0
         return data
+
+    async def buffered(self) -> None:
+        """Until the body is whole, or fills the buffer (then reading pauses and the rest
+        streams): what the proxy waits for before it takes an upstream connection, so a slow
+        upload holds its own client connection (bounded by --body-timeout between bytes and
+        --max-connections), never a connection of the upstream pool. nginx reads the whole
+        body first (proxy_request_buffering); HAProxy's `option http-buffer-request` a buffer
+        as here. Raises what the body failed with (a stall: 408; the client gone)."""
+        if self._continue is not None:
+            self._continue()
+            self._continue = None
+        while not self._eof and self._exc is None and self._size <= BODY_HIGH_WATER:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._exc is not None:
+            raise self._exc
 
     def __aiter__(self) -> RequestBody:
         return self

@@ -19,7 +19,7 @@ from chaosproxy.ids import RequestIds
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.listener import ClientConnection
-from chaosproxy.proxy.request import RequestBody, RequestError, RequestHead
+from chaosproxy.proxy.request import RequestBody, RequestError, RequestHead, origin_form
 from chaosproxy.proxy.upstream import Upstream
 
 log = logging.getLogger("chaosproxy.proxy")
@@ -96,6 +96,11 @@ class ProxyCore:
         refusal = _refusal(head)  # before the exchange: it may rewrite the target
         if body is not None and body.error is not None:  # broke off before it was handled
             refusal = body.error.status, body.error.details, []
+        elif body is not None and head.upgrade and refusal is None:
+            # The parser switches right after the head (the body would be read as the new
+            # protocol's bytes): forwarding the head alone leaves the upstream waiting for a
+            # body that never comes. Refused before anything goes upstream.
+            refusal = 400, "an upgrade request cannot carry a body", []
         ex = ProxyExchange(self, head, body, conn, rid)
         forward = ex.proceed_websocket if head.upgrade else ex.proceed_upstream
         try:
@@ -265,8 +270,7 @@ def _refusal(head: RequestHead) -> tuple[int, str, list[tuple[str, str]]] | None
     if not target.startswith("/"):
         scheme, sep, rest = target.partition("://")
         if sep and scheme.lower() in ("http", "https"):
-            slash = rest.find("/")
-            head.target = rest[slash:] if slash >= 0 else "/"  # absolute-form: its path only
+            head.target = origin_form(rest)  # absolute-form: its path and query only
         else:
             return 400, "the request target must be a path such as /api/items", []
     return None

@@ -376,6 +376,9 @@ class AiohttpUpstream:
         if resp.status == 101:  # the connection now speaks something else: not ours to relay
             resp.close()
             raise UpstreamError("protocol", "the upstream switched protocols unasked")
+        if resp.status < 100:  # not an HTTP status (RFC 9110 §15)
+            resp.close()
+            raise UpstreamError("protocol", f"invalid upstream response: status {resp.status:03d}")
         return _AiohttpResponse(resp)
 
     async def reachable(self) -> bool:

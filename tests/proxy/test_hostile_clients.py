@@ -187,6 +187,9 @@ CL = POST + b"Content-Length: "
 TE = POST + b"Transfer-Encoding: "
 CHUNKED = TE + b"chunked\r\n"
 ABCD = b"4\r\nabcd\r\n0\r\n\r\n"  # a chunked body
+# More body than the proxy buffers before it takes an upstream connection (256 KiB): a request
+# whose body stops after this many bytes has gone upstream already, streaming.
+PAST_BUFFER = 300_000
 
 # name, request bytes (with a request hidden where another parser could find it), status
 REFUSED = [
@@ -240,7 +243,7 @@ async def test_a_broken_chunk_after_the_head_went_upstream_forwards_no_second_re
 ) -> None:
     rt = await start_proxy(recorder.url)
     reader, writer = await connect(rt)
-    writer.write(CHUNKED + b"\r\n4\r\nabcd\r\n")
+    writer.write(CHUNKED + b"\r\n%x\r\n%b\r\n" % (PAST_BUFFER, b"x" * PAST_BUFFER))
     await recorder.arrived.wait()  # streaming: the head and the first chunk went upstream
     writer.write(b"zz\r\n" + SMUGGLED)
     answer = await read_answer(reader)
@@ -383,7 +386,8 @@ async def test_a_request_body_that_stops_gets_408_at_the_body_timeout(
     done: list[RequestDone] = []
     rt.bus.subscribe(RequestDone, done.append)
     reader, writer = await connect(rt)
-    writer.write(POST + b"Content-Length: 10\r\n\r\nab")  # eight bytes never come
+    writer.write(POST + b"Content-Length: %d\r\n\r\n" % (PAST_BUFFER + 10))
+    writer.write(b"x" * PAST_BUFFER)  # past the buffer: it streams; ten bytes never come
     async with asyncio.timeout(10):
         answer = await read_answer(reader)
         assert await reader.read() == b""
@@ -499,7 +503,8 @@ async def test_shut_wr_in_the_middle_of_a_body_abandons_the_request(
     done = asyncio.Event()
     rt.bus.subscribe(RequestDone, lambda ev: done.set())
     reader, writer = await connect(rt)
-    writer.write(POST + b"Content-Length: 10\r\n\r\nabcd")
+    writer.write(POST + b"Content-Length: %d\r\n\r\n" % (PAST_BUFFER + 10))
+    writer.write(b"x" * PAST_BUFFER)  # past the buffer: the head went upstream
     await recorder.arrived.wait()
     writer.write_eof()
     async with asyncio.timeout(10):
@@ -573,7 +578,8 @@ async def test_a_vanishing_client_leaves_nothing_behind(
             while not open_connections(rt):
                 await asyncio.sleep(0.01)
     elif when == "mid-body":
-        writer.write(POST + b"Content-Length: 10\r\n\r\nabcd")
+        writer.write(POST + b"Content-Length: %d\r\n\r\n" % (PAST_BUFFER + 10))
+        writer.write(b"x" * PAST_BUFFER)  # past the buffer: the head went upstream
         await recorder.arrived.wait()
     elif when == "waiting (reset)":
         writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
