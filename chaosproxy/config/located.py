@@ -16,6 +16,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,26 @@ class Reader:
             self.problem(node, path, "must not be empty")
             return None
         return str(node.value)
+
+    def label(self, node: Node, path: str, limit: int = 200) -> str | None:
+        """Free text that names something in every output (a terminal, XML, JSON): printable
+        characters only — no control or format characters (escape codes, bidi overrides), no
+        lone surrogates — and at most `limit` of them."""
+        value = self.text(node, path)
+        if value is None:
+            return None
+        if len(value) > limit:
+            self.problem(node, path, f"at most {limit} characters, got {len(value)}")
+            return None
+        for i, ch in enumerate(value):
+            if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co"):
+                self.problem(
+                    node,
+                    path,
+                    f"character {i + 1} is U+{ord(ch):04X}, which is not printable text",
+                )
+                return None
+        return value
 
     def name(self, node: Node, path: str) -> str | None:
         value = self.text(node, path)

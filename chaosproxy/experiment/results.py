@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,12 @@ def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) ->
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate read from outside: JSON escapes it, UTF-8 can't
+        data = (json.dumps(doc, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -227,4 +233,15 @@ def checks_table(verdict: Verdict) -> str:
     if line is not None:
         text, kind = line
         lines.append(("WARNING, false alarms: " if kind == "warning" else "false alarms: ") + text)
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
+
+
+def terminal_safe(text: str) -> str:
+    """Control and format characters (escape codes, bidi overrides) and lone surrogates shown
+    as escapes, so nothing read from outside drives the terminal; newlines and tabs stay."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from yaml.nodes import Node, ScalarNode
 
@@ -124,6 +125,17 @@ def resolve_experiment_scenario(exp: Experiment) -> Scenario:
         problems.append(
             exp.problem("baseline.phase", f"scenario {scenario.name!r} has no such phase")
         )
+    if exp.load.locustfile != "default":
+        path = Path(exp.load.locustfile)
+        where = path if path.is_absolute() else exp.base_dir / path
+        if not where.is_file():
+            problems.append(
+                exp.problem(
+                    "load.locustfile",
+                    f"no such file: {where} (a relative path is read from the experiment "
+                    "file's directory)",
+                )
+            )
     if problems:
         raise ConfigError(problems)
     return scenario

@@ -102,7 +102,7 @@ class CheckReader(Reader):
         m = self.mapping(node, path, CHECK_KEYS, required=("name", "metric"))
         if m is None:
             return None
-        name = self.text(m["name"], f"{path}.name") if "name" in m else None
+        name = self.label(m["name"], f"{path}.name") if "name" in m else None
         metric = self.choice(m["metric"], f"{path}.metric", METRICS) if "metric" in m else None
         source = "proxy" if metric in PROXY_ONLY else "client"
         if "source" in m:

@@ -24,16 +24,19 @@ from tests.experiment.test_run_e2e import gateway, system  # noqa: F401 (fixture
 
 pytestmark = pytest.mark.slow
 
+# Phases long enough for what each check claims: a `rate(...[5s])` query lags the first 5 s of a
+# phase, which the verdict leaves out, and a Prometheus check needs 5 points after that; showing
+# an error rate back under 1 % takes about 300 requests (8 s at this load).
 SCENARIO = """\
 name: outage
 phases:
-  - {name: steady, duration: 4s}
+  - {name: steady, duration: 10s}
   - name: outage
-    duration: 8s
+    duration: 10s
     rules:
       - match: {path: "/api/**"}
         fault: {error: {status: 500}}
-  - {name: after, duration: 5s}
+  - {name: after, duration: 8s}
 """
 
 RATIO = (

@@ -151,3 +151,19 @@ def test_a_run_from_before_intervals_has_the_old_properties(tmp_path: Path) -> N
     assert failure is not None
     assert failure.get("message") == "error_rate 80 % against bound < 5 % (margin -75 %)"
     assert "confidence" not in (failure.text or "")
+
+
+def test_names_and_messages_that_xml_cannot_hold_still_give_a_file_that_parses(
+    tmp_path: Path,
+) -> None:
+    """A results.json written by an older version (or by hand) with control characters and a
+    lone surrogate in a check's name and message: every report is written, junit.xml parses."""
+    run_dir = make_run(tmp_path / "run", failover=False)
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["checks"][0]["name"] = "bad\x01name \x1b[31mred\ud800"
+    doc["checks"][0]["message"] = "message \x07 with a bell"
+    (run_dir / "results.json").write_text(json.dumps(doc, ensure_ascii=True))
+    suite = _suite(run_dir)
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert "bad\ufffdname \ufffd[31mred\ufffd" in names
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()

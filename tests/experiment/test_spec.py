@@ -251,3 +251,31 @@ def test_run_against_an_unreachable_sidecar_exits_2_naming_it(
         timeout=60,
     )
     assert proc.returncode == 2 and refused_url in proc.stderr and "unreachable" in proc.stderr
+
+
+def test_a_locustfile_that_does_not_exist_is_located(tmp_path: Path) -> None:
+    text = GOOD.replace("  requests:\n", "  locustfile: users/checkout.py\n  requests:\n", 1)
+    text = text.replace(
+        "    - {path: /api/items, weight: 5}\n"
+        "    - {path: /api/items/1, weight: 2, user_agent: mobile, method: GET}\n",
+        "",
+    ).replace("  requests:\n", "")
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        resolve_experiment_scenario(load_experiment_file(path))
+    (found,) = [str(p) for p in e.value.problems]
+    assert "load.locustfile: no such file" in found and "users/checkout.py" in found
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "checkout.py").write_text("# a locustfile\n")
+    resolve_experiment_scenario(load_experiment_file(path))  # relative to the file: found
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [('"bad\\x01name"', "U+0001"), ('"esc \\e[31mred"', "U+001B"), ('"lone \\ud800"', "U+D800"),
+     ('"bidi \\u202e flip"', "U+202E")],
+)  # fmt: skip
+def test_check_names_are_printable_text(name: str, code: str) -> None:
+    found = problems(GOOD.replace("  - name: recovers after rollback", f"  - name: {name}"))
+    assert any("checks[0].name: character" in p and code in p for p in found), found

@@ -30,7 +30,8 @@ def write_reports(run_dir: Path) -> list[Path]:
     for name, render in _RENDERERS:
         path = run.dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(render(run), encoding="utf-8")
+        # a lone surrogate (from a results.json written by hand) must not lose the report
+        tmp.write_text(render(run), encoding="utf-8", errors="backslashreplace")
         os.replace(tmp, path)
         written.append(path)
     return written

@@ -13,6 +13,7 @@ confidence and false-alarm estimate.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -142,8 +143,14 @@ def render_junit(run: Run) -> str:
     suite.set("timestamp", fmt.utc(run.run.get("started")).replace(" UTC", "").replace(" ", "T"))
     ET.indent(suite)
     return (
-        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + _XML_ILLEGAL.sub("\ufffd", ET.tostring(suite, encoding="unicode"))
+        + "\n"
     )
+
+
+# Characters XML 1.0 cannot hold at all, even escaped: replaced, so the file always parses.
+_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _raw(v: Any) -> str:
