@@ -31,12 +31,14 @@ tools:
 	@ci/debian-tools.sh prometheus chromium || \
 		echo "make tools: prometheus/chromium missing; their tests will be skipped" >&2
 
+# Four test processes on two cores: the real runs (Locust, Prometheus, Chromium) mostly wait on
+# real time, so they overlap well. PYTEST_ARGS: more pytest options (e.g. "-n 0" for one process).
 test: tools lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 $(PYTEST_ARGS)
 
 # Everything but the slow suites, for a quick local loop.
 test-fast: lint
-	$(BIN)/python -m pytest -q -m 'not slow'
+	$(BIN)/python -m pytest -q -n 4 -m 'not slow' $(PYTEST_ARGS)
 
 # The sidecar image built with podman and tested in a pod (as root; see ci/container-smoke.sh).
 test-container: $(STAMP)

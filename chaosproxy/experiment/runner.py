@@ -284,6 +284,8 @@ class Run:
             await self._tick_wait()
             self.client.poll()
             now = self.clock.time()
+            if self.stop_event.is_set():  # before the children: Ctrl-C reaches them too
+                return self._interrupt()
             self._check_load_alive(now)
             self._check_proxy_alive(now)
             if self.stop_event.is_set():
@@ -367,7 +369,9 @@ class Run:
             if code is None or child.name in self._reported:
                 continue
             if self.scenario_at is None:
-                if code != 0:
+                if _interrupted(code):  # the terminal's Ctrl-C reached it first: a stop
+                    self.stop_event.set()
+                elif code != 0:
                     raise SetupError(f"{child.name} exited ({code}):\n{child.tail()}")
                 continue
             if code == 0 and end is not None and now >= end:
@@ -386,6 +390,9 @@ class Run:
         if p is None or p.child.running:
             return True
         if self.scenario_at is None:
+            if _interrupted(p.child.proc.returncode):
+                self.stop_event.set()
+                return False
             raise SetupError(f"the proxy exited ({p.child.proc.returncode}):\n{p.child.tail()}")
         if "proxy" not in self._reported:
             self._reported.update(["proxy", *(c.url for c in self.clients)])
@@ -506,6 +513,11 @@ def _log_note(child: Child, who: str = "") -> str:
     tail = child.tail()
     where = f"{who or child.name}'s log ({child.log})"
     return f"{where} ends:\n{tail}" if tail else f"{where} is empty"
+
+
+def _interrupted(code: int | None) -> bool:
+    """Ended by Ctrl-C (SIGINT, or the shell's 130 for it)."""
+    return code in (-signal.SIGINT, 128 + signal.SIGINT)
 
 
 def _worker_files(exp: Experiment) -> str:
