@@ -18,7 +18,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/build \
     && /opt/build/bin/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
-    && /opt/build/bin/python -m pip install --no-cache-dir "setuptools>=70.1" \
+    && /opt/build/bin/python -m pip install --no-cache-dir "setuptools>=77" \
     && /opt/build/bin/python -m pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
 COPY README.md ./
 COPY chaosproxy ./chaosproxy

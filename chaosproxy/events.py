@@ -67,6 +67,7 @@ class StateKind(StrEnum):
     RELOAD_OK = "reload_ok"
     RELOAD_FAILED = "reload_failed"
     GUARDRAIL_TRIPPED = "guardrail_tripped"
+    RULES_UNMATCHED = "rules_unmatched"  # a phase's rules matched none of many requests
 
     @property
     def outcome(self) -> str:

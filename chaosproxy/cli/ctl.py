@@ -2,6 +2,10 @@
 
 Every `--admin URL` is called concurrently; each sidecar's result is printed on its own line and
 the exit code is 1 when any failed, naming every one that did.
+
+`start` is all or nothing: when a sidecar refuses or fails, the ones where the scenario started
+are stopped again (`--partial` keeps them), so a fleet never half-injects by accident. Exit 3
+says the scenario runs on some sidecars but not all (`--partial`, or a stop that failed).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ def register(sub: Any) -> None:
         "ctl",
         help="control running proxies through their admin API",
         description="Run one admin operation on every --admin URL at once.",
+        epilog="Exit status: 0 done on every sidecar; 1 failed on some (for start: and it runs "
+        "on none, the ones where it started were stopped again); 2 usage or scenario file "
+        "error; 3 start only: it runs on some sidecars but not all (--partial, or a stop "
+        "that failed).",
     )
     ctl.add_argument(
         "--admin",
@@ -52,6 +60,12 @@ def register(sub: Any) -> None:
     start.add_argument("--seed", type=int)
     start.add_argument("--repeat", type=int)
     start.add_argument("--replace", action="store_true", help="replace a running scenario")
+    start.add_argument(
+        "--partial",
+        action="store_true",
+        help="when some sidecars refuse or fail, keep it running where it started (default: "
+        "stop it there again, so it runs everywhere or nowhere)",
+    )
     when = start.add_mutually_exclusive_group()
     when.add_argument(
         "--at",
@@ -89,6 +103,32 @@ class Result:
     status: int
     body: Any
     skew: float | None = None  # the sidecar's clock minus ours (from /status's `time`)
+    # `start` only: what happened on this sidecar (the outcomes below), the call that failed
+    # ("upload" or "start"), and the answer to the stop that undid a start
+    outcome: str = ""
+    step: str = ""
+    undo: Result | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"ok": self.ok, "status": self.status, "body": self.body}
+        if self.skew is not None:
+            doc["clock_skew"] = round(self.skew, 4)
+        if self.outcome:
+            doc["outcome"] = self.outcome
+        if self.step:
+            doc["step"] = self.step
+        if self.undo is not None:
+            doc["stop"] = {"ok": self.undo.ok, "status": self.undo.status, "body": self.undo.body}
+        return doc
+
+
+# What `ctl start` did on one sidecar (`outcome` in --json; `ok` is true for `started` only):
+#   started        the scenario runs (or is scheduled) there
+#   refused        the sidecar answered the upload or the start with an error (`step` says which)
+#   unreachable    no answer (after a timeout the start may still have arrived)
+#   not_started    the upload arrived, but another sidecar refused its own: not started here
+#   stopped_again  it started, then was stopped again because another sidecar failed
+#   stop_failed    it started, and that stop did not work: it still runs there
 
 
 def parse_at(value: str, now: float | None = None) -> float:
@@ -271,6 +311,8 @@ def _status(st: dict[str, Any]) -> list[str]:
         out.append(f"no scenario running (last: {sc['name']}, {sc.get('state', 'stopped')})")
     else:
         out.append("no scenario running")
+    if isinstance(sc, dict):
+        out.extend(_warnings(sc.get("warnings")))
     sched = st.get("scheduled")
     if isinstance(sched, dict):
         at = time.strftime("%H:%M:%S", time.localtime(float(sched["at"])))
@@ -282,6 +324,18 @@ def _status(st: dict[str, Any]) -> list[str]:
     trips = (st.get("guardrails") or {}).get("trips") or []
     for trip in trips:
         out.append(f"guardrail tripped: {json.dumps(trip, sort_keys=True)}")
+    return out
+
+
+def _warnings(warnings: Any) -> list[str]:
+    """A phase whose rules matched none of the requests that went by (`rules_unmatched`)."""
+    out = []
+    for w in warnings if isinstance(warnings, list) else []:
+        if not isinstance(w, dict) or not isinstance(w.get("message"), str):
+            continue
+        since = w.get("matched_since")
+        tail = f" (they matched {since} since)" if isinstance(since, int) and since else ""
+        out.append(f"warning: phase {w.get('phase', '?')}: {w['message']}{tail}")
     return out
 
 
@@ -313,23 +367,11 @@ def ctl_command(args: argparse.Namespace) -> int:
     except ChaosProxyError as e:
         print(f"chaosproxy ctl: error: {e}", file=sys.stderr)
         return 2
-    results: list[Result] = []
-    if uploaded is not None:  # send the file's scenario first; start only where it arrived
-        name, text = uploaded
-        sent = asyncio.run(
-            call_all(admins, "PUT", f"/scenarios/{name}", None, args.token, args.timeout, text)
-        )
-        results = [r for r in sent if not r.ok]
-        admins = [r.admin for r in sent if r.ok]
-    if admins:
-        results += asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
+    if args.op == "start":
+        return _start(args, admins, uploaded, path, body)
+    results = asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
     if args.json:
-        doc = {
-            r.admin: {"ok": r.ok, "status": r.status, "body": r.body}
-            | ({"clock_skew": round(r.skew, 4)} if r.skew is not None else {})
-            for r in results
-        }
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        print(json.dumps({r.admin: r.as_json() for r in results}, indent=2, sort_keys=True))
     else:
         for res in results:
             mark = "ok" if res.ok else "FAILED"
@@ -339,6 +381,135 @@ def ctl_command(args: argparse.Namespace) -> int:
         print(f"chaosproxy ctl: failed on {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _start(
+    args: argparse.Namespace,
+    admins: list[str],
+    uploaded: tuple[str, str] | None,
+    path: str,
+    body: Any,
+) -> int:
+    """Upload (a local file) and start everywhere, all or nothing unless --partial."""
+    results: dict[str, Result] = {}
+    targets = admins
+    if uploaded is not None:  # send the file's scenario first; start only where it arrived
+        name, text = uploaded
+        sent = asyncio.run(
+            call_all(admins, "PUT", f"/scenarios/{name}", None, args.token, args.timeout, text)
+        )
+        for r in sent:
+            if not r.ok:
+                r.outcome, r.step = ("refused" if r.status else "unreachable"), "upload"
+                results[r.admin] = r
+        targets = [r.admin for r in sent if r.ok]
+        if results and not args.partial:  # someone cannot have it: start it nowhere
+            for r in sent:
+                if r.ok:
+                    results[r.admin] = Result(
+                        r.admin, False, r.status, r.body, outcome="not_started"
+                    )
+            targets = []
+    if targets:
+        for r in asyncio.run(call_all(targets, "POST", path, body, args.token, args.timeout)):
+            r.outcome = "started" if r.ok else ("refused" if r.status else "unreachable")
+            r.step = "" if r.ok else "start"
+            results[r.admin] = r
+    ordered = [results[a] for a in admins]
+    failed = [r for r in ordered if r.outcome != "started"]
+    started = [r for r in ordered if r.outcome == "started"]
+    if failed and started and not args.partial:  # undo: stop it where it started
+        stops = asyncio.run(
+            call_all(
+                [r.admin for r in started],
+                "POST",
+                "/scenarios/stop",
+                None,
+                args.token,
+                args.timeout,
+            )
+        )
+        for r, stop in zip(started, stops, strict=True):
+            r.undo = stop
+            r.ok = False
+            r.outcome = "stopped_again" if stop.ok else "stop_failed"
+    if args.json:
+        print(json.dumps({r.admin: r.as_json() for r in ordered}, indent=2, sort_keys=True))
+    else:
+        for r in ordered:
+            print(_start_line(r, failed))
+    if not failed:
+        return 0
+    print(f"chaosproxy ctl: {_start_story(ordered, args)}", file=sys.stderr)
+    still = [r for r in ordered if r.outcome in ("started", "stop_failed")]
+    return 3 if still else 1
+
+
+def _start_line(r: Result, failed: list[Result]) -> str:
+    """One sidecar's line of `ctl start`."""
+    others = ", ".join(f.admin for f in failed if f.admin != r.admin)
+    if r.outcome == "started":
+        return f"{r.admin}: ok: {_summary(r)}"
+    if r.outcome == "not_started":
+        return f"{r.admin}: not started: uploaded, but {others} could not have it (all or nothing)"
+    if r.outcome == "stopped_again":
+        return f"{r.admin}: stopped again: it started, but {others} failed (all or nothing)"
+    if r.outcome == "stop_failed":
+        assert r.undo is not None
+        return (
+            f"{r.admin}: STILL RUNNING: it started, {others} failed, and the stop did not "
+            f"work: {_summary(r.undo)}"
+        )
+    step = "upload: " if r.step == "upload" else ""
+    return f"{r.admin}: FAILED: {step}{_summary(r)}"
+
+
+def _start_story(results: list[Result], args: argparse.Namespace) -> str:
+    """What a failed `ctl start` left behind, in one line: `started on A, refused by B (HTTP
+    409 …): stopped on A again`."""
+
+    def why(r: Result) -> str:
+        step = "upload: " if r.step == "upload" else ""
+        text = f"{r.admin} ({step}{_summary(r).splitlines()[0]})"
+        if r.outcome == "unreachable" and "Timeout" in str(r.body):
+            text += " (it may have started there: check with `ctl status`)"
+        return text
+
+    by: dict[str, list[Result]] = {}
+    for r in results:
+        by.setdefault(r.outcome, []).append(r)
+
+    def names(*outcomes: str) -> str:
+        return ", ".join(r.admin for o in outcomes for r in by.get(o, []))
+
+    parts = []
+    if names("started", "stopped_again", "stop_failed"):
+        parts.append(f"started on {names('started', 'stopped_again', 'stop_failed')}")
+    if by.get("refused"):
+        parts.append("refused by " + ", ".join(why(r) for r in by["refused"]))
+    if by.get("unreachable"):
+        parts.append("no answer from " + ", ".join(why(r) for r in by["unreachable"]))
+    story = ", ".join(parts)
+    if by.get("not_started"):
+        story += f": so not started on {names('not_started')} either"
+    if by.get("stopped_again"):
+        story += f": stopped on {names('stopped_again')} again"
+        if args.replace:
+            story += " (the scenario it replaced there is not restored)"
+    if by.get("stop_failed"):
+        again = " ".join(f"--admin {r.admin}" for r in by["stop_failed"])
+        story += (
+            f"; the stop FAILED on {names('stop_failed')}, where it still runs: "
+            f"`chaosproxy ctl {again} stop`"
+        )
+    if by.get("started"):  # --partial
+        story += f"; kept running on {names('started')} (--partial)"
+    elif by.get("stopped_again") or by.get("not_started"):
+        if not by.get("stop_failed"):
+            story += "; it runs nowhere (--partial keeps it where it starts)"
+    elif not by.get("stop_failed"):
+        story += ": started nowhere"
+    return story
 
 
 def _is_file(name: str) -> bool:

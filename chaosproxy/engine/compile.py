@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from chaosproxy.config.model import Ramp, RuleSpec, Scenario
+from chaosproxy.config.model import FieldCond, MatchSpec, Ramp, RuleSpec, Scenario
 from chaosproxy.errors import ConfigError, Problem
 from chaosproxy.faults.base import Fault, build
 from chaosproxy.matching import Predicate, compile_match
@@ -47,6 +47,7 @@ class CompiledRule:
     methods: frozenset[str] | None = None  # the methods `match` allows; None: any
     # The literal first path segment `match.path` (or a `^/seg/` path_regex) needs; None: any.
     segment: str | None = None
+    shown: str = "every request"  # its `match`, as a warning names it (`GET /api/**`)
 
     def describe(self) -> list[str]:
         return [f.describe() for o in self.outcomes for f in o.faults]
@@ -290,7 +291,35 @@ def _compile_rule(
         continue_=spec.continue_,
         methods=frozenset(m.upper() for m in spec.match.methods) or None,
         segment=_first_segment(spec.match.path) or _regex_segment(spec.match.path_regex),
+        shown=describe_match(spec.match),
     )
+
+
+def describe_match(m: MatchSpec) -> str:
+    """A rule's `match` in a few words: `GET|POST /api/**`, `path ~ ^/v[12]/`, `header X-Beta`;
+    `every request` when it has none."""
+    parts = ["|".join(m.methods)] if m.methods else []
+    if m.path is not None:
+        parts.append(m.path)
+    if m.path_regex is not None:
+        parts.append(f"path ~ {m.path_regex}")
+    if m.host is not None:
+        parts.append(f"host {m.host}")
+    parts += [_field("header", c) for c in m.headers]
+    parts += [_field("query", c) for c in m.query]
+    if m.user_agent is not None:
+        parts.append(f"user-agent {m.user_agent}")
+    if m.client_ip:
+        parts.append(f"client {','.join(m.client_ip)}")
+    return " ".join(parts) or "every request"
+
+
+def _field(kind: str, c: FieldCond) -> str:
+    if c.equals is not None:
+        return f"{kind} {c.name}={c.equals}"
+    if c.regex is not None:
+        return f"{kind} {c.name} ~ {c.regex}"
+    return f"no {kind} {c.name}" if c.present is False else f"{kind} {c.name}"
 
 
 def _first_segment(glob: str | None) -> str | None:

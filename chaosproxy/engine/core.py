@@ -46,6 +46,7 @@ from chaosproxy.engine.timeline import (
     Run,
     with_repeat,
 )
+from chaosproxy.engine.unmatched import public
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.events import EventBus, StateChanged, StateKind
 from chaosproxy.faults.base import Fault
@@ -178,6 +179,7 @@ class Engine:
                 now, wall = now - (wall - started_at), started_at
             run = Run(compiled, compiled.scenario.seed if seed is None else seed, now, wall)
             run.repeat_overridden = overridden
+            run.unmatched.poke = self._poke
             if self._run is not None:  # one swap: no request sees neither scenario
                 self._finish(
                     StateKind.SCENARIO_STOPPED,
@@ -280,6 +282,7 @@ class Engine:
             now = self.clock.monotonic()
             run = Run(compiled, old.seed, old.start, old.start_wall)
             run.repeat_overridden = old.repeat_overridden
+            run.unmatched.poke = self._poke
             run.seek(now)
             self._run = run
             self.emit_state(StateKind.SCENARIO_REPLACED, compiled.name, run.phase.name)
@@ -303,6 +306,8 @@ class Engine:
             if self._pending is not None:
                 self._start_pending()
             if self._run is not None:
+                if self._run.unmatched.pending:
+                    self._report_unmatched(self._run)
                 self._advance(self.clock.monotonic())
             if self._adhoc:
                 for rule_id in self._adhoc.expired(self.clock.monotonic()):
@@ -370,6 +375,24 @@ class Engine:
                     "cycle": pos.cycle,
                     "offset": offset,
                 },
+            )
+
+    def _report_unmatched(self, run: Run) -> None:
+        """Log and emit the warnings `decide()` queued about rules that match no request."""
+        pending = run.unmatched.pending
+        while pending:
+            w = pending.pop(0)
+            name = run.compiled.name
+            log.warning(
+                "scenario %s phase %s: %s",
+                name,
+                w["phase"],
+                w["message"],
+                extra={"event": StateKind.RULES_UNMATCHED},
+            )
+            details = {k: v for k, v in public(w).items() if k not in ("kind", "t", "phase")}
+            self.bus.post(
+                StateChanged(w["t"], StateKind.RULES_UNMATCHED, name, w["phase"], details)
             )
 
     def _finish(

@@ -6,7 +6,8 @@ count pattern (`first`/`every`/`after`) and probability say whether it injects. 
 `continue: true` the next matching rules are consulted too and their faults added.
 
 Nothing here moves the timeline or emits events: the phase in force is computed from the clock
-(`Run.where`), and only rule counters (the request was counted) change.
+(`Run.where`), and only rule counters (the request was counted) change, and the run's watch for
+rules that match nothing (`unmatched.py`), which the ticker reports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chaosproxy.engine.draw import GOLDEN, admits, draw, mix, seed_key
+from chaosproxy.engine.draw import GOLDEN, admits, draw, mix, seed_key, when_holds
 from chaosproxy.engine.load import LoadSignals
 from chaosproxy.engine.timeline import Run
 from chaosproxy.faults.base import Fault
@@ -85,10 +86,14 @@ def decide_run(
     owners: list[str] = []
     seed: int | None = None
     method = view.method
+    hit = False  # some rule's `match` held (for the watch of rules that match nothing)
     for rule in phase.candidates(method, view.path):
         if rule.methods is not None and method not in rule.methods:
             continue
-        if not admits(rule, view, load):
+        if rule.match is not None and not rule.match(view):
+            continue
+        hit = True
+        if not when_holds(rule, load):
             continue
         c = counters[rule.slot]
         if rule.scope != "*" and c.window != pos.window:
@@ -110,6 +115,9 @@ def decide_run(
                 seed = mix(x ^ (GOLDEN >> 1))
         if not rule.continue_:
             break
+    watch = run.unmatched
+    if watch.watching or watch.entry != pos.start:  # a phase entry's first request, or watched
+        watch.saw(pos, hit, view.path, now)
     if not faults:
         return None
     if len(ids) > 1:

@@ -58,6 +58,13 @@ def admits(rule: CompiledRule, view: RequestView, load: LoadSignals) -> bool:
     return rule.rps_above is None or load.rps(rule.rps_window) > rule.rps_above
 
 
+def when_holds(rule: CompiledRule, load: LoadSignals) -> bool:
+    """The rule's `when` (load conditions) holds now: `admits` without the `match`."""
+    if rule.inflight_above is not None and load.inflight <= rule.inflight_above:
+        return False
+    return rule.rps_above is None or load.rps(rule.rps_window) > rule.rps_above
+
+
 def fires(rule: CompiledRule, k: int) -> bool:
     """Count-based patterns over the k-th matching request (1-based)."""
     if rule.first is not None and k > rule.first:

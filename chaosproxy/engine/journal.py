@@ -3,7 +3,8 @@
 Fed by `FaultInjected` events; `StateChanged(scenario_started)` sets the time origin, so `t` is
 seconds since the fault's scenario started (a fault an old scenario records after another one
 started is timed from its own start); ad-hoc and header faults are timed from the latest
-scenario start, or from when the journal opened. Each line
+scenario start, or from when the journal opened. `time` is the fault's wall-clock instant in UTC
+(ISO 8601, milliseconds, `Z`), to line entries up with logs and dashboards. Each line
 is written whole, in one write, and flushed, so the file can be tailed and is never cut mid-line.
 
 Bounded: past `max_size` bytes the file is rotated before the line that would cross the limit
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -55,6 +57,17 @@ class Journal:
         self._origin = clock.wall()
         self._origins: dict[str, float] = {}  # scenario name -> its latest start
         self._bus: EventBus | None = None
+        self._second = -1  # the Unix second `_prefix` spells
+        self._prefix = ""
+
+    def _utc(self, t: float) -> str:
+        """`2026-12-07T10:15:03.123Z`: the date and time of a second are formatted once, then
+        only the milliseconds change (a fault per request at saturation)."""
+        second = int(t)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{min(999, int((t - second) * 1000)):03d}Z"
 
     def _open(self) -> None:
         self._file = self.path.open("ab")
@@ -75,6 +88,7 @@ class Journal:
         origin = self._origins.get(ev.scenario, self._origin) if ev.scenario else self._origin
         line = {
             "t": round(ev.t - origin, 6),
+            "time": self._utc(ev.t),
             "request_id": ev.request_id,
             "method": ev.method,
             "path": ev.path,

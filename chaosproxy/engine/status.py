@@ -42,4 +42,6 @@ def run_status(run: Run, pos: Position, now: float, state: str = "running") -> d
             }
             for r in c.rules
         ],
+        # A phase whose rules matched none of many requests (engine/unmatched.py), once each.
+        "warnings": run.unmatched.status(),
     }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from chaosproxy.engine.compile import CompiledPhase, CompiledScenario
 from chaosproxy.engine.draw import Counter, seed_key
+from chaosproxy.engine.unmatched import Unmatched
 
 
 class FromScenario(enum.Enum):
@@ -37,7 +38,8 @@ class Position:
 
 
 class Run:
-    """One running scenario: its compiled form, timeline position and rule counters."""
+    """One running scenario: its compiled form, timeline position, rule counters and the watch
+    for rules that match nothing."""
 
     def __init__(self, compiled: CompiledScenario, seed: int | None, start: float, wall: float):
         self.compiled = compiled
@@ -49,6 +51,7 @@ class Run:
         first = compiled.phases[0]
         self.at = Position(0, first, start, start + first.duration)
         self.counters = [Counter() for _ in compiled.rules]
+        self.unmatched = Unmatched(self.counters, start, wall)  # rules that match no request
         if seed is not None:
             for r in compiled.rules:
                 if r.scope == "*":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+from aiohttp import web
+
+from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 
@@ -221,3 +225,188 @@ async def test_api_hints_come_back_in_ctl_words(
     assert (await chaosproxy(*args))[0] == 0
     code, out, _ = await chaosproxy(*args)
     assert code == 1 and "pass --replace" in out and '{"replace": true}' not in out
+
+
+OTHER = SCENARIO.replace("name: fleet-test", "name: other-test")
+
+
+async def test_start_is_all_or_nothing_unless_partial(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """B already runs another scenario and refuses (409): the start on A is undone, and said
+    so; with --partial it stays, and exit 3 says the fleet is mixed."""
+    a, b = await two(demo_upstream, start_proxy)
+    (tmp_path / "other.yaml").write_text(OTHER)
+    (tmp_path / "mine.yaml").write_text(SCENARIO)
+    code, _, err = await chaosproxy(
+        "ctl", "--admin", b.admin_url, "start", str(tmp_path / "other.yaml")
+    )
+    assert code == 0, err
+    both = ("ctl", "--admin", a.admin_url, "--admin", b.admin_url)
+
+    code, out, err = await chaosproxy(*both, "start", str(tmp_path / "mine.yaml"))
+    assert code == 1, (out, err)
+    assert a.engine.current() is None  # stopped again
+    running_b = b.engine.current()
+    assert running_b is not None and running_b.scenario.name == "other-test"  # untouched
+    assert f"{a.admin_url}: stopped again: it started, but {b.admin_url} failed" in out
+    assert f"{b.admin_url}: FAILED: HTTP 409 Conflict" in out and "pass --replace" in out
+    assert f"started on {a.admin_url}, refused by {b.admin_url} (HTTP 409 Conflict:" in err
+    assert f"stopped on {a.admin_url} again; it runs nowhere" in err
+
+    code, out, err = await chaosproxy(
+        *both, "--json", "start", str(tmp_path / "mine.yaml"), "--partial"
+    )
+    assert code == 3, (out, err)
+    doc = json.loads(out)
+    assert doc[a.admin_url]["outcome"] == "started" and doc[a.admin_url]["ok"] is True
+    assert doc[b.admin_url]["outcome"] == "refused" and doc[b.admin_url]["step"] == "start"
+    assert doc[b.admin_url]["status"] == 409 and doc[b.admin_url]["ok"] is False
+    running_a = a.engine.current()
+    assert running_a is not None and running_a.scenario.name == "fleet-test"
+    assert f"kept running on {a.admin_url} (--partial)" in err
+
+
+async def test_start_json_says_what_was_undone_where(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a, b = await two(demo_upstream, start_proxy)
+    b.engine.start_scenario(load_scenario_text(OTHER, "other.yaml"))
+    code, out, _ = await chaosproxy(
+        "ctl",
+        "--admin",
+        a.admin_url,
+        "--admin",
+        b.admin_url,
+        "--json",
+        "start",
+        "post-deploy-breakage",
+    )
+    doc = json.loads(out)
+    assert code == 1 and a.engine.current() is None
+    assert doc[a.admin_url]["outcome"] == "stopped_again" and doc[a.admin_url]["ok"] is False
+    assert doc[a.admin_url]["status"] == 201  # the start's own answer...
+    assert doc[a.admin_url]["stop"]["ok"] is True  # ...and the stop that undid it
+    assert doc[a.admin_url]["stop"]["body"]["stopped"] == "post-deploy-breakage"
+    assert doc[b.admin_url]["outcome"] == "refused"
+
+
+async def test_an_upload_one_sidecar_refuses_is_started_nowhere(
+    demo_upstream: str, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    a = await start_proxy(demo_upstream)
+    b = await start_proxy(demo_upstream, admin_token="tok")  # ctl has no token for it: 401
+    f = tmp_path / "mine.yaml"
+    f.write_text(SCENARIO)
+    code, out, err = await chaosproxy(
+        "ctl", "--admin", a.admin_url, "--admin", b.admin_url, "start", str(f)
+    )
+    assert code == 1, (out, err)
+    assert a.engine.current() is None and "fleet-test" in a.uploads  # uploaded, not started
+    assert f"{a.admin_url}: not started: uploaded, but {b.admin_url} could not have it" in out
+    assert f"{b.admin_url}: FAILED: upload: HTTP 401" in out
+    assert f"refused by {b.admin_url} (upload: HTTP 401" in err
+    assert f"so not started on {a.admin_url} either" in err
+
+
+async def test_a_stop_that_fails_while_undoing_is_exit_3_naming_the_sidecar(
+    start_upstream: Callable[[web.Application], Awaitable[str]], refused_url: str
+) -> None:
+    """A sidecar that starts but cannot stop again: it still runs, and ctl says where, how to
+    stop it, and exits 3."""
+    stops = []
+
+    async def started(_: web.Request) -> web.Response:
+        return web.json_response({"active": True, "scenario": None}, status=201)
+
+    async def no_stop(req: web.Request) -> web.Response:
+        stops.append(req.path)
+        return web.json_response({"error": {"code": 500, "message": "boom"}}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/scenarios/{name}/start", started)
+    app.router.add_post("/scenarios/stop", no_stop)
+    stuck = await start_upstream(app)
+    code, out, err = await chaosproxy(
+        "ctl", "--admin", stuck, "--admin", refused_url, "start", "post-deploy-breakage"
+    )
+    assert code == 3, (out, err)
+    assert stops == ["/scenarios/stop"]
+    assert f"{stuck}: STILL RUNNING: it started, {refused_url} failed" in out
+    assert f"no answer from {refused_url} (unreachable:" in err
+    assert f"the stop FAILED on {stuck}, where it still runs" in err
+    assert f"`chaosproxy ctl --admin {stuck} stop`" in err
+
+
+async def test_status_and_events_warn_when_the_rules_match_no_request(
+    demo_upstream: str,
+    start_proxy: StartProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scenario written for other paths: the proxy logs it, `/events` has `rules_unmatched`,
+    and `ctl status` prints it (bounds lowered here from 200 requests and 10 s)."""
+    import aiohttp
+
+    from chaosproxy.engine import unmatched
+
+    monkeypatch.setattr(unmatched, "REQUESTS", 20)
+    monkeypatch.setattr(unmatched, "SECONDS", 0.3)
+    rt = await start_proxy(demo_upstream)
+    rt.engine.start_scenario(
+        load_scenario_text(SCENARIO.replace("duration: 1s", "duration: 0.1s"), "mine.yaml")
+    )
+    await asyncio.sleep(0.2)  # in the broken phase
+    async with aiohttp.ClientSession() as s:
+        for _ in range(25):
+            async with s.get(rt.proxy_url + "/v1/items") as r:  # passed on untouched
+                assert r.status == 404
+            await asyncio.sleep(0.015)
+        for _ in range(100):  # the ticker reports it on the proxy loop
+            async with s.get(rt.admin_url + "/events") as r:
+                events = (await r.json())["events"]
+            found = [e for e in events if e["kind"] == "rules_unmatched"]
+            if found:
+                break
+            await asyncio.sleep(0.05)
+    [ev] = found
+    assert ev["scenario"] == "fleet-test" and ev["phase"] == "broken"
+    n = ev["details"]["requests"]  # 20 or more: both bounds must pass
+    assert ev["details"]["match"] == ["/api/**"] and 20 <= n <= 25
+    assert ev["details"]["paths"] == [{"path": "/v1/items", "requests": n}]
+    code, out, _ = await chaosproxy("ctl", "--admin", rt.admin_url, "status")
+    assert code == 0, out
+    message = ev["details"]["message"]
+    assert message.startswith(f"rule /api/** matched none of the last {n} requests in ")
+    assert message.endswith(f" s; paths seen: /v1/items ({n})")
+    assert f"warning: phase broken: {message}\n" in out
+
+
+async def test_a_closed_pipe_ends_ctl_quietly(demo_upstream: str, start_proxy: StartProxy) -> None:
+    """`chaosproxy ctl --json status | head -c 10`: the reader is gone before ctl writes (here
+    for sure: the read end is closed first), and ctl exits as a closed pipe ends a C tool, with
+    no traceback."""
+    import os
+
+    from chaosproxy.cli import SIGPIPE_EXIT
+
+    a = await start_proxy(demo_upstream)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chaosproxy",
+            "ctl",
+            "--admin",
+            a.admin_url,
+            "--json",
+            "status",
+            stdout=write,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert err.decode() == "" and proc.returncode == SIGPIPE_EXIT

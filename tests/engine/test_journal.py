@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from chaosproxy._clock import FakeClock
-from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged, StateKind
 from chaosproxy.engine.journal import Journal, journal_files
 from tests.conftest import StartProxy
 
@@ -63,6 +65,7 @@ async def test_journal_has_one_line_per_injected_fault(
     first = entries[0]
     assert set(first) == {
         "t",
+        "time",
         "request_id",
         "method",
         "path",
@@ -77,6 +80,8 @@ async def test_journal_has_one_line_per_injected_fault(
     assert first["path"] == "/api/items" and first["request_id"].startswith("req-")
     assert first["outcome"] in ("status=500", "status=503")
     assert 0 <= first["t"] < 60
+    when = datetime.datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
+    assert first["time"].endswith("Z") and abs(when.timestamp() - time.time()) < 60
 
 
 async def test_same_seed_same_journal(
@@ -94,7 +99,9 @@ async def test_same_seed_same_journal(
         )
         await drive(rt.proxy_url, 60)
         await rt.stop()
-        runs.append([{k: v for k, v in e.items() if k != "t"} for e in lines(journal)])
+        runs.append(
+            [{k: v for k, v in e.items() if k not in ("t", "time")} for e in lines(journal)]
+        )
     assert runs[0] == runs[1]
     assert 5 < len(runs[0]) < 35
 
@@ -239,4 +246,21 @@ def test_a_fault_is_timed_from_its_own_scenarios_start(tmp_path: Path) -> None:
         ("a", 6.0),
         ("b", 1.0),
         ("", 2.0),  # an ad-hoc rule's fault: from the latest start
+    ]
+
+
+def test_each_line_carries_its_wall_clock_time_in_utc(tmp_path: Path) -> None:
+    """`t` is relative to the scenario's start; `time` is the instant itself, UTC, to the
+    millisecond (what logs and dashboards are read against)."""
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    start = 1796132644.0  # 2026-12-01T13:44:04Z
+    bus.emit(StateChanged(start, StateKind.SCENARIO_STARTED, "a"))
+    for t in (start + 0.0004, start + 1.9996, start + 86400.25):
+        bus.emit(FaultInjected(t, "r", "GET", "/", "a", "p", "rule", "error", "x"))
+    j.close()
+    assert [(e["t"], e["time"]) for e in lines(path)] == [
+        (0.0004, "2026-12-01T13:44:04.000Z"),
+        (1.9996, "2026-12-01T13:44:05.999Z"),
+        (86400.25, "2026-12-02T13:44:04.250Z"),
     ]

@@ -65,5 +65,14 @@ async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bou
     assert served["during_phase"] == "steady" and served["status"] == "PASS", served
     assert edited_doc["verdict"] == "PASS" and code == 0, edited_doc["reasons"]
     assert (tmp_path / "re" / "report.html").is_file()
+
+    # An edited bound: the breaker keeps clients failing ~4 s, so 2 s is too tight.
+    tight = edited.replace("within: 10s", "within: 2s")
+    (tmp_path / "tight.yaml").write_text(tight)
+    code, stdout, err = await judge(
+        str(out), "--experiment", str(tmp_path / "tight.yaml"), "--json"
+    )
+    recovers = next(c for c in json.loads(stdout)["checks"] if c["name"] == "recovers")
+    assert recovers["within"] == 2.0 and recovers["status"] == "FAIL" and code == 1, recovers
     written = json.loads((tmp_path / "re" / "results.json").read_text())
     assert written["rejudged"] is True and written["checks"] == edited_doc["checks"]

@@ -10,21 +10,22 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaosproxy.admin.client import AdminClient
-from chaosproxy.cli.demo import DemoSystem, serve
-from chaosproxy.demo_gateway import GatewayConfig, make_gateway
+from chaosproxy.cli.demo import DemoSystem
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
+from tests.experiment.test_run_e2e import gateway, system
 
 pytestmark = pytest.mark.slow
+__all__ = ["system"]  # the fixture (a demo system; `gateway` calls it through the proxy)
 
 SCENARIO = """\
 name: outage
@@ -64,23 +65,6 @@ checks:
     within: 10s
     for: 2s
 """
-
-
-@pytest.fixture
-async def system() -> AsyncIterator[DemoSystem]:
-    s = DemoSystem()
-    await s.start()
-    yield s
-    await s.stop()
-
-
-async def gateway(system: DemoSystem, proxy_port: int, failover: bool = True) -> str:
-    """The system under test: a gateway that calls its backend through the proxy (with
-    failover, only a dead load or proxy can keep this run from passing)."""
-    cfg = GatewayConfig(f"http://127.0.0.1:{proxy_port}", system.replica, failover=failover)
-    runner, port = await serve(make_gateway(cfg), "127.0.0.1", 0)
-    system.runners.append(runner)
-    return f"http://127.0.0.1:{port}"
 
 
 def experiment(tmp: Path, where: str, target: str, halt: bool = False) -> Path:
