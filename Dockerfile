@@ -9,7 +9,7 @@
 ARG BASE=python:3.12-slim
 
 # ---- build: wheels of the dependencies (a layer that survives source changes), then chaosproxy's
-# (setuptools 70.1+ builds wheels by itself, without the "wheel" package, as --no-build-isolation needs)
+# (setuptools 77+: builds wheels by itself, as --no-build-isolation needs, and reads the SPDX license)
 FROM ${BASE} AS build
 # Set only at build time to a mounted pip configuration (CA bundle, the machine's index); never an
 # ENV, so nothing of it reaches an image.
