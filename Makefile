@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test`. Each bootstraps .venv when missing or stale.
+# Two commands: `make demo` and `make test`. Each bootstraps .venv when missing or stale (quietly:
+# setuptools' advice about editable installs is no news to this project).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
 	@touch $(STAMP)
 
 # Ctrl-C reaches make, this shell and the demo at once: the demo stops cleanly and exits 130,
