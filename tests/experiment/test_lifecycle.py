@@ -29,7 +29,7 @@ from chaosproxy.experiment.lifecycle import (
     TransitionError,
 )
 from chaosproxy.experiment.processes import Child, SetupError, StartedProxy
-from chaosproxy.experiment.runner import Outcome
+from chaosproxy.experiment.runner import Outcome, Run
 from chaosproxy.experiment.series import second_to_json
 from tests.experiment.fixtures.replay import (
     NAMES,
@@ -466,3 +466,26 @@ async def test_the_real_clock_waits_and_honours_the_stop_event() -> None:
     assert await clock.sleep_until(t1 + 30.0, stop) is True
     assert clock.time() - t1 < 5.0
     assert await clock.wait(0.0) is False
+
+
+async def test_a_report_that_cannot_be_written_loses_neither_the_results_nor_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report is evidence, not the verdict: when rendering fails, results.json and
+    series.jsonl are there, the exit code is the verdict's, and the console says why."""
+    import chaosproxy.experiment.report as report
+
+    def broken(out: Path) -> list[Path]:
+        raise RuntimeError("the template is broken")
+
+    monkeypatch.setattr(report, "write_reports", broken)
+    monkeypatch.setattr(ReplayRun, "_reports", Run._reports)  # the replay skips reports
+    rec = recording("failover")
+    run, outcome = await replay(rec, tmp_path)
+    verdict = judged_now(rec)
+    assert json.loads((tmp_path / "results.json").read_text())["verdict"] == verdict.status
+    assert (tmp_path / "series.jsonl").stat().st_size > 0
+    assert outcome.exit_code == (0 if verdict.status == "PASS" else 1)
+    shown = run.opts.stream.getvalue()  # type: ignore[attr-defined]
+    assert "could not write the reports: the template is broken" in shown
+    assert not (tmp_path / "report.html").exists()
