@@ -98,6 +98,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: {args.env_error}", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell shows for a command a closed pipe ended
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`... | head`): stop quietly, as a C tool killed by SIGPIPE would.
+    stdout points at /dev/null from here on, so the interpreter's final flush of what is still
+    buffered cannot raise again (the Python docs' recipe, `signal` module notes)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind stdout (tests, embedding)
+        pass
+    return SIGPIPE_EXIT

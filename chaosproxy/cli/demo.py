@@ -2,7 +2,8 @@
 
 The demo system: a gateway that calls a primary and fails over to a replica; chaosproxy sits in
 front of the primary. `chaosproxy demo` runs the bundled experiment twice — with failover, then
-with failover switched off — so the same checks PASS and then FAIL.
+with failover switched off — so its checks PASS, and then the one that matters (clients stay
+served) FAILs and halts the run.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ rollback, and p95 latency stays within 4x of the steady phase.
 
 SECOND = """
 Experiment 2: the same experiment, the same checks, the same system with failover switched
-off. A verification worth trusting must fail it.
+off. A verification worth trusting must fail it: clients are no longer served during the
+outage, and that check halts the run, so the checks on what comes after it read NOT REACHED.
 """
 
 

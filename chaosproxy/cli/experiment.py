@@ -131,15 +131,17 @@ def list_command(args: argparse.Namespace) -> int:
     from chaosproxy.errors import ConfigError
     from chaosproxy.experiment.spec import load_experiment_file
 
-    for path in sorted(bundled_dir().glob("*.yaml")):
+    paths = sorted(bundled_dir().glob("*.yaml"))
+    width = max((len(p.stem) for p in paths), default=0)
+    for path in paths:
         try:
             exp = load_experiment_file(path)
             first = " ".join(exp.description.split())
             if len(first) > 90:
                 first = first[:89].rsplit(" ", 1)[0] + " …"
-            print(f"{path.stem:<30} {first}")
+            print(f"{path.stem:<{width}}  {first}")
         except ConfigError:
-            print(f"{path.stem:<30} (needs its environment: see the file)")
+            print(f"{path.stem:<{width}}  (needs its environment: see the file)")
     return 0
 
 
@@ -246,5 +248,6 @@ def judge_command(args: argparse.Namespace) -> int:
         keep = ("verdict", "reasons", "confidence", "false_alarm", "checks")
         print(json.dumps({k: doc[k] for k in keep}, indent=2, ensure_ascii=False))
     else:
-        print(checks_table(verdict))
+        halted = doc.get("halted")
+        print(checks_table(verdict, halted if isinstance(halted, dict) else None))
     return 0 if verdict.status == "PASS" else 1

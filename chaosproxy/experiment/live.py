@@ -78,21 +78,25 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
 
 
 def progress_line(run: Run, scenario: Scenario, now: float) -> str:
-    """One line of where the run is: phase, time, users, rates, errors, p95, injected."""
+    """One line about the last complete second (Locust writes a second's counts within the
+    next one): its phase, the scenario's seconds done by its end, users, requests, errors,
+    p95, and the faults injected up to it — label and numbers about the same second."""
+    sec = int(now) - 1
     windows = run.windows(scenario, now)
-    phase = collect.label(int(now), windows) if windows else WARMUP
-    if run.halted:
+    phase = collect.label(sec, windows) if windows else WARMUP
+    if run.halted and sec >= int(run.halted["at"]):
         phase = "halted"
     at = run.scenario_at or now
     total = scenario.cycle_duration
-    elapsed = max(0.0, now - at)
-    sec = int(now) - 1
+    done = min(max(0.0, sec + 1 - at), total)
     v = run.client.seconds.get(sec, View())
-    injected = sum(x.injected for t, x in run.live_proxy.items() if t >= int(at))
+    injected = sum(x.injected for t, x in run.live_proxy.items() if int(at) <= t <= sec)
     er = v.error_rate
     p95 = v.quantile(0.95)
+    reported = [t for t in run.client.users_at if t <= sec]
+    users = run.client.users_at[max(reported)] if reported else run.client.users
     return (
-        f"{phase:<16} {min(elapsed, total):4.0f}/{total:.0f}s  users {run.client.users:<4}"
+        f"{phase:<16} {done:4.0f}/{total:.0f}s  users {users:<4}"
         f" {v.requests:5d} req/s  errors {fmt(er, 'ratio') if er is not None else '-':>6}"
         f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>6}"
         + (f"  injected {injected}" if run.live_proxy else "")
@@ -150,7 +154,7 @@ class Console:
             self.say(f"HALT: {reason}; injection stopped on {len(run.clients)} proxy(ies)")
         elif state is State.DONE:
             self.say("")
-            self.say(results.checks_table(run.verdict))
+            self.say(results.checks_table(run.verdict, run.halted))
             self.say(f"\nresults: {run.out}/results.json")
             report = run.out / "report.html"
             if report.exists():

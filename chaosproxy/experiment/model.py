@@ -106,6 +106,24 @@ class ProxySpec:
     upstream: str
     listen: str | None = None
     args: tuple[str, ...] = ()  # extra `chaosproxy run` flags
+    admin: str | None = None  # HOST:PORT of its admin API (default: loopback, a free port)
+
+
+# The `chaosproxy run` flags the runner passes itself (processes.py), refused in `proxy.args`:
+# flag -> what to write instead.
+RUNNER_FLAGS = {
+    "--upstream": "set proxy.upstream",
+    "--listen": "set proxy.listen: HOST:PORT",
+    "--admin": "set proxy.admin: HOST:PORT",
+    "--admin-token": "off loopback the runner gives the admin API a token of its own",
+    "--journal": "the runner writes the journal to journal.jsonl in the results directory",
+    "--client-id-header": "the runner names clients by the load generator's X-Chaos-User",
+    "--reload-interval": "the runner turns hot reload off",
+    "--scenario-dir": "the runner sends the scenario through the admin API",
+    "--scenario": "the runner starts the experiment's scenario when the load holds steady",
+}
+# What a Prometheus check's `metric` is: the value its query returns, nothing computed from it.
+PROMETHEUS_METRIC = "value"
 
 
 @dataclass(frozen=True)

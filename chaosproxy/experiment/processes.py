@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -87,29 +88,49 @@ class StartedProxy:
     child: Child
     url: str  # where data goes
     admin: str  # its admin API
+    token: str | None = None  # the admin API's bearer token (set when it is off loopback)
 
 
-async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> StartedProxy:
-    """`chaosproxy run` for this experiment, with a journal in `out`; waits until it answers."""
+def _host_port(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """`HOST:PORT` as the experiment file gives it (port 0 or none: a free one)."""
+    if not text:
+        return default_host, 0
+    h, _, p = text.rpartition(":")
+    return h.strip("[]") or default_host, int(p)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_argv(
+    exp: Experiment,
+    out: Path,
+    listen: tuple[str, int],
+    admin: tuple[str, int],
+    scenario_dir: Path | None,
+) -> list[str]:
+    """`chaosproxy run` as the runner starts it: its own flags (`model.RUNNER_FLAGS`, which
+    `proxy.args` may not repeat), then the experiment's `proxy.args`."""
     assert exp.proxy is not None
-    spec = exp.proxy
-    host, port = "127.0.0.1", 0
-    if spec.listen:
-        h, _, p = spec.listen.rpartition(":")
-        host, port = h or "127.0.0.1", int(p)
-    port = port or free_port(host)
-    admin_port = free_port()
-    argv = [
+    return [
         sys.executable,
         "-m",
         "chaosproxy",
         "run",
         "--upstream",
-        spec.upstream,
+        exp.proxy.upstream,
         "--listen",
-        f"{host}:{port}",
+        f"{listen[0]}:{listen[1]}",
         "--admin",
-        f"127.0.0.1:{admin_port}",
+        f"{admin[0]}:{admin[1]}",
         "--journal",
         str(out / "journal.jsonl"),
         "--client-id-header",
@@ -117,13 +138,36 @@ async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> 
         "--reload-interval",
         "0",
         *(["--scenario-dir", str(scenario_dir)] if scenario_dir else []),
-        *spec.args,
+        *exp.proxy.args,
     ]
-    child = await spawn("proxy", argv, out / "proxy.log")
-    admin = f"http://127.0.0.1:{admin_port}"
+
+
+async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> StartedProxy:
+    """`chaosproxy run` for this experiment, with a journal in `out`; waits until it answers.
+
+    Its admin API listens where `proxy.admin` says (Prometheus scrapes `/metrics` there), by
+    default on loopback at a free port. Off loopback it gets a fresh bearer token (passed in
+    the environment, not on the command line): `/metrics` and `/healthz` stay open, the rest
+    answers only the runner."""
+    assert exp.proxy is not None
+    spec = exp.proxy
+    host, port = _host_port(spec.listen)
+    admin_host, admin_port = _host_port(spec.admin)
+    try:
+        port = port or free_port(host)
+        admin_port = admin_port or free_port(admin_host)
+    except OSError as e:
+        raise SetupError(f"no free port for the proxy (proxy.listen / proxy.admin): {e}") from e
+    token = None if _loopback(admin_host) else secrets.token_urlsafe(24)
+    argv = proxy_argv(exp, out, (host, port), (admin_host, admin_port), scenario_dir)
+    # The runner owns the token: one set in its own environment (for `ctl`) must not lock it out.
+    env = {"CHAOSPROXY_ADMIN_TOKEN": token or ""}
+    child = await spawn("proxy", argv, out / "proxy.log", env)
+    reach = "127.0.0.1" if admin_host in ("0.0.0.0", "", "::") else admin_host
+    admin = f"http://{_url_host(reach)}:{admin_port}"
     connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    proxy = StartedProxy(child, f"http://{connect}:{port}", admin)
-    async with AdminClient(admin, timeout=1.0) as client:
+    proxy = StartedProxy(child, f"http://{_url_host(connect)}:{port}", admin, token)
+    async with AdminClient(admin, token, timeout=1.0) as client:
         for _ in range(150):  # up to ~15 s
             if not child.running:
                 raise SetupError(f"the proxy exited ({child.proc.returncode}):\n{child.tail()}")
@@ -133,6 +177,10 @@ async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> 
             await asyncio.sleep(0.1)
     await child.stop()
     raise SetupError(f"the proxy did not answer on {admin} within 15 s:\n{child.tail()}")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def requests_json(exp: Experiment) -> str:

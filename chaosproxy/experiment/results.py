@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
-from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
+from chaosproxy.experiment.verdict import PASS, CheckResult, Second, Verdict, unit_of
 from chaosproxy.stats import BOUNDS
 
 SCHEMA_VERSION = 1
@@ -94,11 +94,22 @@ def results_document(
         "false_alarm": verdict.false_alarm,
         "prometheus_lag": dict(prometheus_lag or {}),
         "phases": phases,
-        "checks": [c.to_json() for c in verdict.checks],
+        "checks": [check_json(c) for c in verdict.checks],
         "annotations": annotations,
         "events": list(events),
         "files": files,
     }
+
+
+def check_json(check: CheckResult) -> dict[str, Any]:
+    """A check as results.json holds it. A recovery check is decided by its time, so its
+    `margin` is the time left: `within` - `recovered_after_s` in seconds, negative when it
+    recovered late, null when it never did."""
+    doc = check.to_json()
+    if check.spec.after_phase is not None and check.spec.within is not None:
+        got = check.recovered_after_s
+        doc["margin"] = None if got is None else round(check.spec.within - got, 6)
+    return doc
 
 
 def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) -> dict[str, Any]:
@@ -116,7 +127,7 @@ def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) ->
             "confidence": verdict.confidence,
             "false_alarm": verdict.false_alarm,
             "phases": [p | {"baseline": p["name"] == verdict.baseline} for p in verdict.phases],
-            "checks": [c.to_json() for c in verdict.checks],
+            "checks": [check_json(c) for c in verdict.checks],
             "rejudged": True,
         }
     )
@@ -179,10 +190,15 @@ def write_timeseries(
             )
 
 
-def checks_table(verdict: Verdict) -> str:
+def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
     """The final table: one line per check (value and interval, as the reports write them),
-    then the verdict and why, the confidence of the intervals and the false-alarm estimate."""
+    then the verdict and why, the confidence of the intervals and the false-alarm estimate.
+    After a halt, a PASS on a window the halt left empty reads NOT REACHED (as in the
+    reports): it is no evidence."""
     from chaosproxy.experiment.report import fmt as show  # report.load imports this module
+
+    run = {"halted": halted, "phases": verdict.phases}
+    unreached: list[str] = []
 
     fa = verdict.false_alarm if isinstance(verdict.false_alarm, dict) else None
     rates = fa.get("checks") if fa is not None and isinstance(fa.get("checks"), dict) else {}
@@ -203,9 +219,15 @@ def checks_table(verdict: Verdict) -> str:
             if (r.recovered_lo, r.recovered_hi) != (None, None)
             else None,
             "needs_more_requests": r.needs,
+            "during_phase": s.during_phase,
+            "compare_to": s.compare_to,
         }
         status = r.status + (" (halted)" if r.halted else "")
-        if show.needs(doc):
+        why = show.unreached_note(run, doc)
+        if why:  # no more requests would decide it either: its window never came
+            status = show.UNREACHED
+            unreached.append(f"  - {s.name!r} {why}")
+        elif show.needs(doc):
             status += f", {show.needs(doc)}"
         iv = (r.lo, r.hi) if r.value is not None and (r.lo, r.hi) != (None, None) else None
         row = [
@@ -228,6 +250,9 @@ def checks_table(verdict: Verdict) -> str:
     lines.append(f"verdict: {verdict.status}")
     if verdict.status != PASS:
         lines.extend(f"  - {reason}" for reason in verdict.reasons)
+    if unreached:
+        lines.append(f"{show.UNREACHED}: no evidence either way")
+        lines.extend(unreached)
     lines.append(show.confidence_note(verdict.confidence))
     line = show.false_alarm_line({"false_alarm": fa}) if fa is not None else None
     if line is not None:

@@ -224,7 +224,7 @@ class Run:
         if exp.proxy is not None:
             self.say(f"starting chaosproxy in front of {exp.proxy.upstream} ...")
             self.proxy = await start_proxy(exp, self.out, None)
-            admins, token = [self.proxy.admin], None
+            admins, token = [self.proxy.admin], self.proxy.token
         else:
             from chaosproxy.admin.client import expand_admins
 

@@ -19,6 +19,8 @@ _DUR: Schema = {
 }
 _TEXT: Schema = {"type": "string", "minLength": 1}
 _URL: Schema = {"type": "string", "pattern": r"^(https?://|\$\{)"}
+# `chaosproxy run` flags the runner passes itself, as `--flag` or `--flag=value`
+_RUNNER_FLAG = "^(" + "|".join(model.RUNNER_FLAGS) + ")(=.*)?$"
 
 
 def _obj(props: Schema, keys: tuple[str, ...], required: tuple[str, ...] = ()) -> Schema:
@@ -90,9 +92,13 @@ def experiment_schema() -> Schema:
             ),
         },
         spec_checks.CHECK_KEYS,
-        ("name", "metric"),
+        ("name",),
     )
     check["oneOf"] = [{"required": ["during_phase"]}, {"required": ["after_phase", "within"]}]
+    # A Prometheus check judges what its query returns: no metric; every other check has one.
+    check["if"] = {"required": ["source"], "properties": {"source": {"const": "prometheus"}}}
+    check["then"] = {"required": ["prometheus"], "not": {"required": ["metric"]}}
+    check["else"] = {"required": ["metric"]}
     top = _obj(
         {
             "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$"},
@@ -102,8 +108,19 @@ def experiment_schema() -> Schema:
             "proxy": _obj(
                 {
                     "upstream": _URL,
-                    "listen": {"type": "string"},
-                    "args": {"type": "array", "items": {"type": "string"}},
+                    "listen": {"type": "string", "description": "HOST:PORT it serves"},
+                    "admin": {
+                        "type": "string",
+                        "description": "HOST:PORT of its admin API (/metrics for Prometheus); "
+                        "default loopback, a free port",
+                    },
+                    "args": {
+                        "type": "array",
+                        "items": {"type": "string", "not": {"pattern": _RUNNER_FLAG}},
+                        "description": "more `chaosproxy run` flags (not the runner's own: "
+                        + ", ".join(model.RUNNER_FLAGS)
+                        + ")",
+                    },
                 },
                 spec.PROXY_KEYS,
                 ("upstream",),

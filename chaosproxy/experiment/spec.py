@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import NoReturn
 
 from yaml.nodes import Node, ScalarNode
 
@@ -25,6 +26,7 @@ from chaosproxy.experiment.model import (
     DEFAULT_CONFIDENCE,
     DEFAULT_HALT_FALSE_ALARM,
     METHODS,
+    RUNNER_FLAGS,
     SHAPES,
     BaselineSpec,
     Experiment,
@@ -49,7 +51,7 @@ EXPERIMENT_KEYS = (
     "confidence",
     "halt_false_alarm",
 )
-PROXY_KEYS = ("upstream", "listen", "args")
+PROXY_KEYS = ("upstream", "listen", "admin", "args")
 LOAD_KEYS = (
     "users",
     "spawn_rate",
@@ -139,6 +141,69 @@ def resolve_experiment_scenario(exp: Experiment) -> Scenario:
     if problems:
         raise ConfigError(problems)
     return scenario
+
+
+def run_args_problems(args: list[str]) -> list[tuple[int | None, str]]:
+    """What is wrong with `proxy.args` as `chaosproxy run` would read them: (index, message).
+    A flag the runner passes itself is refused (two values for one flag: the last would win
+    and the run would wait on a proxy that is not where it looks); so is a flag `run` does not
+    know, or a value it would refuse, so the mistake shows at `validate`, not 15 s into a run."""
+    import argparse
+
+    from chaosproxy.cli.run_flags import add_run_arguments
+    from chaosproxy.config.located import suggest
+
+    class Refused(Exception):
+        pass
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise Refused(message)
+
+    parser = Parser(prog="chaosproxy run", add_help=False)
+    add_run_arguments(parser)
+    flags = sorted(o for a in parser._actions for o in a.option_strings)
+    out: list[tuple[int | None, str]] = []
+    for i, arg in enumerate(args):
+        if not arg.startswith("-") or arg == "-" or _is_number(arg):
+            continue
+        given = arg.split("=", 1)[0]
+        exact = given if given in flags else None
+        prefixed = [f for f in flags if f.startswith(given)] if given.startswith("--") else []
+        flag = exact or (prefixed[0] if len(prefixed) == 1 else None)
+        if flag is None and len(prefixed) > 1:
+            out.append((i, f"{given} is ambiguous: {', '.join(prefixed)}"))
+        elif flag is None:
+            mine = [f for f in flags if f not in RUNNER_FLAGS]
+            hint = suggest(given, mine) or " (chaosproxy run --help lists them)"
+            out.append((i, f"chaosproxy run has no flag {given!r}{hint}"))
+        elif flag in RUNNER_FLAGS:
+            out.append((i, f"{flag} is the runner's own flag: {RUNNER_FLAGS[flag]}"))
+    if out:
+        return out
+    try:
+        parser.parse_args(["--upstream", "http://127.0.0.1:1", *args])
+    except Refused as e:
+        # "argument --pool-size: expected ...": located at that flag when it is named
+        named = re.match(r"argument (--[\w-]+)", str(e))
+        at = next(
+            (
+                i
+                for i in range(len(args) - 1, -1, -1)
+                if named and args[i].split("=", 1)[0] == named.group(1)
+            ),
+            None,
+        )
+        return [(at, f"chaosproxy run would refuse this: {e}")]
+    return []
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -239,23 +304,34 @@ class _ExperimentReader(CheckReader):
         if m is None:
             return None
         upstream = self.url(m["upstream"], "proxy.upstream") if "upstream" in m else None
-        listen = None
-        if "listen" in m:
-            listen = self.text(m["listen"], "proxy.listen")
-            if listen is not None:
-                _, sep, port = listen.rpartition(":")
-                if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-                    self.problem(m["listen"], "proxy.listen", f"expected HOST:PORT, got {listen!r}")
-                    listen = None
+        listen = self.host_port(m["listen"], "proxy.listen") if "listen" in m else None
+        admin = self.host_port(m["admin"], "proxy.admin") if "admin" in m else None
         args: list[str] = []
         if "args" in m:
-            for i, item in enumerate(self.seq(m["args"], "proxy.args") or []):
+            items = self.seq(m["args"], "proxy.args") or []
+            for i, item in enumerate(items):
                 t = self.text(item, f"proxy.args[{i}]")
                 if t is not None:
                     args.append(t)
+            if len(args) == len(items):
+                for at, message in run_args_problems(args):
+                    if at is None:
+                        self.problem(m["args"], "proxy.args", message)
+                    else:
+                        self.problem(items[at], f"proxy.args[{at}]", message)
         if upstream is None:
             return None
-        return ProxySpec(upstream, listen, tuple(args))
+        return ProxySpec(upstream, listen, tuple(args), admin)
+
+    def host_port(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is None:
+            return None
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            self.problem(node, path, f"expected HOST:PORT, got {value!r}")
+            return None
+        return value
 
     def admins(self, node: Node) -> tuple[str, ...]:
         out = []

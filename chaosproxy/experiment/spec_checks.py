@@ -16,6 +16,7 @@ from chaosproxy.experiment.model import (
     DEFAULT_MIN_SAMPLES,
     LATENCY,
     METRICS,
+    PROMETHEUS_METRIC,
     PROXY_ONLY,
     SOURCES,
     BaselineSpec,
@@ -99,11 +100,26 @@ class CheckReader(Reader):
         return out
 
     def check(self, node: Node, path: str) -> CheckSpec | None:
-        m = self.mapping(node, path, CHECK_KEYS, required=("name", "metric"))
+        m = self.mapping(node, path, CHECK_KEYS, required=("name",))
         if m is None:
             return None
         name = self.label(m["name"], f"{path}.name") if "name" in m else None
-        metric = self.choice(m["metric"], f"{path}.metric", METRICS) if "metric" in m else None
+        prometheus = "source" in m and self.doc.value(m["source"]) == "prometheus"
+        metric: str | None = None
+        if prometheus:
+            # The check judges what the query returns; a metric name would only mislead.
+            metric = PROMETHEUS_METRIC
+            if "metric" in m:
+                self.problem(
+                    m["metric"],
+                    f"{path}.metric",
+                    "a Prometheus check judges the value its query returns: remove metric "
+                    "(write the error rate, latency ... into the query)",
+                )
+        elif "metric" in m:
+            metric = self.choice(m["metric"], f"{path}.metric", METRICS)
+        else:
+            self.problem(node, path, "missing required key 'metric'")
         source = "proxy" if metric in PROXY_ONLY else "client"
         if "source" in m:
             source = self.choice(m["source"], f"{path}.source", SOURCES) or source
@@ -150,6 +166,13 @@ class CheckReader(Reader):
             halt = bool(self.boolean(m["halt"], f"{path}.halt"))
             if halt and "during_phase" not in m:
                 self.problem(m["halt"], f"{path}.halt", "halt is for during_phase checks")
+            elif halt and prometheus:
+                self.problem(
+                    m["halt"],
+                    f"{path}.halt",
+                    "a Prometheus check cannot halt a run: its points lag the run by the "
+                    "scrape interval and the query's range (halt on source: client or proxy)",
+                )
         prom = None
         if "prometheus" in m:
             prom = self.prometheus(m["prometheus"], f"{path}.prometheus")

@@ -589,6 +589,33 @@ def phase_summary(
             "retried_after_waiting": p.retried_waited,
         }
     )
+    resilience: dict[str, Any] = {
+        "injected": p.injected,
+        "client_failures": c.failures,
+        "absorbed": absorbed,
+        "absorbed_share": _num(absorbed / p.injected) if p.injected else None,
+    }
+    # "Absorbed" reads injected faults against client failures, which assumes the system calls
+    # the dependency about as often per client request as in the baseline (one call each, when
+    # there is no baseline). Far fewer calls (under half: a circuit breaker, a cache, routing
+    # around an unhealthy dependency) and the two counts are about different requests: say what
+    # was measured, and leave `absorbed` out. (A proxy that saw nothing all run is another
+    # finding, the verdict's "no traffic reached the proxy".)
+    per_request = reference if reference else 1.0
+    fewer = c.requests and p.requests < 0.5 * per_request * c.requests
+    if fewer and any(s.proxy.requests for s in rows):
+        base = f" (the baseline: {reference:.2f} per client request)" if reference else ""
+        resilience.update(
+            {
+                "absorbed": None,
+                "absorbed_share": None,
+                "proxy_requests": p.requests,
+                "client_requests": c.requests,
+                "note": f"the system stopped calling the dependency: {p.requests:,} proxy "
+                f"requests for {c.requests:,} client requests{base}; absorbed is not computed "
+                "(it assumes the clients' requests reach the dependency)",
+            }
+        )
     return {
         "name": phase.name,
         "start": phase.start,
@@ -597,12 +624,7 @@ def phase_summary(
         "seconds": len(window),
         "client": client,
         "proxy": proxy,
-        "resilience": {
-            "injected": p.injected,
-            "client_failures": c.failures,
-            "absorbed": absorbed,
-            "absorbed_share": _num(absorbed / p.injected) if p.injected else None,
-        },
+        "resilience": resilience,
         "client_behaviour": {
             "retry_amplification": _num(amp),
             "early_retry_share": _num(p.retried_early / judged) if judged else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -74,7 +75,6 @@ checks:
     above: 0.5
   - name: faults land (prometheus)
     during_phase: outage
-    metric: error_rate
     source: prometheus
     prometheus: {{url: PROM, query: '{RATIO}'}}
     above: 0.5
@@ -85,7 +85,6 @@ checks:
     below: 0.05
   - name: healthy before (prometheus)
     during_phase: steady
-    metric: error_rate
     source: prometheus
     prometheus: {{url: PROM, query: '{RATIO}'}}
     below: 0.05
@@ -140,6 +139,16 @@ async def test_real_runs_render_compare_and_agree_with_prometheus(
         assert series and all(int(s.attrs["data-points"]) > 0 for s in series), chart
         bands = [e for e in dom.having("data-phase", "g") if e.within("data-chart") == chart]
         assert {b.attrs["data-phase"] for b in bands} >= {"steady", "outage", "after"}
+        # the wall clock under the time axis, and an edge where each phase begins
+        utc = [e for e in dom.having("data-utc", "text") if e.within("data-chart") == chart]
+        assert utc and all(re.fullmatch(r"\d\d:\d\d:\d\d", e.all_text()) for e in utc)
+        edges = {e.attrs["data-phase-edge"] for e in dom.having("data-phase-edge")
+                 if e.within("data-chart") == chart}  # fmt: skip
+        assert {"steady", "outage", "after"} <= edges, chart
+    # The engine's events as people read them: UTC and offsets, no raw epochs, no None.
+    (events,) = [e for e in dom.elements if e.attrs.get("id") == "events"]
+    assert "UTC (+" in events.all_text() and "None" not in events.all_text()
+    assert not re.search(r"\d{10}\.\d", events.all_text())
     png = tmp_path / "bad.png"
     shot = chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,2400", report.as_uri())
     assert shot.returncode == 0 and png.stat().st_size > 20_000

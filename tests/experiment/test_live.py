@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -134,32 +135,60 @@ async def test_the_live_view_is_the_proxys_last_ten_seconds(tmp_path: Path) -> N
 # ---------------------------------------------------------------- the progress line
 
 
-async def test_each_progress_line_is_what_the_real_run_printed(tmp_path: Path) -> None:
-    for name, exp in (("failover", None), ("spike", None), ("halt", None)):
+LINE = re.compile(r"^(\S+) +(\d+)/(\d+)s  (.*)$")
+
+
+def expected_phase(rec: Recording, sec: int) -> str:
+    """The scenario's phase in second `sec`, from the recording's own schedule."""
+    t = float(rec.at)
+    for p in rec.scenario.phases:
+        if t <= sec < t + p.duration:
+            return p.name
+        t += p.duration
+    return "warmup" if sec < rec.at else "cooldown"
+
+
+async def test_each_progress_line_is_about_one_second_label_and_numbers_alike(
+    tmp_path: Path,
+) -> None:
+    """Each line's numbers are the last complete second's (as the real run printed them), and
+    so are its phase and its seconds done: the label never runs a second ahead of them."""
+    for name in ("failover", "spike", "halt"):
         rec = recording(name)
-        run = await scheduled(rec, tmp_path / name, exp)
+        run = await scheduled(rec, tmp_path / name)
         ticks = await follow(run)
-        lines = [t.line for t in ticks]
         if name == "halt":
-            # After the halt the real run went on to its new end with the phase "halted".
             halted = next(i for i, t in enumerate(ticks) if t.breach) + 1
-            lines = lines[:halted]
-        assert lines == progress_lines(rec)[: len(lines)], name
+            ticks = ticks[:halted]
+        printed = progress_lines(rec)[: len(ticks)]
+        assert len(printed) == len(ticks) > 5, name
+        total = rec.scenario.cycle_duration
+        for tick, real in zip(ticks, printed, strict=True):
+            mine, theirs = LINE.match(tick.line), LINE.match(real)
+            assert mine and theirs, (tick.line, real)
+            sec = int(tick.now) - 1
+            assert mine.group(4) == theirs.group(4), name  # the same second's numbers
+            assert mine.group(1) == expected_phase(rec, sec), (name, tick.now, tick.line)
+            assert int(mine.group(2)) == min(max(0, sec + 1 - int(rec.at)), int(total))
 
 
 async def test_the_progress_line_names_the_phase_and_the_seconds(tmp_path: Path) -> None:
     rec = recording("halt")
     run = await scheduled(rec, tmp_path)
-    ticks = await follow(run)
+    ticks = await follow(run, until=rec.at + 7)
     by_second = {round(t.now - rec.at, 1): t.line for t in ticks}
     assert by_second[-0.8].startswith("warmup              0/13s  users 5 ")
-    assert by_second[3.2].startswith("outage              3/13s")
-    assert "errors  0.00%" in by_second[3.2]  # the second before: steady
+    # At 3.2 s the last complete second is the steady phase's third: its label, its numbers.
+    assert by_second[3.2].startswith("steady              3/13s")
+    assert "errors  0.00%" in by_second[3.2]
     assert "injected 0" in by_second[3.2]  # halting: the live view is kept
-    # The tick that halts shows it, with the outage's first second: all failed.
-    halted = by_second[4.2]
-    assert halted.startswith("halted              4/13s") and "errors 100.00%" in halted
-    assert halted in progress_lines(rec)  # its faults injected as the real run counted them
+    # The tick that halts shows the second that breached: the outage's first, all failed.
+    breach = by_second[4.2]
+    assert breach.startswith("outage              4/13s") and "errors 100.00%" in breach
+    # Its numbers, faults injected included, as the real run counted them.
+    assert breach.split("s  ", 1)[1] in [ln.split("s  ", 1)[1] for ln in progress_lines(rec)]
+    # The seconds after the halt read "halted".
+    assert by_second[5.2].startswith("halted              5/13s")
 
 
 # ---------------------------------------------------------------- the console

@@ -87,3 +87,35 @@ def test_a_flagged_false_alarm_rate_is_a_warning_and_none_is_silent() -> None:
         "recovered",
         "after",
     ]
+
+
+def test_after_a_halt_a_pass_on_a_window_that_never_ran_reads_not_reached() -> None:
+    """The demo's halted run: the recovery after the halted phase measured only the seconds
+    after injection stopped, and a check on a phase the halt never reached has nothing."""
+    phases = [
+        {"name": "steady", "start": 100.0, "end": 106.0, "seconds": 6},
+        {"name": "outage", "start": 106.0, "end": 107.2, "seconds": 2},
+        {"name": "rollback", "start": 0.0, "end": 0.0, "seconds": 0},
+    ]
+    rollback = CheckSpec("served in rollback", "error_rate", during_phase="rollback", bound=0.1)
+    results = [
+        CheckResult(OUTAGE, "FAIL", 0.8, 200, "", lo=0.7, hi=0.9, halted=True),
+        CheckResult(RECOVERS, "PASS", 0.0, 300, "", recovered_after_s=0.0, lo=0.0, hi=0.01),
+        CheckResult(rollback, "PASS", 0.0, 300, "", lo=0.0, hi=0.01),
+        CheckResult(STEADY, "PASS", 0.0, 600, "", lo=0.0, hi=0.005),
+    ]
+    verdict = Verdict("FAIL", ["halted"], results, phases, "steady", 0.95, None)
+    text = checks_table(verdict, {"check": OUTAGE.name, "at": 107.19, "phase": "outage"})
+    rows = _rows(text)
+    assert rows[OUTAGE.name].split()[5:7] == ["FAIL", "(halted)"]
+    assert "NOT REACHED" in rows[RECOVERS.name] and "PASS" not in rows[RECOVERS.name]
+    assert "NOT REACHED" in rows[rollback.name] and "PASS" not in rows[rollback.name]
+    assert "PASS" in rows[STEADY.name]  # it ran before the halt: it is evidence
+    assert (
+        f"  - {RECOVERS.name!r} judged PASS, but the halt cut outage short: this measured the "
+        "time after injection was stopped, and the phases after it never ran"
+    ) in text.splitlines()
+    assert f"  - {rollback.name!r} judged PASS, but phase rollback never ran: the run halted " \
+        "first" in text.splitlines()  # fmt: skip
+    # Without the halt the same table reads as judged.
+    assert "NOT REACHED" not in checks_table(verdict)

@@ -76,7 +76,10 @@ def test_halted_and_interrupted_are_stated(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run", failover=False, halted=True, interrupted=True)
     text = render_markdown(load_run(run_dir))
     assert "**Interrupted:**" in text
-    assert "**Halted** at +12.4 s by check 'error rate stays low during broken-release'" in text
+    assert (
+        "**Halted** at 14:40:12.4 UTC (+12.4 s) by check "
+        "'error rate stays low during broken-release'" in text
+    )
 
 
 def test_confidence_and_false_alarms_follow_the_verdict(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from chaosproxy.errors import ConfigError
+from chaosproxy.experiment.model import PROMETHEUS_METRIC, RUNNER_FLAGS
 from chaosproxy.experiment.schema import experiment_schema
 from chaosproxy.experiment.spec import (
     load_experiment_file,
@@ -279,3 +280,122 @@ def test_a_locustfile_that_does_not_exist_is_located(tmp_path: Path) -> None:
 def test_check_names_are_printable_text(name: str, code: str) -> None:
     found = problems(GOOD.replace("  - name: recovers after rollback", f"  - name: {name}"))
     assert any("checks[0].name: character" in p and code in p for p in found), found
+
+
+# ---------------------------------------------------------------- proxy.admin, proxy.args
+
+PROXY = "proxy:\n  upstream: http://127.0.0.1:3000\n"
+
+
+def with_proxy(lines: str) -> str:
+    return GOOD.replace(PROXY, PROXY + lines, 1)
+
+
+def test_proxy_admin_chooses_the_started_proxys_admin_address() -> None:
+    exp = load_experiment_text(with_proxy("  admin: 127.0.0.1:9464\n"))
+    assert exp.proxy is not None and exp.proxy.admin == "127.0.0.1:9464"
+    assert load_experiment_text(GOOD).proxy.admin is None  # type: ignore[union-attr]
+    found = problems(with_proxy("  admin: localhost\n"))
+    assert found == ["exp.yaml:5:10: proxy.admin: expected HOST:PORT, got 'localhost'"]
+
+
+@pytest.mark.parametrize("flag", sorted(RUNNER_FLAGS))
+@pytest.mark.parametrize("form", ["apart", "joined"])
+def test_the_runners_own_flags_are_refused_in_proxy_args(flag: str, form: str) -> None:
+    args = f"    - {flag}\n    - x\n" if form == "apart" else f"    - {flag}=x\n"
+    found = problems(with_proxy("  args:\n    - --access-log\n" + args))
+    assert found == [f"exp.yaml:7:7: proxy.args[1]: {flag} is the runner's own flag: "
+                     f"{RUNNER_FLAGS[flag]}"]  # fmt: skip
+
+
+def test_every_flag_the_runner_passes_is_one_proxy_args_refuses(tmp_path: Path) -> None:
+    from chaosproxy.experiment.processes import proxy_argv
+
+    exp = load_experiment_text(with_proxy("  args: [--access-log]\n"))
+    argv = proxy_argv(exp, tmp_path, ("127.0.0.1", 1), ("127.0.0.1", 2), tmp_path)
+    own = [a for a in argv[: argv.index("--access-log")] if a.startswith("--")]
+    assert own and set(own) <= set(RUNNER_FLAGS)
+    assert argv[-1] == "--access-log"  # the experiment's own flags come last
+
+
+def test_proxy_args_are_read_as_chaosproxy_run_reads_them() -> None:
+    ok = load_experiment_text(with_proxy("  args: [--pool-size, '64', --seed, '-3']\n"))
+    assert ok.proxy is not None and ok.proxy.args == ("--pool-size", "64", "--seed", "-3")
+    assert problems(with_proxy("  args: [--pool-sise, '3']\n")) == [
+        "exp.yaml:5:10: proxy.args[0]: chaosproxy run has no flag '--pool-sise'; "
+        "did you mean --pool-size?"
+    ]
+    assert problems(with_proxy("  args: [--journ, x]\n")) == [
+        "exp.yaml:5:10: proxy.args[0]: --journ is ambiguous: --journal, --journal-faults, "
+        "--journal-keep, --journal-max-size"
+    ]
+    (found,) = problems(with_proxy("  args: [--access-log, --pool-size, lots]\n"))
+    assert found.startswith("exp.yaml:5:24: proxy.args[1]: chaosproxy run would refuse this: ")
+    assert "--pool-size" in found and "lots" in found
+
+
+def test_the_schema_knows_proxy_admin_and_refuses_runner_flags() -> None:
+    schema = experiment_schema()
+    doc = yaml.safe_load(with_proxy("  admin: 0.0.0.0:9464\n  args: [--pool-size, '8']\n"))
+    jsonschema.validate(doc, schema)
+    for flag in ("--admin", "--listen=0.0.0.0:1", "--journal"):
+        doc["proxy"]["args"] = [flag]
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, schema)
+
+
+# ---------------------------------------------------------------- Prometheus checks
+
+PROM_CHECK = """\
+  - name: healthy before (prometheus)
+    during_phase: steady
+    source: prometheus
+    prometheus:
+      url: http://127.0.0.1:9090
+      query: (sum(rate(x{code=~"5.."}[5s])) or vector(0)) / sum(rate(x[5s]))
+    below: 0.01
+"""
+
+
+def test_a_prometheus_check_needs_no_metric_and_judges_its_querys_value() -> None:
+    exp = load_experiment_text(GOOD + PROM_CHECK)
+    prom = exp.checks[-1]
+    assert prom.source == "prometheus" and prom.metric == PROMETHEUS_METRIC == "value"
+    assert prom.prometheus is not None and "or vector(0)" in prom.prometheus.query
+    jsonschema.validate(yaml.safe_load(GOOD + PROM_CHECK), experiment_schema())
+
+
+def test_a_metric_on_a_prometheus_check_is_refused_where_it_stands() -> None:
+    text = GOOD + PROM_CHECK.replace("    source:", "    metric: error_rate\n    source:")
+    assert problems(text) == [
+        "exp.yaml:33:13: checks[3].metric: a Prometheus check judges the value its query "
+        "returns: remove metric (write the error rate, latency ... into the query)"
+    ]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(text), experiment_schema())
+    # Every other check still needs one.
+    no_metric = GOOD.replace("    metric: latency_p95\n", "")
+    assert any("checks[2]: missing required key 'metric'" in p for p in problems(no_metric))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(no_metric), experiment_schema())
+
+
+def test_a_prometheus_check_cannot_halt_the_run() -> None:
+    # the live halt never looked at Prometheus (its points lag the run): say so, located
+    (found,) = problems(GOOD + PROM_CHECK + "    halt: true\n")
+    assert found.startswith("exp.yaml:38:11: checks[3].halt: a Prometheus check cannot halt")
+
+
+def test_the_documented_prometheus_example_validates(tmp_path: Path) -> None:
+    """docs/experiments.md's worked example, as written there."""
+    doc = (BUNDLED.parents[1] / "docs" / "experiments.md").read_text()
+    block = doc.split("<!-- prometheus-example -->", 1)[1].split("```yaml\n", 1)[1]
+    text = block.split("```", 1)[0]
+    path = tmp_path / "checkout-prometheus.yaml"
+    path.write_text(text)
+    exp = load_experiment_file(path)
+    resolve_experiment_scenario(exp)
+    jsonschema.validate(yaml.safe_load(text), experiment_schema())
+    assert exp.proxy is not None and exp.proxy.admin
+    queries = [c.prometheus.query for c in exp.checks if c.prometheus is not None]
+    assert queries and all("or vector(0)" in q for q in queries)

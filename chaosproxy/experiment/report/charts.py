@@ -22,10 +22,12 @@ from markupsafe import Markup, escape
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.load import Run, mapping, number
 
-W, H = 800, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 14, 34, 26
-PLOT_W, PLOT_H = W - LEFT - RIGHT, H - TOP - BOTTOM
+W = 800
+LEFT, RIGHT, BOTTOM = 64, 14, 40  # the bottom holds two lines of ticks: since start, UTC
+PLOT_W, PLOT_H = W - LEFT - RIGHT, 180
+ROW = 12  # one row of time-to-recover labels over the plot
 CHAR, LINE = 6.2, 13  # a label's width per character and its line height (11 px text)
+BAND_CHAR = 7.0  # the same at 12 px (phase names, "halted")
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ def _place_checks(run: Run, charts: list[Chart]) -> None:
             target = next((c for c in charts if c.id == f"prometheus-{i}"), None)
         else:
             target = next((c for c in charts if c.source == source and metric in c.metrics), None)
-        if target is None:
+        # A PASS on a window the halt left empty is no evidence: nothing of it is drawn.
+        if target is None or fmt.unreached(run.results, check):
             continue
         name, status = str(check.get("name", f"check {i}")), str(check.get("status"))
         b = number(check.get("bound"))
@@ -250,8 +253,8 @@ def _num(v: Any, default: float) -> float:
 
 
 class _Y:
-    def __init__(self, lo: float, hi: float, log: bool) -> None:
-        self.lo, self.hi, self.log = lo, hi, log
+    def __init__(self, lo: float, hi: float, log: bool, top: float = 34.0) -> None:
+        self.lo, self.hi, self.log, self.top = lo, hi, log, top
 
     def __call__(self, v: float) -> float:
         if self.log:
@@ -261,7 +264,7 @@ class _Y:
             )
         else:
             frac = (v - self.lo) / (self.hi - self.lo)
-        return TOP + PLOT_H * (1 - min(max(frac, 0.0), 1.0))
+        return self.top + PLOT_H * (1 - min(max(frac, 0.0), 1.0))
 
     def ticks(self) -> list[float]:
         if self.log:
@@ -271,7 +274,7 @@ class _Y:
         return [step * i for i in range(5)]
 
 
-def _y_scale(chart: Chart) -> _Y:
+def _y_scale(chart: Chart, top: float) -> _Y:
     vals = [v for s in chart.series for v in s.values if v is not None]
     vals += [b.value * 1.15 for b in chart.bounds]  # headroom for the label above the line
     vals += [v for w in chart.whiskers for v in (w.value, w.lo, w.hi) if v is not None]
@@ -279,11 +282,11 @@ def _y_scale(chart: Chart) -> _Y:
         positive = [v for v in vals if v > 0] or [0.001]
         lo = 10.0 ** math.floor(math.log10(min(positive)))
         hi = 10.0 ** math.ceil(math.log10(max(positive)))
-        return _Y(lo, hi if hi > lo else lo * 10, True)
-    top = max(vals, default=0.0)
-    if chart.unit == "ratio" and top <= 1:
-        top = max(top, 0.01)
-    return _Y(0.0, _nice_ceiling(top), False)
+        return _Y(lo, hi if hi > lo else lo * 10, True, top)
+    peak = max(vals, default=0.0)
+    if chart.unit == "ratio" and peak <= 1:
+        peak = max(peak, 0.01)
+    return _Y(0.0, _nice_ceiling(peak), False, top)
 
 
 def _nice_ceiling(v: float) -> float:
@@ -323,6 +326,64 @@ def _tick_label(v: float, unit: str) -> str:
 # ------------------------------------------------------------------ rendering
 
 
+Box = tuple[float, float, float, float]  # x0, x1, y0, y1 of a label on the chart
+
+
+class _Labels:
+    """The labels placed on a chart so far: a new one goes where it overprints none of them."""
+
+    def __init__(self) -> None:
+        self.boxes: list[Box] = []
+
+    def free(self, box: Box) -> bool:
+        x0, x1, y0, y1 = box
+        return not any(a < x1 + 2 and x0 < b + 2 and c < y1 and y0 < d for a, b, c, d in self.boxes)
+
+    def take(self, box: Box) -> None:
+        self.boxes.append(box)
+
+
+def _text_box(x0: float, x1: float, baseline: float, size: float = 11) -> Box:
+    return x0, x1, baseline - size + 1, baseline + 3
+
+
+@dataclass(frozen=True)
+class _RecoveryLabel:
+    recovery: Recovery
+    text: str
+    where: str  # the x attributes of its <text>
+    x0: float
+    x1: float
+    row: int
+
+
+def _recovery_rows(chart: Chart, x: Any, end: float) -> list[_RecoveryLabel]:
+    """Each time-to-recover label in the first row over the plot where it overprints no other
+    label of that row."""
+    out: list[_RecoveryLabel] = []
+    for r in chart.recoveries:
+        if r.recovered_at is None:
+            text = "never recovered"
+        else:
+            got = r.recovered_at - r.phase_end
+            text = f"recovered in {fmt.estimate(got, r.interval, None, fmt.duration)}"
+        if r.deadline is not None:
+            text += f" (allowed {fmt.duration(r.deadline - r.phase_end)})"
+        label = f"{r.check}: {text}"
+        x0 = x(r.phase_end)
+        width = CHAR * len(label)
+        # Keep the label inside the chart: right-align it when it would run off the edge.
+        if x0 + 3 + width > W - RIGHT:
+            where, lx0, lx1 = f'x="{W - RIGHT}" text-anchor="end"', W - RIGHT - width, W - RIGHT
+        else:
+            where, lx0, lx1 = f'x="{_f(x0 + 3)}"', x0 + 3, x0 + 3 + width
+        row = 0
+        while any(o.row == row and o.x0 < lx1 + 6 and lx0 < o.x1 + 6 for o in out):
+            row += 1
+        out.append(_RecoveryLabel(r, label, where, lx0, lx1, row))
+    return out
+
+
 def render(run: Run, chart: Chart) -> Markup:
     t0, t1 = run.start, run.end
     span = max(t1 - t0, 1.0)
@@ -330,12 +391,18 @@ def render(run: Run, chart: Chart) -> Markup:
     def x(t: float) -> float:
         return LEFT + PLOT_W * min(max((t - t0) / span, 0.0), 1.0)
 
-    y = _y_scale(chart)
+    rec_labels = _recovery_rows(chart, x, run.end)
+    rows = max(2, 1 + max((r.row for r in rec_labels), default=0))
+    top = 10 + ROW * rows  # room for the time-to-recover labels over the plot
+    height = top + PLOT_H + BOTTOM
+    bottom = top + PLOT_H
+    y = _y_scale(chart, top)
+    labels = _Labels()
     out: list[str] = []
     add = out.append
     cid = escape(chart.id)
     add(
-        f'<svg class="plot" viewBox="0 0 {W} {H}" role="img" data-chart="{cid}" '
+        f'<svg class="plot" viewBox="0 0 {W} {height}" role="img" data-chart="{cid}" '
         f'aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">'
     )
     add(
@@ -343,23 +410,38 @@ def render(run: Run, chart: Chart) -> Markup:
         f'patternTransform="rotate(45)"><rect width="8" height="8" class="hatch-bg"/>'
         f'<line x1="0" y1="0" x2="0" y2="8" class="hatch"/></pattern></defs>'
     )
-    # Phase bands: faulty phases hatched, others plain, so they read in grey print too.
+    # Phase bands: faulty phases hatched, others plain, so they read in grey print too; each
+    # phase's edges drawn, so two fault phases back to back still read as two.
+    edges: dict[float, str] = {}
     for i, p in enumerate(run.phases):
         ps, pe = number(p.get("start")), number(p.get("end"))
-        if ps is None or pe is None:
+        if ps is None or pe is None or pe <= ps:
             continue
         x0, x1 = x(ps), x(pe)
         name = str(p.get("name", ""))
         kind = "fault" if p.get("has_rules") else "calm"
         fill = f' fill="url(#hatch-{cid})"' if kind == "fault" else ""
+        when = f"{fmt.clock(ps)} to {fmt.clock(pe)} UTC, {fmt.duration(pe - ps)}"
         add(
             f'<g class="band band-{kind} band-{i % 2}" data-phase="{escape(name)}">'
-            f'<rect x="{_f(x0)}" y="{TOP}" width="{_f(max(x1 - x0, 0.5))}" height="{PLOT_H}"{fill}>'
-            f"<title>{escape(name)}: {escape(fmt.duration(pe - ps))}</title></rect>"
+            f'<rect x="{_f(x0)}" y="{top}" width="{_f(max(x1 - x0, 0.5))}" height="{PLOT_H}"{fill}>'
+            f"<title>{escape(name)}: {escape(when)}</title></rect>"
         )
-        if x1 - x0 >= 7 * len(name) + 6:
-            add(f'<text class="band-label" x="{_f(x0 + 4)}" y="{TOP + 12}">{escape(name)}</text>')
+        width = BAND_CHAR * len(name)
+        if x1 - x0 >= width + 6:
+            box = _text_box(x0 + 4, x0 + 4 + width, top + 12, 12)
+            labels.take(box)
+            add(f'<text class="band-label" x="{_f(x0 + 4)}" y="{top + 12}">{escape(name)}</text>')
         add("</g>")
+        edges[round(ps, 3)] = name  # an edge is named by the phase that begins there
+        edges.setdefault(round(pe, 3), "")
+    for at, name in sorted(edges.items()):
+        if t0 < at < t1:
+            xe = _f(x(at))
+            add(
+                f'<line class="phase-edge" data-phase-edge="{escape(name or "end")}" '
+                f'x1="{xe}" x2="{xe}" y1="{top}" y2="{bottom}"/>'
+            )
     # Grid and axes.
     for v in y.ticks():
         yy = _f(y(v))
@@ -368,30 +450,37 @@ def render(run: Run, chart: Chart) -> Markup:
             f'<text class="tick" x="{LEFT - 6}" y="{yy}" text-anchor="end" '
             f'dominant-baseline="middle">{escape(_tick_label(v, chart.unit))}</text>'
         )
+    # Time: minutes:seconds since the run started, and beneath it the UTC time of day (people
+    # line a run up with dashboards by the clock).
     step = _x_step(span)
     tick = 0
     while tick <= span + 1e-9:
-        xx = _f(x(t0 + tick))
-        add(f'<line class="axis" x1="{xx}" x2="{xx}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H + 4}"/>')
-        # The last label would overflow the right edge if centred on its tick.
-        anchor = "end" if float(xx) > W - RIGHT - 16 else "middle"
+        xx = x(t0 + tick)
+        add(f'<line class="axis" x1="{_f(xx)}" x2="{_f(xx)}" y1="{bottom}" y2="{bottom + 4}"/>')
+        # The first and last labels would overflow the plot's edges if centred on their tick.
+        if xx > W - RIGHT - 26:
+            anchor = "end"
+        elif xx < LEFT + 26:
+            anchor = "start"
+        else:
+            anchor = "middle"
+        utc = fmt.clock(round(t0 + tick))
         add(
-            f'<text class="tick" x="{xx}" y="{TOP + PLOT_H + 16}" text-anchor="{anchor}">'
+            f'<text class="tick" x="{_f(xx)}" y="{bottom + 16}" text-anchor="{anchor}">'
             f"{_clock(tick)}</text>"
+            f'<text class="tick utc" x="{_f(xx)}" y="{bottom + 30}" text-anchor="{anchor}" '
+            f'data-utc="{utc}">{utc}</text>'
         )
         tick += step
-    add(
-        f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H}"/>'
-    )
+    add(f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{bottom}" y2="{bottom}"/>')
     # Series: lines with gaps where a second had no data; bars for counts.
     centres = [x(t + 0.5) for t in run.series.t]
     bar_w = max(PLOT_W / span * 0.7, 0.6)
     for s in chart.series:
         points = sum(v is not None for v in s.values)
         if s.style == "bars":
-            base = _f(TOP + PLOT_H)
             d = "".join(
-                f"M{_f(cx - bar_w / 2)} {base}V{_f(y(v))}h{_f(bar_w)}V{base}Z"
+                f"M{_f(cx - bar_w / 2)} {bottom}V{_f(y(v))}h{_f(bar_w)}V{bottom}Z"
                 for cx, v in zip(centres, s.values, strict=True)
                 if v
             )
@@ -412,45 +501,60 @@ def render(run: Run, chart: Chart) -> Markup:
     injected = run.series.column("proxy_injected")
     marks = [cx for cx, v in zip(centres, injected, strict=True) if v]
     if marks:
-        d = "".join(f"M{_f(cx)} {TOP + PLOT_H + 1}v5" for cx in marks)
+        d = "".join(f"M{_f(cx)} {bottom + 1}v5" for cx in marks)
         add(f'<path class="injected" data-injected-seconds="{len(marks)}" d="{d}"/>')
-    # Checks' bounds, each labelled; a label that would overprint an earlier one moves a line
-    # up (or, near the top, down), so two bounds close in value both stay readable.
-    placed: list[tuple[float, float, float]] = []  # x0, x1, baseline of the labels so far
-    for b in chart.bounds:
-        yy = _f(y(b.value))
-        # Above its line, unless that would reach the time-to-recover labels over the plot.
-        ty = float(yy) - 4 if float(yy) - 15 >= TOP else float(yy) + 13
-        where, lx0, lx1 = _label_x(x(b.start), x(b.end), b.label)
-        step = -LINE if ty - LINE - 11 >= TOP else LINE
-        for _ in range(len(placed)):
-            if not any(a < lx1 and lx0 < c and abs(ty - t) < LINE for a, c, t in placed):
-                break
-            ty += step
-        placed.append((lx0, lx1, ty))
+    # A halt: where a check stopped the run.
+    halted = run.results.get("halted")
+    if isinstance(halted, dict) and number(halted.get("at")) is not None:
+        xh = x(float(halted["at"]))
+        width = BAND_CHAR * len("halted")
+        ty = top + 28.0
+        while not labels.free(_text_box(xh + 3, xh + 3 + width, ty, 12)) and ty < bottom - 20:
+            ty += LINE
+        labels.take(_text_box(xh + 3, xh + 3 + width, ty, 12))
         add(
-            f'<g class="bound status-{escape(b.status.lower())}" data-check="{escape(b.check)}" '
-            f'data-bound="{b.value!r}">'
-            f'<line x1="{_f(x(b.start))}" x2="{_f(x(b.end))}" y1="{yy}" y2="{yy}"/>'
-            f'<text {where} y="{_f(ty)}">{escape(b.label)}</text></g>'
+            f'<g class="halt" data-halted="{escape(str(halted.get("check", "")))}">'
+            f'<line x1="{_f(xh)}" x2="{_f(xh)}" y1="{top}" y2="{bottom}"/>'
+            f'<text x="{_f(xh + 3)}" y="{_f(ty)}">halted</text></g>'
         )
-    # Time to recover: an interval from the phase end to the recovery point.
-    for k, r in enumerate(chart.recoveries):
-        ry = TOP - 8 - 12 * (k % 2)
+    # Checks' bounds, each labelled where it overprints no other label: above its line, else
+    # below, else a line further out, at the end of its window or else at its start.
+    # Labels go on last, over every line, each on a white halo.
+    texts: list[str] = []
+    for b in chart.bounds:
+        by = y(b.value)
+        ty, where, ax = _place_bound_label(b, x, by, top, bottom, labels)
+        status = escape(b.status.lower())
+        # A label moved off its line keeps a leader to it, so it still reads as that line's.
+        near = by - 4 - LINE / 2 <= ty <= by + 13 + LINE / 2
+        end = ty + 3 if ty < by else ty - 10
+        leader = (
+            ""
+            if near
+            else f'<line class="leader" x1="{_f(ax)}" x2="{_f(ax)}" y1="{_f(by)}" y2="{_f(end)}"/>'
+        )
+        add(
+            f'<g class="bound status-{status}" data-check="{escape(b.check)}" '
+            f'data-bound="{b.value!r}">'
+            f'<line x1="{_f(x(b.start))}" x2="{_f(x(b.end))}" y1="{_f(by)}" y2="{_f(by)}"/>'
+            f"{leader}<title>{escape(b.label)}</title></g>"
+        )
+        texts.append(
+            f'<text class="label bound-label status-{status}" data-label="{escape(b.check)}" '
+            f'{where} y="{_f(ty)}">{escape(b.label)}</text>'
+        )
+    # Time to recover: an interval from the phase end to the recovery point, its label in a
+    # row of its own over the plot.
+    for lab in rec_labels:
+        r = lab.recovery
+        ry = top - 8 - ROW * lab.row
         x0 = x(r.phase_end)
         never = r.recovered_at is None
-        if r.recovered_at is None:
-            x1, text = x(run.end), "never recovered"
-        else:
-            got = r.recovered_at - r.phase_end
-            x1 = x(r.recovered_at)
-            text = f"recovered in {fmt.estimate(got, r.interval, None, fmt.duration)}"
-        if r.deadline is not None:
-            text += f" (allowed {fmt.duration(r.deadline - r.phase_end)})"
+        x1 = x(run.end) if r.recovered_at is None else x(r.recovered_at)
         add(
             f'<g class="recovery status-{escape(r.status.lower())}{" never" if never else ""}" '
             f'data-recovery="{escape(r.check)}">'
-            f'<line class="edge" x1="{_f(x0)}" x2="{_f(x0)}" y1="{ry - 4}" y2="{TOP + PLOT_H}"/>'
+            f'<line class="edge" x1="{_f(x0)}" x2="{_f(x0)}" y1="{ry - 4}" y2="{bottom}"/>'
             f'<line class="span" x1="{_f(x0)}" x2="{_f(x1)}" y1="{ry}" y2="{ry}"/>'
             f'<line class="edge" x1="{_f(x1)}" x2="{_f(x1)}" y1="{ry - 4}" y2="{ry + 4}"/>'
         )
@@ -464,36 +568,58 @@ def render(run: Run, chart: Chart) -> Markup:
             )
         if r.deadline is not None:
             xd = _f(x(r.deadline))
-            add(f'<line class="deadline" x1="{xd}" x2="{xd}" y1="{ry - 6}" y2="{TOP + PLOT_H}"/>')
-        label = f"{r.check}: {text}"
-        # Keep the label inside the chart: right-align it when it would run off the edge.
-        if x0 + 3 + CHAR * len(label) > W - RIGHT:
-            where = f'x="{W - RIGHT}" text-anchor="end"'
-        else:
-            where = f'x="{_f(x0 + 3)}"'
-        add(
-            f'<text {where} y="{ry - 3}">{escape(label)}</text>'
-            f"<title>{escape(r.check)}: {escape(text)}</title></g>"
+            add(f'<line class="deadline" x1="{xd}" x2="{xd}" y1="{ry - 6}" y2="{bottom}"/>')
+        add(f"<title>{escape(lab.text)}</title></g>")
+        texts.append(
+            f'<text class="label recovery-label" data-label="{escape(r.check)}" {lab.where} '
+            f'y="{ry - 3}">{escape(lab.text)}</text>'
         )
-    # A halt: where a check stopped the run.
-    halted = run.results.get("halted")
-    if isinstance(halted, dict) and number(halted.get("at")) is not None:
-        xh = _f(x(float(halted["at"])))
-        add(
-            f'<g class="halt" data-halted="{escape(str(halted.get("check", "")))}">'
-            f'<line x1="{xh}" x2="{xh}" y1="{TOP}" y2="{TOP + PLOT_H}"/>'
-            f'<text x="{_f(float(xh) + 3)}" y="{TOP + 26}">halted</text></g>'
-        )
+    add(f'<g class="labels">{"".join(texts)}</g>')
     add("</svg>")
     return Markup("".join(out))
+
+
+def _place_bound_label(
+    b: Bound, x: Any, yy: float, top: float, bottom: float, labels: _Labels
+) -> tuple[float, str, float]:
+    """The baseline and x attributes of a bound's label, and the x it is aligned on: the first
+    place, nearest its line, where it overprints no label placed before it (the first
+    candidate if none is free)."""
+    width = CHAR * len(b.label)
+    ends = []
+    x0, x1 = x(b.start), x(b.end)
+    if x1 - 2 - width >= LEFT:  # right-aligned at the end of its window
+        ends.append((f'x="{_f(x1 - 2)}" text-anchor="end"', x1 - 2 - width, x1 - 2, x1 - 2))
+    start = max(x0, LEFT) + 2
+    if start + width <= W - RIGHT:  # left-aligned at its start
+        ends.append((f'x="{_f(start)}"', start, start + width, start))
+    if not ends:
+        right = W - RIGHT
+        ends.append((f'x="{right}" text-anchor="end"', right - width, right, right))
+    lo, hi = top + 11, bottom - 3  # baselines that keep the label inside the plot
+    above, below = yy - 4, yy + 13
+    tries = []
+    for k in range(12):
+        tries += [above - k * LINE, below + k * LINE]
+    candidates = [(ty, e) for ty in tries if lo <= ty <= hi for e in ends]
+    if not candidates:
+        candidates = [(min(max(above, lo), hi), ends[0])]
+    for ty, (where, lx0, lx1, ax) in candidates:
+        box = _text_box(lx0, lx1, ty)
+        if labels.free(box):
+            labels.take(box)
+            return ty, where, ax
+    ty, (where, lx0, lx1, ax) = candidates[0]
+    labels.take(_text_box(lx0, lx1, ty))
+    return ty, where, ax
 
 
 def _whisker(w: Whisker, x: Any, y: _Y) -> str:
     """A vertical interval with caps on its closed sides (an open side runs to the plot's
     edge, uncapped) and a bar at the value."""
     xc = (x(w.start) + x(w.end)) / 2
-    y_lo = y(w.lo) if w.lo is not None else TOP + PLOT_H
-    y_hi = y(w.hi) if w.hi is not None else TOP
+    y_lo = y(w.lo) if w.lo is not None else y.top + PLOT_H
+    y_hi = y(w.hi) if w.hi is not None else y.top
     d = f"M{_f(xc)} {_f(y_lo)}V{_f(y_hi)}"
     if w.lo is not None:
         d += f"M{_f(xc - 4)} {_f(y_lo)}h8"
@@ -506,16 +632,6 @@ def _whisker(w: Whisker, x: Any, y: _Y) -> str:
         f'data-interval="{iv}"><path class="halo" d="{d}{mid}"/><path class="ci" d="{d}"/>'
         f'<path class="mid" d="{mid}"/><title>{escape(w.text)}</title></g>'
     )
-
-
-def _label_x(x0: float, x1: float, label: str) -> tuple[str, float, float]:
-    """Right-align a label at x1, unless it would run past the plot's left edge; with the span
-    it takes (6.2 px a character at 11 px)."""
-    width = CHAR * len(label)
-    if x1 - 2 - width < LEFT:
-        start = max(x0, LEFT) + 2
-        return f'x="{_f(start)}"', start, start + width
-    return f'x="{_f(x1 - 2)}" text-anchor="end"', x1 - 2 - width, x1 - 2
 
 
 def _path(xs: Sequence[float], values: Sequence[float | None], y: _Y) -> str:

@@ -9,6 +9,7 @@ none, and read as the value alone.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from chaosproxy.experiment.report.load import mapping, number
 NO_DATA = "\u2013"  # en dash: a cell without data
 OPEN = "\u2026"  # an open side of an interval
 TIMES = "\u00d7"
-ICONS = {"PASS": "✔", "FAIL": "✖", "INCONCLUSIVE": "?"}
+ICONS = {"PASS": "✔", "FAIL": "✖", "INCONCLUSIVE": "?", "NOT REACHED": "⊘"}
 COMPARISON = {"below": "<", "above": ">"}
 
 Interval = tuple[float | None, float | None]
@@ -288,3 +289,158 @@ def elapsed(ts: Any, start: float) -> str:
     """Seconds since the run started, as '+12.3 s'."""
     f = number(ts)
     return NO_DATA if f is None else f"+{f - start:.1f} s"
+
+
+def clock(ts: Any) -> str:
+    """Wall-clock time of day in UTC, 'HH:MM:SS' (what Grafana shows in UTC)."""
+    f = number(ts)
+    if f is None:
+        return NO_DATA
+    return dt.datetime.fromtimestamp(f, dt.UTC).strftime("%H:%M:%S")
+
+
+def when(ts: Any, start: float) -> str:
+    """'14:40:05.2 UTC (+12.3 s)': wall clock and offset from the run's start."""
+    f = number(ts)
+    if f is None:
+        return NO_DATA
+    t = dt.datetime.fromtimestamp(f, dt.UTC)
+    return f"{t.strftime('%H:%M:%S')}.{t.microsecond // 100_000} UTC ({elapsed(f, start)})"
+
+
+# Event details that are instants (epoch seconds), and anything that looks like one.
+_INSTANTS = ("at", "t", "time", "started", "ended", "since", "until")
+_EPOCH = (1e9, 1e11)  # 2001 .. 5138: a number in here under such a key is a time
+_SPANS = ("duration", "elapsed", "offset")  # seconds
+
+
+def detail(key: str, v: Any, start: float) -> str | None:
+    """One event detail as people read it: instants as UTC and offset, floats rounded, nothing
+    for None (a blank, not the word 'None')."""
+    if v is None or (isinstance(v, str | list | dict) and not v):
+        return None
+    f = number(v)
+    if f is not None:
+        if (key in _INSTANTS or key.endswith("_at")) and _EPOCH[0] < f < _EPOCH[1]:
+            return when(f, start)
+        if key in _SPANS:
+            return duration(f)
+        return f"{f:.4g}" if isinstance(v, float) else str(v)
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return str(v)
+
+
+def details(d: Any, start: float) -> str:
+    """An event's details, 'key=value, …', None values left out."""
+    if not isinstance(d, dict):
+        return ""
+    parts = []
+    for k, v in d.items():
+        shown = detail(str(k), v, start)
+        if shown is not None:
+            parts.append(f"{k}={shown}")
+    return ", ".join(parts)
+
+
+def seed_in_force(results: dict[str, Any]) -> tuple[int | None, str]:
+    """The seed the scenario ran with and where it came from: the run's ('run': `--seed` or
+    the experiment's `seed:`), else the one the proxy reported when the scenario started
+    ('scenario': its own `seed:`); (None, '') when none was set (random, not reproducible)."""
+    own = mapping(results.get("run")).get("seed")
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own, "run"
+    for e in results.get("events") or []:
+        if isinstance(e, dict) and e.get("kind") == "scenario_started":
+            s = mapping(e.get("details")).get("seed")
+            if isinstance(s, int) and not isinstance(s, bool):
+                return s, "scenario"
+    return None, ""
+
+
+def seed(results: dict[str, Any]) -> str:
+    """'7', '42 (the scenario's)', or a dash when no seed was set."""
+    value, source = seed_in_force(results)
+    if value is None:
+        return NO_DATA
+    return f"{value} (the scenario's)" if source == "scenario" else str(value)
+
+
+def margin(check: dict[str, Any]) -> tuple[str, bool]:
+    """How far inside its bound a check landed, and whether it is outside (breached). A
+    recovery check is decided by its time, so its margin is `within` minus the time to
+    recover (negative when late; 'never' when it never recovered)."""
+    within = number(check.get("within"))
+    if check.get("after_phase") and within is not None:
+        got = number(check.get("recovered_after_s"))
+        if got is None:
+            failed = check.get("status") == "FAIL"
+            return ("never" if failed else NO_DATA), failed
+        spare = within - got
+        return (f"-{duration(-spare)}" if spare < 0 else duration(spare)), spare < 0
+    raw = check.get("margin")
+    if isinstance(raw, float) and math.isinf(raw):
+        return value(raw, check.get("unit")), raw < 0
+    m = number(raw)
+    return value(m, check.get("unit")), m is not None and m < 0
+
+
+UNREACHED = "NOT REACHED"
+
+
+def unreached(results: dict[str, Any], check: dict[str, Any]) -> str:
+    """Why a check's PASS (or INCONCLUSIVE) is no evidence either way: the run halted before
+    the window it judges — a phase that never ran, or the time after a phase the halt cut short,
+    when injection had been stopped and the phases after it never ran. '' when the check
+    judged what it names. A FAIL stays a FAIL: failing even then is a finding."""
+    halted = results.get("halted")
+    at = number(halted.get("at")) if isinstance(halted, dict) else None
+    if at is None or check.get("status") not in ("PASS", "INCONCLUSIVE"):
+        return ""
+    phases = {str(p.get("name")): p for p in results.get("phases") or [] if isinstance(p, dict)}
+
+    def never_ran(name: Any) -> bool:
+        p = phases.get(str(name))
+        start = number(p.get("start")) if p else None
+        return p is not None and (p.get("seconds") == 0 or start is None or start >= at)
+
+    for key in ("during_phase", "compare_to"):
+        name = check.get(key)
+        if name and never_ran(name):
+            return f"phase {name} never ran: the run halted first"
+    name = check.get("after_phase")
+    if name:
+        p = phases.get(str(name))
+        end = number(p.get("end")) if p else None
+        if never_ran(name):
+            return f"phase {name} never ran: the run halted first"
+        if end is not None and end >= at - 1.0:
+            return (
+                f"the halt cut {name} short: this measured the time after injection was "
+                "stopped, and the phases after it never ran"
+            )
+    return ""
+
+
+def unreached_note(results: dict[str, Any], check: dict[str, Any]) -> str:
+    """'judged PASS, but phase rollback never ran: …', or ''."""
+    why = unreached(results, check)
+    return f"judged {check.get('status')}, but {why}" if why else ""
+
+
+def status_of(results: dict[str, Any], check: dict[str, Any]) -> str:
+    """The status to show: the judged one, or NOT REACHED where the halt left no window."""
+    if unreached(results, check):
+        return UNREACHED
+    return str(check.get("status", "INCONCLUSIVE"))
+
+
+def phase_length(p: dict[str, Any]) -> str:
+    """How long a phase ran: '6 s'; 'did not run' for one a halt or an interruption never
+    reached (no seconds, no times); a dash when the document does not say."""
+    start, end = number(p.get("start")), number(p.get("end"))
+    if p.get("seconds") == 0 and (not start or not end or end <= start):
+        return "did not run"
+    if start is None or end is None:
+        return NO_DATA
+    return duration(end - start)

@@ -38,7 +38,7 @@ def context(run: Run) -> dict[str, Any]:
         halted = {
             "check": str(halted.get("check", "")),
             "phase": str(halted.get("phase") or ""),
-            "at": fmt.elapsed(halted.get("at"), start),
+            "at": fmt.when(halted.get("at"), start),
             "value": halted.get("value"),
             "bound": halted.get("bound"),
         }
@@ -64,7 +64,7 @@ def context(run: Run) -> dict[str, Any]:
             ("scenario", str(exp.get("scenario", ""))),
             ("started", fmt.utc(r.get("started"))),
             ("duration", fmt.duration(run.end - start)),
-            ("seed", fmt.NO_DATA if r.get("seed") is None else str(r["seed"])),
+            ("seed", fmt.seed(run.results)),
             ("target", str(exp.get("target", ""))),
             _proxy_cell(exp),
             (
@@ -89,15 +89,16 @@ def _check_row(
     results: dict[str, Any], c: dict[str, Any], confidence: float | None
 ) -> dict[str, Any]:
     unit = c.get("unit")
-    margin = number(c.get("margin"))
+    margin, breached = fmt.margin(c)
     iv = fmt.pair(c.get("interval"))
     own = number(c.get("confidence"))
     other_level = own is not None and confidence is not None and abs(own - confidence) > 1e-9
     rate = fmt.false_alarm_of(results, c)
     return {
         "name": str(c.get("name", "")),
-        "status": str(c.get("status", "INCONCLUSIVE")),
-        "needs": fmt.needs(c),
+        "status": fmt.status_of(results, c),
+        "unreached": fmt.unreached_note(results, c),
+        "needs": "" if fmt.unreached(results, c) else fmt.needs(c),
         "what": f"{c.get('metric', '')} ({c.get('source', '')})",
         "query": str(c.get("query") or ""),
         "window": fmt.window(c),
@@ -105,8 +106,8 @@ def _check_row(
         "interval": fmt.interval(iv, unit) if number(c.get("value")) is not None else "",
         "level": f"at {fmt.percent(own)}" if other_level else "",
         "bound": fmt.bound(c),
-        "margin": fmt.value(margin, unit),
-        "breached": margin is not None and margin < 0,
+        "margin": margin,
+        "breached": breached,
         "recovered": _recovered(c),
         "recovered_interval": _recovered_interval(c),
         "allowed": fmt.allowed(c),
@@ -143,12 +144,9 @@ def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
     proxy = mapping(p.get("proxy"))
     res = mapping(p.get("resilience"))
     beh = mapping(p.get("client_behaviour"))
-    start, end = number(p.get("start")), number(p.get("end"))
     return {
         "name": str(p.get("name", "")),
-        "duration": fmt.duration(end - start)
-        if start is not None and end is not None
-        else fmt.NO_DATA,
+        "duration": fmt.phase_length(p),
         "faults": bool(p.get("has_rules")),
         "baseline": bool(p.get("baseline")),
         "client": {
@@ -176,6 +174,7 @@ def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
         "absorbed": _count(res.get("absorbed")),
         "client_failures": _count(res.get("client_failures")),
         "absorbed_share": fmt.value(res.get("absorbed_share"), "ratio"),
+        "resilience_note": str(res.get("note") or ""),
         "retry_amplification": fmt.value(beh.get("retry_amplification"), "x"),
         "early_retry_share": fmt.value(beh.get("early_retry_share"), "ratio"),
     }
@@ -185,12 +184,10 @@ def _event_row(e: Any, start: float) -> dict[str, str]:
     e = e if isinstance(e, dict) else {}
     details = e.get("details")
     return {
-        "at": fmt.elapsed(e.get("t"), start),
+        "at": fmt.when(e.get("t"), start),
         "kind": str(e.get("kind", "")),
         "phase": str(e.get("phase") or ""),
-        "details": ", ".join(f"{k}={v}" for k, v in details.items())
-        if isinstance(details, dict)
-        else "",
+        "details": fmt.details(details, start),
     }
 
 

@@ -27,21 +27,18 @@ def failure_message(c: dict[str, Any]) -> str:
     """'error_rate 41 % [38.2 %, 43.9 %] against bound < 2 % (margin -39 %)'; a recovery check
     leads with the time to recover, which is what decided it: 'recovered 9.2 s [8.8 s, 9.6 s]
     after X (allowed 5 s); ...'."""
-    unit = c.get("unit")
-    text = (
-        f"{c.get('metric', 'value')} {fmt.check_estimate(c)} against bound "
-        f"{fmt.bound(c)} (margin {fmt.value(c.get('margin'), unit)})"
-    )
+    text = f"{c.get('metric', 'value')} {fmt.check_estimate(c)} against bound {fmt.bound(c)}"
     if not c.get("after_phase"):
-        return text
+        return f"{text} (margin {fmt.margin(c)[0]})"
     got = number(c.get("recovered_after_s"))
     within = fmt.duration(c.get("within"))
     phase = c["after_phase"]
     if got is None:
         return f"never recovered after {phase} (allowed {within}); {text} after it"
+    # A recovery check is decided by its time: the margin is the time left (negative: late).
     return (
-        f"recovered {fmt.recovered_estimate(c)} after {phase} (allowed {within}); "
-        f"{text} once settled"
+        f"recovered {fmt.recovered_estimate(c)} after {phase} (allowed {within}, margin "
+        f"{fmt.margin(c)[0]}); {text} once settled"
     )
 
 
@@ -90,11 +87,13 @@ def render_junit(run: Run) -> str:
     classname = f"chaosproxy.experiment.{run.name}"
     counts = {"FAIL": 0, "INCONCLUSIVE": 0}
     props = ET.SubElement(suite, "properties")
+    seed, seed_source = fmt.seed_in_force(run.results)
     for k, v in (
         ("verdict", run.verdict),
         ("run", run.run.get("id", "")),
         ("scenario", run.experiment.get("scenario", "")),
-        ("seed", run.run.get("seed", "")),
+        ("seed", seed),
+        ("seed_source", seed_source),
         ("command", run.run.get("command", "")),
     ):
         ET.SubElement(props, "property", name=k, value=str(v if v is not None else ""))
@@ -106,7 +105,11 @@ def render_junit(run: Run) -> str:
         case = ET.SubElement(suite, "testcase", classname=classname, name=str(c.get("name", "")))
         case.set("time", "0")
         _check_properties(case, run.results, c)
-        if status == "FAIL":
+        unreached = fmt.unreached_note(run.results, c)
+        if unreached:  # a window the halt left empty: no evidence either way, never green
+            counts["INCONCLUSIVE"] += 1
+            ET.SubElement(case, "skipped", message=f"{fmt.UNREACHED}: {unreached}")
+        elif status == "FAIL":
             counts["FAIL"] += 1
             f = ET.SubElement(case, "failure", message=failure_message(c), type="CheckFailed")
             f.text = "\n".join(x for x in (str(c.get("message") or ""), said) if x)

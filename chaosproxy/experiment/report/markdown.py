@@ -26,8 +26,9 @@ def render_markdown(run: Run) -> str:
     facts = [f"run `{md(r.get('id', ''))}`"]
     if exp.get("scenario"):
         facts.append(f"scenario {md(exp['scenario'])}")
-    if r.get("seed") is not None:
-        facts.append(f"seed {md(r['seed'])}")
+    seed = fmt.seed(run.results)
+    if seed != fmt.NO_DATA:
+        facts.append(f"seed {md(seed)}")
     facts.append(fmt.duration(run.end - run.start))
     facts.append(fmt.utc(r.get("started")))
     lines += [" · ".join(facts), ""]
@@ -36,7 +37,7 @@ def render_markdown(run: Run) -> str:
     halted = run.results.get("halted")
     if isinstance(halted, dict):
         lines += [
-            f"**Halted** at {fmt.elapsed(halted.get('at'), run.start)} by check "
+            f"**Halted** at {md(fmt.when(halted.get('at'), run.start))} by check "
             f"'{md(halted.get('check', ''))}'"
             + (f" in phase {md(halted['phase'])}" if halted.get("phase") else "")
             + ".",
@@ -75,17 +76,19 @@ def _checks_table(run: Run) -> list[str]:
         align.append("--:")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for c in run.checks:
-        unit = c.get("unit")
-        status = fmt.status_label(str(c.get("status", "INCONCLUSIVE")))
-        if fmt.needs(c):
+        status = fmt.status_label(fmt.status_of(run.results, c))
+        if fmt.needs(c) and not fmt.unreached(run.results, c):
             status += f": {fmt.needs(c)}"
+        unreached = fmt.unreached_note(run.results, c)
+        if unreached:
+            status += f" ({unreached})"
         cells = [
             md(status),
             md(c.get("name", "")),
             md(f"{c.get('metric', '')} ({c.get('source', '')}), {fmt.window(c)}"),
             md(fmt.check_estimate(c)),
             md(fmt.bound(c)),
-            md(fmt.value(c.get("margin"), unit)),
+            md(fmt.margin(c)[0]),
             md(fmt.recovered(c) or fmt.NO_DATA),
         ]
         if rates:
@@ -98,8 +101,7 @@ def _checks_table(run: Run) -> list[str]:
 def phase_line(p: dict[str, Any]) -> str:
     client = mapping(p.get("client"))
     res = mapping(p.get("resilience"))
-    start, end = number(p.get("start")), number(p.get("end"))
-    length = fmt.duration(end - start) if start is not None and end is not None else fmt.NO_DATA
+    length = fmt.phase_length(p)
     tags = [t for t, on in (("faults", p.get("has_rules")), ("baseline", p.get("baseline"))) if on]
     head = f"**{md(p.get('name', ''))}** ({length}{''.join(', ' + t for t in tags)})"
     parts = [
@@ -107,7 +109,9 @@ def phase_line(p: dict[str, Any]) -> str:
         f"{_phase_value(client, 'error_rate', 'ratio')} errors, "
         f"p95 {_phase_value(client, 'p95', 'seconds')}"
     ]
-    if number(res.get("injected")):
+    if res.get("note"):  # "absorbed" would mean nothing here: what was measured instead
+        parts.append(f"{_n(res.get('injected'))} faults injected; {md(res['note'])}")
+    elif number(res.get("injected")):
         parts.append(
             f"{_n(res.get('injected'))} faults injected, {_n(res.get('absorbed'))} absorbed "
             f"({fmt.value(res.get('absorbed_share'), 'ratio')})"

@@ -1,0 +1,66 @@
+"""The proxy an experiment starts (`proxy:`): its admin API where `proxy.admin` says, so a
+Prometheus can scrape it; off loopback with a token of the runner's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from chaosproxy.experiment.processes import StartedProxy, free_port, start_proxy
+from chaosproxy.experiment.spec import load_experiment_text
+
+EXPERIMENT = """\
+name: admin-here
+scenario: post-deploy-breakage
+proxy:
+  upstream: http://127.0.0.1:9
+  admin: {admin}
+checks:
+  - {{name: served, during_phase: broken-release, metric: error_rate, below: 0.02}}
+"""
+
+
+async def _started(tmp_path: Path, admin: str) -> StartedProxy:
+    exp = load_experiment_text(EXPERIMENT.format(admin=admin))
+    return await start_proxy(exp, tmp_path, None)
+
+
+async def _status(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+        await r.read()
+        return r.status
+
+
+async def test_the_admin_api_listens_where_proxy_admin_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token in the runner's own environment (set for `ctl`) must not lock the runner out.
+    monkeypatch.setenv("CHAOSPROXY_ADMIN_TOKEN", "for-ctl-only")
+    port = free_port()
+    proxy = await _started(tmp_path, f"127.0.0.1:{port}")
+    try:
+        assert proxy.admin == f"http://127.0.0.1:{port}" and proxy.token is None
+        assert await _status(f"{proxy.admin}/metrics") == 200  # what Prometheus scrapes
+        assert await _status(f"{proxy.admin}/scenarios") == 200
+    finally:
+        await proxy.child.stop()
+
+
+async def test_off_loopback_the_admin_api_gets_a_token_of_the_runners_own(
+    tmp_path: Path,
+) -> None:
+    port = free_port("0.0.0.0")
+    proxy = await _started(tmp_path, f"0.0.0.0:{port}")
+    try:
+        assert proxy.token and proxy.admin == f"http://127.0.0.1:{port}"
+        assert await _status(f"{proxy.admin}/metrics") == 200  # scraping needs no token
+        assert await _status(f"{proxy.admin}/scenarios") == 401
+        assert await _status(f"{proxy.admin}/scenarios", proxy.token) == 200
+        # Never on the command line, where `ps` shows it to every user of the machine.
+        cmdline = Path(f"/proc/{proxy.child.proc.pid}/cmdline").read_bytes().decode()
+        assert "--admin\x000.0.0.0:" in cmdline and proxy.token not in cmdline
+    finally:
+        await proxy.child.stop()
