@@ -36,7 +36,7 @@ class Estimate:
     tail: tuple[int, int, float] | None = None
 
 
-def tail_of(spec: CheckSpec, v: View) -> tuple[int, int, float] | None:
+def tail_of(spec: CheckSpec, v: View, surely: bool = False) -> tuple[int, int, float] | None:
     """The check as "a proportion that must stay below b": (events, n, b), or None."""
     m, b = spec.metric, spec.bound
     if m == "error_rate":
@@ -46,21 +46,23 @@ def tail_of(spec: CheckSpec, v: View) -> tuple[int, int, float] | None:
     if m == "early_retry_share" and spec.comparison == "below":
         return v.retried_early, v.retried_early + v.retried_waited, b
     if m in LATENCY and spec.comparison == "below":
-        return slower_than(v, b), v.requests, 1 - QUANTILE[m]
+        return slower_than(v, b, surely), v.requests, 1 - QUANTILE[m]
     return None
 
 
-def slower_than(v: View, bound: float) -> int:
-    """Requests slower than `bound` (from the sketch; from the coarse buckets, a bucket counts
-    when its geometric middle is)."""
+def slower_than(v: View, bound: float, surely: bool = False) -> int:
+    """Requests slower than `bound`. A key or bucket that straddles the bound counts when its
+    middle is above it; with `surely`, only when all of it is (what a halt may act on)."""
     if v.sketch:
+        if surely:
+            return sum(c for k, c in v.sketch.items() if sketch.lower(k) >= bound)
         return sketch.above(v.sketch, bound)
     out = 0
     for i, c in v.hist.items():
         lo = BOUNDS[i - 1] if 0 < i <= len(BOUNDS) else 0.0
         hi = BOUNDS[i] if i < len(BOUNDS) else math.inf
         mid = math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (hi if lo == 0 else lo)
-        if mid > bound:
+        if (lo >= bound) if surely else (mid > bound):
             out += c
     return out
 

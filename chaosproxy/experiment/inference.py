@@ -136,6 +136,8 @@ def _grid(bound: float) -> tuple[tuple[float, float, float], ...]:
     """(log(p/b), log((1-p)/(1-b)), log weight) for the alternative rates above `bound`."""
     rates = sorted({min(0.999, bound * r) for r in _RATIOS if bound * r < 1.0} | {0.999})
     rates = [p for p in rates if p > bound]
+    if not rates:
+        return ()
     w = -math.log(len(rates))
     return tuple((math.log(p / bound), math.log((1 - p) / (1 - bound)), w) for p in rates)
 
@@ -145,6 +147,8 @@ def log_evidence(events: int, n: int, bound: float) -> float:
     if n <= 0 or not 0 < bound < 1:
         return -math.inf
     terms = [w + events * a + (n - events) * b for a, b, w in _grid(bound)]
+    if not terms:  # no rate above the bound to weigh (a bound of 0.999 or more)
+        return -math.inf
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
 
@@ -257,7 +261,7 @@ def recovery_point(
     return Recovery(
         at(cut),
         at(lo_i),
-        max(at(hi_i), at(cut)),
+        max(at(hi_i + 1), at(cut)),  # one bin on: the last failing bin may show no failure
         changed,
         after_n(after),
         after_s(after),

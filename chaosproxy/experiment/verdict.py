@@ -239,7 +239,7 @@ def during(
         skip = window[0].t + math.ceil(lag)
         window = [s for s in window if s.t >= skip] or window[-1:]
     if spec.compare_to:
-        return _compare(spec, rows, window, phase, reference, confidence)
+        return _compare(spec, rows, window, phase, reference, confidence, lag)
     e = estimate(spec, window, reference, confidence, lag)
     unit = unit_of(spec)
     what = "data points" if spec.source == "prometheus" else "requests"
@@ -257,7 +257,7 @@ def during(
     lagged = f" (first {math.ceil(lag)}s of the phase left out: the query's range)" if lag else ""
     msg = f"{spec.metric} in {phase} {shown}; {spec.comparison} {fmt(spec.bound, unit)}{lagged}"
     if status is None:
-        base.needs = needed(e, confidence)
+        base.needs = needed(e, confidence) or None  # 0: the share decides, the rank bound not
         more = f"; needs about {base.needs} more {what} to decide" if base.needs else ""
         base.message = f"{msg}: the {confidence:.0%} interval straddles the bound{more}"
         return base
@@ -273,8 +273,11 @@ def _compare(
     phase: str,
     reference: float | None,
     confidence: float,
+    lag: float = 0.0,
 ) -> CheckResult:
     other = [s for s in rows if s.phase == spec.compare_to]
+    if lag > 0 and other:  # the other phase's first seconds lag too
+        other = [s for s in other if s.t >= other[0].t + math.ceil(lag)] or other[-1:]
     mine, ref, ratio = ratio_estimate(spec, window, other, reference, confidence)
     if not other or ref.samples < _min(spec) or ref.value is None:
         return CheckResult(
@@ -296,6 +299,16 @@ def _compare(
             confidence=confidence,
         )
     unit = unit_of_metric(spec)
+    if ref.value == 0:
+        return CheckResult(
+            spec,
+            INCONCLUSIVE,
+            None,
+            mine.samples,
+            f"{spec.metric} in {spec.compare_to} is 0: a ratio to nothing bounds nothing "
+            f"({spec.metric} in {phase} {fmt(mine.value, unit)}); bound the metric itself",
+            confidence=confidence,
+        )
     status = decide(spec, ratio.lo, ratio.hi, spec.bound)
     msg = (
         f"{spec.metric} in {phase} {fmt(mine.value, unit)} is {fmt(ratio.value, 'x')} "
@@ -344,9 +357,10 @@ def recovery(
     confidence: float = DEFAULT_CONFIDENCE,
     faulted: frozenset[str] = frozenset(),
 ) -> CheckResult:
-    """Time to recover after `phase` ended (see the module docstring). Past W + F the estimate
-    and the claim "back in bound since" read on until a later phase in `faulted` (more data,
-    surer), so a late recovery is reported when it came."""
+    """Time to recover after `phase` ended (see the module docstring). The estimate and the
+    claim "back in bound since" read on past W + F (more data, surer; a late recovery is
+    reported when it came) until a later phase in `faulted`: when that starts before W + F,
+    the run did not leave the time to tell."""
     assert spec.within is not None
     end = phase.end
     hold = max(1.0, spec.for_)
@@ -355,7 +369,7 @@ def recovery(
     for s in rows:
         if s.t < math.floor(end) or s.phase == phase.name:
             continue
-        if s.t >= horizon and s.phase in faulted:
+        if s.phase in faulted:  # a later fault is not this phase's to recover from
             break
         after.append(s)
     if not after:
@@ -745,11 +759,12 @@ def judge(
         reasons[0:0] = [f"the run did not go as planned: {p}" for p in problems]
 
     statuses = {r.status for r in results}
-    if gate:
+    client_failed = any(r.status == FAIL and r.spec.source == "client" for r in results)
+    if gate or (nothing_fired and not client_failed):
         status = INCONCLUSIVE
     elif FAIL in statuses:
         status = FAIL
-    elif nothing_fired or interrupted or INCONCLUSIVE in statuses or idle:
+    elif interrupted or INCONCLUSIVE in statuses or idle:
         status = INCONCLUSIVE
     else:
         status = PASS
@@ -786,7 +801,7 @@ def live_breach(
         return None
     if spec.source != "prometheus" and not spec.compare_to:
         v = merged(window, spec.source)
-        tail = tail_of(spec, v)
+        tail = tail_of(spec, v, surely=True)  # a halt acts only on requests surely too slow
         if tail is not None:
             events, n, b = tail
             if n < _min(spec) or not inference.breached_anytime(events, n, b, alpha):
@@ -798,8 +813,51 @@ def live_breach(
                 f"(a false halt over the whole phase has probability ≤ {alpha:.0%})"
             )
             return r
-    r = during(spec, rows, spec.during_phase, reference, inference.spent_confidence(alpha, look))
-    return r if r.status == FAIL else None
+    return _spent_breach(spec, rows, window, reference, inference.spent_confidence(alpha, look))
+
+
+SPENT_MIN_SECONDS = 10  # a per-second mean needs this many seconds before it may halt
+
+
+def _spent_breach(
+    spec: CheckSpec,
+    rows: Sequence[Second],
+    window: Sequence[Second],
+    reference: float | None,
+    confidence: float,
+) -> CheckResult | None:
+    """A metric that is not a share, looked at once more: the mean of its per-second values
+    (per second over the other phase's value, for `compare_to`) with a normal interval at the
+    spent confidence. A bootstrap cannot reach the tails that spending asks for."""
+    ref_value: float | None = 1.0
+    if spec.compare_to:
+        other = [s for s in rows if s.phase == spec.compare_to]
+        ref_value = point(spec, other, reference)
+        if not ref_value:
+            return None
+    values = [point(spec, [s], reference) for s in window]
+    xs = [v / (ref_value or 1.0) for v in values if v is not None and math.isfinite(v)]
+    k = len(xs)
+    if k < SPENT_MIN_SECONDS:
+        return None
+    mean = sum(xs) / k
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (k - 1))
+    half = inference.z_of(confidence) * sd / math.sqrt(k)
+    if decide(spec, mean - half, mean + half, spec.bound) != FAIL:
+        return None
+    unit = unit_of(spec)
+    return CheckResult(
+        spec,
+        FAIL,
+        mean,
+        k,
+        f"{spec.metric} in {spec.during_phase} {fmt(mean, unit)} "
+        f"{fmt_interval(mean - half, mean + half, unit)} over {k} seconds; {spec.comparison} "
+        f"{fmt(spec.bound, unit)} (alpha spent over the looks)",
+        lo=mean - half,
+        hi=mean + half,
+        confidence=confidence,
+    )
 
 
 # ---------------------------------------------------------------- would it cry wolf here?

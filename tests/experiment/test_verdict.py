@@ -346,6 +346,42 @@ def test_false_alarm_estimate_comes_from_the_baseline_alone() -> None:
     }
 
 
+def test_a_fault_in_the_next_phase_is_not_blamed_on_the_one_being_recovered_from() -> None:
+    rows, phases = run(
+        ("steady", 5, {}),
+        ("p", 5, {"err": 25, "inj": 25}),
+        ("calm", 3, {}),
+        ("r", 10, {"err": 25, "inj": 25}),
+    )
+    r = judge([check(after_phase="p", within=10.0, for_=3.0)], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE and r.recovered_after_s == 0.0, r.message
+
+
+def test_a_ratio_to_a_phase_with_no_errors_bounds_nothing() -> None:
+    rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 1, "inj": 50}))
+    spec = check(during_phase="broken", compare_to="steady", bound=3.0)
+    r = judge([spec], rows, phases).checks[0]
+    assert r.status == INCONCLUSIVE and "a ratio to nothing" in r.message
+
+
+def test_a_spent_alpha_halt_needs_ten_seconds_of_evidence() -> None:
+    """Retry amplification over the bound for two seconds is no reason to halt yet."""
+    rows, _ = run(("steady", 5, {"rps": 40}), ("broken", 2, {"rps": 40, "prps": 100, "inj": 1}))
+    spec = check(
+        during_phase="broken", metric="retry_amplification", source="proxy", bound=2.0, halt=True
+    )
+    assert live_breach(spec, rows, reference=1.0, look=2) is None
+    rows, _ = run(("steady", 5, {"rps": 40}), ("broken", 12, {"rps": 40, "prps": 100, "inj": 1}))
+    breach = live_breach(spec, rows, reference=1.0, look=12)
+    assert breach is not None and breach.value == pytest.approx(2.5)
+
+
+def test_a_halt_on_a_bound_near_one_never_crashes() -> None:
+    rows, _ = run(("steady", 5, {}), ("broken", 3, {"err": 50, "inj": 50}))
+    spec = check(during_phase="broken", metric="served", comparison="above", bound=0.0005)
+    assert live_breach(spec, rows) is None
+
+
 # ---------------------------------------------------------------- evidence
 
 
