@@ -153,6 +153,15 @@ def run_command(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     exp, _ = loaded
+    import importlib.util
+
+    if importlib.util.find_spec("locust") is None:  # say so now, not when Locust fails to start
+        print(
+            "chaosproxy experiment: Locust is not installed here; experiments need the "
+            "loadtest extra: pip install 'chaosproxy[loadtest]'",
+            file=sys.stderr,
+        )
+        return 2
     command = "chaosproxy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     async def main() -> int:

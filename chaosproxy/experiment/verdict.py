@@ -359,8 +359,8 @@ def recovery(
 ) -> CheckResult:
     """Time to recover after `phase` ended (see the module docstring). The estimate and the
     claim "back in bound since" read on past W + F (more data, surer; a late recovery is
-    reported when it came) until a later phase in `faulted`: when that starts before W + F,
-    the run did not leave the time to tell."""
+    reported when it came) until a phase in `faulted` other than the one right after P: when
+    that starts before W + F, the run did not leave the time to tell."""
     assert spec.within is not None
     end = phase.end
     hold = max(1.0, spec.for_)
@@ -369,7 +369,9 @@ def recovery(
     for s in rows:
         if s.t < math.floor(end) or s.phase == phase.name:
             continue
-        if s.phase in faulted:  # a later fault is not this phase's to recover from
+        # The phase right after P is what the check is about (a rollback may fade its errors
+        # out by rules of its own); a fault phase after that is not P's to recover from.
+        if s.phase in faulted and after and s.phase != after[0].phase:
             break
         after.append(s)
     if not after:

@@ -255,3 +255,17 @@ async def test_a_journal_the_runtime_cannot_open_is_named_by_its_flag(tmp_path: 
     assert startup_error(info.value, settings) == (
         f"--journal {journal}: No such file or directory"
     )
+
+
+def test_experiment_run_without_locust_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "locust" else real(name, *a)
+    )
+    assert main(["experiment", "run", "demo-failover"]) == 2
+    err = capsys.readouterr().err
+    assert "Locust is not installed" in err and "chaosproxy[loadtest]" in err

@@ -357,6 +357,15 @@ def test_a_fault_in_the_next_phase_is_not_blamed_on_the_one_being_recovered_from
     assert r.status == INCONCLUSIVE and r.recovered_after_s == 0.0, r.message
 
 
+def test_the_phase_right_after_is_read_even_when_it_fades_errors_out_by_rules() -> None:
+    """A rollback phase with rules of its own (errors fading) is what recovery is about."""
+    rows, phases = run(
+        ("steady", 5, {}), ("broken", 5, {"err": 50, "inj": 50}), ("rollback", 12, {"inj": 1})
+    )
+    r = judge([check(after_phase="broken", within=5.0, for_=2.0)], rows, phases).checks[0]
+    assert r.status == PASS and r.recovered_after_s == 0.0, r.message
+
+
 def test_a_ratio_to_a_phase_with_no_errors_bounds_nothing() -> None:
     rows, phases = run(("steady", 5, {}), ("broken", 5, {"err": 1, "inj": 50}))
     spec = check(during_phase="broken", compare_to="steady", bound=3.0)

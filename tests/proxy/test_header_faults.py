@@ -213,7 +213,8 @@ async def test_throughput_header_paces_the_body(big_upstream: str, start_proxy: 
         body = await r.read()
     elapsed = rt.clock.monotonic() - t0
     assert len(body) == 32 * 1024
-    assert 0.85 <= elapsed <= 1.5  # 32 KiB at 32 KiB/s
+    assert elapsed >= 0.85  # 32 KiB at 32 KiB/s: paced, never sooner (no upper bound: a busy
+    # machine may be slower, and a body that never came would fail on its length above)
 
 
 async def test_chaos_fault_truncate_cuts_the_body_short(
