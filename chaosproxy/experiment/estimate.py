@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,18 +35,29 @@ class Estimate:
     tail: tuple[int, int, float] | None = None
 
 
-def tail_of(spec: CheckSpec, v: View, surely: bool = False) -> tuple[int, int, float] | None:
-    """The check as "a proportion that must stay below b": (events, n, b), or None."""
-    m, b = spec.metric, spec.bound
-    if m == "error_rate":
-        return (v.failures, v.requests, b) if spec.comparison == "below" else None
+def share_bound(spec: CheckSpec) -> float | None:
+    """The check as "a share that must stay below b": b, or None when it is not a share."""
+    m, b, below = spec.metric, spec.bound, spec.comparison == "below"
+    if m in ("error_rate", "early_retry_share"):
+        return b if below else None
     if m == "served":
-        return (v.failures, v.requests, 1 - b) if spec.comparison == "above" else None
-    if m == "early_retry_share" and spec.comparison == "below":
-        return v.retried_early, v.retried_early + v.retried_waited, b
-    if m in LATENCY and spec.comparison == "below":
-        return slower_than(v, b, surely), v.requests, 1 - QUANTILE[m]
+        return None if below else 1 - b
+    if m in LATENCY:
+        return 1 - QUANTILE[m] if below else None
     return None
+
+
+def tail_of(spec: CheckSpec, v: View, surely: bool = False) -> tuple[int, int, float] | None:
+    """The check as "a share that must stay below b" over a view: (events, n, b), or None."""
+    b = share_bound(spec)
+    if b is None:
+        return None
+    m = spec.metric
+    if m == "early_retry_share":
+        return v.retried_early, v.retried_early + v.retried_waited, b
+    if m in LATENCY:
+        return slower_than(v, spec.bound, surely), v.requests, b
+    return v.failures, v.requests, b
 
 
 def slower_than(v: View, bound: float, surely: bool = False) -> int:
@@ -151,8 +161,8 @@ def estimate(
             return Estimate(None, None, None, n)
         amp = amplification(seconds, reference)
         alo, ahi = inference.bootstrap(
-            seconds,
-            lambda xs: amplification(xs, reference),  # type: ignore[arg-type]
+            [seconds],
+            lambda xs: amplification(xs, reference),
             confidence,
             seed=f"{spec.name}:amplification",
         )
@@ -202,26 +212,15 @@ def _ratio_bootstrap(
     other: Sequence[Second],
     reference: float | None,
     confidence: float,
-    rounds: int = 300,
 ) -> tuple[float | None, float | None]:
     """Percentile bounds of the ratio, resampling each phase's seconds within itself."""
-    if len(window) < 2 or len(other) < 2:
-        return None, None
-    rng = random.Random(f"{spec.name}:ratio")
-    values: list[float] = []
-    for _ in range(rounds):
-        a = [window[rng.randrange(len(window))] for _ in window]
-        b = [other[rng.randrange(len(other))] for _ in other]
+
+    def ratio(a: Sequence[Second], b: Sequence[Second]) -> float | None:
         va, vb = point(spec, a, reference), point(spec, b, reference)
-        if va is not None and vb is not None:
-            values.append(_ratio(va, vb))
-    if len(values) < rounds // 2:
-        return None, None
-    values.sort()
-    tail = 1 - confidence
-    return (
-        values[max(0, math.floor(tail * len(values)))],
-        values[min(len(values) - 1, math.ceil((1 - tail) * len(values)) - 1)],
+        return None if va is None or vb is None else _ratio(va, vb)
+
+    return inference.bootstrap(
+        [window, other], ratio, confidence, seed=f"{spec.name}:ratio", rounds=300
     )
 
 

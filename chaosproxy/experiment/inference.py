@@ -100,21 +100,21 @@ def quantile_ranks(n: int, q: float, confidence: float) -> tuple[int, int | None
 
 
 def bootstrap(
-    items: Sequence[object],
-    statistic: Callable[[Sequence[object]], float | None],
+    groups: Sequence[Sequence[object]],
+    statistic: Callable[..., float | None],
     confidence: float,
     seed: str,
     rounds: int = 400,
 ) -> Interval:
-    """Percentile bounds of `statistic` over resamples of `items` (seconds), each at
-    `confidence`; seeded by `seed` so the same data gives the same interval."""
-    if len(items) < 2:
+    """Percentile bounds of `statistic(*groups)` over resamples of each group within itself
+    (the seconds of one phase, or of two for a ratio), each bound at `confidence`; seeded by
+    `seed`, so the same data gives the same interval."""
+    if any(len(g) < 2 for g in groups):
         return None, None
     rng = random.Random(seed)
     values: list[float] = []
-    k = len(items)
     for _ in range(rounds):
-        v = statistic([items[rng.randrange(k)] for _ in range(k)])
+        v = statistic(*([g[rng.randrange(len(g))] for _ in g] for g in groups))
         if v is not None and not math.isnan(v):
             values.append(v)
     if len(values) < rounds // 2:

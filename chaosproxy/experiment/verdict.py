@@ -36,8 +36,10 @@ from chaosproxy.experiment.estimate import (
     needed,
     point,
     proportion,
+    quantile_estimate,
     ratio_estimate,
     reference_rate,
+    share_bound,
     tail_of,
 )
 from chaosproxy.experiment.model import (
@@ -380,9 +382,8 @@ def recovery(
     bins = _bins(spec, after)
     if bins is None:
         return _recovery_by_runs(spec, rows, phase, reference, confidence)
-    bound = tail_of(spec, View())
-    assert bound is not None
-    b = bound[2]
+    b = share_bound(spec)
+    assert b is not None  # _bins gave bins: the check is a share
     samples = sum(x.n for x in bins)
     unit = unit_of(spec)
     if samples < _min(spec):
@@ -563,8 +564,6 @@ def baseline_phase(phases: Sequence[PhaseWindow], spec: BaselineSpec) -> str | N
 
 
 def _view_summary(v: View, secs: int, confidence: float) -> dict[str, Any]:
-    from chaosproxy.experiment.estimate import proportion, quantile_estimate
-
     er, er_lo, er_hi = proportion(v.failures, v.requests, confidence)
     out: dict[str, Any] = {
         "requests": v.requests,
