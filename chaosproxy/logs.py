@@ -22,11 +22,6 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text) if "@" in text else text
 
 
-def redact_url(url: str) -> str:
-    """A URL to show (status, readiness, logs): `http://u:p@h:1/x` → `http://***@h:1/x`."""
-    return redact(url)
-
-
 class JsonFormatter(logging.Formatter):
     def __init__(self, worker: int | None = None) -> None:
         super().__init__()

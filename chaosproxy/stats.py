@@ -180,8 +180,7 @@ class Stats:
         verdict = None
         if ev.retry_after is not None or self.retries.until:
             verdict = self.retries.observe(ev)
-        d = ev.duration
-        k = math.ceil(math.log(d if d > sketch.FLOOR else sketch.FLOOR) / sketch.LOG_GAMMA)
+        k = sketch.key(ev.duration)
         self._ring.count(sec, ev, k, verdict)
         if ev.run:
             self._run_ring(ev.run).count(sec, ev, k, verdict)

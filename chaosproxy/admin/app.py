@@ -20,7 +20,7 @@ from aiohttp import web
 from chaosproxy.admin import control
 from chaosproxy.admin.errors import ApiError, bad_request
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
-from chaosproxy.logs import redact_url
+from chaosproxy.logs import redact
 
 log = logging.getLogger("chaosproxy.admin")
 
@@ -201,7 +201,7 @@ async def readyz(request: web.Request) -> web.Response:
     ok = await cp.upstream_ready()
     body = {
         "status": "ready" if ok else "upstream unreachable",
-        "upstream": redact_url(cp.upstream_url),  # open even with a token: no credentials
+        "upstream": redact(cp.upstream_url),  # open even with a token: no credentials
     }
     return web.json_response(body, status=200 if ok else 503)
 

@@ -5,6 +5,7 @@ The result is immutable; the engine keeps per-rule counters beside it, indexed b
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -92,8 +93,8 @@ class RuleIndex(Generic[R]):
             self._merged = {k: self._merge(v) for k, v in self._by_segment.items()}
 
     def _merge(self, own: tuple[R, ...]) -> tuple[R, ...]:
-        order = self._order
-        return tuple(sorted((*own, *self._anywhere), key=lambda r: order[id(r)]))
+        order = self._order  # both are in rule order already: a linear merge, not a sort
+        return tuple(heapq.merge(own, self._anywhere, key=lambda r: order[id(r)]))
 
     def candidates(self, path: str) -> tuple[R, ...]:
         """The rules a request for `path` can match, in their order."""

@@ -380,9 +380,8 @@ class Engine:
     def _report_unmatched(self, run: Run) -> None:
         """Log and emit the warnings `decide()` queued about rules that match no request."""
         pending = run.unmatched.pending
-        while pending:
-            w = pending.pop(0)
-            name = run.compiled.name
+        name = run.compiled.name
+        for w in pending:
             log.warning(
                 "scenario %s phase %s: %s",
                 name,
@@ -394,6 +393,7 @@ class Engine:
             self.bus.post(
                 StateChanged(w["t"], StateKind.RULES_UNMATCHED, name, w["phase"], details)
             )
+        pending.clear()
 
     def _finish(
         self, kind: StateKind, at: float, successor: Run | None = None, **details: Any

@@ -51,11 +51,7 @@ class Counter:
 
 def admits(rule: CompiledRule, view: RequestView, load: LoadSignals) -> bool:
     """The rule's `match` and `when` hold for this request under the current load."""
-    if rule.match is not None and not rule.match(view):
-        return False
-    if rule.inflight_above is not None and load.inflight <= rule.inflight_above:
-        return False
-    return rule.rps_above is None or load.rps(rule.rps_window) > rule.rps_above
+    return (rule.match is None or rule.match(view)) and when_holds(rule, load)
 
 
 def when_holds(rule: CompiledRule, load: LoadSignals) -> bool:

@@ -540,10 +540,16 @@ class ProxyListener:
 
     def _check_deadlines(self) -> None:
         now = self.loop.time()
-        for c in [c for c in self.connections if c.deadline and c.deadline <= now]:
-            c._timed_out()
-        for c in [c for c in self.connections if c.send_deadline and c.send_deadline <= now]:
-            c._send_timed_out(now)
+        due = [
+            c
+            for c in self.connections
+            if (c.deadline and c.deadline <= now) or (c.send_deadline and c.send_deadline <= now)
+        ]  # one pass over the connections a tick, whichever deadline came
+        for c in due:
+            if c.deadline and c.deadline <= now:
+                c._timed_out()
+            if c.send_deadline and c.send_deadline <= now:
+                c._send_timed_out(now)
         if self.refusing:
             for r in [r for r in self.refusing if r.deadline <= now]:
                 r.abort()

@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaosproxy import sketch
-from chaosproxy.stats import BOUNDS, quantile, quantiles
+from chaosproxy.stats import coarse, quantiles
 
 # Every worker records these together (one scenario in one phase, one edit of a scenario file
 # rejected, one guardrail stopping the scenario everywhere): summing would count them N times.
@@ -96,9 +96,9 @@ def status(bodies: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def timeseries(many: Sequence[list[dict[str, Any]]], histograms: bool) -> list[dict[str, Any]]:
-    """`/stats/timeseries` series (asked with `histograms=1`) summed second by second."""
+    """`/stats/timeseries` series (asked with `histograms=1`) summed second by second: the
+    workers' sketches add up exactly, so the quantiles and the coarse buckets come from them."""
     merged: dict[int, dict[str, Any]] = {}
-    hists: dict[int, list[int]] = {}
     sketches: dict[int, dict[int, int]] = {}
     for series in many:
         for row in series:
@@ -106,30 +106,21 @@ def timeseries(many: Sequence[list[dict[str, Any]]], histograms: bool) -> list[d
             mine = merged.get(t)
             if mine is None:
                 merged[t] = mine = {k: v for k, v in row.items() if k not in ("hist", "sketch")}
-                hists[t] = [0] * (len(BOUNDS) + 1)
                 sketches[t] = {}
             else:
                 for key in _ROW_SUMS:
                     mine[key] = int(mine.get(key) or 0) + int(row.get(key) or 0)
                 if not mine.get("phase") and row.get("phase"):
                     mine["scenario"], mine["phase"] = row.get("scenario"), row["phase"]
-            hist = hists[t]
-            for i, c in (row.get("hist") or {}).items():
-                if 0 <= int(i) < len(hist):
-                    hist[int(i)] += int(c)
             sketch.add(sketches[t], {int(k): int(c) for k, c in (row.get("sketch") or {}).items()})
     out = []
     for t in sorted(merged):
-        row, hist, sk = merged[t], hists[t], sketches[t]
+        row, sk = merged[t], sketches[t]
         n = int(row.get("requests") or 0)
         row["error_rate"] = round(int(row.get("errors") or 0) / n, 6) if n else 0.0
-        if sk:  # the workers' sketches add up exactly: quantiles within 1 %
-            row["p50"], row["p95"], row["p99"] = quantiles(sk, n)
-        else:
-            for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
-                row[name] = quantile(hist, n, q)
+        row["p50"], row["p95"], row["p99"] = quantiles(sk, n)
         if histograms:
-            row["hist"] = {str(i): c for i, c in enumerate(hist) if c}
+            row["hist"] = coarse(sk)
             row["sketch"] = {str(k): c for k, c in sorted(sk.items())}
         out.append(row)
     return out
