@@ -244,7 +244,7 @@ def judge_command(args: argparse.Namespace) -> int:
     except rejudge.SavedRunError as e:
         print(f"chaosproxy experiment judge: {e}", file=sys.stderr)
         return 2
-    verdict = rejudge.rejudge(saved, exp)
+    verdict = rejudge.judge_run(exp, saved)
     doc = rejudged_document(saved.doc, exp, verdict)
     if args.out:
         from chaosproxy.experiment.report import write_reports

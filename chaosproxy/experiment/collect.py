@@ -116,11 +116,11 @@ def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:
                 requests=int(r["requests"]),
                 failures=int(r["errors"]),
                 injected=int(r["injected"]),
-                hist={int(k): int(c) for k, c in (r.get("hist") or {}).items()},
+                hist=_counts(r.get("hist")),
                 retry_after=int(r.get("retry_after", 0)),
                 retried_early=int(r.get("retried_early", 0)),
                 retried_waited=int(r.get("retried_after_waiting", 0)),
-                sketch={int(k): int(c) for k, c in (r.get("sketch") or {}).items()},
+                sketch=_counts(r.get("sketch")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue

@@ -18,8 +18,8 @@ from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.experiment import collect, integrity, results
-from chaosproxy.experiment.rejudge import SERIES, write_series
-from chaosproxy.experiment.verdict import PhaseWindow, View, add_false_alarms, judge
+from chaosproxy.experiment.rejudge import SERIES, SavedRun, judge_run, write_series
+from chaosproxy.experiment.verdict import PhaseWindow, View
 
 if TYPE_CHECKING:
     from chaosproxy.experiment.prometheus import PromSeries
@@ -71,19 +71,18 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
         if p.name not in ran
     ]
     problems = run.integrity_problems(scenario, windows)
-    verdict = judge(
-        run.exp.checks,
-        rows,
-        phases,
-        run.exp.baseline,
-        halted=run.halted["check"] if run.halted else None,
-        halted_at=float(run.halted["at"]) if run.halted else None,
-        interrupted=run.interrupted,
-        problems=problems,
-        confidence=run.exp.confidence,
-        lags=prom_lag,
+    verdict = judge_run(
+        run.exp,
+        SavedRun(
+            rows,
+            phases,
+            halted=run.halted["check"] if run.halted else None,
+            halted_at=float(run.halted["at"]) if run.halted else None,
+            interrupted=run.interrupted,
+            problems=problems,
+            lags=prom_lag,
+        ),
     )
-    add_false_alarms(verdict, run.exp.checks, rows, phases, run.exp.baseline)
     run.verdict = verdict
     write_series(run.out / SERIES, rows)
     prom_cols = [(i, c.name) for i, c in enumerate(run.exp.checks) if c.source == "prometheus"]

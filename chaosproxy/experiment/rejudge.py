@@ -30,12 +30,17 @@ class SavedRunError(ChaosProxyError):
 class SavedRun:
     rows: list[Second]
     phases: list[PhaseWindow]
-    doc: dict[str, Any]
+    doc: dict[str, Any] = field(default_factory=dict)
     halted: str | None = None
     halted_at: float | None = None
     interrupted: bool = False
     problems: list[str] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)
+
+
+def _bounded(path: Path) -> None:
+    if path.stat().st_size > MAX_BYTES:
+        raise SavedRunError(f"{path}: larger than {MAX_BYTES // 2**20} MiB")
 
 
 def write_series(path: Path, rows: Sequence[Second]) -> None:
@@ -47,8 +52,7 @@ def write_series(path: Path, rows: Sequence[Second]) -> None:
 def read_series(path: Path) -> list[Second]:
     if not path.is_file():
         raise SavedRunError(f"{path}: missing (runs before this version did not keep it)")
-    if path.stat().st_size > MAX_BYTES:
-        raise SavedRunError(f"{path}: larger than {MAX_BYTES // 2**20} MiB")
+    _bounded(path)
     rows: list[Second] = []
     with path.open(encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
@@ -65,8 +69,7 @@ def load(run_dir: Path) -> SavedRun:
     results = run_dir / "results.json"
     if not results.is_file():
         raise SavedRunError(f"{run_dir}: no results.json")
-    if results.stat().st_size > MAX_BYTES:
-        raise SavedRunError(f"{results}: larger than {MAX_BYTES // 2**20} MiB")
+    _bounded(results)
     try:
         doc = json.loads(results.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as e:
@@ -99,19 +102,21 @@ def load(run_dir: Path) -> SavedRun:
     )
 
 
-def rejudge(saved: SavedRun, exp: Experiment) -> Verdict:
-    """The verdict of `exp`'s checks on the saved run, by the same rules as at the end of a run
-    (a halt by a check that no longer exists is still a halt: the injection did stop)."""
+def judge_run(exp: Experiment, run: SavedRun) -> Verdict:
+    """The verdict of `exp`'s checks on what a run recorded, with the false-alarm estimate:
+    the one judgement both the end of a run (`gather`) and `experiment judge` make, so the
+    same checks give the same verdict exactly (a halt by a check that no longer exists is
+    still a halt: the injection did stop)."""
     verdict = judge(
         exp.checks,
-        saved.rows,
-        saved.phases,
+        run.rows,
+        run.phases,
         exp.baseline,
-        halted=saved.halted,
-        halted_at=saved.halted_at,
-        interrupted=saved.interrupted,
-        problems=saved.problems,
+        halted=run.halted,
+        halted_at=run.halted_at,
+        interrupted=run.interrupted,
+        problems=run.problems,
         confidence=exp.confidence,
-        lags=saved.lags,
+        lags=run.lags,
     )
-    return add_false_alarms(verdict, exp.checks, saved.rows, saved.phases, exp.baseline)
+    return add_false_alarms(verdict, exp.checks, run.rows, run.phases, exp.baseline)

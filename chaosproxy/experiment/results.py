@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
-from chaosproxy.experiment.verdict import PASS, CheckResult, Second, Verdict, unit_of
+from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
 from chaosproxy.stats import BOUNDS
 
 SCHEMA_VERSION = 1
@@ -94,22 +94,11 @@ def results_document(
         "false_alarm": verdict.false_alarm,
         "prometheus_lag": dict(prometheus_lag or {}),
         "phases": phases,
-        "checks": [check_json(c) for c in verdict.checks],
+        "checks": [c.to_json() for c in verdict.checks],
         "annotations": annotations,
         "events": list(events),
         "files": files,
     }
-
-
-def check_json(check: CheckResult) -> dict[str, Any]:
-    """A check as results.json holds it. A recovery check is decided by its time, so its
-    `margin` is the time left: `within` - `recovered_after_s` in seconds, negative when it
-    recovered late, null when it never did."""
-    doc = check.to_json()
-    if check.spec.after_phase is not None and check.spec.within is not None:
-        got = check.recovered_after_s
-        doc["margin"] = None if got is None else round(check.spec.within - got, 6)
-    return doc
 
 
 def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) -> dict[str, Any]:
@@ -127,7 +116,7 @@ def rejudged_document(doc: dict[str, Any], exp: Experiment, verdict: Verdict) ->
             "confidence": verdict.confidence,
             "false_alarm": verdict.false_alarm,
             "phases": [p | {"baseline": p["name"] == verdict.baseline} for p in verdict.phases],
-            "checks": [check_json(c) for c in verdict.checks],
+            "checks": [c.to_json() for c in verdict.checks],
             "rejudged": True,
         }
     )

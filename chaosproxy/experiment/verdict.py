@@ -95,6 +95,12 @@ class CheckResult:
 
     @property
     def margin(self) -> float | None:
+        """How far inside the bound: for a recovery check (decided by its time) the time left,
+        `within` - `recovered_after_s`, negative when late, None when it never recovered."""
+        s = self.spec
+        if s.after_phase is not None and s.within is not None:
+            got = self.recovered_after_s
+            return None if got is None else s.within - got
         if self.value is None or math.isinf(self.value):
             return None if self.value is None else -math.inf
         b = self.spec.bound

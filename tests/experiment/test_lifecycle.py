@@ -29,7 +29,6 @@ from chaosproxy.experiment.lifecycle import (
     TransitionError,
 )
 from chaosproxy.experiment.processes import Child, SetupError, StartedProxy
-from chaosproxy.experiment.results import check_json
 from chaosproxy.experiment.runner import Outcome, Run
 from chaosproxy.experiment.series import second_to_json
 from tests.experiment.fixtures.replay import (
@@ -94,7 +93,7 @@ async def test_a_recorded_run_replays_to_the_rows_and_verdict_the_real_run_gave(
     verdict = judged_now(rec)
     assert outcome.verdict == verdict.status and doc["reasons"] == verdict.reasons
     assert outcome.exit_code == (0 if verdict.status == "PASS" else 1)
-    assert doc["checks"] == [check_json(c) for c in verdict.checks]  # as results.json has them
+    assert doc["checks"] == [c.to_json() for c in verdict.checks]  # as results.json has them
     rows = [json.loads(x) for x in (tmp_path / "series.jsonl").read_text().splitlines()]
     assert rows == [second_to_json(s) for s in rec.series]
     phases = [(p["name"], p["start"], p["seconds"], p["client"]["requests"]) for p in doc["phases"]]
