@@ -135,6 +135,27 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
     return Answer(status, h, await reader.readexactly(int(h.get("content-length", "0"))))
 
 
+async def trickle_until_answered(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, piece: bytes = b"v" * 8192
+) -> tuple[Answer, int]:
+    """Keep sending `piece` (of a head that never ends) until the proxy answers: the answer
+    and the bytes sent. The pause between pieces is the client's pace, so each arrives in a
+    read of its own; the loop waits on the answer, not on time."""
+    answered = asyncio.ensure_future(read_answer(reader))
+    sent = 0
+    try:
+        async with asyncio.timeout(10):
+            while not answered.done():
+                writer.write(piece)
+                sent += len(piece)
+                await writer.drain()
+                await asyncio.sleep(0.001)
+            return await answered, sent
+    finally:
+        answered.cancel()
+        writer.close()
+
+
 async def send(rt: Runtime, wire: bytes, n: int | None = None) -> list[Answer]:
     """Send `wire` on a fresh connection and read `n` answers; without `n`, read answers until
     the proxy closes the connection (a test that expects the close)."""
@@ -336,19 +357,8 @@ async def test_a_header_that_never_ends_is_cut_at_the_head_limit(
 ) -> None:
     rt = await start_proxy(recorder.url)
     reader, writer = await connect(rt)
-    answered = asyncio.ensure_future(read_answer(reader))
     writer.write(b"GET / HTTP/1.1\r\nX-Never-Ends: ")
-    sent = 0
-    try:
-        async with asyncio.timeout(10):
-            while not answered.done():
-                writer.write(b"v" * 8192)
-                sent += 8192
-                await writer.drain()
-                await asyncio.sleep(0.001)  # the client's pace: one piece per read
-            answer = await answered
-    finally:
-        writer.close()
+    answer, sent = await trickle_until_answered(reader, writer)
     assert answer.status == 431 and sent < 1024 * 1024
     await fetch_ok(rt)
 

@@ -22,7 +22,15 @@ from aiohttp import web
 from chaosproxy.proxy.request import RequestHead
 from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
-from tests.proxy.test_hostile_clients import ABCD, TE, connect, error_of, read_answer, send
+from tests.proxy.test_hostile_clients import (
+    ABCD,
+    TE,
+    connect,
+    error_of,
+    read_answer,
+    send,
+    trickle_until_answered,
+)
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 
@@ -275,18 +283,7 @@ async def test_a_header_line_that_never_ends_is_still_cut_split_across_reads(
     reader, writer = await connect(rt)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Never-Ends: ")
     await _in_head(rt)
-    answered = asyncio.ensure_future(read_answer(reader))
-    sent = 0
-    try:
-        async with asyncio.timeout(10):
-            while not answered.done():
-                writer.write(b"v" * 8192)
-                sent += 8192
-                await writer.drain()
-                await asyncio.sleep(0.001)  # the client's pace: one piece per read
-            answer = await answered
-    finally:
-        writer.close()
+    answer, sent = await trickle_until_answered(reader, writer)
     assert answer.status == 431 and error_of(answer) and sent < 1024 * 1024
     assert upstream.heads == 0
 
