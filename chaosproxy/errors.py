@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 
 class ChaosProxyError(Exception):
@@ -57,3 +58,30 @@ class UpstreamError(ChaosProxyError):
         self.details = details
         self.injected = injected
         super().__init__(f"{reason}: {details}")
+
+
+MAX_SHOWN_PROBLEMS = 20  # located problems shown per invalid file (API answers, events, logs)
+MAX_PROBLEM_CHARS = 300  # characters of one problem shown (a file may be no scenario at all)
+
+
+def shown_path(base: Path | None, file: str) -> str:
+    """`file` as a client or the log sees it: relative to the scenario directory `base`, else
+    its name alone, never where the proxy's disk keeps it (`<upload x>` and the like as
+    they are)."""
+    if not file or file.startswith("<"):
+        return file
+    f = Path(file).absolute()
+    b = base.absolute() if base is not None else None
+    return str(f.relative_to(b)) if b is not None and f.is_relative_to(b) else f.name
+
+
+def shown_problems(problems: list[Problem], base: Path | None) -> list[str]:
+    """Located problems as shown outside: files by `shown_path`, at most MAX_SHOWN_PROBLEMS,
+    each cut to MAX_PROBLEM_CHARS, and how many more there were."""
+    out = []
+    for p in problems[:MAX_SHOWN_PROBLEMS]:
+        text = str(replace(p, file=shown_path(base, p.file)) if p.file else p)
+        out.append(text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…")
+    if len(problems) > MAX_SHOWN_PROBLEMS:
+        out.append(f"… and {len(problems) - MAX_SHOWN_PROBLEMS} more problems")
+    return out

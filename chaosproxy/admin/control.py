@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from chaosproxy.config.model import Scenario
 from chaosproxy.config.units import parse_duration
 from chaosproxy.engine.adhoc import TooManyRules
 from chaosproxy.engine.core import AdhocRule
-from chaosproxy.errors import ConfigError
+from chaosproxy.errors import ConfigError, shown_path, shown_problems
 
 if TYPE_CHECKING:
     from chaosproxy.admin.plane import ControlPlane
@@ -35,8 +34,6 @@ MAX_UPLOADS = 64  # scenarios kept from PUT /scenarios/{name}
 # Rules of every uploaded scenario together (each may hold up to loader.MAX_RULES): what 64
 # uploads can make the proxy keep in memory.
 MAX_UPLOADED_RULES = 10_000
-MAX_SHOWN_PROBLEMS = 20  # located problems listed per invalid file
-MAX_PROBLEM_CHARS = 300  # characters of one problem shown
 MAX_SCHEDULE_AHEAD = 86400.0  # a start may be scheduled at most a day ahead
 MAX_SCHEDULE_LATE = 5.0  # ... and at most this far in the past (then backdated to `at`)
 
@@ -190,27 +187,8 @@ def load_scenario(cp: ControlPlane, name: str) -> Scenario:
 
 
 def shown(cp: ControlPlane, e: ConfigError) -> list[str]:
-    """Located problems as a client sees them: files named relative to the scenario directory
-    (or by their name alone), never by where the proxy's disk keeps them; at most
-    MAX_SHOWN_PROBLEMS, each cut to MAX_PROBLEM_CHARS (a file may be no scenario at all)."""
-    out = []
-    for p in e.problems[:MAX_SHOWN_PROBLEMS]:
-        if p.file and not p.file.startswith("<"):
-            p = replace(p, file=shown_path(cp.scenario_dir, p.file))
-        text = str(p)
-        out.append(text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…")
-    if len(e.problems) > MAX_SHOWN_PROBLEMS:
-        out.append(f"… and {len(e.problems) - MAX_SHOWN_PROBLEMS} more problems")
-    return out
-
-
-def shown_path(base: Path, file: str) -> str:
-    """`file` relative to the scenario directory `base`, else its name alone (`<upload x>`
-    and the like as they are)."""
-    if not file or file.startswith("<"):
-        return file
-    f, b = Path(file).absolute(), base.absolute()
-    return str(f.relative_to(b)) if f.is_relative_to(b) else f.name
+    """Located problems as a client sees them (`errors.shown_problems`)."""
+    return shown_problems(e.problems, cp.scenario_dir)
 
 
 def describe_scenario(

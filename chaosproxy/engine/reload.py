@@ -21,25 +21,16 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from chaosproxy._clock import SYSTEM_CLOCK, Clock
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.compile import CompiledScenario, compile_scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.errors import ConfigError, Problem, shown_path, shown_problems
 from chaosproxy.events import StateKind
 
 log = logging.getLogger("chaosproxy.reload")
-
-MAX_PROBLEMS = 20  # problems of one file in a reload_failed event
-MAX_PROBLEM_CHARS = 300  # characters of each (a file may be no scenario at all)
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…"
-
 
 Signature = tuple[int, int, int, int, str]
 
@@ -181,14 +172,8 @@ class ScenarioWatcher:
         return self.apply(path, result)
 
     def shown(self, path: Path | str) -> str:
-        """A file as events and logs name it: relative to the scenario directory, else by its
-        name alone (`<upload x>` and the like as they are)."""
-        text = str(path)
-        if not text or text.startswith("<"):
-            return text
-        f = Path(text).absolute()
-        base = self.directory.absolute() if self.directory is not None else None
-        return str(f.relative_to(base)) if base is not None and f.is_relative_to(base) else f.name
+        """A file as events and logs name it (`errors.shown_path`)."""
+        return shown_path(self.directory, str(path))
 
     def compile(self, path: Path) -> CompiledScenario | ConfigError:
         """Read, parse and compile (no engine state: safe off the event loop)."""
@@ -207,8 +192,7 @@ class ScenarioWatcher:
         """Swap in a compiled definition, or report why the old one keeps running."""
         engine = self.engine
         if isinstance(result, ConfigError):
-            problems = [_cut(str(replace(p, file=self.shown(p.file)))) for p in result.problems]
-            problems = problems[:MAX_PROBLEMS]
+            problems = shown_problems(result.problems, self.directory)
             for line in problems:
                 log.warning("reload rejected, the previous version keeps running: %s", line)
             running = engine.scenario
