@@ -7,11 +7,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from chaosproxy.config.loader import load_scenario_text
+from chaosproxy.events import StateChanged, StateKind
 from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 
@@ -351,24 +353,31 @@ async def test_status_and_events_warn_when_the_rules_match_no_request(
     from chaosproxy.engine import unmatched
 
     monkeypatch.setattr(unmatched, "REQUESTS", 20)
-    monkeypatch.setattr(unmatched, "SECONDS", 0.3)
+    monkeypatch.setattr(unmatched, "SECONDS", 0.0)  # the request bound alone: no clock to race
     rt = await start_proxy(demo_upstream)
+    broken, warned = asyncio.Event(), asyncio.Event()
+    found: list[dict[str, Any]] = []
+
+    def on(ev: StateChanged) -> None:
+        if ev.kind == StateKind.PHASE_CHANGED and ev.phase == "broken":
+            broken.set()
+        elif ev.kind == StateKind.RULES_UNMATCHED:
+            warned.set()
+
+    rt.bus.subscribe(StateChanged, on)
     rt.engine.start_scenario(
         load_scenario_text(SCENARIO.replace("duration: 1s", "duration: 0.1s"), "mine.yaml")
     )
-    await asyncio.sleep(0.2)  # in the broken phase
     async with aiohttp.ClientSession() as s:
+        async with asyncio.timeout(10):
+            await broken.wait()
         for _ in range(25):
             async with s.get(rt.proxy_url + "/v1/items") as r:  # passed on untouched
                 assert r.status == 404
-            await asyncio.sleep(0.015)
-        for _ in range(100):  # the ticker reports it on the proxy loop
-            async with s.get(rt.admin_url + "/events") as r:
-                events = (await r.json())["events"]
-            found = [e for e in events if e["kind"] == "rules_unmatched"]
-            if found:
-                break
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):  # the ticker reports it on the proxy loop
+            await warned.wait()
+        async with s.get(rt.admin_url + "/events") as r:
+            found = [e for e in (await r.json())["events"] if e["kind"] == "rules_unmatched"]
     [ev] = found
     assert ev["scenario"] == "fleet-test" and ev["phase"] == "broken"
     n = ev["details"]["requests"]  # 20 or more: both bounds must pass
