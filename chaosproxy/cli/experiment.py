@@ -250,7 +250,10 @@ def judge_command(args: argparse.Namespace) -> int:
         from chaosproxy.experiment.report import write_reports
 
         args.out.mkdir(parents=True, exist_ok=True)
-        rejudge.write_series(args.out / rejudge.SERIES, saved.rows)
+        about = saved.doc.get("run")
+        first = saved.rows[0].t if saved.rows else 0.0
+        started = float(about.get("started") or first) if isinstance(about, dict) else first
+        rejudge.write_rows(args.out, saved.rows, exp, started)  # the report draws its charts
         write_json(args.out / "results.json", doc)
         write_reports(args.out)
     if args.json:

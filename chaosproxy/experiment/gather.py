@@ -18,7 +18,7 @@ from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.errors import ChaosProxyError
 from chaosproxy.experiment import collect, integrity, results
-from chaosproxy.experiment.rejudge import SERIES, SavedRun, judge_run, write_series
+from chaosproxy.experiment.rejudge import SERIES, SavedRun, judge_run, write_rows
 from chaosproxy.experiment.verdict import PhaseWindow, View
 
 if TYPE_CHECKING:
@@ -84,9 +84,7 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
         ),
     )
     run.verdict = verdict
-    write_series(run.out / SERIES, rows)
-    prom_cols = [(i, c.name) for i, c in enumerate(run.exp.checks) if c.source == "prometheus"]
-    results.write_timeseries(run.out / "timeseries.csv", rows, run.started, prom_cols)
+    write_rows(run.out, rows, run.exp, run.started)
     events = run.events.get(run.clients[0].url, []) if run.clients else []
     about = {
         "id": run.run_id,

@@ -49,6 +49,17 @@ def write_series(path: Path, rows: Sequence[Second]) -> None:
             f.write(json.dumps(second_to_json(s), separators=(",", ":")) + "\n")
 
 
+def write_rows(out: Path, rows: Sequence[Second], exp: Experiment, started: float) -> None:
+    """The seconds a verdict read, both ways a run keeps them: series.jsonl (judged again by
+    `experiment judge`) and timeseries.csv (the report's charts; `prom_<n>` per Prometheus
+    check n)."""
+    from chaosproxy.experiment.results import write_timeseries
+
+    write_series(out / SERIES, rows)
+    prom_cols = [(i, c.name) for i, c in enumerate(exp.checks) if c.source == "prometheus"]
+    write_timeseries(out / "timeseries.csv", rows, started, prom_cols)
+
+
 def read_series(path: Path) -> list[Second]:
     if not path.is_file():
         raise SavedRunError(f"{path}: missing (runs before this version did not keep it)")

@@ -65,6 +65,8 @@ async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bou
     assert served["during_phase"] == "steady" and served["status"] == "PASS", served
     assert edited_doc["verdict"] == "PASS" and code == 0, edited_doc["reasons"]
     assert (tmp_path / "re" / "report.html").is_file()
+    assert (tmp_path / "re" / "timeseries.csv").read_text() == (out / "timeseries.csv").read_text()
+    assert 'data-chart="client-error-rate"' in (tmp_path / "re" / "report.html").read_text()
 
     # An edited bound: the breaker keeps clients failing ~4 s, so 2 s is too tight.
     tight = edited.replace("within: 10s", "within: 2s")
