@@ -10,9 +10,9 @@ import timeit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from chaosproxy.common.events import EventBus
 from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.engine.core import Engine
-from chaosproxy.events import EventBus
 
 N = 200_000
 

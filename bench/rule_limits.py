@@ -28,9 +28,9 @@ from pathlib import Path
 from _procs import free_port, started
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from chaosproxy.common.events import EventBus
 from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.engine.core import Engine
-from chaosproxy.events import EventBus
 
 N = 20_000
 

@@ -11,8 +11,8 @@ import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
-from chaosproxy.runtime import Runtime, Settings
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.process.runtime import Runtime, Settings
 
 StartProxy = Callable[..., Awaitable[Runtime]]
 
@@ -83,6 +83,6 @@ def refused_url() -> Iterator[str]:
 
 @pytest.fixture
 async def demo_upstream(start_upstream: Callable[[web.Application], Awaitable[str]]) -> str:
-    from chaosproxy.demo_service import make_app
+    from chaosproxy.demo.service import make_app
 
     return await start_upstream(make_app())

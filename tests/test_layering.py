@@ -48,7 +48,7 @@ def test_no_core_module_imports_the_experiment_side() -> None:
 
 def test_starting_a_proxy_loads_nothing_of_the_experiment_side() -> None:
     code = (
-        "import sys, chaosproxy.runtime, chaosproxy.cli.run, chaosproxy.cli.ctl; "
+        "import sys, chaosproxy.process.runtime, chaosproxy.cli.run, chaosproxy.cli.ctl; "
         "print(sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('locust', 'gevent') or m.startswith('chaosproxy.experiment')))"
     )
@@ -62,16 +62,20 @@ def _fresh(code: str) -> str:
 
 
 def test_leaf_modules_import_nothing_else_of_the_package() -> None:
-    for leaf in ("chaosproxy.events", "chaosproxy.units"):
+    for leaf in ("chaosproxy.common.events", "chaosproxy.common.units", "chaosproxy.common.ids"):
         loaded = _fresh(
             f"import sys, {leaf}; "
             "print(sorted(m for m in sys.modules if m.startswith('chaosproxy.')))"
         )
-        assert loaded == f"[{leaf!r}]", leaf
+        assert loaded == f"['chaosproxy.common', {leaf!r}]", leaf
 
 
 def test_event_listeners_import_first_without_pulling_in_the_engine() -> None:
-    for module in ("chaosproxy.stats", "chaosproxy.clients", "chaosproxy.metrics"):
+    for module in (
+        "chaosproxy.observe.stats",
+        "chaosproxy.observe.retry_after",
+        "chaosproxy.observe.metrics",
+    ):
         loaded = _fresh(f"import sys, {module}; print('chaosproxy.engine.core' in sys.modules)")
         assert loaded == "False", module
 
@@ -84,7 +88,7 @@ def test_the_admin_side_sees_the_control_plane_not_the_runtime_or_the_data_plane
             bad := {
                 n
                 for n in _imports(path)
-                if n.startswith(("chaosproxy.runtime", "chaosproxy.proxy"))
+                if n.startswith(("chaosproxy.process.runtime", "chaosproxy.proxy"))
             }
         )
     ]
@@ -113,9 +117,3 @@ def test_the_workers_control_side_does_not_reach_into_the_data_plane() -> None:
     assert offenders == []
 
 
-def test_the_request_id_leaf_imports_nothing_else_of_the_package() -> None:
-    loaded = _fresh(
-        "import sys, chaosproxy.ids; "
-        "print(sorted(m for m in sys.modules if m.startswith('chaosproxy.')))"
-    )
-    assert loaded == "['chaosproxy.ids']"

@@ -20,7 +20,7 @@ from aiohttp import web
 from chaosproxy.admin import control
 from chaosproxy.admin.errors import ApiError, bad_request
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
-from chaosproxy.logs import redact
+from chaosproxy.process.logs import redact
 
 log = logging.getLogger("chaosproxy.admin")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 
 DEFAULT_ADMIN = "http://127.0.0.1:8081"
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaosproxy.admin.errors import ApiError, bad_request
+from chaosproxy.common.errors import ConfigError, shown_path, shown_problems
+from chaosproxy.common.units import parse_duration
 from chaosproxy.config.model import Scenario
-from chaosproxy.config.units import parse_duration
 from chaosproxy.engine.adhoc import TooManyRules
 from chaosproxy.engine.core import AdhocRule
-from chaosproxy.errors import ConfigError, shown_path, shown_problems
 
 if TYPE_CHECKING:
     from chaosproxy.admin.plane import ControlPlane

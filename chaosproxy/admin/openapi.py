@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosproxy import __version__
-from chaosproxy.stats import KEEP_SECONDS
+from chaosproxy.observe.stats import KEEP_SECONDS
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosproxy._clock import Clock
+from chaosproxy.common.clock import Clock
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.guardrails import Guardrails
 
 if TYPE_CHECKING:
-    from chaosproxy.eventlog import EventLog
-    from chaosproxy.stats import Stats
+    from chaosproxy.observe.eventlog import EventLog
+    from chaosproxy.observe.stats import Stats
 
 
 @dataclass(frozen=True)

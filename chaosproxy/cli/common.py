@@ -6,7 +6,7 @@ import argparse
 
 import yarl
 
-from chaosproxy.config.units import parse_duration, parse_size
+from chaosproxy.common.units import parse_duration, parse_size
 
 
 def host_port(value: str) -> tuple[str, int]:

@@ -135,7 +135,7 @@ def parse_at(value: str, now: float | None = None) -> float:
     """Unix seconds from `1796132644`, `2026-12-01T14:00:00Z` or `14:00[:30]` (today, local)."""
     import datetime as dt
 
-    from chaosproxy.errors import UsageError
+    from chaosproxy.common.errors import UsageError
 
     now = time.time() if now is None else now
     v = value.strip()
@@ -201,7 +201,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
 def _read_rule(path: str) -> Any:
     import yaml
 
-    from chaosproxy.errors import UsageError
+    from chaosproxy.common.errors import UsageError
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -351,7 +351,7 @@ def _rules(rules: list[dict[str, Any]]) -> str:
 
 def ctl_command(args: argparse.Namespace) -> int:
     from chaosproxy.admin.client import expand_admins
-    from chaosproxy.errors import ChaosProxyError, UsageError
+    from chaosproxy.common.errors import ChaosProxyError, UsageError
 
     try:
         admins = asyncio.run(expand_admins(args.admin or [DEFAULT_ADMIN]))
@@ -521,9 +521,9 @@ def _is_file(name: str) -> bool:
 def _scenario_upload(path: str) -> tuple[str, str] | None:
     """(name, self-contained YAML) of a local scenario file, validated here first."""
     from chaosproxy.cli.scenarios import compile_problems
+    from chaosproxy.common.errors import ConfigError
     from chaosproxy.config.dump import scenario_to_yaml
     from chaosproxy.config.loader import load_scenario_file
-    from chaosproxy.errors import ConfigError
 
     try:
         sc = load_scenario_file(path)

@@ -107,8 +107,8 @@ async def serve(app: Any, host: str, port: int) -> tuple[Any, int]:
 
 
 def demo_service_command(args: argparse.Namespace) -> int:
-    from chaosproxy.demo_service import make_app
-    from chaosproxy.logs import setup_logging
+    from chaosproxy.demo.service import make_app
+    from chaosproxy.process.logs import setup_logging
 
     setup_logging()
 
@@ -123,8 +123,8 @@ def demo_service_command(args: argparse.Namespace) -> int:
 
 
 def demo_gateway_command(args: argparse.Namespace) -> int:
-    from chaosproxy.demo_gateway import GatewayConfig, make_gateway
-    from chaosproxy.logs import setup_logging
+    from chaosproxy.demo.gateway import GatewayConfig, make_gateway
+    from chaosproxy.process.logs import setup_logging
 
     setup_logging()
     cfg = GatewayConfig(
@@ -154,7 +154,7 @@ class DemoSystem:
         self.primary = self.replica = ""
 
     async def start(self) -> None:
-        from chaosproxy.demo_service import make_app
+        from chaosproxy.demo.service import make_app
 
         for attr in ("primary", "replica"):
             runner, port = await serve(make_app(), "127.0.0.1", 0)
@@ -162,7 +162,7 @@ class DemoSystem:
             setattr(self, attr, f"http://127.0.0.1:{port}")
 
     async def gateway(self, proxy_port: int, failover: bool) -> str:
-        from chaosproxy.demo_gateway import GatewayConfig, make_gateway
+        from chaosproxy.demo.gateway import GatewayConfig, make_gateway
 
         cfg = GatewayConfig(f"http://127.0.0.1:{proxy_port}", self.replica, failover=failover)
         runner, port = await serve(make_gateway(cfg), "127.0.0.1", 0)
@@ -221,7 +221,7 @@ outage, and that check halts the run, so the checks on what comes after it read 
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from chaosproxy.logs import setup_logging
+    from chaosproxy.process.logs import setup_logging
 
     setup_logging(level="warning")
     if args.explore:
@@ -300,7 +300,7 @@ async def _explore(limit: float | None) -> int:
     import yarl
 
     from chaosproxy.experiment.processes import free_port
-    from chaosproxy.runtime import Runtime, Settings
+    from chaosproxy.process.runtime import Runtime, Settings
 
     system = DemoSystem()
     await system.start()

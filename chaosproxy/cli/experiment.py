@@ -91,7 +91,7 @@ def register(sub: Any) -> None:
 
 
 def bundled_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "experiments"
+    return Path(__file__).resolve().parent.parent / "data" / "experiments"
 
 
 def resolve(file: str) -> Path:
@@ -104,7 +104,7 @@ def resolve(file: str) -> Path:
 
 
 def _load(file: str) -> Any:
-    from chaosproxy.errors import ConfigError
+    from chaosproxy.common.errors import ConfigError
     from chaosproxy.experiment.spec import load_experiment_file, resolve_experiment_scenario
 
     try:
@@ -128,7 +128,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from chaosproxy.errors import ConfigError
+    from chaosproxy.common.errors import ConfigError
     from chaosproxy.experiment.spec import load_experiment_file
 
     paths = sorted(bundled_dir().glob("*.yaml"))
@@ -217,7 +217,7 @@ def compare_command(args: argparse.Namespace) -> int:
 def judge_command(args: argparse.Namespace) -> int:
     import json
 
-    from chaosproxy.errors import ConfigError
+    from chaosproxy.common.errors import ConfigError
     from chaosproxy.experiment import rejudge
     from chaosproxy.experiment.results import checks_table, rejudged_document, write_json
     from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaosproxy.cli.common import DefaultsHelpFormatter
 from chaosproxy.cli.run_flags import add_run_arguments
-from chaosproxy.startup import install_uvloop, startup_error
+from chaosproxy.process.startup import install_uvloop, startup_error
 
 READY_EPILOG = """\
 Every flag also reads CHAOSPROXY_<FLAG> from the environment (CHAOSPROXY_UPSTREAM,
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    from chaosproxy.runtime import Settings
+    from chaosproxy.process.runtime import Settings
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("chaosproxy run: error: --tls-cert and --tls-key go together")
@@ -156,9 +156,9 @@ def check_journal(path: str) -> str | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from chaosproxy.errors import ConfigError, UsageError
-    from chaosproxy.logs import setup_logging
-    from chaosproxy.runtime import Runtime
+    from chaosproxy.common.errors import ConfigError, UsageError
+    from chaosproxy.process.logs import setup_logging
+    from chaosproxy.process.runtime import Runtime
 
     setup_logging(args.log_format, args.log_level)
     try:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.common.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
     from chaosproxy.config.model import Scenario

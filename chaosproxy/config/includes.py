@@ -26,7 +26,7 @@ _MAX_INCLUDE_DEPTH = 8
 
 def bundled_preset_dir() -> Path:
     """The network profiles `presets: [NAME]` refers to."""
-    return Path(__file__).resolve().parent.parent / "presets"
+    return Path(__file__).resolve().parent.parent / "data" / "presets"
 
 
 def preset_names() -> list[str]:

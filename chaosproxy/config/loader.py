@@ -18,6 +18,7 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.includes import RuleSetReader
 from chaosproxy.config.located import (
     Collector,
@@ -42,7 +43,6 @@ from chaosproxy.config.model import (
     When,
     locate,
 )
-from chaosproxy.errors import ConfigError, Problem
 
 SCENARIO_KEYS = (
     "name",
@@ -85,7 +85,7 @@ MAX_RULES_IN_PHASES = 10_000
 
 def bundled_scenario_dir() -> Path:
     """The scenarios shipped inside the package (the top-level `scenarios/` links here)."""
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    return Path(__file__).resolve().parent.parent / "data" / "scenarios"
 
 
 # ---------------------------------------------------------------- public API

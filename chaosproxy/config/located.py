@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chaosproxy.common.errors import ConfigError, Problem
+from chaosproxy.common.units import parse_duration
 from chaosproxy.config.model import Loc
 from chaosproxy.config.regex import check as regex_problem
-from chaosproxy.errors import ConfigError, Problem
-from chaosproxy.units import parse_duration
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_TEXT = 1024 * 1024  # characters of YAML in one file

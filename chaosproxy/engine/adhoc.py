@@ -7,9 +7,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.engine.compile import CompiledRule, RuleIndex
-from chaosproxy.engine.draw import Counter
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.engine.rule_match import Counter
 from chaosproxy.faults.base import Fault
 
 # Ad-hoc rules active at once: each request is walked past the ones its path can match, so the

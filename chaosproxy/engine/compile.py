@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.model import FieldCond, MatchSpec, Ramp, RuleSpec, Scenario
-from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.engine.matching import Predicate, compile_match
 from chaosproxy.faults.base import Fault, build
-from chaosproxy.matching import Predicate, compile_match
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,14 +29,17 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.errors import ChaosProxyError
+from chaosproxy.common.events import EventBus, StateChanged, StateKind
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.adhoc import AdhocRule, AdhocRules
 from chaosproxy.engine.compile import CompiledRule, CompiledScenario, rule_from_faults
 from chaosproxy.engine.compile import compile_scenario as compile_scenario
 from chaosproxy.engine.decide import Decision, decide_adhoc, decide_run
 from chaosproxy.engine.guardrails import Running
-from chaosproxy.engine.load import LoadSignals
+from chaosproxy.engine.load_signals import LoadSignals
+from chaosproxy.engine.matching import RequestView
 from chaosproxy.engine.status import run_status
 from chaosproxy.engine.timeline import (
     FROM_SCENARIO,
@@ -47,10 +50,7 @@ from chaosproxy.engine.timeline import (
     with_repeat,
 )
 from chaosproxy.engine.unmatched import public
-from chaosproxy.errors import ChaosProxyError
-from chaosproxy.events import EventBus, StateChanged, StateKind
 from chaosproxy.faults.base import Fault
-from chaosproxy.matching import RequestView
 
 log = logging.getLogger("chaosproxy.engine")
 

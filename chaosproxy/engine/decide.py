@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chaosproxy.engine.draw import GOLDEN, admits, draw, mix, seed_key, when_holds
-from chaosproxy.engine.load import LoadSignals
+from chaosproxy.engine.load_signals import LoadSignals
+from chaosproxy.engine.matching import RequestView
+from chaosproxy.engine.rule_match import GOLDEN, admits, draw, mix, seed_key, when_holds
 from chaosproxy.engine.timeline import Run
 from chaosproxy.faults.base import Fault
-from chaosproxy.matching import RequestView
 
 if TYPE_CHECKING:
     from chaosproxy.engine.adhoc import AdhocRule

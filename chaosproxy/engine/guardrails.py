@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.events import EventBus, StateChanged, StateKind
 from chaosproxy.config.model import Scenario
-from chaosproxy.events import EventBus, StateChanged, StateKind
 
 if TYPE_CHECKING:  # only for annotations: the engine does not depend on stats
-    from chaosproxy.stats import Stats
+    from chaosproxy.observe.stats import Stats
 
 log = logging.getLogger("chaosproxy.guardrails")
 

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
-from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.events import EventBus, FaultInjected, StateChanged
 
 log = logging.getLogger("chaosproxy.journal")
 

@@ -23,12 +23,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.errors import ConfigError, Problem, shown_path, shown_problems
+from chaosproxy.common.events import StateKind
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.compile import CompiledScenario, compile_scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.errors import ConfigError, Problem, shown_path, shown_problems
-from chaosproxy.events import StateKind
 
 log = logging.getLogger("chaosproxy.reload")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chaosproxy.engine.compile import CompiledPhase, CompiledScenario
-from chaosproxy.engine.draw import Counter, seed_key
+from chaosproxy.engine.rule_match import Counter, seed_key
 from chaosproxy.engine.unmatched import Unmatched
 
 

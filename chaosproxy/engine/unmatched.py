@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chaosproxy.engine.draw import Counter
+from chaosproxy.engine.rule_match import Counter
 
 if TYPE_CHECKING:
     from chaosproxy.engine.timeline import Position

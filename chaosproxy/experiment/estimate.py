@@ -13,11 +13,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaosproxy import sketch
+from chaosproxy.common import sketch
 from chaosproxy.experiment import inference
 from chaosproxy.experiment.model import LATENCY, CheckSpec
 from chaosproxy.experiment.series import Second, View, merged
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 QUANTILE = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 PROPORTIONS = ("error_rate", "served", "early_retry_share")

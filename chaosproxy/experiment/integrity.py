@@ -51,7 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 SLACK = 3  # seconds Locust's user count may lag the plan
 MIN_GAP = 3  # seconds: never call a shorter run of empty seconds a gap

@@ -12,9 +12,9 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.config.model import Scenario
-from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, results
+from chaosproxy.experiment import align, results
 from chaosproxy.experiment.lifecycle import RunEvents, State
 from chaosproxy.experiment.model import CheckSpec
 from chaosproxy.experiment.verdict import (
@@ -38,8 +38,8 @@ async def refresh_proxy_view(run: Run, at: float) -> None:
     for c in run.clients:
         with contextlib.suppress(ChaosProxyError):
             rows = await c.timeseries(max(first, end - 10), end, run.run_id, histograms=True)
-            views.append(collect.proxy_views(rows))
-    run.live_proxy.update(collect.merge_views(views) if views else {})
+            views.append(align.proxy_views(rows))
+    run.live_proxy.update(align.merge_views(views) if views else {})
 
 
 async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) -> str | None:
@@ -51,7 +51,7 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
     if not windows:
         return None
     last = int(now) - 1  # Locust's counts of a second are written within the next one
-    rows = collect.build_rows(
+    rows = align.build_rows(
         int(run.scenario_at or now), last, run.client.seconds, run.live_proxy, windows
     )
     base = baseline_phase(windows, run.exp.baseline)
@@ -83,7 +83,7 @@ def progress_line(run: Run, scenario: Scenario, now: float) -> str:
     p95, and the faults injected up to it — label and numbers about the same second."""
     sec = int(now) - 1
     windows = run.windows(scenario, now)
-    phase = collect.label(sec, windows) if windows else WARMUP
+    phase = align.label(sec, windows) if windows else WARMUP
     if run.halted and sec >= int(run.halted["at"]):
         phase = "halted"
     at = run.scenario_at or now

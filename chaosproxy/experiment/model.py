@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosproxy.common.errors import Problem
 from chaosproxy.config.model import Loc, locate
-from chaosproxy.errors import Problem
 
 SHAPES = ("steady", "ramp", "spike", "stages")
 METRICS = (

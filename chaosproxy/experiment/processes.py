@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosproxy.admin.client import AdminClient
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.model import USER_AGENTS, Experiment
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen"

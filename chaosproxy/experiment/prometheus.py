@@ -36,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 
 MAX_BODY = 32 * 1024 * 1024  # bytes of one answer (Prometheus caps a range at 11,000 points)
 MAX_MESSAGE = 300  # characters of Prometheus's own error message quoted in ours

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.model import Experiment
 from chaosproxy.experiment.series import PhaseWindow, Second, second_from_json, second_to_json
 from chaosproxy.experiment.verdict import Verdict, add_false_alarms, judge

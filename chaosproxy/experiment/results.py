@@ -13,7 +13,7 @@ from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
 from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = (

@@ -37,11 +37,11 @@ import aiohttp
 import yarl
 
 from chaosproxy.admin.client import AdminClient, AdminError, Unreachable
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
-from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, integrity
-from chaosproxy.experiment.gather import gather, original_text
+from chaosproxy.experiment import align, integrity
+from chaosproxy.experiment.finish import finish, original_text
 from chaosproxy.experiment.lifecycle import REAL_CLOCK, Clock, Lifecycle, RunEvents, State
 from chaosproxy.experiment.live import Console, check_halts, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
@@ -117,7 +117,7 @@ class Run:
         self.proxy: StartedProxy | None = None
         self.clients: list[AdminClient] = []
         self.load: Load | None = None
-        self.client = collect.ClientData(self.out / "client.jsonl")
+        self.client = align.ClientData(self.out / "client.jsonl")
         self.cursors: dict[str, int] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}  # admin URL -> the proxy's events
         self.halted: dict[str, Any] | None = None
@@ -175,7 +175,7 @@ class Run:
                 finally:
                     await self._wind_down(why)
                 self.lifecycle.to(State.GATHERING)
-                doc = await gather(self, scenario, scenario_text)
+                doc = await finish(self, scenario, scenario_text)
             except BaseException as e:
                 self.lifecycle.fail(_failure(e))
                 raise
@@ -458,7 +458,7 @@ class Run:
 
     def windows(self, scenario: Scenario, end: float) -> list[PhaseWindow]:
         first = self.clients[0].url
-        return collect.phase_windows(self.events.get(first, []), scenario, end)
+        return align.phase_windows(self.events.get(first, []), scenario, end)
 
     async def stop_scenarios(self) -> list[str]:
         problems = []

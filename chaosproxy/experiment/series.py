@@ -8,8 +8,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from chaosproxy import sketch
-from chaosproxy.stats import BOUNDS, quantile
+from chaosproxy.common import sketch
+from chaosproxy.observe.stats import BOUNDS, quantile
 
 _NB = len(BOUNDS) + 1
 

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from yaml.nodes import Node, ScalarNode
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.located import (
     Collector,
     Doc,
@@ -21,7 +22,6 @@ from chaosproxy.config.located import (
     read_file,
 )
 from chaosproxy.config.model import Scenario
-from chaosproxy.errors import ConfigError
 from chaosproxy.experiment.model import (
     DEFAULT_CONFIDENCE,
     DEFAULT_HALT_FALSE_ALARM,

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
-from chaosproxy._clock import Clock
-from chaosproxy.errors import ConfigError, Problem
+from chaosproxy.common.clock import Clock
+from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.faults.params import Param, Params, object_schema
 
 __all__ = [

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaosproxy.errors import ConfigError, Problem
-from chaosproxy.units import parse_duration, parse_rate, parse_size
+from chaosproxy.common.errors import ConfigError, Problem
+from chaosproxy.common.units import parse_duration, parse_rate, parse_size
 
 Schema = dict[str, Any]
 

@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol, TypeVar
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.faults.base import (
     BodyFilter,
     Exchange,

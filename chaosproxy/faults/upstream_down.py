@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
-from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
+from chaosproxy.common.errors import REFUSED_DETAILS, UpstreamError
 from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
 
 

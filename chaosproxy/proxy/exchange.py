@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDictProxy
 
-from chaosproxy._clock import Clock
+from chaosproxy.common.clock import Clock
+from chaosproxy.common.errors import UpstreamError
+from chaosproxy.common.events import FaultInjected
 from chaosproxy.engine.core import Decision
-from chaosproxy.engine.events import FaultInjected
-from chaosproxy.errors import UpstreamError
 from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import Fault, Reply
 from chaosproxy.faults.pipeline import Hooks

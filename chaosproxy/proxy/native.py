@@ -14,7 +14,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterable
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.native_conn import Conn
 from chaosproxy.proxy.native_exchange import Response, Stale, State
 from chaosproxy.proxy.native_pool import Pool

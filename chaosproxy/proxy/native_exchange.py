@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.upstream import decode_headers, scan_head
 
 if TYPE_CHECKING:

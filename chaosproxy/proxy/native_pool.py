@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.native_conn import Conn
 
 # What a waiter is handed: a connection to use, or None: room to open one (already counted).

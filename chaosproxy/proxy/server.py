@@ -8,14 +8,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.errors import UpstreamError
+from chaosproxy.common.events import EventBus, RequestDone
+from chaosproxy.common.ids import RequestIds
 from chaosproxy.engine.core import Decision, Engine
-from chaosproxy.engine.events import EventBus, RequestDone
 from chaosproxy.engine.guardrails import Guardrails
-from chaosproxy.engine.load import LoadSignals
-from chaosproxy.errors import UpstreamError
+from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.faults.base import Fault
-from chaosproxy.ids import RequestIds
 from chaosproxy.proxy.exchange import ProxyExchange, error_json
 from chaosproxy.proxy.headers import HOP_BY_HOP
 from chaosproxy.proxy.listener import ClientConnection

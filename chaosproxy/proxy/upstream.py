@@ -24,7 +24,7 @@ from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
-from chaosproxy.errors import REFUSED_DETAILS, UpstreamError
+from chaosproxy.common.errors import REFUSED_DETAILS, UpstreamError
 from chaosproxy.proxy.headers import HOP_BY_HOP_BYTES, connection_listed
 
 

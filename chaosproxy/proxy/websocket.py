@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.forward import upstream_lines
 from chaosproxy.proxy.headers import end_to_end

@@ -22,7 +22,7 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from chaosproxy.runtime import Runtime, Settings
+from chaosproxy.process.runtime import Runtime, Settings
 
 log = logging.getLogger("chaosproxy.workers")
 
@@ -63,8 +63,8 @@ def main() -> int:
     # Signals come from the supervisor (a worker has a session of its own); until the runtime
     # takes SIGINT over, one is no KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from chaosproxy.logs import setup_logging
-    from chaosproxy.startup import install_uvloop
+    from chaosproxy.process.logs import setup_logging
+    from chaosproxy.process.startup import install_uvloop
 
     launch = read_launch()
     setup_logging(launch.log_format, launch.log_level, worker=launch.settings.worker)
@@ -73,8 +73,8 @@ def main() -> int:
 
 
 async def serve(settings: Settings) -> int:
-    from chaosproxy.errors import ConfigError, UsageError
-    from chaosproxy.startup import startup_error
+    from chaosproxy.common.errors import ConfigError, UsageError
+    from chaosproxy.process.startup import startup_error
 
     loop = asyncio.get_running_loop()
 

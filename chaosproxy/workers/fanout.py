@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 
 from chaosproxy.admin.errors import ApiError
-from chaosproxy.eventlog import EventLog
-from chaosproxy.events import StateChanged, StateKind
+from chaosproxy.common.events import StateChanged, StateKind
+from chaosproxy.observe.eventlog import EventLog
 
 log = logging.getLogger("chaosproxy.workers")
 

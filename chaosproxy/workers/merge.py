@@ -20,8 +20,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy import sketch
-from chaosproxy.stats import coarse, quantiles
+from chaosproxy.common import sketch
+from chaosproxy.observe.stats import coarse, quantiles
 
 # Every worker records these together (one scenario in one phase, one edit of a scenario file
 # rejected, one guardrail stopping the scenario everywhere): summing would count them N times.

@@ -35,13 +35,13 @@ from chaosproxy.admin.app import (
 )
 from chaosproxy.admin.errors import ApiError
 from chaosproxy.admin.plane import AdminAccess
-from chaosproxy.ids import RequestIds
-from chaosproxy.stats import KEEP_SECONDS
+from chaosproxy.common.ids import RequestIds
+from chaosproxy.observe.stats import KEEP_SECONDS
 from chaosproxy.workers import merge
 from chaosproxy.workers.fanout import Answer, Backend, Relay
 
 if TYPE_CHECKING:
-    from chaosproxy.runtime import Settings
+    from chaosproxy.process.runtime import Settings
 
 __all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
 

@@ -39,8 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosproxy.errors import UsageError
-from chaosproxy.runtime import Settings, check_admin_exposure
+from chaosproxy.common.errors import UsageError
+from chaosproxy.process.runtime import Settings, check_admin_exposure
 from chaosproxy.workers.child import Launch, encode
 from chaosproxy.workers.fanout import Backend, Relay
 from chaosproxy.workers.relay import make_relay_app

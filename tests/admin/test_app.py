@@ -10,8 +10,8 @@ import yarl
 
 from chaosproxy.admin.app import routes
 from chaosproxy.admin.openapi import document
-from chaosproxy.errors import UsageError
-from chaosproxy.runtime import Runtime, Settings
+from chaosproxy.common.errors import UsageError
+from chaosproxy.process.runtime import Runtime, Settings
 from tests.admin.conftest import call
 from tests.conftest import StartProxy
 

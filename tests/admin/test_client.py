@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chaosproxy.admin.client import AdminClient, AdminError, Unreachable, admin_url
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.admin.conftest import SCENARIO
 
 

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 import yarl
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.runtime import Runtime, Settings
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.process.runtime import Runtime, Settings
 from tests.admin.conftest import SCENARIO, call
 
 
@@ -61,8 +61,8 @@ async def test_events_follow_a_cursor_without_repeats(admin: Runtime) -> None:
 
 
 def test_events_say_when_the_cursor_fell_out_of_the_ring() -> None:
-    from chaosproxy.eventlog import EventLog
-    from chaosproxy.events import StateChanged
+    from chaosproxy.common.events import StateChanged
+    from chaosproxy.observe.eventlog import EventLog
 
     log = EventLog(keep=2)
     for i in range(3):
@@ -73,8 +73,8 @@ def test_events_say_when_the_cursor_fell_out_of_the_ring() -> None:
 
 
 def test_events_never_carry_a_urls_credentials() -> None:
-    from chaosproxy.eventlog import EventLog
-    from chaosproxy.events import StateChanged
+    from chaosproxy.common.events import StateChanged
+    from chaosproxy.observe.eventlog import EventLog
 
     log = EventLog()
     details = {"problems": ["s.yaml:3:9: upstream http://bob:hunter2@db:5432/x is odd"]}

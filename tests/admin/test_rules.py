@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.admin.conftest import call
 
 RULE = {"name": "teapot", "match": {"path": "/api/items"}, "fault": {"error": {"status": 418}}}

@@ -19,7 +19,7 @@ import pytest
 
 import chaosproxy
 from chaosproxy.admin.app import make_admin_app
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 
 TOKEN = "t0ken-5ecret-value"

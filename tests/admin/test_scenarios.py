@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.admin.conftest import SCENARIO, call
 
 

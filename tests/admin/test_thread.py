@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from chaosproxy.engine.events import StateChanged
-from chaosproxy.runtime import Runtime
+from chaosproxy.common.events import StateChanged
+from chaosproxy.process.runtime import Runtime
 from tests.admin.conftest import call
 from tests.admin.test_scenarios import proxied_status
 from tests.conftest import StartProxy

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from chaosproxy.common.events import StateChanged, StateKind
 from chaosproxy.config.loader import load_scenario_text
-from chaosproxy.events import StateChanged, StateKind
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 
 
@@ -162,7 +162,7 @@ async def test_start_in_starts_every_sidecar_at_the_same_instant(
     on this machine's clock, differs by less than 50 ms."""
     import time
 
-    from chaosproxy.events import StateChanged
+    from chaosproxy.common.events import StateChanged
 
     a, b = await two(demo_upstream, start_proxy)
     started: dict[str, float] = {}

@@ -237,8 +237,8 @@ async def test_a_journal_the_runtime_cannot_open_is_named_by_its_flag(tmp_path: 
     """Past the early checks (a directory removed in between, say), the open still names it."""
     import yarl
 
-    from chaosproxy.runtime import Runtime, Settings
-    from chaosproxy.startup import startup_error
+    from chaosproxy.process.runtime import Runtime, Settings
+    from chaosproxy.process.startup import startup_error
 
     journal = tmp_path / "gone" / "j.jsonl"
     settings = Settings(

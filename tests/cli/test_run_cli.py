@@ -92,7 +92,7 @@ LOCAL = ("--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 
 def demo_with_arrival_signal(arrived: asyncio.Event) -> web.Application:
     """The bundled demo service, telling the test when a request has reached it."""
-    from chaosproxy.demo_service import make_app
+    from chaosproxy.demo.service import make_app
 
     @web.middleware
     async def signal_arrival(

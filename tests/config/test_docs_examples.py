@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from chaosproxy.cli.scenarios import compile_problems
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.loader import bundled_scenario_dir, load_scenario_text
 from chaosproxy.config.schema import ruleset_schema, scenario_schema
-from chaosproxy.errors import ConfigError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
 BLOCKS = re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
@@ -58,7 +58,7 @@ def test_user_agent_table_has_every_preset() -> None:
 @pytest.mark.parametrize(("agents", "preset"), UA_ROWS, ids=[p for _, p in UA_ROWS])
 def test_user_agent_table_says_which_preset_matches(agents: str, preset: str) -> None:
     from chaosproxy.config.match_spec import USER_AGENT_PRESETS
-    from chaosproxy.matching import is_bot, is_desktop, is_mobile
+    from chaosproxy.engine.matching import is_bot, is_desktop, is_mobile
 
     checks = {"mobile": is_mobile, "desktop": is_desktop, "bot": is_bot}
     for agent in re.findall(r"`([^`]+)`", agents):

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from chaosproxy.common.errors import ConfigError
+from chaosproxy.common.events import StateChanged
 from chaosproxy.config.loader import load_scenario_file
-from chaosproxy.errors import ConfigError
-from chaosproxy.events import StateChanged
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 
 BOMB = b"""\

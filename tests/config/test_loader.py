@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.loader import (
     bundled_scenario_dir,
     list_scenarios,
@@ -16,7 +17,6 @@ from chaosproxy.config.loader import (
     resolve_scenario,
 )
 from chaosproxy.config.model import FieldCond, Loc, Ramp, When
-from chaosproxy.errors import ConfigError
 
 
 def load(text: str, source: str = "s.yaml") -> object:
@@ -602,7 +602,7 @@ def test_tablet_is_not_a_preset_and_points_at_mobile() -> None:
 
 
 def test_explicit_regex_user_agent_takes_any_word() -> None:
-    from chaosproxy.matching import compile_match
+    from chaosproxy.engine.matching import compile_match
 
     s = load_scenario_text(ua_scenario("{regex: okhttp}"), "s.yaml")
     spec = s.phases[0].rules[0].match
@@ -615,7 +615,7 @@ def test_explicit_regex_user_agent_takes_any_word() -> None:
 
 
 def test_a_regex_spelt_like_a_preset_stays_a_regex() -> None:
-    from chaosproxy.matching import compile_match
+    from chaosproxy.engine.matching import compile_match
 
     s = load_scenario_text(ua_scenario("{regex: mobile}"), "s.yaml")
     spec = s.phases[0].rules[0].match

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.loader import load_scenario_text
-from chaosproxy.errors import ConfigError
 from chaosproxy.experiment.spec import load_experiment_text
 
 BOMB = """\

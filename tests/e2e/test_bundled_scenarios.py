@@ -12,9 +12,9 @@ from collections import Counter
 import aiohttp
 import pytest
 
+from chaosproxy.common.events import RequestDone
 from chaosproxy.config.loader import list_scenarios
 from chaosproxy.config.model import PhaseSpec, Scenario
-from chaosproxy.events import RequestDone
 from tests.conftest import StartProxy
 
 MOBILE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"

@@ -8,12 +8,12 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-from chaosproxy._clock import FakeClock
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.events import EventBus, StateChanged
 from chaosproxy.config.loader import load_scenario_text
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.load import LoadSignals
-from chaosproxy.events import EventBus, StateChanged
+from chaosproxy.engine.load_signals import LoadSignals
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.model import (
     FaultSpec,
     Loc,
@@ -14,7 +15,6 @@ from chaosproxy.config.model import (
     Scenario,
 )
 from chaosproxy.engine.compile import compile_scenario
-from chaosproxy.errors import ConfigError
 from tests.engine.helpers import scenario
 
 

@@ -11,8 +11,8 @@ from multidict import CIMultiDict
 from chaosproxy.config.model import FieldCond, MatchSpec
 from chaosproxy.engine.adhoc import AdhocRules, TooManyRules
 from chaosproxy.engine.compile import rule_from_faults
+from chaosproxy.engine.matching import compile_match
 from chaosproxy.faults import build
-from chaosproxy.matching import compile_match
 from tests.engine.helpers import View, rig, scenario
 
 

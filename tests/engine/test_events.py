@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chaosproxy.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, StateChanged
 
 
 class Listener:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from chaosproxy.events import FaultInjected
+from chaosproxy.common.events import FaultInjected
 from tests.conftest import StartProxy
 from tests.engine.helpers import scenario
 

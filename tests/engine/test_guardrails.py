@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from chaosproxy._clock import FakeClock
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.events import EventBus, RequestDone, StateChanged
 from chaosproxy.config.model import AbortIf, PhaseSpec, Scenario
 from chaosproxy.engine.guardrails import Guardrails, Running
-from chaosproxy.events import EventBus, RequestDone, StateChanged
-from chaosproxy.stats import Stats
+from chaosproxy.observe.stats import Stats
 
 
 def scenario(**kw: object) -> Scenario:

@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.engine.events import EventBus, FaultInjected, StateChanged, StateKind
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.events import EventBus, FaultInjected, StateChanged, StateKind
 from chaosproxy.engine.journal import Journal, journal_files
 from tests.conftest import StartProxy
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from chaosproxy.common.events import StateChanged
 from chaosproxy.config.loader import load_scenario_file
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
 from chaosproxy.engine.reload import ScenarioWatcher
-from chaosproxy.events import StateChanged
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.engine.helpers import Rig, View, rig
 

@@ -25,7 +25,7 @@ from typing import Any
 from chaosproxy.experiment.inference import needed_for_proportion, quantile_ranks, wilson
 from chaosproxy.experiment.results import CSV_COLUMNS
 from chaosproxy.experiment.verdict import fmt, fmt_interval
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 T0 = 1764600000.0
 CONFIDENCE = 0.95

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from chaosproxy.experiment import collect
+from chaosproxy.experiment import align
 from chaosproxy.experiment.series import second_to_json
 from chaosproxy.experiment.verdict import COOLDOWN, WARMUP, View
 from tests.experiment.fixtures.replay import NAMES, Recording, recording
 
 
-def client_data(rec: Recording) -> collect.ClientData:
-    data = collect.ClientData(rec.client_path)
+def client_data(rec: Recording) -> align.ClientData:
+    data = align.ClientData(rec.client_path)
     data.poll()
     return data
 
@@ -49,7 +49,7 @@ def test_tailing_the_file_as_it_grows_reads_the_same(tmp_path: Path) -> None:
     rec = recording("failover")
     raw = rec.client_path.read_bytes()
     path = tmp_path / "client.jsonl"
-    tail = collect.ClientData(path)
+    tail = align.ClientData(path)
     tail.poll()  # no file yet: nothing, no error
     step = 777  # not a line length
     with path.open("wb") as f:
@@ -78,7 +78,7 @@ def test_a_failed_outage_is_in_the_client_view() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_the_phase_windows_are_the_proxys_events(name: str) -> None:
     rec = recording(name)
-    windows = collect.phase_windows(rec.events, rec.scenario, rec.load_stopped)
+    windows = align.phase_windows(rec.events, rec.scenario, rec.load_stopped)
     ran = [p for p in rec.expected["phases"] if p["seconds"]]
     assert [(w.name, w.start, w.end) for w in windows] == [
         (p["name"], p["start"], p["end"]) for p in ran
@@ -89,22 +89,22 @@ def test_the_phase_windows_are_the_proxys_events(name: str) -> None:
 
 def test_a_halted_scenario_ends_its_phase_at_the_stop() -> None:
     rec = recording("halt")
-    windows = collect.phase_windows(rec.events, rec.scenario, rec.load_stopped)
+    windows = align.phase_windows(rec.events, rec.scenario, rec.load_stopped)
     assert [w.name for w in windows] == ["steady", "outage"]
     stop = next(e for e in rec.events if e["kind"] == "scenario_stopped")
     assert windows[-1].end == stop["t"] < rec.at + 7  # cut short of its 4 s
     # Without the stop (still running as far as anyone knows) the window runs to `end`.
     running = [e for e in rec.events if e["kind"] != "scenario_stopped"]
-    assert collect.phase_windows(running, rec.scenario, 123.0)[-1].end == 123.0
+    assert align.phase_windows(running, rec.scenario, 123.0)[-1].end == 123.0
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_rows_are_the_rows_the_real_run_judged(name: str) -> None:
     rec = recording(name)
     data = client_data(rec)
-    proxy = collect.proxy_views(rec.timeseries)
-    windows = collect.phase_windows(rec.events, rec.scenario, rec.load_stopped)
-    rows = collect.build_rows(rec.first, rec.last, data.seconds, proxy, windows, {}, data.users_at)
+    proxy = align.proxy_views(rec.timeseries)
+    windows = align.phase_windows(rec.events, rec.scenario, rec.load_stopped)
+    rows = align.build_rows(rec.first, rec.last, data.seconds, proxy, windows, {}, data.users_at)
     assert [second_to_json(s) for s in rows] == [second_to_json(s) for s in rec.series]
     # What the rows say about the run: the warm-up, the phases in order, the cool-down label.
     labels = [s.phase for s in rows]
@@ -117,10 +117,10 @@ def test_the_rows_are_the_rows_the_real_run_judged(name: str) -> None:
 
 def test_labels_before_between_and_after_the_phases() -> None:
     rec = recording("failover")
-    windows = collect.phase_windows(rec.events, rec.scenario, rec.load_stopped)
+    windows = align.phase_windows(rec.events, rec.scenario, rec.load_stopped)
     at = int(rec.at)
-    assert collect.label(at - 1, windows) == WARMUP
-    assert [collect.label(at + i, windows) for i in (0, 2, 3, 6, 7, 12)] == [
+    assert align.label(at - 1, windows) == WARMUP
+    assert [align.label(at + i, windows) for i in (0, 2, 3, 6, 7, 12)] == [
         "steady",
         "steady",
         "outage",
@@ -128,8 +128,8 @@ def test_labels_before_between_and_after_the_phases() -> None:
         "after",
         "after",
     ]
-    assert collect.label(at + 13, windows) == COOLDOWN
-    assert collect.label(at, []) == WARMUP
+    assert align.label(at + 13, windows) == COOLDOWN
+    assert align.label(at, []) == WARMUP
 
 
 # ---------------------------------------------------------------- the proxy view
@@ -137,7 +137,7 @@ def test_labels_before_between_and_after_the_phases() -> None:
 
 def test_the_proxy_view_of_the_outage_is_what_it_injected() -> None:
     rec = recording("failover")
-    views = collect.proxy_views(rec.timeseries)
+    views = align.proxy_views(rec.timeseries)
     rows = {r["t"]: r for r in rec.timeseries}
     assert set(views) == {t for t, r in rows.items() if r["requests"]}  # empty seconds dropped
     outage = [views[int(rec.at) + i] for i in range(3, 7)]
@@ -148,9 +148,9 @@ def test_the_proxy_view_of_the_outage_is_what_it_injected() -> None:
 
 def test_several_sidecars_add_up_by_second() -> None:
     rec = recording("spike")
-    one = collect.proxy_views(rec.timeseries)
-    assert collect.merge_views([one]) is one
-    two = collect.merge_views([one, collect.proxy_views(rec.timeseries)])
+    one = align.proxy_views(rec.timeseries)
+    assert align.merge_views([one]) is one
+    two = align.merge_views([one, align.proxy_views(rec.timeseries)])
     assert set(two) == set(one)
     for t, v in one.items():
         assert two[t].requests == 2 * v.requests and two[t].injected == 2 * v.injected
@@ -165,5 +165,5 @@ def test_proxy_rows_carry_their_sketch_and_a_malformed_row_is_skipped() -> None:
         {"t": 101, "requests": 1, "errors": "x", "injected": 0},
         {"t": 102, "requests": 1, "errors": 0, "injected": 0, "sketch": ["not", "a", "map"]},
     ]  # fmt: skip
-    views = collect.proxy_views(rows)
+    views = align.proxy_views(rows)
     assert list(views) == [100] and views[100].sketch == {-400: 1, -300: 1}

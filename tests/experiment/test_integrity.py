@@ -17,7 +17,7 @@ from chaosproxy.experiment.integrity import Plan
 from chaosproxy.experiment.model import Experiment, LoadSpec
 from chaosproxy.experiment.processes import Child, Load, SetupError
 from chaosproxy.experiment.runner import Run, RunOptions
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 AT = 1000.0
 PHASES = (("steady", 3.0), ("outage", 4.0), ("after", 6.0))

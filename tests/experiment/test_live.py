@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from chaosproxy.experiment import collect
+from chaosproxy.experiment import align
 from chaosproxy.experiment.lifecycle import RunEvents, State
 from chaosproxy.experiment.live import Console, check_halts, progress_line, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
@@ -122,7 +122,7 @@ async def test_the_live_view_is_the_proxys_last_ten_seconds(tmp_path: Path) -> N
     run = await scheduled(rec, tmp_path)
     run.step.advance_to(rec.at + 12.2)
     await refresh_proxy_view(run, rec.at)
-    recorded = collect.proxy_views(rec.timeseries)
+    recorded = align.proxy_views(rec.timeseries)
     now = int(rec.at + 12.2)
     assert sorted(run.live_proxy) == [t for t in sorted(recorded) if now - 10 <= t < now]
     assert all(run.live_proxy[t] == recorded[t] for t in run.live_proxy)
@@ -200,7 +200,7 @@ class FakeRun:
     def __init__(self) -> None:
         self.state = State.WARMING_UP
         self.load = object()
-        self.client = collect.ClientData(Path("/nonexistent"))
+        self.client = align.ClientData(Path("/nonexistent"))
         self.warm = (5, 5.0)
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from chaosproxy import sketch
-from chaosproxy.experiment.collect import ClientData
+from chaosproxy.common import sketch
+from chaosproxy.experiment.align import ClientData
 from chaosproxy.experiment.verdict import View
 
-PLUGIN = Path(sketch.__file__).parent / "experiment" / "loadgen" / "plugin.py"
+PLUGIN = Path(sketch.__file__).parents[1] / "experiment" / "loadgen" / "plugin.py"
 _loads = itertools.count()
 
 

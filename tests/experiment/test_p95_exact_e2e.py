@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from chaosproxy import sketch
-from chaosproxy.experiment.collect import ClientData
+from chaosproxy.common import sketch
+from chaosproxy.experiment.align import ClientData
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import RunOptions, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text

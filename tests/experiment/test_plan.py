@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosproxy.experiment import collect, integrity
+from chaosproxy.experiment import align, integrity
 from chaosproxy.experiment.model import Stage
 from chaosproxy.experiment.plan import plan_stages, write_plan
 from tests.experiment.fixtures.replay import NAMES, recording
@@ -47,7 +47,7 @@ def test_a_spike_runs_the_full_users_in_the_phases_with_faults() -> None:
         [at + 13, 3.0, 10.0],
     ]
     # ... and Locust followed it: 8 users reported within the outage phase, 3 around it.
-    data = collect.ClientData(rec.client_path)
+    data = align.ClientData(rec.client_path)
     data.poll()
     users = data.users_at
     during = [u for t, u in users.items() if at + 4 <= t < at + 7]

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chaosproxy.experiment import prometheus
-from chaosproxy.experiment.collect import build_rows
+from chaosproxy.experiment.align import build_rows
 from chaosproxy.experiment.model import CheckSpec, PrometheusSpec
 from chaosproxy.experiment.prometheus import (
     PrometheusQueryError,
@@ -339,7 +339,7 @@ async def test_prometheus_series_gives_each_check_its_series_and_notes(
     start_upstream: Serve, refused_url: str
 ) -> None:
     # Imported here: gather pulls in the whole verdict, which this file does not test.
-    from chaosproxy.experiment.gather import prometheus_series
+    from chaosproxy.experiment.finish import prometheus_series
 
     answers = {
         "sum(rate(x[5s]))": _matrix([[t, "1"] for t in range(100, 106)]),

@@ -10,7 +10,7 @@ import pytest
 
 from chaosproxy.experiment.report import ReportError, fmt, write_reports
 from chaosproxy.experiment.report.html import render_html
-from chaosproxy.experiment.report.load import load_run
+from chaosproxy.experiment.report.results_dir import load_run
 from tests.experiment.support_dom import Dom, Element
 from tests.experiment.support_results import make_run
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.report import fmt, write_reports
-from chaosproxy.experiment.report.load import load_run
 from chaosproxy.experiment.report.markdown import render_markdown
+from chaosproxy.experiment.report.results_dir import load_run
 from tests.experiment.support_results import make_run
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from chaosproxy.experiment.model import CheckSpec
 from chaosproxy.experiment.report import fmt, write_reports
-from chaosproxy.experiment.report.load import load_run
 from chaosproxy.experiment.report.markdown import render_markdown
+from chaosproxy.experiment.report.results_dir import load_run
 from chaosproxy.experiment.verdict import PhaseWindow, Second, View, judge
 from tests.experiment.support_dom import Dom
 from tests.experiment.support_results import make_run

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chaosproxy.cli.demo import DemoSystem, serve
-from chaosproxy.demo_gateway import GatewayConfig, make_gateway
+from chaosproxy.demo.gateway import GatewayConfig, make_gateway
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text

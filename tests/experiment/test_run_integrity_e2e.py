@@ -18,7 +18,7 @@ import pytest
 
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.experiment.model import PROMETHEUS_METRIC, RUNNER_FLAGS
 from chaosproxy.experiment.schema import experiment_schema
 from chaosproxy.experiment.spec import (
@@ -21,7 +21,7 @@ from chaosproxy.experiment.spec import (
     resolve_experiment_scenario,
 )
 
-BUNDLED = Path(__file__).resolve().parents[2] / "chaosproxy" / "experiments"
+BUNDLED = Path(__file__).resolve().parents[2] / "chaosproxy" / "data" / "experiments"
 
 GOOD = """\
 name: checkout
@@ -388,7 +388,7 @@ def test_a_prometheus_check_cannot_halt_the_run() -> None:
 
 def test_the_documented_prometheus_example_validates(tmp_path: Path) -> None:
     """docs/experiments.md's worked example, as written there."""
-    doc = (BUNDLED.parents[1] / "docs" / "experiments.md").read_text()
+    doc = (BUNDLED.parents[2] / "docs" / "experiments.md").read_text()
     block = doc.split("<!-- prometheus-example -->", 1)[1].split("```yaml\n", 1)[1]
     text = block.split("```", 1)[0]
     path = tmp_path / "checkout-prometheus.yaml"

@@ -21,7 +21,7 @@ from chaosproxy.experiment.verdict import (
     live_breach,
     recovery,
 )
-from chaosproxy.stats import BOUNDS
+from chaosproxy.observe.stats import BOUNDS
 
 T0 = 1_800_000_000
 

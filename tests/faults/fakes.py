@@ -11,8 +11,8 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import Fault, Headers, Reply
 from chaosproxy.faults.pipeline import Hooks

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.error import ErrorFault
 from tests.conftest import StartProxy
@@ -131,7 +131,7 @@ def test_headers_that_would_desync_the_client_connection_are_refused(
 ) -> None:
     """A rule's headers could make a response lie about where it ends: the next response on
     the keep-alive connection would then be attacker-chosen bytes. Refused when compiled."""
-    from chaosproxy.errors import ConfigError
+    from chaosproxy.common.errors import ConfigError
     from chaosproxy.faults.error import ErrorFault
 
     with pytest.raises(ConfigError, match=problem):

@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.hang import HangFault
 from tests.faults.conftest import StartProxy, Upstream

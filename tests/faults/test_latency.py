@@ -10,9 +10,9 @@ import time
 import aiohttp
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import ConfigError
-from chaosproxy.events import FaultInjected
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
+from chaosproxy.common.events import FaultInjected
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.latency import LatencyFault

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.malformed import BAD_CHUNK, GARBAGE_SIZE, MalformedFault

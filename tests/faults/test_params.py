@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.schema import scenario_schema
-from chaosproxy.errors import ConfigError
 from chaosproxy.faults import build, registry
 
 FAULTS_DIR = Path(__file__).resolve().parents[2] / "chaosproxy" / "faults"

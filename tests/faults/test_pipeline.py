@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.faults.base import BodyFilter, Exchange, Reply
 from tests.faults.fakes import FakeExchange
 

@@ -9,9 +9,9 @@ import json
 import aiohttp
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import ConfigError
-from chaosproxy.events import RequestDone
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
+from chaosproxy.common.events import RequestDone
 from chaosproxy.faults import build
 from chaosproxy.faults.pool_exhaustion import PoolExhaustionFault
 from tests.faults.conftest import StartProxy, Upstream

@@ -8,7 +8,7 @@ import errno
 import aiohttp
 import pytest
 
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.reset import ResetFault

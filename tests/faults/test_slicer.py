@@ -11,9 +11,9 @@ import aiohttp
 import jsonschema
 import pytest
 
-from chaosproxy._clock import FakeClock
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.schema import scenario_schema
-from chaosproxy.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.slicer import SlicerFault

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.stale_error import StaleErrorFault

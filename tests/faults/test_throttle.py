@@ -8,8 +8,8 @@ import time
 import aiohttp
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Reply
 from chaosproxy.faults.throttle import ThrottleFault

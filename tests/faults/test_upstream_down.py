@@ -7,7 +7,7 @@ import json
 import aiohttp
 import pytest
 
-from chaosproxy.errors import ConfigError
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from tests.faults.conftest import StartProxy, Upstream
 

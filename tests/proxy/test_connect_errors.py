@@ -8,7 +8,7 @@ import ssl
 
 import pytest
 
-from chaosproxy.errors import REFUSED_DETAILS
+from chaosproxy.common.errors import REFUSED_DETAILS
 from chaosproxy.proxy.upstream import connect_error
 
 

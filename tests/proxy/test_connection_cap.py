@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from chaosproxy.process.runtime import Runtime
 from chaosproxy.proxy import limits
-from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import _host_port, parse_head, raw_request
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import raw_request
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import httptools
 import pytest
 
-from chaosproxy.engine.events import RequestDone
+from chaosproxy.common.events import RequestDone
 from chaosproxy.faults import build
-from chaosproxy.runtime import Runtime
+from chaosproxy.process.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import _host_port, parse_head, reset
 

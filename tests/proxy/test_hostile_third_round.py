@@ -19,8 +19,8 @@ import httptools
 import pytest
 from aiohttp import web
 
+from chaosproxy.process.runtime import Runtime
 from chaosproxy.proxy.request import RequestHead
-from chaosproxy.runtime import Runtime
 from tests.conftest import StartProxy
 from tests.proxy.test_hostile_clients import (
     ABCD,

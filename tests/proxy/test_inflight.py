@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaosproxy.engine.events import RequestDone
-from chaosproxy.runtime import Runtime
+from chaosproxy.common.events import RequestDone
+from chaosproxy.process.runtime import Runtime
 from tests.admin.conftest import call
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import _host_port, read_head, reset

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from chaosproxy.engine.events import FaultInjected, RequestDone
+from chaosproxy.common.events import FaultInjected, RequestDone
 from chaosproxy.faults import build
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import _host_port, raw_request, read_head, reset

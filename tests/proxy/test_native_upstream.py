@@ -11,7 +11,7 @@ import pytest
 import trustme
 import yarl
 
-from chaosproxy.errors import UpstreamError
+from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.native_exchange import Response, State
 from chaosproxy.proxy.upstream import UpstreamConfig
@@ -627,14 +627,14 @@ def _settings(*argv: str) -> object:
 
 
 def test_native_client_is_the_default() -> None:
-    from chaosproxy.runtime import Runtime, Settings
+    from chaosproxy.process.runtime import Runtime, Settings
 
     assert isinstance(Runtime(Settings(upstream=yarl.URL("http://x"))).upstream, NativeUpstream)
 
 
 def test_upstream_client_flag_selects_aiohttp() -> None:
+    from chaosproxy.process.runtime import Runtime, Settings
     from chaosproxy.proxy.upstream import AiohttpUpstream
-    from chaosproxy.runtime import Runtime, Settings
 
     settings = _settings("--upstream-client", "aiohttp")
     assert isinstance(settings, Settings)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy.errors import UsageError
-from chaosproxy.events import RequestDone, StateChanged, StateKind
-from chaosproxy.metrics import Metrics
-from chaosproxy.stats import Stats
+from chaosproxy.common.errors import UsageError
+from chaosproxy.common.events import RequestDone, StateChanged, StateKind
+from chaosproxy.observe.metrics import Metrics
+from chaosproxy.observe.stats import Stats
 from chaosproxy.workers import merge
 from chaosproxy.workers.supervisor import reserve, worker_journal
 

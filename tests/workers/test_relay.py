@@ -12,7 +12,7 @@ import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chaosproxy.runtime import Settings
+from chaosproxy.process.runtime import Settings
 from chaosproxy.workers.fanout import Backend, Relay
 from chaosproxy.workers.relay import make_relay_app
 

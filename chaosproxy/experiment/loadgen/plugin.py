@@ -28,12 +28,12 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-# The proxy's latency buckets (chaosproxy.stats.BOUNDS), repeated so this file needs nothing
+# The proxy's latency buckets (chaosproxy.observe.stats.BOUNDS), repeated so this file needs nothing
 # but Locust: ~1.25x apart from 0.5 ms to 60 s.
 BOUNDS = tuple(round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2))
 RUN_HEADER = "X-Chaos-Run"
 
-# chaosproxy.sketch.key, repeated for the same reason (a test holds them equal):
+# chaosproxy.common.sketch.key, repeated for the same reason (a test holds them equal):
 # DDSketch's logarithmic mapping at 1 % relative error, durations in seconds.
 _LOG_GAMMA = math.log((1 + 0.01) / (1 - 0.01))
 

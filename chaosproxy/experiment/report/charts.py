@@ -20,7 +20,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.load import Run, mapping, number
+from chaosproxy.experiment.report.results_dir import Run, mapping, number
 
 W = 800
 LEFT, RIGHT, BOTTOM = 64, 14, 40  # the bottom holds two lines of ticks: since start, UTC

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.load import Run, load_run, mapping, number
 from chaosproxy.experiment.report.markdown import md
+from chaosproxy.experiment.report.results_dir import Run, load_run, mapping, number
 
 ABSENT = "absent"
 ARROW = "\u2192"

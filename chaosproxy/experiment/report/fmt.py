@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from chaosproxy.experiment.report.load import mapping, number
+from chaosproxy.experiment.report.results_dir import mapping, number
 
 NO_DATA = "\u2013"  # en dash: a cell without data
 OPEN = "\u2026"  # an open side of an interval

@@ -10,7 +10,7 @@ import jinja2
 
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.charts import build_charts
-from chaosproxy.experiment.report.load import Run, mapping, number, safe_relative
+from chaosproxy.experiment.report.results_dir import Run, mapping, number, safe_relative
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("chaosproxy.experiment.report", "templates"),

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.load import Run, number
+from chaosproxy.experiment.report.results_dir import Run, number
 
 VERDICT_CASE = "experiment verdict"
 

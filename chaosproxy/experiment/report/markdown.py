@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.load import Run, mapping, number
+from chaosproxy.experiment.report.results_dir import Run, mapping, number
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 

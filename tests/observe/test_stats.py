@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaosproxy.events import RequestDone
-from chaosproxy.stats import Stats
+from chaosproxy.common.events import RequestDone
+from chaosproxy.observe.stats import Stats
 
 
 def done(
@@ -113,7 +113,7 @@ def test_run_traffic_is_counted_apart_as_well_as_in_the_whole() -> None:
 
 
 def test_only_the_most_recent_runs_are_kept_apart() -> None:
-    from chaosproxy.stats import MAX_RUNS
+    from chaosproxy.observe.stats import MAX_RUNS
 
     s = Stats()
     for i in range(MAX_RUNS + 2):

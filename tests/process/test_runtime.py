@@ -76,7 +76,7 @@ async def test_stop_waits_for_the_in_flight_request(
 
 def test_importing_the_runtime_does_not_import_locust_or_gevent() -> None:
     code = (
-        "import sys, chaosproxy.runtime, chaosproxy.cli; "
+        "import sys, chaosproxy.process.runtime, chaosproxy.cli; "
         "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from chaosproxy.demo_service import make_app
+from chaosproxy.demo.service import make_app
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 

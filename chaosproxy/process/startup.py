@@ -12,7 +12,7 @@ from typing import Any
 
 def startup_error(e: BaseException, settings: Any) -> str:
     """One line (or a located list) naming the flag or file a startup failure is about."""
-    from chaosproxy.errors import ConfigError
+    from chaosproxy.common.errors import ConfigError
 
     if isinstance(e, ConfigError):
         if all(p.line == 0 for p in e.problems):  # unknown name, missing or unreadable file

@@ -28,7 +28,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
 
 if TYPE_CHECKING:
     from chaosproxy.faults.base import Gauge as FaultGauge

@@ -8,10 +8,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Gauge
-from chaosproxy.metrics import Metrics
+from chaosproxy.observe.metrics import Metrics
 from tests.conftest import StartProxy
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from enum import Enum
 
-from chaosproxy.events import RequestDone
+from chaosproxy.common.events import RequestDone
 
 
 class Retry(Enum):

@@ -14,10 +14,10 @@ import aiohttp
 
 from chaosproxy import __version__
 from chaosproxy.admin.client import AdminClient
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
-from chaosproxy.errors import ChaosProxyError
-from chaosproxy.experiment import collect, integrity, results
+from chaosproxy.experiment import align, integrity, results
 from chaosproxy.experiment.rejudge import SERIES, SavedRun, judge_run, write_rows
 from chaosproxy.experiment.verdict import PhaseWindow, View
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
 
 
-async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
+async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
     """After the load: both views and the phase boundaries into per-second rows, judged;
     timeseries.csv and results.json written. The results document."""
     ended = run.clock.time()
@@ -45,7 +45,7 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
                 unfiltered = await fetch_series(c, first, last + 1, None)
                 if any(r["requests"] for r in unfiltered):
                     series, all_traffic = unfiltered, True
-            proxy_views.append(collect.proxy_views(series))
+            proxy_views.append(align.proxy_views(series))
         except ChaosProxyError as e:
             run.notes.append(f"no proxy view from {c.url}: {e}")
             run.lost_proxy(c.url, integrity.no_series(c.url, e))
@@ -54,13 +54,13 @@ async def gather(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
             "proxy view: all traffic through the proxy (the system under test does not "
             "pass X-Chaos-Run on to its calls)"
         )
-    proxy = collect.merge_views(proxy_views) if proxy_views else {}
+    proxy = align.merge_views(proxy_views) if proxy_views else {}
     windows = run.windows(scenario, ended)
     run.scenario_end = windows[-1].end if windows else None
     prom_series = await prometheus_series(run, first, last)
     prom = {k: v.points for k, v in prom_series.items()}
     prom_lag = {k: v.lag for k, v in prom_series.items()}
-    rows = collect.build_rows(
+    rows = align.build_rows(
         first, last, run.client.seconds, proxy, windows, prom, run.client.users_at
     )
     # Phases that never ran still appear (with no seconds), so checks can say so.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from chaosproxy.clients import Retry, RetryAfterWatch
-from chaosproxy.events import RequestDone
+from chaosproxy.common.events import RequestDone
 from chaosproxy.faults import build
+from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 from tests.conftest import StartProxy
 
 
@@ -54,7 +54,7 @@ def test_memory_is_bounded() -> None:
 def test_long_client_ids_are_kept_as_fixed_size_hashes_and_still_told_apart() -> None:
     """8 KB ids from 16,000 clients used to be kept whole (+129 MiB): an id over MAX_ID
     characters is kept as a 33-character hash of itself, one client per distinct id."""
-    from chaosproxy.clients import MAX_ID
+    from chaosproxy.observe.retry_after import MAX_ID
 
     w = RetryAfterWatch()
     ids = [f"{i:05d}" + "x" * 8 * 1024 for i in range(16_000)]
@@ -68,7 +68,7 @@ def test_long_client_ids_are_kept_as_fixed_size_hashes_and_still_told_apart() ->
 
 
 def test_the_clients_remembered_are_bounded_by_default() -> None:
-    from chaosproxy.clients import MAX_CLIENTS
+    from chaosproxy.observe.retry_after import MAX_CLIENTS
 
     w = RetryAfterWatch()
     for i in range(MAX_CLIENTS + 500):

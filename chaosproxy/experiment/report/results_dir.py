@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosproxy.errors import ChaosProxyError
+from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.results import SCHEMA_VERSION
 
 

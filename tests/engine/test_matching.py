@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 from multidict import CIMultiDict
 
+from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.model import FieldCond, MatchSpec
-from chaosproxy.errors import ConfigError
-from chaosproxy.matching import compile_match, is_bot, is_desktop, is_mobile
+from chaosproxy.engine.matching import compile_match, is_bot, is_desktop, is_mobile
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -221,7 +221,7 @@ def test_bad_regexes_and_cidrs_are_all_reported_with_their_keys() -> None:
 
 def test_literal_and_prefix_paths_match_exactly_like_the_glob() -> None:
     """Literal paths and `prefix/**` skip the regex; they must agree with it everywhere."""
-    from chaosproxy.matching import _path_check, compile_glob
+    from chaosproxy.engine.matching import _path_check, compile_glob
 
     patterns = ["/api/**", "/api", "/api/", "/a.b/**", "/a/b/**", "/api/items/*", "/**"]
     paths = ["/api", "/api/", "/api/x", "/api/x/y", "/apix", "/", "/a.b", "/a.b/c", "/aXb/c"]

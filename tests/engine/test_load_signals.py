@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaosproxy._clock import FakeClock
-from chaosproxy.engine.load import LoadSignals
+from chaosproxy.common.clock import FakeClock
+from chaosproxy.engine.load_signals import LoadSignals
 
 
 def test_inflight_counts_started_minus_finished() -> None:

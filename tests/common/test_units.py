@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaosproxy.units import parse_duration, parse_rate, parse_size
+from chaosproxy.common.units import parse_duration, parse_rate, parse_size
 
 
 @pytest.mark.parametrize(

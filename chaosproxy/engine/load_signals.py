@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 
 
 class LoadSignals:

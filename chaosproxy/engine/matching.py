@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 from urllib.parse import parse_qsl
 
+from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.model import FieldCond, MatchSpec
 from chaosproxy.config.regex import Regex
-from chaosproxy.errors import ConfigError, Problem
 
 
 class RequestView(Protocol):

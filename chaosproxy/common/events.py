@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-log = logging.getLogger("chaosproxy.events")
+log = logging.getLogger("chaosproxy.common.events")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,31 +31,31 @@ from typing import Any, TypeVar
 import yarl
 from aiohttp import web
 
-from chaosproxy._clock import SYSTEM_CLOCK, Clock
-from chaosproxy._tasks import TaskGroup
 from chaosproxy.admin.app import make_admin_app
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.errors import UsageError
+from chaosproxy.common.events import EventBus, RequestDone, StateChanged
+from chaosproxy.common.tasks import TaskGroup
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.events import EventBus, RequestDone, StateChanged
 from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
 from chaosproxy.engine.journal import DEFAULT_KEEP as DEFAULT_JOURNAL_KEEP
 from chaosproxy.engine.journal import DEFAULT_MAX_SIZE as DEFAULT_JOURNAL_MAX_SIZE
 from chaosproxy.engine.journal import Journal
-from chaosproxy.engine.load import LoadSignals
+from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
-from chaosproxy.errors import UsageError
-from chaosproxy.eventlog import EventLog
 from chaosproxy.faults.base import Gauge
-from chaosproxy.metrics import Metrics
+from chaosproxy.observe.eventlog import EventLog
+from chaosproxy.observe.metrics import Metrics
+from chaosproxy.observe.stats import Stats
 from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
 from chaosproxy.proxy.limits import default_max_connections, fd_budget_warning
 from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
 from chaosproxy.proxy.native import NativeUpstream
 from chaosproxy.proxy.server import ProxyCore, ProxyOptions
 from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
-from chaosproxy.stats import Stats
 
 log = logging.getLogger("chaosproxy")
 T = TypeVar("T")

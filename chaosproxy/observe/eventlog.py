@@ -14,8 +14,8 @@ import threading
 from collections import deque
 from typing import Any
 
-from chaosproxy.events import StateChanged, StateKind
-from chaosproxy.logs import redact
+from chaosproxy.common.events import StateChanged, StateKind
+from chaosproxy.process.logs import redact
 
 _ENDS = frozenset({StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED})
 

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaosproxy import sketch
-from chaosproxy.clients import Retry, RetryAfterWatch
-from chaosproxy.events import RequestDone
+from chaosproxy.common import sketch
+from chaosproxy.common.events import RequestDone
+from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 
 # Latency bucket upper bounds in seconds: ~1.25x apart from 0.5 ms to 60 s, then +Inf.
 BOUNDS: tuple[float, ...] = tuple(

@@ -12,8 +12,8 @@ import hashlib
 import random
 
 from chaosproxy.engine.compile import CompiledOutcome, CompiledRule
-from chaosproxy.engine.load import LoadSignals
-from chaosproxy.matching import RequestView
+from chaosproxy.engine.load_signals import LoadSignals
+from chaosproxy.engine.matching import RequestView
 
 _MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
