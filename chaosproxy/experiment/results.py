@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
+from chaosproxy.experiment.prometheus import phase_annotations
 from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
 from chaosproxy.observe.stats import BOUNDS
 
@@ -67,16 +68,9 @@ def results_document(
             "admin": list(admins),
         }
     )
-    annotations = [
-        {
-            "time": p["start"],
-            "end": p["end"],
-            "title": f"phase {p['name']}",
-            "tags": ["chaosproxy", "phase", p["name"]],
-        }
-        for p in verdict.phases
-        if p["seconds"]
-    ]
+    annotations = phase_annotations(
+        (p for p in verdict.phases if p["seconds"]), exp.scenario, run.get("id")
+    )
     phases = [p | {"baseline": p["name"] == verdict.baseline} for p in verdict.phases]
     return {
         "schema_version": SCHEMA_VERSION,
