@@ -107,8 +107,8 @@ async def serve(app: Any, host: str, port: int) -> tuple[Any, int]:
 
 
 def demo_service_command(args: argparse.Namespace) -> int:
+    from chaosproxy.common.logs import setup_logging
     from chaosproxy.demo.service import make_app
-    from chaosproxy.process.logs import setup_logging
 
     setup_logging()
 
@@ -123,8 +123,8 @@ def demo_service_command(args: argparse.Namespace) -> int:
 
 
 def demo_gateway_command(args: argparse.Namespace) -> int:
+    from chaosproxy.common.logs import setup_logging
     from chaosproxy.demo.gateway import GatewayConfig, make_gateway
-    from chaosproxy.process.logs import setup_logging
 
     setup_logging()
     cfg = GatewayConfig(
@@ -221,7 +221,7 @@ outage, and that check halts the run, so the checks on what comes after it read 
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from chaosproxy.process.logs import setup_logging
+    from chaosproxy.common.logs import setup_logging
 
     setup_logging(level="warning")
     if args.explore:

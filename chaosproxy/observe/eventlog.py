@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from chaosproxy.common.events import StateChanged, StateKind
-from chaosproxy.process.logs import redact
+from chaosproxy.common.logs import redact
 
 _ENDS = frozenset({StateKind.SCENARIO_STOPPED, StateKind.SCENARIO_FINISHED})
 

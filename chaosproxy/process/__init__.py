@@ -1,2 +1,2 @@
-"""Running a proxy process: the runtime that wires everything, startup (event loop, startup
-errors) and logging."""
+"""Running a proxy process: the runtime that wires everything and startup (event loop, startup
+errors)."""
