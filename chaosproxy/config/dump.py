@@ -1,7 +1,9 @@
 """The model back to the file format: `scenarios show` prints the effective scenario with it.
 
 Includes and presets are already inlined in the model, so the output is one self-contained file
-that loads back into the same scenario (rule ids that were key paths are renumbered).
+that loads back into the same scenario (rule ids that were key paths are renumbered). Which keys
+are written, and in which order, is the keys' declaration (`keys.py`): each key's `write` is
+given a `Writer` and the model object of its mapping.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from chaosproxy.config.keys import RULE, SCENARIO, Table
 from chaosproxy.config.model import FieldCond, MatchSpec, Outcome, RuleSpec, Scenario
 
 
@@ -36,37 +39,34 @@ def human_duration(seconds: float | None) -> str:
     return "".join(parts)
 
 
+class Writer:
+    """What the keys' `write` functions write with: a nested mapping through its own table,
+    durations in a unit the loader reads back, whole numbers whole."""
+
+    def table(self, table: Table, obj: Any) -> dict[str, Any]:
+        """The keys of `table` that have something to say about `obj`, in declared order."""
+        out: dict[str, Any] = {}
+        for key in table.keys:
+            value = None if key.write is None else key.write(self, obj)
+            if value is not None:
+                out[key.name] = value
+        return out
+
+    def duration(self, seconds: float | None) -> str | None:
+        return None if seconds is None else format_duration(seconds)
+
+    def number(self, value: float | None) -> float | int | None:
+        return _number(value)
+
+    def match(self, spec: MatchSpec) -> dict[str, Any]:
+        return match_to_data(spec)
+
+    def faults(self, outcome: Outcome) -> dict[str, Any]:
+        return {f.name: f.params for f in outcome.faults}
+
+
 def scenario_to_data(scenario: Scenario) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": scenario.name}
-    if scenario.description:
-        out["description"] = scenario.description
-    if scenario.seed is not None:
-        out["seed"] = scenario.seed
-    if scenario.repeat != 1:
-        out["repeat"] = "forever" if scenario.repeat is None else scenario.repeat
-    if scenario.max_duration is not None:
-        out["max_duration"] = format_duration(scenario.max_duration)
-    if scenario.max_active_faults is not None:
-        out["max_active_faults"] = scenario.max_active_faults
-    if scenario.abort_if is not None:
-        a = scenario.abort_if
-        abort: dict[str, Any] = {}
-        if a.error_rate_above is not None:
-            abort["error_rate_above"] = _number(a.error_rate_above)
-        if a.p99_above is not None:
-            abort["p99_above"] = format_duration(a.p99_above)
-        abort["window"] = format_duration(a.window)
-        out["abort_if"] = abort
-    if scenario.rules:
-        out["rules"] = [rule_to_data(r) for r in scenario.rules]
-    phases = []
-    for p in scenario.phases:
-        phase: dict[str, Any] = {"name": p.name, "duration": format_duration(p.duration)}
-        if p.rules:
-            phase["rules"] = [rule_to_data(r) for r in p.rules]
-        phases.append(phase)
-    out["phases"] = phases
-    return out
+    return Writer().table(SCENARIO, scenario)
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:
@@ -76,49 +76,12 @@ def scenario_to_yaml(scenario: Scenario) -> str:
 
 
 def rule_to_data(rule: RuleSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if rule.id != rule.path:
-        out["name"] = rule.id
-    match = match_to_data(rule.match)
-    if match:
-        out["match"] = match
-    if isinstance(rule.probability, float | int):
-        if rule.probability != 1.0:
-            out["probability"] = _number(rule.probability)
-    else:
-        out["probability"] = {
-            "from": _number(rule.probability.start),
-            "to": _number(rule.probability.end),
-        }
-    if rule.when is not None:
-        w = rule.when
-        if w.inflight_above is not None:
-            out["when"] = {"inflight_above": w.inflight_above}
-        else:
-            out["when"] = {"rps_above": _number(w.rps_above), "window": format_duration(w.window)}
-    if rule.counting is not None:
-        for key in ("first", "every", "after"):
-            value = getattr(rule.counting, key)
-            if value is not None:
-                out[key] = value
-    if len(rule.outcomes) == 1 and rule.outcomes[0].weight == 1.0:
-        out["fault"] = _faults(rule.outcomes[0])
-    elif rule.outcomes:
-        out["outcomes"] = [
-            {"weight": _number(o.weight), "fault": _faults(o)} for o in rule.outcomes
-        ]
-    if rule.continue_:
-        out["continue"] = True
-    return out
+    return Writer().table(RULE, rule)
 
 
 def _number(value: float | None) -> float | int | None:
     """As it was written: `weight: 70`, not `70.0` (the model keeps numbers as floats)."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _faults(outcome: Outcome) -> dict[str, Any]:
-    return {f.name: f.params for f in outcome.faults}
 
 
 def match_to_data(m: MatchSpec) -> dict[str, Any]:
@@ -139,6 +102,8 @@ def match_to_data(m: MatchSpec) -> dict[str, Any]:
         out["user_agent"] = {"regex": ua} if plain else ua
     if m.client_ip:
         out["client_ip"] = list(m.client_ip)
+    if m.cohort is not None:
+        out["cohort"] = {"share": _number(m.cohort.share), "by": m.cohort.by}
     return out
 
 

@@ -14,13 +14,11 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from chaosproxy.config.keys import INCLUDE_REF, PRESET_REF, Table
 from chaosproxy.config.located import Doc, join, suggest
 from chaosproxy.config.match_spec import MatchReader
 from chaosproxy.config.model import MatchSpec, RuleSpec
 
-RULESET_KEYS = ("name", "description", "rules", "include", "presets")
-INCLUDE_KEYS = ("file", "match")
-PRESET_REF_KEYS = ("preset", "match")
 _MAX_INCLUDE_DEPTH = 8
 
 
@@ -34,35 +32,31 @@ def preset_names() -> list[str]:
 
 
 class RuleSetReader(MatchReader):
-    """Reads a rule block (`rules`, `include`, `presets`) wherever one may stand: a scenario,
-    a phase, or a rule-set file. The grammar of one rule list is the subclass's `rules`."""
+    """Reads the `include` and `presets` of a rule block wherever one may stand: a scenario, a
+    phase, or a rule-set file. The grammar of one rule list is the subclass's `rules`, that of
+    a rule-set file its `ruleset`."""
 
     def rules(self, node: Node, path: str) -> list[RuleSpec]:
         raise NotImplementedError
 
-    def rule_block(self, m: dict[str, Node], path: str) -> list[RuleSpec]:
-        """`rules`, then the rules of each `include`, then those of each preset."""
-        rules: list[RuleSpec] = []
-        if "rules" in m:
-            rules += self.rules(m["rules"], join(path, "rules"))
-        if "include" in m:
-            rules += self.includes(m["include"], join(path, "include"))
-        if "presets" in m:
-            rules += self.presets(m["presets"], join(path, "presets"))
-        return rules
+    def ruleset(self, node: Node, path: str) -> list[RuleSpec]:
+        """The rules of a rule-set file's root mapping (`keys.RULESET`)."""
+        raise NotImplementedError
 
     def references(
-        self, node: Node, path: str, keys: tuple[str, ...], key: str
+        self, node: Node, path: str, table: Table
     ) -> Iterator[tuple[str, Node, str, tuple[Node, dict[str, Node]] | None]]:
-        """The entries of an `include` or `presets` list: each a bare value or
-        `{<key>: value, match: {...}}`. Yields (key path, value node, value, match fields) for
-        every well-formed entry; the broken ones are reported."""
+        """The entries of an `include` or `presets` list: each a bare value or its long form,
+        `table` (`{file: ..., match: {...}}`; the first key names the file or preset). Yields
+        (key path, value node, value, match fields) for every well-formed entry; the broken ones
+        are reported at the entry's path."""
+        key = table.keys[0].name
         items = self.seq(node, path, allow_single=True)
         for i, item in enumerate(items or []):
             ipath = f"{path}[{i}]" if isinstance(node, SequenceNode) else path
             value_node, extra = item, None
             if isinstance(item, MappingNode):
-                m = self.mapping(item, ipath, keys, required=(key,))
+                m = self.mapping(item, ipath, table.names, required=table.required)
                 if m is None or key not in m:
                     continue
                 value_node = m[key]
@@ -74,7 +68,7 @@ class RuleSetReader(MatchReader):
 
     def includes(self, node: Node, path: str) -> list[RuleSpec]:
         out: list[RuleSpec] = []
-        for ipath, file_node, rel, extra in self.references(node, path, INCLUDE_KEYS, "file"):
+        for ipath, file_node, rel, extra in self.references(node, path, INCLUDE_REF):
             target = Path(rel) if Path(rel).is_absolute() else self.doc.base_dir / rel
             shown = os.path.normpath(target) if not Path(rel).is_absolute() else rel
             rules = self.ruleset_file(Path(shown), file_node, ipath, f"included file {rel!r}")
@@ -84,7 +78,7 @@ class RuleSetReader(MatchReader):
     def presets(self, node: Node, path: str) -> list[RuleSpec]:
         out: list[RuleSpec] = []
         known = preset_names()
-        for ipath, name_node, name, extra in self.references(node, path, PRESET_REF_KEYS, "preset"):
+        for ipath, name_node, name, extra in self.references(node, path, PRESET_REF):
             if name not in known:
                 hint = suggest(name, known)
                 self.problem(
@@ -116,15 +110,7 @@ class RuleSetReader(MatchReader):
         doc = Doc.parse(text, str(file), self.col)
         if doc is None:
             return []
-        sub = type(self)(self.col, doc, self.stack)
-        m = sub.mapping(doc.root, path, RULESET_KEYS, what="a rule set mapping (rules: [...])")
-        if m is None:
-            return []
-        if "name" in m:
-            sub.text(m["name"], join(path, "name"))
-        if "description" in m:
-            sub.text(m["description"], join(path, "description"), nonempty=False)
-        return sub.rule_block(m, path)
+        return type(self)(self.col, doc, self.stack).ruleset(doc.root, path)
 
     def narrow(
         self, rules: list[RuleSpec], extra: tuple[Node, dict[str, Node]] | None

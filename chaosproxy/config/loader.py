@@ -5,21 +5,34 @@ keeps its position; it collects all structural problems before raising one Confi
 fixes a file in one pass. Fault parameters stay raw (the engine validates them through the fault
 registry) but their positions go into `Scenario.locations` so those errors are located too.
 
-Here: the scenario grammar (scenario, phases, rules, faults) and where scenario files are found.
-Rule blocks that pull in other files are `includes.py`; the `match:` grammar is `match_spec.py`;
-the located readers they all stand on are `located.py`. (A little over 400 lines: the grammar of
-a scenario file is read top to bottom as one.)
+Which keys a mapping may hold, and how each is read, is declared in `keys.py`; here the values
+read are put together into the model, with the checks that span keys (duplicate names, `fault`
+or `outcomes`, the rule limits). Where scenario files are found is `scenario_dir.py` (its names
+are re-exported here); rule blocks that pull in other files are `includes.py`; the `match:`
+grammar is `match_spec.py`; the located readers they all stand on are `located.py`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.includes import RuleSetReader
+from chaosproxy.config.keys import (
+    ABORT_IF,
+    OUTCOME,
+    PHASE,
+    RAMP,
+    RULE,
+    RULESET,
+    SCENARIO,
+    WHEN,
+    Table,
+)
 from chaosproxy.config.located import (
     Collector,
     Doc,
@@ -43,37 +56,11 @@ from chaosproxy.config.model import (
     When,
     locate,
 )
+from chaosproxy.config.scenario_dir import bundled_scenario_dir as bundled_scenario_dir
+from chaosproxy.config.scenario_dir import in_directory as in_directory
+from chaosproxy.config.scenario_dir import resolve_scenario as resolve_scenario
+from chaosproxy.config.scenario_dir import scenario_files as scenario_files
 
-SCENARIO_KEYS = (
-    "name",
-    "description",
-    "seed",
-    "repeat",
-    "phases",
-    "rules",
-    "include",
-    "presets",
-    "max_duration",
-    "max_active_faults",
-    "abort_if",
-)
-PHASE_KEYS = ("name", "description", "duration", "rules", "include", "presets")
-RULE_KEYS = (
-    "name",
-    "match",
-    "probability",
-    "when",
-    "first",
-    "every",
-    "after",
-    "fault",
-    "outcomes",
-    "continue",
-)
-WHEN_KEYS = ("inflight_above", "rps_above", "window")
-RAMP_KEYS = ("from", "to")
-OUTCOME_KEYS = ("weight", "fault")
-ABORT_KEYS = ("error_rate_above", "p99_above", "window")
 # Rules of one scenario, after includes and presets (a few lines of YAML can bring in
 # thousands): each costs memory while the scenario is loaded, and a request may be walked past
 # every rule of the phase in force.
@@ -81,11 +68,6 @@ MAX_RULES = 1000
 # Rules summed over the phases, the scenario-wide ones counted in every phase (each phase holds
 # them): bounds what many phases times many scenario-wide rules would build.
 MAX_RULES_IN_PHASES = 10_000
-
-
-def bundled_scenario_dir() -> Path:
-    """The scenarios shipped inside the package (the top-level `scenarios/` links here)."""
-    return Path(__file__).resolve().parent.parent / "data" / "scenarios"
 
 
 # ---------------------------------------------------------------- public API
@@ -101,38 +83,10 @@ def load_scenario_text(text: str, source: str = "<input>") -> Scenario:
     """Parse scenario YAML; relative `include` paths resolve against `source`'s directory."""
     col = Collector()
     doc = Doc.parse(text, source, col)
-    scenario = None if doc is None else _Builder(col, doc).scenario(doc.root)
+    scenario = None if doc is None else ScenarioReader(col, doc).scenario(doc.root)
     if col.problems or scenario is None:
         raise ConfigError(sorted(col.problems, key=problem_order))
     return scenario
-
-
-def resolve_scenario(name_or_file: str, scenario_dir: Path | None = None) -> Path:
-    """A path (contains a separator or ends in .yaml/.yml) is used as is; a NAME is looked up."""
-    directory = scenario_dir if scenario_dir is not None else bundled_scenario_dir()
-    looks_like_path = (
-        os.sep in name_or_file or "/" in name_or_file or name_or_file.endswith((".yaml", ".yml"))
-    )
-    if Path(name_or_file).is_dir() and not (directory / f"{name_or_file}.yaml").is_file():
-        raise ConfigError(
-            Problem("is a directory, expected a scenario file or NAME", file=name_or_file)
-        )
-    if looks_like_path or Path(name_or_file).is_file():
-        p = Path(name_or_file)
-        if p.is_file():
-            return p
-        if looks_like_path:
-            raise ConfigError(Problem("no such scenario file", file=name_or_file))
-    for ext in (".yaml", ".yml"):
-        candidate = directory / f"{name_or_file}{ext}"
-        if candidate.is_file():
-            return candidate
-    names = sorted({p.stem for p in scenario_files(directory)})
-    hint = suggest(name_or_file, names)
-    available = ", ".join(names) if names else "none"
-    raise ConfigError(
-        Problem(f"unknown scenario {name_or_file!r}{hint}; available in {directory}: {available}")
-    )
 
 
 def list_scenarios(directory: Path | None = None) -> list[Scenario]:
@@ -141,132 +95,113 @@ def list_scenarios(directory: Path | None = None) -> list[Scenario]:
     return [load_scenario_file(p) for p in scenario_files(directory)]
 
 
-def scenario_files(directory: Path) -> list[Path]:
-    """The `.yaml`/`.yml` files of a directory that are scenario files: regular files that
-    stay inside it. A symlink may point within the directory (a Kubernetes ConfigMap's
-    `..data/` links), never out of it: `x.yaml -> /app/.env` would make the admin API read,
-    and report on, a file nobody put there as a scenario."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix in (".yaml", ".yml") and in_directory(p, directory)
-    )
-
-
-def in_directory(path: Path, directory: Path) -> bool:
-    """`path` is a regular file whose real location (symlinks followed) is inside
-    `directory`'s."""
-    try:
-        real = path.resolve(strict=True)
-        return real.is_file() and real.is_relative_to(directory.resolve(strict=True))
-    except (OSError, RuntimeError):  # gone, unreadable, a symlink loop
-        return False
-
-
 # ---------------------------------------------------------------- plumbing
 
 
-class _Builder(RuleSetReader):
+class ScenarioReader(RuleSetReader):
     """Walks one scenario file's nodes into model objects, recording problems instead of
-    stopping; includes and presets open further files with the same collector."""
+    stopping; includes and presets open further files with the same collector. The keys'
+    declarations (`keys.py`) call back into the `read` methods here."""
+
+    def keyed(
+        self, table: Table, node: Node, path: str
+    ) -> tuple[dict[str, Node], dict[str, Any]] | None:
+        """A mapping checked against `table` (unknown keys with a did-you-mean, duplicates,
+        missing required keys) and every key present read by its declaration: the value nodes,
+        and the values read (None where a value is bad)."""
+        m = self.mapping(node, path, table.names, required=table.required, what=table.what)
+        if m is None:
+            return None
+        values = {
+            k.name: k.read(self, m[k.name], join(path, k.name))
+            for k in table.keys
+            if k.read is not None and k.name in m
+        }
+        return m, values
+
+    def block(self, v: dict[str, Any]) -> list[RuleSpec]:
+        """A rule block's rules: its own, then those of each include, then each preset's."""
+        return [*(v.get("rules") or ()), *(v.get("include") or ()), *(v.get("presets") or ())]
+
+    def ruleset(self, node: Node, path: str) -> list[RuleSpec]:
+        got = self.keyed(RULESET, node, path)
+        return [] if got is None else self.block(got[1])
 
     # ---------------- scenario
 
     def scenario(self, node: Node) -> Scenario | None:
-        m = self.mapping(
-            node, "", SCENARIO_KEYS, required=("name", "phases"), what="a scenario mapping"
-        )
-        if m is None:
+        got = self.keyed(SCENARIO, node, "")
+        if got is None:
             return None
-        name = self.name(m["name"], "name") if "name" in m else None
-        description = ""
-        if "description" in m:
-            description = (self.text(m["description"], "description", nonempty=False) or "").strip()
-        seed = self.integer(m["seed"], "seed") if "seed" in m else None
-        repeat: int | None = 1
-        if "repeat" in m:
-            repeat = self.repeat(m["repeat"])
-        phases: list[PhaseSpec] = []
-        if "phases" in m:
-            phases = self.phases(m["phases"])
-        rules = self.rule_block(m, "")
-        max_duration = None
-        if "max_duration" in m:
-            max_duration = self.duration(m["max_duration"], "max_duration")
-        max_active = None
-        if "max_active_faults" in m:
-            max_active = self.integer(m["max_active_faults"], "max_active_faults", lo=1)
-        abort_if = self.abort_if(m["abort_if"]) if "abort_if" in m else None
+        v = got[1]
+        phases: list[PhaseSpec] = v.get("phases") or []
+        rules = self.block(v)
         self.check_rule_ids(phases, rules)
         self.check_rule_count(phases, rules)
         return Scenario(
-            name=name or "",
-            description=description,
+            name=v.get("name") or "",
+            description=v.get("description", ""),
             phases=tuple(phases),
             rules=tuple(rules),
-            seed=seed,
-            repeat=repeat,
-            max_duration=max_duration,
-            max_active_faults=max_active,
-            abort_if=abort_if,
+            seed=v.get("seed"),
+            repeat=v.get("repeat", 1),
+            max_duration=v.get("max_duration"),
+            max_active_faults=v.get("max_active_faults"),
+            abort_if=v.get("abort_if"),
             source=self.doc.source,
             locations=self.col.locations,
         )
 
-    def repeat(self, node: Node) -> int | None:
+    def repeat(self, node: Node, path: str) -> int | None:
         if isinstance(node, ScalarNode) and node.value == "forever":
             return None
         v = self.doc.value(node) if isinstance(node, ScalarNode) else None
         if isinstance(v, bool) or not isinstance(v, int):
-            self.problem(node, "repeat", f"expected a count or 'forever', got {describe(node)}")
+            self.problem(node, path, f"expected a count or 'forever', got {describe(node)}")
             return 1
         if v < 1:
-            self.problem(node, "repeat", f"must be ≥ 1 or 'forever', got {v}")
+            self.problem(node, path, f"must be ≥ 1 or 'forever', got {v}")
             return 1
         return v
 
-    def abort_if(self, node: Node) -> AbortIf | None:
-        m = self.mapping(node, "abort_if", ABORT_KEYS)
-        if m is None:
+    def abort_if(self, node: Node, path: str) -> AbortIf | None:
+        got = self.keyed(ABORT_IF, node, path)
+        if got is None:
             return None
-        err = p99 = None
-        if "error_rate_above" in m:
-            err = self.number(m["error_rate_above"], "abort_if.error_rate_above", lo=0, hi=1)
-        if "p99_above" in m:
-            p99 = self.duration(m["p99_above"], "abort_if.p99_above")
-        window = 10.0
-        if "window" in m:
-            window = self.duration(m["window"], "abort_if.window") or window
-        if "error_rate_above" not in m and "p99_above" not in m:
-            self.problem(node, "abort_if", "needs error_rate_above or p99_above")
+        m, v = got
+        if not any(k in m for k in ABORT_IF.any_of):
+            self.problem(node, path, f"needs {' or '.join(ABORT_IF.any_of)}")
             return None
-        return AbortIf(error_rate_above=err, p99_above=p99, window=window)
+        window = {"window": v["window"]} if v.get("window") else {}
+        return AbortIf(
+            error_rate_above=v.get("error_rate_above"), p99_above=v.get("p99_above"), **window
+        )
 
-    def phases(self, node: Node) -> list[PhaseSpec]:
-        items = self.seq(node, "phases")
+    def phases(self, node: Node, path: str) -> list[PhaseSpec]:
+        items = self.seq(node, path)
         if items is None:
             return []
         if not items:
-            self.problem(node, "phases", "needs at least one phase")
+            self.problem(node, path, "needs at least one phase")
         out: list[PhaseSpec] = []
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
-            path = f"phases[{i}]"
-            m = self.mapping(item, path, PHASE_KEYS, required=("name", "duration"), what="a phase")
-            if m is None:
+            ipath = f"{path}[{i}]"
+            got = self.keyed(PHASE, item, ipath)
+            if got is None:
                 continue
-            name = self.name(m["name"], f"{path}.name") if "name" in m else None
+            m, v = got
+            name = v.get("name")
             if name is not None and name in seen:
                 self.problem(
-                    m["name"], f"{path}.name", f"duplicate phase name (also phases[{seen[name]}])"
+                    m["name"], f"{ipath}.name", f"duplicate phase name (also {path}[{seen[name]}])"
                 )
             elif name is not None:
                 seen[name] = i
-            dur = self.duration(m["duration"], f"{path}.duration") if "duration" in m else None
-            rules = self.rule_block(m, path)
-            out.append(PhaseSpec(name or f"phase-{i + 1}", dur or 0.0, path, tuple(rules)))
+            rules = tuple(self.block(v))
+            duration = v.get("duration") or 0.0
+            description = v.get("description", "")
+            out.append(PhaseSpec(name or f"phase-{i + 1}", duration, ipath, rules, description))
         return out
 
     def check_rule_ids(self, phases: list[PhaseSpec], scenario_rules: list[RuleSpec]) -> None:
@@ -276,18 +211,10 @@ class _Builder(RuleSetReader):
             seen: dict[str, str] = {}
             for rule in (*scope, *scenario_rules):
                 if rule.id in seen and seen[rule.id] != rule.path:
-                    loc = self.col.locations.get(
-                        join(rule.path, "name"), Loc(self.doc.source, 0, 0)
-                    )
-                    self.col.problems.append(
-                        Problem(
-                            f"duplicate rule name {rule.id!r} (also {seen[rule.id]})",
-                            join(rule.path, "name"),
-                            loc.file,
-                            loc.line,
-                            loc.col,
-                        )
-                    )
+                    at = join(rule.path, "name")
+                    loc = self.col.locations.get(at, Loc(self.doc.source, 0, 0))
+                    message = f"duplicate rule name {rule.id!r} (also {seen[rule.id]})"
+                    self.col.problems.append(Problem(message, at, loc.file, loc.line, loc.col))
                 seen.setdefault(rule.id, rule.path)
 
     def check_rule_count(self, phases: list[PhaseSpec], wide: list[RuleSpec]) -> None:
@@ -327,81 +254,89 @@ class _Builder(RuleSetReader):
         return out
 
     def rule(self, node: Node, path: str) -> RuleSpec | None:
-        m = self.mapping(node, path, RULE_KEYS, what="a rule")
-        if m is None:
+        got = self.keyed(RULE, node, path)
+        if got is None:
             return None
-        rid = self.name(m["name"], f"{path}.name") if "name" in m else None
-        match = MatchSpec()
-        if "match" in m:
-            fields = self.match_fields(m["match"], f"{path}.match")
-            if fields is not None:
-                match = self.match_spec(fields[1], f"{path}.match")
-        probability: float | Ramp = 1.0
-        if "probability" in m:
-            probability = self.probability(m["probability"], f"{path}.probability")
-        when = self.when(m["when"], f"{path}.when") if "when" in m else None
-        counts = {}
-        for key in ("first", "every", "after"):
-            if key in m:
-                counts[key] = self.integer(m[key], f"{path}.{key}", lo=1)
-        counting = Counting(**counts) if counts else None
+        m, v = got
+        counts = {k: v[k] for k in ("first", "every", "after") if k in v}
         outcomes: tuple[Outcome, ...] = ()
         if "fault" in m and "outcomes" in m:
             self.problem(
                 m["outcomes"], f"{path}.outcomes", "use either fault or outcomes, not both"
             )
         elif "fault" in m:
-            faults = self.faults(m["fault"], f"{path}.fault")
-            outcomes = (Outcome(1.0, faults),) if faults else ()
+            outcomes = (Outcome(1.0, v["fault"]),) if v["fault"] else ()
         elif "outcomes" in m:
-            outcomes = self.outcomes(m["outcomes"], f"{path}.outcomes")
+            outcomes = v["outcomes"]
         else:
             self.problem(node, path, "a rule needs a fault (or weighted outcomes)")
-        cont = False
-        if "continue" in m:
-            cont = bool(self.boolean(m["continue"], f"{path}.continue"))
+        self.check_faults(outcomes, v.get("match") or MatchSpec())
         return RuleSpec(
-            id=rid or path,
+            id=v.get("name") or path,
             path=path,
-            match=match,
-            probability=probability,
-            when=when,
-            counting=counting,
+            match=v.get("match") or MatchSpec(),
+            probability=v.get("probability", 1.0),
+            when=v.get("when"),
+            counting=Counting(**counts) if counts else None,
             outcomes=outcomes,
-            continue_=cont,
+            continue_=bool(v.get("continue")),
         )
+
+    def check_faults(self, outcomes: tuple[Outcome, ...], match: MatchSpec) -> None:
+        """A rule for a TCP proxy (`match: {tcp: NAME}`) takes TCP faults, any other rule
+        HTTP faults (the two registries may share a name: `latency`); each fault's parameters
+        are then checked by its own registry."""
+        from chaosproxy.faults import registry
+        from chaosproxy.tcp.faults import registry as tcp_registry
+
+        tcp = match.tcp is not None
+        own = tcp_registry() if tcp else registry()
+        for outcome in outcomes:
+            for spec in outcome.faults:
+                if spec.name in own:
+                    self.check_params(spec, tcp)
+                    continue
+                at = join(spec.path, spec.name)
+                loc = locate(self.col.locations, at, self.doc.source)
+                message = (
+                    f"{spec.name!r} is an HTTP fault; a rule for TCP proxy {match.tcp!r} takes "
+                    f"TCP faults: {', '.join(sorted(own))}"
+                    if tcp
+                    else f"{spec.name!r} is a TCP fault: its rule needs match: {{tcp: NAME}} "
+                    "(docs/tcp.md)"
+                )
+                self.col.problems.append(Problem(message, at, loc.file, loc.line, loc.col))
+
+    def rule_match(self, node: Node, path: str) -> MatchSpec:
+        fields = self.match_fields(node, path)
+        return MatchSpec() if fields is None else self.match_spec(fields[1], path)
 
     def probability(self, node: Node, path: str) -> float | Ramp:
         if isinstance(node, MappingNode):
-            m = self.mapping(node, path, RAMP_KEYS, required=("from", "to"))
-            if m is None or "from" not in m or "to" not in m:
-                return 1.0
-            start = self.number(m["from"], f"{path}.from", lo=0, hi=1)
-            end = self.number(m["to"], f"{path}.to", lo=0, hi=1)
-            if start is None or end is None:
-                return 1.0
-            return Ramp(start, end)
+            got = self.keyed(RAMP, node, path)
+            start, end = (None, None) if got is None else (got[1].get("from"), got[1].get("to"))
+            return 1.0 if start is None or end is None else Ramp(start, end)
         v = self.number(node, path, lo=0, hi=1)
         return 1.0 if v is None else v
 
     def when(self, node: Node, path: str) -> When | None:
-        m = self.mapping(node, path, WHEN_KEYS)
-        if m is None:
+        got = self.keyed(WHEN, node, path)
+        if got is None:
             return None
+        m, v = got
         has_inflight, has_rps = "inflight_above" in m, "rps_above" in m
         if has_inflight == has_rps:
-            self.problem(node, path, "needs exactly one of inflight_above or rps_above")
+            self.problem(node, path, f"needs exactly one of {' or '.join(WHEN.one_of)}")
             return None
         if "window" in m and not has_rps:
             self.problem(m["window"], f"{path}.window", "window goes with rps_above")
         if has_inflight:
-            n = self.integer(m["inflight_above"], f"{path}.inflight_above", lo=0)
+            n = v["inflight_above"]
             return None if n is None else When(inflight_above=n)
-        rps = self.positive_number(m["rps_above"], f"{path}.rps_above")
-        window = 5.0
-        if "window" in m:
-            window = self.duration(m["window"], f"{path}.window") or window
-        return None if rps is None else When(rps_above=rps, window=window)
+        rps, window = v["rps_above"], v.get("window")
+        if rps is None:
+            return None
+        return When(rps_above=rps) if window is None else When(rps_above=rps, window=window)
 
     def outcomes(self, node: Node, path: str) -> tuple[Outcome, ...]:
         items = self.seq(node, path)
@@ -411,20 +346,17 @@ class _Builder(RuleSetReader):
             self.problem(node, path, "needs at least one outcome")
         out = []
         for i, item in enumerate(items):
-            ipath = f"{path}[{i}]"
-            m = self.mapping(item, ipath, OUTCOME_KEYS, required=("weight", "fault"))
-            if m is None or "weight" not in m or "fault" not in m:
-                continue
-            weight = self.positive_number(m["weight"], f"{ipath}.weight")
-            faults = self.faults(m["fault"], f"{ipath}.fault")
-            if weight is not None and faults:
-                out.append(Outcome(weight, faults))
+            got = self.keyed(OUTCOME, item, f"{path}[{i}]")
+            v = {} if got is None else got[1]
+            if v.get("weight") is not None and v.get("fault"):
+                out.append(Outcome(v["weight"], v["fault"]))
         return tuple(out)
 
     def faults(self, node: Node, path: str) -> tuple[FaultSpec, ...]:
         from chaosproxy.faults import registry
+        from chaosproxy.tcp.faults import registry as tcp_registry
 
-        known = sorted(registry())
+        known = sorted({*registry(), *tcp_registry()})  # which one fits: `check_faults`
         m = self.mapping(node, path, None, what="a mapping of fault name to parameters")
         if m is None:
             return ()
@@ -448,18 +380,17 @@ class _Builder(RuleSetReader):
                 continue
             self.record_tree(pnode, fpath)
             params = self.doc.value(pnode)
-            spec = FaultSpec(name, {} if params is None else params, path)
-            self.check_params(spec)
-            out.append(spec)
+            out.append(FaultSpec(name, {} if params is None else params, path))
         return tuple(out)
 
-    def check_params(self, spec: FaultSpec) -> None:
+    def check_params(self, spec: FaultSpec, tcp: bool = False) -> None:
         """Fault parameters are the fault's own business; asking it now means a file with
         both a misspelt key and a bad parameter reports both at once."""
         from chaosproxy.faults import build
+        from chaosproxy.tcp.faults import build as tcp_build
 
         try:
-            build(spec.name, spec.params, spec.path)
+            (tcp_build if tcp else build)(spec.name, spec.params, spec.path)
         except ConfigError as e:
             for p in e.problems:
                 loc = locate(self.col.locations, p.path, self.doc.source)

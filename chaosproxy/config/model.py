@@ -31,6 +31,21 @@ class FieldCond:
 
 
 @dataclass(frozen=True, slots=True)
+class CohortSpec:
+    """`match: {cohort: {share, by}}`: the clients whose position (`common/cohort.py`) is below
+    `share`. `by` is `client` (the proxy's client identity), `address` or `header <Name>`."""
+
+    share: float
+    by: str = "client"
+
+    @property
+    def header(self) -> str | None:
+        """The header named by `by: header <Name>`, else None."""
+        kind, _, name = self.by.partition(" ")
+        return name if kind == "header" else None
+
+
+@dataclass(frozen=True, slots=True)
 class MatchSpec:
     """All given conditions must hold. Empty fields mean "any"."""
 
@@ -42,6 +57,8 @@ class MatchSpec:
     query: tuple[FieldCond, ...] = ()
     user_agent: str | None = None  # a regex, or a preset name: mobile | desktop | bot
     client_ip: tuple[str, ...] = ()  # CIDRs (single addresses allowed)
+    cohort: CohortSpec | None = None  # a share of the clients, the same ones all run long
+    tcp: str | None = None  # a TCP proxy's name: the rule acts on its connections (docs/tcp.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +122,7 @@ class PhaseSpec:
     duration: float  # seconds
     path: str
     rules: tuple[RuleSpec, ...] = ()
+    description: str = ""  # a note for readers, written back by `scenarios show`
 
 
 @dataclass(frozen=True, slots=True)

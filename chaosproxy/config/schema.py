@@ -1,8 +1,9 @@
 """The JSON Schema (draft 2020-12) of scenario files, for editors (YAML language server).
 
 It mirrors the loader's rules so an editor flags the same mistakes while typing; the loader stays
-the authority (it also checks regexes, CIDRs, duplicate names and fault parameter values). Fault
-parameters come from each fault's own declaration (`Fault.params`), the one the loader checks.
+the authority (it also checks regexes, CIDRs, duplicate names and fault parameter values). The
+keys of every mapping come from their declaration (`keys.py`), the one the loader reads with;
+fault parameters from each fault's own (`Fault.params`). The `match:` grammar is written here.
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from chaosproxy.config.includes import preset_names
-from chaosproxy.config.match_spec import USER_AGENT_PRESETS
+from chaosproxy.config.keys import RULE, RULESET, SCENARIO
+from chaosproxy.config.located import MAX_NAME, NAME
+from chaosproxy.config.match_spec import COHORT_SCHEMA, USER_AGENT_PRESETS
 
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$"
 
 Schema = dict[str, Any]
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/$defs/{name}"}
 
 
 def _obj(properties: Schema, required: tuple[str, ...] = (), **extra: Any) -> Schema:
@@ -31,9 +30,6 @@ def _obj(properties: Schema, required: tuple[str, ...] = (), **extra: Any) -> Sc
 
 def _doc(schema: Schema, description: str) -> Schema:
     return {**schema, "description": description}
-
-
-_DUR = _ref("duration")
 
 
 def fault_params_schemas() -> dict[str, Schema]:
@@ -84,121 +80,16 @@ def scenario_schema() -> Schema:
                 "lowercase word",
             ),
             "client_ip": _doc(str_or_list, "CIDRs (single addresses allowed)"),
+            "cohort": COHORT_SCHEMA,
         }
-    )
-    probability: Schema = {
-        "anyOf": [
-            {"type": "number", "minimum": 0, "maximum": 1},
-            _obj(
-                {
-                    "from": {"type": "number", "minimum": 0, "maximum": 1},
-                    "to": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-                ("from", "to"),
-                description="ramped linearly across the phase",
-            ),
-        ]
-    }
-    when = _obj(
-        {
-            "inflight_above": {"type": "integer", "minimum": 0},
-            "rps_above": {"type": "number", "exclusiveMinimum": 0},
-            "window": _DUR,
-        },
-        oneOf=[{"required": ["inflight_above"]}, {"required": ["rps_above"]}],
-    )
-    count: Schema = {"type": "integer", "minimum": 1}
-    rule = _obj(
-        {
-            "name": _ref("name"),
-            "match": match,
-            "probability": probability,
-            "when": when,
-            "first": _doc(count, "only the first N matching requests are faulted"),
-            "every": _doc(count, "every Nth matching request is faulted"),
-            "after": _doc(count, "faulted once N matching requests have passed"),
-            "fault": _ref("fault"),
-            "outcomes": {
-                "type": "array",
-                "minItems": 1,
-                "items": _obj(
-                    {"weight": {"type": "number", "exclusiveMinimum": 0}, "fault": _ref("fault")},
-                    ("weight", "fault"),
-                ),
-            },
-            "continue": _doc({"type": "boolean"}, "later matching rules apply too"),
-        },
-        oneOf=[{"required": ["fault"]}, {"required": ["outcomes"]}],
-    )
-    include: Schema = {
-        "anyOf": [
-            {"type": "string"},
-            {
-                "type": "array",
-                "items": {
-                    "anyOf": [
-                        {"type": "string"},
-                        _obj({"file": {"type": "string"}, "match": match}, ("file",)),
-                    ]
-                },
-            },
-        ],
-        "description": "rule-set files, relative to this file",
-    }
-    preset_items: Schema = {
-        "anyOf": [
-            {"enum": preset_names()},
-            _obj({"preset": {"enum": preset_names()}, "match": match}, ("preset",)),
-        ]
-    }
-    presets: Schema = {
-        "anyOf": [{"enum": preset_names()}, {"type": "array", "items": preset_items}],
-        "description": "bundled network profiles",
-    }
-    rule_block: Schema = {
-        "rules": {"type": ["array", "null"], "items": _ref("rule")},
-        "include": include,
-        "presets": presets,
-    }
-    phase = _obj(
-        {
-            "name": _ref("name"),
-            "description": {"type": "string"},
-            "duration": _DUR,
-            **rule_block,
-        },
-        ("name", "duration"),
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://chaosproxy.dev/schema/scenario.json",
         "title": "chaosproxy scenario",
-        "description": "A named, phased failure story replayed by chaosproxy.",
-        **_obj(
-            {
-                "name": _ref("name"),
-                "description": {"type": "string"},
-                "seed": _doc({"type": "integer"}, "same seed + same request order = same faults"),
-                "repeat": {
-                    "anyOf": [{"type": "integer", "minimum": 1}, {"const": "forever"}],
-                },
-                "phases": {"type": "array", "minItems": 1, "items": phase},
-                **rule_block,
-                "max_duration": _doc(_DUR, "injection stops by itself after this long"),
-                "max_active_faults": {"type": "integer", "minimum": 1},
-                "abort_if": _obj(
-                    {
-                        "error_rate_above": {"type": "number", "minimum": 0, "maximum": 1},
-                        "p99_above": _DUR,
-                        "window": _DUR,
-                    },
-                    anyOf=[{"required": ["error_rate_above"]}, {"required": ["p99_above"]}],
-                ),
-            },
-            ("name", "phases"),
-        ),
+        **SCENARIO.schema(),
         "$defs": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+            "name": {"type": "string", "pattern": NAME.pattern, "maxLength": MAX_NAME},
             "duration": {
                 "anyOf": [
                     {"type": "number", "minimum": 0},
@@ -207,7 +98,9 @@ def scenario_schema() -> Schema:
                 "description": "e.g. 250ms, 1.5s, 2m (a bare number is seconds)",
             },
             "fault": _obj(faults, minProperties=1),
-            "rule": rule,
+            "rule": RULE.schema(),
+            "match": match,
+            "preset": {"enum": preset_names()},
         },
     }
 
@@ -215,18 +108,9 @@ def scenario_schema() -> Schema:
 def ruleset_schema() -> Schema:
     """Schema of an included rule-set file (`rules:` plus optional name/description)."""
     full = scenario_schema()
-    props = full["properties"]
     return {
         "$schema": full["$schema"],
         "title": "chaosproxy rule set",
-        **_obj(
-            {
-                "name": props["name"],
-                "description": props["description"],
-                "rules": props["rules"],
-                "include": props["include"],
-                "presets": props["presets"],
-            }
-        ),
+        **RULESET.schema(),
         "$defs": full["$defs"],
     }
