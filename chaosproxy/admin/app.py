@@ -1,15 +1,15 @@
-"""Admin application: every route in one table; every error rendered as JSON by one middleware.
+"""Admin application: the declared routes (`routes.py`) behind one set of middlewares.
 
 Handlers raise `ApiError(status, message, details)`; `error_middleware` turns it (and anything
 unexpected) into `{"error": {...}}` with a request id, so no stack trace ever reaches a client.
-Every route but the probes and /metrics requires `Authorization: Bearer <token>` when a token
-is configured.
+With a token configured, a route needs `Authorization: Bearer <token>` as its declared `Access`
+says: every route but the probes and /metrics. The router is built from `routes.ROUTES` and
+nothing else, for the single proxy (`make_admin_app`) and `run --workers N`'s relay alike.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,10 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosproxy.admin import control
-from chaosproxy.admin.errors import ApiError, bad_request
+from chaosproxy.admin import handlers
+from chaosproxy.admin.declare import MUTATING, Access, Route
+from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.handlers import PLANE
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
-from chaosproxy.process.logs import redact
+from chaosproxy.admin.routes import ROUTES
 
 log = logging.getLogger("chaosproxy.admin")
 
@@ -34,13 +36,12 @@ class Front:
     request_id: Callable[[], str]
 
 
-PLANE = web.AppKey("control plane", ControlPlane)
 FRONT = web.AppKey("front", Front)
 TOKEN: web.AppKey[str] = web.AppKey("token", str)
+DECLARED: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("declared routes", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-__all__ = ["ApiError", "make_admin_app", "routes"]
+__all__ = ["PLANE", "ApiError", "make_admin_app", "routes"]
 
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
@@ -162,18 +163,33 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
     return await handler(request)
 
 
-# Open even with a token: probes and scrapes carry no secret (docs/admin-api.md).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Paths open even with a token, whatever the method (a POST /healthz is a 405, not a 401).
+OPEN_PATHS = frozenset(r.path for r in ROUTES if r.access is Access.OPEN)
+
+
+def access_of(request: web.Request) -> Access:
+    """The declared access of the route that answers; for a request no declaration answers
+    (an unknown path, another method), open on an open path, else by its method."""
+    resource = request.match_info.route.resource
+    if resource is not None:
+        method = "GET" if request.method == "HEAD" else request.method
+        route = request.app[DECLARED].get((method, resource.canonical))
+        if route is not None:
+            return route.access
+    if request.path in OPEN_PATHS:
+        return Access.OPEN
+    return Access.WRITE if request.method in MUTATING else Access.READ
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With a token set, every route but OPEN_PATHS needs it (compared in constant time): the
-    reads show scenarios, rules and traffic, which are not for anyone who can reach the port.
-    A worker's private admin (`AdminAccess.open_reads`) needs it for writes only."""
+    """With a token set, every route but the open ones needs it (compared in constant time):
+    the reads show scenarios, rules and traffic, which are not for anyone who can reach the
+    port. A worker's private admin (`AdminAccess.open_reads`) needs it for writes only."""
     token = request.app[TOKEN]
+    access = access_of(request) if token else Access.OPEN
     reads_open = request.app[FRONT].access.open_reads
-    if token and request.path not in OPEN_PATHS and (request.method in MUTATING or not reads_open):
+    if access is Access.WRITE or (access is Access.READ and not reads_open):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         # Header bytes that are not UTF-8 arrive as surrogate escapes: compared as the bytes
@@ -189,213 +205,38 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-# ---------------------------------------------------------------- handlers
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    ok = await cp.upstream_ready()
-    body = {
-        "status": "ready" if ok else "upstream unreachable",
-        "upstream": redact(cp.upstream_url),  # open even with a token: no credentials
-    }
-    return web.json_response(body, status=200 if ok else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-    return web.Response(body=cp.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def list_scenarios(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    return web.json_response(control.list_scenarios(cp))
-
-
-async def get_scenario(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    sc = control.load_scenario(cp, request.match_info["name"])
-    return web.json_response(control.describe_scenario(sc, base=cp.scenario_dir))
-
-
-async def start_scenario(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    body = await _json_body(request, optional=True)
-    opts = control.start_options(body)
-    sc = control.load_scenario(cp, request.match_info["name"])
-    control.start(cp, sc, opts)
-    return web.json_response(control.status(cp), status=201)
-
-
-async def stop_scenario(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    stopped = control.stop(cp)
-    return web.json_response({"stopped": stopped, "status": control.status(cp)})
-
-
-MAX_UPLOAD = 256 * 1024  # bytes of scenario YAML accepted by PUT /scenarios/{name}
-
-
-async def put_scenario(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    if request.content_length is not None and request.content_length > MAX_UPLOAD:
-        raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
-    raw = await request.content.read(MAX_UPLOAD + 1)
-    if len(raw) > MAX_UPLOAD:
-        raise ApiError(413, "Payload Too Large", f"a scenario may be at most {MAX_UPLOAD} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        from chaosproxy.config.located import position
-
-        line, col = position(raw, e.start)
-        problem = f"the scenario must be UTF-8 YAML: {e.reason} at line {line}, column {col}"
-        raise bad_request("body", problem) from None
-    sc, created = control.upload_scenario(cp, request.match_info["name"], text)
-    return web.json_response(control.describe_scenario(sc), status=201 if created else 200)
-
-
-async def delete_scenario(request: web.Request) -> web.Response:
-    control.delete_upload(request.app[PLANE], request.match_info["name"])
-    return web.json_response({"deleted": request.match_info["name"]})
-
-
-async def events(request: web.Request) -> web.Response:
-    since = _int_param(request, "since", 0, 0, 2**62)
-    limit = _int_param(request, "limit", 500, 1, 1000)
-    return web.json_response(control.events(request.app[PLANE], since, limit))
-
-
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise bad_request(name, f"expected {lo}..{hi}, got {raw[:40]!r}")
-    return value
-
-
-async def status(request: web.Request) -> web.Response:
-    return web.json_response(control.status(request.app[PLANE]))
-
-
-async def add_rule(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    body = await _json_body(request, optional=False)
-    rule = control.add_rule(cp, body)
-    return web.json_response(rule, status=201)
-
-
-async def list_rules(request: web.Request) -> web.Response:
-    return web.json_response({"rules": control.list_rules(request.app[PLANE])})
-
-
-async def clear_rules(request: web.Request) -> web.Response:
-    n = control.clear_rules(request.app[PLANE])
-    return web.json_response({"deleted": n})
-
-
-async def delete_rule(request: web.Request) -> web.Response:
-    control.delete_rule(request.app[PLANE], request.match_info["id"])
-    return web.json_response({"deleted": 1})
-
-
-async def reset(request: web.Request) -> web.Response:
-    cp = request.app[PLANE]
-    control.reset(cp)
-    return web.json_response({"reset": True, "status": control.status(cp)})
-
-
-async def openapi(request: web.Request) -> web.Response:
-    from chaosproxy.admin.openapi import document
-
-    return web.json_response(document())
-
-
-async def timeseries(request: web.Request) -> web.Response:
-    """`?seconds=N` (the last N complete seconds) or `?from=T&to=T` (Unix seconds, `to`
-    exclusive, clamped to the last complete second); `run=ID` keeps that run's traffic only;
-    `histograms=1` adds each second's sparse latency histogram."""
-    cp = request.app[PLANE]
-    keep = cp.stats.keep
-    last_complete = int(cp.clock.wall()) - 1
-    q = request.query
-    if "from" in q or "to" in q:
-        first = _int_param(request, "from", last_complete - 59, 0, 2**40)
-        end = min(_int_param(request, "to", last_complete + 1, 0, 2**40), last_complete + 1)
-        if end - first > keep:
-            raise bad_request("from", f"at most {keep} seconds per request")
-        last = end - 1
-    else:
-        seconds = _int_param(request, "seconds", 60, 1, keep)
-        first, last = last_complete - seconds + 1, last_complete
-    run = q.get("run") or None
-    if run is not None and len(run) > 64:
-        raise bad_request("run", "at most 64 characters")
-    histograms = q.get("histograms", "") in ("1", "true")
-    series = control.timeseries(cp, first, last, run, histograms)
-    body: dict[str, Any] = {"from": first, "to": last + 1, "series": series}
-    if "from" not in q and "to" not in q:
-        body["seconds"] = last - first + 1
-    if run is not None:
-        body["run"] = run
-    return web.json_response(body)
-
-
 MAX_BODY = 1024 * 1024  # bytes of any admin request body (aiohttp answers 413 past it)
 
 
-async def _json_body(request: web.Request, *, optional: bool) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        if optional:
-            return {}
-        raise bad_request("body", "a JSON body is required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("body", f"invalid JSON: {str(e)[:200]}") from None
-    except RecursionError:
-        raise bad_request("body", "JSON nested too deeply") from None
-
-
-def routes() -> list[web.RouteDef]:
-    """The whole admin API, in one place (openapi.py documents exactly these)."""
+def route_defs(handler_for: Callable[[Route], Handler]) -> list[web.RouteDef]:
+    """Every declared route, served by `handler_for(route)` (a GET answers HEAD too)."""
     return [
-        web.get("/healthz", healthz),
-        web.get("/readyz", readyz),
-        web.get("/metrics", metrics),
-        web.get("/scenarios", list_scenarios),
-        web.post("/scenarios/stop", stop_scenario),
-        web.get("/scenarios/{name}", get_scenario),
-        web.put("/scenarios/{name}", put_scenario),
-        web.delete("/scenarios/{name}", delete_scenario),
-        web.post("/scenarios/{name}/start", start_scenario),
-        web.get("/status", status),
-        web.get("/rules", list_rules),
-        web.post("/rules", add_rule),
-        web.delete("/rules", clear_rules),
-        web.delete("/rules/{id}", delete_rule),
-        web.post("/reset", reset),
-        web.get("/openapi.json", openapi),
-        web.get("/stats/timeseries", timeseries),
-        web.get("/events", events),
+        web.get(r.path, handler_for(r))
+        if r.method == "GET"
+        else web.route(r.method, r.path, handler_for(r))
+        for r in ROUTES
     ]
 
 
-def guarded_app(front: Front, token: str | None, table: list[web.RouteDef]) -> web.Application:
-    """An admin app serving `table` behind the request-id, error, browser and token guards and
-    the body cap; shared by the single proxy's app and the `--workers` relay."""
+def single_handler(route: Route) -> Handler:
+    """The single proxy's handler of a route: the function of `handlers.py` named as it."""
+    handler: Handler | None = getattr(handlers, route.name, None)
+    if handler is None:
+        raise LookupError(f"{route.method} {route.path}: no handlers.{route.name}")
+    return handler
+
+
+def routes() -> list[web.RouteDef]:
+    """The single proxy's router: the declared routes, each served by its handler."""
+    return route_defs(single_handler)
+
+
+def guarded_app(
+    front: Front, token: str | None, handler_for: Callable[[Route], Handler]
+) -> web.Application:
+    """An admin app serving every declared route with `handler_for(route)`, behind the
+    request-id, error, browser and token guards and the body cap; shared by the single
+    proxy's app and the `--workers` relay."""
     app = web.Application(
         middlewares=[
             request_id_middleware,
@@ -407,11 +248,12 @@ def guarded_app(front: Front, token: str | None, table: list[web.RouteDef]) -> w
     )
     app[FRONT] = front
     app[TOKEN] = token or ""
-    app.add_routes(table)
+    app[DECLARED] = {(r.method, r.path): r for r in ROUTES}
+    app.add_routes(route_defs(handler_for))
     return app
 
 
 def make_admin_app(plane: ControlPlane, token: str | None = None) -> web.Application:
-    app = guarded_app(Front(plane.access, plane.request_id), token, routes())
+    app = guarded_app(Front(plane.access, plane.request_id), token, single_handler)
     app[PLANE] = plane
     return app

@@ -3,16 +3,20 @@
 `AdminClient` wraps one sidecar's admin URL. Every call returns the decoded JSON body or raises
 `AdminError` (the API answered with an error: status, message, details, request id) or
 `Unreachable` (no answer at all), each naming the URL, so callers can report per sidecar.
+Every path comes from the route declarations (`routes.py`), never written here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from chaosproxy.admin import routes
+from chaosproxy.admin.declare import Route
 from chaosproxy.common.errors import ChaosProxyError
 
 DEFAULT_ADMIN = "http://127.0.0.1:8081"
@@ -153,18 +157,32 @@ class AdminClient:
             raise _error(self.url, res)
         return res.body
 
+    async def call_route(
+        self,
+        route: Route,
+        body: Any = None,
+        *,
+        text: str | None = None,
+        query: Mapping[str, object] | None = None,
+        **params: str,
+    ) -> Any:
+        """The decoded body of a successful call of a declared route; AdminError otherwise."""
+        return await self.call(route.method, route.url(query, **params), body, text=text)
+
     # ------------------------------------------------------------ typed operations
+    # One per route that declares `client=` this method's name (tests/admin/test_routes.py).
 
     async def health(self) -> bool:
-        res = await self.request("GET", "/healthz")
+        route = routes.HEALTHZ
+        res = await self.request(route.method, route.url())
         return res.status == 200 and isinstance(res.body, dict) and res.body.get("status") == "ok"
 
     async def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = await self.call("GET", "/status")
+        body: dict[str, Any] = await self.call_route(routes.STATUS)
         return body
 
     async def upload(self, name: str, text: str) -> dict[str, Any]:
-        body: dict[str, Any] = await self.call("PUT", f"/scenarios/{name}", text=text)
+        body: dict[str, Any] = await self.call_route(routes.PUT_SCENARIO, text=text, name=name)
         return body
 
     async def start(
@@ -185,40 +203,44 @@ class AdminClient:
             opts["replace"] = True
         if at is not None:
             opts["at"] = at
-        body: dict[str, Any] = await self.call("POST", f"/scenarios/{name}/start", opts)
+        body: dict[str, Any] = await self.call_route(routes.START, opts, name=name)
         return body
 
     async def stop(self) -> dict[str, Any]:
-        body: dict[str, Any] = await self.call("POST", "/scenarios/stop")
+        body: dict[str, Any] = await self.call_route(routes.STOP)
         return body
 
     async def reset(self) -> dict[str, Any]:
-        body: dict[str, Any] = await self.call("POST", "/reset")
+        body: dict[str, Any] = await self.call_route(routes.RESET)
         return body
 
     async def clear_rules(self) -> int:
-        body = await self.call("DELETE", "/rules")
+        body = await self.call_route(routes.CLEAR_RULES)
         return int(body.get("deleted", 0))
 
     async def events(self, since: int = 0, limit: int = 500) -> dict[str, Any]:
-        body: dict[str, Any] = await self.call("GET", f"/events?since={since}&limit={limit}")
+        query = {"since": since, "limit": limit}
+        body: dict[str, Any] = await self.call_route(routes.EVENTS, query=query)
         return body
 
     async def timeseries(
         self, first: int, end: int, run: str | None = None, histograms: bool = False
     ) -> list[dict[str, Any]]:
         """Rows for the Unix seconds [first, end), at most the proxy's ring (900 s) per call."""
-        q = f"/stats/timeseries?from={first}&to={end}"
-        if run:
-            q += f"&run={run}"
-        if histograms:
-            q += "&histograms=1"
-        body = await self.call("GET", q)
+        query = {"from": first, "to": end, "run": run or None, "histograms": histograms or None}
+        body = await self.call_route(routes.TIMESERIES, query=query)
         rows: list[dict[str, Any]] = body["series"]
         return rows
 
+    async def stats_clients(self, run: str) -> dict[str, Any]:
+        """Who the run touched: `{"run", "clients": [{cohort, first, last, hurt}], "count",
+        "truncated"}` (no client ids)."""
+        body: dict[str, Any] = await self.call_route(routes.STATS_CLIENTS, query={"run": run})
+        return body
+
     async def metrics(self) -> str:
-        res = await self.request("GET", "/metrics")
+        route = routes.METRICS
+        res = await self.request(route.method, route.url())
         if res.status >= 400:
             raise _error(self.url, res)
         return str(res.body)

@@ -4,9 +4,9 @@ Every failure is an `ApiError` with the status a client should see: 404 unknown 
 400 invalid body (details: a list of `{"field", "problem"}`), 409 a scenario already runs, 422 an
 invalid scenario (details: a list of located problems, `file:line:col: key.path: message`).
 
-A little over 400 lines on purpose: one function per route, in the order of the route table, with
-the checks each applies to what it is sent; split by resource, the one table would be read
-across files.
+A little over 400 lines on purpose: one function per route, in the order of the route table
+(`routes.py`), with the checks each applies to what it is sent; split by resource, the one table
+would be read across files.
 """
 
 from __future__ import annotations

@@ -1,158 +1,84 @@
-"""The admin API as an OpenAPI 3 document; a test keeps it equal to the route table."""
+"""The admin API described for its readers, generated from the declarations in `routes.py`: the
+OpenAPI 3 document (`GET /openapi.json`) and the routes table of docs/admin-api.md.
+
+Nothing here is written per route: a route's summary, parameters, body, answers, errors and
+access all come from its `Route`, so the document cannot drift from what the router serves.
+"""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from chaosproxy import __version__
-from chaosproxy.observe.stats import KEEP_SECONDS
+from chaosproxy.admin.declare import Access, Route
+from chaosproxy.admin.routes import ROUTES
 
 _ERROR = {"$ref": "#/components/responses/Error"}
-_JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in route.path_params
+    ]
+    for p in route.query:
+        param: dict[str, Any] = {"name": p.name, "in": "query", "required": p.required}
+        param["schema"] = dict(p.schema)
+        if p.description:
+            param["description"] = p.description
+            param["schema"].setdefault("description", p.description)
+        out.append(param)
+    return out
 
 
-def _op(summary: str, *, public: bool = False, **extra: Any) -> dict[str, Any]:
-    """One operation; with a token set, all but the public ones (probes) need it."""
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": _JSON_OK, "default": _ERROR}}
-    if not public:
+def operation(route: Route) -> dict[str, Any]:
+    """One route as an OpenAPI operation; with a token set, all but the open ones need it."""
+    schema = {"type": "string"} if route.content_type.startswith("text/") else {"type": "object"}
+    responses: dict[str, Any] = {
+        str(status): {
+            "description": meaning,
+            "content": {route.content_type: {"schema": schema}},
+        }
+        for status, meaning in route.answers.items()
+    }
+    if route.query or route.body is not None:
+        responses["400"] = _ERROR
+    if route.access is not Access.OPEN:
+        responses["401"] = _ERROR
+    for status in route.errors:
+        responses[str(status)] = _ERROR
+    responses["default"] = _ERROR
+    op: dict[str, Any] = {"operationId": route.name, "summary": route.summary}
+    if route.description:
+        op["description"] = route.description
+    if route.access is not Access.OPEN:
         op["security"] = _AUTH
-        op["responses"]["401"] = _ERROR
-    op.update(extra)
+    params = _parameters(route)
+    if params:
+        op["parameters"] = params
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": route.body.required,
+            "content": {route.body.content_type: {"schema": route.body.schema}},
+        }
+    op["responses"] = responses
     return op
 
 
-PATHS: dict[str, dict[str, Any]] = {
-    "/healthz": {"get": _op("Liveness: the admin listener answers", public=True)},
-    "/readyz": {"get": _op("Readiness: the upstream is reachable (503 otherwise)", public=True)},
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus exposition",
-            "responses": {
-                "200": {
-                    "description": "OK",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    },
-    "/scenarios": {"get": _op("Scenarios in the scenario directory, with phases and durations")},
-    "/scenarios/stop": {"post": _op("Stop whatever scenario runs")},
-    "/scenarios/{name}": {
-        "get": _op("One scenario: phases with offsets, rules, guardrails", parameters=[_NAME]),
-        "put": _op(
-            "Send a scenario as YAML text (at most 256 KiB, no includes): validated with located"
-            " errors (422), kept in memory under NAME (201 new, 200 replaced)",
-            parameters=[_NAME],
-            requestBody={
-                "required": True,
-                "content": {"application/yaml": {"schema": {"type": "string"}}},
-            },
-        ),
-        "delete": _op("Forget an uploaded scenario", parameters=[_NAME]),
-    },
-    "/scenarios/{name}/start": {
-        "post": _op(
-            "Start a scenario now (409 if one runs unless replace)",
-            parameters=[_NAME],
-            requestBody={
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "seed": {"type": "integer"},
-                                "repeat": {
-                                    "oneOf": [
-                                        {"type": "integer", "minimum": 1},
-                                        {"const": "forever"},
-                                    ]
-                                },
-                                "replace": {"type": "boolean"},
-                                "at": {
-                                    "type": "number",
-                                    "description": "Unix time to start at (phases line up "
-                                    "across proxies given the same instant); up to 5 s late "
-                                    "is backdated, up to a day ahead",
-                                },
-                            },
-                        }
-                    }
-                },
-            },
-        )
-    },
-    "/status": {
-        "get": _op("Active scenario, phase, elapsed/remaining, per-rule counts, guardrails")
-    },
-    "/rules": {
-        "get": _op("Active ad-hoc rules"),
-        "post": _op(
-            "Add an ad-hoc rule (same schema as a scenario rule, plus optional ttl)",
-            requestBody={
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "match": {"type": "object"},
-                                "probability": {"type": "number"},
-                                "fault": {"type": "object"},
-                                "ttl": {"type": ["string", "number"]},
-                            },
-                        }
-                    }
-                },
-            },
-        ),
-        "delete": _op("Delete every ad-hoc rule"),
-    },
-    "/rules/{id}": {"delete": _op("Delete one ad-hoc rule", parameters=[_ID])},
-    "/reset": {"post": _op("Stop the scenario, clear ad-hoc rules, guardrail history and stats")},
-    "/openapi.json": {"get": _op("This document")},
-    "/stats/timeseries": {
-        "get": _op(
-            "Per-second requests, errors, error rate, injected count, p50/p95/p99, and "
-            "Retry-After answers with the early and patient retries that followed",
-            parameters=[
-                _query(
-                    "seconds",
-                    {"type": "integer", "minimum": 1, "maximum": KEEP_SECONDS, "default": 60},
-                ),
-                _query("from", {"type": "integer", "description": "first Unix second"}),
-                _query("to", {"type": "integer", "description": "Unix second after the last"}),
-                _query("run", {"type": "string", "maxLength": 64, "description": "X-Chaos-Run"}),
-                _query("histograms", {"type": "boolean"}),
-            ],
-        )
-    },
-    "/events": {
-        "get": _op(
-            "State changes (scenario started/stopped/finished, phase changed, rules, guardrail "
-            "trips, reloads) with Unix times, after the cursor `since`",
-            parameters=[
-                _query("since", {"type": "integer", "minimum": 0, "default": 0}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-            ],
-        )
-    },
-}
+def paths() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        out.setdefault(route.path, {})[route.method.lower()] = operation(route)
+    return out
 
 
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "chaosproxy admin API", "version": __version__},
-        "paths": PATHS,
+        "paths": paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
@@ -188,3 +114,48 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+# ---------------------------------------------------------------- docs/admin-api.md
+
+TABLE_BEGIN = "<!-- routes: generated from chaosproxy/admin/routes.py (openapi.routes_table) -->"
+TABLE_END = "<!-- /routes -->"
+_TOKEN = {Access.OPEN: "no", Access.READ: "yes (read)", Access.WRITE: "yes"}
+
+
+def _statuses(route: Route) -> str:
+    return ", ".join(f"{s} {HTTPStatus(s).phrase}" for s in (*route.answers, *route.errors))
+
+
+def usage(route: Route) -> list[str]:
+    """A command's arguments as usage shows them: its declared ones, else its path parameters
+    in capitals (`ctl rules delete ID`)."""
+    if route.command is None:
+        return []
+    if route.command.args:
+        return route.command.args.split()
+    return [p.upper() for p in route.path_params]
+
+
+def routes_table() -> str:
+    """The routes table of docs/admin-api.md, between its markers (a test keeps them equal)."""
+    lines = [
+        TABLE_BEGIN,
+        "| route | what | statuses | token | `run --workers N` | from the shell |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in ROUTES:
+        shell = ""
+        if r.command is not None:
+            shell = f"`chaosproxy {' '.join((*r.command.words, *usage(r)))}`"
+        cells = (
+            f"`{r.method} {r.path}`",
+            r.summary,
+            _statuses(r),
+            _TOKEN[r.access],
+            r.workers.describe(),
+            shell,
+        )
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append(TABLE_END)
+    return "\n".join(lines)

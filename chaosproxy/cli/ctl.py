@@ -6,6 +6,11 @@ the exit code is 1 when any failed, naming every one that did.
 `start` is all or nothing: when a sidecar refuses or fails, the ones where the scenario started
 are stopped again (`--partial` keeps them), so a fleet never half-injects by accident. Exit 3
 says the scenario runs on some sidecars but not all (`--partial`, or a stop that failed).
+
+The operations are the routes that declare a `ctl` command (`admin/routes.py`): their words,
+help and path parameters come from there, and every call goes to the declared route's path.
+Over 400 lines: `start`'s all-or-nothing outcomes and their one-line story read best here,
+beside the calls they are made of.
 """
 
 from __future__ import annotations
@@ -15,13 +20,59 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chaosproxy.admin.client import DEFAULT_ADMIN, admin_url
+from chaosproxy.admin.declare import Route
+from chaosproxy.admin.openapi import usage
+from chaosproxy.admin.routes import HEALTHZ, PUT_SCENARIO, ROUTES, START, STOP
 from chaosproxy.cli.common import duration
 
 __all__ = ["DEFAULT_ADMIN", "admin_url", "call_all", "register"]
+
+
+# Operations come from the route declarations (`Route.command`); here only what a shell adds:
+# a group's help and an operation's options (its usage is declared: `Command.args`).
+GROUPS = {"rules": "ad-hoc rules"}
+
+
+def _start_options(start: argparse.ArgumentParser) -> None:
+    start.add_argument("--seed", type=int)
+    start.add_argument("--repeat", type=int)
+    start.add_argument("--replace", action="store_true", help="replace a running scenario")
+    start.add_argument(
+        "--partial",
+        action="store_true",
+        help="when some sidecars refuse or fail, keep it running where it started (default: "
+        "stop it there again, so it runs everywhere or nowhere)",
+    )
+    when = start.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="start on every sidecar at this instant: Unix seconds, an ISO 8601 time "
+        "(2026-12-01T14:00:00Z) or HH:MM[:SS] today (local time)",
+    )
+    when.add_argument(
+        "--in", dest="in_", type=duration, metavar="DURATION", help="start this long from now"
+    )
+
+
+def _rule_file(add: argparse.ArgumentParser) -> None:
+    add.add_argument("file")
+
+
+OPTIONS: dict[tuple[str, ...], Callable[[argparse.ArgumentParser], None]] = {
+    ("start",): _start_options,
+    ("rules", "add"): _rule_file,
+}
+
+
+def ctl_routes() -> list[tuple[Route, tuple[str, ...]]]:
+    """Every declared route that is a `ctl` operation, with the operation's words."""
+    return [(r, r.command.ctl) for r in ROUTES if r.command is not None and r.command.ctl]
 
 
 def register(sub: Any) -> None:
@@ -52,44 +103,28 @@ def register(sub: Any) -> None:
     )
     env_defaults(ctl)
     ops = ctl.add_subparsers(dest="op", metavar="OPERATION", required=True)
-    start = ops.add_parser(
-        "start",
-        help="start a scenario: a NAME the sidecars know, or a local FILE sent to each of them",
-    )
-    start.add_argument("name", metavar="NAME|FILE")
-    start.add_argument("--seed", type=int)
-    start.add_argument("--repeat", type=int)
-    start.add_argument("--replace", action="store_true", help="replace a running scenario")
-    start.add_argument(
-        "--partial",
-        action="store_true",
-        help="when some sidecars refuse or fail, keep it running where it started (default: "
-        "stop it there again, so it runs everywhere or nowhere)",
-    )
-    when = start.add_mutually_exclusive_group()
-    when.add_argument(
-        "--at",
-        metavar="TIME",
-        help="start on every sidecar at this instant: Unix seconds, an ISO 8601 time "
-        "(2026-12-01T14:00:00Z) or HH:MM[:SS] today (local time)",
-    )
-    when.add_argument(
-        "--in", dest="in_", type=duration, metavar="DURATION", help="start this long from now"
-    )
-    ops.add_parser("stop", help="stop the running scenario")
-    ops.add_parser("status", help="show status")
-    ops.add_parser("reset", help="stop everything and clear ad-hoc rules")
-    rules = ops.add_parser("rules", help="ad-hoc rules")
-    rops = rules.add_subparsers(dest="rules_op", metavar="list|add|delete|clear", required=True)
-    rops.add_parser("list")
-    add = rops.add_parser("add", help="add the rule in FILE (YAML or JSON, one rule)")
-    add.add_argument("file")
-    delete = rops.add_parser("delete")
-    delete.add_argument("id")
-    rops.add_parser("clear")
+    groups: dict[str, Any] = {}
+    for route, words in ctl_routes():  # every operation is a declared route's `ctl` command
+        parent = ops
+        if len(words) == 2:
+            if words[0] not in groups:
+                group = ops.add_parser(words[0], help=GROUPS[words[0]])
+                names = "|".join(w[1] for _, w in ctl_routes() if w[0] == words[0])
+                groups[words[0]] = group.add_subparsers(
+                    dest=f"{words[0]}_op", metavar=names, required=True
+                )
+            parent = groups[words[0]]
+        assert route.command is not None
+        op = parent.add_parser(words[-1], help=route.command.help)
+        for name, metavar in zip(route.path_params, usage(route), strict=False):
+            op.add_argument(name, metavar=metavar)
+        if words in OPTIONS:
+            OPTIONS[words](op)
+        op.set_defaults(route=route)
     ctl.set_defaults(func=ctl_command)
 
-    health = sub.add_parser("health", help="exit 0 when the admin API's /healthz answers ok")
+    assert HEALTHZ.command is not None
+    health = sub.add_parser("health", help=HEALTHZ.command.help)
     health.add_argument("--admin", default=DEFAULT_ADMIN, metavar="URL")
     health.add_argument("--timeout", type=float, default=3.0)
     env_defaults(health)
@@ -166,10 +201,12 @@ def parse_at(value: str, now: float | None = None) -> float:
     raise UsageError(f"--at: expected Unix seconds, an ISO 8601 time or HH:MM[:SS], got {value!r}")
 
 
-def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
-    """(method, path, json body or None) for the chosen operation."""
-    op = args.op
-    if op == "start":
+def request_for(args: argparse.Namespace) -> tuple[Route, str, Any]:
+    """(route, path, json body or None) for the chosen operation: its declared route, with
+    the path parameters taken from the arguments of the same names."""
+    route: Route = args.route
+    path = route.url(**{name: getattr(args, name) for name in route.path_params})
+    if route is START:
         body: dict[str, Any] = {}
         if args.seed is not None:
             body["seed"] = args.seed
@@ -181,21 +218,10 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, Any]:
             body["at"] = parse_at(args.at)
         elif args.in_ is not None:
             body["at"] = time.time() + args.in_
-        return "POST", f"/scenarios/{args.name}/start", body
-    if op == "stop":
-        return "POST", "/scenarios/stop", None
-    if op == "status":
-        return "GET", "/status", None
-    if op == "reset":
-        return "POST", "/reset", None
-    r = args.rules_op
-    if r == "list":
-        return "GET", "/rules", None
-    if r == "clear":
-        return "DELETE", "/rules", None
-    if r == "delete":
-        return "DELETE", f"/rules/{args.id}", None
-    return "POST", "/rules", _read_rule(args.file)
+        return route, path, body
+    if route.body is not None:  # rules add FILE
+        return route, path, _read_rule(args.file)
+    return route, path, None
 
 
 def _read_rule(path: str) -> Any:
@@ -214,15 +240,15 @@ def _read_rule(path: str) -> Any:
 
 async def call_all(
     admins: list[str],
-    method: str,
+    route: Route,
     path: str,
     body: Any,
     token: str | None,
     timeout: float,
     text: str | None = None,
 ) -> list[Result]:
-    """The same call on every sidecar at once, through the shared admin client (`text`: a
-    YAML body instead of JSON)."""
+    """The same call of `route` (at `path`, its parameters filled in) on every sidecar at once,
+    through the shared admin client (`text`: a YAML body instead of JSON)."""
     import aiohttp
 
     from chaosproxy.admin.client import AdminClient, Unreachable
@@ -231,7 +257,7 @@ async def call_all(
         client = AdminClient(admin, token, session, timeout)
         t0 = time.time()
         try:
-            res = await client.request(method, path, body, text=text)
+            res = await client.request(route.method, path, body, text=text)
         except Unreachable as e:
             return Result(admin, False, 0, f"unreachable: {e.reason}")
         skew = None
@@ -358,18 +384,18 @@ def ctl_command(args: argparse.Namespace) -> int:
         if not admins:
             raise UsageError("no admin URL (the --admin file or DNS name gave none)")
         uploaded = None
-        if args.op == "start" and _is_file(args.name):
+        if args.route is START and _is_file(args.name):
             uploaded = _scenario_upload(args.name)
             if uploaded is None:
                 return 2
             args.name = uploaded[0]
-        method, path, body = request_for(args)
+        route, path, body = request_for(args)
     except ChaosProxyError as e:
         print(f"chaosproxy ctl: error: {e}", file=sys.stderr)
         return 2
-    if args.op == "start":
+    if route is START:
         return _start(args, admins, uploaded, path, body)
-    results = asyncio.run(call_all(admins, method, path, body, args.token, args.timeout))
+    results = asyncio.run(call_all(admins, route, path, body, args.token, args.timeout))
     if args.json:
         print(json.dumps({r.admin: r.as_json() for r in results}, indent=2, sort_keys=True))
     else:
@@ -391,12 +417,13 @@ def _start(
     body: Any,
 ) -> int:
     """Upload (a local file) and start everywhere, all or nothing unless --partial."""
+    auth = (args.token, args.timeout)
     results: dict[str, Result] = {}
     targets = admins
     if uploaded is not None:  # send the file's scenario first; start only where it arrived
         name, text = uploaded
         sent = asyncio.run(
-            call_all(admins, "PUT", f"/scenarios/{name}", None, args.token, args.timeout, text)
+            call_all(admins, PUT_SCENARIO, PUT_SCENARIO.url(name=name), None, *auth, text)
         )
         for r in sent:
             if not r.ok:
@@ -411,7 +438,7 @@ def _start(
                     )
             targets = []
     if targets:
-        for r in asyncio.run(call_all(targets, "POST", path, body, args.token, args.timeout)):
+        for r in asyncio.run(call_all(targets, START, path, body, *auth)):
             r.outcome = "started" if r.ok else ("refused" if r.status else "unreachable")
             r.step = "" if r.ok else "start"
             results[r.admin] = r
@@ -422,11 +449,10 @@ def _start(
         stops = asyncio.run(
             call_all(
                 [r.admin for r in started],
-                "POST",
-                "/scenarios/stop",
+                STOP,
+                STOP.url(),
                 None,
-                args.token,
-                args.timeout,
+                *auth,
             )
         )
         for r, stop in zip(started, stops, strict=True):
@@ -540,7 +566,7 @@ def _scenario_upload(path: str) -> tuple[str, str] | None:
 
 
 def health_command(args: argparse.Namespace) -> int:
-    results = asyncio.run(call_all([args.admin], "GET", "/healthz", None, None, args.timeout))
+    results = asyncio.run(call_all([args.admin], HEALTHZ, HEALTHZ.url(), None, None, args.timeout))
     res = results[0]
     healthy = res.ok and isinstance(res.body, dict) and res.body.get("status") == "ok"
     if not healthy:

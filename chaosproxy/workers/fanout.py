@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.routes import EVENTS, STOP
 from chaosproxy.common.events import StateChanged, StateKind
 from chaosproxy.observe.eventlog import EventLog
 
@@ -111,7 +112,8 @@ class Relay:
             for b in self.backends:
                 cursor = self._cursors.get(b.index, 0)
                 while True:
-                    a = await self.call(b, "GET", f"/events?since={cursor}&limit=1000")
+                    query = {"since": cursor, "limit": 1000}
+                    a = await self.call(b, EVENTS.method, EVENTS.url(query))
                     if a.status != 200 or not isinstance(a.body, dict):
                         break
                     found = a.body.get("events") or []
@@ -163,7 +165,7 @@ class Relay:
                 ", ".join(str(t["worker"]) for t in trips),
             )
             self.last_start = time.time()  # the same trips stop nothing more
-            await self.all("POST", "/scenarios/stop")
+            await self.all(STOP.method, STOP.url())
 
     def describe_workers(self) -> list[dict[str, Any]]:
         return [

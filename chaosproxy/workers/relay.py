@@ -1,15 +1,16 @@
-"""The one admin API of `run --workers N`: the same routes as a single proxy's, served by the
-supervisor, which fans writes out to every worker's private admin and merges what they read.
+"""The one admin API of `run --workers N`: the same declared routes as a single proxy's, served by
+the supervisor as each route's `Workers` policy says (`admin/routes.py`); no list of its own.
 
-- A write (scenario upload, start, stop, rules, reset) goes to every worker. When all of them
-  answer alike, that is the answer; when they differ (a worker unreachable, or one refused what
-  the others took) it is a 502 listing each worker's answer.
+- `WRITE_ALL` (scenario upload, start, stop, rules, reset) goes to every worker. When all of
+  them answer alike, the route's `Merge` makes the answer; when they differ (a worker
+  unreachable, or one refused what the others took) it is a 502 listing each worker's answer.
 - A start without `at` is given one (the supervisor's now): every worker's timeline then has the
-  same origin, so phases change at the same instant everywhere.
-- Reads: `/status`, `/rules`, `/stats/timeseries`, `/metrics` are merged (`merge.py`); what
-  every worker knows alike (scenario files, `/scenarios/{name}`) comes from worker 0.
-- `/events` is the supervisor's own ring (`fanout.py`): worker 0's state changes, plus the
-  `abort_if` trips of the others. A trip on any worker stops the scenario on every worker.
+  same origin, so phases change at the same instant everywhere (`Merge.STARTED`).
+- `READ_ALL` (`/status`, `/rules`, `/stats/timeseries`, `/metrics`) asks every worker and merges
+  (`merge.py`); `WORKER_0`: what every worker knows alike (scenario files, `/scenarios/{name}`);
+  `PROBE`: the health checks, failing when one worker fails.
+- `SUPERVISOR`: `/events` is the supervisor's own ring (`fanout.py`): worker 0's state changes,
+  plus the `abort_if` trips of the others. A trip on any worker stops the scenario on every one.
 
 The request-id, token, browser and DNS-rebinding middlewares are the single proxy's own
 (`admin.app`); they read the `Front` this app gives them (the public listener's access rules).
@@ -20,20 +21,18 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from chaosproxy.admin.app import (
-    MAX_UPLOAD,
-    REQUEST_ID,
-    Front,
-    _int_param,
-    guarded_app,
-)
+from chaosproxy.admin import handlers, routes
+from chaosproxy.admin.app import REQUEST_ID, Front, Handler, guarded_app
+from chaosproxy.admin.declare import Fanout, Merge, Route
 from chaosproxy.admin.errors import ApiError
+from chaosproxy.admin.handlers import query_int
 from chaosproxy.admin.plane import AdminAccess
 from chaosproxy.common.ids import RequestIds
 from chaosproxy.observe.stats import KEEP_SECONDS
@@ -43,11 +42,24 @@ from chaosproxy.workers.fanout import Answer, Backend, Relay
 if TYPE_CHECKING:
     from chaosproxy.process.runtime import Settings
 
-__all__ = ["Answer", "Backend", "Relay", "make_relay_app"]
+__all__ = ["MERGES", "Answer", "Backend", "Relay", "make_relay_app", "relay_handler"]
 
 
 RELAY: web.AppKey[Relay] = web.AppKey("relay", Relay)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Call:
+    """What the supervisor sends every worker for one client request, and what preparing it
+    learned for the merge (the instant of a start, the window of a `seconds=N` read)."""
+
+    path: str
+    data: bytes | None
+    content_type: str | None
+    note: dict[str, Any] = field(default_factory=dict)
+
+
+Merger = Callable[[web.Request, Call, list[Answer]], web.Response]
 
 
 # ---------------------------------------------------------------- helpers
@@ -98,21 +110,6 @@ def passthrough(a: Answer) -> web.Response:
     return web.Response(text=str(a.body), status=a.status)
 
 
-async def fan_out(
-    request: web.Request,
-    method: str,
-    path: str,
-    data: bytes | None = None,
-    ctype: str | None = None,
-) -> list[Answer] | web.Response:
-    """The same call to every worker: the answers when they succeeded, else the error
-    response (a write, or a read whose answers are merged)."""
-    answers = agreed(await _relay(request).all(method, path, data, _headers(request, ctype)))
-    if answers[0].status >= 400:
-        return passthrough(answers[0])
-    return answers
-
-
 def _merged_status(relay: Relay, bodies: list[dict[str, Any]]) -> dict[str, Any]:
     out = merge.status(bodies)
     out["instance"] = relay.instance
@@ -121,46 +118,50 @@ def _merged_status(relay: Relay, bodies: list[dict[str, Any]]) -> dict[str, Any]
     return out
 
 
-# ---------------------------------------------------------------- handlers
+# ---------------------------------------------------------------- serving a route by its policy
 
 
-async def healthz(request: web.Request) -> web.Response:
-    relay = _relay(request)
-    if not relay.backends:
-        return web.json_response({"status": "starting or stopping"}, status=503)
-    answers = await relay.all("GET", "/healthz", headers=_headers(request))
-    bad = [
-        f"worker {a.worker.index} (pid {a.worker.pid}): "
-        + (str(a.body) if a.status == 0 else f"HTTP {a.status}")
-        for a in answers
-        if a.status != 200
-    ]
-    body: dict[str, Any] = {"status": "unhealthy" if bad else "ok", "workers": len(answers)}
-    if bad:
-        body["problems"] = bad
-    return web.json_response(body, status=503 if bad else 200)
+async def _outgoing(request: web.Request, route: Route) -> Call:
+    """The client's call as the workers get it: its path and query, and its body (a scenario
+    upload read up to one byte past its cap: the worker answers the 413)."""
+    body = route.body
+    data: bytes | None = None
+    if body is not None:
+        if body.max_bytes is not None:
+            data = await request.content.read(body.max_bytes + 1)
+        else:
+            data = await request.read()
+    ctype = body.content_type if body is not None else None
+    return Call(request.rel_url.raw_path_qs, data, ctype)
 
 
-async def readyz(request: web.Request) -> web.Response:
-    answers = await _relay(request).all("GET", "/readyz", headers=_headers(request))
-    for a in answers:
-        if a.status == 0:
-            return web.json_response(
-                {"status": f"worker {a.worker.index} unreachable: {a.body}"}, status=503
-            )
-        if a.status != 200:
-            return passthrough(a)
-    return passthrough(answers[0])
+def relay_handler(route: Route) -> Handler:
+    """The supervisor's handler of a declared route, from its `Workers` policy."""
+    policy = route.workers
+    if policy.fanout is Fanout.SUPERVISOR:
+        return OWN[policy.merge]
+    if policy.fanout is Fanout.WORKER_0:
+        return from_worker0
+    merger = MERGES[policy.merge]
+    prepare = PREPARE.get(policy.merge)
 
+    async def fanned(request: web.Request) -> web.StreamResponse:
+        relay = _relay(request)
+        call = await _outgoing(request, route)
+        if prepare is not None:
+            call = prepare(request, call)
+        if policy.fanout is Fanout.PROBE:
+            if not relay.backends:
+                return merger(request, call, [])
+            headers = _headers(request)
+            return merger(request, call, await relay.all(route.method, call.path, None, headers))
+        headers = _headers(request, call.content_type)
+        answers = agreed(await relay.all(route.method, call.path, call.data, headers))
+        if answers[0].status >= 400:
+            return passthrough(answers[0])
+        return merger(request, call, answers)
 
-async def metrics(request: web.Request) -> web.Response:
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-    answers = await fan_out(request, "GET", "/metrics")
-    if isinstance(answers, web.Response):
-        return answers
-    text = merge.metrics([str(a.body) for a in answers], len(answers))
-    return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return fanned
 
 
 async def from_worker0(request: web.Request) -> web.Response:
@@ -176,73 +177,115 @@ async def from_worker0(request: web.Request) -> web.Response:
     return passthrough(a)
 
 
-async def put_scenario(request: web.Request) -> web.Response:
-    data = await request.content.read(MAX_UPLOAD + 1)  # the worker says 413 past its limit
-    ctype = request.headers.get("Content-Type", "application/yaml")
-    answers = await fan_out(request, "PUT", request.rel_url.raw_path, data, ctype)
-    return answers if isinstance(answers, web.Response) else passthrough(answers[0])
+# ---------------------------------------------------------------- preparing a call
 
 
-async def write_then_first(request: web.Request) -> web.Response:
-    """DELETE /scenarios/{name}, DELETE /rules/{id}: every worker's answer is the same."""
-    answers = await fan_out(request, request.method, request.rel_url.raw_path)
-    return answers if isinstance(answers, web.Response) else passthrough(answers[0])
-
-
-async def start_scenario(request: web.Request) -> web.Response:
-    relay = _relay(request)
-    data = await request.read()
+def _stamp_start(request: web.Request, call: Call) -> Call:
+    """A start without `at` gets the supervisor's now: one origin for every worker's timeline."""
     try:
-        body = json.loads(data) if data.strip() else {}
+        body = json.loads(call.data) if call.data and call.data.strip() else {}
     except ValueError:
         body = None  # the workers explain what is wrong with it
     if isinstance(body, dict) and "at" not in body:
-        body["at"] = time.time()  # one origin for every worker's timeline
-        data = json.dumps(body).encode()
-    at = time.time()
-    answers = await fan_out(request, "POST", request.rel_url.raw_path, data, "application/json")
-    if isinstance(answers, web.Response):
-        return answers
-    relay.last_start = at
+        body["at"] = time.time()
+        call.data = json.dumps(body).encode()
+    call.note["at"] = time.time()
+    return call
+
+
+def _pin_window(request: web.Request, call: Call) -> Call:
+    """A `seconds=N` window turned into `from`/`to` here, so no worker's clock picks a
+    different last second; histograms always asked, to merge quantiles exactly."""
+    q = dict(request.query)
+    if "from" not in q and "to" not in q:
+        raw = q.pop("seconds", "60")
+        if raw.isdigit() and 1 <= int(raw) <= KEEP_SECONDS:
+            seconds = int(raw)
+            last = int(time.time()) - 1
+            q["from"], q["to"] = str(last - seconds + 1), str(last + 1)
+            call.note["seconds"] = seconds
+        else:
+            q["seconds"] = raw  # a worker says what is wrong with it
+    call.note["histograms"] = q.get("histograms", "") in ("1", "true")
+    q["histograms"] = "1"
+    call.path = request.rel_url.raw_path + "?" + urllib.parse.urlencode(q)
+    return call
+
+
+PREPARE: dict[Merge, Callable[[web.Request, Call], Call]] = {
+    Merge.STARTED: _stamp_start,
+    Merge.TIMESERIES: _pin_window,
+}
+
+
+# ---------------------------------------------------------------- one answer from many
+
+
+def _first(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    return passthrough(answers[0])
+
+
+def _health(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    if not answers:
+        return web.json_response({"status": "starting or stopping"}, status=503)
+    bad = [
+        f"worker {a.worker.index} (pid {a.worker.pid}): "
+        + (str(a.body) if a.status == 0 else f"HTTP {a.status}")
+        for a in answers
+        if a.status != 200
+    ]
+    body: dict[str, Any] = {"status": "unhealthy" if bad else "ok", "workers": len(answers)}
+    if bad:
+        body["problems"] = bad
+    return web.json_response(body, status=503 if bad else 200)
+
+
+def _ready(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    if not answers:
+        raise ApiError(503, "Service Unavailable", "the workers are starting or stopping")
+    for a in answers:
+        if a.status == 0:
+            return web.json_response(
+                {"status": f"worker {a.worker.index} unreachable: {a.body}"}, status=503
+            )
+        if a.status != 200:
+            return passthrough(a)
+    return passthrough(answers[0])
+
+
+def _metrics(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    text = merge.metrics([str(a.body) for a in answers], len(answers))
+    return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _status(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    return web.json_response(_merged_status(_relay(request), [a.body for a in answers]))
+
+
+def _started(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    relay = _relay(request)
+    relay.last_start = call.note["at"]
     return web.json_response(_merged_status(relay, [a.body for a in answers]), status=201)
 
 
-async def stop_scenario(request: web.Request) -> web.Response:
-    answers = await fan_out(request, "POST", "/scenarios/stop")
-    if isinstance(answers, web.Response):
-        return answers
+def _stopped(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
     stopped = next((a.body.get("stopped") for a in answers if a.body.get("stopped")), None)
     status = _merged_status(_relay(request), [a.body["status"] for a in answers])
     return web.json_response({"stopped": stopped, "status": status})
 
 
-async def reset(request: web.Request) -> web.Response:
-    answers = await fan_out(request, "POST", "/reset")
-    if isinstance(answers, web.Response):
-        return answers
+def _reset(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
     status = _merged_status(_relay(request), [a.body["status"] for a in answers])
     return web.json_response({"reset": True, "status": status})
 
 
-async def status(request: web.Request) -> web.Response:
-    answers = await fan_out(request, "GET", "/status")
-    if isinstance(answers, web.Response):
-        return answers
-    return web.json_response(_merged_status(_relay(request), [a.body for a in answers]))
-
-
-async def list_rules(request: web.Request) -> web.Response:
-    answers = await fan_out(request, "GET", "/rules")
-    if isinstance(answers, web.Response):
-        return answers
+def _rules(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
     return web.json_response({"rules": merge.rules([a.body["rules"] for a in answers])})
 
 
-async def add_rule(request: web.Request) -> web.Response:
-    data = await request.read()
-    answers = await fan_out(request, "POST", "/rules", data, "application/json")
-    if isinstance(answers, web.Response):
-        return answers
+def _same_rule(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
     ids = {a.body.get("id") for a in answers}
     if len(ids) != 1:
         raise ApiError(
@@ -254,22 +297,51 @@ async def add_rule(request: web.Request) -> web.Response:
     return passthrough(answers[0])
 
 
-async def clear_rules(request: web.Request) -> web.Response:
-    answers = await fan_out(request, "DELETE", "/rules")
-    if isinstance(answers, web.Response):
-        return answers
+def _most_deleted(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
     return web.json_response({"deleted": max(int(a.body.get("deleted", 0)) for a in answers)})
 
 
-async def openapi(request: web.Request) -> web.Response:
-    from chaosproxy.admin.openapi import document
+def _timeseries(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    body = dict(answers[0].body)
+    body["series"] = merge.timeseries([a.body["series"] for a in answers], call.note["histograms"])
+    if "seconds" in call.note:
+        body["seconds"] = call.note["seconds"]
+    return web.json_response(body)
 
-    return web.json_response(document())
+
+def _clients(request: web.Request, call: Call, answers: list[Answer]) -> web.Response:
+    """Every worker's clients, one list after the other (a client whose connections went to
+    two workers appears twice); `truncated` when any worker's list was."""
+    body = dict(answers[0].body)
+    body["clients"] = [c for a in answers for c in a.body.get("clients", [])]
+    body["count"] = sum(int(a.body.get("count", 0)) for a in answers)
+    body["truncated"] = any(bool(a.body.get("truncated")) for a in answers)
+    return web.json_response(body)
+
+
+MERGES: dict[Merge, Merger] = {
+    Merge.FIRST: _first,
+    Merge.HEALTH: _health,
+    Merge.READY: _ready,
+    Merge.METRICS: _metrics,
+    Merge.STATUS: _status,
+    Merge.STARTED: _started,
+    Merge.STOPPED: _stopped,
+    Merge.RESET: _reset,
+    Merge.RULES: _rules,
+    Merge.SAME_RULE: _same_rule,
+    Merge.MOST_DELETED: _most_deleted,
+    Merge.TIMESERIES: _timeseries,
+    Merge.CLIENTS: _clients,
+}
+
+
+# ---------------------------------------------------------------- the supervisor's own answers
 
 
 async def events(request: web.Request) -> web.Response:
-    since = _int_param(request, "since", 0, 0, 2**62)
-    limit = _int_param(request, "limit", 500, 1, 1000)
+    since = query_int(request, routes.EVENTS.param("since"))
+    limit = query_int(request, routes.EVENTS.param("limit"))
     relay = _relay(request)
     await relay.refresh_events()
     found, dropped = relay.events.since(since, limit)
@@ -285,59 +357,12 @@ async def events(request: web.Request) -> web.Response:
     )
 
 
-async def timeseries(request: web.Request) -> web.Response:
-    """The rows of every worker for the same seconds, summed: a `seconds=N` window is turned
-    into `from`/`to` here, so no worker's clock picks a different last second."""
-    q = dict(request.query)
-    seconds: int | None = None
-    if "from" not in q and "to" not in q:
-        raw = q.pop("seconds", "60")
-        if raw.isdigit() and 1 <= int(raw) <= KEEP_SECONDS:
-            seconds = int(raw)
-            last = int(time.time()) - 1
-            q["from"], q["to"] = str(last - seconds + 1), str(last + 1)
-        else:
-            q["seconds"] = raw  # a worker says what is wrong with it
-    wanted = q.get("histograms", "") in ("1", "true")
-    q["histograms"] = "1"
-    path = "/stats/timeseries?" + urllib.parse.urlencode(q)
-    answers = await fan_out(request, "GET", path)
-    if isinstance(answers, web.Response):
-        return answers
-    body = dict(answers[0].body)
-    body["series"] = merge.timeseries([a.body["series"] for a in answers], wanted)
-    if seconds is not None:
-        body["seconds"] = seconds
-    return web.json_response(body)
-
-
-def routes() -> list[web.RouteDef]:
-    """The single proxy's route table (`admin.app.routes`), path for path."""
-    return [
-        web.get("/healthz", healthz),
-        web.get("/readyz", readyz),
-        web.get("/metrics", metrics),
-        web.get("/scenarios", from_worker0),
-        web.post("/scenarios/stop", stop_scenario),
-        web.get("/scenarios/{name}", from_worker0),
-        web.put("/scenarios/{name}", put_scenario),
-        web.delete("/scenarios/{name}", write_then_first),
-        web.post("/scenarios/{name}/start", start_scenario),
-        web.get("/status", status),
-        web.get("/rules", list_rules),
-        web.post("/rules", add_rule),
-        web.delete("/rules", clear_rules),
-        web.delete("/rules/{id}", write_then_first),
-        web.post("/reset", reset),
-        web.get("/openapi.json", openapi),
-        web.get("/stats/timeseries", timeseries),
-        web.get("/events", events),
-    ]
+OWN: dict[Merge, Handler] = {Merge.EVENT_RING: events, Merge.DOCUMENT: handlers.openapi}
 
 
 def make_relay_app(relay: Relay, settings: Settings) -> web.Application:
     """The admin app on `settings.admin_host:admin_port`, guarded by `settings.admin_token`."""
     access = AdminAccess(host=settings.admin_host, insecure=settings.admin_insecure)
-    app = guarded_app(Front(access, RequestIds().next), settings.admin_token, routes())
+    app = guarded_app(Front(access, RequestIds().next), settings.admin_token, relay_handler)
     app[RELAY] = relay
     return app

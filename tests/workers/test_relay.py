@@ -12,6 +12,9 @@ import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from chaosproxy.admin import routes
+from chaosproxy.admin.declare import Fanout, Route
+from chaosproxy.admin.routes import ROUTES
 from chaosproxy.process.runtime import Settings
 from chaosproxy.workers.fanout import Backend, Relay
 from chaosproxy.workers.relay import make_relay_app
@@ -147,12 +150,70 @@ async def test_a_cross_site_write_is_refused_before_any_worker_sees_it(relay_ove
     assert w0.calls == []
 
 
-def test_the_relay_serves_exactly_the_single_proxys_routes() -> None:
-    """A route added to the admin API and not to the relay would be a 404 under --workers."""
-    from chaosproxy.admin import app as single
-    from chaosproxy.workers import relay
+class Echo:
+    """A worker's admin answering every route with `status` and a body each merge can read;
+    records the method, path and path with query of every call."""
 
-    def table(defs: list[web.RouteDef]) -> set[tuple[str, str]]:
-        return {(d.method, d.path) for d in defs}
+    BODY: dict[str, Any] = {
+        "stopped": None,
+        "status": {},
+        "rules": [],
+        "series": [],
+        "id": "r1",
+        "deleted": 0,
+        "clients": [],
+        "count": 0,
+        "events": [],
+        "next": 0,
+        "last": 0,
+    }
 
-    assert table(relay.routes()) == table(single.routes())
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls: list[tuple[str, str, str]] = []
+
+    def app(self) -> web.Application:
+        async def answer(request: web.Request) -> web.Response:
+            url = request.rel_url
+            self.calls.append((request.method, url.raw_path, url.raw_path_qs))
+            if request.path == "/metrics":
+                return web.Response(text="", content_type="text/plain")
+            return web.json_response(self.BODY, status=self.status)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        return app
+
+
+BODIES = {"/scenarios/{name}": b"name: small\n", "/rules": b'{"fault": {"reset": {}}}'}
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_the_relay_serves_each_route_as_its_policy_declares(
+    route: Route, relay_over: Start
+) -> None:
+    """Who sees the client's call: worker 0 alone, every worker, or none (the supervisor
+    answers itself); and the answer is the route's, not a 404, 405 or 500."""
+    echoes = [Echo(next(iter(route.answers))) for _ in range(2)]
+    relay = await relay_over(echoes)  # type: ignore[arg-type]
+    server = TestServer(make_relay_app(relay, SETTINGS), host="127.0.0.1")
+    await server.start_server()
+    query = {"limit": 7} if route is routes.EVENTS else None
+    path = route.url(query, **{p: {"name": "small", "id": "r1"}[p] for p in route.path_params})
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(route.method, server.make_url(path), data=BODIES.get(route.path)) as r,
+        ):
+            assert r.status in route.answers, await r.text()
+    finally:
+        await server.close()
+    # The supervisor's own answers may read the workers, never pass the client's call on.
+    own = route.workers.fanout is Fanout.SUPERVISOR
+    wanted = path if own else path.partition("?")[0]
+    saw = [any(m == route.method and wanted in (p, qs) for m, p, qs in e.calls) for e in echoes]
+    expected = {
+        Fanout.SUPERVISOR: [False, False],
+        Fanout.WORKER_0: [True, False],
+    }.get(route.workers.fanout, [True, True])
+    assert saw == expected, [e.calls for e in echoes]
