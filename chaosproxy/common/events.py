@@ -33,6 +33,7 @@ class FaultInjected:
     rule: str
     fault: str
     outcome: str
+    cohort: str = ""  # `fault`/`control` when the run splits its clients (common/cohort.py)
 
 
 @dataclass(slots=True)
@@ -49,6 +50,9 @@ class RequestDone:
     client: str = ""  # who sent it: --client-id-header's value, else the address
     retry_after: float | None = None  # seconds the response asked the client to wait
     run: str = ""  # the X-Chaos-Run header: which experiment run sent it ("" for other traffic)
+    # `fault` or `control` while the running scenario (or the ad-hoc rules) has a cohort spec,
+    # in every phase; "" otherwise.
+    cohort: str = ""
 
 
 class StateKind(StrEnum):

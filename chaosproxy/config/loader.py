@@ -138,6 +138,7 @@ class ScenarioReader(RuleSetReader):
         rules = self.block(v)
         self.check_rule_ids(phases, rules)
         self.check_rule_count(phases, rules)
+        self.check_cohorts([*rules, *(r for ph in phases for r in ph.rules)])
         return Scenario(
             name=v.get("name") or "",
             description=v.get("description", ""),

@@ -1,17 +1,25 @@
 """The `match:` grammar of a rule (and of an include's or preset's narrowing `match`), read
 from located YAML nodes into a `MatchSpec`: methods, path glob or regex, host, header and query
-conditions, user-agent presets, client CIDRs. Every problem is located; nothing raises."""
+conditions, user-agent presets, client CIDRs, a cohort of clients. Every problem is located;
+nothing raises.
+
+A scenario has at most one cohort spec (`scenario_cohort`): every rule's `cohort` names the same
+share and `by`, so each request of the run is `fault` or `control` whatever phase it falls in
+(`engine/compile.py` refuses a second, different spec with a located problem)."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chaosproxy.common.errors import Problem
 from chaosproxy.config.located import Reader, describe, join, suggest
-from chaosproxy.config.model import FieldCond, MatchSpec
+from chaosproxy.config.model import CohortSpec, FieldCond, MatchSpec, RuleSpec, Scenario
 
 MATCH_KEYS = (
     "method",
@@ -23,7 +31,37 @@ MATCH_KEYS = (
     "query",
     "user_agent",
     "client_ip",
+    "cohort",
+    "tcp",
 )
+# What a connection of a TCP proxy has: no method, path, host, headers or user agent.
+TCP_MATCH_KEYS = ("tcp", "client_ip", "cohort")
+_TCP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+COHORT_KEYS = ("share", "by")
+COHORT_BY = ("client", "address", "header")
+# A header name: an RFC 9110 token.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+COHORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "share": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "description": "the share of clients in the cohort, in (0, 1]",
+        },
+        "by": {
+            "type": "string",
+            "pattern": r"^(client|address|header [!#$%&'*+.^_`|~0-9A-Za-z-]+)$",
+            "description": "client (--client-id-header, else the address; default), address, "
+            "or header NAME",
+        },
+    },
+    "required": ["share"],
+    "additionalProperties": False,
+    "description": "a share of the clients, the same ones on every proxy and replay; a "
+    "scenario has one cohort spec",
+}
 FIELD_KEYS = ("equals", "regex", "present")
 USER_AGENT_PRESETS = ("mobile", "desktop", "bot")
 # A bare user_agent value spelt like a preset name: lowercase letters only.
@@ -101,6 +139,7 @@ class MatchReader(Reader):
                     self.problem(item, ipath, f"invalid CIDR: {e}{hint}")
                     continue
                 cidrs.append(v)
+        cohort = self.cohort(m["cohort"], join(path, "cohort")) if "cohort" in m else None
         return MatchSpec(
             methods=tuple(methods),
             path=glob,
@@ -110,7 +149,75 @@ class MatchReader(Reader):
             query=query,
             user_agent=ua,
             client_ip=tuple(cidrs),
+            cohort=cohort,
+            tcp=self.tcp_name(m, path) if "tcp" in m else None,
         )
+
+    def tcp_name(self, m: dict[str, Node], path: str) -> str | None:
+        """`tcp: NAME`: the rule acts on that TCP proxy's connections, which carry none of an
+        HTTP request's fields (a key about them is a located problem)."""
+        name = self.text(m["tcp"], join(path, "tcp"))
+        if name is not None and not _TCP_NAME.match(name):
+            self.problem(
+                m["tcp"],
+                join(path, "tcp"),
+                f"a TCP proxy name is 1-64 of A-Za-z0-9_.-, got {name[:80]!r}",
+            )
+            return None
+        for key, node in m.items():
+            if key not in TCP_MATCH_KEYS:
+                self.problem(
+                    node,
+                    join(path, key),
+                    f"{key} does not apply to a TCP connection (match: {{tcp: ...}} takes "
+                    f"{', '.join(k for k in TCP_MATCH_KEYS if k != 'tcp')})",
+                )
+        return name
+
+    def check_cohorts(self, rules: Iterable[RuleSpec]) -> None:
+        """The scenario's rules (wide ones first, then each phase's) have one cohort spec; a
+        rule that differs is a problem located at its `cohort` (in whichever file it came)."""
+        for p in one_cohort(_cohorts(rules)):
+            loc = self.col.locations.get(p.path)
+            if loc is None:
+                self.col.problems.append(p)
+            else:
+                self.col.problems.append(Problem(p.message, p.path, loc.file, loc.line, loc.col))
+
+    def cohort(self, node: Node, path: str) -> CohortSpec | None:
+        """`{share: 0.25, by: header X-Chaos-User}`: share in (0, 1], `by` defaults to client."""
+        m = self.mapping(node, path, COHORT_KEYS, ("share",), what="{share: ..., by: ...}")
+        if m is None or "share" not in m:
+            return None
+        share = self.number(m["share"], join(path, "share"), hi=1.0)
+        if share is not None and share <= 0:
+            self.problem(m["share"], join(path, "share"), f"must be > 0, got {share:g}")
+            share = None
+        by = "client"
+        if "by" in m:
+            bpath = join(path, "by")
+            text = self.text(m["by"], bpath)
+            if text is None:
+                return None
+            kind, _, name = text.strip().partition(" ")
+            name = name.strip()
+            if kind not in COHORT_BY:
+                hint = suggest(kind, COHORT_BY)
+                self.problem(
+                    m["by"],
+                    bpath,
+                    f"unknown {kind!r}{hint} (by: client, address, or header NAME)",
+                )
+                return None
+            if kind == "header" and not _TOKEN.match(name):
+                got = f"got {name[:40]!r}" if name else "no name given"
+                self.problem(m["by"], bpath, f"by: header needs a header name, {got}")
+                return None
+            if kind != "header" and name:
+                self.problem(m["by"], bpath, f"by: {kind} takes no name, got {name[:40]!r}")
+                return None
+            by = f"header {name}" if kind == "header" else kind
+        return None if share is None else CohortSpec(share, by)
 
     def user_agent(self, node: Node, path: str) -> str | None:
         """A preset name, `{regex: ...}`, or a bare regex. A bare lowercase word that is not a
@@ -180,3 +287,37 @@ class MatchReader(Reader):
             return str(node.value)
         self.problem(node, path, f"expected text (quote it), got {describe(node)}")
         return None
+
+
+def cohorts(scenario: Scenario) -> list[tuple[CohortSpec, str]]:
+    """Every rule's cohort spec with its rule's key path, in file order (wide rules first)."""
+    return _cohorts([*scenario.rules, *(r for ph in scenario.phases for r in ph.rules)])
+
+
+def _cohorts(rules: Iterable[RuleSpec]) -> list[tuple[CohortSpec, str]]:
+    return [(r.match.cohort, r.path) for r in rules if r.match.cohort is not None]
+
+
+def one_cohort(specs: list[tuple[CohortSpec, str]]) -> list[Problem]:
+    """A scenario splits its clients once: a rule whose cohort differs from the first one's is a
+    problem (phase-varying shares would move clients between fault and control mid-run; they
+    are a possible later extension). Problems carry key paths, not yet positions."""
+    if not specs:
+        return []
+    first, where = specs[0]
+    return [
+        Problem(
+            f"a scenario has one cohort spec: {where} has share {first.share:g} by "
+            f"{first.by}, this rule share {spec.share:g} by {spec.by} (give every cohort "
+            "rule the same share and by)",
+            f"{path}.match.cohort",
+        )
+        for spec, path in specs[1:]
+        if spec != first
+    ]
+
+
+def scenario_cohort(scenario: Scenario) -> CohortSpec | None:
+    """The scenario's one cohort spec (its first, when a bad file names several), or None."""
+    found = cohorts(scenario)
+    return found[0][0] if found else None

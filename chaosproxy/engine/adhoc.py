@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaosproxy.common.errors import ChaosProxyError
+from chaosproxy.config.model import CohortSpec
 from chaosproxy.engine.compile import CompiledRule, RuleIndex
 from chaosproxy.engine.rule_match import Counter
 from chaosproxy.faults.base import Fault
@@ -18,7 +19,12 @@ MAX_ADHOC_RULES = 1000
 
 
 class TooManyRules(ChaosProxyError):
-    """Adding a rule would pass MAX_ADHOC_RULES."""
+    """Adding a rule would pass MAX_ADHOC_RULES (the admin API answers 409 Conflict)."""
+
+
+class CohortMismatch(TooManyRules):
+    """The rule's cohort differs from the one the active ad-hoc rules split clients by: like
+    a scenario, the ad-hoc rules have one cohort spec (answered 409 Conflict too)."""
 
 
 @dataclass
@@ -84,10 +90,22 @@ class AdhocRules:
     def _set(self, rules: tuple[AdhocRule, ...]) -> None:
         self.index = RuleIndex(rules, _segment_of)
 
+    @property
+    def cohort(self) -> CohortSpec | None:
+        """The cohort spec of the ad-hoc rules (they have at most one), or None."""
+        return next((r.rule.cohort for r in self.rules if r.rule.cohort is not None), None)
+
     def add(self, rule: CompiledRule, expires_at: float | None, source: Any) -> AdhocRule:
         if len(self.rules) >= self.limit:
             raise TooManyRules(
                 f"{self.limit} ad-hoc rules are active already (the limit); delete some first"
+            )
+        have = self.cohort
+        if rule.cohort is not None and have is not None and rule.cohort != have:
+            raise CohortMismatch(
+                f"the ad-hoc rules split clients by cohort share {have.share:g} by {have.by}; "
+                f"this rule asks share {rule.cohort.share:g} by {rule.cohort.by} (one cohort "
+                "spec at a time: delete those rules first)"
             )
         adhoc = AdhocRule(f"r{next(self._ids)}", rule, expires_at, source)
         self._set((*self.rules, adhoc))

@@ -1,6 +1,8 @@
 """Compile a scenario once: faults built, matchers compiled, every problem located and reported.
 
 The result is immutable; the engine keeps per-rule counters beside it, indexed by `slot`.
+A rule's `cohort` stays beside its `match` predicate: membership needs the run's seed, so each
+run binds the scenario's one cohort spec (`CompiledScenario.cohort`) into a `CohortGate`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from chaosproxy.common.errors import ConfigError, Problem
-from chaosproxy.config.model import FieldCond, MatchSpec, Ramp, RuleSpec, Scenario
+from chaosproxy.config.match_spec import cohorts, one_cohort
+from chaosproxy.config.model import CohortSpec, FieldCond, MatchSpec, Ramp, RuleSpec, Scenario
 from chaosproxy.engine.matching import Predicate, compile_match
 from chaosproxy.faults.base import Fault, build
 
@@ -49,6 +52,7 @@ class CompiledRule:
     # The literal first path segment `match.path` (or a `^/seg/` path_regex) needs; None: any.
     segment: str | None = None
     shown: str = "every request"  # its `match`, as a warning names it (`GET /api/**`)
+    cohort: CohortSpec | None = None  # `match.cohort`: only the run's cohort members match
 
     def describe(self) -> list[str]:
         return [f.describe() for o in self.outcomes for f in o.faults]
@@ -96,8 +100,11 @@ class RuleIndex(Generic[R]):
         order = self._order  # both are in rule order already: a linear merge, not a sort
         return tuple(heapq.merge(own, self._anywhere, key=lambda r: order[id(r)]))
 
-    def candidates(self, path: str) -> tuple[R, ...]:
-        """The rules a request for `path` can match, in their order."""
+    def candidates(self, path: str, method: str = "GET") -> tuple[R, ...]:
+        """The rules a request for `path` can match, in their order. A view with no method is
+        a TCP connection (`chaosproxy/tcp/`): only the rules keyed to its path (`tcp:NAME`)."""
+        if not method:
+            return self._by_segment.get(path, ())
         if not self._by_segment:
             return self._anywhere
         segment = first_segment(path)
@@ -133,7 +140,7 @@ class CompiledPhase:
 
     def candidates(self, method: str, path: str) -> tuple[CompiledRule, ...]:
         """The rules that may match (`method` is checked by the caller, rule by rule)."""
-        return self.lookup.candidates(path)
+        return self.lookup.candidates(path, method)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +151,8 @@ class CompiledScenario:
     rules: tuple[CompiledRule, ...]  # every rule, by slot
     cycle_duration: float
     repeat: int | None  # None: forever
+    # The one cohort spec of its rules: every request of a run is labelled by it, in every phase.
+    cohort: CohortSpec | None = None
 
     @property
     def total_duration(self) -> float | None:
@@ -186,6 +195,8 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
         problems.append(Problem("a scenario needs at least one phase", "phases"))
     if scenario.repeat is not None and scenario.repeat < 1:
         problems.append(Problem("repeat must be ≥ 1 or forever", "repeat"))
+    specs = cohorts(scenario)
+    problems += one_cohort(specs)  # the loader checked a file already; a model built in code
     if problems:
         raise ConfigError([_locate(scenario, p) for p in problems])
     return CompiledScenario(
@@ -195,6 +206,7 @@ def compile_scenario(scenario: Scenario) -> CompiledScenario:
         rules=tuple(all_rules),
         cycle_duration=offset,
         repeat=scenario.repeat,
+        cohort=specs[0][0] if specs else None,
     )
 
 
@@ -232,11 +244,14 @@ def _compile_rule(
         problems.extend(e.problems)
 
     outcomes: list[tuple[float, tuple[Fault, ...]]] = []
+    make = build
+    if spec.match.tcp is not None:  # a rule for a TCP proxy: its faults are TCP faults
+        from chaosproxy.tcp.faults import build as make
     for j, outcome in enumerate(spec.outcomes):
         faults: list[Fault] = []
         for fs in outcome.faults:
             try:
-                faults.append(build(fs.name, fs.params, fs.path))
+                faults.append(make(fs.name, fs.params, fs.path))
             except ConfigError as e:
                 problems.extend(e.problems)
         if outcome.weight <= 0:
@@ -290,16 +305,34 @@ def _compile_rule(
         after=counting.after if counting else None,
         outcomes=tuple(compiled),
         continue_=spec.continue_,
-        methods=frozenset(m.upper() for m in spec.match.methods) or None,
-        segment=_first_segment(spec.match.path) or _regex_segment(spec.match.path_regex),
+        methods=_methods(spec.match),
+        segment=_segment(spec.match),
         shown=describe_match(spec.match),
+        cohort=spec.match.cohort,
     )
+
+
+def _methods(m: MatchSpec) -> frozenset[str] | None:
+    """The methods a rule allows; a TCP proxy's rule only the empty one (connections have
+    none), so no HTTP request ever walks past it."""
+    if m.tcp is not None:
+        return frozenset({""})
+    return frozenset(x.upper() for x in m.methods) or None
+
+
+def _segment(m: MatchSpec) -> str | None:
+    """The index key: a TCP proxy's rule is keyed to its connections' path (`tcp:NAME`)."""
+    if m.tcp is not None:
+        return f"tcp:{m.tcp}"
+    return _first_segment(m.path) or _regex_segment(m.path_regex)
 
 
 def describe_match(m: MatchSpec) -> str:
     """A rule's `match` in a few words: `GET|POST /api/**`, `path ~ ^/v[12]/`, `header X-Beta`;
     `every request` when it has none."""
     parts = ["|".join(m.methods)] if m.methods else []
+    if m.tcp is not None:
+        parts.append(f"tcp {m.tcp}")
     if m.path is not None:
         parts.append(m.path)
     if m.path_regex is not None:
@@ -312,6 +345,8 @@ def describe_match(m: MatchSpec) -> str:
         parts.append(f"user-agent {m.user_agent}")
     if m.client_ip:
         parts.append(f"client {','.join(m.client_ip)}")
+    if m.cohort is not None:
+        parts.append(f"cohort {m.cohort.share * 100:g}% by {m.cohort.by}")
     return " ".join(parts) or "every request"
 
 

@@ -39,7 +39,7 @@ from chaosproxy.engine.compile import compile_scenario as compile_scenario
 from chaosproxy.engine.decide import Decision, decide_adhoc, decide_run
 from chaosproxy.engine.guardrails import Running
 from chaosproxy.engine.load_signals import LoadSignals
-from chaosproxy.engine.matching import RequestView
+from chaosproxy.engine.matching import CohortGate, RequestView, cohort_gate
 from chaosproxy.engine.status import run_status
 from chaosproxy.engine.timeline import (
     FROM_SCENARIO,
@@ -83,11 +83,42 @@ class Engine:
         self._wake_loop: asyncio.AbstractEventLoop | None = None
         self._wake_thread: int | None = None
         self.active = False
+        # The header naming a client (--client-id-header), for cohorts `by: client`.
+        self._client_header: str | None = None
+        # The cohort labels of requests now: the running scenario's cohort, else the ad-hoc
+        # rules'; None when neither has one (requests carry no label).
+        self.labels: CohortGate | None = None
+        self._adhoc_gate: CohortGate | None = None
 
     # ------------------------------------------------------------ ad-hoc rules
 
     def _refresh_active(self) -> None:
         self.active = bool(self._adhoc) or self._run is not None
+        self._refresh_cohorts()
+
+    @property
+    def client_id_header(self) -> str | None:
+        return self._client_header
+
+    @client_id_header.setter
+    def client_id_header(self, name: str | None) -> None:
+        self._client_header = name
+        self._refresh_cohorts()
+
+    def _refresh_cohorts(self) -> None:
+        """Bind the cohort specs in force to the run's seed (0 with no run or an unseeded one)
+        and the client identity; replaced whole, never mutated (decide() may be reading)."""
+        run, header = self._run, self._client_header
+        seed = None if run is None else run.seed
+        if run is not None:
+            run.gate = cohort_gate(run.compiled.cohort, seed, header)
+        self._adhoc_gate = cohort_gate(self._adhoc.cohort, seed, header)
+        self.labels = run.gate if run is not None and run.gate is not None else self._adhoc_gate
+
+    def label(self, view: RequestView) -> str:
+        """The request's cohort label: `fault`, `control`, or "" when no cohort is in force."""
+        gate = self.labels
+        return "" if gate is None else gate.label(view)
 
     def add_rule(
         self,
@@ -285,6 +316,7 @@ class Engine:
             run.unmatched.poke = self._poke
             run.seek(now)
             self._run = run
+            self._refresh_cohorts()
             self.emit_state(StateKind.SCENARIO_REPLACED, compiled.name, run.phase.name)
             if run.phase.name != old.phase.name:
                 self.emit_state(
@@ -441,14 +473,17 @@ class Engine:
         Pure but for rule counters: it neither moves the timeline nor emits."""
         now = self.clock.monotonic()
         adhoc = self._adhoc.index  # read once: rules and their index change together
+        labels = self.labels
         if adhoc.rules:
-            d = decide_adhoc(adhoc.candidates(view.path), view, now, self.load, self.rng)
+            gate = self._adhoc_gate
+            candidates = adhoc.candidates(view.path, view.method)
+            d = decide_adhoc(candidates, view, now, self.load, self.rng, gate, labels)
             if d is not None:
                 return d
         run = self._run
         if run is None or (now < run.at.end and not run.at.phase.rules):
             return None  # the common idle case, without a call
-        return decide_run(run, view, now, self.load, self.rng)
+        return decide_run(run, view, now, self.load, self.rng, labels)
 
     # ------------------------------------------------------------ status
 

@@ -8,6 +8,9 @@ count pattern (`first`/`every`/`after`) and probability say whether it injects. 
 Nothing here moves the timeline or emits events: the phase in force is computed from the clock
 (`Run.where`), and only rule counters (the request was counted) change, and the run's watch for
 rules that match nothing (`unmatched.py`), which the ticker reports.
+
+A rule with a `cohort` matches only the requests of the run's cohort members (`CohortGate`,
+asked at most once per request, and only when such a rule is reached).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.engine.load_signals import LoadSignals
-from chaosproxy.engine.matching import RequestView
+from chaosproxy.engine.matching import CohortGate, RequestView
 from chaosproxy.engine.rule_match import GOLDEN, admits, draw, mix, seed_key, when_holds
 from chaosproxy.engine.timeline import Run
 from chaosproxy.faults.base import Fault
+
+_LABEL = {True: FAULT, False: CONTROL}
 
 if TYPE_CHECKING:
     from chaosproxy.engine.adhoc import AdhocRule
@@ -39,6 +45,7 @@ class Decision:
     # With `continue: true` several rules contribute: the rule of each fault, aligned with
     # `faults` (empty when one rule decided everything), so events name the right rule.
     fault_rules: tuple[str, ...] = ()
+    cohort: str = ""  # the request's cohort label (`fault`/`control`) when the run has one
 
     def rule_of(self, fault: Fault) -> str:
         """The rule that owns this very fault object (identity: two rules may hold equal
@@ -50,9 +57,20 @@ class Decision:
 
 
 def decide_adhoc(
-    rules: Sequence[AdhocRule], view: RequestView, now: float, load: LoadSignals, rng: random.Random
+    rules: Sequence[AdhocRule],
+    view: RequestView,
+    now: float,
+    load: LoadSignals,
+    rng: random.Random,
+    gate: CohortGate | None = None,
+    labels: CohortGate | None = None,
 ) -> Decision | None:
+    """The ad-hoc rules that fire; `gate` decides their cohort conditions, `labels` the label
+    the decision carries (the running scenario's cohort when it has one)."""
     method = view.method
+    faults: tuple[Fault, ...] = ()
+    ids: list[str] = []
+    owners: list[str] = []
     for a in rules:
         if a.expires_at is not None and now >= a.expires_at:
             continue  # the ticker removes it
@@ -61,14 +79,44 @@ def decide_adhoc(
             continue
         if not admits(rule, view, load):
             continue
+        if rule.cohort is not None and (gate is None or not gate.member(view)):
+            continue
         chosen, _ = draw(rule, a.counter, rule.probability, rng)
-        if chosen is not None:
-            return Decision("", "", a.id, chosen.faults)
-    return None
+        if chosen is None:
+            continue
+        if not rule.continue_ and not ids:
+            cohort = "" if labels is None else labels.label(view)
+            return Decision("", "", a.id, chosen.faults, cohort=cohort)
+        # `continue: true` (every TCP toxic is such a rule): the later rules add their faults.
+        faults = (*faults, *chosen.faults)
+        owners.extend(a.id for _ in chosen.faults)
+        ids.append(a.id)
+        if not rule.continue_:
+            break
+    if not ids:
+        return None
+    cohort = "" if labels is None else labels.label(view)
+    if len(ids) == 1:
+        return Decision("", "", ids[0], faults, cohort=cohort)
+    pairs = sorted(zip(faults, owners, strict=True), key=lambda p: p[0].order)
+    return Decision(
+        "",
+        "",
+        "+".join(ids),
+        tuple(f for f, _ in pairs),
+        None,
+        tuple(r for _, r in pairs),
+        cohort,
+    )
 
 
 def decide_run(
-    run: Run, view: RequestView, now: float, load: LoadSignals, rng: random.Random
+    run: Run,
+    view: RequestView,
+    now: float,
+    load: LoadSignals,
+    rng: random.Random,
+    labels: CohortGate | None = None,
 ) -> Decision | None:
     pos = run.at
     if now >= pos.end:  # the ticker has not moved the run yet: compute, don't move
@@ -87,11 +135,18 @@ def decide_run(
     seed: int | None = None
     method = view.method
     hit = False  # some rule's `match` held (for the watch of rules that match nothing)
+    member: bool | None = None  # the request is in the run's cohort (asked once, if needed)
     for rule in phase.candidates(method, view.path):
         if rule.methods is not None and method not in rule.methods:
             continue
         if rule.match is not None and not rule.match(view):
             continue
+        if rule.cohort is not None:
+            if member is None:
+                gate = run.gate
+                member = gate is not None and gate.member(view)
+            if not member:
+                continue
         hit = True
         if not when_holds(rule, load):
             continue
@@ -120,6 +175,9 @@ def decide_run(
         watch.saw(pos, hit, view.path, now)
     if not faults:
         return None
+    cohort = ""
+    if labels is not None:  # the run's own gate answered already: no second lookup
+        cohort = labels.label(view) if member is None or labels is not run.gate else _LABEL[member]
     if len(ids) > 1:
         pairs = sorted(zip(faults, owners, strict=True), key=lambda p: p[0].order)
         return Decision(
@@ -129,5 +187,6 @@ def decide_run(
             tuple(f for f, _ in pairs),
             seed,
             tuple(r for _, r in pairs),
+            cohort,
         )
-    return Decision(run.compiled.name, phase.name, ids[0], faults, seed)
+    return Decision(run.compiled.name, phase.name, ids[0], faults, seed, cohort=cohort)

@@ -11,7 +11,9 @@ Bounded: past `max_size` bytes the file is rotated before the line that would cr
 (`journal.jsonl` → `journal.jsonl.1` → … → `journal.jsonl.<keep>`, the oldest dropped), so no
 line is split or lost by a rotation. `reopen()` (SIGHUP under `chaosproxy run`) closes and
 reopens the path, for rotation by an outside tool that renamed the file. `faults` keeps only
-the named faults (long runs that need the errors and resets, not every delay).
+the named faults (long runs that need the errors and resets, not every delay). A fault of a run
+that splits its clients into cohorts carries `cohort` (`fault`, or `control` for a rule without
+a cohort condition hitting a control client); other lines have no such key.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class Journal:
             "fault": ev.fault,
             "outcome": ev.outcome,
         }
+        if ev.cohort:  # the run splits its clients: `fault` (in the cohort) or `control`
+            line["cohort"] = ev.cohort
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         if self.max_size is not None and self._size and self._size + len(data) > self.max_size:
             self.rotate()

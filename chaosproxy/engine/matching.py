@@ -17,6 +17,10 @@ Semantics, as documented for scenario authors:
   Go-http-client, headless Chrome) and `desktop` (a Windows, macOS, Linux or ChromeOS browser
   that is neither mobile nor bot; iPadOS in "desktop mode" reports macOS and counts as desktop).
 - `client_ip`: CIDRs or single addresses; IPv4-mapped IPv6 peers match IPv4 networks.
+- `cohort`: the clients whose position (`common/cohort.py`, a hash of the run's seed and the
+  client's value) is below `share`. The seed is only known when a run starts, so the spec is
+  compiled into a `CohortGate` per run (`cohort_gate`), not into the rule's predicate; a
+  request without the value (header absent or empty) is in no cohort.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 from urllib.parse import parse_qsl
 
+from chaosproxy.common.cohort import CONTROL, FAULT, position
 from chaosproxy.common.errors import ConfigError, Problem
-from chaosproxy.config.model import FieldCond, MatchSpec
+from chaosproxy.config.model import CohortSpec, FieldCond, MatchSpec
 from chaosproxy.config.regex import Regex
 
 
@@ -285,3 +290,59 @@ def _ip_check(nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -
         return any(ip in n for n in nets)
 
     return check
+
+
+# Client values whose membership a gate remembers (a dict lookup instead of a hash per
+# request); values longer than MEMO_VALUE are hashed every time, so memory stays bounded.
+MEMO_SIZE = 65_536
+MEMO_VALUE = 256
+
+
+class CohortGate:
+    """A run's cohort spec, bound to the run's seed and the proxy's client identity: which
+    requests are in the cohort (`member`) and the label each request carries (`label`)."""
+
+    __slots__ = ("_memo", "_value", "seed", "share", "spec")
+
+    def __init__(self, spec: CohortSpec, seed: int, client_header: str | None = None) -> None:
+        self.spec = spec
+        self.share = spec.share
+        self.seed = seed
+        self._memo: dict[str, bool] = {}
+        header = spec.header
+        if spec.by == "address" or (spec.by == "client" and not client_header):
+            self._value: Callable[[RequestView], str | None] = _address
+        elif header is not None:
+            self._value = lambda v: v.headers.get(header)
+        else:  # client, with --client-id-header: its value, else the address
+            name = client_header or ""
+            self._value = lambda v: v.headers.get(name) or v.client_ip
+
+    def member(self, view: RequestView) -> bool:
+        value = self._value(view)
+        if not value:
+            return False  # no header: control traffic
+        memo = self._memo
+        known = memo.get(value)
+        if known is not None:
+            return known
+        inside = position(self.seed, value) < self.share
+        if len(value) <= MEMO_VALUE:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[value] = inside
+        return inside
+
+    def label(self, view: RequestView) -> str:
+        return FAULT if self.member(view) else CONTROL
+
+
+def _address(view: RequestView) -> str | None:
+    return view.client_ip
+
+
+def cohort_gate(
+    spec: CohortSpec | None, seed: int | None, client_header: str | None
+) -> CohortGate | None:
+    """The gate of a run (seed None: unseeded, 0), or None when it has no cohort spec."""
+    return None if spec is None else CohortGate(spec, seed or 0, client_header)

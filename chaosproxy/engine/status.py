@@ -18,6 +18,10 @@ def run_status(run: Run, pos: Position, now: float, state: str = "running") -> d
         "source": c.scenario.source,
         "state": state,
         "seed": run.seed,
+        # The clients it splits (`match.cohort`), with the seed their membership hashes.
+        "cohort": None
+        if c.cohort is None
+        else {"share": c.cohort.share, "by": c.cohort.by, "seed": run.seed or 0},
         "repeat": "forever" if run.repeat is None else run.repeat,
         "cycle": pos.cycle,
         "phase": pos.phase.name,

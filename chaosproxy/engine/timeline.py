@@ -3,11 +3,13 @@ passes. Reading a position never moves it; only the engine's `tick()` does (and 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chaosproxy.engine.compile import CompiledPhase, CompiledScenario
+from chaosproxy.engine.matching import CohortGate
 from chaosproxy.engine.rule_match import Counter, seed_key
 from chaosproxy.engine.unmatched import Unmatched
 
@@ -52,6 +54,9 @@ class Run:
         self.at = Position(0, first, start, start + first.duration)
         self.counters = [Counter() for _ in compiled.rules]
         self.unmatched = Unmatched(self.counters, start, wall)  # rules that match no request
+        # The scenario's cohort spec bound to this run's seed (the engine sets it: it knows the
+        # proxy's client identity); None when the scenario has no cohort.
+        self.gate: CohortGate | None = None
         if seed is not None:
             for r in compiled.rules:
                 if r.scope == "*":
@@ -121,11 +126,4 @@ class Pending:
 def with_repeat(compiled: CompiledScenario, repeat: int | None) -> CompiledScenario:
     if repeat == compiled.repeat:
         return compiled
-    return CompiledScenario(
-        compiled.scenario,
-        compiled.name,
-        compiled.phases,
-        compiled.rules,
-        compiled.cycle_duration,
-        repeat,
-    )
+    return dataclasses.replace(compiled, repeat=repeat)

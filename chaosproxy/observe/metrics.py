@@ -150,7 +150,7 @@ class _Traffic(Collector):
     """Requests, their durations and upstream errors, aggregated per request in plain Python."""
 
     def __init__(self) -> None:
-        self.codes: dict[tuple[str, int], int] = {}
+        self.codes: dict[tuple[str, int, str], int] = {}
         self.request_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.request_sum = 0.0
         self.upstream_buckets = [0] * (len(DURATION_BUCKETS) + 1)
@@ -159,7 +159,7 @@ class _Traffic(Collector):
 
     def on_request(self, ev: RequestDone) -> None:
         method = ev.method if ev.method in METHODS else "OTHER"
-        key = (method, ev.status)
+        key = (method, ev.status, ev.cohort)
         codes = self.codes
         codes[key] = codes.get(key, 0) + 1
         self.request_buckets[bisect_left(DURATION_BUCKETS, ev.duration)] += 1
@@ -175,9 +175,15 @@ class _Traffic(Collector):
         requests = CounterMetricFamily(
             "chaosproxy_requests", "Client requests answered.", labels=["method", "code"]
         )
-        # A copy: the admin thread scrapes while the proxy loop adds keys.
-        for (method, code), n in sorted(self.codes.copy().items()):
-            requests.add_metric([method, str(code)], float(n))
+        # A copy: the admin thread scrapes while the proxy loop adds keys. A request of a run
+        # that splits its clients carries `cohort` (fault | control: bounded); others have
+        # no such label, so their series stay what they were.
+        for (method, code, cohort), n in sorted(self.codes.copy().items()):
+            if cohort:
+                labels = {"method": method, "code": str(code), "cohort": cohort}
+                requests.add_sample("chaosproxy_requests_total", labels, float(n))
+            else:
+                requests.add_metric([method, str(code)], float(n))
         yield requests
         yield _histogram(
             "chaosproxy_request_duration_seconds",

@@ -10,6 +10,11 @@ A request is counted in the second it **started** (its end time minus its durati
 holds the requests one phase of a scenario decided, however long they took. Requests carrying
 `X-Chaos-Run` are also counted in a ring of their own (the last few run ids), so an experiment
 can tell its traffic apart from anything else the proxy serves.
+
+While the running scenario splits its clients into cohorts, each labelled request is also
+counted in its cohort's sub-second (`cohorts: {fault, control}` of a row), with the same
+counters and sketch as the row, so a run compares the two groups second by second. Per run, the
+clients seen are remembered too (`blast_radius.py`, `/stats/clients`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosproxy.common import sketch
+from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.common.events import RequestDone
+from chaosproxy.observe.blast_radius import ClientBook
 from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 
 # Latency bucket upper bounds in seconds: ~1.25x apart from 0.5 ms to 60 s, then +Inf.
@@ -30,6 +37,9 @@ BOUNDS: tuple[float, ...] = tuple(
     round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2)
 )
 MAX_RUNS = 8  # run ids whose traffic is kept apart (least recently seen dropped first)
+# Run ids whose clients are remembered (`/stats/clients`; ~11 MB each at MAX_CLIENTS), the
+# oldest first seen dropped first.
+MAX_CLIENT_RUNS = 4
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Window:
 
 class _Second:
     __slots__ = (
+        "cohorts",
         "errors",
         "injected",
         "requests",
@@ -68,6 +79,67 @@ class _Second:
         self.requests = self.errors = self.injected = 0
         self.retry_after = self.retry_early = self.retry_waited = 0
         self.sk: dict[int, int] = {}
+        self.cohorts: dict[str, _Second] | None = None  # fault/control, once labelled traffic
+
+    def add(self, ev: RequestDone, key: int, verdict: Retry | None) -> None:
+        """Count the request here, and in its cohort's sub-second when it carries a label."""
+        self._count(ev, key, verdict)
+        cohort = ev.cohort
+        if cohort:
+            subs = self.cohorts
+            if subs is None:
+                subs = self.cohorts = {FAULT: _Second(), CONTROL: _Second()}
+                for each in subs.values():
+                    each.reset(self.sec)
+            into = subs.get(cohort)
+            if into is not None:
+                into._count(ev, key, verdict)
+
+    def _count(self, ev: RequestDone, key: int, verdict: Retry | None) -> None:
+        self.requests += 1
+        if is_error(ev.status):
+            self.errors += 1
+        if ev.injected:
+            self.injected += 1
+        sk = self.sk
+        sk[key] = sk.get(key, 0) + 1
+        if ev.retry_after is not None:
+            self.retry_after += 1
+        if verdict is Retry.EARLY:
+            self.retry_early += 1
+        elif verdict is Retry.WAITED:
+            self.retry_waited += 1
+
+    def row(self, histograms: bool) -> dict[str, Any]:
+        """This second as a `/stats/timeseries` row (its cohorts' rows inside, same shape)."""
+        n = self.requests
+        if not n:
+            row = _empty_row(self.sec)
+            if histograms:
+                row["hist"] = {}
+                row["sketch"] = {}
+            return row
+        p50, p95, p99 = quantiles(self.sk, n)
+        row = {
+            "t": self.sec,
+            "requests": n,
+            "errors": self.errors,
+            "error_rate": round(self.errors / n, 6),
+            "injected": self.injected,
+            "p50": p50,
+            "p95": p95,
+            "p99": p99,
+            "retry_after": self.retry_after,
+            "retried_early": self.retry_early,
+            "retried_after_waiting": self.retry_waited,
+        }
+        if histograms:
+            # Sparse key -> count: enough to merge seconds into any window.
+            row["sketch"] = {str(k): c for k, c in sorted(self.sk.items())}
+            row["hist"] = coarse(self.sk)
+        if self.cohorts is not None:
+            row["cohorts"] = {name: sub.row(histograms) for name, sub in self.cohorts.items()}
+        return row
 
 
 def is_error(status: int) -> bool:
@@ -106,19 +178,7 @@ class _Ring:
             if sec < slot.sec:
                 return  # older than what the ring keeps
             slot.reset(sec)
-        slot.requests += 1
-        if is_error(ev.status):
-            slot.errors += 1
-        if ev.injected:
-            slot.injected += 1
-        sk = slot.sk
-        sk[key] = sk.get(key, 0) + 1
-        if ev.retry_after is not None:
-            slot.retry_after += 1
-        if verdict is Retry.EARLY:
-            slot.retry_early += 1
-        elif verdict is Retry.WAITED:
-            slot.retry_waited += 1
+        slot.add(ev, key, verdict)
 
     def slot(self, sec: int) -> _Second | None:
         slot = self.slots[sec % self.keep]
@@ -129,33 +189,10 @@ class _Ring:
         rows = []
         for sec in range(max(first, last - self.keep + 1), last + 1):
             slot = self.slot(sec)
-            if slot is None or not slot.requests:
-                row = _empty_row(sec)
-                if histograms:
-                    row["hist"] = {}
-                    row["sketch"] = {}
-                rows.append(row)
-                continue
-            n = slot.requests
-            p50, p95, p99 = quantiles(slot.sk, n)
-            row = {
-                "t": sec,
-                "requests": n,
-                "errors": slot.errors,
-                "error_rate": round(slot.errors / n, 6),
-                "injected": slot.injected,
-                "p50": p50,
-                "p95": p95,
-                "p99": p99,
-                "retry_after": slot.retry_after,
-                "retried_early": slot.retry_early,
-                "retried_after_waiting": slot.retry_waited,
-            }
-            if histograms:
-                # Sparse key -> count: enough to merge seconds into any window.
-                row["sketch"] = {str(k): c for k, c in sorted(slot.sk.items())}
-                row["hist"] = coarse(slot.sk)
-            rows.append(row)
+            if slot is None:
+                slot = _Second()
+                slot.reset(sec)
+            rows.append(slot.row(histograms))
         return rows
 
     def clear(self) -> None:
@@ -173,6 +210,7 @@ class Stats:
         self.keep = keep
         self._ring = _Ring(keep)
         self._runs: OrderedDict[str, _Ring] = OrderedDict()
+        self._clients: OrderedDict[str, ClientBook] = OrderedDict()  # run id -> its clients
         self.retries = RetryAfterWatch()
 
     def on_request(self, ev: RequestDone) -> None:
@@ -184,6 +222,12 @@ class Stats:
         self._ring.count(sec, ev, k, verdict)
         if ev.run:
             self._run_ring(ev.run).count(sec, ev, k, verdict)
+            book = self._clients.get(ev.run)
+            if book is None:
+                book = self._clients[ev.run] = ClientBook()
+                if len(self._clients) > MAX_CLIENT_RUNS:
+                    self._clients.popitem(last=False)
+            book.seen(ev, sec)
 
     def _run_ring(self, run: str) -> _Ring:
         ring = self._runs.get(run)
@@ -194,6 +238,11 @@ class Stats:
         else:
             self._runs.move_to_end(run)
         return ring
+
+    def clients(self, run: str) -> dict[str, Any]:
+        """`/stats/clients`: each client seen in `run` (no ids), bounded (`blast_radius.py`)."""
+        book = self._clients.get(run)
+        return {"run": run, **(book or ClientBook()).answer()}
 
     def runs(self) -> list[str]:
         """Run ids with traffic of their own, oldest first."""
@@ -242,6 +291,7 @@ class Stats:
     def clear(self) -> None:
         self._ring.clear()
         self._runs.clear()
+        self._clients.clear()
 
 
 def quantiles(sk: Mapping[int, int], n: int) -> tuple[float | None, float | None, float | None]:

@@ -5,6 +5,7 @@
 - What every worker knows alike comes from worker 0: the scenario, its phase and timeline (every
   worker runs it from the same instant), the rules' definitions.
 - Per-second rows are summed second by second; their quantiles come from the summed histograms.
+  A row's cohort sub-rows (`cohorts: {fault, control}`) are summed the same way, cohort by cohort.
 - Prometheus: counters and histograms are summed, and so are gauges, except the series that
   record something every worker sees at once (`MAX_ACROSS`): their maximum.
 """
@@ -98,32 +99,36 @@ def status(bodies: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def timeseries(many: Sequence[list[dict[str, Any]]], histograms: bool) -> list[dict[str, Any]]:
     """`/stats/timeseries` series (asked with `histograms=1`) summed second by second: the
     workers' sketches add up exactly, so the quantiles and the coarse buckets come from them."""
-    merged: dict[int, dict[str, Any]] = {}
-    sketches: dict[int, dict[int, int]] = {}
+    by_second: dict[int, list[dict[str, Any]]] = {}
     for series in many:
         for row in series:
-            t = int(row["t"])
-            mine = merged.get(t)
-            if mine is None:
-                merged[t] = mine = {k: v for k, v in row.items() if k not in ("hist", "sketch")}
-                sketches[t] = {}
-            else:
-                for key in _ROW_SUMS:
-                    mine[key] = int(mine.get(key) or 0) + int(row.get(key) or 0)
-                if not mine.get("phase") and row.get("phase"):
-                    mine["scenario"], mine["phase"] = row.get("scenario"), row["phase"]
-            sketch.add(sketches[t], {int(k): int(c) for k, c in (row.get("sketch") or {}).items()})
-    out = []
-    for t in sorted(merged):
-        row, sk = merged[t], sketches[t]
-        n = int(row.get("requests") or 0)
-        row["error_rate"] = round(int(row.get("errors") or 0) / n, 6) if n else 0.0
-        row["p50"], row["p95"], row["p99"] = quantiles(sk, n)
-        if histograms:
-            row["hist"] = coarse(sk)
-            row["sketch"] = {str(k): c for k, c in sorted(sk.items())}
-        out.append(row)
-    return out
+            by_second.setdefault(int(row["t"]), []).append(row)
+    return [_sum_rows(by_second[t], histograms) for t in sorted(by_second)]
+
+
+def _sum_rows(rows: list[dict[str, Any]], histograms: bool) -> dict[str, Any]:
+    """The workers' rows of one second as one (and their cohort sub-rows, cohort by cohort)."""
+    mine = {k: v for k, v in rows[0].items() if k not in ("hist", "sketch", "cohorts")}
+    sk: dict[int, int] = {}
+    cohorts: dict[str, list[dict[str, Any]]] = {}
+    for i, row in enumerate(rows):
+        if i:
+            for key in _ROW_SUMS:
+                mine[key] = int(mine.get(key) or 0) + int(row.get(key) or 0)
+            if not mine.get("phase") and row.get("phase"):
+                mine["scenario"], mine["phase"] = row.get("scenario"), row["phase"]
+        sketch.add(sk, {int(k): int(c) for k, c in (row.get("sketch") or {}).items()})
+        for name, sub in (row.get("cohorts") or {}).items():
+            cohorts.setdefault(name, []).append(sub)
+    n = int(mine.get("requests") or 0)
+    mine["error_rate"] = round(int(mine.get("errors") or 0) / n, 6) if n else 0.0
+    mine["p50"], mine["p95"], mine["p99"] = quantiles(sk, n)
+    if histograms:
+        mine["hist"] = coarse(sk)
+        mine["sketch"] = {str(k): c for k, c in sorted(sk.items())}
+    if cohorts:
+        mine["cohorts"] = {name: _sum_rows(subs, histograms) for name, subs in cohorts.items()}
+    return mine
 
 
 class _Families:
