@@ -17,6 +17,13 @@ from chaosproxy.process.runtime import Runtime, Settings
 StartProxy = Callable[..., Awaitable[Runtime]]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow suites (real runs of a minute or so) go out first: started last, one of them
+    alone would keep one test process busy after the others ran dry, and the suite would take
+    as long as that tail. The order is deterministic, as pytest-xdist needs."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 async def start_upstream() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
     """Start a real aiohttp app on 127.0.0.1:0; returns its base URL."""
@@ -33,26 +40,12 @@ async def start_upstream() -> AsyncIterator[Callable[[web.Application], Awaitabl
         await s.close()
 
 
-@pytest.fixture(params=["native", "aiohttp"])
-def upstream_client(request: pytest.FixtureRequest) -> str:
-    """Runs a test once per upstream client: `start_proxy` honours it where a test asks for it
-    (`pytestmark = pytest.mark.usefixtures("upstream_client")`); other tests get the default."""
-    return str(request.param)
-
-
 @pytest.fixture
-async def start_proxy(request: pytest.FixtureRequest) -> AsyncIterator[StartProxy]:
+async def start_proxy() -> AsyncIterator[StartProxy]:
     """Start a real chaosproxy Runtime (proxy + admin on port 0) in front of `upstream`."""
     runtimes: list[Runtime] = []
-    client = (
-        request.getfixturevalue("upstream_client")
-        if "upstream_client" in request.fixturenames
-        else None
-    )
 
     async def start(upstream: str, clock: Clock = SYSTEM_CLOCK, **overrides: Any) -> Runtime:
-        if client is not None:
-            overrides.setdefault("upstream_client", client)
         settings = Settings(
             upstream=yarl.URL(upstream),
             listen_host="127.0.0.1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from chaosproxy import __version__
@@ -51,12 +51,37 @@ def env_bool(raw: str) -> bool | None:
     return None
 
 
+class EnvText(str):
+    """A default read from CHAOSPROXY_<FLAG>: argparse parses it like a value given on the
+    command line, and an error then names the variable as well as the flag."""
+
+    variable: str
+
+
+def _from_env(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return convert(str(value))  # a plain str: nothing downstream sees EnvText
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            if not isinstance(value, EnvText):
+                raise
+            message = str(e) or f"invalid value {value!r}"
+            raise argparse.ArgumentTypeError(f"from ${value.variable}: {message}") from None
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
 def env_defaults(parser: argparse.ArgumentParser) -> None:
-    """Every `--flag` of `parser` also reads CHAOSPROXY_<FLAG> from the environment."""
+    """Every `--flag` of `parser` also reads CHAOSPROXY_<FLAG> (`env_name`) from the
+    environment. Only a default: a value given on the command line wins, and a bad variable
+    stops only the command it is for, with a message naming it."""
+    from chaosproxy.process.options import env_name
+
     for action in parser._actions:
         if not action.option_strings or action.dest in ("help",):
             continue
-        name = "CHAOSPROXY_" + action.dest.upper()
+        name = env_name(action.dest)
         raw = os.environ.get(name)
         if raw is None:
             continue
@@ -68,10 +93,23 @@ def env_defaults(parser: argparse.ArgumentParser) -> None:
                 continue
             action.default = value
         elif isinstance(action, argparse._AppendAction):
-            action.default = [v for v in raw.split(",") if v]
+            # argparse never converts a list default: each item is parsed here, and a bad one
+            # is reported when this command runs, as for a boolean.
+            items: list[Any] = [v for v in raw.split(",") if v]
+            if callable(action.type):
+                try:
+                    items = [action.type(v) for v in items]
+                except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+                    flag = action.option_strings[0]
+                    parser.set_defaults(env_error=f"argument {flag}: from ${name}: {e}")
+                    continue
+            action.default = items
             action.__class__ = _EnvAppendAction
         else:
-            action.default = raw
+            text = EnvText(raw)
+            text.variable = name
+            action.default = text
+            action.type = _from_env(action.type if callable(action.type) else str)
         action.required = False
         if action.help and "$" not in action.help:
             action.help += f" [from ${name}]"

@@ -1,62 +1,23 @@
-"""Argument types shared by subcommands: each raises argparse errors with one clear line."""
+"""Argument types shared by subcommands (each raises argparse errors with one clear line) and
+the help formatter that shows defaults."""
 
 from __future__ import annotations
 
 import argparse
+import textwrap
+from typing import TypeVar
 
-import yarl
+from chaosproxy.process import option_values
+from chaosproxy.process.option_values import argtype
 
-from chaosproxy.common.units import parse_duration, parse_size
-
-
-def host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "0.0.0.0", value
-    try:
-        p = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}") from None
-    if not 0 <= p <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {value!r}")
-    return host.strip("[]") or "0.0.0.0", p
+T = TypeVar("T")
 
 
-def http_url(value: str) -> yarl.URL:
-    try:
-        url = yarl.URL(value)
-    except (ValueError, TypeError):
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise argparse.ArgumentTypeError(
-            f"expected an http:// or https:// URL with a host, got {value!r}"
-        )
-    return url
-
-
-def duration(value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}")
-    return n
-
-
-def size(value: str) -> int:
-    """Bytes: `512`, `16KiB`, `100MiB` (binary) or `1MB` (decimal)."""
-    try:
-        return parse_size(value.strip())
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+host_port = argtype(option_values.host_port)
+http_url = argtype(option_values.http_url)
+duration = argtype(option_values.duration)
+positive_int = argtype(option_values.positive_int)
+size = argtype(option_values.size)
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -65,6 +26,10 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
     Flags without a value (on/off switches) show `(default: off)`; a flag whose default is None
     says what none means in its own help.
     """
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrapped at spaces only: `--admin-token` or `X-Client-Id` never split at a dash."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

@@ -1,4 +1,6 @@
-"""`chaosproxy run`: the proxy itself."""
+"""`chaosproxy run`: the proxy itself. Its flags are made from the options declared on
+`Settings` (process/run_flags.py); here, the checks across flags and files, then the proxy or the
+`--workers` supervisor."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import sys
 from typing import Any
 
 from chaosproxy.cli.common import DefaultsHelpFormatter
-from chaosproxy.cli.run_flags import add_run_arguments
+from chaosproxy.process.run_flags import add_run_arguments, settings_of
+from chaosproxy.process.settings import Settings
 from chaosproxy.process.startup import install_uvloop, startup_error
 
 READY_EPILOG = """\
@@ -39,64 +42,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_command)
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    from chaosproxy.process.runtime import Settings
-
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """`Settings` from the parsed flags, once the checks that involve several flags or the
+    files they name have passed (SystemExit with the one line naming the flag otherwise)."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("chaosproxy run: error: --tls-cert and --tls-key go together")
-    if args.upstream_client not in ("native", "aiohttp"):
-        raise SystemExit(
-            f"chaosproxy run: error: --upstream-client: {args.upstream_client!r} "
-            "is not one of native, aiohttp"
-        )
     problem = check_files(args)
     if problem:
         raise SystemExit(f"chaosproxy run: error: {problem}")
-    return Settings(
-        upstream=args.upstream,
-        listen_host=args.listen[0],
-        listen_port=args.listen[1],
-        admin_host=args.admin[0],
-        admin_port=args.admin[1],
-        upstream_timeout=args.upstream_timeout,
-        connect_timeout=args.connect_timeout,
-        read_timeout=args.read_timeout,
-        header_timeout=args.header_timeout,
-        idle_timeout=args.idle_timeout,
-        body_timeout=args.body_timeout,
-        send_timeout=args.send_timeout,
-        max_connections=args.max_connections,
-        pool_size=args.pool_size,
-        keepalive=args.keepalive,
-        upstream_max_head=args.upstream_max_head,
-        upstream_max_headers=args.upstream_max_headers,
-        upstream_ca=args.upstream_ca,
-        upstream_insecure=args.upstream_insecure,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        rewrite_host=args.rewrite_host,
-        forwarded_headers=args.forwarded_headers,
-        grace=args.grace,
-        access_log=args.access_log,
-        client_id_header=args.client_id_header,
-        seed=args.seed,
-        scenario=args.scenario or None,
-        scenario_dir=args.scenario_dir or None,
-        journal=args.journal or None,
-        journal_max_size=args.journal_max_size or None,
-        journal_keep=args.journal_keep,
-        journal_faults=args.journal_faults,
-        reload_interval=args.reload_interval,
-        admin_token=args.admin_token or None,
-        admin_insecure=args.admin_insecure,
-        allow_header_faults=args.allow_header_faults,
-        max_header_fault_percentage=args.max_header_fault_percentage,
-        mark_injected=args.mark_injected,
-        max_active_faults=args.max_active_faults,
-        max_fault_duration=args.max_fault_duration,
-        upstream_client=args.upstream_client,
-        admin_in_proxy_loop=args.admin_in_proxy_loop,
-    )
+    return settings_of(args, Settings)
 
 
 def check_files(args: argparse.Namespace) -> str | None:
@@ -157,23 +111,24 @@ def check_journal(path: str) -> str | None:
 
 def run_command(args: argparse.Namespace) -> int:
     from chaosproxy.common.errors import ConfigError, UsageError
-    from chaosproxy.process.logs import setup_logging
+    from chaosproxy.common.logs import setup_logging
     from chaosproxy.process.runtime import Runtime
 
-    setup_logging(args.log_format, args.log_level)
     try:
         settings = settings_from_args(args)
     except SystemExit as e:
         print(e, file=sys.stderr)
         return 2
+    setup_logging(settings.log_format, settings.log_level)
     install_uvloop()
 
     async def main() -> int:
         try:
-            if args.workers > 1:
+            if settings.workers > 1:
                 from chaosproxy.workers.supervisor import Supervisor
 
-                sup = Supervisor(settings, args.workers, args.log_format, args.log_level)
+                s = settings
+                sup = Supervisor(s, s.workers, s.log_format, s.log_level)
                 return await sup.run()
             rt = Runtime(settings)
             await rt.serve_until_signal()

@@ -13,7 +13,8 @@ from typing import NoReturn
 
 from yaml.nodes import Node, ScalarNode
 
-from chaosproxy.common.errors import ConfigError
+from chaosproxy.common.cohort import CONTROL
+from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.located import (
     Collector,
     Doc,
@@ -85,6 +86,36 @@ def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
     return exp
 
 
+def control_problems(exp: Experiment, scenario: Scenario) -> list[Problem]:
+    """`compare_to: control` needs a scenario that splits its clients into cohorts, and no
+    phase called `control` that the words could also mean."""
+    from chaosproxy.config.match_spec import scenario_cohort
+
+    out = []
+    names = [p.name for p in scenario.phases]
+    for c in exp.checks:
+        if c.compare_to != CONTROL:
+            continue
+        where = f"{c.path}.compare_to"
+        if CONTROL in names:
+            out.append(
+                exp.problem(
+                    where,
+                    f"ambiguous: scenario {scenario.name!r} has a phase named 'control', and "
+                    "compare_to: control means the control group; rename that phase",
+                )
+            )
+        elif scenario_cohort(scenario) is None:
+            out.append(
+                exp.problem(
+                    where,
+                    f"scenario {scenario.name!r} has no control group: give its fault rules "
+                    "`match: {cohort: {share: 0.5, by: header X-Chaos-User}}`",
+                )
+            )
+    return out
+
+
 def resolve_experiment_scenario(exp: Experiment) -> Scenario:
     """Load the scenario the experiment names (bundled name, or a path relative to the file)
     and check every phase the experiment refers to exists in it."""
@@ -102,10 +133,12 @@ def resolve_experiment_scenario(exp: Experiment) -> Scenario:
             raise ConfigError(exp.problem("scenario", e.problems[0].message)) from None
         raise
     names = [p.name for p in scenario.phases]
-    problems = []
+    problems = control_problems(exp, scenario)
     for c in exp.checks:
         for key in ("during_phase", "after_phase", "compare_to"):
             phase = getattr(c, key)
+            if key == "compare_to" and phase == CONTROL:
+                continue  # the control group, not a phase (control_problems)
             if phase is not None and phase not in names:
                 problems.append(
                     exp.problem(
@@ -150,7 +183,7 @@ def run_args_problems(args: list[str]) -> list[tuple[int | None, str]]:
     know, or a value it would refuse, so the mistake shows at `validate`, not 15 s into a run."""
     import argparse
 
-    from chaosproxy.cli.run_flags import add_run_arguments
+    from chaosproxy.process.run_flags import add_run_arguments
     from chaosproxy.config.located import suggest
 
     class Refused(Exception):

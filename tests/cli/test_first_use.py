@@ -30,7 +30,6 @@ def test_run_help_shows_the_default_of_every_flag_with_a_value() -> None:
         "admin HOST:PORT (default: 127.0.0.1:8081)",
         "(default: 30s)",
         "(default: 256)",
-        "(default: native)",
         "(default: text)",
         "(default: info)",
         "cap on the percentage a fault header may ask for (default: 100)",
