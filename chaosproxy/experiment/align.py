@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.config.model import Scenario
+from chaosproxy.experiment.control import ClientRecord
 from chaosproxy.experiment.verdict import COOLDOWN, WARMUP, PhaseWindow, Second, View
 
 
@@ -28,6 +29,8 @@ class ClientData:
     workers: int | None = None
     last_report: float = 0.0
     users_at: dict[int, int] = field(default_factory=dict)  # second -> users Locust ran
+    # second -> cohort -> view, when the plugin labels its users (`control.py`)
+    cohorts: dict[int, dict[str, View]] = field(default_factory=dict)
     _offset: int = 0
     _partial: bytes = b""
 
@@ -57,14 +60,12 @@ class ClientData:
             raise ValueError("not an object")
         if "t" in rec:
             t = int(rec["t"])
-            view = View(
-                _count(rec.get("n", 0)),
-                _count(rec.get("f", 0)),
-                hist=_counts(rec.get("h")),
-                sketch=_counts(rec.get("s")),
-                tenths=_tenths(rec.get("d")),
-            )
+            view = _plugin_view(rec)
+            split = {str(k): _plugin_view(v) for k, v in (rec.get("c") or {}).items()}
             self.seconds.setdefault(t, View()).add(view)
+            into = self.cohorts.setdefault(t, {}) if split else {}
+            for name, v in split.items():
+                into.setdefault(name, View()).add(v)
         elif "users" in rec:
             users = int(rec["users"])
             now = float(rec.get("now", 0.0))
@@ -75,6 +76,19 @@ class ClientData:
             self.users_at[int(now)] = users
             self.workers = workers
             self.last_report = now
+
+
+def _plugin_view(rec: Any) -> View:
+    """A plugin record's counts (`n`, `f`, `h`, `s`, `d`) as a view."""
+    if not isinstance(rec, dict):
+        raise ValueError("not an object")
+    return View(
+        _count(rec.get("n", 0)),
+        _count(rec.get("f", 0)),
+        hist=_counts(rec.get("h")),
+        sketch=_counts(rec.get("s")),
+        tenths=_tenths(rec.get("d")),
+    )
 
 
 def _count(x: Any) -> int:
@@ -112,18 +126,51 @@ def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:
         if not r.get("requests"):
             continue
         try:
-            out[int(r["t"])] = View(
-                requests=int(r["requests"]),
-                failures=int(r["errors"]),
-                injected=int(r["injected"]),
-                hist=_counts(r.get("hist")),
-                retry_after=int(r.get("retry_after", 0)),
-                retried_early=int(r.get("retried_early", 0)),
-                retried_waited=int(r.get("retried_after_waiting", 0)),
-                sketch=_counts(r.get("sketch")),
-            )
+            out[int(r["t"])] = _row_view(r)
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
+    return out
+
+
+def proxy_cohort_views(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, View]]:
+    """The rows' `cohorts` sub-rows (`{"fault": row, "control": row}`, present when the
+    scenario has a control group) as views by second and cohort. Malformed: skipped."""
+    out: dict[int, dict[str, View]] = {}
+    for r in rows:
+        split = r.get("cohorts") if isinstance(r, dict) else None
+        if not isinstance(split, dict) or not split:
+            continue
+        try:
+            views = {str(name): _row_view(sub) for name, sub in split.items()}
+            out[int(r["t"])] = views
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return out
+
+
+def _row_view(r: dict[str, Any]) -> View:
+    return View(
+        requests=int(r["requests"]),
+        failures=int(r["errors"]),
+        injected=int(r["injected"]),
+        hist=_counts(r.get("hist")),
+        retry_after=int(r.get("retry_after", 0)),
+        retried_early=int(r.get("retried_early", 0)),
+        retried_waited=int(r.get("retried_after_waiting", 0)),
+        sketch=_counts(r.get("sketch")),
+    )
+
+
+def merge_cohorts(many: Sequence[dict[int, dict[str, View]]]) -> dict[int, dict[str, View]]:
+    """Several sidecars' cohort views summed by second and cohort."""
+    if len(many) == 1:
+        return many[0]
+    out: dict[int, dict[str, View]] = {}
+    for by_second in many:
+        for t, split in by_second.items():
+            into = out.setdefault(t, {})
+            for name, v in split.items():
+                into.setdefault(name, View()).add(v)
     return out
 
 
@@ -186,10 +233,18 @@ def build_rows(
     windows: Sequence[PhaseWindow],
     prom: dict[str, dict[int, float]] | None = None,
     users: dict[int, int] | None = None,
+    client_cohorts: dict[int, dict[str, View]] | None = None,
+    proxy_cohorts: dict[int, dict[str, View]] | None = None,
 ) -> list[Second]:
+    """One `Second` per whole second of [first, last]. With cohort views (a control group),
+    every second gets both cohorts in each view that has a split at all, so a second without
+    requests of one cohort reads zero, not "no split"."""
     rows = []
+    names = _names(client_cohorts), _names(proxy_cohorts)
     for t in range(first, last + 1):
         s = Second(t, label(t, windows), client.get(t, View()), proxy.get(t, View()))
+        s.client_cohorts = _split((client_cohorts or {}).get(t, {}), names[0])
+        s.proxy_cohorts = _split((proxy_cohorts or {}).get(t, {}), names[1])
         for name, values in (prom or {}).items():
             if t in values and math.isfinite(values[t]):
                 s.prom[name] = values[t]
@@ -197,3 +252,47 @@ def build_rows(
             s.users = users.get(t)
         rows.append(s)
     return rows
+
+
+def _names(by_second: dict[int, dict[str, View]] | None) -> tuple[str, ...]:
+    found: set[str] = set()
+    for split in (by_second or {}).values():
+        found.update(split)
+    return tuple(sorted(found))
+
+
+def _split(split: dict[str, View], names: tuple[str, ...]) -> dict[str, View]:
+    return {n: split.get(n, View()) for n in names}
+
+
+MAX_HURT = 10_000  # seconds kept per client read back (the proxy keeps 100)
+
+
+def client_records(body: Any) -> list[ClientRecord]:
+    """`GET /stats/clients` (or a saved clients.json): `{"clients": [{cohort, first, last,
+    hurt}]}` as records; a malformed entry is skipped, never a crash."""
+    items = body.get("clients") if isinstance(body, dict) else None
+    out: list[ClientRecord] = []
+    for c in items if isinstance(items, list) else []:
+        try:
+            hurt = c.get("hurt") or []
+            out.append(
+                ClientRecord(
+                    str(c.get("cohort") or ""),
+                    _count(c["first"]),
+                    _count(c["last"]),
+                    tuple(_count(h) for h in hurt[:MAX_HURT]),
+                )
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return out
+
+
+def clients_to_json(clients: Sequence[ClientRecord]) -> dict[str, Any]:
+    return {
+        "clients": [
+            {"cohort": c.cohort, "first": c.first, "last": c.last, "hurt": list(c.hurt)}
+            for c in clients
+        ]
+    }

@@ -18,7 +18,8 @@ from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.config.dump import scenario_to_yaml
 from chaosproxy.config.model import Scenario
 from chaosproxy.experiment import align, integrity, results
-from chaosproxy.experiment.rejudge import SERIES, SavedRun, judge_run, write_rows
+from chaosproxy.experiment.control import ClientRecord
+from chaosproxy.experiment.rejudge import CLIENTS, SERIES, SavedRun, judge_run, write_rows
 from chaosproxy.experiment.verdict import PhaseWindow, View
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     # Whole seconds only: the one in which the load stopped is partial.
     first, last = int(run.started), int(run.load_stopped) - 1
     proxy_views: list[dict[int, View]] = []
+    cohort_views: list[dict[int, dict[str, View]]] = []
     all_traffic = False
     for c in run.clients:
         try:
@@ -46,6 +48,7 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
                 if any(r["requests"] for r in unfiltered):
                     series, all_traffic = unfiltered, True
             proxy_views.append(align.proxy_views(series))
+            cohort_views.append(align.proxy_cohort_views(series))
         except ChaosProxyError as e:
             run.notes.append(f"no proxy view from {c.url}: {e}")
             run.lost_proxy(c.url, integrity.no_series(c.url, e))
@@ -61,8 +64,17 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     prom = {k: v.points for k, v in prom_series.items()}
     prom_lag = {k: v.lag for k, v in prom_series.items()}
     rows = align.build_rows(
-        first, last, run.client.seconds, proxy, windows, prom, run.client.users_at
+        first,
+        last,
+        run.client.seconds,
+        proxy,
+        windows,
+        prom,
+        run.client.users_at,
+        run.client.cohorts if run.client_cohorts_agree else {},
+        align.merge_cohorts(cohort_views) if cohort_views else {},
     )
+    clients = await fetch_clients(run, scenario, all_traffic)
     # Phases that never ran still appear (with no seconds), so checks can say so.
     ran = {w.name for w in windows}
     phases = list(windows) + [
@@ -81,10 +93,13 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
             interrupted=run.interrupted,
             problems=problems,
             lags=prom_lag,
+            clients=clients,
         ),
     )
     run.verdict = verdict
     write_rows(run.out, rows, run.exp, run.started)
+    if clients is not None:
+        results.write_json(run.out / CLIENTS, align.clients_to_json(clients))
     events = run.events.get(run.clients[0].url, []) if run.clients else []
     about = {
         "id": run.run_id,
@@ -105,6 +120,7 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     files = {
         "timeseries": "timeseries.csv",
         "series": SERIES,  # every second of both views: `experiment judge` reads it
+        "clients": CLIENTS if clients is not None else None,  # blast radius reads it
         # A long run may have rotated the journal: journal.jsonl.N are older lines.
         "journal": "journal.jsonl" if (run.out / "journal.jsonl").exists() else None,
         "journal_rotated": sorted(
@@ -132,6 +148,37 @@ async def finish(run: Run, scenario: Scenario, scenario_text: str) -> dict[str, 
     )
     results.write_json(run.out / "results.json", doc)
     return doc
+
+
+async def fetch_clients(
+    run: Run, scenario: Scenario, all_traffic: bool
+) -> list[ClientRecord] | None:
+    """Every proxy's per-client record of the run (`GET /stats/clients`), concatenated: what
+    `blast_radius` reads (kept when the scenario has a control group too, so `experiment
+    judge` can add such a check later). None when not asked for or a proxy has none to give
+    (then a note, if a check needs it)."""
+    from chaosproxy.config.match_spec import scenario_cohort
+
+    needed = any(c.metric == "blast_radius" for c in run.exp.checks)
+    if not needed and scenario_cohort(scenario) is None:
+        return None
+    out: list[ClientRecord] = []
+    for c in run.clients:
+        try:
+            body = await c.call("GET", f"/stats/clients?run={run.run_id}")
+        except ChaosProxyError as e:
+            if needed:
+                run.notes.append(f"no per-client record from {c.url}: {e}")
+            return None
+        if isinstance(body, dict) and body.get("truncated"):
+            run.notes.append(f"{c.url}: the per-client record was truncated (too many clients)")
+        out.extend(align.client_records(body))
+    if needed and all_traffic:
+        run.notes.append(
+            "blast radius: the proxy's per-client record holds only requests carrying "
+            "X-Chaos-Run, and the system under test does not pass it on"
+        )
+    return out
 
 
 async def prometheus_series(run: Run, first: int, last: int) -> dict[str, PromSeries]:

@@ -35,11 +35,14 @@ async def refresh_proxy_view(run: Run, at: float) -> None:
     first = int(at) - 1
     end = int(run.clock.time())
     views: list[dict[int, View]] = []
+    split: list[dict[int, dict[str, View]]] = []
     for c in run.clients:
         with contextlib.suppress(ChaosProxyError):
             rows = await c.timeseries(max(first, end - 10), end, run.run_id, histograms=True)
             views.append(align.proxy_views(rows))
+            split.append(align.proxy_cohort_views(rows))
     run.live_proxy.update(align.merge_views(views) if views else {})
+    run.live_proxy_cohorts.update(align.merge_cohorts(split) if split else {})
 
 
 async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) -> str | None:
@@ -52,7 +55,14 @@ async def check_halts(run: Run, scenario: Scenario, halting: list[CheckSpec]) ->
         return None
     last = int(now) - 1  # Locust's counts of a second are written within the next one
     rows = align.build_rows(
-        int(run.scenario_at or now), last, run.client.seconds, run.live_proxy, windows
+        int(run.scenario_at or now),
+        last,
+        run.client.seconds,
+        run.live_proxy,
+        windows,
+        # a control group: halts on the difference
+        client_cohorts=run.client.cohorts if run.client_cohorts_agree else None,
+        proxy_cohorts=run.live_proxy_cohorts,
     )
     base = baseline_phase(windows, run.exp.baseline)
     ref = reference_rate([s for s in rows if s.phase == base])

@@ -19,10 +19,12 @@ METRICS = (
     "served",
     "retry_amplification",
     "early_retry_share",
+    "blast_radius",
 )
-PROXY_ONLY = ("retry_amplification", "early_retry_share")
+PROXY_ONLY = ("retry_amplification", "early_retry_share", "blast_radius")
 SOURCES = ("client", "proxy", "prometheus")
 LATENCY = ("latency_p50", "latency_p95", "latency_p99")
+CONTROL_METRICS = ("error_rate", "served", *LATENCY)  # what `compare_to: control` judges
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # What the default locustfile sends for `user_agent: mobile | desktop | bot`.
 USER_AGENTS = {

@@ -1,5 +1,6 @@
 """The load plan of one run: the users (and spawn rate) Locust's shape follows, second by
-second, written as a small JSON file the shape re-reads (`loadgen/locustfile.py`)."""
+second, written as a small JSON file the shape re-reads (`loadgen/locustfile.py`); and, when
+the scenario has a control group, the cohort the load labels its users with (`load_cohort`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from chaosproxy.config.model import Scenario
 from chaosproxy.experiment.model import Experiment
+
+USER_HEADER = "x-chaos-user"  # what the bundled locustfile names its users with
 
 
 def plan_stages(
@@ -49,9 +52,47 @@ def plan_stages(
 
 
 def write_plan(
-    path: Path, warm: tuple[int, float], stages: list[list[float]], end: float | None
+    path: Path,
+    warm: tuple[int, float],
+    stages: list[list[float]],
+    end: float | None,
+    cohort: dict[str, float] | None = None,
 ) -> None:
     """Replace the plan file at once: the shape never reads half a plan."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"warmup": list(warm), "stages": stages, "end": end}))
+    doc: dict[str, object] = {"warmup": list(warm), "stages": stages, "end": end}
+    if cohort is not None:
+        doc["cohort"] = cohort
+    tmp.write_text(json.dumps(doc))
     tmp.replace(path)
+
+
+def load_cohort(
+    exp: Experiment, scenario: Scenario, seed: int | None
+) -> tuple[dict[str, float] | None, str | None]:
+    """The control group as the load labels its users — `{"seed", "share"}` for the plugin,
+    the same hash as the proxy's (`common/cohort.py`) — and a note when the client view cannot
+    have it: the scenario splits clients by something the load does not name them with. The
+    seed is the run's, else the scenario's, else 0, as the proxy takes it."""
+    from chaosproxy.config.match_spec import scenario_cohort
+
+    spec = scenario_cohort(scenario)
+    if spec is None:
+        return None, None
+    header = (spec.header or "").lower()
+    # `by: client` is the proxy's client identity, which is X-Chaos-User when the runner
+    # starts the proxy (`--client-id-header X-Chaos-User`)
+    by_user = header == USER_HEADER or (spec.by == "client" and exp.proxy is not None)
+    if not by_user:
+        return None, (
+            f"the control group splits clients by {spec.by}: the client view has no cohort "
+            "split (the load names its users by X-Chaos-User); the proxy view has it"
+        )
+    chosen = seed if seed is not None else scenario.seed
+    note = None
+    if exp.load.locustfile != "default":
+        note = (
+            "the client view labels cohorts only for requests whose event context carries "
+            "`chaos_user` (the user's X-Chaos-User id; the bundled locustfile sets it)"
+        )
+    return {"seed": int(chosen or 0), "share": spec.share}, note

@@ -236,6 +236,7 @@ async def start_load(
     seed: int | None,
     remote_workers: int = 0,
     master_bind: tuple[str, int] | None = None,
+    cohort: dict[str, float] | None = None,
 ) -> Load:
     files = f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
     common = ["-f", files, "--chaos-run-id", run_id]
@@ -248,6 +249,8 @@ async def start_load(
         ]
     if seed is not None:
         common += ["--chaos-seed", str(seed)]
+    if cohort is not None:  # the control group: the plugin labels users (reaches workers too)
+        common += ["--chaos-cohort", json.dumps(cohort)]
     locust = [sys.executable, "-m", "locust"]
     head = [
         *locust,

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.common.errors import ChaosProxyError
+from chaosproxy.experiment.align import client_records
+from chaosproxy.experiment.control import ClientRecord
 from chaosproxy.experiment.model import Experiment
 from chaosproxy.experiment.series import PhaseWindow, Second, second_from_json, second_to_json
 from chaosproxy.experiment.verdict import Verdict, add_false_alarms, judge
 
 SERIES = "series.jsonl"
+CLIENTS = "clients.json"  # the proxy's per-client record (blast radius)
 MAX_BYTES = 256 * 1024 * 1024  # a saved run read back is bounded like any input
 
 
@@ -36,6 +39,7 @@ class SavedRun:
     interrupted: bool = False
     problems: list[str] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)
+    clients: list[ClientRecord] | None = None  # None: the run kept no per-client record
 
 
 def _bounded(path: Path) -> None:
@@ -88,6 +92,13 @@ def load(run_dir: Path) -> SavedRun:
     if not isinstance(doc, dict):
         raise SavedRunError(f"{results}: not a results document")
     rows = read_series(run_dir / SERIES)
+    clients = None
+    if (run_dir / CLIENTS).is_file():
+        _bounded(run_dir / CLIENTS)
+        try:
+            clients = client_records(json.loads((run_dir / CLIENTS).read_text(encoding="utf-8")))
+        except (ValueError, RecursionError) as e:
+            raise SavedRunError(f"{run_dir / CLIENTS}: not JSON: {e}") from None
     phases: list[PhaseWindow] = []
     for i, p in enumerate(doc.get("phases") or []):
         try:
@@ -110,6 +121,7 @@ def load(run_dir: Path) -> SavedRun:
         interrupted=bool(doc.get("interrupted")),
         problems=[str(p) for p in doc.get("problems") or []],
         lags={str(k): float(v) for k, v in lags.items() if isinstance(v, int | float)},
+        clients=clients,
     )
 
 
@@ -129,5 +141,6 @@ def judge_run(exp: Experiment, run: SavedRun) -> Verdict:
         problems=run.problems,
         confidence=exp.confidence,
         lags=run.lags,
+        clients=run.clients,
     )
     return add_false_alarms(verdict, exp.checks, run.rows, run.phases, exp.baseline)

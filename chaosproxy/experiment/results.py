@@ -139,10 +139,12 @@ def _cell(x: float | int | None, digits: int = 6) -> str:
 def write_timeseries(
     path: Path, rows: Sequence[Second], started: float, prom_checks: Sequence[tuple[int, str]]
 ) -> None:
-    """One row per second; `prom_<n>` columns for checks reading Prometheus (n = check index)."""
+    """One row per second; `prom_<n>` columns for checks reading Prometheus (n = check index);
+    with a control group, each view's counts per cohort last (`cohort_columns`)."""
+    split = cohort_columns(rows)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow([*CSV_COLUMNS, *(f"prom_{i}" for i, _ in prom_checks)])
+        w.writerow([*CSV_COLUMNS, *(f"prom_{i}" for i, _ in prom_checks), *split])
         for s in rows:
             c, p = s.client, s.proxy
             w.writerow(
@@ -169,8 +171,42 @@ def write_timeseries(
                     p.retried_early,
                     p.retried_waited,
                     *(_cell(s.prom.get(name)) for _, name in prom_checks),
+                    *_cohort_cells(s, split),
                 ]
             )
+
+
+COHORT_FIELDS = ("requests", "failures", "error_rate", "p50", "p95", "p99")
+
+
+def cohort_columns(rows: Sequence[Second]) -> list[str]:
+    """`client_error_rate_fault`, `proxy_p95_control`, ... for each view that has a cohort split
+    in any of these seconds (proxy: also `proxy_injected_<cohort>`)."""
+    out: list[str] = []
+    for view in ("client", "proxy"):
+        names = sorted(
+            {n for s in rows for n in (s.client_cohorts if view == "client" else s.proxy_cohorts)}
+        )
+        extra = ("injected",) if view == "proxy" else ()
+        out += [f"{view}_{k}_{n}" for n in names for k in (*COHORT_FIELDS, *extra)]
+    return out
+
+
+def _cohort_cells(s: Second, columns: Sequence[str]) -> list[str]:
+    cells = []
+    for col in columns:
+        view, rest = col.split("_", 1)
+        key, name = rest.rsplit("_", 1)
+        v = s.cohort(view, name)
+        if v is None:
+            cells.append("")
+        elif key in ("p50", "p95", "p99"):
+            cells.append(_cell(v.quantile(int(key[1:]) / 100)))
+        elif key == "error_rate":
+            cells.append(_cell(v.error_rate))
+        else:
+            cells.append(str(getattr(v, key)))
+    return cells
 
 
 def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:

@@ -45,7 +45,7 @@ from chaosproxy.experiment.finish import finish, original_text
 from chaosproxy.experiment.lifecycle import REAL_CLOCK, Clock, Lifecycle, RunEvents, State
 from chaosproxy.experiment.live import Console, check_halts, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
-from chaosproxy.experiment.plan import plan_stages, write_plan
+from chaosproxy.experiment.plan import load_cohort, plan_stages, write_plan
 from chaosproxy.experiment.processes import (
     Child,
     Load,
@@ -123,6 +123,8 @@ class Run:
         self.halted: dict[str, Any] | None = None
         self.interrupted = False
         self.notes: list[str] = []
+        self.cohort: dict[str, float] | None = None  # the control group the load labels
+        self.client_cohorts_agree = True  # False: a proxy hashes cohorts otherwise
         # What went against the plan (integrity.py): never PASS with any of these.
         self.problems: list[str] = []
         self.plan: integrity.Plan | None = None
@@ -135,6 +137,7 @@ class Run:
         self.scenario_at: float | None = None
         self.scenario_end: float | None = None
         self.live_proxy: dict[int, View] = {}
+        self.live_proxy_cohorts: dict[int, dict[str, View]] = {}  # with a control group
         self.looks: dict[str, int] = {}  # halt check -> times judged live (live.check_halts)
         self.verdict: Any = None
         self.load_stopped = 0.0
@@ -251,6 +254,7 @@ class Run:
             self.seed,
             self.opts.remote_workers,
             self.opts.master_bind,
+            self.cohort,
         )
 
     # ------------------------------------------------------------ warm-up, scenario
@@ -262,7 +266,10 @@ class Run:
         plan = self.out / "plan.json"
         warm, _ = plan_stages(exp, scenario, 0.0)
         self.warm = warm
-        write_plan(plan, warm, [], None)
+        self.cohort, cohort_note = load_cohort(exp, scenario, self.seed)
+        if cohort_note:
+            self.notes.append(cohort_note)
+        write_plan(plan, warm, [], None, self.cohort)
         self.lifecycle.to(State.WARMING_UP)  # the console: "load: N users ..."
         self.started = self.clock.time()
         self.load = await self.launch_load(plan)
@@ -312,6 +319,8 @@ class Run:
             except (AdminError, Unreachable) as e:
                 raise SetupError(f"could not start the scenario: {e}") from None
         self.scenario_at = at
+        if self.cohort is not None:
+            await self._check_cohort()
         _, stages = plan_stages(exp, scenario, at)
         end = at + total + load.cooldown
         self.end = end
@@ -321,7 +330,7 @@ class Run:
             warm,
             tuple((s[0], s[1], s[2]) for s in stages),
         )
-        write_plan(plan, warm, stages, end)
+        write_plan(plan, warm, stages, end, self.cohort)
         self.lifecycle.to(State.RUNNING)
         self.hooks.test_start.fire(run=self, at=at)  # the console: "scenario ... starts at"
         # (4) each second until the planned end
@@ -346,9 +355,33 @@ class Run:
                 breach = await check_halts(self, scenario, halting)
                 if breach is not None:
                     end = self.end = min(end, self.clock.time() + 3.0)
-                    write_plan(plan, warm, stages, end)
+                    write_plan(plan, warm, stages, end, self.cohort)
                     self.lifecycle.to(State.HALTED, breach)  # the console: "HALT: ..."
             self.hooks.tick.fire(run=self, now=now)  # the console: the progress line
+
+    async def _check_cohort(self) -> None:
+        """The load labels its users with the proxy's own hash, seed and share: when a proxy
+        says it hashes otherwise (`/status`), the client view's cohorts are not the proxy's and
+        are dropped (a note says so; the proxy view keeps its split)."""
+        assert self.cohort is not None
+        for c in self.clients:
+            try:
+                doc = await c.status()
+            except (AdminError, Unreachable):
+                continue
+            scenario = doc.get("scenario") if isinstance(doc, dict) else None
+            got = scenario.get("cohort") if isinstance(scenario, dict) else None
+            if not isinstance(got, dict):
+                continue
+            if got.get("seed") != self.cohort["seed"] or got.get("share") != self.cohort["share"]:
+                self.notes.append(
+                    f"{c.url} draws its cohort with seed {got.get('seed')!r} and share "
+                    f"{got.get('share')!r}, the load labelled users with seed "
+                    f"{self.cohort['seed']} and share {self.cohort['share']}: the client view "
+                    "has no cohort split"
+                )
+                self.client_cohorts_agree = False
+                return
 
     def _interrupt(self) -> str:
         self.interrupted = True

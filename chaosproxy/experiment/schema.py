@@ -73,6 +73,8 @@ def experiment_schema() -> Schema:
         spec.LOAD_KEYS,
     )
     bound: Schema = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}
+    # against the control group a share's bound is a difference: it may be negative
+    difference: Schema = {"anyOf": [{"type": "number", "minimum": -1}, {"type": "string"}]}
     check = _obj(
         {
             "name": _TEXT,
@@ -81,8 +83,8 @@ def experiment_schema() -> Schema:
             "during_phase": _TEXT,
             "after_phase": _TEXT,
             "compare_to": _TEXT,
-            "below": bound,
-            "above": bound,
+            "below": difference,
+            "above": difference,
             "within": _DUR,
             "for": _DUR,
             "min_samples": {"type": "integer", "minimum": 1, "default": model.DEFAULT_MIN_SAMPLES},
@@ -98,6 +100,17 @@ def experiment_schema() -> Schema:
     # A Prometheus check judges what its query returns: no metric; every other check has one.
     check["if"] = {"required": ["source"], "properties": {"source": {"const": "prometheus"}}}
     check["then"] = {"required": ["prometheus"], "not": {"required": ["metric"]}}
+    check["allOf"] = [
+        {
+            "if": {
+                "not": {
+                    "required": ["compare_to"],
+                    "properties": {"compare_to": {"const": "control"}},
+                }
+            },
+            "then": {"properties": {"below": bound, "above": bound}},
+        }
+    ]
     check["else"] = {"required": ["metric"]}
     top = _obj(
         {

@@ -1,6 +1,6 @@
 """The recorded data of a run: per-second `Second`s with two views (what the clients saw, what
 the proxy saw), and the phase windows as the proxy ran them. Collection fills them
-(`collect.py`); estimates and the verdict read them."""
+(`align.py`); estimates and the verdict read them."""
 
 from __future__ import annotations
 
@@ -76,6 +76,18 @@ class Second:
     proxy: View = field(default_factory=View)
     prom: dict[str, float] = field(default_factory=dict)  # check name -> value
     users: int | None = None
+    # The same second split by cohort (`fault` / `control`, `control.py`) when the scenario
+    # has a control group: the client view as the load labelled its users, the proxy view as
+    # the proxy did. Empty: no split (no cohort, or a view that cannot tell).
+    client_cohorts: dict[str, View] = field(default_factory=dict)
+    proxy_cohorts: dict[str, View] = field(default_factory=dict)
+
+    def cohort(self, source: str, name: str) -> View | None:
+        """One cohort's view of this second, None when that view has no cohort split."""
+        split = self.client_cohorts if source == "client" else self.proxy_cohorts
+        if not split:
+            return None
+        return split.get(name) or View()
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,22 @@ class PhaseWindow:
     has_rules: bool
 
 
-def merged(seconds: Iterable[Second], source: str) -> View:
+def merged(seconds: Iterable[Second], source: str, cohort: str | None = None) -> View:
+    """One view summed over seconds; with `cohort`, only that cohort's requests."""
     total = View()
     for s in seconds:
-        total.add(s.client if source == "client" else s.proxy)
+        if cohort is None:
+            total.add(s.client if source == "client" else s.proxy)
+        else:
+            v = s.cohort(source, cohort)
+            if v is not None:
+                total.add(v)
     return total
+
+
+def has_cohorts(seconds: Iterable[Second], source: str) -> bool:
+    """Whether any of these seconds has a cohort split in that view."""
+    return any(s.client_cohorts if source == "client" else s.proxy_cohorts for s in seconds)
 
 
 # ---------------------------------------------------------------- saved runs (series.jsonl)
@@ -133,6 +156,10 @@ def second_to_json(s: Second) -> dict[str, object]:
     out["proxy"] = view_to_json(s.proxy)
     if s.prom:
         out["prom"] = dict(s.prom)
+    if s.client_cohorts:
+        out["client_cohorts"] = {k: view_to_json(v) for k, v in sorted(s.client_cohorts.items())}
+    if s.proxy_cohorts:
+        out["proxy_cohorts"] = {k: view_to_json(v) for k, v in sorted(s.proxy_cohorts.items())}
     return out
 
 
@@ -148,7 +175,13 @@ def second_from_json(doc: object) -> Second:
         view_from_json(doc.get("proxy", {})),
         {str(k): _finite(x) for k, x in prom.items()},
         None if users is None else _count(users),
+        _cohorts(doc.get("client_cohorts")),
+        _cohorts(doc.get("proxy_cohorts")),
     )
+
+
+def _cohorts(doc: object) -> dict[str, View]:
+    return {str(k): view_from_json(v) for k, v in _mapping(doc).items()}
 
 
 def _mapping(x: object) -> dict[str, object]:

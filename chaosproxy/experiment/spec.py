@@ -90,6 +90,7 @@ def control_problems(exp: Experiment, scenario: Scenario) -> list[Problem]:
     """`compare_to: control` needs a scenario that splits its clients into cohorts, and no
     phase called `control` that the words could also mean."""
     from chaosproxy.config.match_spec import scenario_cohort
+    from chaosproxy.experiment.plan import load_cohort
 
     out = []
     names = [p.name for p in scenario.phases]
@@ -105,12 +106,21 @@ def control_problems(exp: Experiment, scenario: Scenario) -> list[Problem]:
                     "compare_to: control means the control group; rename that phase",
                 )
             )
-        elif scenario_cohort(scenario) is None:
+        elif (spec := scenario_cohort(scenario)) is None:
             out.append(
                 exp.problem(
                     where,
                     f"scenario {scenario.name!r} has no control group: give its fault rules "
                     "`match: {cohort: {share: 0.5, by: header X-Chaos-User}}`",
+                )
+            )
+        elif c.source == "client" and load_cohort(exp, scenario, None)[0] is None:
+            out.append(
+                exp.problem(
+                    where,
+                    f"the control group splits clients by {spec.by}, which the load cannot "
+                    "label its users with (it names them by X-Chaos-User): use source: proxy, "
+                    "or split by header X-Chaos-User",
                 )
             )
     return out
@@ -183,8 +193,8 @@ def run_args_problems(args: list[str]) -> list[tuple[int | None, str]]:
     know, or a value it would refuse, so the mistake shows at `validate`, not 15 s into a run."""
     import argparse
 
-    from chaosproxy.process.run_flags import add_run_arguments
     from chaosproxy.config.located import suggest
+    from chaosproxy.process.run_flags import add_run_arguments
 
     class Refused(Exception):
         pass

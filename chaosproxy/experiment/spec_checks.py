@@ -9,8 +9,10 @@ import math
 import yarl
 from yaml.nodes import Node
 
+from chaosproxy.common.cohort import CONTROL
 from chaosproxy.config.located import Reader
 from chaosproxy.experiment.model import (
+    CONTROL_METRICS,
     DEFAULT_BASELINE_ERROR_RATE,
     DEFAULT_FOR,
     DEFAULT_MIN_SAMPLES,
@@ -139,13 +141,17 @@ class CheckReader(Reader):
         compare = self.text(m["compare_to"], f"{path}.compare_to") if "compare_to" in m else None
         if "compare_to" in m and "during_phase" not in m:
             self.problem(m["compare_to"], f"{path}.compare_to", "compare_to needs during_phase")
+        if compare == CONTROL:
+            self._control(m, path, metric, source)
+        if metric == "blast_radius":
+            self._blast_radius(m, path)
         comparison, bound = "below", None
         if ("below" in m) == ("above" in m):
             self.problem(node, path, "give exactly one bound: below or above")
         else:
             comparison = "below" if "below" in m else "above"
             bnode = m[comparison]
-            bound = self.bound(bnode, f"{path}.{comparison}", metric, compare is not None)
+            bound = self.bound(bnode, f"{path}.{comparison}", metric, compare)
         within = None
         if "within" in m:
             within = self.duration(m["within"], f"{path}.within", positive=False)
@@ -199,14 +205,74 @@ class CheckReader(Reader):
             path=path,
         )
 
-    def bound(self, node: Node, path: str, metric: str | None, ratio: bool) -> float | None:
-        """A number; for latency metrics (not ratios) a duration like 250ms too."""
+    def _control(self, m: dict[str, Node], path: str, metric: str | None, source: str) -> None:
+        """`compare_to: control`: the fault cohort against the control cohort (`control.py`)."""
+        where = f"{path}.compare_to"
+        if metric is not None and metric not in CONTROL_METRICS:
+            self.problem(
+                m["compare_to"],
+                where,
+                f"compare_to: control compares the cohorts' {', '.join(CONTROL_METRICS)}; "
+                f"{metric} is not one of them",
+            )
+        if source == "prometheus":
+            self.problem(
+                m["compare_to"], where, "a Prometheus query has no cohorts: source client or proxy"
+            )
+        if "halt" in m and self.doc.value(m["halt"]) is True and metric in LATENCY:
+            self.problem(
+                m["halt"],
+                f"{path}.halt",
+                "a latency comparison with the control group cannot halt a run (its interval is "
+                "a bootstrap, which cannot reach the tails spending asks for): halt on "
+                "error_rate or served against control",
+            )
+
+    def _blast_radius(self, m: dict[str, Node], path: str) -> None:
+        """`metric: blast_radius`: the share of a phase's clients hurt, from the proxy's
+        per-client record after the run."""
+        if "compare_to" in m:
+            self.problem(
+                m["compare_to"],
+                f"{path}.compare_to",
+                "blast_radius is a share of clients on its own: remove compare_to",
+            )
+        if "after_phase" in m:
+            self.problem(
+                m["after_phase"],
+                f"{path}.after_phase",
+                "blast_radius is over a phase: use during_phase",
+            )
+        if "halt" in m and self.doc.value(m["halt"]) is True:
+            self.problem(
+                m["halt"],
+                f"{path}.halt",
+                "blast_radius is read from the proxy's per-client record after the run: it "
+                "cannot halt one",
+            )
+
+    def bound(self, node: Node, path: str, metric: str | None, compare: str | None) -> float | None:
+        """A number; for latency metrics (not ratios) a duration like 250ms too. Against the
+        control group a share's bound is a difference, so it may be negative."""
+        ratio = compare is not None
         if metric in LATENCY and not ratio:
             return self.duration(node, path, positive=False)
         value = self.number(node, path)
         if value is None:
             return None
-        share = metric in ("error_rate", "served", "early_retry_share") and not ratio
+        if compare == CONTROL and metric in ("error_rate", "served"):
+            if not -1.0 <= value <= 1.0:
+                self.problem(
+                    node,
+                    path,
+                    f"against the control group {metric} is bounded by a difference of shares, "
+                    f"between -1 and 1 (0.01 = one point), got {value:g}",
+                )
+                return None
+            return value
+        share = (
+            metric in ("error_rate", "served", "early_retry_share", "blast_radius") and not ratio
+        )
         if share and not 0.0 <= value <= 1.0:
             self.problem(node, path, f"{metric} is a share between 0 and 1, got {value:g}")
             return None

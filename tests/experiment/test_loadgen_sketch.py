@@ -179,11 +179,55 @@ def test_plugin_tenths_follow_the_start_time_within_its_second(load_plugin: Any)
     # without a start time: now minus the response time
     plugin._on_request(response_time=10.0, exception=None)
     taken = plugin._take()
-    (n, f, _h, sk, tenths) = taken.pop(str(t))
+    (n, f, _h, sk, tenths, cohorts) = taken.pop(str(t))
+    assert cohorts == {}  # no control group: no cohort counts
     assert (n, f) == (7, 1) and sk == {sketch.key(0.01): 7}
     assert tenths == {0: [2, 0], 1: [1, 0], 5: [1, 0], 9: [3, 1]}
-    [(_, _, _, _, now)] = taken.values()
+    [(_, _, _, _, now, _)] = taken.values()
     assert sum(c[0] for c in now.values()) == 1 and all(0 <= d <= 9 for d in now)
+
+
+def test_plugin_labels_cohorts_with_the_proxys_hash_through_workers_and_master(
+    load_plugin: Any, tmp_path: Path
+) -> None:
+    """With a control group each request counts in its user's cohort too — the label the proxy
+    gives the same X-Chaos-User id with the same seed and share — merged like the rest; a
+    request whose context has no user is in neither cohort."""
+    from chaosproxy.common.cohort import label_of
+
+    workers = [load_plugin(), load_plugin()]
+    master = load_plugin()
+    for w in workers:
+        w._cohort = (7, 0.3)
+    t0 = 1_700_000_000
+    want: dict[str, list[int]] = {"fault": [0, 0], "control": [0, 0]}
+    for i in range(400):
+        user = f"u{i % 20}"
+        failed = i % 5 == 0
+        workers[i % 2]._on_request(
+            response_time=5.0,
+            exception=RuntimeError() if failed else None,
+            start_time=t0 + 0.5,
+            context={"chaos_user": user},
+        )
+        label = label_of(7, user, 0.3)
+        want[label][0] += 1
+        want[label][1] += failed
+    workers[0]._on_request(response_time=5.0, start_time=t0 + 0.5, context={})  # unlabelled
+    for w in workers:
+        data: dict[str, Any] = {}
+        w._report("w", data)
+        master._worker_report("w", msgpack.loads(msgpack.dumps(data), strict_map_key=False))
+    out = tmp_path / "client.jsonl"
+    master._out = (types.SimpleNamespace(runner=_MasterRunner(users=20, clients=2)), out)
+    master._flush()
+    data_ = ClientData(out)
+    data_.poll()
+    split = data_.cohorts[t0]
+    assert {k: [v.requests, v.failures] for k, v in split.items()} == want
+    assert data_.seconds[t0].requests == 401  # the whole view counts the unlabelled one too
+    assert sum(v.requests for v in split.values()) == 400
+    assert all(v.sketch and v.tenths for v in split.values())
 
 
 def _write(path: Path, *lines: str) -> None:

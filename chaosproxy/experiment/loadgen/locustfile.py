@@ -2,7 +2,9 @@
 
 The runner passes the requests as JSON (`--chaos-requests`) and the pause between a user's
 requests (`--chaos-wait`, seconds). Each user sends `X-Chaos-User: <n>` so the proxy can tell
-the virtual users apart (they share one address) when it grades retries after `Retry-After`.
+the virtual users apart (they share one address) when it grades retries after `Retry-After`,
+and puts the same id in each request's context (`chaos_user`), from which the plugin labels the
+user's cohort when the scenario has a control group.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class ExperimentUser(FastHttpUser):
 
     def wait_time(self) -> float:
         return self._pause
+
+    def context(self) -> dict[str, Any]:
+        """The user's id on every request's event, so the plugin can label its cohort."""
+        return {"chaos_user": getattr(self, "_user", None)}
 
     @task
     def one_request(self) -> None:

@@ -9,7 +9,12 @@ It does three things for the experiment runner:
 - follows the plan file `--chaos-plan` (`ChaosShape`): a warm-up user count until the runner
   has started the scenario, then stages at absolute wall-clock times, then stop;
 - puts `X-Chaos-Run: <id>` on every request of every user class, so the proxy can keep the
-  experiment's traffic apart from the rest.
+  experiment's traffic apart from the rest;
+- with a control group (`--chaos-cohort '{"seed": S, "share": s}'`), labels each request with
+  its user's cohort — the proxy's own hash of the user's `X-Chaos-User` id
+  (`chaosproxy.common.cohort`), read from the request's context `chaos_user` (the bundled
+  locustfile sets it; a request without it is in neither cohort) — and counts each cohort's
+  requests the same way, under `"c": {"fault": {...}, "control": {...}}`.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ def _key(seconds: float) -> int:
 
 
 # second -> [requests, failures, {bucket: count}, {sketch key: count},
-#            {tenth of the second: [requests, failures]}]
+#            {tenth of the second: [requests, failures]}, {cohort: the same five}]
 _pending: dict[int, list[Any]] = {}
+_cohort: tuple[int, float] | None = None  # (seed, share) of the scenario's control group
 
 
 def _options(parser: Any) -> None:
@@ -54,6 +60,9 @@ def _options(parser: Any) -> None:
     )
     parser.add_argument("--chaos-run-id", default="", help="chaosproxy: the X-Chaos-Run value")
     parser.add_argument("--chaos-seed", default="", help="chaosproxy: seeds task choice")
+    parser.add_argument(
+        "--chaos-cohort", default="", help="chaosproxy: the control group (JSON: seed, share)"
+    )
 
 
 def _init(environment: Environment, **_: Any) -> None:
@@ -71,6 +80,11 @@ def _test_start(environment: Environment, **_: Any) -> None:
     seed = getattr(opts, "chaos_seed", "") if opts else ""
     if seed:
         random.seed(f"{seed}:{os.getpid()}")
+    global _cohort
+    spec = getattr(opts, "chaos_cohort", "") if opts else ""
+    if spec:
+        doc = json.loads(spec)
+        _cohort = (int(doc.get("seed") or 0), float(doc["share"]))
     run_id = getattr(opts, "chaos_run_id", "") if opts else ""
     if run_id:
         for cls in environment.user_classes:
@@ -100,6 +114,7 @@ def _on_request(
     response_time: float | None = None,
     exception: BaseException | None = None,
     start_time: float | None = None,
+    context: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
     seconds = (response_time or 0.0) / 1000.0
@@ -107,8 +122,22 @@ def _on_request(
     sec = int(started)
     slot = _pending.get(sec)
     if slot is None:
-        slot = _pending[sec] = [0, 0, {}, {}, {}]
+        slot = _pending[sec] = [0, 0, {}, {}, {}, {}]
     failed = exception is not None
+    _count(slot, seconds, started - sec, failed)
+    user = (context or {}).get("chaos_user") if _cohort is not None else None
+    if user and _cohort is not None:
+        from chaosproxy.common.cohort import label_of  # the proxy's own hash
+
+        label = label_of(_cohort[0], str(user), _cohort[1])
+        sub = slot[5].get(label)
+        if sub is None:
+            sub = slot[5][label] = [0, 0, {}, {}, {}]
+        _count(sub, seconds, started - sec, failed)
+
+
+def _count(slot: list[Any], seconds: float, into_second: float, failed: bool) -> None:
+    """One request into a slot: count, failure, histogram bucket, sketch key, tenth."""
     slot[0] += 1
     if failed:
         slot[1] += 1
@@ -118,7 +147,7 @@ def _on_request(
     sk = slot[3]
     k = _key(seconds)
     sk[k] = sk.get(k, 0) + 1
-    d = min(9, max(0, int((started - sec) * 10)))
+    d = min(9, max(0, int(into_second * 10)))
     tenth = slot[4].get(d)
     if tenth is None:
         tenth = slot[4][d] = [0, 0]
@@ -139,17 +168,24 @@ def _report(client_id: str, data: dict[str, Any]) -> None:
 
 def _worker_report(client_id: str, data: dict[str, Any]) -> None:
     for sec, rec in (data.get("chaosproxy") or {}).items():
-        slot = _pending.setdefault(int(sec), [0, 0, {}, {}, {}])
-        slot[0] += rec[0]
-        slot[1] += rec[1]
-        for i in (2, 3):  # histogram, sketch: counts by key
-            into = slot[i]
-            for b, c in (rec[i] if len(rec) > i else {}).items():
-                into[int(b)] = into.get(int(b), 0) + c
-        for d, (n, f) in (rec[4] if len(rec) > 4 else {}).items():
-            tenth = slot[4].setdefault(int(d), [0, 0])
-            tenth[0] += n
-            tenth[1] += f
+        slot = _pending.setdefault(int(sec), [0, 0, {}, {}, {}, {}])
+        _merge(slot, rec)
+        for label, sub in (rec[5] if len(rec) > 5 else {}).items():
+            _merge(slot[5].setdefault(label, [0, 0, {}, {}, {}]), sub)
+
+
+def _merge(slot: list[Any], rec: list[Any]) -> None:
+    """A worker's counts of one second (or one cohort of it) into the master's."""
+    slot[0] += rec[0]
+    slot[1] += rec[1]
+    for i in (2, 3):  # histogram, sketch: counts by key
+        into = slot[i]
+        for b, c in (rec[i] if len(rec) > i else {}).items():
+            into[int(b)] = into.get(int(b), 0) + c
+    for d, (n, f) in (rec[4] if len(rec) > 4 else {}).items():
+        tenth = slot[4].setdefault(int(d), [0, 0])
+        tenth[0] += n
+        tenth[1] += f
 
 
 def _writer(environment: Environment, path: str) -> None:
@@ -168,16 +204,24 @@ def _by_second(item: tuple[str, Any]) -> int:
     return int(item[0])
 
 
+def _record(slot: list[Any]) -> dict[str, Any]:
+    n, fails, hist, sk, tenths = slot[:5]
+    return {"n": n, "f": fails, "h": hist, "s": sk, "d": tenths}
+
+
 def _flush(**_: Any) -> None:
     if _out is None:
         return
     environment, path = _out
     runner = environment.runner
     users = runner.user_count if runner is not None else 0
-    lines = [
-        json.dumps({"t": int(sec), "n": n, "f": fails, "h": hist, "s": sk, "d": tenths})
-        for sec, (n, fails, hist, sk, tenths) in sorted(_take().items(), key=_by_second)
-    ]
+    lines = []
+    for sec, slot in sorted(_take().items(), key=_by_second):
+        rec = _record(slot)
+        rec["t"] = int(sec)
+        if len(slot) > 5 and slot[5]:
+            rec["c"] = {label: _record(sub) for label, sub in sorted(slot[5].items())}
+        lines.append(json.dumps(rec))
     workers = len(runner.clients) if isinstance(runner, MasterRunner) else None
     lines.append(json.dumps({"now": time.time(), "users": users, "workers": workers}))
     with open(path, "a", encoding="utf-8") as f:

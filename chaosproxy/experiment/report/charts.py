@@ -79,7 +79,8 @@ class Chart:
     source: str
     metrics: tuple[str, ...]  # check metrics drawn here
     series: list[Series]
-    subtitle: str = ""
+    subtitle: str = ""  # a Prometheus query, shown as code
+    note: str = ""  # a sentence on how to read the chart
     log: bool = False
     bounds: list[Bound] = field(default_factory=list)
     recoveries: list[Recovery] = field(default_factory=list)
@@ -154,8 +155,12 @@ def build_charts(run: Run) -> list[Chart]:
                 log=unit == "seconds",
             )
         )
+    from chaosproxy.experiment.report import cohort_charts  # it builds on Chart
+
+    cohort_charts.split_by_cohort(run, charts)  # a control group: both cohorts side by side
     _place_checks(run, charts)
     _place_phase_intervals(run, charts)
+    cohort_charts.name_whiskers(charts)
     for chart in charts:
         chart.svg = render(run, chart)
     return charts

@@ -57,6 +57,8 @@ def value(v: Any, unit: str | None) -> str:
         return f"{f:.4g} req/s"
     if unit == "x":
         return f"{f:.3g}{TIMES}"
+    if unit == "points":  # a difference of two shares (fault - control), percentage points
+        return "±0 pp" if f == 0 else f"{f * 100:+.3g} pp"
     if unit == "count":
         return f"{f:,.0f}"
     return f"{f:.4g}"
@@ -172,7 +174,8 @@ def needs(check: dict[str, Any]) -> str:
     n = number(check.get("needs_more_requests"))
     if n is None or n <= 0 or check.get("status") != "INCONCLUSIVE":
         return ""
-    return f"needs about {n:,.0f} more request{'s' if n != 1 else ''}"
+    what = "client" if check.get("metric") == "blast_radius" else "request"  # a share of clients
+    return f"needs about {n:,.0f} more {what}{'s' if n != 1 else ''}"
 
 
 def percent(confidence: Any) -> str:
