@@ -71,6 +71,12 @@ def register(sub: Any) -> None:
         "(see `chaosproxy experiment list`)",
     )
     demo.add_argument(
+        "--control-group",
+        action="store_true",
+        help="the same pair of experiments, judged against a control group: the fault hits "
+        "half of the users, and the checks compare them with the other half in the same seconds",
+    )
+    demo.add_argument(
         "--explore",
         action="store_true",
         help="no experiment: start the demo system and chaosproxy, print commands to try, "
@@ -213,6 +219,21 @@ served during the outage (halts the run on a breach), errors are gone within 10 
 rollback, and p95 latency stays within 4x of the steady phase.
 """
 
+INTRO_CONTROL = """\
+The demo system: a gateway that clients call; it calls a primary service and, when the primary
+fails (5xx, reset, timeout), fails over to a replica. chaosproxy sits in front of the primary.
+
+Experiment 1: Locust users call the gateway while chaosproxy breaks the primary for half of
+them only (a cohort, by their X-Chaos-User id); the other half is the control group. Checks
+compare the two in the same seconds: the fault cohort is served like the control group, its
+p95 stays within 4x of the control's, and the fault stays inside its cohort (blast radius).
+"""
+
+SECOND_CONTROL = """
+Experiment 2: the same cohort experiment with failover switched off. The fault cohort sees the
+500s that the control group, in the very same seconds, never does: the comparison FAILs.
+"""
+
 SECOND = """
 Experiment 2: the same experiment, the same checks, the same system with failover switched
 off. A verification worth trusting must fail it: clients are no longer served during the
@@ -238,14 +259,20 @@ def demo_command(args: argparse.Namespace) -> int:
         await system.start()
         try:
             if args.experiment:
-                outcome = await run_against_demo(system, args.experiment, True, args.out, stop)
+                # the bundled experiments meant for a system without failover say so in
+                # their name; the others get the gateway with failover
+                failover = "no-failover" not in args.experiment
+                outcome = await run_against_demo(system, args.experiment, failover, args.out, stop)
                 return int(outcome.exit_code)
-            print(INTRO, flush=True)
-            first = await run_against_demo(system, "demo-failover", True, args.out, stop)
+            control = "control-" if args.control_group else ""
+            print(INTRO_CONTROL if control else INTRO, flush=True)
+            first = await run_against_demo(system, f"demo-{control}failover", True, args.out, stop)
             if stop.is_set():
                 return 130
-            print(SECOND, flush=True)
-            second = await run_against_demo(system, "demo-no-failover", False, args.out, stop)
+            print(SECOND_CONTROL if control else SECOND, flush=True)
+            second = await run_against_demo(
+                system, f"demo-{control}no-failover", False, args.out, stop
+            )
             if stop.is_set():
                 return 130
         except SetupError as e:
@@ -274,6 +301,11 @@ def _summary(first: Any, second: Any) -> str:
             if c["after_phase"]:
                 v = c["recovered_after_s"]
                 return "never recovered" if v is None else f"recovered {v:.0f}s after the outage"
+        for c in outcome.results["checks"]:
+            if c.get("compare_to") == "control" and c.get("metric") == "error_rate":
+                if c.get("value") is None:
+                    return "no cohort data"
+                return f"fault cohort {c['value'] * 100:+.1f} points of errors vs control"
         return ""
 
     lines = [
@@ -290,6 +322,7 @@ def _summary(first: Any, second: Any) -> str:
         "Next:",
         "  chaosproxy experiment list                     # the bundled experiments",
         "  chaosproxy demo --experiment post-deploy-breakage   # a full-length story (2 min)",
+        "  chaosproxy demo --control-group                # judged against a control group",
         "  chaosproxy demo --explore                      # the demo system and a proxy to poke",
         "  docs/experiments.md                            # write your own",
     ]
