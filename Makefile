@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-container lint tools bench soak clean
+.PHONY: demo test test-fast test-container lint tools bench bench-tcp soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ lint: $(STAMP)
 # Chromium (renders report.html). Installs only what is missing; needs root when something is.
 # Without them (no root) the suites that need them skip and say why.
 tools:
-	@ci/debian-tools.sh prometheus chromium || \
-		echo "make tools: prometheus/chromium missing; their tests will be skipped" >&2
+	@ci/debian-tools.sh prometheus chromium redis-server postgres=postgresql || \
+		echo "make tools: prometheus/chromium/redis/postgres missing; their tests will be skipped" >&2
 
 # Four test processes on two cores: the real runs (Locust, Prometheus, Chromium) mostly wait on
 # real time, so they overlap well. PYTEST_ARGS: more pytest options (e.g. "-n 0" for one process).
@@ -49,6 +49,12 @@ test-container: $(STAMP)
 bench: $(STAMP)
 	@ci/debian-tools.sh wrk nginx || echo "make bench: wrk/nginx missing; slower fallbacks" >&2
 	$(BIN)/python bench/passthrough.py
+
+# TCP pass-through against a direct connection and socat (Debian), a latency fault's overshoot
+# (beside the peer Toxiproxy's when it is there), memory per idle connection.
+bench-tcp: $(STAMP)
+	@ci/debian-tools.sh socat || echo "make bench-tcp: socat missing; its row is skipped" >&2
+	$(BIN)/python bench/tcp_passthrough.py
 
 # Five minutes at ~70 % of capacity while scenarios and rules churn; exits 1 on resource growth
 # or a client error no injected fault explains (bench/soak.py; SOAK_ARGS="--duration 900").

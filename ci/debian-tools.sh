@@ -3,11 +3,16 @@
 # Usage: ci/debian-tools.sh COMMAND[=PACKAGE] ...   e.g. prometheus chromium podman=podman
 # Runs `apt-get update` at most once per call; prints one line per package installed.
 set -euo pipefail
+# Debian keeps PostgreSQL's server commands off PATH, in /usr/lib/postgresql/<version>/bin.
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
 missing=()
 for spec in "$@"; do
   cmd="${spec%%=*}"
   pkg="${spec#*=}"
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  have "$cmd" || missing+=("$pkg")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -104,6 +104,12 @@ def match_to_data(m: MatchSpec) -> dict[str, Any]:
         out["client_ip"] = list(m.client_ip)
     if m.cohort is not None:
         out["cohort"] = {"share": _number(m.cohort.share), "by": m.cohort.by}
+    if m.tcp is not None:
+        out["tcp"] = m.tcp
+    if m.grpc is not None:
+        out["grpc"] = {
+            k: v for k, v in (("service", m.grpc.service), ("method", m.grpc.method)) if v
+        }
     return out
 
 

@@ -288,7 +288,7 @@ class ScenarioReader(RuleSetReader):
         HTTP faults (the two registries may share a name: `latency`); each fault's parameters
         are then checked by its own registry."""
         from chaosproxy.faults import registry
-        from chaosproxy.tcp.faults import registry as tcp_registry
+        from chaosproxy.faults.tcp import registry as tcp_registry
 
         tcp = match.tcp is not None
         own = tcp_registry() if tcp else registry()
@@ -355,7 +355,7 @@ class ScenarioReader(RuleSetReader):
 
     def faults(self, node: Node, path: str) -> tuple[FaultSpec, ...]:
         from chaosproxy.faults import registry
-        from chaosproxy.tcp.faults import registry as tcp_registry
+        from chaosproxy.faults.tcp import registry as tcp_registry
 
         known = sorted({*registry(), *tcp_registry()})  # which one fits: `check_faults`
         m = self.mapping(node, path, None, what="a mapping of fault name to parameters")
@@ -388,7 +388,7 @@ class ScenarioReader(RuleSetReader):
         """Fault parameters are the fault's own business; asking it now means a file with
         both a misspelt key and a bad parameter reports both at once."""
         from chaosproxy.faults import build
-        from chaosproxy.tcp.faults import build as tcp_build
+        from chaosproxy.faults.tcp import build as tcp_build
 
         try:
             (tcp_build if tcp else build)(spec.name, spec.params, spec.path)

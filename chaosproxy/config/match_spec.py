@@ -19,7 +19,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chaosproxy.common.errors import Problem
 from chaosproxy.config.located import Reader, describe, join, suggest
-from chaosproxy.config.model import CohortSpec, FieldCond, MatchSpec, RuleSpec, Scenario
+from chaosproxy.config.model import (
+    CohortSpec,
+    FieldCond,
+    GrpcMatch,
+    MatchSpec,
+    RuleSpec,
+    Scenario,
+)
 
 MATCH_KEYS = (
     "method",
@@ -33,11 +40,13 @@ MATCH_KEYS = (
     "client_ip",
     "cohort",
     "tcp",
+    "grpc",
 )
 # What a connection of a TCP proxy has: no method, path, host, headers or user agent.
 TCP_MATCH_KEYS = ("tcp", "client_ip", "cohort")
 _TCP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 COHORT_KEYS = ("share", "by")
+GRPC_KEYS = ("service", "method")
 COHORT_BY = ("client", "address", "header")
 # A header name: an RFC 9110 token.
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
@@ -151,7 +160,25 @@ class MatchReader(Reader):
             client_ip=tuple(cidrs),
             cohort=cohort,
             tcp=self.tcp_name(m, path) if "tcp" in m else None,
+            grpc=self.grpc(m["grpc"], join(path, "grpc")) if "grpc" in m else None,
         )
+
+    def grpc(self, node: Node, path: str) -> GrpcMatch | None:
+        """`{service: pkg.Service, method: Get}` (either may be left out, not both)."""
+        m = self.mapping(node, path, GRPC_KEYS, what="{service: ..., method: ...}")
+        if m is None:
+            return None
+        if not m:
+            self.problem(node, path, "give service, method, or both")
+            return None
+        parts: dict[str, str | None] = {"service": None, "method": None}
+        for key, value in m.items():
+            text = self.text(value, join(path, key))
+            if text is not None and (not text or "/" in text):
+                self.problem(value, join(path, key), f"a gRPC {key} name has no '/', got {text!r}")
+                return None
+            parts[key] = text
+        return GrpcMatch(parts["service"], parts["method"])
 
     def tcp_name(self, m: dict[str, Node], path: str) -> str | None:
         """`tcp: NAME`: the rule acts on that TCP proxy's connections, which carry none of an

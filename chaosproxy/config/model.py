@@ -59,6 +59,16 @@ class MatchSpec:
     client_ip: tuple[str, ...] = ()  # CIDRs (single addresses allowed)
     cohort: CohortSpec | None = None  # a share of the clients, the same ones all run long
     tcp: str | None = None  # a TCP proxy's name: the rule acts on its connections (docs/tcp.md)
+    grpc: GrpcMatch | None = None  # gRPC calls (content-type application/grpc*) to a service/method
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcMatch:
+    """`grpc: {service: pkg.Service, method: Get}`: globs (`*`) on the two parts of a gRPC
+    call's path `/pkg.Service/Method`; an absent part matches any."""
+
+    service: str | None = None
+    method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,11 +39,22 @@ def fault_params_schemas() -> dict[str, Schema]:
     return {name: cls.params_schema() for name, cls in sorted(registry().items())}
 
 
+def tcp_fault_params_schemas() -> dict[str, Schema]:
+    """The TCP faults' parameter schemas (their own registry: docs/tcp.md)."""
+    from chaosproxy.faults.tcp import registry
+
+    return {name: cls.params_schema() for name, cls in sorted(registry().items())}
+
+
 def scenario_schema() -> Schema:
     """The whole schema as a JSON-ready dict."""
     faults: Schema = {
         name: {"anyOf": [params, {"type": "null"}]}
         for name, params in fault_params_schemas().items()
+    }
+    tcp_faults: Schema = {
+        name: {"anyOf": [params, {"type": "null"}]}
+        for name, params in tcp_fault_params_schemas().items()
     }
     condition: Schema = {
         "anyOf": [
@@ -81,6 +92,20 @@ def scenario_schema() -> Schema:
             ),
             "client_ip": _doc(str_or_list, "CIDRs (single addresses allowed)"),
             "cohort": COHORT_SCHEMA,
+            "tcp": _doc(
+                {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
+                "a TCP proxy's name (--tcp NAME=...): the rule acts on its connections and "
+                "takes TCP faults (docs/tcp.md)",
+            ),
+            "grpc": _doc(
+                _obj(
+                    {"service": {"type": "string"}, "method": {"type": "string"}},
+                    (),
+                    minProperties=1,
+                ),
+                "gRPC calls (content-type application/grpc*) to this service and/or method "
+                "(globs on /pkg.Service/Method)",
+            ),
         }
     )
     return {
@@ -97,7 +122,8 @@ def scenario_schema() -> Schema:
                 ],
                 "description": "e.g. 250ms, 1.5s, 2m (a bare number is seconds)",
             },
-            "fault": _obj(faults, minProperties=1),
+            # HTTP faults, or a TCP proxy's (a rule with match.tcp); the loader pairs them.
+            "fault": {"anyOf": [_obj(faults, minProperties=1), _obj(tcp_faults, minProperties=1)]},
             "rule": RULE.schema(),
             "match": match,
             "preset": {"enum": preset_names()},

@@ -246,7 +246,7 @@ def _compile_rule(
     outcomes: list[tuple[float, tuple[Fault, ...]]] = []
     make = build
     if spec.match.tcp is not None:  # a rule for a TCP proxy: its faults are TCP faults
-        from chaosproxy.tcp.faults import build as make
+        from chaosproxy.faults.tcp import build as make
     for j, outcome in enumerate(spec.outcomes):
         faults: list[Fault] = []
         for fs in outcome.faults:

@@ -83,6 +83,9 @@ class Engine:
         self._wake_loop: asyncio.AbstractEventLoop | None = None
         self._wake_thread: int | None = None
         self.active = False
+        # More of `/status`, from parts beside the engine (`tcp`: the TCP proxies): name → a
+        # thread-safe read, called on each status; an empty answer adds nothing.
+        self.sections: dict[str, Callable[[], Any]] = {}
         # The header naming a client (--client-id-header), for cohorts `by: client`.
         self._client_header: str | None = None
         # The cohort labels of requests now: the running scenario's cohort, else the ad-hoc
@@ -508,6 +511,7 @@ class Engine:
             if pending is None
             else {"name": pending.compiled.name, "at": pending.at},
             "rules": [r.status(now) for r in self._adhoc.rules],
+            **{name: part for name, read in self.sections.items() if (part := read())},
         }
 
 

@@ -17,6 +17,8 @@ Semantics, as documented for scenario authors:
   Go-http-client, headless Chrome) and `desktop` (a Windows, macOS, Linux or ChromeOS browser
   that is neither mobile nor bot; iPadOS in "desktop mode" reports macOS and counts as desktop).
 - `client_ip`: CIDRs or single addresses; IPv4-mapped IPv6 peers match IPv4 networks.
+- `grpc`: gRPC calls (content type `application/grpc*`) whose path `/pkg.Service/Method` has the
+  `service` and `method` globs given (`*`: any run of characters; an absent one matches any).
 - `cohort`: the clients whose position (`common/cohort.py`, a hash of the run's seed and the
   client's value) is below `share`. The seed is only known when a run starts, so the spec is
   compiled into a `CohortGate` per run (`cohort_gate`), not into the rule's predicate; a
@@ -181,6 +183,8 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
             if urx is not None:
                 ua_rx = urx
                 checks.append(lambda v: ua_rx.search(v.headers.get("User-Agent", "")))
+    if spec.grpc is not None:
+        checks.append(_grpc_check(spec.grpc.service, spec.grpc.method))
     if spec.client_ip:
         nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for i, cidr in enumerate(spec.client_ip):
@@ -206,6 +210,23 @@ def compile_match(spec: MatchSpec, path: str = "match") -> Predicate | None:
         return True
 
     return match
+
+
+def _grpc_check(service: str | None, method: str | None) -> Predicate:
+    """A gRPC call (content-type application/grpc*) whose path `/pkg.Service/Method` has
+    the service and method given (globs: `*` any run of characters)."""
+    srx = None if service is None else compile_glob(service, "/")
+    mrx = None if method is None else compile_glob(method, "/")
+
+    def check(v: RequestView) -> bool:
+        if not v.headers.get("Content-Type", "").lower().startswith("application/grpc"):
+            return False
+        service, sep, method = v.path[1:].partition("/")
+        if not sep or not service or not method or "/" in method:
+            return False
+        return (srx is None or srx.fullmatch(service)) and (mrx is None or mrx.fullmatch(method))
+
+    return check
 
 
 def _host_only(host: str) -> str:

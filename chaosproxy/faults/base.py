@@ -193,7 +193,7 @@ class Fault:
 
 _REGISTRY: dict[str, type[Fault]] = {}
 _DISCOVERED: list[bool] = []
-_NOT_FAULTS = frozenset({"base", "params", "pipeline"})
+_NOT_FAULTS = frozenset({"base", "params", "tcp"})  # tcp: the byte-level faults, their own registry
 
 
 def register(cls: type[Fault]) -> type[Fault]:

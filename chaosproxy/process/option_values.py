@@ -127,7 +127,7 @@ def worker_count(value: str) -> int:
 def fault_names(value: str) -> frozenset[str]:
     """A comma list of fault names, each one the proxy knows."""
     from chaosproxy.faults import registry
-    from chaosproxy.tcp.faults import registry as tcp_registry
+    from chaosproxy.faults.tcp import registry as tcp_registry
 
     names = frozenset(n.strip() for n in value.split(",") if n.strip())
     known = {*registry(), *tcp_registry()}  # HTTP and TCP faults (docs/tcp.md)

@@ -16,6 +16,10 @@ import yarl
 from chaosproxy.cli import Parser, build_parser, env_defaults, main
 from chaosproxy.cli.common import DefaultsHelpFormatter
 from chaosproxy.cli.run import settings_from_args
+from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION
+from chaosproxy.engine.journal import DEFAULT_KEEP, DEFAULT_MAX_SIZE
+from chaosproxy.process.option_values import duration, host_port, http_url
+from chaosproxy.process.options import Declared, Option, declared, option, required, switch
 from chaosproxy.process.run_flags import (
     BEGIN,
     END,
@@ -26,10 +30,6 @@ from chaosproxy.process.run_flags import (
     settings_of,
     with_table,
 )
-from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION
-from chaosproxy.engine.journal import DEFAULT_KEEP, DEFAULT_MAX_SIZE
-from chaosproxy.process.option_values import duration, host_port, http_url
-from chaosproxy.process.options import Declared, Option, declared, option, required, switch
 from chaosproxy.process.settings import Settings
 from tests.examples.helpers import run_env_names
 
