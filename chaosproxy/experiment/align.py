@@ -16,7 +16,8 @@ from typing import Any
 
 from chaosproxy.config.model import Scenario
 from chaosproxy.experiment.control import ClientRecord
-from chaosproxy.experiment.verdict import COOLDOWN, WARMUP, PhaseWindow, Second, View
+from chaosproxy.experiment.outcome import COOLDOWN, WARMUP
+from chaosproxy.experiment.series import PhaseWindow, Second, View
 
 
 @dataclass

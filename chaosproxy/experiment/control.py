@@ -38,15 +38,8 @@ from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.experiment import inference
 from chaosproxy.experiment.estimate import QUANTILE, decide
 from chaosproxy.experiment.model import CONTROL_METRICS, DEFAULT_CONFIDENCE, LATENCY, CheckSpec
-from chaosproxy.experiment.outcome import (
-    FAIL,
-    INCONCLUSIVE,
-    CheckResult,
-    fmt,
-    fmt_interval,
-    min_samples_of,
-    unit_of,
-)
+from chaosproxy.experiment.numbers import fmt, fmt_interval
+from chaosproxy.experiment.outcome import FAIL, INCONCLUSIVE, CheckResult, min_samples_of, unit_of
 from chaosproxy.experiment.series import Second, View, has_cohorts, merged
 
 COHORTS = (FAULT, CONTROL)

@@ -20,7 +20,7 @@ from chaosproxy.config.model import Scenario
 from chaosproxy.experiment import align, integrity, results
 from chaosproxy.experiment.control import ClientRecord
 from chaosproxy.experiment.rejudge import CLIENTS, SERIES, SavedRun, judge_run, write_rows
-from chaosproxy.experiment.verdict import PhaseWindow, View
+from chaosproxy.experiment.series import PhaseWindow, View
 
 if TYPE_CHECKING:
     from chaosproxy.experiment.prometheus import PromSeries

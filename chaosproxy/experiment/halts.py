@@ -18,14 +18,8 @@ from chaosproxy.experiment.model import (
     DEFAULT_HALT_FALSE_ALARM,
     CheckSpec,
 )
-from chaosproxy.experiment.outcome import (
-    FAIL,
-    CheckResult,
-    fmt,
-    fmt_interval,
-    min_samples_of,
-    unit_of,
-)
+from chaosproxy.experiment.numbers import fmt, fmt_interval
+from chaosproxy.experiment.outcome import FAIL, CheckResult, min_samples_of, unit_of
 from chaosproxy.experiment.phase_check import during
 from chaosproxy.experiment.series import Second, merged
 

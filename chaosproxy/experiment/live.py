@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.config.model import Scenario
 from chaosproxy.experiment import align, results
+from chaosproxy.experiment.estimate import reference_rate
+from chaosproxy.experiment.halts import live_breach
 from chaosproxy.experiment.lifecycle import RunEvents, State
 from chaosproxy.experiment.model import CheckSpec
-from chaosproxy.experiment.verdict import (
-    WARMUP,
-    View,
-    baseline_phase,
-    fmt,
-    live_breach,
-    reference_rate,
-)
+from chaosproxy.experiment.numbers import fmt
+from chaosproxy.experiment.outcome import WARMUP, baseline_phase
+from chaosproxy.experiment.series import View
 
 if TYPE_CHECKING:
     from chaosproxy.experiment.runner import Run
@@ -108,7 +105,7 @@ def progress_line(run: Run, scenario: Scenario, now: float) -> str:
     return (
         f"{phase:<16} {done:4.0f}/{total:.0f}s  users {users:<4}"
         f" {v.requests:5d} req/s  errors {fmt(er, 'ratio') if er is not None else '-':>6}"
-        f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>6}"
+        f"  p95 {fmt(p95, 'seconds') if p95 is not None else '-':>8}"
         + (f"  injected {injected}" if run.live_proxy else "")
     )
 

@@ -133,33 +133,6 @@ def unit_of_metric(spec: CheckSpec) -> str:
     return "ratio"
 
 
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "no data"
-    if math.isinf(value):
-        return "∞"
-    if unit == "seconds":
-        return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
-    if unit == "ratio":
-        return f"{value:.2%}" if value >= 0.0001 or value == 0 else f"{value:.4%}"
-    if unit == "req/s":
-        return f"{value:.1f} req/s"
-    if unit == "x":
-        return f"{value:.2f}x"
-    if unit == "points":  # a difference of two shares, in percentage points
-        return f"{value * 100:+.2f} pp"
-    return f"{value:.4g}"
-
-
-def fmt_interval(lo: float | None, hi: float | None, unit: str) -> str:
-    """`[lo, hi]`, an open side as `…`."""
-    if lo is None and hi is None:
-        return ""
-    a = "…" if lo is None else fmt(lo, unit)
-    b = "…" if hi is None else fmt(hi, unit)
-    return f"[{a}, {b}]"
-
-
 def metric_value(
     spec: CheckSpec, seconds: Sequence[Second], reference: float | None = None
 ) -> tuple[float | None, int]:

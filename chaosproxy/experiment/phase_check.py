@@ -18,11 +18,10 @@ from chaosproxy.experiment.model import (
     DEFAULT_CONFIDENCE,
     CheckSpec,
 )
+from chaosproxy.experiment.numbers import fmt, fmt_interval
 from chaosproxy.experiment.outcome import (
     INCONCLUSIVE,
     CheckResult,
-    fmt,
-    fmt_interval,
     min_samples_of,
     unit_of,
     unit_of_metric,

@@ -20,13 +20,12 @@ from chaosproxy.experiment.model import (
     DEFAULT_CONFIDENCE,
     CheckSpec,
 )
+from chaosproxy.experiment.numbers import fmt, fmt_interval
 from chaosproxy.experiment.outcome import (
     FAIL,
     INCONCLUSIVE,
     PASS,
     CheckResult,
-    fmt,
-    fmt_interval,
     in_bound,
     min_samples_of,
     unit_of,
@@ -121,22 +120,24 @@ def recovery(
         if covered:
             r.status = FAIL
             r.message = (
-                f"never recovered within {within:.0f}s after {phase.name} ended: "
+                f"never recovered within {fmt(within, 'seconds')} after {phase.name} ended: "
                 f"{spec.metric} {shown}, needed {spec.comparison} {fmt(spec.bound, unit)}"
             )
         else:
             r.message = (
                 f"not recovered by the end of the run, {after[-1].t + 1 - end:.0f}s after "
-                f"{phase.name}: too soon to tell recovery within {within:.0f}s"
+                f"{phase.name}: too soon to tell recovery within {fmt(within, 'seconds')}"
             )
         return r
     r.recovered_after_s = round(rp.seconds, 3)
     r.recovered_lo, r.recovered_hi = round(rp.lo, 3), round(rp.hi, 3)
-    when = f"{rp.seconds:.1f}s [{rp.lo:.1f}s, {rp.hi:.1f}s]"
+    when = f"{fmt(rp.seconds, 'seconds')} {fmt_interval(rp.lo, rp.hi, 'seconds')}"
     shown = f"{fmt(e.value, unit)} {fmt_interval(e.lo, e.hi, unit)}".rstrip()
     if rp.lo > within + 1e-9:
         r.status = FAIL
-        r.message = f"recovered only {when} after {phase.name} ended; the bound is {within:.0f}s"
+        r.message = (
+            f"recovered only {when} after {phase.name} ended; the bound is {fmt(within, 'seconds')}"
+        )
     elif rp.hi <= within + 1e-9:
         if after[-1].t + 1 < end + rp.hi + hold:
             r.message = (
@@ -155,13 +156,13 @@ def recovery(
         else:
             r.status = PASS
             r.message = (
-                f"recovered {when} after {phase.name} ended (within {within:.0f}s): "
+                f"recovered {when} after {phase.name} ended (within {fmt(within, 'seconds')}): "
                 f"{spec.metric} then {shown} {spec.comparison} {fmt(spec.bound, unit)}"
             )
     else:
         r.message = (
             f"recovered {when} after {phase.name} ended: the {confidence:.0%} interval "
-            f"straddles the {within:.0f}s bound"
+            f"straddles the {fmt(within, 'seconds')} bound"
         )
     return r
 
@@ -211,12 +212,13 @@ def _recovery_by_runs(
             svalue = point(spec, after[first : i + 1], reference)
             passed = ttr <= spec.within + 1e-9
             msg = (
-                f"recovered {ttr:.0f}s after {phase.name} ended (within {spec.within:.0f}s): "
+                f"recovered {fmt(ttr, 'seconds')} after {phase.name} ended "
+                f"(within {fmt(spec.within, 'seconds')}): "
                 f"{spec.metric} {fmt(svalue, unit)} {spec.comparison} {fmt(spec.bound, unit)} "
                 f"for {need}s"
                 if passed
                 else f"recovered only {ttr:.0f}s after {phase.name} ended; the bound is "
-                f"{spec.within:.0f}s"
+                f"{fmt(spec.within, 'seconds')}"
             )
             return CheckResult(
                 spec,
@@ -238,7 +240,7 @@ def _recovery_by_runs(
             value,
             samples,
             f"the run ended too soon after {phase.name} to tell recovery within "
-            f"{spec.within:.0f}s for {need}s",
+            f"{fmt(spec.within, 'seconds')} for {need}s",
             confidence=confidence,
         )
     return CheckResult(
@@ -246,7 +248,8 @@ def _recovery_by_runs(
         FAIL,
         value,
         samples,
-        f"never recovered within {spec.within:.0f}s after {phase.name} ended: {spec.metric} "
+        f"never recovered within {fmt(spec.within, 'seconds')} after {phase.name} ended: "
+        f"{spec.metric} "
         f"{fmt(value, unit)}, needed {spec.comparison} {fmt(spec.bound, unit)} for {need}s",
         confidence=confidence,
     )

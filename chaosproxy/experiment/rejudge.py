@@ -16,9 +16,11 @@ from typing import Any
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.align import client_records
 from chaosproxy.experiment.control import ClientRecord
+from chaosproxy.experiment.false_alarm import add_false_alarms
 from chaosproxy.experiment.model import Experiment
+from chaosproxy.experiment.outcome import Verdict
 from chaosproxy.experiment.series import PhaseWindow, Second, second_from_json, second_to_json
-from chaosproxy.experiment.verdict import Verdict, add_false_alarms, judge
+from chaosproxy.experiment.verdict import judge
 
 SERIES = "series.jsonl"
 CLIENTS = "clients.json"  # the proxy's per-client record (blast radius)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.model import Experiment, describe_experiment
+from chaosproxy.experiment.outcome import PASS, Verdict, unit_of
 from chaosproxy.experiment.prometheus import phase_annotations
-from chaosproxy.experiment.verdict import PASS, Second, Verdict, unit_of
+from chaosproxy.experiment.series import Second
 from chaosproxy.observe.stats import BOUNDS
 
 SCHEMA_VERSION = 1
@@ -214,7 +215,8 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
     then the verdict and why, the confidence of the intervals and the false-alarm estimate.
     After a halt, a PASS on a window the halt left empty reads NOT REACHED (as in the
     reports): it is no evidence."""
-    from chaosproxy.experiment.report import fmt as show  # report.load imports this module
+    from chaosproxy.experiment import numbers
+    from chaosproxy.experiment.report import fmt as show  # report.results_dir imports this module
 
     run = {"halted": halted, "phases": verdict.phases}
     unreached: list[str] = []
@@ -258,7 +260,7 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
         ]
         if rates:
             rate = rates.get(s.name)
-            row.append(show.value(rate, "ratio") if rate is not None else show.NO_DATA)
+            row.append(show.value(rate, "ratio") if rate is not None else numbers.NO_DATA)
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [

@@ -45,6 +45,7 @@ from chaosproxy.experiment.finish import finish, original_text
 from chaosproxy.experiment.lifecycle import REAL_CLOCK, Clock, Lifecycle, RunEvents, State
 from chaosproxy.experiment.live import Console, check_halts, refresh_proxy_view
 from chaosproxy.experiment.model import Experiment
+from chaosproxy.experiment.outcome import COOLDOWN, PASS
 from chaosproxy.experiment.plan import load_cohort, plan_stages, write_plan
 from chaosproxy.experiment.processes import (
     Child,
@@ -54,13 +55,8 @@ from chaosproxy.experiment.processes import (
     start_load,
     start_proxy,
 )
+from chaosproxy.experiment.series import PhaseWindow, View
 from chaosproxy.experiment.spec import resolve_experiment_scenario
-from chaosproxy.experiment.verdict import (
-    COOLDOWN,
-    PASS,
-    PhaseWindow,
-    View,
-)
 
 
 @dataclass

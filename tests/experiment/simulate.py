@@ -14,16 +14,12 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chaosproxy.experiment.halts import live_breach
 from chaosproxy.experiment.model import CheckSpec
-from chaosproxy.experiment.verdict import (
-    FAIL,
-    PhaseWindow,
-    Second,
-    View,
-    during,
-    live_breach,
-    recovery,
-)
+from chaosproxy.experiment.outcome import FAIL
+from chaosproxy.experiment.phase_check import during
+from chaosproxy.experiment.recovery import recovery
+from chaosproxy.experiment.series import PhaseWindow, Second, View
 
 T0 = 1_800_000_000
 BOUND = 0.01

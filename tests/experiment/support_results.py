@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment.inference import needed_for_proportion, quantile_ranks, wilson
+from chaosproxy.experiment.numbers import fmt, fmt_interval
 from chaosproxy.experiment.results import CSV_COLUMNS
-from chaosproxy.experiment.verdict import fmt, fmt_interval
 from chaosproxy.observe.stats import BOUNDS
 
 T0 = 1764600000.0

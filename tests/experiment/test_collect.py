@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from chaosproxy.experiment import align
-from chaosproxy.experiment.series import second_to_json
-from chaosproxy.experiment.verdict import COOLDOWN, WARMUP, View
+from chaosproxy.experiment.outcome import COOLDOWN, WARMUP
+from chaosproxy.experiment.series import View, second_to_json
 from tests.experiment.fixtures.replay import NAMES, Recording, recording
 
 

@@ -11,11 +11,13 @@ import pytest
 from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.experiment import control
 from chaosproxy.experiment.control import ClientRecord, mann_whitney, newcombe
+from chaosproxy.experiment.halts import live_breach
 from chaosproxy.experiment.model import CheckSpec
+from chaosproxy.experiment.outcome import FAIL, INCONCLUSIVE, PASS
 from chaosproxy.experiment.rejudge import read_series, write_series
 from chaosproxy.experiment.results import write_timeseries
 from chaosproxy.experiment.series import Second, View
-from chaosproxy.experiment.verdict import FAIL, INCONCLUSIVE, PASS, judge, live_breach
+from chaosproxy.experiment.verdict import judge
 from tests.experiment.cohort_sim import T0, Span, cohort_run, confounded
 
 

@@ -261,7 +261,7 @@ async def test_a_halt_is_a_state_that_stops_injection_and_moves_the_end(tmp_path
     assert run.halted is not None
     assert run.halted["value"] == recorded["value"] and run.halted["phase"] == "outage"
     why = reason(run, State.HALTED)
-    assert why.startswith("'served' breached (error_rate in outage 100.00%")
+    assert why.startswith("'served' breached (error_rate in outage 100 %")
     # Injection stopped at the halt, the load 3 s later (the next tick after that).
     stops = [t for c, t in run.fake_proxy.calls if c == "stop"]
     assert stops[0] == pytest.approx(halted_at, abs=0.01)

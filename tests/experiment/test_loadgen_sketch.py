@@ -22,7 +22,7 @@ import pytest
 
 from chaosproxy.common import sketch
 from chaosproxy.experiment.align import ClientData
-from chaosproxy.experiment.verdict import View
+from chaosproxy.experiment.series import View
 
 PLUGIN = Path(sketch.__file__).parents[1] / "experiment" / "loadgen" / "plugin.py"
 _loads = itertools.count()

@@ -22,8 +22,8 @@ from chaosproxy.common import sketch
 from chaosproxy.experiment.align import ClientData
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.runner import RunOptions, run_experiment
+from chaosproxy.experiment.series import View
 from chaosproxy.experiment.spec import load_experiment_text
-from chaosproxy.experiment.verdict import View
 
 pytestmark = pytest.mark.slow
 

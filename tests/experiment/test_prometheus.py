@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from chaosproxy.experiment import prometheus
 from chaosproxy.experiment.align import build_rows
 from chaosproxy.experiment.model import CheckSpec, PrometheusSpec
+from chaosproxy.experiment.outcome import INCONCLUSIVE, PASS
 from chaosproxy.experiment.prometheus import (
     PrometheusQueryError,
     PrometheusUnreachable,
@@ -34,7 +35,7 @@ from chaosproxy.experiment.prometheus import (
     series_query,
 )
 from chaosproxy.experiment.series import PhaseWindow
-from chaosproxy.experiment.verdict import INCONCLUSIVE, PASS, judge
+from chaosproxy.experiment.verdict import judge
 from tests.conftest import StartProxy
 from tests.experiment.prom_fixture import StartPrometheus, poll_until, start_prometheus
 

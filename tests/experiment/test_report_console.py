@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from chaosproxy.experiment.model import CheckSpec
+from chaosproxy.experiment.outcome import CheckResult, Verdict
 from chaosproxy.experiment.results import checks_table
-from chaosproxy.experiment.verdict import CheckResult, Verdict
 
 OUTAGE = CheckSpec("error rate low in outage", "error_rate", during_phase="outage", bound=0.01)
 RECOVERS = CheckSpec(

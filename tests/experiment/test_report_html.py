@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import ReportError, fmt, write_reports
 from chaosproxy.experiment.report.html import render_html
 from chaosproxy.experiment.report.results_dir import load_run
@@ -205,10 +206,12 @@ def test_each_check_shows_its_false_alarm_rate(tmp_path: Path) -> None:
     rows = _rows(_dom(run_dir))
     rates = doc["false_alarm"]["checks"]
     for name, row in rows.items():
-        want = fmt.value(rates[name], "ratio") if name in rates else fmt.NO_DATA
+        want = fmt.value(rates[name], "ratio") if name in rates else numbers.NO_DATA
         assert _field(row, "false-alarm") == want
     # the check on the baseline itself has no rate: it judges the very seconds resampled
-    assert _field(rows["prometheus error ratio stays low in steady"], "false-alarm") == fmt.NO_DATA
+    assert (
+        _field(rows["prometheus error ratio stays low in steady"], "false-alarm") == numbers.NO_DATA
+    )
 
 
 def test_a_run_from_before_intervals_renders_as_it_did(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt, write_reports
 from chaosproxy.experiment.report.markdown import render_markdown
 from chaosproxy.experiment.report.results_dir import load_run
@@ -36,10 +37,11 @@ def test_checks_table_agrees_with_results(tmp_path: Path) -> None:
     assert [r[4] for r in rows] == [fmt.bound(c) for c in checks]
     assert rows[0][3] == "80 % [78.2 %, 81.8 %]" and rows[0][4] == "< 5 %" and rows[0][5] == "-75 %"
     assert rows[1][6] == "4.7 s [4.4 s, 5.1 s] (≤ 4 s)"
-    assert rows[-1][0] == "? INCONCLUSIVE" and rows[-1][3] == fmt.NO_DATA
+    assert rows[-1][0] == "? INCONCLUSIVE" and rows[-1][3] == numbers.NO_DATA
     rates = _results(run_dir)["false_alarm"]["checks"]
     assert [r[7] for r in rows] == [
-        fmt.value(rates[c["name"]], "ratio") if c["name"] in rates else fmt.NO_DATA for c in checks
+        fmt.value(rates[c["name"]], "ratio") if c["name"] in rates else numbers.NO_DATA
+        for c in checks
     ]
 
 

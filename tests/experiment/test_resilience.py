@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.model import CheckSpec
-from chaosproxy.experiment.report import fmt, write_reports
+from chaosproxy.experiment.report import write_reports
 from chaosproxy.experiment.report.markdown import render_markdown
 from chaosproxy.experiment.report.results_dir import load_run
-from chaosproxy.experiment.verdict import PhaseWindow, Second, View, judge
+from chaosproxy.experiment.series import PhaseWindow, Second, View
+from chaosproxy.experiment.verdict import judge
 from tests.experiment.support_dom import Dom
 from tests.experiment.support_results import make_run
 
@@ -99,7 +101,7 @@ def test_the_reports_say_what_was_measured_instead(tmp_path: Path) -> None:
     row = next(e for e in dom.having("data-phase", "tr") if e.attrs["data-phase"] == phase)
     cells = [c.all_text().strip() for c in row.children if c.tag == "td"]
     # injected, absorbed, seen by clients, absorbed share
-    assert cells[2:6] == ["10", fmt.NO_DATA, "495", fmt.NO_DATA]
+    assert cells[2:6] == ["10", numbers.NO_DATA, "495", numbers.NO_DATA]
     (note,) = dom.having("data-phase-note", "tr")
     assert note.attrs["data-phase-note"] == "broken-release"
     assert "the system stopped calling the dependency: 10 proxy requests for 500" in (

@@ -31,7 +31,7 @@ def test_a_recovery_checks_margin_is_the_time_it_had_to_spare() -> None:
     """Decided by its time: within - recovered, negative when late (the error rate it then had
     to spare, positive even for a late recovery, is not what decided it)."""
     from chaosproxy.experiment.model import CheckSpec
-    from chaosproxy.experiment.verdict import CheckResult
+    from chaosproxy.experiment.outcome import CheckResult
 
     spec = CheckSpec("recovers", "error_rate", after_phase="outage", bound=0.01, within=4.0)
     late = CheckResult(spec, "FAIL", 0.0, 500, "", recovered_after_s=4.7, lo=0.0, hi=0.006)

@@ -8,19 +8,13 @@ from collections.abc import Sequence
 
 import pytest
 
+from chaosproxy.experiment.false_alarm import add_false_alarms
+from chaosproxy.experiment.halts import live_breach
 from chaosproxy.experiment.model import BaselineSpec, CheckSpec
-from chaosproxy.experiment.verdict import (
-    FAIL,
-    INCONCLUSIVE,
-    PASS,
-    PhaseWindow,
-    Second,
-    View,
-    add_false_alarms,
-    judge,
-    live_breach,
-    recovery,
-)
+from chaosproxy.experiment.outcome import FAIL, INCONCLUSIVE, PASS
+from chaosproxy.experiment.recovery import recovery
+from chaosproxy.experiment.series import PhaseWindow, Second, View
+from chaosproxy.experiment.verdict import judge
 from chaosproxy.observe.stats import BOUNDS
 
 T0 = 1_800_000_000
@@ -169,7 +163,7 @@ def test_a_blip_back_into_errors_moves_recovery_past_it_whatever_for_says() -> N
 def test_recovering_later_than_within_fails_and_says_when() -> None:
     rows, phases = recovering([50] * 8 + [0] * 5)
     r = recovery(check(after_phase="broken", within=5.0, for_=3.0), rows, phases[1])
-    assert r.status == FAIL and r.recovered_after_s == 8.0 and "only 8.0s" in r.message
+    assert r.status == FAIL and r.recovered_after_s == 8.0 and "only 8 s [8 s, 9 s]" in r.message
 
 
 def test_never_recovering_fails_when_the_data_covers_the_deadline() -> None:

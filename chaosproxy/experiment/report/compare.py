@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.markdown import md
 from chaosproxy.experiment.report.results_dir import Run, load_run, mapping, number
@@ -63,7 +64,7 @@ class CheckChange:
                 intervals=(self.recovered_iv_a, self.recovered_iv_b),
             )
             if self.recovery
-            else fmt.NO_DATA
+            else numbers.NO_DATA
         )
         value = _pair(
             self.value_a, self.value_b, self.unit, intervals=(self.interval_a, self.interval_b)
@@ -133,7 +134,7 @@ def _pair(
     if unit == "count":
         show = _count
     show = show or (lambda v: fmt.value(v, unit))
-    empty = "never" if never else fmt.NO_DATA
+    empty = "never" if never else numbers.NO_DATA
     shown = [
         (fmt.estimate(v, iv if show_intervals else None, unit, show) if v is not None else empty)
         for v, iv in zip((a, b), intervals, strict=True)
@@ -148,7 +149,7 @@ def _pair(
 
 
 def _count(v: float | None) -> str:
-    return fmt.NO_DATA if v is None else f"{v:,.0f}"
+    return numbers.NO_DATA if v is None else f"{v:,.0f}"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""How numbers read in every report: one formatter per unit, shared by HTML, Markdown, JUnit,
-compare and the console's final table, so the same value never reads two ways.
+"""What every report shows, shared by HTML, Markdown, JUnit, compare and the console's final
+table; numbers read by the one formatter of the experiment side (`experiment/numbers.py`).
 
 A judged number comes with its interval: `estimate` gives '0.52 % [0.21 %, 1.3 %]', an open
 side (too little data to bound it) as '…'. Documents written before intervals existed have
@@ -14,11 +14,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from chaosproxy.experiment.numbers import NO_DATA, OPEN, in_unit
 from chaosproxy.experiment.report.results_dir import mapping, number
 
-NO_DATA = "\u2013"  # en dash: a cell without data
-OPEN = "\u2026"  # an open side of an interval
-TIMES = "\u00d7"
 ICONS = {"PASS": "✔", "FAIL": "✖", "INCONCLUSIVE": "?", "NOT REACHED": "⊘"}
 COMPARISON = {"below": "<", "above": ">"}
 
@@ -30,38 +28,12 @@ def status_label(status: str) -> str:
     return f"{ICONS.get(status, '?')} {status}"
 
 
-def seconds(v: float) -> str:
-    """A latency: µs/ms below a second, else seconds."""
-    a = abs(v)
-    if a == 0:
-        return "0 s"
-    if a < 0.001:
-        return f"{v * 1e6:.3g} µs"
-    if a < 1:
-        return f"{v * 1000:.3g} ms"
-    return f"{v:.3g} s"
-
-
 def value(v: Any, unit: str | None) -> str:
-    """A check or phase value in its unit; a dash when there was no data."""
+    """A check or phase value in its unit (numbers.in_unit); a dash when there was no data."""
     if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "-∞"
+        return in_unit(v, unit)
     f = number(v)
-    if f is None:
-        return NO_DATA
-    if unit == "ratio":
-        return f"{f * 100:.3g} %"
-    if unit == "seconds":
-        return seconds(f)
-    if unit == "req/s":
-        return f"{f:.4g} req/s"
-    if unit == "x":
-        return f"{f:.3g}{TIMES}"
-    if unit == "points":  # a difference of two shares (fault - control), percentage points
-        return "±0 pp" if f == 0 else f"{f * 100:+.3g} pp"
-    if unit == "count":
-        return f"{f:,.0f}"
-    return f"{f:.4g}"
+    return NO_DATA if f is None else in_unit(f, unit)
 
 
 def pair(v: Any) -> Interval | None:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.charts import build_charts
 from chaosproxy.experiment.report.results_dir import Run, mapping, number, safe_relative
@@ -69,7 +70,7 @@ def context(run: Run) -> dict[str, Any]:
             _proxy_cell(exp),
             (
                 "load",
-                ", ".join(f"{k} {v}" for k, v in load.items()) if load else fmt.NO_DATA,
+                ", ".join(f"{k} {v}" for k, v in load.items()) if load else numbers.NO_DATA,
             ),
         ],
         "charts": build_charts(run),
@@ -111,8 +112,8 @@ def _check_row(
         "recovered": _recovered(c),
         "recovered_interval": _recovered_interval(c),
         "allowed": fmt.allowed(c),
-        "false_alarm": fmt.value(rate, "ratio") if rate is not None else fmt.NO_DATA,
-        "samples": c.get("samples", fmt.NO_DATA),
+        "false_alarm": fmt.value(rate, "ratio") if rate is not None else numbers.NO_DATA,
+        "samples": c.get("samples", numbers.NO_DATA),
         "halt": bool(c.get("halt")),
         "message": str(c.get("message") or ""),
     }
@@ -193,7 +194,7 @@ def _event_row(e: Any, start: float) -> dict[str, str]:
 
 def _count(v: Any) -> str:
     f = number(v)
-    return fmt.NO_DATA if f is None else f"{f:,.0f}"
+    return numbers.NO_DATA if f is None else f"{f:,.0f}"
 
 
 def _files(run: Run) -> list[dict[str, str]]:
@@ -221,4 +222,4 @@ def _proxy_cell(exp: dict[str, Any]) -> tuple[str, str]:
     admins = [str(a) for a in exp.get("admin") or []]
     if admins:
         return ("sidecars (admin)", ", ".join(admins))
-    return ("proxy", fmt.NO_DATA)
+    return ("proxy", numbers.NO_DATA)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.results_dir import Run, mapping, number
 
@@ -27,7 +28,7 @@ def render_markdown(run: Run) -> str:
     if exp.get("scenario"):
         facts.append(f"scenario {md(exp['scenario'])}")
     seed = fmt.seed(run.results)
-    if seed != fmt.NO_DATA:
+    if seed != numbers.NO_DATA:
         facts.append(f"seed {md(seed)}")
     facts.append(fmt.duration(run.end - run.start))
     facts.append(fmt.utc(r.get("started")))
@@ -89,11 +90,11 @@ def _checks_table(run: Run) -> list[str]:
             md(fmt.check_estimate(c)),
             md(fmt.bound(c)),
             md(fmt.margin(c)[0]),
-            md(fmt.recovered(c) or fmt.NO_DATA),
+            md(fmt.recovered(c) or numbers.NO_DATA),
         ]
         if rates:
             rate = fmt.false_alarm_of(run.results, c)
-            cells.append(fmt.value(rate, "ratio") if rate is not None else fmt.NO_DATA)
+            cells.append(fmt.value(rate, "ratio") if rate is not None else numbers.NO_DATA)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -126,4 +127,4 @@ def _phase_value(view: dict[str, Any], key: str, unit: str) -> str:
 
 def _n(v: Any) -> str:
     f = number(v)
-    return fmt.NO_DATA if f is None else f"{f:,.0f}"
+    return numbers.NO_DATA if f is None else f"{f:,.0f}"
