@@ -34,23 +34,15 @@ from chaosproxy.experiment.estimate import (
     quantile_estimate,
     reference_rate,
 )
-from chaosproxy.experiment.false_alarm import add_false_alarms, false_alarms
-from chaosproxy.experiment.halts import DEFAULT_HALT_ALPHA, SPENT_MIN_SECONDS, live_breach
 from chaosproxy.experiment.model import DEFAULT_CONFIDENCE, BaselineSpec, CheckSpec
 from chaosproxy.experiment.outcome import (
-    COOLDOWN,
     FAIL,
     INCONCLUSIVE,
     PASS,
-    WARMUP,
     CheckResult,
     Verdict,
     baseline_phase,
-    in_bound,
-    metric_value,
     num,
-    unit_of,
-    unit_of_metric,
 )
 from chaosproxy.experiment.phase_check import during
 from chaosproxy.experiment.recovery import recovery
@@ -59,34 +51,6 @@ from chaosproxy.experiment.series import PhaseWindow, Second, View, merged
 _num = num
 _DEFAULT_BASELINE = BaselineSpec()
 
-__all__ = [
-    "COOLDOWN",
-    "DEFAULT_HALT_ALPHA",
-    "FAIL",
-    "INCONCLUSIVE",
-    "PASS",
-    "SPENT_MIN_SECONDS",
-    "WARMUP",
-    "CheckResult",
-    "PhaseWindow",
-    "Second",
-    "Verdict",
-    "View",
-    "add_false_alarms",
-    "amplification",
-    "baseline_phase",
-    "during",
-    "false_alarms",
-    "in_bound",
-    "judge",
-    "live_breach",
-    "merged",
-    "metric_value",
-    "recovery",
-    "reference_rate",
-    "unit_of",
-    "unit_of_metric",
-]
 
 
 # ---------------------------------------------------------------- the run
