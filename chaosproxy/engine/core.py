@@ -46,7 +46,7 @@ from chaosproxy.engine.timeline import (
     FromScenario,
     Pending,
     Repeat,
-    Run,
+    ScenarioRun,
     with_repeat,
 )
 from chaosproxy.engine.unmatched import public
@@ -76,7 +76,7 @@ class Engine:
         self.rng = random.Random(seed)
         self.load = load or LoadSignals(clock)
         self._adhoc = AdhocRules()
-        self._run: Run | None = None
+        self._run: ScenarioRun | None = None
         self._last: dict[str, Any] | None = None  # status of the last finished/stopped run
         self._pending: Pending | None = None
         self._wake: asyncio.Event | None = None
@@ -211,7 +211,7 @@ class Engine:
             wall = self.clock.wall()
             if started_at is not None and started_at <= wall:
                 now, wall = now - (wall - started_at), started_at
-            run = Run(compiled, compiled.scenario.seed if seed is None else seed, now, wall)
+            run = ScenarioRun(compiled, compiled.scenario.seed if seed is None else seed, now, wall)
             run.repeat_overridden = overridden
             run.unmatched.poke = self._poke
             if self._run is not None:  # one swap: no request sees neither scenario
@@ -314,7 +314,7 @@ class Engine:
             if old.repeat_overridden:  # chosen at start (admin, CLI): the edit can't undo it
                 compiled = with_repeat(compiled, old.repeat)
             now = self.clock.monotonic()
-            run = Run(compiled, old.seed, old.start, old.start_wall)
+            run = ScenarioRun(compiled, old.seed, old.start, old.start_wall)
             run.repeat_overridden = old.repeat_overridden
             run.unmatched.poke = self._poke
             run.seek(now)
@@ -412,7 +412,7 @@ class Engine:
                 },
             )
 
-    def _report_unmatched(self, run: Run) -> None:
+    def _report_unmatched(self, run: ScenarioRun) -> None:
         """Log and emit the warnings `decide()` queued about rules that match no request."""
         pending = run.unmatched.pending
         name = run.compiled.name
@@ -431,7 +431,7 @@ class Engine:
         pending.clear()
 
     def _finish(
-        self, kind: StateKind, at: float, successor: Run | None = None, **details: Any
+        self, kind: StateKind, at: float, successor: ScenarioRun | None = None, **details: Any
     ) -> None:
         run = self._run
         assert run is not None

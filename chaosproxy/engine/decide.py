@@ -6,8 +6,8 @@ count pattern (`first`/`every`/`after`) and probability say whether it injects. 
 `continue: true` the next matching rules are consulted too and their faults added.
 
 Nothing here moves the timeline or emits events: the phase in force is computed from the clock
-(`Run.where`), and only rule counters (the request was counted) change, and the run's watch for
-rules that match nothing (`unmatched.py`), which the ticker reports.
+(`ScenarioRun.where`), and only rule counters (the request was counted) change, and the run's
+watch for rules that match nothing (`unmatched.py`), which the ticker reports.
 
 A rule with a `cohort` matches only the requests of the run's cohort members (`CohortGate`,
 asked at most once per request, and only when such a rule is reached).
@@ -24,7 +24,7 @@ from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.engine.matching import CohortGate, RequestView
 from chaosproxy.engine.rule_match import GOLDEN, admits, draw, mix, seed_key, when_holds
-from chaosproxy.engine.timeline import Run
+from chaosproxy.engine.timeline import ScenarioRun
 from chaosproxy.faults.base import Fault
 
 _LABEL = {True: FAULT, False: CONTROL}
@@ -111,7 +111,7 @@ def decide_adhoc(
 
 
 def decide_run(
-    run: Run,
+    run: ScenarioRun,
     view: RequestView,
     now: float,
     load: LoadSignals,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaosproxy.engine.timeline import Position, Run
+from chaosproxy.engine.timeline import Position, ScenarioRun
 
 
-def run_status(run: Run, pos: Position, now: float, state: str = "running") -> dict[str, Any]:
+def run_status(
+    run: ScenarioRun, pos: Position, now: float, state: str = "running"
+) -> dict[str, Any]:
     """`run` seen at `now`, standing at `pos` (the phase in force then)."""
     c = run.compiled
     elapsed = now - run.start

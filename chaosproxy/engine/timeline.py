@@ -39,7 +39,7 @@ class Position:
         return (self.cycle, self.phase.index)
 
 
-class Run:
+class ScenarioRun:
     """One running scenario: its compiled form, timeline position, rule counters and the watch
     for rules that match nothing."""
 

@@ -87,7 +87,7 @@ def default_out(exp: Experiment) -> Path:
     return Path("reports") / f"{exp.name}-{stamp}"
 
 
-class Run:
+class ExperimentRun:
     """The state of one experiment run; `execute()` does it and returns the exit code."""
 
     def __init__(self, exp: Experiment, opts: RunOptions) -> None:
@@ -571,7 +571,7 @@ async def _check_reachable(url: str) -> None:
 
 async def run_experiment(exp: Experiment, opts: RunOptions) -> Outcome:
     """Run one experiment to its verdict. SetupError (exit 2) when it cannot start."""
-    return await Run(exp, opts).execute()
+    return await ExperimentRun(exp, opts).execute()
 
 
 __all__ = ["COOLDOWN", "Outcome", "RunOptions", "SetupError", "run_experiment"]

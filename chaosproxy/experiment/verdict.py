@@ -52,7 +52,6 @@ _num = num
 _DEFAULT_BASELINE = BaselineSpec()
 
 
-
 # ---------------------------------------------------------------- the run
 
 

@@ -16,7 +16,7 @@ from chaosproxy.experiment import integrity
 from chaosproxy.experiment.integrity import Plan
 from chaosproxy.experiment.model import Experiment, LoadSpec
 from chaosproxy.experiment.processes import Child, Load, SetupError
-from chaosproxy.experiment.runner import Run, RunOptions
+from chaosproxy.experiment.runner import ExperimentRun, RunOptions
 from chaosproxy.observe.stats import BOUNDS
 
 AT = 1000.0
@@ -265,9 +265,9 @@ class FakeAdmin:
         return dict(answer)
 
 
-def bare_run(tmp_path: Path, *answers: Any) -> Run:
+def bare_run(tmp_path: Path, *answers: Any) -> ExperimentRun:
     exp = Experiment("x", "s.yaml", LoadSpec(), ())
-    run = Run(exp, RunOptions(out=tmp_path, stream=io.StringIO(), tty=False))
+    run = ExperimentRun(exp, RunOptions(out=tmp_path, stream=io.StringIO(), tty=False))
     run.plan = Plan(time.time() - 4.2, PHASES, (5, 5.0))
     run.clients = [cast(Any, FakeAdmin(*answers))]
     run.instances = {FakeAdmin.url: "h:1"}

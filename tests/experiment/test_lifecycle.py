@@ -29,7 +29,7 @@ from chaosproxy.experiment.lifecycle import (
     TransitionError,
 )
 from chaosproxy.experiment.processes import Child, SetupError, StartedProxy
-from chaosproxy.experiment.runner import Outcome, Run
+from chaosproxy.experiment.runner import ExperimentRun, Outcome
 from chaosproxy.experiment.series import second_to_json
 from tests.experiment.fixtures.replay import (
     NAMES,
@@ -482,7 +482,7 @@ async def test_a_report_that_cannot_be_written_loses_neither_the_results_nor_the
         raise RuntimeError("the template is broken")
 
     monkeypatch.setattr(report, "write_reports", broken)
-    monkeypatch.setattr(ReplayRun, "_reports", Run._reports)  # the replay skips reports
+    monkeypatch.setattr(ReplayRun, "_reports", ExperimentRun._reports)  # the replay skips reports
     rec = recording("failover")
     run, outcome = await replay(rec, tmp_path)
     verdict = judged_now(rec)

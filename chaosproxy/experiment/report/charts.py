@@ -20,7 +20,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.results_dir import Run, mapping, number
+from chaosproxy.experiment.report.results_dir import ResultsDir, mapping, number
 
 W = 800
 LEFT, RIGHT, BOTTOM = 64, 14, 40  # the bottom holds two lines of ticks: since start, UTC
@@ -89,7 +89,7 @@ class Chart:
     svg: Markup = field(default_factory=Markup)
 
 
-def build_charts(run: Run) -> list[Chart]:
+def build_charts(run: ResultsDir) -> list[Chart]:
     """The charts of a run, with checks' bounds and recovery intervals placed on them."""
     ts = run.series
     if not len(ts):
@@ -166,7 +166,7 @@ def build_charts(run: Run) -> list[Chart]:
     return charts
 
 
-def _place_checks(run: Run, charts: list[Chart]) -> None:
+def _place_checks(run: ResultsDir, charts: list[Chart]) -> None:
     for i, check in enumerate(run.checks):
         source, metric = check.get("source"), check.get("metric")
         target = None
@@ -211,7 +211,7 @@ _PHASE_SUMMARY = {
 }
 
 
-def _place_phase_intervals(run: Run, charts: list[Chart]) -> None:
+def _place_phase_intervals(run: ResultsDir, charts: list[Chart]) -> None:
     """Each phase's error rate (p95) with its interval on the error-rate (latency) charts; only
     for documents that have the intervals."""
     confidence = fmt.run_confidence(run.results, run.checks)
@@ -234,7 +234,7 @@ def _place_phase_intervals(run: Run, charts: list[Chart]) -> None:
             chart.whisker_label = f"{what} per phase, {level}"
 
 
-def _check_window(run: Run, check: dict[str, Any]) -> tuple[float, float]:
+def _check_window(run: ResultsDir, check: dict[str, Any]) -> tuple[float, float]:
     during = run.phase(check.get("during_phase"))
     if during is not None:
         return _num(during.get("start"), run.start), _num(during.get("end"), run.end)
@@ -245,7 +245,7 @@ def _check_window(run: Run, check: dict[str, Any]) -> tuple[float, float]:
     return _num(r.get("scenario_started"), run.start), _scenario_end(run)
 
 
-def _scenario_end(run: Run) -> float:
+def _scenario_end(run: ResultsDir) -> float:
     return _num(run.run.get("scenario_ended"), run.end)
 
 
@@ -389,7 +389,7 @@ def _recovery_rows(chart: Chart, x: Any, end: float) -> list[_RecoveryLabel]:
     return out
 
 
-def render(run: Run, chart: Chart) -> Markup:
+def render(run: ResultsDir, chart: Chart) -> Markup:
     t0, t1 = run.start, run.end
     span = max(t1 - t0, 1.0)
 

@@ -11,19 +11,19 @@ only chooses which columns a chart draws.
 from __future__ import annotations
 
 from chaosproxy.experiment.report.charts import Chart, Series
-from chaosproxy.experiment.report.results_dir import Run
+from chaosproxy.experiment.report.results_dir import ResultsDir
 
 FAULT, CONTROL = "fault", "control"  # the cohort names of `chaosproxy.common.cohort`
 NOTE = "fault cohort solid, control cohort dashed: the same seconds, faults only in the first"
 
 
-def has_split(run: Run, source: str) -> bool:
+def has_split(run: ResultsDir, source: str) -> bool:
     """Whether the timeseries has both cohorts' columns for this view."""
     cols = run.series.values
     return all(f"{source}_requests_{c}" in cols for c in (FAULT, CONTROL))
 
 
-def split_by_cohort(run: Run, charts: list[Chart]) -> None:
+def split_by_cohort(run: ResultsDir, charts: list[Chart]) -> None:
     """Replace the series of each view's per-second charts by the two cohorts' (in place)."""
     ts = run.series
     for chart in charts:

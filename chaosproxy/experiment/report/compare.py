@@ -18,7 +18,7 @@ from typing import Any
 from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.markdown import md
-from chaosproxy.experiment.report.results_dir import Run, load_run, mapping, number
+from chaosproxy.experiment.report.results_dir import ResultsDir, load_run, mapping, number
 
 ABSENT = "absent"
 ARROW = "\u2192"
@@ -154,8 +154,8 @@ def _count(v: float | None) -> str:
 
 @dataclass(frozen=True)
 class Comparison:
-    a: Run
-    b: Run
+    a: ResultsDir
+    b: ResultsDir
     checks: list[CheckChange]
     phases: list[PhaseChange]
 
@@ -167,7 +167,7 @@ class Comparison:
     def exit_code(self) -> int:
         return 1 if self.regressions else 0
 
-    def _title(self, run: Run) -> str:
+    def _title(self, run: ResultsDir) -> str:
         return f"{run.name} run {run.run.get('id', '?')} ({run.verdict})"
 
     def summary(self) -> str:

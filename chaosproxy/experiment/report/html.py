@@ -11,7 +11,7 @@ import jinja2
 from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
 from chaosproxy.experiment.report.charts import build_charts
-from chaosproxy.experiment.report.results_dir import Run, mapping, number, safe_relative
+from chaosproxy.experiment.report.results_dir import ResultsDir, mapping, number, safe_relative
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("chaosproxy.experiment.report", "templates"),
@@ -27,11 +27,11 @@ _UNIT = re.compile(r"(?<=\d) (?=%|µs\b|ms\b|s\b|min\b|req/s)")
 _env.filters["keep_units"] = lambda text: _UNIT.sub("\u00a0", str(text))
 
 
-def render_html(run: Run) -> str:
+def render_html(run: ResultsDir) -> str:
     return _env.get_template("report.html.j2").render(**context(run))
 
 
-def context(run: Run) -> dict[str, Any]:
+def context(run: ResultsDir) -> dict[str, Any]:
     exp, r = run.experiment, run.run
     start = run.start
     halted = run.results.get("halted")
@@ -197,7 +197,7 @@ def _count(v: Any) -> str:
     return numbers.NO_DATA if f is None else f"{f:,.0f}"
 
 
-def _files(run: Run) -> list[dict[str, str]]:
+def _files(run: ResultsDir) -> list[dict[str, str]]:
     """Relative links to the run's other files, only those present in the directory."""
     names = ["results.json", "report.md", "junit.xml"]
     files = mapping(run.results.get("files"))

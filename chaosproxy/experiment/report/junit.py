@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.results_dir import Run, number
+from chaosproxy.experiment.report.results_dir import ResultsDir, number
 
 VERDICT_CASE = "experiment verdict"
 
@@ -81,7 +81,7 @@ def _suite_properties(props: ET.Element, results: dict[str, Any]) -> None:
         ET.SubElement(props, "property", name=name, value=_raw(v))
 
 
-def render_junit(run: Run) -> str:
+def render_junit(run: ResultsDir) -> str:
     checks = run.checks
     suite = ET.Element("testsuite")
     classname = f"chaosproxy.experiment.{run.name}"

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaosproxy.experiment import numbers
 from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.results_dir import Run, mapping, number
+from chaosproxy.experiment.report.results_dir import ResultsDir, mapping, number
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 
@@ -21,7 +21,7 @@ def md(text: Any) -> str:
     return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def render_markdown(run: Run) -> str:
+def render_markdown(run: ResultsDir) -> str:
     r, exp = run.run, run.experiment
     lines = [f"### {fmt.status_label(run.verdict)}: {md(run.name)}", ""]
     facts = [f"run `{md(r.get('id', ''))}`"]
@@ -66,7 +66,7 @@ def render_markdown(run: Run) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _checks_table(run: Run) -> list[str]:
+def _checks_table(run: ResultsDir) -> list[str]:
     """One row per check: its value with the interval, and its false-alarm rate when the run
     has them."""
     rates = fmt.has_false_alarm_rates(run.results, run.checks)

@@ -39,7 +39,7 @@ class Timeseries:
 
 
 @dataclass(frozen=True)
-class Run:
+class ResultsDir:
     """One results directory: results.json as parsed JSON, and its per-second series."""
 
     dir: Path
@@ -102,7 +102,7 @@ def number(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def load_run(run_dir: Path) -> Run:
+def load_run(run_dir: Path) -> ResultsDir:
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
     try:
@@ -125,7 +125,7 @@ def load_run(run_dir: Path) -> Run:
     files = mapping(results.get("files"))
     name = files.get("timeseries") or "timeseries.csv"
     series = _read_timeseries(run_dir / safe_relative(str(name), "timeseries.csv"))
-    return Run(run_dir, results, series)
+    return ResultsDir(run_dir, results, series)
 
 
 def safe_relative(name: str, default: str) -> str:
