@@ -9,8 +9,8 @@ says the scenario runs on some sidecars but not all (`--partial`, or a stop that
 
 The operations are the routes that declare a `ctl` command (`admin/routes.py`): their words,
 help and path parameters come from there, and every call goes to the declared route's path.
-Over 400 lines: `start`'s all-or-nothing outcomes and their one-line story read best here,
-beside the calls they are made of.
+Over 400 lines on purpose: `start`'s all-or-nothing outcomes and their one-line story read best
+here, beside the calls they are made of.
 """
 
 from __future__ import annotations

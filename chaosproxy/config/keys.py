@@ -10,7 +10,8 @@ in the schema and dumped, and a key not declared is refused by the loader and th
 as a fault's parameters are declared once in `faults/params.py`. The `match:` grammar is
 `match_spec.py`'s; here it is one key, `match`, whose schema is `$defs/match`.
 
-A little over 400 lines: the whole file format is one table of tables, read top to bottom.
+A little over 400 lines on purpose: the whole file format is one table of tables, read top to
+bottom.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """The engine: what is active now, the scenario lifecycle and its ticker; the pieces live
-beside it (`adhoc` rules, the `timeline`, `decide`, `draw`, `status`).
-
-(About 400 lines, most of them the events each lifecycle step emits; splitting those away from
-the steps would scatter what one step reports.)
+beside it (`adhoc` rules, the `timeline`, `decide`, `rule_match`, `status`).
 
 Only the engine moves the timeline, from its own clock: `tick()` (driven by `run_ticker`) enters
 phases, emits `phase_changed` and finishes runs. `decide()`, `status()` and `current()` read the
@@ -15,8 +12,8 @@ the proxy loop is saturated. Events of a change are dispatched on the proxy loop
 
 Over 400 lines on purpose: `Engine` is the facade the proxy, admin and runtime import, and its
 lifecycle (start, schedule, replace, stop, tick) changes state under one lock in one order; the
-parts that stand alone already live apart (`adhoc.py`, `timeline.py`, `decide.py`, `draw.py`,
-`status.py`, `compile.py`).
+parts that stand alone already live apart (`adhoc.py`, `timeline.py`, `decide.py`, `rule_match.py`,
+`status.py`, `compile.py`); most of its lines are the events each lifecycle step emits.
 """
 
 from __future__ import annotations
