@@ -15,7 +15,7 @@ import pkgutil
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from chaosproxy.common.clock import Clock
 from chaosproxy.common.errors import ConfigError, Problem
@@ -172,7 +172,10 @@ class Fault:
 
     @classmethod
     def from_params(cls, params: Any, path: str) -> Self:
-        raise NotImplementedError
+        """The fault from its checked parameters, each given to the field of its key's name; a
+        fault whose fields are not its keys, or with rules across keys, overrides this."""
+        p = Params(params, path, cls.params)
+        return cls(**{d.key: p[d.key] for d in cls.params})
 
     @classmethod
     def params_schema(cls) -> dict[str, Any]:
@@ -191,41 +194,57 @@ class Fault:
 
 # ---------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, type[Fault]] = {}
-_DISCOVERED: list[bool] = []
-_NOT_FAULTS = frozenset({"base", "params", "tcp"})  # tcp: the byte-level faults, their own registry
+F = TypeVar("F", bound=Fault)
 
 
-def register(cls: type[Fault]) -> type[Fault]:
-    """Class decorator: make a fault available by its YAML name."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
+class Registry(Generic[F]):
+    """Faults by YAML name, found by importing every module of a package (each registers itself
+    with `@register`): a new fault is a new file, listed nowhere. The HTTP faults and the TCP
+    faults (`faults/tcp/`) each have one."""
+
+    def __init__(self, package: str, not_faults: frozenset[str], what: str) -> None:
+        self._package = package
+        self._not_faults = not_faults
+        self._what = what  # "fault", "TCP fault": how an unknown name is told
+        self._by_name: dict[str, type[F]] = {}
+        self._discovered = False
+
+    def register(self, cls: type[F]) -> type[F]:
+        """Class decorator: make a fault available by its YAML name."""
+        if not cls.name:
+            raise TypeError(f"{cls.__name__} has no name")
+        self._by_name[cls.name] = cls
+        return cls
+
+    def all(self) -> Mapping[str, type[F]]:
+        """Every fault by name; the first call imports each module of the package."""
+        if not self._discovered:
+            package = importlib.import_module(self._package)
+            for mod in pkgutil.iter_modules(package.__path__):
+                if mod.name not in self._not_faults:
+                    importlib.import_module(f"{self._package}.{mod.name}")
+            self._discovered = True
+        return self._by_name
+
+    def build(self, name: str, params: Any, path: str) -> F:
+        """One fault from its YAML name and parameters; an unknown name is a ConfigError."""
+        known = self.all()
+        cls = known.get(name)
+        if cls is None:
+            names = ", ".join(sorted(known))
+            raise ConfigError(
+                Problem(f"unknown {self._what} {name!r}; known {self._what}s: {names}", path)
+            )
+        return cls.from_params({} if params is None else params, f"{path}.{name}")
 
 
-def registry() -> Mapping[str, type[Fault]]:
-    """Every fault by name. The first call imports each module of the faults package, and
-    each registers itself with `@register`: a new fault is a new file, listed nowhere."""
-    if not _DISCOVERED:
-        import chaosproxy.faults as package
-
-        for mod in pkgutil.iter_modules(package.__path__):
-            if mod.name not in _NOT_FAULTS:
-                importlib.import_module(f"{package.__name__}.{mod.name}")
-        _DISCOVERED.append(True)
-    return _REGISTRY
-
-
-def build(name: str, params: Any, path: str) -> Fault:
-    """Build one fault from its YAML name and parameters; unknown names are a ConfigError."""
-    reg = registry()
-    cls = reg.get(name)
-    if cls is None:
-        raise ConfigError(
-            Problem(f"unknown fault {name!r}; known faults: {', '.join(sorted(reg))}", path)
-        )
-    return cls.from_params({} if params is None else params, f"{path}.{name}")
+# tcp: the byte-level faults, their own registry
+HTTP_FAULTS: Registry[Fault] = Registry(
+    "chaosproxy.faults", frozenset({"base", "params", "tcp"}), "fault"
+)
+register = HTTP_FAULTS.register
+registry = HTTP_FAULTS.all
+build = HTTP_FAULTS.build
 
 
 # ---------------------------------------------------------------- body helpers

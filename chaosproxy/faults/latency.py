@@ -32,6 +32,20 @@ _ALLOWED = {
 }
 
 
+# The delay's shape, shared with the TCP latency fault (`faults/tcp/latency.py`): a fixed delay
+# with jitter, or a distribution.
+SHAPE_PARAMS = (
+    P.duration("jitter", 0.0),
+    P.choice("distribution", ("uniform", "normal", "lognormal"), None),
+    P.duration("min"),
+    P.duration("max"),
+    P.duration("mean"),
+    P.duration("stddev"),
+    P.duration("median"),
+    P.duration("p99"),
+)
+
+
 @register
 @dataclass(frozen=True)
 class LatencyFault(Fault):
@@ -40,14 +54,7 @@ class LatencyFault(Fault):
 
     params = (
         P.duration("delay"),
-        P.duration("jitter", 0.0),
-        P.choice("distribution", ("uniform", "normal", "lognormal"), None),
-        P.duration("min"),
-        P.duration("max"),
-        P.duration("mean"),
-        P.duration("stddev"),
-        P.duration("median"),
-        P.duration("p99"),
+        *SHAPE_PARAMS,
         P.choice("at", ("request", "response"), "request"),
     )
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Exchange, Fault, Params, Proceed, register
+from chaosproxy.faults.base import Exchange, Fault, Proceed, register
 
 
 @register
@@ -27,11 +26,6 @@ class ThrottleFault(Fault):
 
     rate: float = 16 * 1024.0  # bytes per second
     chunk: int = 1024
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["rate"], p["chunk"])
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> None:
         ex.record(self, f"rate={self.rate:g}B/s")

@@ -7,10 +7,8 @@ so the sender's own socket buffer fills as it would behind a slow link.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, direction_param, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -28,11 +26,6 @@ class TcpBandwidth(TcpFault):
 
     rate: float = 100_000.0
     direction: str = "downstream"
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["rate"], p["direction"])
 
     def shape(self, plan: Plan) -> str:
         for flow in plan.flows(self.direction):

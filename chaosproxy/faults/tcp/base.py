@@ -10,14 +10,10 @@ module of this package but `base`, and each registers itself with `@register`.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Fault
+from chaosproxy.faults.base import Fault, Registry
 from chaosproxy.faults.tcp.plan import BOTH, DIRECTIONS, DOWNSTREAM, Plan
 
 __all__ = ["TcpFault", "build", "direction_param", "register", "registry"]
@@ -44,36 +40,9 @@ class TcpFault(Fault):
         return "both ways" if direction == BOTH else direction
 
 
-_REGISTRY: dict[str, type[TcpFault]] = {}
-_DISCOVERED: list[bool] = []
-
-
-def register(cls: type[TcpFault]) -> type[TcpFault]:
-    """Class decorator: make a TCP fault available by its YAML name."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def registry() -> Mapping[str, type[TcpFault]]:
-    """Every TCP fault by name (the first call imports each module of this package)."""
-    if not _DISCOVERED:
-        import chaosproxy.faults.tcp as package
-
-        for mod in pkgutil.iter_modules(package.__path__):
-            if mod.name not in ("base", "plan"):
-                importlib.import_module(f"{package.__name__}.{mod.name}")
-        _DISCOVERED.append(True)
-    return _REGISTRY
-
-
-def build(name: str, params: Any, path: str) -> TcpFault:
-    """One TCP fault from its YAML name and parameters; an unknown name is a ConfigError."""
-    reg = registry()
-    cls = reg.get(name)
-    if cls is None:
-        raise ConfigError(
-            Problem(f"unknown TCP fault {name!r}; TCP faults: {', '.join(sorted(reg))}", path)
-        )
-    return cls.from_params({} if params is None else params, f"{path}.{name}")
+TCP_FAULTS: Registry[TcpFault] = Registry(
+    "chaosproxy.faults.tcp", frozenset({"base", "plan"}), "TCP fault"
+)
+register = TCP_FAULTS.register
+registry = TCP_FAULTS.all
+build = TCP_FAULTS.build

@@ -7,9 +7,7 @@ already open, both directions stop (their bytes held, as by `timeout`) while it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -22,11 +20,6 @@ class TcpHalfOpen(TcpFault):
     at_accept = True
 
     params = ()
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        Params(params, path, cls.params)
-        return cls()
 
     def shape(self, plan: Plan) -> str:
         plan.half_open = True

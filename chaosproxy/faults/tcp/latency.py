@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from chaosproxy.faults import params as P
 from chaosproxy.faults.base import Params
-from chaosproxy.faults.latency import LatencyFault
+from chaosproxy.faults.latency import SHAPE_PARAMS, LatencyFault
 from chaosproxy.faults.tcp.base import TcpFault, direction_param, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -28,14 +28,7 @@ class TcpLatency(TcpFault):
 
     params = (
         P.duration("latency"),
-        P.duration("jitter", 0.0),
-        P.choice("distribution", ("uniform", "normal", "lognormal"), None),
-        P.duration("min"),
-        P.duration("max"),
-        P.duration("mean"),
-        P.duration("stddev"),
-        P.duration("median"),
-        P.duration("p99"),
+        *SHAPE_PARAMS,
         direction_param(),
     )
 

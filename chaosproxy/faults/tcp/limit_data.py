@@ -5,10 +5,8 @@ connection is closed (FIN both sides, after those bytes): a reply cut short by a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, direction_param, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -32,11 +30,6 @@ class TcpLimitData(TcpFault):
 
     bytes: int = 0
     direction: str = "downstream"
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["bytes"], p["direction"])
 
     def shape(self, plan: Plan) -> str:
         for flow in plan.flows(self.direction):

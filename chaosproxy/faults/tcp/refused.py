@@ -9,9 +9,7 @@ then answers RST to the SYN, a true ECONNREFUSED). On a connection already open,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -24,11 +22,6 @@ class TcpRefused(TcpFault):
     at_accept = True
 
     params = ()
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        Params(params, path, cls.params)
-        return cls()
 
     def shape(self, plan: Plan) -> str:
         plan.refuse = True

@@ -6,10 +6,8 @@ database is killed or a middlebox drops its state. Toxiproxy calls it `reset_pee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -23,11 +21,6 @@ class TcpReset(TcpFault):
     params = (P.duration("timeout", 0.0),)
 
     timeout: float = 0.0
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["timeout"])
 
     def shape(self, plan: Plan) -> str:
         after = plan.reset_after

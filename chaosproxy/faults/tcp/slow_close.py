@@ -6,10 +6,8 @@ later; the bytes before it are not held. A client that closes and waits for the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, direction_param, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -27,11 +25,6 @@ class TcpSlowClose(TcpFault):
 
     delay: float = 1.0
     direction: str = "downstream"
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["delay"], p["direction"])
 
     def shape(self, plan: Plan) -> str:
         for flow in plan.flows(self.direction):

@@ -8,10 +8,8 @@ across a healed partition loses nothing. (Toxiproxy drops the bytes instead.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
 
 from chaosproxy.faults import params as P
-from chaosproxy.faults.base import Params
 from chaosproxy.faults.tcp.base import TcpFault, direction_param, register
 from chaosproxy.faults.tcp.plan import Plan
 
@@ -26,11 +24,6 @@ class TcpTimeout(TcpFault):
 
     timeout: float = 0.0  # seconds until the close; 0: never
     direction: str = "both"
-
-    @classmethod
-    def from_params(cls, params: Any, path: str) -> Self:
-        p = Params(params, path, cls.params)
-        return cls(p["timeout"], p["direction"])
 
     def shape(self, plan: Plan) -> str:
         for flow in plan.flows(self.direction):
