@@ -245,7 +245,7 @@ def test_a_backtracking_regex_answers_right_on_an_adversarial_path(
 ) -> None:
     """Rule regexes run on RE2: a pattern that backtracks exponentially in Python's `re` is
     matched in linear time, so the test completes (no timing bound needed) and is right."""
-    assert len(path) == 45 or "word" in path  # the issue's 45-character path
+    assert len(path) == 45 or "word" in path  # a 45-character adversarial path
     assert matches(MatchSpec(path_regex=pattern), View(path=path)) is expected
 
 
