@@ -70,6 +70,30 @@ ELSEWHERE: dict[str, str] = {
     "declared options, checked as a user meets them",
     "process/startup.py": "tests/cli/test_first_use.py — startup failures told by the real "
     "CLI, each naming its flag or file",
+    "proxy/downstream/core.py": "tests/proxy/test_errors.py tests/proxy/test_request_targets.py "
+    "tests/proxy/test_inflight.py — the per-request path, seen by real clients through a real "
+    "listener: its answers, refusals and in-flight counting",
+    "proxy/downstream/exchange.py": "tests/proxy/test_fidelity.py tests/proxy/test_errors.py "
+    "tests/proxy/downstream/test_pipeline.py — the bytes a client receives, and the pipeline "
+    "the exchange drives",
+    "proxy/downstream/request.py": "tests/proxy/test_request_targets.py "
+    "tests/proxy/test_hostile_third_round.py tests/proxy/downstream/test_listener.py — the "
+    "request view and body as the listener builds them from real sockets",
+    "proxy/downstream/responses.py": "tests/proxy/test_errors.py "
+    "tests/proxy/downstream/test_limits.py — the proxy's own answers, as clients read them",
+    "proxy/upstream/connection.py": "tests/proxy/upstream/test_client.py — one connection of "
+    "the client, against raw asyncio upstreams",
+    "proxy/upstream/interface.py": "tests/proxy/upstream/test_client.py — protocols, checked "
+    "by mypy against the client; their behaviour is the client's",
+    "proxy/upstream/pool.py": "tests/proxy/upstream/test_client.py — the pool under the "
+    "client: reuse, waiting order, stale connections, the cap",
+    "proxy/upstream/response.py": "tests/proxy/upstream/test_client.py "
+    "tests/proxy/test_hostile_upstreams.py — the parser state of each exchange, driven by "
+    "upstreams that misbehave",
+    "proxy/upstream/tunnel.py": "tests/proxy/downstream/test_websocket.py — an upgrade's "
+    "connection, relayed to real WebSocket clients and servers",
+    "proxy/wire/flow.py": "tests/proxy/test_hostile_third_round.py tests/proxy/test_streaming.py "
+    "— write flow control, seen as clients and upstreams that stop reading",
     "tcp/listener.py": "tests/tcp/test_relay.py tests/tcp/test_registry.py — a listener is "
     "seen through its connections and the registry that owns it",
     "tcp/metrics.py": "tests/tcp/test_runtime.py — the series as scraped from /metrics",
@@ -89,6 +113,126 @@ ELSEWHERE: dict[str, str] = {
     "supervisor's calls to its workers, through its relay and real workers",
     "workers/supervisor.py": "tests/workers/test_run_workers.py tests/workers/test_merge.py — "
     "`run --workers` with real worker processes, and the merging of their answers",
+    "experiment/estimate.py": (
+        "tests/experiment/test_verdict.py — every estimate is asserted as the verdict decides on "
+        "it (window, interval, metric); tests/experiment/test_inference.py holds the statistics "
+        "underneath"
+    ),
+    "experiment/false_alarm.py": (
+        "tests/experiment/test_verdict.py — the false-alarm resampling is asserted on judged "
+        "synthetic runs (add_false_alarms), with the verdict it qualifies"
+    ),
+    "experiment/finish.py": (
+        "tests/experiment/test_lifecycle.py — gathering is the end of a whole run: replayed real "
+        "runs go through it; tests/experiment/test_prom_series.py covers its prometheus_series, "
+        "tests/experiment/test_run_e2e.py real runs"
+    ),
+    "experiment/halts.py": (
+        "tests/experiment/test_verdict.py — live halt checks (live_breach) judged on synthetic "
+        "series; tests/experiment/test_control.py for the control-group halt, "
+        "tests/experiment/test_live.py each second of a replayed run"
+    ),
+    "experiment/loadgen/locustfile.py": (
+        "tests/experiment/test_run_e2e.py — Locust loads it in a real subprocess (importing it "
+        "here would gevent-patch the test process); tests/experiment/test_p95_exact_e2e.py too"
+    ),
+    "experiment/model.py": (
+        "tests/experiment/test_spec.py — plain frozen dataclasses built by the reader; what they "
+        "hold is asserted where the file is read"
+    ),
+    "experiment/numbers.py": (
+        "tests/experiment/report/test_html.py — one formatter for every report: asserted as the "
+        "tables and axes read (test_a_ratio_reads_one_way_in_tables_and_on_axes), and in "
+        "tests/experiment/report/test_markdown.py"
+    ),
+    "experiment/outcome.py": (
+        "tests/experiment/test_verdict.py — CheckResult/Verdict are what judge returns; asserted "
+        "there and in tests/experiment/test_results.py (the console table)"
+    ),
+    "experiment/phase_check.py": (
+        "tests/experiment/test_verdict.py — during_phase and compare_to checks judged on "
+        "synthetic series (its PASS/FAIL/INCONCLUSIVE cases); tests/experiment/test_control.py "
+        "for compare_to: control"
+    ),
+    "experiment/recovery.py": (
+        "tests/experiment/test_verdict.py — time to recover (after_phase/within/for) asserted "
+        "through judge and recovery() on synthetic series"
+    ),
+    "experiment/rejudge.py": (
+        "tests/experiment/test_judge_e2e.py — `experiment judge` on a real saved run; "
+        "tests/experiment/test_control.py and tests/experiment/test_control_report.py for cohort "
+        "series"
+    ),
+    "experiment/report/chart_checks.py": (
+        "tests/experiment/report/test_svg_chart.py — bounds, recoveries and whiskers are asserted"
+        " where they are drawn (data- attributes of report.html)"
+    ),
+    "experiment/report/chart_kinds.py": (
+        "tests/experiment/report/test_svg_chart.py — which charts and series exist is asserted on"
+        " the drawn page; tests/experiment/test_report_browser.py in a real Chromium"
+    ),
+    "experiment/report/chart_model.py": (
+        "tests/experiment/report/test_svg_chart.py — plain dataclasses between the chart kinds "
+        "and the drawing; nothing to assert on their own"
+    ),
+    "experiment/report/check_text.py": (
+        "tests/experiment/report/test_markdown.py — a check's value, bound, margin and time to "
+        "recover asserted as every report writes them; tests/experiment/report/test_html.py, "
+        "tests/experiment/test_results.py"
+    ),
+    "experiment/report/cohort_charts.py": (
+        "tests/experiment/test_control_report.py — both cohorts side by side on every per-second "
+        "chart, asserted on the drawn page"
+    ),
+    "experiment/report/false_alarm_text.py": (
+        "tests/experiment/report/test_html.py — the false-alarm line near the verdict and per "
+        "check (test_the_false_alarm_estimate_sits_near_the_verdict); "
+        "tests/experiment/test_results.py for the console"
+    ),
+    "experiment/report/fmt.py": (
+        "tests/experiment/report/test_html.py — values and intervals asserted as the tables write"
+        " them (open side, ratios); tests/experiment/report/test_markdown.py, "
+        "tests/experiment/test_results.py"
+    ),
+    "experiment/report/instants.py": (
+        "tests/experiment/test_report_browser.py — times of day, offsets and event details "
+        "asserted as read in the page "
+        "(test_events_read_as_times_and_offsets_never_raw_epochs_or_none)"
+    ),
+    "experiment/report/not_reached.py": (
+        "tests/experiment/test_results.py — NOT REACHED after a halt, in the console table; "
+        "tests/experiment/test_report_browser.py in the page"
+    ),
+    "experiment/report/results_dir.py": (
+        "tests/experiment/report/test_html.py — a results directory read as the reports read it: "
+        "malformed parts, unknown schema, missing results"
+    ),
+    "experiment/report/run_seed.py": (
+        "tests/experiment/test_report_browser.py — the seed shown is the one the scenario ran "
+        "with (test_the_seed_shown_is_the_one_the_scenario_ran_with)"
+    ),
+    "experiment/report/svg_layout.py": (
+        "tests/experiment/report/test_svg_chart.py — scales, ticks and label placement asserted "
+        "on the drawn SVG; tests/experiment/test_report_browser.py checks no label prints over "
+        "another"
+    ),
+    "experiment/runner.py": (
+        "tests/experiment/test_lifecycle.py — whole runs driven through the real ExperimentRun on"
+        " recorded runs with a fake clock; tests/experiment/test_run_e2e.py real runs"
+    ),
+    "experiment/schema.py": (
+        "tests/experiment/test_spec.py — the JSON Schema is asserted to agree with the reader on "
+        "the same files"
+    ),
+    "experiment/series.py": (
+        "tests/experiment/test_align.py — Second/View/PhaseWindow are what collection fills; "
+        "asserted there and in tests/experiment/test_verdict.py"
+    ),
+    "experiment/spec_checks.py": (
+        "tests/experiment/test_spec.py — the checks: grammar read with the rest of the experiment"
+        " file (every problem located); tests/experiment/test_control_spec.py for compare_to: "
+        "control"
+    ),
 }
 
 

@@ -188,7 +188,8 @@ async def run_against_demo(
 
     from chaosproxy.cli.experiment import resolve
     from chaosproxy.experiment.processes import free_port
-    from chaosproxy.experiment.runner import RunOptions, default_out, run_experiment
+    from chaosproxy.experiment.run_state import RunOptions, default_out
+    from chaosproxy.experiment.runner import run_experiment
     from chaosproxy.experiment.spec import load_experiment_file
 
     port = free_port()

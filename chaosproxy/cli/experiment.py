@@ -105,7 +105,8 @@ def resolve(file: str) -> Path:
 
 def _load(file: str) -> Any:
     from chaosproxy.common.errors import ConfigError
-    from chaosproxy.experiment.spec import load_experiment_file, resolve_experiment_scenario
+    from chaosproxy.experiment.spec import load_experiment_file
+    from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
 
     try:
         exp = load_experiment_file(resolve(file))
@@ -147,7 +148,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     from chaosproxy.experiment.processes import SetupError
-    from chaosproxy.experiment.runner import RunOptions, run_experiment
+    from chaosproxy.experiment.run_state import RunOptions
+    from chaosproxy.experiment.runner import run_experiment
 
     loaded = _load(args.file)
     if loaded is None:

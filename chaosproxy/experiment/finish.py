@@ -23,13 +23,13 @@ from chaosproxy.experiment.rejudge import CLIENTS, SERIES, SavedRun, judge_run, 
 from chaosproxy.experiment.series import PhaseWindow, View
 
 if TYPE_CHECKING:
-    from chaosproxy.experiment.prometheus import PromSeries
-    from chaosproxy.experiment.runner import ExperimentRun
+    from chaosproxy.experiment.prom_series import PromSeries
+    from chaosproxy.experiment.run_state import RunState
 
 RING = 900  # seconds the proxy keeps per-second stats: fetch in chunks no longer than this
 
 
-async def finish(run: ExperimentRun, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
+async def finish(run: RunState, scenario: Scenario, scenario_text: str) -> dict[str, Any]:
     """After the load: both views and the phase boundaries into per-second rows, judged;
     timeseries.csv and results.json written. The results document."""
     ended = run.clock.time()
@@ -151,7 +151,7 @@ async def finish(run: ExperimentRun, scenario: Scenario, scenario_text: str) -> 
 
 
 async def fetch_clients(
-    run: ExperimentRun, scenario: Scenario, all_traffic: bool
+    run: RunState, scenario: Scenario, all_traffic: bool
 ) -> list[ClientRecord] | None:
     """Every proxy's per-client record of the run (`GET /stats/clients`), concatenated: what
     `blast_radius` reads (kept when the scenario has a control group too, so `experiment
@@ -176,20 +176,21 @@ async def fetch_clients(
     if needed and all_traffic:
         run.notes.append(
             "blast radius: the proxy's per-client record holds only requests carrying "
-            "X-Chaos-ExperimentRun, and the system under test does not pass it on"
+            "X-Chaos-Run, and the system under test does not pass it on"
         )
     return out
 
 
-async def prometheus_series(run: ExperimentRun, first: int, last: int) -> dict[str, PromSeries]:
+async def prometheus_series(run: RunState, first: int, last: int) -> dict[str, PromSeries]:
     """The series of each Prometheus check over seconds [first, last]: stale points dropped,
-    with the query's lag (`prometheus.series_query`). What the verdict should know goes to
+    with the query's lag (`prom_series.series_query`). What the verdict should know goes to
     `run.notes`: a failed query (then no points), points dropped as stale, a staleness check
     that could not run, and a range window that makes the first seconds of a phase lag."""
     checks = [c for c in run.exp.checks if c.prometheus is not None]
     if not checks:
         return {}
-    from chaosproxy.experiment.prometheus import PromSeries, lag_seconds, series_query
+    from chaosproxy.experiment.prom_series import PromSeries, series_query
+    from chaosproxy.experiment.promql import lag_seconds
 
     out: dict[str, PromSeries] = {}
     async with aiohttp.ClientSession() as session:

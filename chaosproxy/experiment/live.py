@@ -24,10 +24,10 @@ from chaosproxy.experiment.outcome import WARMUP, baseline_phase
 from chaosproxy.experiment.series import View
 
 if TYPE_CHECKING:
-    from chaosproxy.experiment.runner import ExperimentRun
+    from chaosproxy.experiment.run_state import RunState
 
 
-async def refresh_proxy_view(run: ExperimentRun, at: float) -> None:
+async def refresh_proxy_view(run: RunState, at: float) -> None:
     """The proxies' last ten seconds of this run, merged into `run.live_proxy`."""
     first = int(at) - 1
     end = int(run.clock.time())
@@ -42,9 +42,7 @@ async def refresh_proxy_view(run: ExperimentRun, at: float) -> None:
     run.live_proxy_cohorts.update(align.merge_cohorts(split) if split else {})
 
 
-async def check_halts(
-    run: ExperimentRun, scenario: Scenario, halting: list[CheckSpec]
-) -> str | None:
+async def check_halts(run: RunState, scenario: Scenario, halting: list[CheckSpec]) -> str | None:
     """Judge the `halt` checks on what is known so far; on a breach stop the scenario
     everywhere and record it in `run.halted`. What breached (the reason of the run's `halted`
     state), or None."""
@@ -86,7 +84,7 @@ async def check_halts(
     return None
 
 
-def progress_line(run: ExperimentRun, scenario: Scenario, now: float) -> str:
+def progress_line(run: RunState, scenario: Scenario, now: float) -> str:
     """One line about the last complete second (Locust writes a second's counts within the
     next one): its phase, the scenario's seconds done by its end, users, requests, errors,
     p95, and the faults injected up to it — label and numbers about the same second."""
@@ -148,13 +146,13 @@ class Console:
 
     # ------------------------------------------------------------ listeners
 
-    def on_message(self, run: ExperimentRun, text: str, **_: Any) -> None:
+    def on_message(self, run: RunState, text: str, **_: Any) -> None:
         self.say(text)
 
-    def on_warning(self, run: ExperimentRun, text: str, **_: Any) -> None:
+    def on_warning(self, run: RunState, text: str, **_: Any) -> None:
         self.say(f"warning: {text}")
 
-    def on_state(self, run: ExperimentRun, state: State, reason: str, **_: Any) -> None:
+    def on_state(self, run: RunState, state: State, reason: str, **_: Any) -> None:
         if state is State.WARMING_UP:
             workers = f", {run.opts.workers} workers" if run.opts.workers else ""
             where = f"{run.target}   run {run.run_id}"
@@ -169,7 +167,7 @@ class Console:
             if report.exists():
                 self.say(f"report:  {report}")
 
-    def on_test_start(self, run: ExperimentRun, at: float, **_: Any) -> None:
+    def on_test_start(self, run: RunState, at: float, **_: Any) -> None:
         sc = run.scenario
         assert sc is not None
         self.say(
@@ -177,12 +175,12 @@ class Console:
             f" ({sc.cycle_duration:g}s: {' -> '.join(p.name for p in sc.phases)})"
         )
 
-    def on_tick(self, run: ExperimentRun, now: float, **_: Any) -> None:
+    def on_tick(self, run: RunState, now: float, **_: Any) -> None:
         if run.state is State.WARMING_UP:
             self.progress(f"warm-up  users {run.client.users}/{run.warm[0]}")
         elif run.scenario is not None:
             self.progress(progress_line(run, run.scenario, now))
 
-    def on_test_stopping(self, run: ExperimentRun, **_: Any) -> None:
+    def on_test_stopping(self, run: RunState, **_: Any) -> None:
         if run.load is not None and self.tty and self.width:
             self.say("")  # the progress line ends where the load does

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chaosproxy.experiment.annotations import phase_annotations
 from chaosproxy.experiment.model import Experiment, describe_experiment
 from chaosproxy.experiment.outcome import PASS, Verdict, unit_of
-from chaosproxy.experiment.prometheus import phase_annotations
 from chaosproxy.experiment.series import Second
 from chaosproxy.observe.stats import BOUNDS
 
@@ -216,7 +216,9 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
     After a halt, a PASS on a window the halt left empty reads NOT REACHED (as in the
     reports): it is no evidence."""
     from chaosproxy.experiment import numbers
-    from chaosproxy.experiment.report import fmt as show  # report.results_dir imports this module
+
+    # imported here: report.results_dir imports this module
+    from chaosproxy.experiment.report import check_text, false_alarm_text, fmt, not_reached
 
     run = {"halted": halted, "phases": verdict.phases}
     unreached: list[str] = []
@@ -244,23 +246,23 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
             "compare_to": s.compare_to,
         }
         status = r.status + (" (halted)" if r.halted else "")
-        why = show.unreached_note(run, doc)
+        why = not_reached.unreached_note(run, doc)
         if why:  # no more requests would decide it either: its window never came
-            status = show.UNREACHED
+            status = not_reached.UNREACHED
             unreached.append(f"  - {s.name!r} {why}")
-        elif show.needs(doc):
-            status += f", {show.needs(doc)}"
+        elif check_text.needs(doc):
+            status += f", {check_text.needs(doc)}"
         iv = (r.lo, r.hi) if r.value is not None and (r.lo, r.hi) != (None, None) else None
         row = [
             s.name,
             status,
-            show.estimate(r.value, iv, unit),
-            show.bound(doc),
-            show.recovered(doc),
+            fmt.estimate(r.value, iv, unit),
+            check_text.bound(doc),
+            check_text.recovered(doc),
         ]
         if rates:
             rate = rates.get(s.name)
-            row.append(show.value(rate, "ratio") if rate is not None else numbers.NO_DATA)
+            row.append(fmt.value(rate, "ratio") if rate is not None else numbers.NO_DATA)
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
@@ -272,10 +274,10 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
     if verdict.status != PASS:
         lines.extend(f"  - {reason}" for reason in verdict.reasons)
     if unreached:
-        lines.append(f"{show.UNREACHED}: no evidence either way")
+        lines.append(f"{not_reached.UNREACHED}: no evidence either way")
         lines.extend(unreached)
-    lines.append(show.confidence_note(verdict.confidence))
-    line = show.false_alarm_line({"false_alarm": fa}) if fa is not None else None
+    lines.append(fmt.confidence_note(verdict.confidence))
+    line = false_alarm_text.false_alarm_line({"false_alarm": fa}) if fa is not None else None
     if line is not None:
         text, kind = line
         lines.append(("WARNING, false alarms: " if kind == "warning" else "false alarms: ") + text)

@@ -1,33 +1,24 @@
 """The experiment file: which scenario replays, where load goes, and the checks that judge it.
 
 Read like scenario files (every problem located as `file:line:col: key.path: message`, all of
-them in one pass), then checked against the scenario it names: a check's phases must exist.
+them in one pass): the top-level keys, `proxy`, `admin` and `load` here, the checks in
+`spec_checks.py`, `proxy.args` against `run`'s own flags in `spec_proxy_args.py`. What needs the
+scenario it names (its phases, the control group) is `spec_scenario.py`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from typing import NoReturn
 
 from yaml.nodes import Node, ScalarNode
 
-from chaosproxy.common.cohort import CONTROL
-from chaosproxy.common.errors import ConfigError, Problem
-from chaosproxy.config.located import (
-    Collector,
-    Doc,
-    describe,
-    problem_order,
-    read_file,
-)
-from chaosproxy.config.model import Scenario
+from chaosproxy.common.errors import ConfigError
+from chaosproxy.config.located import Collector, Doc, describe, problem_order, read_file
 from chaosproxy.experiment.model import (
     DEFAULT_CONFIDENCE,
     DEFAULT_HALT_FALSE_ALARM,
     METHODS,
-    RUNNER_FLAGS,
     SHAPES,
     BaselineSpec,
     Experiment,
@@ -37,6 +28,7 @@ from chaosproxy.experiment.model import (
     Stage,
 )
 from chaosproxy.experiment.spec_checks import CheckReader
+from chaosproxy.experiment.spec_proxy_args import run_args_problems
 
 EXPERIMENT_KEYS = (
     "name",
@@ -84,169 +76,6 @@ def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
     if col.problems or exp is None:
         raise ConfigError(sorted(col.problems, key=problem_order))
     return exp
-
-
-def control_problems(exp: Experiment, scenario: Scenario) -> list[Problem]:
-    """`compare_to: control` needs a scenario that splits its clients into cohorts, and no
-    phase called `control` that the words could also mean."""
-    from chaosproxy.config.match_spec import scenario_cohort
-    from chaosproxy.experiment.plan import load_cohort
-
-    out = []
-    names = [p.name for p in scenario.phases]
-    for c in exp.checks:
-        if c.compare_to != CONTROL:
-            continue
-        where = f"{c.path}.compare_to"
-        if CONTROL in names:
-            out.append(
-                exp.problem(
-                    where,
-                    f"ambiguous: scenario {scenario.name!r} has a phase named 'control', and "
-                    "compare_to: control means the control group; rename that phase",
-                )
-            )
-        elif (spec := scenario_cohort(scenario)) is None:
-            out.append(
-                exp.problem(
-                    where,
-                    f"scenario {scenario.name!r} has no control group: give its fault rules "
-                    "`match: {cohort: {share: 0.5, by: header X-Chaos-User}}`",
-                )
-            )
-        elif c.source == "client" and load_cohort(exp, scenario, None)[0] is None:
-            out.append(
-                exp.problem(
-                    where,
-                    f"the control group splits clients by {spec.by}, which the load cannot "
-                    "label its users with (it names them by X-Chaos-User): use source: proxy, "
-                    "or split by header X-Chaos-User",
-                )
-            )
-    return out
-
-
-def resolve_experiment_scenario(exp: Experiment) -> Scenario:
-    """Load the scenario the experiment names (bundled name, or a path relative to the file)
-    and check every phase the experiment refers to exists in it."""
-    from chaosproxy.config.loader import load_scenario_file, resolve_scenario
-
-    ref = exp.scenario
-    candidate = exp.base_dir / ref
-    try:
-        if ("/" in ref or ref.endswith((".yaml", ".yml"))) and candidate.is_file():
-            scenario = load_scenario_file(candidate)
-        else:
-            scenario = load_scenario_file(resolve_scenario(ref))
-    except ConfigError as e:
-        if all(p.line == 0 for p in e.problems) and len(e.problems) == 1:
-            raise ConfigError(exp.problem("scenario", e.problems[0].message)) from None
-        raise
-    names = [p.name for p in scenario.phases]
-    problems = control_problems(exp, scenario)
-    for c in exp.checks:
-        for key in ("during_phase", "after_phase", "compare_to"):
-            phase = getattr(c, key)
-            if key == "compare_to" and phase == CONTROL:
-                continue  # the control group, not a phase (control_problems)
-            if phase is not None and phase not in names:
-                problems.append(
-                    exp.problem(
-                        f"{c.path}.{key}",
-                        f"scenario {scenario.name!r} has no phase {phase!r}; "
-                        f"its phases: {', '.join(names)}",
-                    )
-                )
-    for i, st in enumerate(exp.load.stages):
-        if st.phase not in names:
-            problems.append(
-                exp.problem(
-                    f"load.stages[{i}].phase",
-                    f"scenario {scenario.name!r} has no phase {st.phase!r}; "
-                    f"its phases: {', '.join(names)}",
-                )
-            )
-    if exp.baseline.phase is not None and exp.baseline.phase not in names:
-        problems.append(
-            exp.problem("baseline.phase", f"scenario {scenario.name!r} has no such phase")
-        )
-    if exp.load.locustfile != "default":
-        path = Path(exp.load.locustfile)
-        where = path if path.is_absolute() else exp.base_dir / path
-        if not where.is_file():
-            problems.append(
-                exp.problem(
-                    "load.locustfile",
-                    f"no such file: {where} (a relative path is read from the experiment "
-                    "file's directory)",
-                )
-            )
-    if problems:
-        raise ConfigError(problems)
-    return scenario
-
-
-def run_args_problems(args: list[str]) -> list[tuple[int | None, str]]:
-    """What is wrong with `proxy.args` as `chaosproxy run` would read them: (index, message).
-    A flag the runner passes itself is refused (two values for one flag: the last would win
-    and the run would wait on a proxy that is not where it looks); so is a flag `run` does not
-    know, or a value it would refuse, so the mistake shows at `validate`, not 15 s into a run."""
-    import argparse
-
-    from chaosproxy.config.located import suggest
-    from chaosproxy.process.run_flags import add_run_arguments
-
-    class Refused(Exception):
-        pass
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:
-            raise Refused(message)
-
-    parser = Parser(prog="chaosproxy run", add_help=False)
-    add_run_arguments(parser)
-    flags = sorted(o for a in parser._actions for o in a.option_strings)
-    out: list[tuple[int | None, str]] = []
-    for i, arg in enumerate(args):
-        if not arg.startswith("-") or arg == "-" or _is_number(arg):
-            continue
-        given = arg.split("=", 1)[0]
-        exact = given if given in flags else None
-        prefixed = [f for f in flags if f.startswith(given)] if given.startswith("--") else []
-        flag = exact or (prefixed[0] if len(prefixed) == 1 else None)
-        if flag is None and len(prefixed) > 1:
-            out.append((i, f"{given} is ambiguous: {', '.join(prefixed)}"))
-        elif flag is None:
-            mine = [f for f in flags if f not in RUNNER_FLAGS]
-            hint = suggest(given, mine) or " (chaosproxy run --help lists them)"
-            out.append((i, f"chaosproxy run has no flag {given!r}{hint}"))
-        elif flag in RUNNER_FLAGS:
-            out.append((i, f"{flag} is the runner's own flag: {RUNNER_FLAGS[flag]}"))
-    if out:
-        return out
-    try:
-        parser.parse_args(["--upstream", "http://127.0.0.1:1", *args])
-    except Refused as e:
-        # "argument --pool-size: expected ...": located at that flag when it is named
-        named = re.match(r"argument (--[\w-]+)", str(e))
-        at = next(
-            (
-                i
-                for i in range(len(args) - 1, -1, -1)
-                if named and args[i].split("=", 1)[0] == named.group(1)
-            ),
-            None,
-        )
-        return [(at, f"chaosproxy run would refuse this: {e}")]
-    return []
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -25,7 +25,8 @@ from aiohttp import web
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem, serve
 from chaosproxy.experiment.processes import free_port
-from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
+from chaosproxy.experiment.run_state import RunOptions
+from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
 
 pytestmark = pytest.mark.slow

@@ -13,11 +13,8 @@ from chaosproxy.common.cohort import label_of
 from chaosproxy.common.errors import ConfigError
 from chaosproxy.experiment.plan import load_cohort, write_plan
 from chaosproxy.experiment.schema import experiment_schema
-from chaosproxy.experiment.spec import (
-    load_experiment_file,
-    load_experiment_text,
-    resolve_experiment_scenario,
-)
+from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
+from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
 
 BUNDLED = Path(__file__).resolve().parents[2] / "chaosproxy" / "data" / "experiments"
 

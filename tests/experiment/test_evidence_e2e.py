@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from chaosproxy.cli.demo import DemoSystem
-from chaosproxy.experiment.runner import RunOptions, run_experiment
+from chaosproxy.experiment.run_state import RunOptions
+from chaosproxy.experiment.runner import run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
 from tests.experiment.prom_fixture import start_prometheus  # noqa: F401 (fixture)
 from tests.experiment.support_chromium import chromium, console_errors

@@ -21,7 +21,8 @@ from aiohttp import web
 from chaosproxy.common import sketch
 from chaosproxy.experiment.align import ClientData
 from chaosproxy.experiment.processes import free_port
-from chaosproxy.experiment.runner import RunOptions, run_experiment
+from chaosproxy.experiment.run_state import RunOptions
+from chaosproxy.experiment.runner import run_experiment
 from chaosproxy.experiment.series import View
 from chaosproxy.experiment.spec import load_experiment_text
 

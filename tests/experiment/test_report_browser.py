@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chaosproxy.experiment.report import fmt, write_reports
+from chaosproxy.experiment.report import instants, write_reports
 from tests.experiment.support_chromium import chromium, console_errors
 from tests.experiment.support_dom import Dom
 from tests.experiment.support_results import make_run
@@ -228,12 +228,15 @@ def test_the_time_axis_and_the_phases_read_in_utc(tmp_path: Path) -> None:
         chart = svg.attrs["data-chart"]
         utc = [e for e in dom.having("data-utc", "text") if e.within("data-chart") == chart]
         assert [e.all_text() for e in utc][:3] == [
-            fmt.clock(start), fmt.clock(start + 5), fmt.clock(start + 10)
+            instants.clock(start), instants.clock(start + 5), instants.clock(start + 10)
         ]  # fmt: skip
         assert all(re.fullmatch(r"\d\d:\d\d:\d\d", e.attrs["data-utc"]) for e in utc)
         titles = [t.all_text() for e in dom.having("data-phase", "g")
                   if e.within("data-chart") == chart for t in e.children[0].children]  # fmt: skip
-        assert f"steady: {fmt.clock(start + 4)} to {fmt.clock(start + 10)} UTC, 6 s" in titles
+        assert (
+            f"steady: {instants.clock(start + 4)} to {instants.clock(start + 10)} UTC, 6 s"
+            in titles
+        )
 
 
 def test_events_read_as_times_and_offsets_never_raw_epochs_or_none(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ import pytest
 from chaosproxy.cli.demo import DemoSystem, serve
 from chaosproxy.demo.gateway import GatewayConfig, make_gateway
 from chaosproxy.experiment.processes import free_port
-from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
+from chaosproxy.experiment.run_state import RunOptions
+from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,8 @@ from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.processes import free_port
-from chaosproxy.experiment.runner import Outcome, RunOptions, run_experiment
+from chaosproxy.experiment.run_state import RunOptions
+from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
 from tests.experiment.test_run_e2e import gateway, system
 

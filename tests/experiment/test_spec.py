@@ -1,5 +1,6 @@
 """The experiment file: every mistake located (file:line:col: key.path), all in one pass;
-phases checked against the scenario; ${VAR}s from the environment; the JSON Schema agrees."""
+${VAR}s from the environment; the JSON Schema agrees. Against the scenario it names:
+test_spec_scenario.py; `proxy.args`: test_spec_proxy_args.py."""
 
 from __future__ import annotations
 
@@ -12,56 +13,11 @@ import jsonschema
 import pytest
 import yaml
 
-from chaosproxy.common.errors import ConfigError
-from chaosproxy.experiment.model import PROMETHEUS_METRIC, RUNNER_FLAGS
+from chaosproxy.experiment.model import PROMETHEUS_METRIC
 from chaosproxy.experiment.schema import experiment_schema
-from chaosproxy.experiment.spec import (
-    load_experiment_file,
-    load_experiment_text,
-    resolve_experiment_scenario,
-)
-
-BUNDLED = Path(__file__).resolve().parents[2] / "chaosproxy" / "data" / "experiments"
-
-GOOD = """\
-name: checkout
-scenario: post-deploy-breakage
-proxy:
-  upstream: http://127.0.0.1:3000
-target: http://127.0.0.1:8000
-load:
-  users: 50
-  spawn_rate: 10
-  shape: steady
-  requests:
-    - {path: /api/items, weight: 5}
-    - {path: /api/items/1, weight: 2, user_agent: mobile, method: GET}
-checks:
-  - name: recovers after rollback
-    after_phase: broken-release
-    metric: error_rate
-    source: client
-    below: 0.01
-    within: 30s
-    for: 5s
-  - name: clients stay served
-    during_phase: broken-release
-    metric: error_rate
-    below: 0.02
-    halt: true
-  - name: p95 no worse than 1.5x
-    during_phase: broken-release
-    metric: latency_p95
-    compare_to: steady
-    below: 1.5
-"""
-
-
-def problems(text: str, source: str = "exp.yaml") -> list[str]:
-    with pytest.raises(ConfigError) as e:
-        exp = load_experiment_text(text, source)
-        resolve_experiment_scenario(exp)
-    return [str(p) for p in e.value.problems]
+from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
+from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
+from tests.experiment.support_spec import BUNDLED, GOOD, problems, with_proxy
 
 
 def test_the_documented_example_loads() -> None:
@@ -101,19 +57,6 @@ def test_misspelt_keys_suggest_the_right_one() -> None:
         )
     )
     assert any("checks[1].during_phse: unknown key; did you mean during_phase?" in p for p in found)
-
-
-def test_phases_must_exist_in_the_scenario() -> None:
-    found = problems(GOOD.replace("compare_to: steady", "compare_to: calm"))
-    assert found == [
-        "exp.yaml:29:5: checks[2].compare_to: scenario 'post-deploy-breakage' has no phase "
-        "'calm'; its phases: steady, broken-release, rollback"
-    ]
-
-
-def test_an_unknown_scenario_names_the_key() -> None:
-    found = problems(GOOD.replace("scenario: post-deploy-breakage", "scenario: post-deploy"))
-    assert found[0].startswith("exp.yaml:2:1: scenario: unknown scenario 'post-deploy'")
 
 
 @pytest.mark.parametrize(
@@ -171,19 +114,6 @@ def test_environment_variables_fill_values(monkeypatch: pytest.MonkeyPatch) -> N
     assert exp.proxy is not None and exp.proxy.upstream == "http://127.0.0.1:3999"
     monkeypatch.delenv("SUT")
     assert any("environment variable SUT is not set" in p for p in problems(text))
-
-
-def test_a_scenario_path_resolves_against_the_experiment_file(tmp_path: Path) -> None:
-    (tmp_path / "mine.yaml").write_text(
-        "name: mine\nphases: [{name: steady, duration: 1s}, {name: broken-release, duration: 1s}]\n"
-    )
-    exp_file = tmp_path / "exp.yaml"
-    exp_file.write_text(
-        GOOD.replace("scenario: post-deploy-breakage", "scenario: mine.yaml").replace(
-            "    compare_to: steady\n", ""
-        )
-    )
-    assert resolve_experiment_scenario(load_experiment_file(exp_file)).name == "mine"
 
 
 @pytest.mark.parametrize("path", sorted(BUNDLED.glob("*.yaml")), ids=lambda p: p.stem)
@@ -254,24 +184,6 @@ def test_run_against_an_unreachable_sidecar_exits_2_naming_it(
     assert proc.returncode == 2 and refused_url in proc.stderr and "unreachable" in proc.stderr
 
 
-def test_a_locustfile_that_does_not_exist_is_located(tmp_path: Path) -> None:
-    text = GOOD.replace("  requests:\n", "  locustfile: users/checkout.py\n  requests:\n", 1)
-    text = text.replace(
-        "    - {path: /api/items, weight: 5}\n"
-        "    - {path: /api/items/1, weight: 2, user_agent: mobile, method: GET}\n",
-        "",
-    ).replace("  requests:\n", "")
-    path = tmp_path / "exp.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as e:
-        resolve_experiment_scenario(load_experiment_file(path))
-    (found,) = [str(p) for p in e.value.problems]
-    assert "load.locustfile: no such file" in found and "users/checkout.py" in found
-    (tmp_path / "users").mkdir()
-    (tmp_path / "users" / "checkout.py").write_text("# a locustfile\n")
-    resolve_experiment_scenario(load_experiment_file(path))  # relative to the file: found
-
-
 @pytest.mark.parametrize(
     ("name", "code"),
     [('"bad\\x01name"', "U+0001"), ('"esc \\e[31mred"', "U+001B"), ('"lone \\ud800"', "U+D800"),
@@ -284,12 +196,6 @@ def test_check_names_are_printable_text(name: str, code: str) -> None:
 
 # ---------------------------------------------------------------- proxy.admin, proxy.args
 
-PROXY = "proxy:\n  upstream: http://127.0.0.1:3000\n"
-
-
-def with_proxy(lines: str) -> str:
-    return GOOD.replace(PROXY, PROXY + lines, 1)
-
 
 def test_proxy_admin_chooses_the_started_proxys_admin_address() -> None:
     exp = load_experiment_text(with_proxy("  admin: 127.0.0.1:9464\n"))
@@ -297,41 +203,6 @@ def test_proxy_admin_chooses_the_started_proxys_admin_address() -> None:
     assert load_experiment_text(GOOD).proxy.admin is None  # type: ignore[union-attr]
     found = problems(with_proxy("  admin: localhost\n"))
     assert found == ["exp.yaml:5:10: proxy.admin: expected HOST:PORT, got 'localhost'"]
-
-
-@pytest.mark.parametrize("flag", sorted(RUNNER_FLAGS))
-@pytest.mark.parametrize("form", ["apart", "joined"])
-def test_the_runners_own_flags_are_refused_in_proxy_args(flag: str, form: str) -> None:
-    args = f"    - {flag}\n    - x\n" if form == "apart" else f"    - {flag}=x\n"
-    found = problems(with_proxy("  args:\n    - --access-log\n" + args))
-    assert found == [f"exp.yaml:7:7: proxy.args[1]: {flag} is the runner's own flag: "
-                     f"{RUNNER_FLAGS[flag]}"]  # fmt: skip
-
-
-def test_every_flag_the_runner_passes_is_one_proxy_args_refuses(tmp_path: Path) -> None:
-    from chaosproxy.experiment.processes import proxy_argv
-
-    exp = load_experiment_text(with_proxy("  args: [--access-log]\n"))
-    argv = proxy_argv(exp, tmp_path, ("127.0.0.1", 1), ("127.0.0.1", 2), tmp_path)
-    own = [a for a in argv[: argv.index("--access-log")] if a.startswith("--")]
-    assert own and set(own) <= set(RUNNER_FLAGS)
-    assert argv[-1] == "--access-log"  # the experiment's own flags come last
-
-
-def test_proxy_args_are_read_as_chaosproxy_run_reads_them() -> None:
-    ok = load_experiment_text(with_proxy("  args: [--pool-size, '64', --seed, '-3']\n"))
-    assert ok.proxy is not None and ok.proxy.args == ("--pool-size", "64", "--seed", "-3")
-    assert problems(with_proxy("  args: [--pool-sise, '3']\n")) == [
-        "exp.yaml:5:10: proxy.args[0]: chaosproxy run has no flag '--pool-sise'; "
-        "did you mean --pool-size?"
-    ]
-    assert problems(with_proxy("  args: [--journ, x]\n")) == [
-        "exp.yaml:5:10: proxy.args[0]: --journ is ambiguous: --journal, --journal-faults, "
-        "--journal-keep, --journal-max-size"
-    ]
-    (found,) = problems(with_proxy("  args: [--access-log, --pool-size, lots]\n"))
-    assert found.startswith("exp.yaml:5:24: proxy.args[1]: chaosproxy run would refuse this: ")
-    assert "--pool-size" in found and "lots" in found
 
 
 def test_the_schema_knows_proxy_admin_and_refuses_runner_flags() -> None:

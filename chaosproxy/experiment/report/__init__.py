@@ -9,9 +9,9 @@ from pathlib import Path
 from chaosproxy.experiment.report.html import render_html
 from chaosproxy.experiment.report.junit import render_junit
 from chaosproxy.experiment.report.markdown import render_markdown
-from chaosproxy.experiment.report.results_dir import ReportError, ResultsDir, load_run
+from chaosproxy.experiment.report.results_dir import load_run
 
-__all__ = ["ReportError", "ResultsDir", "load_run", "write_reports"]
+__all__ = ["write_reports"]
 
 _RENDERERS = (
     ("report.html", render_html),

@@ -4,13 +4,13 @@ latency chart draws the fault cohort and the control cohort side by side, in the
 the comparison `compare_to: control` judges, made visible. A view without a split keeps its
 charts as they were.
 
-Kept apart from `charts.py` (the axes, bands and drawing shared by every chart): this module
-only chooses which columns a chart draws.
+Kept apart from `chart_kinds.py` and `svg_chart.py` (the kinds of chart, and the drawing):
+this module only chooses which columns a chart draws.
 """
 
 from __future__ import annotations
 
-from chaosproxy.experiment.report.charts import Chart, Series
+from chaosproxy.experiment.report.chart_model import Chart, Series
 from chaosproxy.experiment.report.results_dir import ResultsDir
 
 FAULT, CONTROL = "fault", "control"  # the cohort names of `chaosproxy.common.cohort`

@@ -9,8 +9,15 @@ from urllib.parse import quote
 import jinja2
 
 from chaosproxy.experiment import numbers
-from chaosproxy.experiment.report import fmt
-from chaosproxy.experiment.report.charts import build_charts
+from chaosproxy.experiment.report import (
+    check_text,
+    false_alarm_text,
+    fmt,
+    instants,
+    not_reached,
+    run_seed,
+)
+from chaosproxy.experiment.report.chart_kinds import build_charts
 from chaosproxy.experiment.report.results_dir import ResultsDir, mapping, number, safe_relative
 
 _env = jinja2.Environment(
@@ -39,7 +46,7 @@ def context(run: ResultsDir) -> dict[str, Any]:
         halted = {
             "check": str(halted.get("check", "")),
             "phase": str(halted.get("phase") or ""),
-            "at": fmt.when(halted.get("at"), start),
+            "at": instants.when(halted.get("at"), start),
             "value": halted.get("value"),
             "bound": halted.get("bound"),
         }
@@ -50,22 +57,22 @@ def context(run: ResultsDir) -> dict[str, Any]:
     else:
         halted = None
     load = mapping(exp.get("load"))
-    confidence = fmt.run_confidence(run.results, run.checks)
+    confidence = check_text.run_confidence(run.results, run.checks)
     return {
         "title": run.name,
         "verdict": run.verdict,
         "confidence": fmt.confidence_note(confidence) if confidence is not None else "",
-        "false_alarm": fmt.false_alarm_line(run.results),
-        "per_check_false_alarms": fmt.has_false_alarm_rates(run.results, run.checks),
+        "false_alarm": false_alarm_text.false_alarm_line(run.results),
+        "per_check_false_alarms": false_alarm_text.has_false_alarm_rates(run.results, run.checks),
         "reasons": [str(x) for x in run.results.get("reasons") or []],
         "interrupted": bool(run.results.get("interrupted")),
         "halted": halted,
         "summary": [
             ("run", str(r.get("id", ""))),
             ("scenario", str(exp.get("scenario", ""))),
-            ("started", fmt.utc(r.get("started"))),
+            ("started", instants.utc(r.get("started"))),
             ("duration", fmt.duration(run.end - start)),
-            ("seed", fmt.seed(run.results)),
+            ("seed", run_seed.seed(run.results)),
             ("target", str(exp.get("target", ""))),
             _proxy_cell(exp),
             (
@@ -90,28 +97,28 @@ def _check_row(
     results: dict[str, Any], c: dict[str, Any], confidence: float | None
 ) -> dict[str, Any]:
     unit = c.get("unit")
-    margin, breached = fmt.margin(c)
+    margin, breached = check_text.margin(c)
     iv = fmt.pair(c.get("interval"))
     own = number(c.get("confidence"))
     other_level = own is not None and confidence is not None and abs(own - confidence) > 1e-9
-    rate = fmt.false_alarm_of(results, c)
+    rate = false_alarm_text.false_alarm_of(results, c)
     return {
         "name": str(c.get("name", "")),
-        "status": fmt.status_of(results, c),
-        "unreached": fmt.unreached_note(results, c),
-        "needs": "" if fmt.unreached(results, c) else fmt.needs(c),
+        "status": not_reached.status_of(results, c),
+        "unreached": not_reached.unreached_note(results, c),
+        "needs": "" if not_reached.unreached(results, c) else check_text.needs(c),
         "what": f"{c.get('metric', '')} ({c.get('source', '')})",
         "query": str(c.get("query") or ""),
-        "window": fmt.window(c),
+        "window": check_text.window(c),
         "value": fmt.value(c.get("value"), unit),
         "interval": fmt.interval(iv, unit) if number(c.get("value")) is not None else "",
         "level": f"at {fmt.percent(own)}" if other_level else "",
-        "bound": fmt.bound(c),
+        "bound": check_text.bound(c),
         "margin": margin,
         "breached": breached,
         "recovered": _recovered(c),
         "recovered_interval": _recovered_interval(c),
-        "allowed": fmt.allowed(c),
+        "allowed": check_text.allowed(c),
         "false_alarm": fmt.value(rate, "ratio") if rate is not None else numbers.NO_DATA,
         "samples": c.get("samples", numbers.NO_DATA),
         "halt": bool(c.get("halt")),
@@ -120,10 +127,11 @@ def _check_row(
 
 
 def _recovered(c: dict[str, Any]) -> str:
-    """The time to recover alone ('4.3 s'; 'never', a dash, '' as `fmt.recovered_estimate`)."""
+    """The time to recover alone ('4.3 s'; 'never', a dash, '' as
+    `check_text.recovered_estimate`)."""
     got = number(c.get("recovered_after_s"))
     if got is None or not c.get("after_phase"):
-        return fmt.recovered_estimate(c)
+        return check_text.recovered_estimate(c)
     return fmt.duration(got)
 
 
@@ -147,7 +155,7 @@ def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
     beh = mapping(p.get("client_behaviour"))
     return {
         "name": str(p.get("name", "")),
-        "duration": fmt.phase_length(p),
+        "duration": not_reached.phase_length(p),
         "faults": bool(p.get("has_rules")),
         "baseline": bool(p.get("baseline")),
         "client": {
@@ -185,10 +193,10 @@ def _event_row(e: Any, start: float) -> dict[str, str]:
     e = e if isinstance(e, dict) else {}
     details = e.get("details")
     return {
-        "at": fmt.when(e.get("t"), start),
+        "at": instants.when(e.get("t"), start),
         "kind": str(e.get("kind", "")),
         "phase": str(e.get("phase") or ""),
-        "details": fmt.details(details, start),
+        "details": instants.details(details, start),
     }
 
 

@@ -17,7 +17,14 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from chaosproxy.experiment.report import fmt
+from chaosproxy.experiment.report import (
+    check_text,
+    false_alarm_text,
+    fmt,
+    instants,
+    not_reached,
+    run_seed,
+)
 from chaosproxy.experiment.report.results_dir import ResultsDir, number
 
 VERDICT_CASE = "experiment verdict"
@@ -27,9 +34,10 @@ def failure_message(c: dict[str, Any]) -> str:
     """'error_rate 41 % [38.2 %, 43.9 %] against bound < 2 % (margin -39 %)'; a recovery check
     leads with the time to recover, which is what decided it: 'recovered 9.2 s [8.8 s, 9.6 s]
     after X (allowed 5 s); ...'."""
-    text = f"{c.get('metric', 'value')} {fmt.check_estimate(c)} against bound {fmt.bound(c)}"
+    estimate, bound = check_text.check_estimate(c), check_text.bound(c)
+    text = f"{c.get('metric', 'value')} {estimate} against bound {bound}"
     if not c.get("after_phase"):
-        return f"{text} (margin {fmt.margin(c)[0]})"
+        return f"{text} (margin {check_text.margin(c)[0]})"
     got = number(c.get("recovered_after_s"))
     within = fmt.duration(c.get("within"))
     phase = c["after_phase"]
@@ -37,8 +45,8 @@ def failure_message(c: dict[str, Any]) -> str:
         return f"never recovered after {phase} (allowed {within}); {text} after it"
     # A recovery check is decided by its time: the margin is the time left (negative: late).
     return (
-        f"recovered {fmt.recovered_estimate(c)} after {phase} (allowed {within}, margin "
-        f"{fmt.margin(c)[0]}); {text} once settled"
+        f"recovered {check_text.recovered_estimate(c)} after {phase} (allowed {within}, margin "
+        f"{check_text.margin(c)[0]}); {text} once settled"
     )
 
 
@@ -58,7 +66,7 @@ def _check_properties(parent: ET.Element, results: dict[str, Any], c: dict[str, 
         if iv is not None:
             ET.SubElement(props, "property", name=f"{name}_lo", value=_raw(iv[0]))
             ET.SubElement(props, "property", name=f"{name}_hi", value=_raw(iv[1]))
-    rate = fmt.false_alarm_of(results, c)
+    rate = false_alarm_text.false_alarm_of(results, c)
     if rate is not None:
         ET.SubElement(props, "property", name="false_alarm_rate", value=_raw(rate))
 
@@ -67,7 +75,7 @@ def _suite_properties(props: ET.Element, results: dict[str, Any]) -> None:
     """The run's confidence and false-alarm estimate, when the document has them."""
     if "confidence" in results:
         ET.SubElement(props, "property", name="confidence", value=_raw(results["confidence"]))
-    fa = fmt.false_alarm(results)
+    fa = false_alarm_text.false_alarm(results)
     if fa is None:
         return
     iv = fmt.pair(fa.get("interval")) or (None, None)
@@ -87,7 +95,7 @@ def render_junit(run: ResultsDir) -> str:
     classname = f"chaosproxy.experiment.{run.name}"
     counts = {"FAIL": 0, "INCONCLUSIVE": 0}
     props = ET.SubElement(suite, "properties")
-    seed, seed_source = fmt.seed_in_force(run.results)
+    seed, seed_source = run_seed.seed_in_force(run.results)
     for k, v in (
         ("verdict", run.verdict),
         ("run", run.run.get("id", "")),
@@ -98,17 +106,17 @@ def render_junit(run: ResultsDir) -> str:
     ):
         ET.SubElement(props, "property", name=k, value=str(v if v is not None else ""))
     _suite_properties(props, run.results)
-    confidence = fmt.run_confidence(run.results, checks)
+    confidence = check_text.run_confidence(run.results, checks)
     said = fmt.sentence(fmt.confidence_note(confidence)) if confidence is not None else ""
     for c in checks:
         status = str(c.get("status", "INCONCLUSIVE"))
         case = ET.SubElement(suite, "testcase", classname=classname, name=str(c.get("name", "")))
         case.set("time", "0")
         _check_properties(case, run.results, c)
-        unreached = fmt.unreached_note(run.results, c)
+        unreached = not_reached.unreached_note(run.results, c)
         if unreached:  # a window the halt left empty: no evidence either way, never green
             counts["INCONCLUSIVE"] += 1
-            ET.SubElement(case, "skipped", message=f"{fmt.UNREACHED}: {unreached}")
+            ET.SubElement(case, "skipped", message=f"{not_reached.UNREACHED}: {unreached}")
         elif status == "FAIL":
             counts["FAIL"] += 1
             f = ET.SubElement(case, "failure", message=failure_message(c), type="CheckFailed")
@@ -116,7 +124,7 @@ def render_junit(run: ResultsDir) -> str:
         elif status != "PASS":
             counts["INCONCLUSIVE"] += 1
             msg = str(c.get("message") or "") or "inconclusive: no data for this check"
-            needs = fmt.needs(c)
+            needs = check_text.needs(c)
             if needs and "needs about" not in msg:  # the judge's message may say it already
                 msg += f"; {needs}"
             ET.SubElement(case, "skipped", message=f"INCONCLUSIVE: {msg}")
@@ -143,7 +151,9 @@ def render_junit(run: ResultsDir) -> str:
     suite.set("errors", "0")
     suite.set("skipped", str(counts["INCONCLUSIVE"]))
     suite.set("time", f"{max(run.end - run.start, 0.0):.3f}")
-    suite.set("timestamp", fmt.utc(run.run.get("started")).replace(" UTC", "").replace(" ", "T"))
+    suite.set(
+        "timestamp", instants.utc(run.run.get("started")).replace(" UTC", "").replace(" ", "T")
+    )
     ET.indent(suite)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'

@@ -10,7 +10,14 @@ import re
 from typing import Any
 
 from chaosproxy.experiment import numbers
-from chaosproxy.experiment.report import fmt
+from chaosproxy.experiment.report import (
+    check_text,
+    false_alarm_text,
+    fmt,
+    instants,
+    not_reached,
+    run_seed,
+)
 from chaosproxy.experiment.report.results_dir import ResultsDir, mapping, number
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
@@ -27,18 +34,18 @@ def render_markdown(run: ResultsDir) -> str:
     facts = [f"run `{md(r.get('id', ''))}`"]
     if exp.get("scenario"):
         facts.append(f"scenario {md(exp['scenario'])}")
-    seed = fmt.seed(run.results)
+    seed = run_seed.seed(run.results)
     if seed != numbers.NO_DATA:
         facts.append(f"seed {md(seed)}")
     facts.append(fmt.duration(run.end - run.start))
-    facts.append(fmt.utc(r.get("started")))
+    facts.append(instants.utc(r.get("started")))
     lines += [" · ".join(facts), ""]
     if run.results.get("interrupted"):
         lines += ["**Interrupted:** the run stopped before the scenario ended.", ""]
     halted = run.results.get("halted")
     if isinstance(halted, dict):
         lines += [
-            f"**Halted** at {md(fmt.when(halted.get('at'), run.start))} by check "
+            f"**Halted** at {md(instants.when(halted.get('at'), run.start))} by check "
             f"'{md(halted.get('check', ''))}'"
             + (f" in phase {md(halted['phase'])}" if halted.get("phase") else "")
             + ".",
@@ -46,12 +53,12 @@ def render_markdown(run: ResultsDir) -> str:
         ]
     reasons = run.results.get("reasons") or []
     lines += [f"- {md(x)}" for x in reasons] + ([""] if reasons else [])
-    false_alarm = fmt.false_alarm_line(run.results)
+    false_alarm = false_alarm_text.false_alarm_line(run.results)
     if false_alarm is not None:
         text, kind = false_alarm
         lead = "**⚠ False alarms:**" if kind == "warning" else "**False alarms:**"
         lines += [f"{lead} {md(text)}.", ""]
-    confidence = fmt.run_confidence(run.results, run.checks)
+    confidence = check_text.run_confidence(run.results, run.checks)
     if confidence is not None:
         lines += [md(fmt.sentence(fmt.confidence_note(confidence))), ""]
     if run.checks:
@@ -69,7 +76,7 @@ def render_markdown(run: ResultsDir) -> str:
 def _checks_table(run: ResultsDir) -> list[str]:
     """One row per check: its value with the interval, and its false-alarm rate when the run
     has them."""
-    rates = fmt.has_false_alarm_rates(run.results, run.checks)
+    rates = false_alarm_text.has_false_alarm_rates(run.results, run.checks)
     head = ["status", "check", "window", "value", "bound", "margin", "recovered after"]
     align = ["---", "---", "---", "--:", "--:", "--:", "---"]
     if rates:
@@ -77,23 +84,23 @@ def _checks_table(run: ResultsDir) -> list[str]:
         align.append("--:")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for c in run.checks:
-        status = fmt.status_label(fmt.status_of(run.results, c))
-        if fmt.needs(c) and not fmt.unreached(run.results, c):
-            status += f": {fmt.needs(c)}"
-        unreached = fmt.unreached_note(run.results, c)
+        status = fmt.status_label(not_reached.status_of(run.results, c))
+        if check_text.needs(c) and not not_reached.unreached(run.results, c):
+            status += f": {check_text.needs(c)}"
+        unreached = not_reached.unreached_note(run.results, c)
         if unreached:
             status += f" ({unreached})"
         cells = [
             md(status),
             md(c.get("name", "")),
-            md(f"{c.get('metric', '')} ({c.get('source', '')}), {fmt.window(c)}"),
-            md(fmt.check_estimate(c)),
-            md(fmt.bound(c)),
-            md(fmt.margin(c)[0]),
-            md(fmt.recovered(c) or numbers.NO_DATA),
+            md(f"{c.get('metric', '')} ({c.get('source', '')}), {check_text.window(c)}"),
+            md(check_text.check_estimate(c)),
+            md(check_text.bound(c)),
+            md(check_text.margin(c)[0]),
+            md(check_text.recovered(c) or numbers.NO_DATA),
         ]
         if rates:
-            rate = fmt.false_alarm_of(run.results, c)
+            rate = false_alarm_text.false_alarm_of(run.results, c)
             cells.append(fmt.value(rate, "ratio") if rate is not None else numbers.NO_DATA)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -102,7 +109,7 @@ def _checks_table(run: ResultsDir) -> list[str]:
 def phase_line(p: dict[str, Any]) -> str:
     client = mapping(p.get("client"))
     res = mapping(p.get("resilience"))
-    length = fmt.phase_length(p)
+    length = not_reached.phase_length(p)
     tags = [t for t, on in (("faults", p.get("has_rules")), ("baseline", p.get("baseline"))) if on]
     head = f"**{md(p.get('name', ''))}** ({length}{''.join(', ' + t for t in tags)})"
     parts = [

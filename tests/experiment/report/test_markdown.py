@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosproxy.experiment import numbers
-from chaosproxy.experiment.report import fmt, write_reports
+from chaosproxy.experiment.report import check_text, fmt, write_reports
 from chaosproxy.experiment.report.markdown import render_markdown
 from chaosproxy.experiment.report.results_dir import load_run
 from tests.experiment.support_results import make_run
@@ -33,8 +33,8 @@ def test_checks_table_agrees_with_results(tmp_path: Path) -> None:
     rows = _table(text)
     assert [r[1] for r in rows] == [c["name"] for c in checks]
     assert [r[0].split()[-1] for r in rows] == [c["status"] for c in checks]
-    assert [r[3] for r in rows] == [fmt.check_estimate(c) for c in checks]
-    assert [r[4] for r in rows] == [fmt.bound(c) for c in checks]
+    assert [r[3] for r in rows] == [check_text.check_estimate(c) for c in checks]
+    assert [r[4] for r in rows] == [check_text.bound(c) for c in checks]
     assert rows[0][3] == "80 % [78.2 %, 81.8 %]" and rows[0][4] == "< 5 %" and rows[0][5] == "-75 %"
     assert rows[1][6] == "4.7 s [4.4 s, 5.1 s] (≤ 4 s)"
     assert rows[-1][0] == "? INCONCLUSIVE" and rows[-1][3] == numbers.NO_DATA

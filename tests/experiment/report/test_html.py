@@ -1,4 +1,5 @@
-"""report.html from synthetic results directories: content, escaping, links, size."""
+"""report.html from synthetic results directories: content, escaping, links, size. The charts
+it draws: test_svg_chart.py."""
 
 from __future__ import annotations
 
@@ -9,32 +10,12 @@ from pathlib import Path
 import pytest
 
 from chaosproxy.experiment import numbers
-from chaosproxy.experiment.report import ReportError, fmt, write_reports
+from chaosproxy.experiment.report import fmt, write_reports
 from chaosproxy.experiment.report.html import render_html
-from chaosproxy.experiment.report.results_dir import load_run
+from chaosproxy.experiment.report.results_dir import ReportError, load_run
+from tests.experiment.report.support_html import CHARTS, edit_results, report_dom
 from tests.experiment.support_dom import Dom, Element
 from tests.experiment.support_results import make_run
-
-CHARTS = {
-    "client-throughput": {"client_rps"},
-    "client-error-rate": {"client_error_rate"},
-    "client-latency": {"client_p50", "client_p95", "client_p99"},
-    "proxy-throughput": {"proxy_requests", "proxy_injected"},
-    "proxy-error-rate": {"proxy_error_rate"},
-    "proxy-latency": {"proxy_p50", "proxy_p95", "proxy_p99"},
-}
-
-
-def _edit(run_dir: Path, **changes: object) -> None:
-    path = run_dir / "results.json"
-    doc = json.loads(path.read_text())
-    doc.update(changes)
-    path.write_text(json.dumps(doc))
-
-
-def _dom(run_dir: Path) -> Dom:
-    write_reports(run_dir)
-    return Dom((run_dir / "report.html").read_text())
 
 
 def test_write_reports_writes_the_three_artefacts(tmp_path: Path) -> None:
@@ -45,75 +26,8 @@ def test_write_reports_writes_the_three_artefacts(tmp_path: Path) -> None:
     assert not list(run_dir.glob(".*.tmp"))
 
 
-def test_every_chart_holds_its_series_and_the_phase_bands(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run")
-    dom = _dom(run_dir)
-    rows = len((run_dir / "timeseries.csv").read_text().splitlines()) - 1
-    svgs = {e.attrs["data-chart"]: e for e in dom.having("data-chart", "svg")}
-    assert set(svgs) == set(CHARTS)
-    for chart, series in CHARTS.items():
-        paths = [e for e in dom.having("data-series", "path") if e.within("data-chart") == chart]
-        assert {p.attrs["data-series"] for p in paths} == series
-        for p in paths:
-            assert int(p.attrs["data-points"]) > 0
-            assert p.attrs["d"].startswith("M")
-        bands = [
-            e.attrs["data-phase"]
-            for e in dom.having("data-phase", "g")
-            if e.within("data-chart") == chart
-        ]
-        assert bands == ["steady", "broken-release", "rollback", "recovered"]
-    # Latency series skip the second without requests: one point fewer than rows.
-    p50 = next(e for e in dom.having("data-series") if e.attrs["data-series"] == "client_p50")
-    assert int(p50.attrs["data-points"]) == rows - 1
-
-
-def test_injected_faults_are_marked_on_every_chart(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run")
-    run = load_run(run_dir)
-    seconds = sum(1 for v in run.series.column("proxy_injected") if v)
-    marks = _dom(run_dir).having("data-injected-seconds")
-    assert len(marks) == len(CHARTS)
-    assert {int(m.attrs["data-injected-seconds"]) for m in marks} == {seconds}
-
-
-def test_check_bounds_sit_on_the_chart_of_their_metric_and_source(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run"))
-    bounds = {(e.attrs["data-check"], e.within("data-chart")) for e in dom.having("data-bound")}
-    assert bounds == {
-        ("error rate stays low during broken-release", "client-error-rate"),
-        ("recovers after broken-release", "client-error-rate"),
-        ("p95 stays under 250 ms", "client-latency"),
-        # throughput vs steady is a ratio (x), retries have no per-second chart: no lines.
-    }
-
-
-def test_time_to_recover_is_an_interval_from_the_phase_end(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run", failover=False))
-    (rec,) = dom.having("data-recovery")
-    assert rec.attrs["data-recovery"] == "recovers after broken-release"
-    assert rec.within("data-chart") == "client-error-rate"
-    assert "status-fail" in rec.attrs["class"]
-    assert "recovered in 4.7 s [4.4 s, 5.1 s] (allowed 4 s)" in rec.all_text()
-    # the interval of the recovery point, as a band at its end, past the allowed time
-    (band,) = [e for e in dom.having("data-recovery-interval") if e.tag == "rect"]
-    lo, hi = map(float, band.attrs["data-recovery-interval"].split(","))
-    deadline = next(e for e in dom.elements if e.attrs.get("class") == "deadline")
-    assert float(deadline.attrs["x1"]) < lo < hi
-
-
-def test_never_recovered_is_drawn_to_the_end_of_the_run(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run", failover=False)
-    doc = json.loads((run_dir / "results.json").read_text())
-    doc["checks"][1]["recovered_after_s"] = None
-    (run_dir / "results.json").write_text(json.dumps(doc))
-    (rec,) = _dom(run_dir).having("data-recovery")
-    assert "never" in rec.attrs["class"]
-    assert "never recovered" in rec.all_text()
-
-
 def test_checks_table_shows_value_bound_margin_and_status_in_words(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run", failover=False))
+    dom = report_dom(make_run(tmp_path / "run", failover=False))
     rows = {e.attrs["data-check"]: e for e in dom.having("data-check", "tr")}
     fail = rows["error rate stays low during broken-release"]
     assert fail.attrs["data-status"] == "FAIL"
@@ -154,7 +68,7 @@ def test_inconclusive_says_how_many_more_requests_would_decide_it(tmp_path: Path
     run_dir = make_run(tmp_path / "run", borderline=True)
     doc = json.loads((run_dir / "results.json").read_text())
     check = doc["checks"][-1]
-    row = _rows(_dom(run_dir))[check["name"]]
+    row = _rows(report_dom(run_dir))[check["name"]]
     assert row.attrs["data-status"] == "INCONCLUSIVE"
     assert _field(row, "needs") == f"needs about {check['needs_more_requests']:,} more requests"
     lo, hi = check["interval"]
@@ -163,7 +77,9 @@ def test_inconclusive_says_how_many_more_requests_would_decide_it(tmp_path: Path
         f"{fmt.value(check['value'], 'ratio')} [{fmt.value(lo, 'ratio')}, {fmt.value(hi, 'ratio')}]"
     )
     # a PASS or FAIL needs nothing more
-    needs = [e for e in _dom(run_dir).having("data-field") if e.attrs["data-field"] == "needs"]
+    needs = [
+        e for e in report_dom(run_dir).having("data-field") if e.attrs["data-field"] == "needs"
+    ]
     assert len(needs) == 1
 
 
@@ -172,7 +88,7 @@ def test_an_open_side_reads_as_an_ellipsis(tmp_path: Path) -> None:
     doc = json.loads((run_dir / "results.json").read_text())
     doc["checks"][2]["interval"] = [doc["checks"][2]["interval"][0], None]
     (run_dir / "results.json").write_text(json.dumps(doc))
-    row = _rows(_dom(run_dir))["p95 stays under 250 ms"]
+    row = _rows(report_dom(run_dir))["p95 stays under 250 ms"]
     assert re.fullmatch(r"[\d.]+ ms \[[\d.]+ ms, …\]", _field(row, "value"))
 
 
@@ -187,7 +103,7 @@ def test_an_open_side_reads_as_an_ellipsis(tmp_path: Path) -> None:
 def test_the_false_alarm_estimate_sits_near_the_verdict(
     tmp_path: Path, false_alarm: float | None, kind: str, shown: str
 ) -> None:
-    dom = _dom(make_run(tmp_path / "run", false_alarm=false_alarm))
+    dom = report_dom(make_run(tmp_path / "run", false_alarm=false_alarm))
     (line,) = dom.having("data-false-alarm")
     assert line.attrs["data-false-alarm"] == kind
     assert kind in line.attrs["class"]
@@ -203,7 +119,7 @@ def test_the_false_alarm_estimate_sits_near_the_verdict(
 def test_each_check_shows_its_false_alarm_rate(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run", prometheus=True, false_alarm=0.09)
     doc = json.loads((run_dir / "results.json").read_text())
-    rows = _rows(_dom(run_dir))
+    rows = _rows(report_dom(run_dir))
     rates = doc["false_alarm"]["checks"]
     for name, row in rows.items():
         want = fmt.value(rates[name], "ratio") if name in rates else numbers.NO_DATA
@@ -215,7 +131,7 @@ def test_each_check_shows_its_false_alarm_rate(tmp_path: Path) -> None:
 
 
 def test_a_run_from_before_intervals_renders_as_it_did(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run", failover=False, intervals=False))
+    dom = report_dom(make_run(tmp_path / "run", failover=False, intervals=False))
     assert not dom.having("data-confidence")
     assert not dom.having("data-false-alarm")
     assert not dom.having("data-whisker")
@@ -226,36 +142,9 @@ def test_a_run_from_before_intervals_renders_as_it_did(tmp_path: Path) -> None:
     assert not [e for e in _descendants(fail) if e.attrs.get("data-field") == "false-alarm"]
 
 
-def test_phase_summaries_are_drawn_with_their_intervals(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run")
-    phases = json.loads((run_dir / "results.json").read_text())["phases"]
-    dom = _dom(run_dir)
-    drawn = {
-        chart: {
-            e.attrs["data-whisker"]: e
-            for e in dom.having("data-whisker")
-            if e.within("data-chart") == chart
-        }
-        for chart in CHARTS
-    }
-    for source in ("client", "proxy"):
-        for chart, key in ((f"{source}-error-rate", "error_rate"), (f"{source}-latency", "p95")):
-            assert set(drawn[chart]) == {p["name"] for p in phases}
-            for p in phases:
-                w = drawn[chart][p["name"]]
-                assert float(w.attrs["data-value"]) == p[source][key]
-                lo, hi = (float(v) for v in w.attrs["data-interval"].split(","))
-                assert [lo, hi] == p[source][f"{key}_interval"]
-    assert not drawn["client-throughput"] and not drawn["proxy-throughput"]
-    keys = [e.within("data-chart") for e in dom.having("data-whisker-key")]
-    assert sorted(keys) == sorted(
-        ["client-error-rate", "client-latency", "proxy-error-rate", "proxy-latency"]
-    )
-
-
 def test_a_ratio_reads_one_way_in_tables_and_on_axes(tmp_path: Path) -> None:
     """The same formatter for a ratio everywhere: '0.0123 %', never '0.01%' beside it."""
-    dom = _dom(make_run(tmp_path / "run", failover=False))
+    dom = report_dom(make_run(tmp_path / "run", failover=False))
     ticks = [
         e.all_text()
         for e in dom.elements
@@ -267,7 +156,7 @@ def test_a_ratio_reads_one_way_in_tables_and_on_axes(tmp_path: Path) -> None:
 
 
 def test_inconclusive_prometheus_check_reads_inconclusive_and_has_its_chart(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run", prometheus=True, prometheus_data=False))
+    dom = report_dom(make_run(tmp_path / "run", prometheus=True, prometheus_data=False))
     row = next(
         e for e in dom.having("data-check", "tr") if e.attrs["data-status"] == "INCONCLUSIVE"
     )
@@ -277,7 +166,7 @@ def test_inconclusive_prometheus_check_reads_inconclusive_and_has_its_chart(tmp_
 
 
 def test_halted_and_interrupted_runs_say_so(tmp_path: Path) -> None:
-    dom = _dom(make_run(tmp_path / "run", failover=False, halted=True, interrupted=True))
+    dom = report_dom(make_run(tmp_path / "run", failover=False, halted=True, interrupted=True))
     (halted,) = dom.having("data-halted", "p")
     assert "error rate stays low during broken-release" in halted.all_text()
     assert "+12.4 s" in halted.all_text()
@@ -290,7 +179,7 @@ def test_halted_and_interrupted_runs_say_so(tmp_path: Path) -> None:
 def test_resilience_and_client_behaviour_per_phase(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
     phases = json.loads((run_dir / "results.json").read_text())["phases"]
-    dom = _dom(run_dir)
+    dom = report_dom(run_dir)
     broken = [
         e.all_text()
         for e in dom.having("data-phase", "tr")
@@ -316,7 +205,7 @@ def test_inputs_and_provenance_are_shown(tmp_path: Path) -> None:
 
 def test_links_only_to_files_present_and_inside_the_directory(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
-    _edit(
+    edit_results(
         run_dir,
         files={
             "timeseries": "timeseries.csv",
@@ -324,7 +213,7 @@ def test_links_only_to_files_present_and_inside_the_directory(tmp_path: Path) ->
             "locust": ["locust.json", "locust_stats.csv", "../../etc/passwd", "/etc/passwd"],
         },
     )
-    links = {e.attrs["data-file"]: e.attrs["href"] for e in _dom(run_dir).having("data-file")}
+    links = {e.attrs["data-file"]: e.attrs["href"] for e in report_dom(run_dir).having("data-file")}
     assert links == {
         "results.json": "results.json",
         "report.md": "report.md",
@@ -373,7 +262,7 @@ def test_a_ten_minute_run_stays_well_under_one_mebibyte(tmp_path: Path) -> None:
 def test_without_timeseries_the_report_says_so_and_has_no_charts(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
     (run_dir / "timeseries.csv").unlink()
-    dom = _dom(run_dir)
+    dom = report_dom(run_dir)
     assert dom.having("data-no-timeseries")
     assert not dom.having("data-chart")
     assert dom.having("data-check", "tr")
@@ -381,7 +270,7 @@ def test_without_timeseries_the_report_says_so_and_has_no_charts(tmp_path: Path)
 
 def test_unknown_schema_version_is_a_clear_error(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
-    _edit(run_dir, schema_version=2)
+    edit_results(run_dir, schema_version=2)
     with pytest.raises(ReportError, match="schema_version 2 is not supported"):
         write_reports(run_dir)
 
@@ -389,25 +278,6 @@ def test_unknown_schema_version_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_directory_without_results_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"no results\.json"):
         write_reports(tmp_path)
-
-
-def test_a_lone_second_of_data_is_drawn_as_a_dot(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run")
-    lines = (run_dir / "timeseries.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    col = header.index("client_p50")
-    rows = [line.split(",") for line in lines[1:]]
-    for i, row in enumerate(rows):
-        if i != 10:
-            row[col] = ""
-    (run_dir / "timeseries.csv").write_text(
-        "\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n"
-    )
-    p50 = next(
-        e for e in _dom(run_dir).having("data-series") if e.attrs["data-series"] == "client_p50"
-    )
-    assert p50.attrs["data-points"] == "1"
-    assert re.fullmatch(r"M[\d.]+ [\d.]+h0", p50.attrs["d"])
 
 
 def test_rewriting_from_the_same_files_gives_the_same_bytes(tmp_path: Path) -> None:
@@ -418,7 +288,7 @@ def test_rewriting_from_the_same_files_gives_the_same_bytes(tmp_path: Path) -> N
 
 def test_malformed_parts_read_as_missing_not_as_a_crash(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
-    _edit(
+    edit_results(
         run_dir,
         verdict="INCONCLUSIVE",
         halted={"check": "gone"},
@@ -428,7 +298,7 @@ def test_malformed_parts_read_as_missing_not_as_a_crash(tmp_path: Path) -> None:
         checks=[{"name": "odd", "value": "12", "unit": None}, {}],
         events=["not an event"],
     )
-    dom = _dom(run_dir)
+    dom = report_dom(run_dir)
     assert {e.attrs["data-check"] for e in dom.having("data-check", "tr")} == {"odd", ""}
     (md_path, junit_path) = (run_dir / "report.md", run_dir / "junit.xml")
     assert "? INCONCLUSIVE" in md_path.read_text()
@@ -449,7 +319,7 @@ def test_the_summary_names_the_proxy_or_the_sidecars_never_none(
 ) -> None:
     run_dir = make_run(tmp_path / "run")
     doc = json.loads((run_dir / "results.json").read_text())
-    _edit(run_dir, experiment=doc["experiment"] | {"proxy": proxy, "admin": admin})
+    edit_results(run_dir, experiment=doc["experiment"] | {"proxy": proxy, "admin": admin})
     html = (write_reports(run_dir)[0]).read_text()
     cells = re.findall(r"<div><dt>(.*?)</dt><dd>(.*?)</dd></div>", html)
     assert shown in ["".join(c) for c in cells]

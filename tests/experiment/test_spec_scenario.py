@@ -1,0 +1,58 @@
+"""An experiment checked against the scenario it names: the scenario found (bundled, or a path
+relative to the experiment file), every phase named exists, a custom locustfile exists. The
+control-group rules (`compare_to: control`) are in test_control_spec.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaosproxy.common.errors import ConfigError
+from chaosproxy.experiment.spec import load_experiment_file
+from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
+from tests.experiment.support_spec import GOOD, problems
+
+
+def test_phases_must_exist_in_the_scenario() -> None:
+    found = problems(GOOD.replace("compare_to: steady", "compare_to: calm"))
+    assert found == [
+        "exp.yaml:29:5: checks[2].compare_to: scenario 'post-deploy-breakage' has no phase "
+        "'calm'; its phases: steady, broken-release, rollback"
+    ]
+
+
+def test_an_unknown_scenario_names_the_key() -> None:
+    found = problems(GOOD.replace("scenario: post-deploy-breakage", "scenario: post-deploy"))
+    assert found[0].startswith("exp.yaml:2:1: scenario: unknown scenario 'post-deploy'")
+
+
+def test_a_scenario_path_resolves_against_the_experiment_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\nphases: [{name: steady, duration: 1s}, {name: broken-release, duration: 1s}]\n"
+    )
+    exp_file = tmp_path / "exp.yaml"
+    exp_file.write_text(
+        GOOD.replace("scenario: post-deploy-breakage", "scenario: mine.yaml").replace(
+            "    compare_to: steady\n", ""
+        )
+    )
+    assert resolve_experiment_scenario(load_experiment_file(exp_file)).name == "mine"
+
+
+def test_a_locustfile_that_does_not_exist_is_located(tmp_path: Path) -> None:
+    text = GOOD.replace("  requests:\n", "  locustfile: users/checkout.py\n  requests:\n", 1)
+    text = text.replace(
+        "    - {path: /api/items, weight: 5}\n"
+        "    - {path: /api/items/1, weight: 2, user_agent: mobile, method: GET}\n",
+        "",
+    ).replace("  requests:\n", "")
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        resolve_experiment_scenario(load_experiment_file(path))
+    (found,) = [str(p) for p in e.value.problems]
+    assert "load.locustfile: no such file" in found and "users/checkout.py" in found
+    (tmp_path / "users").mkdir()
+    (tmp_path / "users" / "checkout.py").write_text("# a locustfile\n")
+    resolve_experiment_scenario(load_experiment_file(path))  # relative to the file: found
