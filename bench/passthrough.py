@@ -250,12 +250,6 @@ def main() -> int:
         metavar="DIR",
         help="also measure the chaosproxy package in DIR (e.g. `git archive REV chaosproxy`)",
     )
-    ap.add_argument(
-        "--upstream-client",
-        choices=("native", "aiohttp"),
-        default="native",
-        help="chaosproxy's upstream client (run --upstream-client)",
-    )
     ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve_upstream:
@@ -272,7 +266,7 @@ def main() -> int:
     print(
         f"load: {'wrk (core 1)' if use_wrk else 'python generator'}; proxies on core 0; "
         f"upstream {'nginx' if use_nginx else 'aiohttp+uvloop'} on core 1; "
-        f"{a.seconds:.0f}s per cell; chaosproxy upstream client: {a.upstream_client}; "
+        f"{a.seconds:.0f}s per cell; "
         "chaosproxy runs a scenario whose rules never match"
     )
 
@@ -284,7 +278,7 @@ def main() -> int:
     chaos = [
         PY, "-m", "chaosproxy", "run", "--upstream", upstream, "--log-level", "warning",
         "--listen", f"127.0.0.1:{ports['cp']}", "--admin", f"127.0.0.1:{ports['admin']}",
-        "--upstream-client", a.upstream_client, "--scenario", str(scenario),
+        "--scenario", str(scenario),
         "--reload-interval", "0",
     ]  # fmt: skip
 

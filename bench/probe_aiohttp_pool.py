@@ -15,8 +15,8 @@ import yarl
 from _procs import run_peer
 from aiohttp import StreamReader, web
 
-from chaosproxy.proxy.native import NativeUpstream
-from chaosproxy.proxy.upstream import UpstreamConfig
+from chaosproxy.proxy.upstream.client import NativeUpstream
+from chaosproxy.proxy.upstream.interface import UpstreamConfig
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 

@@ -15,9 +15,9 @@ CORE = [
     "admin",
     "config",
     "workers",
-    "runtime.py",
-    "stats.py",
-    "metrics.py",
+    "process/runtime.py",
+    "observe/stats.py",
+    "observe/metrics.py",
 ]
 
 
@@ -105,6 +105,22 @@ def test_core_modules_never_import_the_cli() -> None:
     assert offenders == []
 
 
+def test_faults_see_the_exchange_protocol_never_the_proxy() -> None:
+    """Faults act through `faults.base.Exchange`; the proxy implements it, and runs the hook
+    pipeline (`proxy/downstream/pipeline.py`) that plays what they register."""
+    offenders = [
+        f"{path.name}: {sorted(bad)}"
+        for path in sorted((PACKAGE / "faults").glob("*.py"))
+        if (bad := {n for n in _imports(path) if n.startswith("chaosproxy.proxy")})
+    ]
+    assert offenders == []
+
+
+def test_core_paths_exist() -> None:
+    """A path of `CORE` that moved would silently check nothing."""
+    assert [part for part in CORE if not (PACKAGE / part).exists()] == []
+
+
 def test_the_workers_control_side_does_not_reach_into_the_data_plane() -> None:
     """The supervisor, its relay and merging talk to workers over their admin APIs; only the
     worker process itself (`child.py`) runs a proxy."""
@@ -115,5 +131,3 @@ def test_the_workers_control_side_does_not_reach_into_the_data_plane() -> None:
         and (bad := {n for n in _imports(path) if n.startswith("chaosproxy.proxy")})
     ]
     assert offenders == []
-
-

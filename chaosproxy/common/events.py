@@ -53,6 +53,7 @@ class RequestDone:
     # `fault` or `control` while the running scenario (or the ad-hoc rules) has a cohort spec,
     # in every phase; "" otherwise.
     cohort: str = ""
+    protocol: str = "http/1.1"  # what the client spoke: `http/1.1` or `h2` (one stream)
 
 
 class StateKind(StrEnum):

@@ -2,15 +2,17 @@
 
 Shutdown order (`stop()`): stop accepting on the proxy listener and close idle client
 connections, let in-flight requests finish up to the grace period (then cut them), close the
-upstream pool, cancel background tasks, close the journal, then stop the admin listener (so
-`/healthz` answers until the end).
+TCP proxies (listeners, then their connections, at once), close the upstream pool, cancel
+background tasks, close the journal, then stop the admin listener (so `/healthz` answers until
+the end).
 
 Threads: the proxy listener, the engine's listeners and background tasks run on the loop that
 called `start()` (the proxy loop); the admin listener runs on its own thread and loop unless
 `admin_in_proxy_loop` (docs/architecture.md, "Threads").
 
-Over 400 lines on purpose: the composition root (`Settings`, what is built from them, the start
-and stop order) is read as one; each part it wires does its job in its own module.
+Over 400 lines on purpose: the composition root (what is built from `Settings`, declared in
+`settings.py`, and the start and stop order) is read as one; each part it wires does its job
+in its own module.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
-import yarl
 from aiohttp import web
 
 from chaosproxy.admin.app import make_admin_app
@@ -40,9 +41,7 @@ from chaosproxy.common.events import EventBus, RequestDone, StateChanged
 from chaosproxy.common.tasks import TaskGroup
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
-from chaosproxy.engine.guardrails import DEFAULT_MAX_FAULT_DURATION, Guardrails, Running
-from chaosproxy.engine.journal import DEFAULT_KEEP as DEFAULT_JOURNAL_KEEP
-from chaosproxy.engine.journal import DEFAULT_MAX_SIZE as DEFAULT_JOURNAL_MAX_SIZE
+from chaosproxy.engine.guardrails import Guardrails, Running
 from chaosproxy.engine.journal import Journal
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.engine.reload import ScenarioWatcher
@@ -50,68 +49,23 @@ from chaosproxy.faults.base import Gauge
 from chaosproxy.observe.eventlog import EventLog
 from chaosproxy.observe.metrics import Metrics
 from chaosproxy.observe.stats import Stats
-from chaosproxy.proxy.header_faults import FAULT_HEADERS, HeaderFaults
-from chaosproxy.proxy.limits import default_max_connections, fd_budget_warning
-from chaosproxy.proxy.listener import ListenerLimits, ProxyListener
-from chaosproxy.proxy.native import NativeUpstream
-from chaosproxy.proxy.server import ProxyCore, ProxyOptions
-from chaosproxy.proxy.upstream import AiohttpUpstream, Upstream, UpstreamConfig
+from chaosproxy.process.settings import Settings as Settings  # declared there, option by option
+from chaosproxy.proxy.downstream.core import ALWAYS_DROPPED, ProxyCore, ProxyOptions
+from chaosproxy.proxy.downstream.header_faults import FAULT_HEADERS, HeaderFaults
+from chaosproxy.proxy.downstream.limits import default_max_connections, fd_budget_warning
+from chaosproxy.proxy.downstream.listener import ListenerLimits, ProxyListener
+from chaosproxy.proxy.h2.client import H2Upstream, h2_client_ssl
+from chaosproxy.proxy.h2.core import H2Core
+from chaosproxy.proxy.h2.forward import Route
+from chaosproxy.proxy.h2.server import handoff
+from chaosproxy.proxy.upstream.client import NativeUpstream
+from chaosproxy.proxy.upstream.interface import Upstream, UpstreamConfig
+from chaosproxy.tcp.address import shown
+from chaosproxy.tcp.metrics import TcpCollector
+from chaosproxy.tcp.registry import TcpProxies, TcpProxyError
 
 log = logging.getLogger("chaosproxy")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything `chaosproxy run` can be told, by flag or by CHAOSPROXY_* environment."""
-
-    upstream: yarl.URL
-    listen_host: str = "0.0.0.0"
-    listen_port: int = 8080
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 8081
-    upstream_timeout: float = 30.0
-    connect_timeout: float = 5.0
-    read_timeout: float | None = 300.0  # silence allowed mid-body; None: no limit
-    client_id_header: str | None = None  # names the client for per-client Retry-After memory
-    pool_size: int = 256
-    keepalive: float = 30.0
-    upstream_ca: str | None = None
-    upstream_insecure: bool = False
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    rewrite_host: bool = False
-    forwarded_headers: bool = True
-    grace: float = 10.0
-    access_log: bool = False
-    seed: int | None = None
-    scenario_dir: str | None = None  # where the admin API finds scenarios by name
-    scenario: str | None = None  # NAME (in scenario_dir) or FILE, started at boot
-    journal: str | None = None  # one JSON line per injected fault
-    journal_max_size: int | None = DEFAULT_JOURNAL_MAX_SIZE  # rotate past it; None: never
-    journal_keep: int = DEFAULT_JOURNAL_KEEP  # rotated files kept (journal.jsonl.1 ...)
-    journal_faults: frozenset[str] | None = None  # record only these faults; None: all
-    reload_interval: float = 1.0  # seconds between scenario file checks; 0 turns reload off
-    admin_token: str | None = None
-    admin_insecure: bool = False
-    allow_header_faults: bool = False
-    max_header_fault_percentage: float = 100.0
-    mark_injected: bool = False
-    max_active_faults: int | None = None
-    max_fault_duration: float | None = DEFAULT_MAX_FAULT_DURATION
-    # `run --workers N` (chaosproxy/workers/): set in each worker process by the supervisor.
-    worker: int | None = None  # this worker's index; None: the proxy owns its process alone
-    reuse_port: bool = False  # SO_REUSEPORT on the proxy listener (workers share the port)
-    scenario_at: float | None = None  # wall-clock origin of --scenario's timeline (None: now)
-    upstream_client: str = "native"  # native (own pool, httptools) | aiohttp (ClientSession)
-    admin_in_proxy_loop: bool = False  # the admin app on the proxy's loop, not its own thread
-    header_timeout: float = 30.0  # a client's time to send a request head (slowloris): 408
-    idle_timeout: float = 75.0  # a keep-alive client connection idle this long is closed
-    upstream_max_head: int = 64 * 1024  # an upstream response head past it: 502
-    upstream_max_headers: int = 128  # header lines of an upstream response head: 502 past it
-    body_timeout: float | None = 30.0  # silence allowed mid request body: 408; None: no limit
-    send_timeout: float | None = 60.0  # a client taking no response byte this long: closed
-    max_connections: int | None = None  # open client connections (503 past it); None: derived
 
 
 def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -119,16 +73,9 @@ def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
+    # HTTP/2 by ALPN: its preface then opens the connection, and the listener hands it on.
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
     return ctx
-
-
-def make_upstream(client: str, config: UpstreamConfig) -> Upstream:
-    """The upstream client by name: `native` (the lean default) or `aiohttp`."""
-    if client == "aiohttp":
-        return AiohttpUpstream(config)
-    if client == "native":
-        return NativeUpstream(config)
-    raise UsageError(f"unknown upstream client {client!r} (native or aiohttp)")
 
 
 class Runtime:
@@ -143,8 +90,12 @@ class Runtime:
         # One LoadSignals, read by the engine's `when` rules and fed by the proxy.
         self.load = LoadSignals(clock)
         self.engine = Engine(self.bus, clock, seed=settings.seed, load=self.load)
-        self.upstream: Upstream = upstream or make_upstream(
-            settings.upstream_client,
+        # The TCP proxies (`--tcp`, and those added at runtime): started after the HTTP listener.
+        self.tcp = TcpProxies(
+            self.engine, self.bus, settings.connect_timeout, reuse_port=settings.reuse_port
+        )
+        self.engine.sections["tcp"] = self.tcp.status  # `/status` lists them
+        self.upstream: Upstream = upstream or NativeUpstream(
             UpstreamConfig(
                 url=settings.upstream,
                 pool_size=settings.pool_size,
@@ -158,20 +109,6 @@ class Runtime:
                 max_headers=settings.upstream_max_headers,
             ),
         )
-        scheme = "https" if settings.tls_cert else "http"
-        self.core = ProxyCore(
-            self.upstream,
-            self.engine,
-            ProxyOptions(
-                forwarded_headers=settings.forwarded_headers,
-                rewrite_host=settings.rewrite_host,
-                scheme=scheme,
-                access_log=settings.access_log,
-            ),
-            bus=self.bus,
-            load=self.load,
-            clock=clock,
-        )
         self._wire_control_plane()
         self.journal: Journal | None = None
         self.watcher: ScenarioWatcher | None = None
@@ -179,6 +116,8 @@ class Runtime:
         self._proxy: ProxyListener | None = None
         self._admin_runner: web.AppRunner | None = None
         self._admin_thread: AdminThread | None = None
+        self._toxiproxy_thread: AdminThread | None = None  # --toxiproxy-api
+        self.toxiproxy_port = 0
         self.loop: asyncio.AbstractEventLoop | None = None  # the proxy loop, set by start()
         self.proxy_port = 0
         self.admin_port = 0
@@ -194,8 +133,8 @@ class Runtime:
         return f"http://{_connect_host(self.settings.admin_host)}:{self.admin_port}"
 
     def _wire_control_plane(self) -> None:
-        """Per-second stats, guardrails, metrics, header faults and injected-marking."""
-        s, core = self.settings, self.core
+        """Per-second stats, guardrails, metrics and the proxy core they watch."""
+        s = self.settings
         self.stats = Stats()
         self.bus.subscribe(RequestDone, self.stats.on_request)
         self.events = EventLog()
@@ -212,7 +151,8 @@ class Runtime:
             max_active_faults=s.max_active_faults,
             max_fault_duration=s.max_fault_duration,
         )
-        core.guardrails = self.guardrails
+        self.core = core = self._proxy_core()
+        self.h2_upstream, self.h2 = self._h2_core(core)
         self.metrics = Metrics(
             inflight=lambda: core.load.inflight,
             connections=self._client_connections,
@@ -222,14 +162,55 @@ class Runtime:
             client_timeouts=lambda: self._proxy.timeouts.copy() if self._proxy else {},
         )
         self.metrics.attach(self.bus)
-        # Fault headers never reach the upstream, whether or not they are honoured.
-        core.drop_request_headers = core.drop_request_headers | FAULT_HEADERS
-        if s.allow_header_faults:
-            hf = HeaderFaults(s.max_header_fault_percentage)
-            core.request_faults = lambda ex: hf.faults(ex.headers, ex.rng)
-        core.mark_injected = s.mark_injected
-        core.client_id_header = s.client_id_header
+        self.metrics.registry.register(TcpCollector(self.tcp))
+        self.engine.client_id_header = s.client_id_header
         self.plane = self._control_plane()
+
+    def _proxy_core(self) -> ProxyCore:
+        """The per-request path, configured in this one place: its options and collaborators."""
+        s = self.settings
+        header_faults = HeaderFaults(s.max_header_fault_percentage)
+        options = ProxyOptions(
+            forwarded_headers=s.forwarded_headers,
+            rewrite_host=s.rewrite_host,
+            scheme="https" if s.tls_cert else "http",
+            access_log=s.access_log,
+            mark_injected=s.mark_injected,
+            client_id_header=s.client_id_header,
+            # Fault headers never reach the upstream, whether or not they are honoured.
+            drop_request_headers=FAULT_HEADERS,
+        )
+        return ProxyCore(
+            self.upstream,
+            self.engine,
+            options,
+            bus=self.bus,
+            load=self.load,
+            clock=self.clock,
+            guardrails=self.guardrails,
+            request_faults=header_faults.of_request if s.allow_header_faults else None,
+        )
+
+    def _h2_core(self, core: ProxyCore) -> tuple[H2Upstream, H2Core]:
+        """HTTP/2 clients' streams (docs/http2.md): the same core, an HTTP/2 upstream pool."""
+        s = self.settings
+        tls = s.upstream.scheme == "https"
+        pool = H2Upstream(
+            s.upstream,
+            connect_timeout=s.connect_timeout,
+            ssl_context=h2_client_ssl(s.upstream_ca, s.upstream_insecure) if tls else None,
+        )
+        route = Route(
+            h1=core.forwarder,
+            h2=pool,
+            clock=self.clock,
+            upstream_h2=s.upstream_h2,
+            head_timeout=s.upstream_timeout,
+            drop=frozenset(n.encode() for n in ALWAYS_DROPPED | FAULT_HEADERS),
+            forwarded_headers=s.forwarded_headers,
+            rewrite_host=s.rewrite_host,
+        )
+        return pool, H2Core(core, route)
 
     def _control_plane(self) -> ControlPlane:
         """What the admin API may act on and read (it never sees this runtime)."""
@@ -348,6 +329,7 @@ class Runtime:
                 max_connections=cap,
             ),
         )
+        self._proxy.h2_handoff = partial(handoff, self.h2)
         self.proxy_port = await _bind(
             "--listen",
             s.listen_host,
@@ -361,18 +343,31 @@ class Runtime:
             ),
         )
         try:
+            await self._start_tcp()
             self.admin_port = await self._start_admin()
         except UsageError:
+            await self.tcp.close()
             await self._proxy.close(0)
             raise
         self.tasks.spawn(self._guardrail_ticker(), "guardrails")
         self._start_engine_tasks()
+        self.toxiproxy_port = await self._start_toxiproxy_api()
         if s.worker is None:
             log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
         else:  # the supervisor logs the one "proxying" line, with its public admin
             log.info(
                 "worker %d serving %s (private admin %s)", s.worker, self.proxy_url, self.admin_url
             )
+
+    async def _start_tcp(self) -> None:
+        """The TCP proxies of `--tcp`; one that cannot listen stops the start (UsageError)."""
+        self.tcp.start()
+        for spec in self.settings.tcp:
+            try:
+                info = await self.tcp.add(spec.name, shown(spec.listen), shown(spec.upstream))
+            except TcpProxyError as e:
+                raise UsageError(f"--tcp {spec.name}: {e}") from None
+            log.info("relaying tcp %s: %s -> %s", info.name, info.address, info.upstream)
 
     async def _start_admin(self) -> int:
         s = self.settings
@@ -392,12 +387,34 @@ class Runtime:
             raise
         return int(self._admin_runner.addresses[0][1])
 
+    async def _start_toxiproxy_api(self) -> int:
+        """`--toxiproxy-api`: Toxiproxy's HTTP API over the TCP proxies (docs/toxiproxy.md), on
+        a thread and loop of its own as the admin API; 0 when not asked for."""
+        s = self.settings
+        if s.toxiproxy_api is None:
+            return 0
+        host, port = s.toxiproxy_api  # checked by check_toxiproxy_api before anything started
+        from chaosproxy.toxiproxy.app import make_toxiproxy_app
+        from chaosproxy.toxiproxy.state import Proxies
+        from chaosproxy.toxiproxy.translate import EngineRules
+
+        app = make_toxiproxy_app(Proxies(self.tcp, EngineRules(self.engine)))
+        self._toxiproxy_thread = AdminThread(app, host, port)
+        bound = await _bind("--toxiproxy-api", host, port, self._toxiproxy_thread.start())
+        log.info("Toxiproxy API on http://%s:%d", _connect_host(host), bound)
+        return bound
+
     async def stop(self) -> None:
         """Graceful: stop accepting, drain in-flight requests up to the grace period."""
+        if self._toxiproxy_thread is not None:  # no Toxiproxy client changes a thing from here
+            await self._toxiproxy_thread.stop()
+            self._toxiproxy_thread = None
         if self._proxy is not None:
             await self._proxy.close(self.settings.grace)
             self._proxy = None
+        await self.tcp.close()
         await self.upstream.close()
+        await self.h2_upstream.close()
         await self.tasks.close()
         if self.journal is not None:
             self.journal.close()
@@ -440,12 +457,28 @@ class Runtime:
 
 def check_admin_exposure(s: Settings) -> None:
     """An admin listener off loopback without a token is an open kill switch: refuse it."""
+    check_toxiproxy_api(s)
     if s.admin_token or s.admin_insecure or _is_loopback(s.admin_host):
         return
     raise UsageError(
         f"refusing to serve the admin API on {s.admin_host} without --admin-token "
         "(or pass --admin-insecure)"
     )
+
+
+def check_toxiproxy_api(s: Settings) -> None:
+    """`--toxiproxy-api` has no token (Toxiproxy's clients send none): off loopback only with
+    --admin-insecure; and one process serves it (a worker's TCP proxies are its own)."""
+    if s.toxiproxy_api is None:
+        return
+    host = s.toxiproxy_api[0]
+    if not (s.admin_insecure or _is_loopback(host)):
+        raise UsageError(
+            f"refusing to serve the Toxiproxy API on {host} (it has no authentication); "
+            "use a loopback address or pass --admin-insecure"
+        )
+    if s.workers > 1 or s.worker is not None:
+        raise UsageError("--toxiproxy-api serves one proxy process: drop --workers")
 
 
 def tune_process(admin_thread: bool) -> None:

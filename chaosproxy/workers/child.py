@@ -63,7 +63,7 @@ def main() -> int:
     # Signals come from the supervisor (a worker has a session of its own); until the runtime
     # takes SIGINT over, one is no KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from chaosproxy.process.logs import setup_logging
+    from chaosproxy.common.logs import setup_logging
     from chaosproxy.process.startup import install_uvloop
 
     launch = read_launch()

@@ -1,8 +1,8 @@
 """A scripted Exchange for fault unit tests: fake clock, seeded RNG, no sockets.
 
 `run(fault, ex)` applies a fault the way the proxy does: the chain ends in the proxy's own hook
-pipeline (`chaosproxy.faults.pipeline`: reply hooks, head, headers hooks, body filters) writing
-to this fake's wire, which records what the client would have received.
+pipeline (`chaosproxy.proxy.downstream.pipeline`: reply hooks, head, headers hooks, body
+filters) writing to this fake's wire, which records what the client would have received.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from chaosproxy.common.clock import FakeClock
 from chaosproxy.common.errors import UpstreamError
-from chaosproxy.faults import pipeline
 from chaosproxy.faults.base import Fault, Headers, Reply
-from chaosproxy.faults.pipeline import Hooks
-from chaosproxy.proxy.exchange import body_allowed, error_json
+from chaosproxy.proxy.downstream import pipeline
+from chaosproxy.proxy.downstream.pipeline import Hooks
+from chaosproxy.proxy.downstream.responses import body_allowed, error_json
 
 
 class FakeBody:

@@ -11,9 +11,6 @@ from chaosproxy.common.errors import ConfigError
 from chaosproxy.faults import build
 from tests.faults.conftest import StartProxy, Upstream
 
-# A real refusal reads the same through both upstream clients.
-pytestmark = pytest.mark.usefixtures("upstream_client")
-
 
 def test_takes_no_parameters() -> None:
     with pytest.raises(ConfigError, match=r"fault\.upstream_down\.status: unknown key"):

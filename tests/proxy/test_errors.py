@@ -13,13 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaosproxy.proxy.exchange import ProxyExchange
+from chaosproxy.proxy.downstream.exchange import ProxyExchange
 from tests.conftest import StartProxy
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
-
-# Both upstream clients must behave the same.
-pytestmark = pytest.mark.usefixtures("upstream_client")
 
 
 def app_with(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:

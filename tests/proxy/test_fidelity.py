@@ -10,7 +10,6 @@ import zlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-import pytest
 import yarl
 from aiohttp import web
 
@@ -19,8 +18,6 @@ from tests.proxy.rawhttp import raw_request, read_head
 
 StartUpstream = Callable[[web.Application], Awaitable[str]]
 
-# Both upstream clients must behave the same.
-pytestmark = pytest.mark.usefixtures("upstream_client")
 
 BLOB = bytes(range(256)) * 1024  # 256 KiB, incompressible enough to need several chunks
 

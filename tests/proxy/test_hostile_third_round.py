@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from chaosproxy.process.runtime import Runtime
-from chaosproxy.proxy.request import RequestHead
+from chaosproxy.proxy.downstream.request import RequestHead
 from tests.conftest import StartProxy
 from tests.proxy.test_hostile_clients import (
     ABCD,
@@ -156,7 +156,7 @@ SMUGGLE = b"GET /smuggled HTTP/1.1\r\nX-Swallow: "  # the next request becomes i
     "connection", [b"Content-Length", b"close, content-length", b"keep-alive, CONTENT-LENGTH"]
 )
 async def test_a_body_framed_by_a_connection_listed_content_length_stays_framed(
-    upstream: Upstream, start_proxy: StartProxy, upstream_client: str, connection: bytes
+    upstream: Upstream, start_proxy: StartProxy, connection: bytes
 ) -> None:
     """The body went upstream without its Content-Length (dropped as listed) and the upstream
     read it as the start of another request; on a pool of one, the next client's request (with
@@ -178,7 +178,7 @@ async def test_a_body_framed_by_a_connection_listed_content_length_stays_framed(
 
 
 async def test_a_chunked_body_with_a_connection_listed_transfer_encoding_stays_framed(
-    upstream: Upstream, start_proxy: StartProxy, upstream_client: str
+    upstream: Upstream, start_proxy: StartProxy
 ) -> None:
     rt = await start_proxy(upstream.url, pool_size=1)
     chunk = b"%x\r\n%b\r\n0\r\n\r\n" % (len(SMUGGLE), SMUGGLE)
@@ -194,7 +194,7 @@ async def test_a_chunked_body_with_a_connection_listed_transfer_encoding_stays_f
 
 @pytest.mark.parametrize("through", ["as received", "a body filter"])
 async def test_a_response_framed_by_a_connection_listed_content_length_stays_framed(
-    upstream: Upstream, start_proxy: StartProxy, upstream_client: str, through: str
+    upstream: Upstream, start_proxy: StartProxy, through: str
 ) -> None:
     """Without its Content-Length the answer was close-delimited on a keep-alive connection:
     the next response became part of its body."""
@@ -314,7 +314,7 @@ def big_app(mib: int) -> web.Application:
 
 
 async def test_clients_that_never_read_are_closed_at_the_send_timeout_and_free_the_pool(
-    start_upstream: StartUpstream, start_proxy: StartProxy, upstream_client: str
+    start_upstream: StartUpstream, start_proxy: StartProxy
 ) -> None:
     """A pool of two, two clients asking for 64 MiB and reading nothing: without a send timeout
     they held both upstream connections for as long as they stayed, and every other request
@@ -371,7 +371,7 @@ async def test_a_client_that_reads_slowly_is_never_cut_by_the_send_timeout(
 
 
 async def test_a_slow_upload_never_holds_an_upstream_connection(
-    upstream: Upstream, start_proxy: StartProxy, upstream_client: str
+    upstream: Upstream, start_proxy: StartProxy
 ) -> None:
     """A body trickling in used to hold a pool connection from its head on (until
     --upstream-timeout): on a pool of one, every other request waited for it (504)."""
@@ -428,7 +428,7 @@ async def test_transfer_codings_on_two_lines_are_read_as_one_list(
 
 @pytest.mark.parametrize("status", [b"099", b"042", b"000"])
 async def test_an_upstream_status_below_100_is_a_502_at_once(
-    upstream: Upstream, start_proxy: StartProxy, upstream_client: str, status: bytes
+    upstream: Upstream, start_proxy: StartProxy, status: bytes
 ) -> None:
     """It used to wait for a final response after it, as after a 1xx: a 504 at the timeout."""
     upstream.canned["/odd"] = b"HTTP/1.1 %b Odd\r\nContent-Length: 0\r\n\r\n" % status

@@ -4,7 +4,6 @@ where they were. The outcomes are the table "Broken upstreams" in docs/reliabili
 
 The proxy runs in this process with a real listener (tasks can be counted); the upstream is a raw
 asyncio server that misbehaves by request path; clients are raw sockets (the exact bytes count).
-Every case runs with both upstream clients (`native`, the default, and `aiohttp`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from tests.cli.test_run_cli import LOCAL, SpawnProxy
 from tests.conftest import StartProxy
 from tests.proxy.rawhttp import RawResponse, raw_request
 
-pytestmark = pytest.mark.usefixtures("upstream_client")
 spawn_proxy = test_run_cli.spawn_proxy  # the real `chaosproxy run` subprocess, as a fixture here
 
 Act = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
@@ -289,11 +287,11 @@ async def test_a_huge_upstream_head_is_logged_once(
 
 
 async def test_bytes_after_a_response_never_answer_the_next_request(
-    start_proxy: StartProxy, upstream_client: str
+    start_proxy: StartProxy,
 ) -> None:
     """Content-Length shorter than what follows, the rest arriving after the response: those
-    bytes must never be read as the answer to the next request on that connection. The native
-    client closes the connection when they arrive; the aiohttp one when it would reuse it."""
+    bytes must never be read as the answer to the next request on that connection: the upstream
+    client closes the connection when they arrive."""
     answered = asyncio.Event()  # the client has its response
     late = asyncio.Event()  # the unasked bytes are on the wire (in the proxy's socket buffer)
     closed = asyncio.Event()  # the proxy closed the connection that spoke unasked
@@ -324,8 +322,7 @@ async def test_bytes_after_a_response_never_answer_the_next_request(
         answered.set()
         async with asyncio.timeout(10):
             await late.wait()
-            if upstream_client == "native":
-                await closed.wait()
+            await closed.wait()
         assert [(await h.get("/ok")).body for _ in range(2)] == [b"fine", b"fine"]
         async with asyncio.timeout(10):
             await closed.wait()
@@ -341,12 +338,12 @@ def proc_usage(pid: int) -> Usage:
 
 
 async def test_a_20_mb_upstream_head_is_a_502_and_the_proxy_does_not_grow(
-    spawn_proxy: SpawnProxy, upstream_client: str
+    spawn_proxy: SpawnProxy,
 ) -> None:
     server = await asyncio.start_server(serve_hostile, "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        p = await spawn_proxy("--upstream", url, *LOCAL, "--upstream-client", upstream_client)
+        p = await spawn_proxy("--upstream", url, *LOCAL)
         h = Hostile(p.proxy_url)
         for _ in range(3):
             assert (await h.get("/ok")).body == b"fine"

@@ -115,14 +115,13 @@ async def victim() -> AsyncIterator[tuple[int, list[int]]]:
     ],
 )
 async def test_the_target_never_makes_the_proxy_connect_elsewhere(
-    upstream_client: str,
     seen_upstream: tuple[str, list[str]],
     victim: tuple[int, list[int]],
     start_proxy: StartProxy,
     line: str,
     status: int,
 ) -> None:
-    """With either upstream client, a target naming another host and port neither opens a
+    """A target naming another host and port neither opens a
     connection there nor returns that service's bytes."""
     upstream, _ = seen_upstream
     port, accepted = victim

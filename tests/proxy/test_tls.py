@@ -15,9 +15,6 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import StartProxy
 
-# Both upstream clients must behave the same.
-pytestmark = pytest.mark.usefixtures("upstream_client")
-
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:

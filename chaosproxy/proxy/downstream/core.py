@@ -1,0 +1,329 @@
+"""The per-request path: decide, apply faults, forward; the listener (listener.py) calls it.
+
+`ProxyCore` is configured once, by its constructor: `ProxyOptions` (frozen, built in one place
+by the runtime) and the collaborators it calls (upstream, engine, guardrails, header faults)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
+from chaosproxy.common.errors import UpstreamError
+from chaosproxy.common.events import EventBus, RequestDone
+from chaosproxy.common.ids import RequestIds
+from chaosproxy.engine.core import Decision, Engine
+from chaosproxy.engine.guardrails import Guardrails
+from chaosproxy.engine.load_signals import LoadSignals
+from chaosproxy.faults.base import Fault
+from chaosproxy.proxy.downstream.exchange import ProxyExchange
+from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.request import RequestBody, RequestError, RequestHead, origin_form
+from chaosproxy.proxy.downstream.responses import error_json
+from chaosproxy.proxy.downstream.websocket import relay_upgrade
+from chaosproxy.proxy.upstream.forward import Forwarder
+from chaosproxy.proxy.upstream.interface import Upstream
+
+log = logging.getLogger("chaosproxy.proxy")
+access_log = logging.getLogger("chaosproxy.access")
+
+_UPSTREAM_STATUS = {"refused": 502, "reset": 502, "protocol": 502, "timeout": 504}
+
+
+# Request headers never forwarded whatever the options: 100-continue is answered here.
+ALWAYS_DROPPED = frozenset({"expect"})
+
+RequestFaults = Callable[[ProxyExchange], tuple[Fault, ...] | None]
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """How the per-request path behaves (flags of `chaosproxy run`)."""
+
+    forwarded_headers: bool = True  # add X-Forwarded-For/-Proto/-Host (and drop the client's)
+    rewrite_host: bool = False  # Host becomes the upstream's, not the client's
+    scheme: str = "http"  # what the client spoke: X-Forwarded-Proto
+    access_log: bool = False
+    mark_injected: bool = False  # `X-Chaos-Injected` on responses that carried a fault
+    client_id_header: str | None = None  # names the client in events; else its address
+    # End-to-end request headers never forwarded, beside `ALWAYS_DROPPED` (any case).
+    drop_request_headers: frozenset[str] = frozenset()
+
+
+class ProxyCore:
+    """Everything the per-request path needs, resolved once at startup."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        engine: Engine,
+        options: ProxyOptions = ProxyOptions(),
+        bus: EventBus | None = None,
+        load: LoadSignals | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        guardrails: Guardrails | None = None,
+        request_faults: RequestFaults | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.engine = engine
+        self.bus = bus or engine.bus
+        self.load = load or LoadSignals(clock)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.options = options
+        self.forwarder = Forwarder(
+            upstream,
+            drop=ALWAYS_DROPPED | options.drop_request_headers,
+            forwarded_headers=options.forwarded_headers,
+            rewrite_host=options.rewrite_host,
+            scheme=options.scheme,
+        )
+        self.ids = RequestIds()
+        # Per-request faults chosen by the request itself (header faults): the faults to
+        # apply, or None. Only when enabled (--allow-header-faults).
+        self.request_faults = request_faults
+        # Caps concurrent faulted requests (max_active_faults).
+        self.guardrails = guardrails
+
+    async def handle(
+        self, head: RequestHead, body: RequestBody | None, conn: ClientConnection
+    ) -> bool:
+        """Answer one request read by the listener (counted in flight since its head was
+        parsed); True when the connection may carry another request after it."""
+        rid = head.request_id or self.ids.next()
+        refusal = _refusal(head)  # before the exchange: it may rewrite the target
+        if body is not None and body.error is not None:  # broke off before it was handled
+            refusal = body.error.status, body.error.details, []
+        elif body is not None and head.upgrade and refusal is None:
+            # The parser switches right after the head (the body would be read as the new
+            # protocol's bytes): forwarding the head alone leaves the upstream waiting for a
+            # body that never comes. Refused before anything goes upstream.
+            refusal = 400, "an upgrade request cannot carry a body", []
+        ex = ProxyExchange(self, head, body, conn, rid)
+        forward = partial(relay_upgrade, ex) if head.upgrade else ex.proceed_upstream
+        try:
+            if refusal is not None:  # answered here, and the connection closes
+                status, details, extra = refusal
+                head.keep_alive = False
+                if status == 200:  # OPTIONS *: the proxy itself answers
+                    await ex.respond(200, b"", [*extra, _CLOSE])
+                else:
+                    await ex.respond(
+                        status,
+                        error_json(status, rid, details),
+                        [("Content-Type", "application/json"), *extra, _CLOSE],
+                    )
+                return False
+            faults: tuple[Fault, ...] | None = None
+            if self.engine.active:
+                decision = self.engine.decide(ex)
+                if decision is not None:
+                    ex.decision = decision
+                    faults = decision.faults
+                    if decision.seed is not None:
+                        # Fault-internal randomness (delay distributions) replays with the seed.
+                        ex.rng = random.Random(decision.seed)
+            if self.request_faults is not None and faults is None:
+                faults = self.request_faults(ex)
+            if faults and conn.eof:
+                ex.close()  # the client finished sending and may be gone: no fault waits for it
+            elif faults and self._admit(ex, faults):
+                await _run_chain(faults, ex, forward, conn)
+            else:
+                conn.upstream_started = True  # from here a client's EOF waits for the answer
+                await forward()
+            if not ex.head_sent and not ex.finished:
+                await ex.respond(
+                    502,
+                    error_json(502, rid, "no response was produced"),
+                    [("Content-Type", "application/json")],
+                )
+        except UpstreamError as e:
+            if body is not None and body.error is not None:
+                await _client_failed(ex, body.error)
+            else:
+                await self._upstream_failed(ex, e)
+        except ConnectionError:
+            # The client went away while we answered: nothing left to tell it.
+            log.debug("client disconnected [%s]", rid, extra={"request_id": rid})
+            ex.close()
+        except asyncio.CancelledError:
+            ex.close()
+            raise
+        except Exception:
+            if body is not None and body.error is not None:
+                await _client_failed(ex, body.error)
+            else:
+                log.exception(
+                    "internal error [%s] %s %s",
+                    rid,
+                    ex.method,
+                    ex.target,
+                    extra={"request_id": rid},
+                )
+                await self._internal_error(ex)
+        finally:
+            self.load.finished()
+            if ex.finish_callbacks is not None:
+                ex.run_finish(rid)
+            self._done(ex)
+        return ex.complete
+
+    def _admit(self, ex: ProxyExchange, faults: tuple[Fault, ...]) -> bool:
+        """Guardrail slot (released when the exchange ends) and the injected-mark header."""
+        guard = self.guardrails
+        if guard is not None:
+            if not guard.admit():
+                return False
+            ex.on_finish(guard.release)
+        if self.options.mark_injected:
+            ex.mark = injected_mark(ex.decision, faults)
+        return True
+
+    async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
+        if not e.injected:  # an injected one is counted as the fault it is, not as trouble
+            ex.upstream_error = e.reason
+        log.log(
+            logging.DEBUG if e.injected else logging.WARNING,
+            "upstream %s%s [%s] %s %s: %s",
+            e.reason,
+            " (injected)" if e.injected else "",
+            ex.request_id,
+            ex.method,
+            ex.target,
+            e.details,
+            extra={"request_id": ex.request_id},
+        )
+        if ex.finished:
+            return
+        if ex.head_sent:
+            ex.close()
+            return
+        status = _UPSTREAM_STATUS.get(e.reason, 502)
+        await ex.respond(
+            status,
+            error_json(status, ex.request_id, e.details),
+            [("Content-Type", "application/json")],
+        )
+
+    async def _internal_error(self, ex: ProxyExchange) -> None:
+        if ex.finished or ex.head_sent:
+            ex.close()
+            return
+        await ex.respond(
+            500,
+            error_json(500, ex.request_id, "chaosproxy failed to handle the request"),
+            [("Content-Type", "application/json")],
+        )
+
+    def _done(self, ex: ProxyExchange) -> None:
+        duration = self.clock.monotonic() - ex.t0
+        status = ex.response_status or 0
+        if self.options.access_log:
+            access_log.info(
+                "%s %s %s %d %.1fms [%s]",
+                ex.client_ip,
+                ex.method,
+                ex.target,
+                status,
+                duration * 1000,
+                ex.request_id,
+                extra={"request_id": ex.request_id},
+            )
+        h = self.options.client_id_header
+        self.bus.emit(
+            RequestDone(
+                t=self.clock.wall(),
+                method=ex.method,
+                status=status,
+                duration=duration,
+                upstream_duration=ex.upstream_duration,
+                upstream_error=ex.upstream_error,
+                injected=ex.injected,
+                client=(h and ex.head.header(h.lower())) or ex.client_ip,
+                retry_after=ex.retry_after,
+                run=ex.head.run,
+                cohort=self.engine.label(ex),
+            )
+        )
+
+
+_ALLOW = ("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+_CLOSE = ("Connection", "close")
+
+
+def _refusal(head: RequestHead) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """What the proxy answers itself instead of forwarding, or None. The request target never
+    chooses where the proxy connects: only a path (origin-form) goes to the configured
+    upstream; an absolute-form target is rewritten to its path; CONNECT, `OPTIONS *`, other
+    forms and other HTTP versions are answered here."""
+    if head.version not in ("1.1", "1.0"):
+        return 505, f"HTTP/{head.version[:8]} is not supported: send HTTP/1.1", []
+    if head.method == "CONNECT":
+        return 405, "CONNECT is not proxied: chaosproxy forwards to its upstream only", [_ALLOW]
+    target = head.target
+    if target == "*":
+        if head.method == "OPTIONS":
+            return 200, "", [_ALLOW]
+        return 400, "'*' is a request target for OPTIONS only", []
+    if not target.startswith("/"):
+        scheme, sep, rest = target.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            head.target = origin_form(rest)  # absolute-form: its path and query only
+        else:
+            return 400, "the request target must be a path such as /api/items", []
+    return None
+
+
+def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
+    """`X-Chaos-Injected` value: the faults, then where they came from."""
+    names = "+".join(f.name for f in faults)
+    if decision is None:
+        return f"{names}; source=header"
+    d = decision
+    return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
+
+
+async def _client_failed(ex: ProxyExchange, err: RequestError) -> None:
+    """The client's body broke off or stalled (the listener failed it): its status, not an
+    upstream failure, whatever the upstream client made of the body's error."""
+    ex.upstream_error = None
+    ex.head.keep_alive = False
+    if ex.finished or ex.head_sent:
+        ex.close()
+        return
+    await ex.respond(
+        err.status,
+        error_json(err.status, ex.request_id, err.details),
+        [("Content-Type", "application/json"), _CLOSE],
+    )
+
+
+async def _run_chain(
+    faults: tuple[Fault, ...],
+    ex: ProxyExchange,
+    forward: Callable[[], Awaitable[None]],
+    conn: ClientConnection,
+) -> None:
+    """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
+
+    async def upstream() -> None:
+        conn.upstream_started = True  # past the faults' waits: a client's EOF waits for it
+        await forward()
+
+    def step(i: int) -> Callable[[], Awaitable[None]]:
+        if i == len(faults):
+            return upstream
+
+        async def run() -> None:
+            if not ex.finished:
+                await faults[i].apply(ex, step(i + 1))
+
+        return run
+
+    await step(0)()

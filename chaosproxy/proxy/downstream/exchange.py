@@ -1,0 +1,385 @@
+"""One client request in flight: the proxy's implementation of the faults' `Exchange`.
+
+Four jobs, four places: the request view is `request.RequestHead` (what rules and faults read),
+the fault API is `ProxyExchange` here (hooks, terminal actions, the bytes it writes to the client),
+forwarding upstream is `upstream.forward.Forwarder` (request headers, the upstream call), and
+streaming the reply back through the faults' hooks is `pipeline`, which this exchange drives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import struct
+from collections.abc import Coroutine, Iterable
+from typing import Any, Protocol
+
+from multidict import CIMultiDictProxy
+
+from chaosproxy.common.clock import Clock
+from chaosproxy.common.errors import UpstreamError
+from chaosproxy.common.events import EventBus, FaultInjected
+from chaosproxy.engine.core import Decision
+from chaosproxy.faults.base import Fault, Reply
+from chaosproxy.proxy.downstream import pipeline
+from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.pipeline import Hooks
+from chaosproxy.proxy.downstream.request import RequestBody, RequestHead
+from chaosproxy.proxy.downstream.responses import body_allowed, error_json, response_head
+from chaosproxy.proxy.upstream.forward import Forwarder
+from chaosproxy.proxy.upstream.interface import UpstreamResponse
+
+log = logging.getLogger("chaosproxy.proxy")
+
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class Site(Protocol):
+    """What an exchange reads of the proxy that made it (the `ProxyCore`)."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def rng(self) -> random.Random: ...
+    @property
+    def bus(self) -> EventBus: ...
+    @property
+    def forwarder(self) -> Forwarder: ...
+
+
+class ProxyExchange(Hooks):
+    """State of one exchange; faults drive it through the methods of `faults.base.Exchange`,
+    register hooks through its `Hooks` base, and `pipeline` drives it as the `Wire`."""
+
+    __slots__ = (
+        "_anchor",
+        "_chunked",
+        "_finished",
+        "_status",
+        "body",
+        "clock",
+        "complete",
+        "conn",
+        "core",
+        "decision",
+        "head",
+        "head_sent",
+        "injected",
+        "mark",
+        "request_id",
+        "retry_after",
+        "rng",
+        "t0",
+        "upstream_duration",
+        "upstream_error",
+    )
+
+    def __init__(
+        self,
+        core: Site,
+        head: RequestHead,
+        body: RequestBody | None,
+        conn: ClientConnection,
+        request_id: str,
+    ) -> None:
+        self.core = core
+        self.head = head
+        self.body = body
+        self.conn = conn
+        self.request_id = request_id
+        self.reply_hooks = self.headers_hooks = self.body_filters = None
+        self.respond_hooks = self.finish_callbacks = None
+        self.clock: Clock = core.clock
+        self.rng: random.Random = core.rng
+        self.decision: Decision | None = None
+        self.t0 = core.clock.monotonic()
+        self.upstream_duration: float | None = None
+        self.upstream_error: str | None = None
+        self.injected = False
+        self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
+        self.retry_after: float | None = None
+        self.head_sent = False  # bytes of a response reached the client's transport
+        self.complete = False  # a whole, well-framed response was written
+        self._chunked = False
+        self._finished = False
+        self._status: int | None = None
+        self._anchor = head.t0  # where the next request-side delay is measured from
+
+    # ------------------------------------------------------------ request views
+
+    @property
+    def method(self) -> str:
+        return self.head.method
+
+    @property
+    def path(self) -> str:
+        return self.head.path
+
+    @property
+    def target(self) -> str:
+        """The request target exactly as received (path and query, still encoded)."""
+        return self.head.target
+
+    @property
+    def query_string(self) -> str:
+        return self.head.query_string
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self.head.headers
+
+    @property
+    def client_ip(self) -> str:
+        return self.head.client_ip
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def client_gone(self) -> bool:
+        return self.conn.closed
+
+    @property
+    def response_status(self) -> int | None:
+        return self._status
+
+    @property
+    def upstream_url(self) -> str:
+        return str(self.core.forwarder.upstream.config.url)
+
+    def record(self, fault: Fault, outcome: str) -> None:
+        self.injected = True
+        d = self.decision
+        self.core.bus.emit(
+            FaultInjected(
+                t=self.clock.wall(),
+                request_id=self.request_id,
+                method=self.method,
+                path=self.path,
+                scenario=d.scenario if d else "",
+                phase=d.phase if d else "",
+                rule=d.rule_of(fault) if d else "",
+                fault=fault.name,
+                outcome=outcome,
+                cohort=d.cohort if d else "",
+            )
+        )
+
+    # ------------------------------------------------------------ terminal actions
+
+    async def sleep(self, seconds: float) -> None:
+        """Delays before anything went upstream or back are scheduled from the request's
+        arrival on the proxy's clock (then from the end of the previous such delay): the time the
+        request spent queued or being decided is part of the delay, not added to it."""
+        if not self.head_sent and self.upstream_duration is None:
+            target = self._anchor + seconds
+            self._anchor = target
+            seconds = min(seconds, target - self.clock.monotonic())
+        await self.clock.sleep(seconds)
+
+    def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
+        return error_json(status, self.request_id, details, message)
+
+    async def respond(
+        self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        if self.head_sent:
+            raise RuntimeError("the response head was already sent")
+        headers = self.responding(status, body, headers)
+        out: list[tuple[str, str]] = []
+        for name, value in headers:
+            low = name.lower()
+            if low == "retry-after":
+                self.retry_after = _retry_after(value)
+            elif low in ("content-length", "transfer-encoding", "x-request-id"):
+                continue  # framing is ours; the id is this request's
+            out.append((name, value))
+        if body_allowed(self.method, status) or self.method == "HEAD":
+            out.append(("Content-Length", str(len(body))))
+        out.append(("X-Request-Id", self.request_id))
+        if self.mark is not None:
+            out.append(("X-Chaos-Injected", self.mark))
+        if self.head.version == "1.0" and self.head.keep_alive:
+            out.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
+        self._finished = True
+        self._status = status
+        data = response_head(status, None, out)
+        if body_allowed(self.method, status):
+            data += body
+        self._mark_sent()
+        self.conn.write(data)
+        self.complete = True
+        with contextlib.suppress(ConnectionError):
+            await self.conn.drain()
+
+    async def write_raw(self, data: bytes) -> None:
+        if self.conn.closed:
+            raise ConnectionResetError("client disconnected")
+        self._mark_sent()
+        self.conn.write(data)
+        await self.conn.drain()
+
+    async def flush(self) -> None:
+        tr = self.conn.transport
+        if tr is None or tr.is_closing() or not tr.get_write_buffer_size():
+            return
+        # With a zero high-water mark, drain() returns only once the buffer is empty.
+        tr.set_write_buffer_limits(high=0)
+        await self.conn.drain()
+
+    def reset(self) -> None:
+        self._finished = True
+        self.complete = False
+        tr = self.conn.transport
+        if tr is None:
+            return
+        sock = tr.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        tr.abort()
+
+    def close(self) -> None:
+        self._finished = True
+        self.complete = False
+        self.conn.close()
+
+    # ------------------------------------------------------------ the pipeline's Wire
+
+    def _mark_sent(self) -> None:
+        if not self.head_sent:
+            self.head_sent = True
+            self.conn.mark_head_sent()
+
+    async def fetch(self) -> UpstreamResponse:
+        """Send the request upstream; its response once the head arrived. The time it took and
+        a failure's reason are kept here (for events and logs)."""
+        body = self.body
+        if body is not None and not body.complete:
+            await body.buffered()  # no upstream connection is held while a body trickles in
+        t = self.clock.monotonic()
+        head = self.head
+        try:
+            return await self.core.forwarder.request(
+                head.method, head.target, head.raw, head.client_ip, self.request_id, body
+            )
+        except UpstreamError as e:
+            self.upstream_error = e.reason
+            raise
+        finally:
+            self.upstream_duration = self.clock.monotonic() - t
+
+    def switched(self, head: bytes) -> None:
+        """The upstream's `101` head went to the client: the connection now relays bytes."""
+        self._status = 101
+        self._mark_sent()
+        self.conn.write(head)
+        self._finished = True
+
+    def send_head(self, reply: Reply, first: bytes = b"") -> bool:
+        """Write the reply's head (and `first` body bytes); True when a body may follow.
+
+        The headers are the upstream's minus hop-by-hop ones: the proxy adds `X-Request-Id`
+        when absent, the opt-in mark, and the framing it needs (`Transfer-Encoding: chunked`
+        when the upstream gave no length and the client speaks HTTP/1.1)."""
+        headers = list(reply.headers)
+        status = reply.status
+        has_length = has_id = False
+        for k, v in headers:
+            n = len(k)
+            if n == 14 and k.lower() == "content-length":
+                has_length = True
+            elif n == 12 and k.lower() == "x-request-id":
+                has_id = True
+            elif n == 11 and k.lower() == "retry-after":
+                self.retry_after = _retry_after(v)
+        if not has_id:
+            headers.append(("X-Request-Id", self.request_id))
+        if self.mark is not None:
+            headers.append(("X-Chaos-Injected", self.mark))
+        allowed = body_allowed(self.method, status)
+        if allowed and not has_length:
+            if self.head.version == "1.1":
+                self._chunked = True
+                headers.append(("Transfer-Encoding", "chunked"))
+            else:
+                self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            headers.append(("Connection", "keep-alive"))  # HTTP/1.0 closes unless told otherwise
+        self._status = status
+        data = response_head(status, reply.reason or None, headers)
+        if first and allowed:
+            data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
+        self._mark_sent()
+        self.conn.write(data)
+        return allowed
+
+    def send_answer(self, raw: UpstreamResponse, first: bytes) -> bool:
+        """`send_head` for an upstream head no fault looks at: its header lines are written as
+        received, never decoded."""
+        if raw.retry_after is not None:
+            self.retry_after = _retry_after(raw.retry_after.decode("latin-1"))
+        extra = b"" if raw.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
+        if self.mark is not None:
+            extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
+        status = raw.status
+        allowed = body_allowed(self.method, status)
+        if allowed and not raw.has_length:
+            if self.head.version == "1.1":
+                self._chunked = True
+                extra += b"Transfer-Encoding: chunked\r\n"
+            else:
+                self.head.keep_alive = False  # the body ends with the connection
+        if self.head.version == "1.0" and self.head.keep_alive:
+            extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
+        self._status = status
+        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, raw.reason_bytes, raw.head_lines, extra)
+        if first and allowed:
+            data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
+        self._mark_sent()
+        self.conn.write(data)
+        return allowed
+
+    async def write(self, chunk: bytes) -> None:
+        conn = self.conn
+        if self._chunked:
+            if not chunk:
+                return
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            conn.write(chunk)
+        if conn.write_paused or conn.closed:
+            await conn.drain()
+
+    def end(self) -> None:
+        if self._chunked:
+            self.conn.write(b"0\r\n\r\n")
+        self._finished = True
+        self.complete = True
+
+    def broke_off(self, error: UpstreamError) -> None:
+        self.upstream_error = error.reason
+        log.warning(
+            "upstream failed mid-response [%s]: %s",
+            self.request_id,
+            error.details,
+            extra={"request_id": self.request_id},
+        )
+        self.close()
+
+    # ------------------------------------------------------------ forwarding
+
+    def proceed_upstream(self) -> Coroutine[Any, Any, None]:
+        return pipeline.proceed(self, self, self)
+
+
+def _retry_after(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None

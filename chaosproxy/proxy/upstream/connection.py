@@ -1,0 +1,85 @@
+"""One upstream connection of the native client: the asyncio protocol, read and write flow
+control, and the response in flight (if any), which it feeds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, cast
+
+from chaosproxy.proxy.wire.flow import WriteFlow
+
+
+class Owner(Protocol):
+    """Where a connection goes back to (the `pool.Pool`)."""
+
+    def release(self, conn: Conn, reusable: bool) -> None: ...
+
+    def lost(self, conn: Conn) -> None: ...
+
+
+class Reader(Protocol):
+    """The exchange a connection carries (the `response.Response`): it reads what arrives."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def connection_lost(self, exc: Exception | None, reused: bool) -> None: ...
+
+
+class Conn(WriteFlow, asyncio.Protocol):
+    """One upstream connection; feeds the response in flight (if any) and carries flow control."""
+
+    lost_message = "the upstream connection closed"
+
+    def __init__(self, pool: Owner) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.resp: Reader | None = None
+        self.closed = False
+        self.reused = False  # served a response before: the upstream may have closed it since
+        self.idle_since = 0.0
+        self.reading_paused = False
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        resp = self.resp
+        if resp is None:  # bytes nobody asked for: the connection is no longer trustworthy
+            self.close()
+            return
+        resp.feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.lost(self)
+        self.wake_drain()
+        resp = self.resp
+        if resp is not None:
+            resp.connection_lost(exc, self.reused)
+
+    @property
+    def usable(self) -> bool:
+        """Open and not being closed (`closed` turns true only once the loop reports it)."""
+        t = self.transport
+        return t is not None and not self.closed and not t.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()

@@ -1,0 +1,372 @@
+"""One exchange of the native client on one connection, seen from the reading side.
+
+httptools' callbacks drive the `Response`'s `State`; it bounds the head, buffers the body up to a
+high-water mark (pausing the connection past it), holds the head deadline and gives the
+connection back to the pool (reusable or not) the moment the exchange is over. Whether a closed
+connection was stale (send again) or lost is read from the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+from collections import deque
+
+import httptools
+
+from chaosproxy.common.errors import UpstreamError
+from chaosproxy.proxy.upstream.connection import Conn
+from chaosproxy.proxy.upstream.head import decode_headers, scan_head
+
+# Body bytes buffered before reading from the upstream pauses, and resumes.
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+
+
+class State(enum.Enum):
+    """Where one exchange is; every decision about its connection is read from here."""
+
+    WAITING = "waiting"  # the request went out whole from bytes held here; no response byte
+    STREAMING = "streaming"  # the request body streams from the client; no response byte
+    HEAD = "head"  # response bytes arrived; the final head is not complete yet
+    INTERIM = "interim"  # inside a 1xx interim response (dropped); the final head follows
+    BODY = "body"  # the head was handed over; the body is arriving
+    DONE = "done"  # every byte arrived; the connection went back to the pool (or closed)
+    FAILED = "failed"  # over without a complete response: an error, or given up by its reader
+
+
+_NO_RESPONSE_YET = (State.WAITING, State.STREAMING)
+_IN_HEAD = (State.WAITING, State.STREAMING, State.HEAD, State.INTERIM)
+_OVER = (State.DONE, State.FAILED)
+
+
+class Stale(Exception):
+    """A reused keep-alive connection was closed by the upstream before any response byte:
+    the request may be sent again on a fresh connection."""
+
+
+class _Stop(Exception):
+    """Raised from a parser callback to stop parsing (the exchange already failed)."""
+
+
+def _lost_error(exc: BaseException | None, mid_body: bool) -> UpstreamError:
+    """Why a connection closed under an exchange, as a reason a client may read."""
+    if mid_body:
+        return UpstreamError("reset", f"the upstream broke off the body: {exc or 'closed'}")
+    if exc is None:
+        return UpstreamError("reset", "the upstream closed the connection")
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return UpstreamError("reset", "the upstream reset the connection")
+    return UpstreamError("reset", f"upstream connection lost: {exc}")
+
+
+class _Spent:
+    """Callbacks of no one: what a released response's parser slot points at."""
+
+
+# A released response drops its parser: the parser holds the response's bound methods, a
+# reference cycle that would otherwise leave a dozen objects per request for the cyclic GC,
+# whose full collections then hold the GIL for tens of milliseconds (the admin thread waits).
+_SPENT_PARSER = httptools.HttpResponseParser(_Spent())
+
+
+class Response:
+    """One exchange on one connection: the parser's callbacks, the head future, the body's
+    bounded buffer. It is the `UpstreamResponse` and its own body (`UpstreamBody`)."""
+
+    __slots__ = (
+        "_chunks",
+        "_close_delimited",
+        "_exc",
+        "_fed",
+        "_fields",
+        "_head",
+        "_head_bytes",
+        "_kept",
+        "_max_head",
+        "_max_headers",
+        "_raw",
+        "_reason",
+        "_size",
+        "_timer",
+        "_waiter",
+        "conn",
+        "has_id",
+        "has_length",
+        "head_lines",
+        "is_head",
+        "loop",
+        "parser",
+        "read_timeout",
+        "reason",
+        "reason_bytes",
+        "retry_after",
+        "sent",
+        "state",
+        "status",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        conn: Conn,
+        is_head: bool,
+        loop: asyncio.AbstractEventLoop,
+        max_head: int,
+        max_headers: int,
+    ) -> None:
+        self.conn: Conn | None = conn
+        self.loop = loop
+        self.is_head = is_head
+        self.state = State.WAITING
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.reason = ""
+        self.reason_bytes = b""
+        self._kept: list[tuple[bytes, bytes]] = []
+        # The end-to-end headers as the upstream sent them, for writing them back unchanged:
+        # their lines (name, colon, value, CRLF) and what the writer must know about them.
+        self.head_lines = b""
+        self.has_length = self.has_id = False
+        self.retry_after: bytes | None = None
+        self.sent = False  # the whole request is on the wire (the connection may be reused)
+        self.writer: asyncio.Task[None] | None = None
+        self.read_timeout: float | None = None
+        self._max_head = max_head
+        self._max_headers = max_headers
+        self._fed = 0  # bytes fed that left the head incomplete
+        self._head_bytes = 0  # the header lines parsed so far
+        self._fields = 0  # header lines of the message being parsed
+        self._head: asyncio.Future[None] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._close_delimited = False
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._exc: UpstreamError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.state.value} {self.status or ''}>"
+
+    # ------------------------------------------------------------ bytes in
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the connection; the head they belong to is bounded in size and count."""
+        if self.state in _NO_RESPONSE_YET:
+            self.state = State.HEAD
+        conn = self.conn
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
+            # (an upgrade is no parser error to httptools: it stops there and says so)
+            if self.state is State.DONE and conn is not None:
+                conn.close()  # more after a complete response: the connection is not trusted
+            elif self.state not in _OVER:
+                self.fail(UpstreamError("protocol", f"invalid upstream response: {e}"))
+            return
+        if self.state is State.HEAD or self.state is State.INTERIM:
+            # Every byte of a chunk that leaves the head incomplete is part of it: this bounds
+            # what the parser holds of a header line that never ends.
+            self._fed += len(data)
+            if self._fed > self._max_head:
+                self.fail(self._too_large())
+
+    def _too_large(self) -> UpstreamError:
+        return UpstreamError(
+            "protocol",
+            f"the upstream's response head is larger than {self._max_head} bytes "
+            f"or has more than {self._max_headers} header lines",
+        )
+
+    # ------------------------------------------------------------ parser callbacks
+
+    def on_message_begin(self) -> None:
+        if self.state in _OVER:
+            # A second response after this one (the upstream said more than it was asked), or
+            # anything after a failure: stop reading; the connection is closed.
+            raise _Stop
+        self._raw = []
+        self._reason = b""
+        self._fields = self._head_bytes = 0
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        self._head_bytes += len(name) + len(value) + 4
+        if self._fields > self._max_headers or self._head_bytes > self._max_head:
+            self.fail(self._too_large())
+            raise _Stop
+        self._raw.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.state is not State.HEAD:
+            return
+        status = self.parser.get_status_code()
+        if status < 100:  # not an HTTP status (RFC 9110 §15): nothing follows it to wait for
+            self.fail(UpstreamError("protocol", f"invalid upstream response: status {status:03d}"))
+            return
+        if status < 200 and status != 101:
+            # 100 Continue, 103 Early Hints: dropped (the proxy answers 100-continue itself)
+            self.state = State.INTERIM
+            return
+        if status == 101:
+            # Failing here (not raising: httptools would wrap it as a callback error) closes
+            # the connection; whatever the parser reads after it is dropped.
+            self.fail(UpstreamError("protocol", "the upstream switched protocols unasked"))
+            return
+        self.status = status
+        self.reason_bytes = self._reason
+        self.reason = self._reason.decode("latin-1")
+        scanned = scan_head(self._raw)
+        self._kept = scanned.kept  # not `_raw`: trailers arrive through on_header too
+        self.head_lines = scanned.lines
+        self.has_length = scanned.has_length
+        self.has_id = scanned.has_id
+        self.retry_after = scanned.retry_after
+        self._close_delimited = not scanned.framed
+        self._fields = self._head_bytes = 0  # trailers get a budget of their own
+        self.state = State.BODY
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._head.set_result(None)
+        if self.is_head:
+            self._complete(self.parser.should_keep_alive())
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """End-to-end headers, decoded (names as sent, order kept)."""
+        return decode_headers(self._kept)
+
+    def on_body(self, body: bytes) -> None:
+        if self.state is not State.BODY:
+            return
+        self._chunks.append(body)
+        self._size += len(body)
+        if self._size > _HIGH_WATER and self.conn is not None:
+            self.conn.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.state is State.INTERIM:
+            self.state = State.HEAD
+        elif self.state is State.BODY:
+            self._complete(self.parser.should_keep_alive())
+
+    # ------------------------------------------------------------ state changes
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _complete(self, keep_alive: bool) -> None:
+        self.state = State.DONE
+        self._give_back(keep_alive and self.sent)
+        self._wake()
+
+    def _give_back(self, reusable: bool) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        self.conn = None
+        conn.resp = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        w = self.writer
+        if w is not None and not w.done():
+            w.cancel()
+        if reusable:
+            conn.resume_reading()  # the rest of the body is buffered here, not on the wire
+        else:
+            conn.abort()
+        conn.pool.release(conn, reusable)
+
+    def fail(self, error: UpstreamError | Stale) -> None:
+        """The exchange is over without a complete response: the connection cannot be reused."""
+        if self.state in _OVER:
+            return
+        self.state = State.FAILED
+        self._give_back(False)
+        if not self._head.done():
+            self._head.set_exception(error)
+        elif isinstance(error, UpstreamError):
+            self._exc = error
+            self._wake()
+
+    def connection_lost(self, exc: Exception | None, reused: bool) -> None:
+        """Stale (send again), lost before the head, or cut mid-body: read from the state."""
+        state = self.state
+        if state is State.WAITING and reused:
+            self.fail(Stale())
+        elif state in _IN_HEAD:
+            self.fail(_lost_error(exc, mid_body=False))
+        elif state is State.BODY:
+            if self._close_delimited and exc is None:
+                self._complete(False)  # a close-delimited body ends with the connection
+            else:
+                self.fail(_lost_error(exc, mid_body=True))
+
+    def on_timeout(self) -> None:
+        self._timer = None
+        self.fail(UpstreamError("timeout", "the upstream did not answer in time"))
+
+    async def wait_head(self) -> None:
+        await self._head
+
+    def start_timer(self, deadline: float) -> None:
+        self._timer = self.loop.call_at(deadline, self.on_timeout)
+
+    # ------------------------------------------------------------ UpstreamResponse
+
+    def body(self) -> Response:
+        return self
+
+    def release(self) -> None:
+        """A body not read to the end cannot go back to the pool."""
+        if self.state not in _OVER:
+            self.state = State.FAILED
+            self._give_back(False)
+        self._chunks.clear()
+        self.parser = _SPENT_PARSER  # no connection feeds it any more (conn.resp is None)
+
+    @property
+    def complete(self) -> bool:
+        return self.state is State.DONE
+
+    def __aiter__(self) -> Response:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            chunks = self._chunks
+            if chunks:
+                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                if self._size > _LOW_WATER and self.conn is not None:
+                    self.conn.resume_reading()
+                self._size = 0
+                return data
+            if self._exc is not None:
+                raise self._exc
+            if self.state in _OVER:
+                raise StopAsyncIteration
+            self._waiter = self.loop.create_future()
+            try:
+                if self.read_timeout is None:
+                    await self._waiter
+                else:
+                    await asyncio.wait_for(self._waiter, self.read_timeout)
+            except TimeoutError:
+                self.fail(UpstreamError("timeout", "the upstream stalled mid-body"))
+            finally:
+                self._waiter = None
+
+    async def aclose(self) -> None:
+        self.release()
