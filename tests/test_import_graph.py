@@ -23,14 +23,42 @@ ALLOWED: dict[str, set[str]] = {
     "tcp": {"common", "config", "engine", "faults", "observe"},
     "admin": {"common", "config", "engine", "faults", "observe"},
     "toxiproxy": {"common", "config", "engine", "faults", "tcp", "admin"},
-    "process": {"common", "config", "engine", "faults", "observe", "proxy", "tcp", "admin",
-                "toxiproxy"},
+    "process": {
+        "common",
+        "config",
+        "engine",
+        "faults",
+        "observe",
+        "proxy",
+        "tcp",
+        "admin",
+        "toxiproxy",
+    },
     "demo": {"common"},
-    "workers": {"common", "config", "engine", "faults", "observe", "proxy", "tcp", "admin",
-                "process"},
+    "workers": {
+        "common",
+        "config",
+        "engine",
+        "faults",
+        "observe",
+        "proxy",
+        "tcp",
+        "admin",
+        "process",
+    },
     # the experiment side checks `proxy.args` with the run options' own parser and declarations
-    "experiment": {"common", "config", "engine", "faults", "observe", "admin", "process.run_flags",
-                   "process.settings", "process.options", "process.option_values"},
+    "experiment": {
+        "common",
+        "config",
+        "engine",
+        "faults",
+        "observe",
+        "admin",
+        "process.run_flags",
+        "process.settings",
+        "process.options",
+        "process.option_values",
+    },
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},
@@ -52,8 +80,9 @@ def _imported_modules(path: Path) -> set[tuple[int, str]]:
             names = [node.module]
             if node.module == "chaosproxy":  # `from chaosproxy import x`: a module, or the root's
                 names = [
-                    f"chaosproxy.{a.name}" if (PACKAGE / a.name).exists()
-                    or (PACKAGE / f"{a.name}.py").exists() else "chaosproxy.__init__"
+                    f"chaosproxy.{a.name}"
+                    if (PACKAGE / a.name).exists() or (PACKAGE / f"{a.name}.py").exists()
+                    else "chaosproxy.__init__"
                     for a in node.names
                 ]
         for n in names:
