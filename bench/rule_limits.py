@@ -1,4 +1,4 @@
-"""What the rule limits bound (issue 20): the per-request decision against the rule count, and a
+"""What the rule limits bound: the per-request decision against the rule count, and a
 proxy's memory and request latency after the uploads that used to take it from 61 to 886 MiB.
 
 Prints ratios (and the numbers behind them); asserts nothing about time.

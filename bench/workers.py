@@ -4,7 +4,7 @@ Prints, per round and as medians: requests/s, the CPU time of the whole proxy (s
 workers) per request, and how the kernel spread the connections over the workers; then the
 ratios. No assertion: numbers to read.
 
-What a 2-core machine can and cannot show: the issue's target (≥ 1.7x with two workers) assumes
+What a 2-core machine can and cannot show: the target (≥ 1.7x with two workers) assumes
 each worker has a core and the load generator a third. Here wrk and the upstream are pinned to
 core 1, and the proxy may use both cores, so two workers share core 1 with the load: the
 measured req/s ratio is a floor. The CPU per request is what scaling depends on once cores are

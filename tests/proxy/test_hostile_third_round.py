@@ -1,4 +1,4 @@
-"""Hostile input, third round (issue 20): framing headers named by `Connection` (smuggling both
+"""Hostile input, third round: framing headers named by `Connection` (smuggling both
 ways), head limits that counted body bytes, clients that never read, slow uploads, and the
 small wire cases beside them. docs/reliability.md ("Third round") is the table of outcomes.
 

@@ -194,7 +194,7 @@ async def small_proxy(upstream: str) -> AsyncIterator[SmallProxy]:
 async def test_idle_connections_past_the_descriptor_limit_never_lock_out_real_clients(
     small_proxy: SmallProxy,
 ) -> None:
-    """The issue's attack: 400 connections that send nothing, more than the proxy may open.
+    """The attack: 400 connections that send nothing, more than the proxy may open.
     Past the cap newcomers get a clear 503 at once (never a wait in the kernel's backlog or a
     reset); the header timeout closes the idle ones; real clients are served again."""
     url = small_proxy.proxy_url
