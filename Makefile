@@ -26,11 +26,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Debian tools the slow suites run for real: Prometheus (a data source for checks) and headless
-# Chromium (renders report.html). Installs only what is missing; needs root when something is.
+# Chromium (renders report.html); nghttpd and nghttp, a real HTTP/2 server and client (tests/proxy/h2).
+# Installs only what is missing; needs root when something is.
 # Without them (no root) the suites that need them skip and say why.
 tools:
-	@ci/debian-tools.sh prometheus chromium redis-server postgres=postgresql || \
-		echo "make tools: prometheus/chromium/redis/postgres missing; their tests will be skipped" >&2
+	@ci/debian-tools.sh prometheus chromium redis-server postgres=postgresql \
+		nghttpd=nghttp2-server nghttp=nghttp2-client || \
+		echo "make tools: prometheus/chromium/redis/postgres/nghttp2 missing; their tests will be skipped" >&2
 
 # Four test processes on two cores: the real runs (Locust, Prometheus, Chromium) mostly wait on
 # real time, so they overlap well. PYTEST_ARGS: more pytest options (e.g. "-n 0" for one process).

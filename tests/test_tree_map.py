@@ -45,10 +45,6 @@ ELSEWHERE: dict[str, str] = {
     "seen in the decisions they make",
     "faults/base.py": "tests/faults/test_params.py tests/faults/test_error.py — the interface "
     "every fault test runs through (tests/faults/fakes.py is its exchange)",
-    "faults/grpc_abort.py": "tests/proxy/h2/test_grpc_faults.py — a gRPC status is only seen "
-    "by a real grpcio client over HTTP/2",
-    "faults/stream_reset.py": "tests/proxy/h2/test_grpc_faults.py — RST_STREAM is only seen "
-    "by a real HTTP/2 client",
     "faults/tcp/bandwidth.py": "tests/tcp/test_faults.py — each TCP fault through a real relay",
     "faults/tcp/base.py": "tests/tcp/test_faults.py tests/tcp/test_rules.py — the TCP fault "
     "interface and registry, through rules and a real relay",
@@ -81,6 +77,12 @@ ELSEWHERE: dict[str, str] = {
     "request view and body as the listener builds them from real sockets",
     "proxy/downstream/responses.py": "tests/proxy/test_errors.py "
     "tests/proxy/downstream/test_limits.py — the proxy's own answers, as clients read them",
+    "proxy/h2/core.py": "tests/proxy/h2/test_grpc_faults.py tests/proxy/h2/test_curl.py — the "
+    "per-stream path (decide, faults, events), seen by real grpcio and curl clients",
+    "proxy/h2/exchange.py": "tests/proxy/h2/test_grpc_faults.py — the faults' Exchange over a "
+    "stream, each fault seen as the status a real grpcio client reads",
+    "proxy/h2/forward.py": "tests/proxy/h2/test_grpc_passthrough.py tests/proxy/h2/test_curl.py "
+    "— forwarding both ways, checked against the same requests straight to the upstream",
     "proxy/upstream/connection.py": "tests/proxy/upstream/test_client.py — one connection of "
     "the client, against raw asyncio upstreams",
     "proxy/upstream/interface.py": "tests/proxy/upstream/test_client.py — protocols, checked "

@@ -41,6 +41,9 @@ STREAM_WINDOW = 256 * 1024
 CONNECTION_WINDOW = 4 * 1024 * 1024
 MAX_CONCURRENT_STREAMS = 256
 MAX_HEADER_LIST = 64 * 1024  # as the HTTP/1.1 listener's largest head
+# DATA frames a peer may send us: larger than the 16 KiB default, so a big message costs a few
+# frames to parse instead of dozens (the windows bound what is in flight either way).
+MAX_FRAME = 256 * 1024
 _WRITE_HIGH_WATER = 64 * 1024
 
 
@@ -58,6 +61,7 @@ class H2Wire(asyncio.Protocol):
         self.goaway = False  # the peer said GOAWAY: no new streams here
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
+        self._flush_due = False
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -72,6 +76,7 @@ class H2Wire(asyncio.Protocol):
                 SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
                 SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
                 SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+                SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
             }
         )
         h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
@@ -82,7 +87,7 @@ class H2Wire(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except ProtocolError as e:
             log.info("HTTP/2 protocol error from the peer: %s", e)
-            self.flush()  # the GOAWAY h2 prepared
+            self.flush_now()  # the GOAWAY h2 prepared
             self.close()
             return
         for ev in events:
@@ -168,6 +173,14 @@ class H2Wire(asyncio.Protocol):
     # ------------------------------------------------------------ sending
 
     def flush(self) -> None:
+        """Frames out, at the end of this turn of the loop: the frames several streams (or
+        one stream's head, DATA and trailers) produce in one turn leave in one write."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        self._flush_due = False
         data = self.h2.data_to_send()
         tr = self.transport
         if data and tr is not None and not tr.is_closing():
@@ -196,13 +209,14 @@ class H2Wire(asyncio.Protocol):
 
     async def send_data(self, s: Stream, data: bytes, end: bool = False) -> None:
         """Send `data` within the peer's windows (waiting for them to open), then END_STREAM
-        when `end`."""
+        when `end`. Frames go out in one write per window's worth."""
         h2 = self.h2
         view = memoryview(data)
         while view:
             self._alive(s)
             window = min(h2.local_flow_control_window(s.id), h2.max_outbound_frame_size)
             if window <= 0:
+                self.flush()
                 s.window = asyncio.get_running_loop().create_future()
                 try:
                     await s.window
@@ -212,13 +226,13 @@ class H2Wire(asyncio.Protocol):
             n = min(window, len(view))
             h2.send_data(s.id, view[:n].tobytes(), end_stream=end and n == len(view))
             view = view[n:]
-            self.flush()
             if self._paused:
+                self.flush_now()
                 await self.drain()
         if end and not data:
             self._alive(s)
             h2.end_stream(s.id)
-            self.flush()
+        self.flush()
 
     def end_stream(self, s: Stream, trailers: H2Headers | None = None) -> None:
         self._alive(s)
@@ -259,7 +273,7 @@ class H2Wire(asyncio.Protocol):
             return
         with contextlib.suppress(H2Error):
             self.h2.close_connection(error_code=code)
-        self.flush()
+        self.flush_now()
 
     def stats(self) -> dict[str, Any]:
         return {"streams": len(self.streams)}

@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Protocol
+from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -104,8 +105,6 @@ class H2Exchange(Hooks):
 
     @property
     def path(self) -> str:
-        from urllib.parse import unquote
-
         return unquote(self.target.partition("?")[0])
 
     @property

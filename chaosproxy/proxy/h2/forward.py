@@ -22,6 +22,7 @@ from chaosproxy.common.errors import UpstreamError
 from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.downstream.responses import body_allowed
 from chaosproxy.proxy.h2.client import H2ClientConnection, H2Upstream
+from chaosproxy.proxy.h2.connection import CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS
 from chaosproxy.proxy.h2.exchange import H2Exchange
 from chaosproxy.proxy.h2.headers import H2Headers, end_to_end_h2, lower_headers, split_pseudo
 from chaosproxy.proxy.h2.stream import (
@@ -32,6 +33,9 @@ from chaosproxy.proxy.h2.stream import (
     StreamReset,
 )
 from chaosproxy.proxy.upstream.forward import Forwarder
+
+FIRST_BODY_BYTES = 16 * 1024
+assert FIRST_BODY_BYTES * MAX_CONCURRENT_STREAMS <= CONNECTION_WINDOW
 
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 
@@ -60,6 +64,8 @@ class Route:
     drop: frozenset[bytes] = frozenset()  # request headers never forwarded
     forwarded_headers: bool = True
     rewrite_host: bool = False
+    # Longest silence in a request body forwarded to an HTTP/1.1 upstream (--body-timeout)
+    body_timeout: float | None = None
 
     async def forward(self, ex: H2Exchange) -> None:
         if ex.grpc or self.upstream_h2:
@@ -185,6 +191,20 @@ class Route:
             raw.append((b"host", ex.authority.encode("latin-1")))
         raw += [(k, v) for k, v in end_to_end_h2(ex.raw) if k != b"te"]
         body = None if down.ended and not down.buffered else _StreamBody(down)
+        if body is not None:
+            # As for an HTTP/1.1 client: no upstream connection is held for a body that does
+            # not come; its first frame's worth (or all of it) first, its silence bounded.
+            # No more than a frame: streams waiting here must not take the connection's
+            # whole window between them (256 streams x 16 KiB fit in it).
+            try:
+                await down.fill(FIRST_BODY_BYTES, self.body_timeout)
+            except TimeoutError:
+                await ex.respond(
+                    408,
+                    ex.error_body(408, f"no request body bytes arrived for {self.body_timeout:g}s"),
+                    [("content-type", "application/json")],
+                )
+                return
         t = self.clock.monotonic()
         try:
             resp = await self.h1.request(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from h2.events import Event, RequestReceived
 
 from chaosproxy.proxy.h2.connection import H2Wire
-from chaosproxy.proxy.h2.stream import INTERNAL_ERROR, NO_ERROR, Stream
+from chaosproxy.proxy.h2.stream import INTERNAL_ERROR, NO_ERROR, REFUSED_STREAM, Stream
 
 if TYPE_CHECKING:
     from chaosproxy.proxy.downstream.listener import ClientConnection
@@ -52,6 +52,7 @@ class H2ServerConnection(H2Wire):
         self.tasks: dict[asyncio.Task[None], int] = {}  # the stream each task answers
         self.idle_timeout = idle_timeout
         self._idle: asyncio.TimerHandle | None = None
+        self._quiet: asyncio.Event | None = None  # set when no stream is being answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -65,10 +66,30 @@ class H2ServerConnection(H2Wire):
             self.streams[sid] = s
             if ev.stream_ended is not None:
                 s.feed_eof()
+            if self._closing:  # the proxy is stopping: no new work, the client may retry
+                self.reset(s, REFUSED_STREAM)
+                self.close_gracefully()
+                return
             self._disarm_idle()
-            task = asyncio.get_running_loop().create_task(self._run(s))
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self._run(s))
             self.tasks[task] = sid
             task.add_done_callback(self._task_done)
+            self._busy(loop)
+
+    @property
+    def _closing(self) -> bool:
+        return self.origin is not None and self.origin.listener.closing
+
+    def _busy(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While streams are answered the listener sees a busy connection with a task to wait
+        for: a stop lets them finish (up to --grace) instead of closing at once."""
+        o = self.origin
+        if o is None or o.busy:
+            return
+        quiet = self._quiet = asyncio.Event()
+        o.busy = True
+        o.task = loop.create_task(_until(quiet))
 
     async def _run(self, s: Stream) -> None:
         try:
@@ -100,7 +121,18 @@ class H2ServerConnection(H2Wire):
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.pop(task, None)
-        if not self.tasks:
+        if self.tasks:
+            return
+        o, quiet = self.origin, self._quiet
+        if o is not None and quiet is not None:
+            o.busy = False
+            o.task = None
+            self._quiet = None
+            quiet.set()
+        if self._closing:
+            self.close_gracefully()  # GOAWAY, then the listener closes the connection
+            self.close()
+        else:
             self._arm_idle()
 
     def _arm_idle(self) -> None:
@@ -133,6 +165,10 @@ class H2ServerConnection(H2Wire):
             t.cancel()
         if self.origin is not None:
             self.origin.connection_lost(None)
+
+
+async def _until(event: asyncio.Event) -> None:
+    await event.wait()
 
 
 def handoff(handler: StreamHandler, conn: ClientConnection, data: bytes) -> None:

@@ -96,14 +96,21 @@ class Stream:
     # ------------------------------------------------------------ the reader's side
 
     async def read(self) -> bytes | None:
-        """The next DATA chunk; None at the end of the stream (then `trailers` is set if the
-        peer sent any). Acknowledges the chunk handed out before. Raises `StreamReset`."""
+        """The DATA that arrived since the last read (one chunk, or several joined); None at
+        the end of the stream (then `trailers` is set if the peer sent any). Acknowledges what
+        was handed out before. Raises `StreamReset`."""
         if self._pending:
             n, self._pending = self._pending, 0
             self._ack(self.id, n)
         while True:
-            if self._chunks:
-                data, flow = self._chunks.popleft()
+            chunks = self._chunks
+            if chunks:
+                if len(chunks) == 1:
+                    data, flow = chunks.popleft()
+                else:  # what arrived meanwhile goes on in one write
+                    data = b"".join(d for d, _ in chunks)
+                    flow = sum(f for _, f in chunks)
+                    chunks.clear()
                 self._pending = flow
                 return data
             if self.reset_code is not None:
@@ -113,6 +120,19 @@ class Stream:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
+            finally:
+                self._waiter = None
+
+    async def fill(self, limit: int, silence: float | None) -> None:
+        """Until the stream ended, or `limit` flow-controlled bytes wait unread, or it was
+        reset. Raises TimeoutError when the peer sends nothing for `silence` seconds."""
+        while self.reset_code is None and not self.ended:
+            if sum(f for _, f in self._chunks) >= limit:
+                return
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(silence):
+                    await self._waiter
             finally:
                 self._waiter = None
 

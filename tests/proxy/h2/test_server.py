@@ -1,5 +1,6 @@
 """The client-facing HTTP/2 connection: the hand-off on the preface from the HTTP/1.1
-listener, the SETTINGS it announces, GOAWAY on an idle connection."""
+listener, the SETTINGS it announces, GOAWAY on an idle connection, a stop that lets the
+streams in flight finish."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 
 from h2.events import ConnectionTerminated, RemoteSettingsChanged
 
+from chaosproxy.faults import build
 from chaosproxy.proxy.h2.connection import MAX_CONCURRENT_STREAMS, STREAM_WINDOW
 from tests.conftest import StartProxy
+from tests.proxy.h2.conftest import GrpcSetup
 from tests.proxy.h2.test_connection import events_until_eof
 
 
@@ -44,3 +47,18 @@ async def test_a_broken_preface_is_refused_and_the_proxy_serves_on(
     answer = await reader.read()
     writer.close()
     assert answer.startswith(b"HTTP/1.1 502")
+
+
+async def test_a_stop_lets_calls_in_flight_finish(
+    grpc_via_proxy: GrpcSetup,
+) -> None:
+    """A call held by a fault when the proxy stops still completes (within --grace); the
+    connection then closes."""
+    g = grpc_via_proxy
+    g.proxy.engine.add_rule([build("latency", {"delay": "300ms"}, "f")])
+    call = asyncio.ensure_future(g.unary()(b"late"))
+    await g.injected.until(1)  # the call is in the proxy, held by the delay
+    await g.proxy.stop()
+    assert await call == b"echo:late"
+    await g.done.until(1)
+    assert g.done[0].status == 200
