@@ -124,13 +124,25 @@ def proxy_views(rows: Iterable[dict[str, Any]]) -> dict[int, View]:
     version, the 1 % sketch) as views by second. A malformed row is skipped, never a crash."""
     out: dict[int, View] = {}
     for r in rows:
-        if not r.get("requests"):
+        if not r.get("requests") and not r.get("tcp_faults"):
             continue
         try:
             out[int(r["t"])] = _row_view(r)
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return out
+
+
+def add_tcp_faults(views: dict[int, View], rows: Iterable[dict[str, Any]]) -> None:
+    """The all-traffic rows' `tcp_faults` (faults applied to TCP connections, which carry no
+    run id) into a run's own views, by second. A malformed row is skipped."""
+    for r in rows:
+        try:
+            t, n = int(r["t"]), int(r.get("tcp_faults", 0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if n > 0:
+            views.setdefault(t, View()).tcp_faults = n
 
 
 def proxy_cohort_views(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, View]]:
@@ -154,6 +166,7 @@ def _row_view(r: dict[str, Any]) -> View:
         requests=int(r["requests"]),
         failures=int(r["errors"]),
         injected=int(r["injected"]),
+        tcp_faults=int(r.get("tcp_faults", 0)),
         hist=_counts(r.get("hist")),
         retry_after=int(r.get("retry_after", 0)),
         retried_early=int(r.get("retried_early", 0)),

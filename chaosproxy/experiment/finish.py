@@ -43,11 +43,15 @@ async def finish(run: RunState, scenario: Scenario, scenario_text: str) -> dict[
     for c in run.clients:
         try:
             series = await fetch_series(c, first, last + 1, run.run_id)
+            mine = True
             if not any(r["requests"] for r in series):
                 unfiltered = await fetch_series(c, first, last + 1, None)
                 if any(r["requests"] for r in unfiltered):
-                    series, all_traffic = unfiltered, True
-            proxy_views.append(align.proxy_views(series))
+                    series, all_traffic, mine = unfiltered, True, False
+            views = align.proxy_views(series)
+            if mine:  # faults on TCP connections are in the all-traffic rows only
+                align.add_tcp_faults(views, await fetch_series(c, first, last + 1, None, False))
+            proxy_views.append(views)
             cohort_views.append(align.proxy_cohort_views(series))
         except ChaosProxyError as e:
             run.notes.append(f"no proxy view from {c.url}: {e}")
@@ -223,14 +227,14 @@ def prometheus_notes(name: str, s: PromSeries) -> list[str]:
 
 
 async def fetch_series(
-    c: AdminClient, first: int, end: int, run: str | None
+    c: AdminClient, first: int, end: int, run: str | None, histograms: bool = True
 ) -> list[dict[str, Any]]:
     """The proxy's per-second rows for [first, end), in requests the ring can answer."""
     rows: list[dict[str, Any]] = []
     start = first
     while start < end:
         stop = min(end, start + RING)
-        rows.extend(await c.timeseries(start, stop, run, histograms=True))
+        rows.extend(await c.timeseries(start, stop, run, histograms=histograms))
         start = stop
     return rows
 

@@ -29,11 +29,13 @@ class View:
     # (`sketch.py`), and requests and failures per tenth of the second they started in.
     sketch: dict[int, int] = field(default_factory=dict)
     tenths: dict[int, list[int]] = field(default_factory=dict)  # 0..9 -> [requests, failures]
+    tcp_faults: int = 0  # proxy only: faults applied to TCP proxies' connections (no requests)
 
     def add(self, other: View) -> None:
         self.requests += other.requests
         self.failures += other.failures
         self.injected += other.injected
+        self.tcp_faults += other.tcp_faults
         for k, v in other.hist.items():
             self.hist[k] = self.hist.get(k, 0) + v
         self.retry_after += other.retry_after
@@ -118,7 +120,15 @@ def has_cohorts(seconds: Iterable[Second], source: str) -> bool:
 
 # ---------------------------------------------------------------- saved runs (series.jsonl)
 
-_VIEW_INTS = ("requests", "failures", "injected", "retry_after", "retried_early", "retried_waited")
+_VIEW_INTS = (
+    "requests",
+    "failures",
+    "injected",
+    "tcp_faults",
+    "retry_after",
+    "retried_early",
+    "retried_waited",
+)
 
 
 def view_to_json(v: View) -> dict[str, object]:

@@ -91,6 +91,7 @@ def phase_summary(
         {
             "errors": p.failures,
             "injected": p.injected,
+            "tcp_faults": p.tcp_faults,
             "retry_after": p.retry_after,
             "retried_early": p.retried_early,
             "retried_after_waiting": p.retried_waited,
@@ -102,6 +103,8 @@ def phase_summary(
         "absorbed": absorbed,
         "absorbed_share": _num(absorbed / p.injected) if p.injected else None,
     }
+    if p.tcp_faults:  # faults on TCP connections: no request each, so not in `absorbed`
+        resilience["tcp_faults"] = p.tcp_faults
     # "Absorbed" reads injected faults against client failures, which assumes the system calls
     # the dependency about as often per client request as in the baseline (one call each, when
     # there is no baseline). Far fewer calls (under half: a circuit breaker, a cache, routing
@@ -193,6 +196,8 @@ def judge(
         if not p.has_rules or p.name not in ran:
             continue
         v = merged([s for s in rows if s.phase == p.name], "proxy")
+        if v.tcp_faults:  # faults acted on TCP connections (a database's, a cache's)
+            continue
         if v.requests == 0:
             idle[p.name] = f"no traffic reached the proxy during {p.name}"
         elif v.injected == 0:

@@ -15,6 +15,10 @@ While the running scenario splits its clients into cohorts, each labelled reques
 counted in its cohort's sub-second (`cohorts: {fault, control}` of a row), with the same
 counters and sketch as the row, so a run compares the two groups second by second. Per run, the
 clients seen are remembered too (`blast_radius.py`, `/stats/clients`).
+
+Faults applied to TCP proxies' connections have no request to count in: each row says how many
+applied that second (`tcp_faults`, all-traffic rows only), so an experiment whose faults are on
+a database or cache connection can tell they acted.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 from chaosproxy.common import sketch
 from chaosproxy.common.cohort import CONTROL, FAULT
-from chaosproxy.common.events import RequestDone
+from chaosproxy.common.events import FaultInjected, RequestDone
 from chaosproxy.observe.blast_radius import ClientBook
 from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 
@@ -36,6 +40,7 @@ from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 BOUNDS: tuple[float, ...] = tuple(
     round(0.0005 * 1.25**i, 6) for i in range(int(math.log(60 / 0.0005, 1.25)) + 2)
 )
+TCP_METHOD = "TCP"  # a TCP connection's `method` in fault events (chaosproxy.tcp.listener)
 MAX_RUNS = 8  # run ids whose traffic is kept apart (least recently seen dropped first)
 # Run ids whose clients are remembered (`/stats/clients`; ~11 MB each at MAX_CLIENTS), the
 # oldest first seen dropped first.
@@ -68,6 +73,7 @@ class _Second:
         "retry_waited",
         "sec",
         "sk",
+        "tcp_faults",
     )
 
     def __init__(self) -> None:
@@ -78,6 +84,7 @@ class _Second:
         self.sec = sec
         self.requests = self.errors = self.injected = 0
         self.retry_after = self.retry_early = self.retry_waited = 0
+        self.tcp_faults = 0  # faults applied to TCP connections (no request: no other counter)
         self.sk: dict[int, int] = {}
         self.cohorts: dict[str, _Second] | None = None  # fault/control, once labelled traffic
 
@@ -115,6 +122,7 @@ class _Second:
         n = self.requests
         if not n:
             row = _empty_row(self.sec)
+            row["tcp_faults"] = self.tcp_faults
             if histograms:
                 row["hist"] = {}
                 row["sketch"] = {}
@@ -132,6 +140,7 @@ class _Second:
             "retry_after": self.retry_after,
             "retried_early": self.retry_early,
             "retried_after_waiting": self.retry_waited,
+            "tcp_faults": self.tcp_faults,
         }
         if histograms:
             # Sparse key -> count: enough to merge seconds into any window.
@@ -160,6 +169,7 @@ def _empty_row(sec: int) -> dict[str, Any]:
         "retry_after": 0,
         "retried_early": 0,
         "retried_after_waiting": 0,
+        "tcp_faults": 0,
     }
 
 
@@ -173,12 +183,23 @@ class _Ring:
         self.slots = [_Second() for _ in range(keep)]
 
     def count(self, sec: int, ev: RequestDone, key: int, verdict: Retry | None) -> None:
+        slot = self._at(sec)
+        if slot is not None:
+            slot.add(ev, key, verdict)
+
+    def tcp_fault(self, sec: int) -> None:
+        slot = self._at(sec)
+        if slot is not None:
+            slot.tcp_faults += 1
+
+    def _at(self, sec: int) -> _Second | None:
+        """The slot of `sec`, reset if it held an older second (None: older than kept)."""
         slot = self.slots[sec % self.keep]
         if slot.sec != sec:
             if sec < slot.sec:
-                return  # older than what the ring keeps
+                return None
             slot.reset(sec)
-        slot.add(ev, key, verdict)
+        return slot
 
     def slot(self, sec: int) -> _Second | None:
         slot = self.slots[sec % self.keep]
@@ -228,6 +249,13 @@ class Stats:
                 if len(self._clients) > MAX_CLIENT_RUNS:
                     self._clients.popitem(last=False)
             book.seen(ev, sec)
+
+    def on_fault(self, ev: FaultInjected) -> None:
+        """A fault applied to a TCP connection (`method` TCP), counted in the second it applied,
+        in the all-traffic ring only: a connection carries no run id. It is how a run whose
+        faults are all on TCP proxies knows they acted (rows' `tcp_faults`)."""
+        if ev.method == TCP_METHOD:
+            self._ring.tcp_fault(int(ev.t))
 
     def _run_ring(self, run: str) -> _Ring:
         ring = self._runs.get(run)

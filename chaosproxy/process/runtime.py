@@ -37,7 +37,7 @@ from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.errors import UsageError
-from chaosproxy.common.events import EventBus, RequestDone, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged
 from chaosproxy.common.tasks import TaskGroup
 from chaosproxy.config.model import Scenario
 from chaosproxy.engine.core import Engine
@@ -137,6 +137,7 @@ class Runtime:
         s = self.settings
         self.stats = Stats()
         self.bus.subscribe(RequestDone, self.stats.on_request)
+        self.bus.subscribe(FaultInjected, self.stats.on_fault)
         self.events = EventLog()
         self.bus.subscribe(StateChanged, self.events.on_state)
         # Scenarios sent with PUT /scenarios/{name}: kept in memory, never written to disk.
@@ -209,7 +210,6 @@ class Runtime:
             drop=frozenset(n.encode() for n in ALWAYS_DROPPED | FAULT_HEADERS),
             forwarded_headers=s.forwarded_headers,
             rewrite_host=s.rewrite_host,
-            body_timeout=s.body_timeout,
         )
         return pool, H2Core(core, route)
 

@@ -219,6 +219,20 @@ def test_a_phase_whose_rules_never_fired_makes_the_run_inconclusive() -> None:
     assert v.checks[0].status == INCONCLUSIVE
 
 
+def test_faults_on_tcp_connections_count_as_acting_without_any_proxy_request() -> None:
+    """A cache cut: the phase's faults are on a TCP proxy, the HTTP listener saw nothing."""
+    rows, phases = run(
+        ("steady", 5, {"prps": 0}), ("broken", 5, {"prps": 0, "rules": True}), ("after", 5, {})
+    )
+    for s in rows:
+        if s.phase == "broken":
+            s.proxy.tcp_faults = 3
+    v = judge([check(during_phase="broken", bound=0.5)], rows, phases)
+    assert v.status == PASS and v.reasons == []
+    broken = next(p for p in v.phases if p["name"] == "broken")
+    assert broken["resilience"]["tcp_faults"] == 15 and broken["proxy"]["tcp_faults"] == 15
+
+
 def test_no_traffic_at_the_proxy_is_inconclusive_and_says_so() -> None:
     rows, phases = run(("steady", 5, {"prps": 0}), ("broken", 5, {"prps": 0, "rules": True}))
     v = judge([check(during_phase="broken", bound=0.5)], rows, phases)

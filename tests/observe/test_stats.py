@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaosproxy.common.events import RequestDone
+from chaosproxy.common.events import FaultInjected, RequestDone
 from chaosproxy.observe.stats import Stats
 
 
@@ -110,6 +110,24 @@ def test_run_traffic_is_counted_apart_as_well_as_in_the_whole() -> None:
     assert mine["requests"] == 2 and mine["errors"] == 1
     assert s.range(100, 100, run="other")[0]["requests"] == 0
     assert s.runs() == ["exp-1"]
+
+
+def test_faults_on_tcp_connections_count_in_the_second_they_applied_all_traffic_only() -> None:
+    """A connection has no request to count in and no run id: its faults are a count of their
+    own in the all-traffic rows, quiet seconds included; HTTP faults are not counted there."""
+    s = Stats()
+
+    def fault(t: float, method: str) -> FaultInjected:
+        return FaultInjected(t, "redis#1", method, "tcp:redis", "cut", "down", "r", "reset", "")
+
+    s.on_fault(fault(100.2, "TCP"))
+    s.on_fault(fault(100.7, "TCP"))
+    s.on_fault(fault(101.1, "GET"))  # an HTTP fault: its request counts as `injected`
+    s.on_request(done(101.5, run="exp-1"))
+    rows = s.range(100, 101)
+    assert [r["tcp_faults"] for r in rows] == [2, 0]
+    assert rows[0]["requests"] == 0
+    assert [r["tcp_faults"] for r in s.range(100, 101, run="exp-1")] == [0, 0]
 
 
 def test_only_the_most_recent_runs_are_kept_apart() -> None:
