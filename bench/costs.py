@@ -35,8 +35,8 @@ PY = sys.executable
 # they keep `--source` measurements of those trees comparable.
 PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("id", re.compile(r"RequestIds\.next")),
-    ("decide", re.compile(r"Engine\.decide|request_faults|_admit")),
-    ("events/metrics/stats", re.compile(r"ProxyCore\._done|EventBus\.emit|LoadSignals")),
+    ("decide", re.compile(r"Engine\.decide|request_faults|admit")),
+    ("events/metrics/stats", re.compile(r"ProxyCore\.done|EventBus\.emit|LoadSignals")),
     (
         "upstream",
         re.compile(

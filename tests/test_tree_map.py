@@ -69,6 +69,10 @@ ELSEWHERE: dict[str, str] = {
     "proxy/downstream/core.py": "tests/proxy/test_errors.py tests/proxy/test_request_targets.py "
     "tests/proxy/test_inflight.py — the per-request path, seen by real clients through a real "
     "listener: its answers, refusals and in-flight counting",
+    "proxy/downstream/exchange_base.py": (
+        "tests/proxy/test_errors.py tests/proxy/h2/test_grpc_faults.py — the half of the "
+        "faults' Exchange both protocols share, exercised by the fault and error tests of each"
+    ),
     "proxy/downstream/exchange.py": "tests/proxy/test_fidelity.py tests/proxy/test_errors.py "
     "tests/proxy/downstream/test_pipeline.py — the bytes a client receives, and the pipeline "
     "the exchange drives",

@@ -19,11 +19,11 @@ from chaosproxy.common.ids import RequestIds
 from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
-from chaosproxy.faults.base import Fault
+from chaosproxy.faults.base import Exchange, Fault
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
+from chaosproxy.proxy.downstream.exchange_base import BaseExchange
 from chaosproxy.proxy.downstream.listener import ClientConnection
 from chaosproxy.proxy.downstream.request import RequestBody, RequestError, RequestHead, origin_form
-from chaosproxy.proxy.downstream.responses import error_json
 from chaosproxy.proxy.downstream.websocket import relay_upgrade
 from chaosproxy.proxy.upstream.forward import Forwarder
 from chaosproxy.proxy.upstream.interface import Upstream
@@ -32,6 +32,7 @@ log = logging.getLogger("chaosproxy.proxy")
 access_log = logging.getLogger("chaosproxy.access")
 
 _UPSTREAM_STATUS = {"refused": 502, "reset": 502, "protocol": 502, "timeout": 504}
+NO_RESPONSE = "no response was produced"
 
 
 # Request headers never forwarded whatever the options: 100-continue is answered here.
@@ -113,41 +114,29 @@ class ProxyCore:
                 if status == 200:  # OPTIONS *: the proxy itself answers
                     await ex.respond(200, b"", [*extra, _CLOSE])
                 else:
-                    await ex.respond(
-                        status,
-                        error_json(status, rid, details),
-                        [("Content-Type", "application/json"), *extra, _CLOSE],
-                    )
+                    await ex.respond_error(status, details, *extra, _CLOSE)
                 return False
-            faults: tuple[Fault, ...] | None = None
-            if self.engine.active:
-                decision = self.engine.decide(ex)
-                if decision is not None:
-                    ex.decision = decision
-                    faults = decision.faults
-                    if decision.seed is not None:
-                        # Fault-internal randomness (delay distributions) replays with the seed.
-                        ex.rng = random.Random(decision.seed)
-            if self.request_faults is not None and faults is None:
+            # The fast checks stay inline: a request no rule touches makes no call for them.
+            decision = self.engine.decide(ex) if self.engine.active else None
+            faults = adopt(ex, decision) if decision is not None else None
+            if faults is None and self.request_faults is not None:
                 faults = self.request_faults(ex)
             if faults and conn.eof:
                 ex.close()  # the client finished sending and may be gone: no fault waits for it
-            elif faults and self._admit(ex, faults):
-                await _run_chain(faults, ex, forward, conn)
+            elif faults and self.admit(ex, faults):
+                await run_chain(faults, ex, partial(_upstream, conn, forward))
             else:
                 conn.upstream_started = True  # from here a client's EOF waits for the answer
                 await forward()
             if not ex.head_sent and not ex.finished:
-                await ex.respond(
-                    502,
-                    error_json(502, rid, "no response was produced"),
-                    [("Content-Type", "application/json")],
-                )
+                await ex.respond_error(502, NO_RESPONSE)
         except UpstreamError as e:
             if body is not None and body.error is not None:
                 await _client_failed(ex, body.error)
             else:
-                await self._upstream_failed(ex, e)
+                upstream_failed(ex, e)
+                if not ex.finished:
+                    await answer_upstream_failure(ex, e)
         except ConnectionError:
             # The client went away while we answered: nothing left to tell it.
             log.debug("client disconnected [%s]", rid, extra={"request_id": rid})
@@ -159,22 +148,13 @@ class ProxyCore:
             if body is not None and body.error is not None:
                 await _client_failed(ex, body.error)
             else:
-                log.exception(
-                    "internal error [%s] %s %s",
-                    rid,
-                    ex.method,
-                    ex.target,
-                    extra={"request_id": rid},
-                )
-                await self._internal_error(ex)
+                await internal_error(ex)
         finally:
-            self.load.finished()
-            if ex.finish_callbacks is not None:
-                ex.run_finish(rid)
-            self._done(ex)
+            h = self.options.client_id_header
+            self.done(ex, (h and head.header(h.lower())) or ex.client_ip, head.run)
         return ex.complete
 
-    def _admit(self, ex: ProxyExchange, faults: tuple[Fault, ...]) -> bool:
+    def admit(self, ex: BaseExchange, faults: tuple[Fault, ...]) -> bool:
         """Guardrail slot (released when the exchange ends) and the injected-mark header."""
         guard = self.guardrails
         if guard is not None:
@@ -185,57 +165,27 @@ class ProxyCore:
             ex.mark = injected_mark(ex.decision, faults)
         return True
 
-    async def _upstream_failed(self, ex: ProxyExchange, e: UpstreamError) -> None:
-        if not e.injected:  # an injected one is counted as the fault it is, not as trouble
-            ex.upstream_error = e.reason
-        log.log(
-            logging.DEBUG if e.injected else logging.WARNING,
-            "upstream %s%s [%s] %s %s: %s",
-            e.reason,
-            " (injected)" if e.injected else "",
-            ex.request_id,
-            ex.method,
-            ex.target,
-            e.details,
-            extra={"request_id": ex.request_id},
-        )
-        if ex.finished:
-            return
-        if ex.head_sent:
-            ex.close()
-            return
-        status = _UPSTREAM_STATUS.get(e.reason, 502)
-        await ex.respond(
-            status,
-            error_json(status, ex.request_id, e.details),
-            [("Content-Type", "application/json")],
-        )
-
-    async def _internal_error(self, ex: ProxyExchange) -> None:
-        if ex.finished or ex.head_sent:
-            ex.close()
-            return
-        await ex.respond(
-            500,
-            error_json(500, ex.request_id, "chaosproxy failed to handle the request"),
-            [("Content-Type", "application/json")],
-        )
-
-    def _done(self, ex: ProxyExchange) -> None:
+    def done(self, ex: BaseExchange, client: str, run: str, protocol: str = "http/1.1") -> None:
+        """The request ended (`client`: who sent it, as events name it; `run`: its
+        experiment run): it leaves the load count, its finish callbacks run, its
+        `RequestDone` goes out (and its access log line)."""
+        self.load.finished()
+        if ex.finish_callbacks is not None:
+            ex.run_finish(ex.request_id)
         duration = self.clock.monotonic() - ex.t0
         status = ex.response_status or 0
         if self.options.access_log:
             access_log.info(
-                "%s %s %s %d %.1fms [%s]",
+                "%s %s %s %d %.1fms [%s]%s",
                 ex.client_ip,
                 ex.method,
                 ex.target,
                 status,
                 duration * 1000,
                 ex.request_id,
+                "" if protocol == "http/1.1" else f" {protocol}",
                 extra={"request_id": ex.request_id},
             )
-        h = self.options.client_id_header
         self.bus.emit(
             RequestDone(
                 t=self.clock.wall(),
@@ -245,10 +195,11 @@ class ProxyCore:
                 upstream_duration=ex.upstream_duration,
                 upstream_error=ex.upstream_error,
                 injected=ex.injected,
-                client=(h and ex.head.header(h.lower())) or ex.client_ip,
+                client=client,
                 retry_after=ex.retry_after,
-                run=ex.head.run,
+                run=run,
                 cohort=self.engine.label(ex),
+                protocol=protocol,
             )
         )
 
@@ -289,36 +240,23 @@ def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
     return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
 
 
-async def _client_failed(ex: ProxyExchange, err: RequestError) -> None:
-    """The client's body broke off or stalled (the listener failed it): its status, not an
-    upstream failure, whatever the upstream client made of the body's error."""
-    ex.upstream_error = None
-    ex.head.keep_alive = False
-    if ex.finished or ex.head_sent:
-        ex.close()
-        return
-    await ex.respond(
-        err.status,
-        error_json(err.status, ex.request_id, err.details),
-        [("Content-Type", "application/json"), _CLOSE],
-    )
+def adopt(ex: BaseExchange, decision: Decision) -> tuple[Fault, ...]:
+    """The engine decided: its faults act on `ex`, credited to `decision`; their internal
+    randomness (delay distributions) replays with the decision's seed."""
+    ex.decision = decision
+    if decision.seed is not None:
+        ex.rng = random.Random(decision.seed)
+    return decision.faults
 
 
-async def _run_chain(
-    faults: tuple[Fault, ...],
-    ex: ProxyExchange,
-    forward: Callable[[], Awaitable[None]],
-    conn: ClientConnection,
+async def run_chain(
+    faults: tuple[Fault, ...], ex: Exchange, forward: Callable[[], Awaitable[None]]
 ) -> None:
     """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
 
-    async def upstream() -> None:
-        conn.upstream_started = True  # past the faults' waits: a client's EOF waits for it
-        await forward()
-
     def step(i: int) -> Callable[[], Awaitable[None]]:
         if i == len(faults):
-            return upstream
+            return forward
 
         async def run() -> None:
             if not ex.finished:
@@ -327,3 +265,64 @@ async def _run_chain(
         return run
 
     await step(0)()
+
+
+def upstream_failed(ex: BaseExchange, e: UpstreamError, via: str = "") -> None:
+    """Keep and log an upstream failure (`via`: how the client spoke, for the log line)."""
+    if not e.injected:  # an injected one is counted as the fault it is, not as trouble
+        ex.upstream_error = e.reason
+    log.log(
+        logging.DEBUG if e.injected else logging.WARNING,
+        "upstream %s%s [%s] %s %s%s: %s",
+        e.reason,
+        " (injected)" if e.injected else "",
+        ex.request_id,
+        ex.method,
+        ex.target,
+        via,
+        e.details,
+        extra={"request_id": ex.request_id},
+    )
+
+
+async def answer_upstream_failure(ex: BaseExchange, e: UpstreamError) -> None:
+    """An unfinished exchange after an upstream failure: its status (502, or 504 for a
+    timeout) before a head went out, a cut-off answer after."""
+    if ex.head_sent:
+        ex.close()
+        return
+    await ex.respond_error(_UPSTREAM_STATUS.get(e.reason, 502), e.details)
+
+
+async def internal_error(ex: BaseExchange, via: str = "") -> None:
+    """A bug of the proxy's own (called while handling the exception): logged with its trace,
+    the client gets a 500 without it, or a cut-off answer when one already began."""
+    log.exception(
+        "internal error [%s] %s %s%s",
+        ex.request_id,
+        ex.method,
+        ex.target,
+        via,
+        extra={"request_id": ex.request_id},
+    )
+    if ex.finished or ex.head_sent:
+        ex.close()
+        return
+    await ex.respond_error(500, "chaosproxy failed to handle the request")
+
+
+async def _upstream(conn: ClientConnection, forward: Callable[[], Awaitable[None]]) -> None:
+    """The innermost step of an HTTP/1.1 fault chain."""
+    conn.upstream_started = True  # past the faults' waits: a client's EOF waits for it
+    await forward()
+
+
+async def _client_failed(ex: ProxyExchange, err: RequestError) -> None:
+    """The client's body broke off or stalled (the listener failed it): its status, not an
+    upstream failure, whatever the upstream client made of the body's error."""
+    ex.upstream_error = None
+    ex.head.keep_alive = False
+    if ex.finished or ex.head_sent:
+        ex.close()
+        return
+    await ex.respond_error(err.status, err.details, _CLOSE)

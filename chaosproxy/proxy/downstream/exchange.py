@@ -1,7 +1,8 @@
 """One client request in flight: the proxy's implementation of the faults' `Exchange`.
 
 Four jobs, four places: the request view is `request.RequestHead` (what rules and faults read),
-the fault API is `ProxyExchange` here (hooks, terminal actions, the bytes it writes to the client),
+the fault API is `ProxyExchange` here (hooks, terminal actions, the bytes it writes to the client;
+what it shares with an HTTP/2 stream is `exchange_base.BaseExchange`),
 forwarding upstream is `upstream.forward.Forwarder` (request headers, the upstream call), and
 streaming the reply back through the faults' hooks is `pipeline`, which this exchange drives.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 import struct
 from collections.abc import Coroutine, Iterable
@@ -18,16 +18,13 @@ from typing import Any, Protocol
 
 from multidict import CIMultiDictProxy
 
-from chaosproxy.common.clock import Clock
 from chaosproxy.common.errors import UpstreamError
-from chaosproxy.common.events import EventBus, FaultInjected
-from chaosproxy.engine.core import Decision
-from chaosproxy.faults.base import Fault, Reply
+from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.downstream import pipeline
+from chaosproxy.proxy.downstream.exchange_base import BaseExchange, Site, retry_after_seconds
 from chaosproxy.proxy.downstream.listener import ClientConnection
-from chaosproxy.proxy.downstream.pipeline import Hooks
 from chaosproxy.proxy.downstream.request import RequestBody, RequestHead
-from chaosproxy.proxy.downstream.responses import body_allowed, error_json, response_head
+from chaosproxy.proxy.downstream.responses import body_allowed, response_head
 from chaosproxy.proxy.upstream.forward import Forwarder
 from chaosproxy.proxy.upstream.interface import UpstreamResponse
 
@@ -36,76 +33,34 @@ log = logging.getLogger("chaosproxy.proxy")
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
-class Site(Protocol):
-    """What an exchange reads of the proxy that made it (the `ProxyCore`)."""
+class ProxySite(Site, Protocol):
+    """What an HTTP/1.1 exchange reads of the proxy that made it (the `ProxyCore`)."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def rng(self) -> random.Random: ...
-    @property
-    def bus(self) -> EventBus: ...
     @property
     def forwarder(self) -> Forwarder: ...
 
 
-class ProxyExchange(Hooks):
+class ProxyExchange(BaseExchange):
     """State of one exchange; faults drive it through the methods of `faults.base.Exchange`,
     register hooks through its `Hooks` base, and `pipeline` drives it as the `Wire`."""
 
-    __slots__ = (
-        "_anchor",
-        "_chunked",
-        "_finished",
-        "_status",
-        "body",
-        "clock",
-        "complete",
-        "conn",
-        "core",
-        "decision",
-        "head",
-        "head_sent",
-        "injected",
-        "mark",
-        "request_id",
-        "retry_after",
-        "rng",
-        "t0",
-        "upstream_duration",
-        "upstream_error",
-    )
+    __slots__ = ("_chunked", "body", "conn", "head")
+
+    core: ProxySite
 
     def __init__(
         self,
-        core: Site,
+        core: ProxySite,
         head: RequestHead,
         body: RequestBody | None,
         conn: ClientConnection,
         request_id: str,
     ) -> None:
-        self.core = core
+        BaseExchange.__init__(self, core, request_id, core.clock.monotonic(), head.t0)
         self.head = head
         self.body = body
         self.conn = conn
-        self.request_id = request_id
-        self.reply_hooks = self.headers_hooks = self.body_filters = None
-        self.respond_hooks = self.finish_callbacks = None
-        self.clock: Clock = core.clock
-        self.rng: random.Random = core.rng
-        self.decision: Decision | None = None
-        self.t0 = core.clock.monotonic()
-        self.upstream_duration: float | None = None
-        self.upstream_error: str | None = None
-        self.injected = False
-        self.mark: str | None = None  # X-Chaos-Injected value, when --mark-injected
-        self.retry_after: float | None = None
-        self.head_sent = False  # bytes of a response reached the client's transport
-        self.complete = False  # a whole, well-framed response was written
         self._chunked = False
-        self._finished = False
-        self._status: int | None = None
-        self._anchor = head.t0  # where the next request-side delay is measured from
 
     # ------------------------------------------------------------ request views
 
@@ -137,68 +92,19 @@ class ProxyExchange(Hooks):
     # ------------------------------------------------------------ state
 
     @property
-    def finished(self) -> bool:
-        return self._finished
-
-    @property
     def client_gone(self) -> bool:
         return self.conn.closed
-
-    @property
-    def response_status(self) -> int | None:
-        return self._status
 
     @property
     def upstream_url(self) -> str:
         return str(self.core.forwarder.upstream.config.url)
 
-    def record(self, fault: Fault, outcome: str) -> None:
-        self.injected = True
-        d = self.decision
-        self.core.bus.emit(
-            FaultInjected(
-                t=self.clock.wall(),
-                request_id=self.request_id,
-                method=self.method,
-                path=self.path,
-                scenario=d.scenario if d else "",
-                phase=d.phase if d else "",
-                rule=d.rule_of(fault) if d else "",
-                fault=fault.name,
-                outcome=outcome,
-                cohort=d.cohort if d else "",
-            )
-        )
-
     # ------------------------------------------------------------ terminal actions
-
-    async def sleep(self, seconds: float) -> None:
-        """Delays before anything went upstream or back are scheduled from the request's
-        arrival on the proxy's clock (then from the end of the previous such delay): the time the
-        request spent queued or being decided is part of the delay, not added to it."""
-        if not self.head_sent and self.upstream_duration is None:
-            target = self._anchor + seconds
-            self._anchor = target
-            seconds = min(seconds, target - self.clock.monotonic())
-        await self.clock.sleep(seconds)
-
-    def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
-        return error_json(status, self.request_id, details, message)
 
     async def respond(
         self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
-        if self.head_sent:
-            raise RuntimeError("the response head was already sent")
-        headers = self.responding(status, body, headers)
-        out: list[tuple[str, str]] = []
-        for name, value in headers:
-            low = name.lower()
-            if low == "retry-after":
-                self.retry_after = _retry_after(value)
-            elif low in ("content-length", "transfer-encoding", "x-request-id"):
-                continue  # framing is ours; the id is this request's
-            out.append((name, value))
+        out = self.answer_fields(status, body, headers)
         if body_allowed(self.method, status) or self.method == "HEAD":
             out.append(("Content-Length", str(len(body))))
         out.append(("X-Request-Id", self.request_id))
@@ -297,7 +203,7 @@ class ProxyExchange(Hooks):
             elif n == 12 and k.lower() == "x-request-id":
                 has_id = True
             elif n == 11 and k.lower() == "retry-after":
-                self.retry_after = _retry_after(v)
+                self.retry_after = retry_after_seconds(v)
         if not has_id:
             headers.append(("X-Request-Id", self.request_id))
         if self.mark is not None:
@@ -323,7 +229,7 @@ class ProxyExchange(Hooks):
         """`send_head` for an upstream head no fault looks at: its header lines are written as
         received, never decoded."""
         if raw.retry_after is not None:
-            self.retry_after = _retry_after(raw.retry_after.decode("latin-1"))
+            self.retry_after = retry_after_seconds(raw.retry_after.decode("latin-1"))
         extra = b"" if raw.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
         if self.mark is not None:
             extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
@@ -376,10 +282,3 @@ class ProxyExchange(Hooks):
 
     def proceed_upstream(self) -> Coroutine[Any, Any, None]:
         return pipeline.proceed(self, self, self)
-
-
-def _retry_after(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None

@@ -155,7 +155,29 @@ class BodySource(Protocol):
         """Read again: the reader caught up."""
 
 
-class RequestBody:
+class OneReader:
+    """A buffer one reader waits on: it parks until the producer wakes it (data, the end, an
+    error). Shared by the request body here and an HTTP/2 stream (`proxy.h2.stream`)."""
+
+    __slots__ = ("_waiter",)
+
+    _waiter: asyncio.Future[None] | None  # set to None by the subclass's constructor
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _park(self) -> None:
+        """Until the producer calls `_wake` (a cancelled reader stops waiting)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class RequestBody(OneReader):
     """The request body as it arrives, for one reader: chunks are buffered up to a high-water
     mark, past which the connection stops reading from the socket until the reader catches up.
 
@@ -170,7 +192,6 @@ class RequestBody:
         "_eof",
         "_exc",
         "_size",
-        "_waiter",
         "received",
     )
 
@@ -180,7 +201,7 @@ class RequestBody:
         self._size = 0
         self._eof = False
         self._exc: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter = None
         self._continue: Callable[[], None] | None = conn.send_continue if expect_continue else None
         self.received = 0
 
@@ -202,11 +223,6 @@ class RequestBody:
         if not self._eof:
             self._exc = exc
             self._wake()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
 
     # ------------------------------------------------------------ the reader's side
 
@@ -243,11 +259,7 @@ class RequestBody:
             self._continue()
             self._continue = None
         while not self._eof and self._exc is None and self._size <= BODY_HIGH_WATER:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._park()
         if self._exc is not None:
             raise self._exc
 
@@ -271,8 +283,4 @@ class RequestBody:
                 raise self._exc
             if self._eof:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._park()

@@ -11,20 +11,15 @@ filters see the upstream's answer as they do over HTTP/1.1 (`forward.py` streams
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterable
 from typing import Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from chaosproxy.common.clock import Clock
-from chaosproxy.common.events import EventBus, FaultInjected
-from chaosproxy.engine.core import Decision
-from chaosproxy.faults.base import Fault
 from chaosproxy.faults.grpc_abort import percent_encoded
-from chaosproxy.proxy.downstream.pipeline import Hooks
-from chaosproxy.proxy.downstream.responses import body_allowed, error_json
+from chaosproxy.proxy.downstream.exchange_base import BaseExchange, Site
+from chaosproxy.proxy.downstream.responses import body_allowed
 from chaosproxy.proxy.h2.headers import (
     H2Headers,
     grpc_status_of_http,
@@ -40,15 +35,9 @@ class Router(Protocol):
         """Forward upstream and stream the answer back through the exchange's hooks."""
 
 
-class Site(Protocol):
+class H2Site(Site, Protocol):
     """What an exchange reads of the proxy that made it (the `H2Core`)."""
 
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def rng(self) -> random.Random: ...
-    @property
-    def bus(self) -> EventBus: ...
     @property
     def route(self) -> Router: ...
     @property
@@ -57,15 +46,18 @@ class Site(Protocol):
 
 log = logging.getLogger("chaosproxy.proxy")
 
-_FRAMING = frozenset({"content-length", "x-request-id"})
 
+class H2Exchange(BaseExchange):
+    """State of one request stream; faults drive it through `faults.base.Exchange`. What it
+    keeps and does as an HTTP/1.1 exchange does is its base's."""
 
-class H2Exchange(Hooks):
-    """State of one request stream; faults drive it through `faults.base.Exchange`."""
+    core: H2Site
+    method: str  # these two are attributes here, read from `:method` and `:path`
+    target: str
 
     def __init__(
         self,
-        core: Site,
+        core: H2Site,
         conn: H2ServerConnection,
         stream: Stream,
         pseudo: dict[bytes, bytes],
@@ -73,8 +65,7 @@ class H2Exchange(Hooks):
         request_id: str,
         t0: float,
     ) -> None:
-        super().__init__()
-        self.core = core
+        super().__init__(core, request_id, t0, t0)
         self.conn = conn
         self.stream = stream
         self.raw = raw  # regular request headers, as received
@@ -82,21 +73,6 @@ class H2Exchange(Hooks):
         self.target = pseudo.get(b":path", b"/").decode("latin-1")
         self.authority = pseudo.get(b":authority", b"").decode("latin-1")
         self.scheme = pseudo.get(b":scheme", b"http").decode("latin-1")
-        self.request_id = request_id
-        self.clock: Clock = core.clock
-        self.rng: random.Random = core.rng
-        self.decision: Decision | None = None
-        self.t0 = t0
-        self._anchor = t0
-        self.upstream_duration: float | None = None
-        self.upstream_error: str | None = None
-        self.injected = False
-        self.mark: str | None = None
-        self.retry_after: float | None = None
-        self.head_sent = False
-        self.complete = False
-        self._finished = False
-        self._status: int | None = None
         self._headers: CIMultiDictProxy[str] | None = None
         self.grpc = is_grpc(self.header("content-type"))
         self.upstream_abort: Callable[[], None] | None = None  # cancels the upstream stream
@@ -135,72 +111,20 @@ class H2Exchange(Hooks):
     # ------------------------------------------------------------ state
 
     @property
-    def finished(self) -> bool:
-        return self._finished
-
-    @property
     def client_gone(self) -> bool:
         return self.conn.closed or self.stream.reset_code is not None
-
-    @property
-    def response_status(self) -> int | None:
-        return self._status
 
     @property
     def upstream_url(self) -> str:
         return self.core.upstream_url
 
-    def record(self, fault: Fault, outcome: str) -> None:
-        self.injected = True
-        d = self.decision
-        self.core.bus.emit(
-            FaultInjected(
-                t=self.clock.wall(),
-                request_id=self.request_id,
-                method=self.method,
-                path=self.path,
-                scenario=d.scenario if d else "",
-                phase=d.phase if d else "",
-                rule=d.rule_of(fault) if d else "",
-                fault=fault.name,
-                outcome=outcome,
-                cohort=d.cohort if d else "",
-            )
-        )
-
     # ------------------------------------------------------------ terminal actions
-
-    async def sleep(self, seconds: float) -> None:
-        """As over HTTP/1.1: request-side delays count from the stream's arrival."""
-        if not self.head_sent and self.upstream_duration is None:
-            target = self._anchor + seconds
-            self._anchor = target
-            seconds = min(seconds, target - self.clock.monotonic())
-        await self.clock.sleep(seconds)
-
-    def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
-        return error_json(status, self.request_id, details, message)
 
     async def respond(
         self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
-        if self.head_sent:
-            raise RuntimeError("the response head was already sent")
-        given = self.responding(status, body, headers)
-        fields: list[tuple[str, str]] = []
-        has_grpc_status = False
-        for name, value in given:
-            low = name.lower()
-            if low == "retry-after":
-                try:
-                    self.retry_after = float(value)
-                except ValueError:
-                    self.retry_after = None
-            elif low in _FRAMING:
-                continue
-            elif low == "grpc-status":
-                has_grpc_status = True
-            fields.append((name, value))
+        fields = self.answer_fields(status, body, headers)
+        has_grpc_status = any(name.lower() == "grpc-status" for name, _ in fields)
         if self.grpc and not has_grpc_status:
             # Envoy's local reply to a gRPC request: trailers-only, the status mapped.
             code = grpc_status_of_http(status)

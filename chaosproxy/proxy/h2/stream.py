@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from chaosproxy.proxy.downstream.request import OneReader
 from chaosproxy.proxy.h2.headers import H2Headers
 
 # RST_STREAM error codes (RFC 9113 §7) the proxy uses by name.
@@ -30,7 +31,7 @@ class StreamReset(ConnectionError):
         self.code = code
 
 
-class Stream:
+class Stream(OneReader):
     """The inbound half of one stream, for one reader.
 
     `ack(stream_id, n)` is the connection's window update: called for each chunk once the
@@ -40,7 +41,6 @@ class Stream:
         "_ack",
         "_chunks",
         "_pending",
-        "_waiter",
         "ended",
         "head",
         "id",
@@ -55,7 +55,7 @@ class Stream:
         self.head: asyncio.Future[H2Headers] = asyncio.get_running_loop().create_future()
         self._chunks: deque[tuple[bytes, int]] = deque()
         self._pending = 0  # flow-controlled bytes handed out and not yet acknowledged
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter = None
         self.ended = False  # the peer sent END_STREAM
         self.reset_code: int | None = None
         self.trailers: H2Headers | None = None
@@ -88,11 +88,6 @@ class Stream:
         if w is not None and not w.done():
             w.set_result(None)
 
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
     # ------------------------------------------------------------ the reader's side
 
     async def read(self) -> bytes | None:
@@ -117,11 +112,7 @@ class Stream:
                 raise StreamReset(self.reset_code)
             if self.ended:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._park()
 
     async def fill(self, limit: int, silence: float | None) -> None:
         """Until the stream ended, or `limit` flow-controlled bytes wait unread, or it was
@@ -129,12 +120,8 @@ class Stream:
         while self.reset_code is None and not self.ended:
             if sum(f for _, f in self._chunks) >= limit:
                 return
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(silence):
-                    await self._waiter
-            finally:
-                self._waiter = None
+            async with asyncio.timeout(silence):
+                await self._park()
 
     def release(self) -> None:
         """Give up what is unread: its bytes go back to the peer's window."""
