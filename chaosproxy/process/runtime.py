@@ -210,6 +210,7 @@ class Runtime:
             drop=frozenset(n.encode() for n in ALWAYS_DROPPED | FAULT_HEADERS),
             forwarded_headers=s.forwarded_headers,
             rewrite_host=s.rewrite_host,
+            body_timeout=s.body_timeout,
         )
         return pool, H2Core(core, route)
 
