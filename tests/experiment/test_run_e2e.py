@@ -84,7 +84,7 @@ async def gateway(system: DemoSystem, port: int, **kw: Any) -> str:
 
 def write(tmp: Path, target: str, upstream: str, port: int, **over: str) -> Path:
     scenario = SCENARIO.replace("MATCH", over.get("match", "/api/**"))
-    (tmp / "outage.yaml").write_text(scenario.replace("AFTER", over.get("after", "6s")))
+    (tmp / "outage.yaml").write_text(scenario.replace("AFTER", over.get("after", "9s")))
     text = (
         EXPERIMENT.replace("UPSTREAM", upstream)
         .replace("PORT", str(port))
