@@ -41,7 +41,7 @@ async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bou
     assert isinstance(system, DemoSystem)
     port = free_port()
     target = await gateway(system, port, failover=False, breaker_threshold=3, breaker_open=8.0)
-    path = write(tmp_path, target, system.primary, port, after="14s")
+    path = write(tmp_path, target, system.primary, port, after="20s")
     out = tmp_path / "out"
     outcome = await run(path, out)
     assert outcome.results is not None and outcome.verdict == "FAIL"
