@@ -210,7 +210,9 @@ async def test_a_degradation_for_everyone_is_blamed_by_phases_not_by_the_control
     statuses = {c["name"]: c["status"] for c in results["checks"]}
     # the phase-based checks blame the fault for what hit everyone
     assert statuses["clients stay served during the outage"] == "FAIL", results["checks"]
-    assert statuses["p95 within 2x of steady"] == "FAIL", results["checks"]
+    # and never clear it on latency: FAIL on a quiet machine; with a second copy of the suite
+    # beside it, the steady phase's own p95 is noisy enough that the ratio may straddle 2x
+    assert statuses["p95 within 2x of steady"] in ("FAIL", "INCONCLUSIVE"), results["checks"]
     # the control group, in the same seconds, shows the fault did nothing to its cohort
     served = check(outcome, "fault cohort served like control")
     assert served["status"] == "PASS", served["message"]
