@@ -38,9 +38,8 @@ def loopback_up() -> None:
             fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
 
 
-def server_command(kind: str, binary: str) -> list[str]:
-    if kind == "toxiproxy":
-        return [binary, "-host", API[0], "-port", str(API[1])]
+def chaosproxy_command(api: str) -> list[str]:
+    """`chaosproxy run` serving the Toxiproxy API on `api` (its HTTP upstream is never used)."""
     return [
         sys.executable,
         "-m",
@@ -53,8 +52,14 @@ def server_command(kind: str, binary: str) -> list[str]:
         "--admin",
         "127.0.0.1:0",
         "--toxiproxy-api",
-        f"{API[0]}:{API[1]}",
+        api,
     ]
+
+
+def server_command(kind: str, binary: str) -> list[str]:
+    if kind == "toxiproxy":
+        return [binary, "-host", API[0], "-port", str(API[1])]
+    return chaosproxy_command(f"{API[0]}:{API[1]}")
 
 
 def wait_for_api(server: subprocess.Popen[bytes]) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 import yarl
 
 from chaosproxy.common.errors import UsageError
 from chaosproxy.process.runtime import Settings, check_admin_exposure
+from tests.toxiproxy.peer_run import chaosproxy_command
 
 
 def settings(**given: object) -> Settings:
@@ -36,20 +36,7 @@ def test_refused_before_anything_listens(given: dict[str, object], problem: str)
 
 def test_the_cli_refuses_an_exposed_api_with_one_line_and_exit_2() -> None:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chaosproxy",
-            "run",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--toxiproxy-api",
-            "0.0.0.0:0",
-        ],
+        chaosproxy_command("0.0.0.0:0"),
         capture_output=True,
         text=True,
         timeout=120,
