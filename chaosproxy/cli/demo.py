@@ -14,9 +14,13 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaosproxy.cli.common import duration, host_port, http_url
+
+if TYPE_CHECKING:
+    from chaosproxy.demo.gateway import GatewayConfig
+    from chaosproxy.experiment.processes import StartedProxy
 
 
 def register(sub: Any) -> None:
@@ -158,6 +162,7 @@ class DemoSystem:
     def __init__(self) -> None:
         self.runners: list[Any] = []
         self.primary = self.replica = ""
+        self.unbound: list[GatewayConfig] = []  # gateways waiting for `on_proxy`
 
     async def start(self) -> None:
         from chaosproxy.demo.service import make_app
@@ -167,13 +172,29 @@ class DemoSystem:
             self.runners.append(runner)
             setattr(self, attr, f"http://127.0.0.1:{port}")
 
-    async def gateway(self, proxy_port: int, failover: bool) -> str:
+    async def gateway(self, proxy_port: int | None, failover: bool, **options: Any) -> str:
+        """A gateway calling the primary through the proxy on `proxy_port`; None: through the
+        proxy `point_at` is given next (an experiment's own, once it has bound a port).
+        `options`: the rest of `GatewayConfig` (breaker, timeout)."""
         from chaosproxy.demo.gateway import GatewayConfig, make_gateway
 
-        cfg = GatewayConfig(f"http://127.0.0.1:{proxy_port}", self.replica, failover=failover)
+        primary = f"http://127.0.0.1:{proxy_port}" if proxy_port is not None else ""
+        cfg = GatewayConfig(primary, self.replica, failover=failover, **options)
+        if proxy_port is None:
+            self.unbound.append(cfg)
         runner, port = await serve(make_gateway(cfg), "127.0.0.1", 0)
         self.runners.append(runner)
         return f"http://127.0.0.1:{port}"
+
+    def point_at(self, proxy_url: str) -> None:
+        """The gateways made without a port call the primary through this proxy."""
+        for cfg in self.unbound:
+            cfg.primary = proxy_url
+        self.unbound.clear()
+
+    def on_proxy(self, proxy: StartedProxy) -> None:
+        """`RunOptions.on_proxy`: the experiment's own proxy is the one to call through."""
+        self.point_at(proxy.url)
 
     async def stop(self) -> None:
         for r in reversed(self.runners):
@@ -187,17 +208,15 @@ async def run_against_demo(
     from pathlib import Path
 
     from chaosproxy.cli.experiment import resolve
-    from chaosproxy.experiment.processes import free_port
     from chaosproxy.experiment.run_state import RunOptions, default_out
     from chaosproxy.experiment.runner import run_experiment
     from chaosproxy.experiment.spec import load_experiment_file
 
-    port = free_port()
-    gateway = await system.gateway(port, failover)
+    gateway = await system.gateway(None, failover)  # through the runner's proxy, once bound
     os.environ.update(
         {
             "CHAOS_UPSTREAM": system.primary,
-            "CHAOS_PROXY_LISTEN": f"127.0.0.1:{port}",
+            "CHAOS_PROXY_LISTEN": "127.0.0.1:0",
             "CHAOS_TARGET": gateway,
         }
     )
@@ -206,6 +225,7 @@ async def run_against_demo(
         out=Path(out) / default_out(exp).name,
         command=f"chaosproxy demo (experiment {name})",
         stop=stop,
+        on_proxy=system.on_proxy,
     )
     return await run_experiment(exp, opts)
 

@@ -39,6 +39,9 @@ DEFAULT_MIN_SAMPLES = 20
 DEFAULT_BASELINE_ERROR_RATE = 0.05
 DEFAULT_CONFIDENCE = 0.95  # each side of every interval a check is decided on
 DEFAULT_HALT_FALSE_ALARM = 0.01  # chance of a false halt over a whole phase
+# `load.locustfile` names of the bundled locustfiles (chaosproxy/experiment/loadgen/), which
+# take `load.requests`: HTTP requests, or unary gRPC calls (`path` the full method).
+BUNDLED_LOCUSTFILES = {"default": "locustfile.py", "grpc": "grpc_locustfile.py"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class LoadSpec:
     stages: tuple[Stage, ...] = ()
     base_users: int | None = None  # spike: users outside the phases that have rules
     wait: float = 0.1  # seconds each user waits between requests (default locustfile)
-    locustfile: str = "default"  # or a path (resolved against the experiment file)
+    locustfile: str = "default"  # `grpc`, or a path (resolved against the experiment file)
     requests: tuple[RequestSpec, ...] = (RequestSpec("/"),)
     settle: float = 2.0  # seconds at full warm-up load before the scenario starts
     cooldown: float = 0.0  # seconds of load after the scenario ends
@@ -119,6 +122,7 @@ RUNNER_FLAGS = {
     "--admin": "set proxy.admin: HOST:PORT",
     "--admin-token": "off loopback the runner gives the admin API a token of its own",
     "--journal": "the runner writes the journal to journal.jsonl in the results directory",
+    "--address-file": "the runner learns the proxy's ports from proxy-address.json",
     "--client-id-header": "the runner names clients by the load generator's X-Chaos-User",
     "--reload-interval": "the runner turns hot reload off",
     "--scenario-dir": "the runner sends the scenario through the admin API",

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.common.errors import ChaosProxyError
-from chaosproxy.experiment.model import USER_AGENTS, Experiment
+from chaosproxy.experiment.model import BUNDLED_LOCUSTFILES, USER_AGENTS, Experiment
+from chaosproxy.process.address_file import Addresses, split
+from chaosproxy.process.address_file import read as read_addresses
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen"
 
@@ -89,6 +91,7 @@ class StartedProxy:
     url: str  # where data goes
     admin: str  # its admin API
     token: str | None = None  # the admin API's bearer token (set when it is off loopback)
+    tcp: dict[str, str] = field(default_factory=dict)  # --tcp NAME -> the HOST:PORT it bound
 
 
 def _host_port(text: str | None, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -116,6 +119,7 @@ def proxy_argv(
     listen: tuple[str, int],
     admin: tuple[str, int],
     scenario_dir: Path | None,
+    address_file: Path | None = None,
 ) -> list[str]:
     """`chaosproxy run` as the runner starts it: its own flags (`model.RUNNER_FLAGS`, which
     `proxy.args` may not repeat), then the experiment's `proxy.args`."""
@@ -138,6 +142,7 @@ def proxy_argv(
         "--reload-interval",
         "0",
         *(["--scenario-dir", str(scenario_dir)] if scenario_dir else []),
+        *(["--address-file", str(address_file)] if address_file else []),
         *exp.proxy.args,
     ]
 
@@ -145,28 +150,33 @@ def proxy_argv(
 async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> StartedProxy:
     """`chaosproxy run` for this experiment, with a journal in `out`; waits until it answers.
 
-    Its admin API listens where `proxy.admin` says (Prometheus scrapes `/metrics` there), by
-    default on loopback at a free port. Off loopback it gets a fresh bearer token (passed in
-    the environment, not on the command line): `/metrics` and `/healthz` stay open, the rest
+    It listens where `proxy.listen` says, and its admin API (Prometheus scrapes `/metrics`
+    there) where `proxy.admin` says, by default on loopback; a port left out or 0 is the one the
+    kernel gives it, learnt from its `--address-file` (choosing a free port beforehand races
+    every other program for it). Off loopback the admin API gets a fresh bearer token (passed
+    in the environment, not on the command line): `/metrics` and `/healthz` stay open, the rest
     answers only the runner."""
     assert exp.proxy is not None
     spec = exp.proxy
     host, port = _host_port(spec.listen)
     admin_host, admin_port = _host_port(spec.admin)
-    try:
-        port = port or free_port(host)
-        admin_port = admin_port or free_port(admin_host)
-    except OSError as e:
-        raise SetupError(f"no free port for the proxy (proxy.listen / proxy.admin): {e}") from e
     token = None if _loopback(admin_host) else secrets.token_urlsafe(24)
-    argv = proxy_argv(exp, out, (host, port), (admin_host, admin_port), scenario_dir)
+    where = out / "proxy-address.json"
+    where.unlink(missing_ok=True)
+    argv = proxy_argv(exp, out, (host, port), (admin_host, admin_port), scenario_dir, where)
     # The runner owns the token: one set in its own environment (for `ctl`) must not lock it out.
     env = {"CHAOSPROXY_ADMIN_TOKEN": token or ""}
     child = await spawn("proxy", argv, out / "proxy.log", env)
+    try:
+        bound = await _bound_addresses(child, where)
+    except SetupError:
+        await child.stop()
+        raise
+    port, admin_port = split(bound.listen)[1], split(bound.admin)[1]
     reach = "127.0.0.1" if admin_host in ("0.0.0.0", "", "::") else admin_host
     admin = f"http://{_url_host(reach)}:{admin_port}"
     connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    proxy = StartedProxy(child, f"http://{_url_host(connect)}:{port}", admin, token)
+    proxy = StartedProxy(child, f"http://{_url_host(connect)}:{port}", admin, token, bound.tcp)
     async with AdminClient(admin, token, timeout=1.0) as client:
         for _ in range(150):  # up to ~15 s
             if not child.running:
@@ -177,6 +187,19 @@ async def start_proxy(exp: Experiment, out: Path, scenario_dir: Path | None) -> 
             await asyncio.sleep(0.1)
     await child.stop()
     raise SetupError(f"the proxy did not answer on {admin} within 15 s:\n{child.tail()}")
+
+
+async def _bound_addresses(child: Child, where: Path) -> Addresses:
+    """The proxy's `--address-file`, once it has bound every listener (up to ~60 s: imports
+    on a loaded machine are slow); a proxy that exits first says why."""
+    for _ in range(600):
+        if not child.running:
+            raise SetupError(f"the proxy exited ({child.proc.returncode}):\n{child.tail()}")
+        bound = read_addresses(str(where))
+        if bound is not None:
+            return bound
+        await asyncio.sleep(0.1)
+    raise SetupError(f"the proxy did not bind its listeners within 60 s:\n{child.tail()}")
 
 
 def _url_host(host: str) -> str:
@@ -202,8 +225,8 @@ def requests_json(exp: Experiment) -> str:
 
 
 def locustfile(exp: Experiment) -> Path:
-    if exp.load.locustfile == "default":
-        return LOADGEN / "locustfile.py"
+    if exp.load.locustfile in BUNDLED_LOCUSTFILES:
+        return LOADGEN / BUNDLED_LOCUSTFILES[exp.load.locustfile]
     path = Path(exp.load.locustfile)
     return path if path.is_absolute() else exp.base_dir / path
 
@@ -240,7 +263,7 @@ async def start_load(
 ) -> Load:
     files = f"{locustfile(exp)},{LOADGEN / 'plugin.py'}"
     common = ["-f", files, "--chaos-run-id", run_id]
-    if exp.load.locustfile == "default":
+    if exp.load.locustfile in BUNDLED_LOCUSTFILES:
         common += [
             "--chaos-requests",
             requests_json(exp),

@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -46,6 +47,9 @@ class RunOptions:
     tty: bool | None = None  # None: ask the stream
     stop: asyncio.Event | None = None  # set it to interrupt (the CLI sets it on SIGINT/SIGTERM)
     clock: Clock = REAL_CLOCK  # every time the run reads and every wait (tests: a fake one)
+    # Called with the experiment's own proxy once it answers, before the target is checked:
+    # a harness that builds the system around the proxy learns its bound address here.
+    on_proxy: Callable[[StartedProxy], None] | None = None
 
 
 def default_out(exp: Experiment) -> Path:

@@ -131,6 +131,8 @@ class ExperimentRun(RunState):
         if exp.proxy is not None:
             self.say(f"starting chaosproxy in front of {exp.proxy.upstream} ...")
             self.proxy = await start_proxy(exp, self.out, None)
+            if self.opts.on_proxy is not None:
+                self.opts.on_proxy(self.proxy)
             admins, token = [self.proxy.admin], self.proxy.token
         else:
             from chaosproxy.admin.client import expand_admins

@@ -49,6 +49,9 @@ from chaosproxy.faults.base import Gauge
 from chaosproxy.observe.eventlog import EventLog
 from chaosproxy.observe.metrics import Metrics
 from chaosproxy.observe.stats import Stats
+from chaosproxy.process.address_file import Addresses, host_port
+from chaosproxy.process.address_file import remove as address_file_remove
+from chaosproxy.process.address_file import write as address_file_write
 from chaosproxy.process.settings import Settings as Settings  # declared there, option by option
 from chaosproxy.proxy.downstream.core import ALWAYS_DROPPED, ProxyCore, ProxyOptions
 from chaosproxy.proxy.downstream.header_faults import FAULT_HEADERS, HeaderFaults
@@ -120,6 +123,7 @@ class Runtime:
         self.toxiproxy_port = 0
         self.loop: asyncio.AbstractEventLoop | None = None  # the proxy loop, set by start()
         self.proxy_port = 0
+        self.tcp_bound: dict[str, str] = {}  # --tcp NAME -> the HOST:PORT it listens on
         self.admin_port = 0
         self.stopped = asyncio.Event()
 
@@ -370,6 +374,8 @@ class Runtime:
             except TcpProxyError as e:
                 raise UsageError(f"--tcp {spec.name}: {e}") from None
             log.info("relaying tcp %s: %s -> %s", info.name, info.address, info.upstream)
+            if info.address is not None:
+                self.tcp_bound[info.name] = info.address
 
     async def _start_admin(self) -> int:
         s = self.settings
@@ -428,6 +434,17 @@ class Runtime:
             self._admin_thread = None
         self.stopped.set()
 
+    def addresses(self) -> Addresses:
+        """Where each listener is bound (port 0 resolved), for `--address-file`."""
+        s = self.settings
+        tox = s.toxiproxy_api
+        return Addresses(
+            listen=host_port(s.listen_host, self.proxy_port),
+            admin=host_port(s.admin_host, self.admin_port),
+            toxiproxy_api=host_port(tox[0], self.toxiproxy_port) if tox else None,
+            tcp=dict(self.tcp_bound),
+        )
+
     def reopen_journal(self) -> None:
         """SIGHUP: reopen the journal file (after an outside tool renamed it)."""
         if self.journal is not None:
@@ -443,7 +460,10 @@ class Runtime:
         loop.add_signal_handler(signal.SIGHUP, self.reopen_journal)
         await self.start()
         tune_process(admin_thread=not self.settings.admin_in_proxy_loop)
+        address_file = self.settings.address_file if self.settings.worker is None else None
         try:
+            if address_file:
+                address_file_write(address_file, self.addresses())
             if ready is not None:
                 ready(self)
             await stop.wait()
@@ -453,6 +473,8 @@ class Runtime:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            if address_file:
+                address_file_remove(address_file)
             await self.stop()
             log.info("stopped")
 

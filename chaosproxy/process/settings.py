@@ -400,6 +400,17 @@ class Settings:
         metavar="N",
     )
 
+    address_file: str | None = option(
+        "--address-file",
+        None,
+        text,
+        help="once every listener is bound, write where (JSON: listen, admin, toxiproxy_api, "
+        "tcp) to FILE, removed at exit: how a script learns the ports of ':0' addresses "
+        "(docs/operations.md)",
+        group=PROCESS,
+        metavar="FILE",
+    )
+
     # ---------------------------------------------------------------- set by the program
     # `run --workers N` (chaosproxy/workers/): set in each worker process by the supervisor.
     worker: int | None = None  # this worker's index; None: the proxy owns its process alone

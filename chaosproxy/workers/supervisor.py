@@ -40,6 +40,8 @@ from typing import Any
 from aiohttp import web
 
 from chaosproxy.common.errors import UsageError
+from chaosproxy.process import address_file
+from chaosproxy.process.address_file import Addresses, host_port
 from chaosproxy.process.runtime import Settings, check_admin_exposure
 from chaosproxy.workers.child import Launch, encode
 from chaosproxy.workers.fanout import Backend, Relay
@@ -174,6 +176,11 @@ class Supervisor:
         if not await self._all_ready():
             return self._startup_failure()
         self.relay.backends = [w.backend for w in self.workers if w.backend is not None]
+        if s.address_file:
+            bound = Addresses(
+                host_port(s.listen_host, self.port), host_port(s.admin_host, self.admin_port)
+            )
+            address_file.write(s.address_file, bound)
         scheme = "https" if s.tls_cert else "http"
         log.info(
             "proxying %s://%s:%d -> %s (admin http://%s:%d), %d workers",
@@ -194,6 +201,8 @@ class Supervisor:
             for task in (watch, stop, *ended):
                 task.cancel()
             self.relay.backends = []
+            if s.address_file:
+                address_file.remove(s.address_file)
         if self.stopping.is_set():
             log.info("signal received: stopping %d workers (grace %.0fs)", self.count, s.grace)
             return 0
@@ -219,6 +228,7 @@ class Supervisor:
             admin_token=self.secret,
             admin_insecure=False,
             journal=worker_journal(s.journal, index),
+            address_file=None,  # the supervisor writes the one file, with the public admin
             scenario_at=boot_at,
         )
         env = dict(os.environ)

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem, serve
-from chaosproxy.experiment.processes import free_port
+from chaosproxy.experiment.processes import StartedProxy
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
@@ -55,14 +55,14 @@ async def test_the_bundled_control_pair_against_the_demo_system(
     failover: bool,
     verdict: str,
 ) -> None:
-    port = free_port()
-    target = await system.gateway(port, failover=failover)
+    target = await system.gateway(None, failover=failover)
     monkeypatch.setenv("CHAOS_UPSTREAM", system.primary)
-    monkeypatch.setenv("CHAOS_PROXY_LISTEN", f"127.0.0.1:{port}")
+    monkeypatch.setenv("CHAOS_PROXY_LISTEN", "127.0.0.1:0")
     monkeypatch.setenv("CHAOS_TARGET", target)
     name = "demo-control-failover" if failover else "demo-control-no-failover"
     exp = load_experiment_file(BUNDLED / f"{name}.yaml")
-    outcome = await run_experiment(exp, RunOptions(out=tmp_path / "out", tty=False))
+    opts = RunOptions(out=tmp_path / "out", tty=False, on_proxy=system.on_proxy)
+    outcome = await run_experiment(exp, opts)
     assert outcome.results is not None
     served = check(outcome, "the fault cohort is served like the control group")
     assert served["status"] == verdict, outcome.results["checks"]
@@ -144,12 +144,19 @@ class Confounder:
     phase (seen on the proxy's event feed) when it answers everyone 503 slowly: bad luck that
     lands in the same seconds as the fault, which the fault did not cause."""
 
-    def __init__(self, gateway: str, admin: str) -> None:
-        self.gateway, self.admin = gateway, admin
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+        self.admin = ""  # the run's proxy's admin API, once it is bound (`on_proxy`)
+        self.known = asyncio.Event()
         self.window: tuple[float, float] | None = None
         self.session: aiohttp.ClientSession | None = None
 
+    def on_proxy(self, proxy: StartedProxy) -> None:
+        self.admin = proxy.admin
+        self.known.set()
+
     async def watch(self) -> None:
+        await self.known.wait()
         async with AdminClient(self.admin) as c:
             while self.window is None:
                 with contextlib.suppress(Exception):
@@ -178,9 +185,8 @@ class Confounder:
 async def test_a_degradation_for_everyone_is_blamed_by_phases_not_by_the_control_group(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port, admin = free_port(), free_port()
-    gateway = await system.gateway(port, failover=True)  # the fault itself is absorbed
-    front = Confounder(gateway, f"http://127.0.0.1:{admin}")
+    gateway = await system.gateway(None, failover=True)  # the fault itself is absorbed
+    front = Confounder(gateway)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", front.handle)
     runner, fport = await serve(app, "127.0.0.1", 0)
@@ -188,8 +194,8 @@ async def test_a_degradation_for_everyone_is_blamed_by_phases_not_by_the_control
     (tmp_path / "half-outage.yaml").write_text(SCENARIO)
     text = (
         EXPERIMENT.replace("UPSTREAM", system.primary)
-        .replace("PORT", str(port))
-        .replace("ADMIN", str(admin))
+        .replace("PORT", "0")
+        .replace("ADMIN", "0")
         .replace("TARGET", f"http://127.0.0.1:{fport}")
     )
     path = tmp_path / "experiment.yaml"
@@ -199,7 +205,13 @@ async def test_a_degradation_for_everyone_is_blamed_by_phases_not_by_the_control
         front.session = session
         watcher = asyncio.create_task(front.watch())
         try:
-            outcome = await run_experiment(exp, RunOptions(out=tmp_path / "out", tty=False))
+
+            def on_proxy(proxy: StartedProxy) -> None:
+                system.on_proxy(proxy)
+                front.on_proxy(proxy)
+
+            opts = RunOptions(out=tmp_path / "out", tty=False, on_proxy=on_proxy)
+            outcome = await run_experiment(exp, opts)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -252,19 +264,17 @@ async def test_a_halt_against_the_control_group_stops_the_injection(
     """Without failover the fault cohort fails and the control does not: judged every second
     on the difference (alpha spent over the looks, never before ten seconds), the run halts
     inside the 12 s phase."""
-    port = free_port()
-    target = await system.gateway(port, failover=False)
+    target = await system.gateway(None, failover=False)
     (tmp_path / "half-outage.yaml").write_text(SCENARIO)
     text = (
         HALT_EXPERIMENT.replace("UPSTREAM", system.primary)
-        .replace("PORT", str(port))
+        .replace("PORT", "0")
         .replace("TARGET", target)
     )
     path = tmp_path / "experiment.yaml"
     path.write_text(text)
-    outcome = await run_experiment(
-        load_experiment_text(text, str(path)), RunOptions(out=tmp_path / "out", tty=False)
-    )
+    opts = RunOptions(out=tmp_path / "out", tty=False, on_proxy=system.on_proxy)
+    outcome = await run_experiment(load_experiment_text(text, str(path)), opts)
     results = outcome.results
     assert results is not None and outcome.verdict == "FAIL"
     halted = results["halted"]

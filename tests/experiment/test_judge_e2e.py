@@ -36,14 +36,12 @@ async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bou
     system: object, tmp_path: Path
 ) -> None:
     from chaosproxy.cli.demo import DemoSystem
-    from chaosproxy.experiment.processes import free_port
 
     assert isinstance(system, DemoSystem)
-    port = free_port()
-    target = await gateway(system, port, failover=False, breaker_threshold=3, breaker_open=8.0)
-    path = write(tmp_path, target, system.primary, port, after="20s")
+    target = await gateway(system, failover=False, breaker_threshold=3, breaker_open=8.0)
+    path = write(tmp_path, target, system.primary, after="20s")
     out = tmp_path / "out"
-    outcome = await run(path, out)
+    outcome = await run(system, path, out)
     assert outcome.results is not None and outcome.verdict == "FAIL"
 
     code, stdout, err = await judge(str(out), "--json")

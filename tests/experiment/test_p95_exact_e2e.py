@@ -20,7 +20,6 @@ from aiohttp import web
 
 from chaosproxy.common import sketch
 from chaosproxy.experiment.align import ClientData
-from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import run_experiment
 from chaosproxy.experiment.series import View
@@ -106,7 +105,7 @@ async def test_reported_client_p95_is_the_exact_p95_of_the_phase(
         LOCUSTFILE.replace("RECORD_PATH", repr(str(record)))
     )
     (tmp_path / "varied.yaml").write_text(SCENARIO)
-    text = EXPERIMENT.replace("UPSTREAM", upstream).replace("PORT", str(free_port()))
+    text = EXPERIMENT.replace("UPSTREAM", upstream).replace("PORT", "0")
     (tmp_path / "experiment.yaml").write_text(text)
     exp = load_experiment_text(text, str(tmp_path / "experiment.yaml"))
     out = tmp_path / "out"

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from chaosproxy.cli.demo import DemoSystem, serve
-from chaosproxy.demo.gateway import GatewayConfig, make_gateway
+from chaosproxy.cli.demo import DemoSystem
 from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
+from tests.experiment.bound_proxy import gateways_follow
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ name: e2e
 scenario: outage.yaml
 proxy:
   upstream: UPSTREAM
-  listen: 127.0.0.1:PORT
+  listen: 127.0.0.1:0
 target: TARGET
 load:
   users: 5
@@ -75,30 +75,26 @@ async def system() -> AsyncIterator[DemoSystem]:
     await s.stop()
 
 
-async def gateway(system: DemoSystem, port: int, **kw: Any) -> str:
-    cfg = GatewayConfig(f"http://127.0.0.1:{port}", system.replica, **kw)
-    runner, gport = await serve(make_gateway(cfg), "127.0.0.1", 0)
-    system.runners.append(runner)
-    return f"http://127.0.0.1:{gport}"
+async def gateway(
+    system: DemoSystem, port: int | None = None, failover: bool = True, **kw: Any
+) -> str:
+    """The demo gateway through the proxy on `port`; None: the run's own, once it is bound."""
+    return await system.gateway(port, failover, **kw)
 
 
-def write(tmp: Path, target: str, upstream: str, port: int, **over: str) -> Path:
+def write(tmp: Path, target: str, upstream: str, **over: str) -> Path:
     scenario = SCENARIO.replace("MATCH", over.get("match", "/api/**"))
     (tmp / "outage.yaml").write_text(scenario.replace("AFTER", over.get("after", "9s")))
-    text = (
-        EXPERIMENT.replace("UPSTREAM", upstream)
-        .replace("PORT", str(port))
-        .replace("TARGET", target)
-    )
+    text = EXPERIMENT.replace("UPSTREAM", upstream).replace("TARGET", target)
     text += over.get("checks", "")
     path = tmp / "experiment.yaml"
     path.write_text(text)
     return path
 
 
-async def run(path: Path, out: Path) -> Outcome:
+async def run(system: DemoSystem, path: Path, out: Path) -> Outcome:
     exp = load_experiment_text(path.read_text(), str(path))
-    return await run_experiment(exp, RunOptions(out=out, tty=False))
+    return await run_experiment(exp, RunOptions(out=out, tty=False, on_proxy=system.on_proxy))
 
 
 def check(outcome: Outcome, name: str) -> dict[str, Any]:
@@ -114,9 +110,8 @@ def phase(outcome: Outcome, name: str) -> dict[str, Any]:
 async def test_failover_keeps_clients_served_and_recovers_at_once(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port = free_port()
-    target = await gateway(system, port, failover=True)
-    outcome = await run(write(tmp_path, target, system.primary, port), tmp_path / "out")
+    target = await gateway(system, failover=True)
+    outcome = await run(system, write(tmp_path, target, system.primary), tmp_path / "out")
     assert outcome.verdict == "PASS" and outcome.exit_code == 0, outcome.results
     assert check(outcome, "served")["value"] == 0.0
     assert check(outcome, "recovers")["recovered_after_s"] == 0.0
@@ -130,9 +125,8 @@ async def test_failover_keeps_clients_served_and_recovers_at_once(
 async def test_without_failover_clients_see_the_outage_and_it_fails(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port = free_port()
-    target = await gateway(system, port, failover=False)
-    outcome = await run(write(tmp_path, target, system.primary, port), tmp_path / "out")
+    target = await gateway(system, failover=False)
+    outcome = await run(system, write(tmp_path, target, system.primary), tmp_path / "out")
     assert outcome.verdict == "FAIL" and outcome.exit_code == 1
     served = check(outcome, "served")
     assert served["status"] == "FAIL" and served["value"] > 0.9 and served["margin"] < 0
@@ -147,14 +141,13 @@ async def test_a_circuit_breaker_that_stays_open_recovers_late(
     """Opens after 3 failures and stays open 8 s: the outage lasts 4 s, so clients keep
     failing about 4 s after it ended. The calm phase after it is long enough (about 500
     requests once recovered) to show the error rate back under 1 % at 95 %."""
-    port = free_port()
-    target = await gateway(system, port, failover=False, breaker_threshold=3, breaker_open=8.0)
+    target = await gateway(system, failover=False, breaker_threshold=3, breaker_open=8.0)
     strict = (
         "  - name: recovers within a second\n    after_phase: outage\n    metric: error_rate\n"
         "    below: 0.01\n    within: 1s\n    for: 2s\n"
     )
-    path = write(tmp_path, target, system.primary, port, after="14s", checks=strict)
-    outcome = await run(path, tmp_path / "out")
+    path = write(tmp_path, target, system.primary, after="14s", checks=strict)
+    outcome = await run(system, path, tmp_path / "out")
     slow = check(outcome, "recovers")
     assert slow["status"] == "PASS" and 2.0 <= slow["recovered_after_s"] <= 6.0
     assert check(outcome, "recovers within a second")["status"] == "FAIL"
@@ -170,10 +163,9 @@ async def test_a_circuit_breaker_that_stays_open_recovers_late(
 async def test_a_scenario_that_matches_no_traffic_is_inconclusive(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port = free_port()
-    target = await gateway(system, port, failover=True)
-    path = write(tmp_path, target, system.primary, port, match="/nothing/**")
-    outcome = await run(path, tmp_path / "out")
+    target = await gateway(system, failover=True)
+    path = write(tmp_path, target, system.primary, match="/nothing/**")
+    outcome = await run(system, path, tmp_path / "out")
     assert outcome.verdict == "INCONCLUSIVE" and outcome.exit_code == 1
     assert outcome.results is not None
     assert any("injected nothing" in r for r in outcome.results["reasons"])
@@ -194,13 +186,13 @@ async def _cli(*args: str, cwd: Path) -> asyncio.subprocess.Process:
 async def test_workers_run_locust_distributed_end_to_end(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port = free_port()
-    target = await gateway(system, port, failover=True)
-    path = write(tmp_path, target, system.primary, port)
-    proc = await _cli(
-        "experiment", "run", str(path), "--out", "out", "--workers", "2", cwd=tmp_path
-    )
-    out, err = await proc.communicate()
+    target = await gateway(system, failover=True)
+    path = write(tmp_path, target, system.primary)
+    async with gateways_follow(system, tmp_path / "out"):
+        proc = await _cli(
+            "experiment", "run", str(path), "--out", "out", "--workers", "2", cwd=tmp_path
+        )
+        out, err = await proc.communicate()
     assert proc.returncode == 0, (out.decode(), err.decode())
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["run"]["workers"] == 2 and results["verdict"] == "PASS"
@@ -240,7 +232,7 @@ async def test_sigint_mid_run_stops_everything_and_still_writes_results(
     process the runner started is left, and the results say 'interrupted'."""
     rt = await start_proxy(system.primary)
     target = await gateway(system, rt.proxy_port, failover=True)
-    text = EXPERIMENT.replace("proxy:\n  upstream: UPSTREAM\n  listen: 127.0.0.1:PORT\n", "")
+    text = EXPERIMENT.replace("proxy:\n  upstream: UPSTREAM\n  listen: 127.0.0.1:0\n", "")
     text = text.replace("TARGET", target).replace("name: e2e", f"name: e2e\nadmin: {rt.admin_url}")
     (tmp_path / "outage.yaml").write_text(
         SCENARIO.replace("MATCH", "/api/**").replace("AFTER", "30s")
@@ -271,9 +263,8 @@ async def test_a_remote_worker_started_by_hand_gets_its_orders_from_the_master(
 ) -> None:
     """A worker on another host gets only -f and the master's address: the run id, the
     requests and the pause reach it from the master (the proxy sees X-Chaos-Run)."""
-    port = free_port()
-    target = await gateway(system, port, failover=True)
-    path = write(tmp_path, target, system.primary, port)
+    target = await gateway(system, failover=True)
+    path = write(tmp_path, target, system.primary)
     master_port = free_port()
     proc = await _cli(
         "experiment",
@@ -305,7 +296,8 @@ async def test_a_remote_worker_started_by_hand_gets_its_orders_from_the_master(
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), 180)
+        async with gateways_follow(system, tmp_path / "out"):
+            out, err = await asyncio.wait_for(proc.communicate(), 180)
     finally:
         if worker.returncode is None:
             worker.send_signal(signal.SIGINT)
@@ -334,10 +326,9 @@ async def test_a_users_own_locustfile_gets_the_same_client_data_and_run_id(
 ) -> None:
     """HttpUser, not the bundled FastHttpUser: the plugin still counts every request per second
     and tags it with the run id (the proxy view is the run's own, no note about all traffic)."""
-    port = free_port()
-    target = await gateway(system, port, failover=True)
+    target = await gateway(system, failover=True)
     (tmp_path / "shop.py").write_text(LOCUSTFILE)
-    path = write(tmp_path, target, system.primary, port)
+    path = write(tmp_path, target, system.primary)
     text = (
         path.read_text()
         .replace(
@@ -347,7 +338,7 @@ async def test_a_users_own_locustfile_gets_the_same_client_data_and_run_id(
         .replace("  wait: 100ms\n", "")
     )
     path.write_text(text)
-    outcome = await run(path, tmp_path / "out")
+    outcome = await run(system, path, tmp_path / "out")
     assert outcome.results is not None
     assert outcome.verdict == "PASS", outcome.results["reasons"]
     assert outcome.results["notes"] == []

@@ -19,10 +19,11 @@ import pytest
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem
 from chaosproxy.common.errors import ChaosProxyError
-from chaosproxy.experiment.processes import free_port
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
+from chaosproxy.process.address_file import Addresses, split
+from chaosproxy.process.address_file import read as read_addresses
 from tests.experiment.test_run_e2e import gateway, system
 
 pytestmark = pytest.mark.slow
@@ -78,9 +79,11 @@ def experiment(tmp: Path, where: str, target: str, halt: bool = False) -> Path:
     return path
 
 
-def start_run(path: Path, out: Path) -> asyncio.Task[Outcome]:
+def start_run(path: Path, out: Path, system: DemoSystem | None = None) -> asyncio.Task[Outcome]:
+    """The run, under way; `system`: its gateways call through the proxy the run starts."""
     exp = load_experiment_text(path.read_text(), str(path))
-    opts = RunOptions(out=out, tty=False, stream=io.StringIO())
+    on_proxy = system.on_proxy if system is not None else None
+    opts = RunOptions(out=out, tty=False, stream=io.StringIO(), on_proxy=on_proxy)
     return asyncio.create_task(run_experiment(exp, opts))
 
 
@@ -173,8 +176,7 @@ async def test_locust_killed_mid_fault_is_inconclusive_and_says_so(
 async def test_an_admin_proxy_killed_mid_fault_is_inconclusive_and_named(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port, admin_port = free_port(), free_port()
-    admin = f"http://127.0.0.1:{admin_port}"
+    where = tmp_path / "proxy-address.json"
     with (tmp_path / "proxy.log").open("wb") as log:
         proxy = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -184,13 +186,24 @@ async def test_an_admin_proxy_killed_mid_fault_is_inconclusive_and_named(
             "--upstream",
             system.primary,
             "--listen",
-            f"127.0.0.1:{port}",
+            "127.0.0.1:0",
             "--admin",
-            f"127.0.0.1:{admin_port}",
+            "127.0.0.1:0",
+            "--address-file",
+            str(where),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
     try:
+
+        async def bound() -> bool:
+            assert proxy.returncode is None, (tmp_path / "proxy.log").read_text()
+            return read_addresses(str(where)) is not None
+
+        await wait_for(None, bound, "the proxy to bind its ports")
+        addresses = read_addresses(str(where))
+        assert addresses is not None
+        admin = f"http://{addresses.admin}"
 
         async def healthy() -> bool:
             assert proxy.returncode is None, (tmp_path / "proxy.log").read_text()
@@ -200,7 +213,7 @@ async def test_an_admin_proxy_killed_mid_fault_is_inconclusive_and_named(
                 except ChaosProxyError:
                     return False
 
-        target = await gateway(system, port)
+        target = await gateway(system, split(addresses.listen)[1])
         path = experiment(tmp_path, f"admin: {admin}", target)
         await wait_for(None, healthy, "the proxy to answer")
         task = start_run(path, tmp_path / "out")
@@ -223,19 +236,18 @@ async def test_an_admin_proxy_killed_mid_fault_is_inconclusive_and_named(
 async def test_the_proxy_the_run_started_killed_mid_fault_ends_the_run_inconclusive(
     system: DemoSystem, tmp_path: Path
 ) -> None:
-    port = free_port()
-    target = await gateway(system, port)
-    where = f"proxy:\n  upstream: {system.primary}\n  listen: 127.0.0.1:{port}"
-    task = start_run(experiment(tmp_path, where, target), tmp_path / "out")
-    admin: list[str] = []
+    target = await gateway(system)
+    where = f"proxy:\n  upstream: {system.primary}\n  listen: 127.0.0.1:0"
+    task = start_run(experiment(tmp_path, where, target), tmp_path / "out", system)
+    bound: list[Addresses] = []
 
     async def outage() -> bool:
-        if not admin:  # its admin address, from its command line once it runs
-            found = [a for a in descendants().values() if "--journal" in a]
-            if not found:
+        if not bound:  # where it listens, from its address file once it has bound
+            found = read_addresses(str(tmp_path / "out" / "proxy-address.json"))
+            if found is None:
                 return False
-            admin.append(f"http://{found[0][found[0].index('--admin') + 1]}")
-        return await in_outage(admin[0])
+            bound.append(found)
+        return await in_outage(f"http://{bound[0].admin}")
 
     await wait_for(task, outage, "the outage phase")
     os.kill(child("chaosproxy", "--journal"), signal.SIGKILL)
@@ -243,7 +255,7 @@ async def test_the_proxy_the_run_started_killed_mid_fault_ends_the_run_inconclus
 
     results = settled(outcome, tmp_path / "out")
     assert results["problems"][0].startswith(
-        f"the proxy the run started (http://127.0.0.1:{port}) exited (code -9) "
+        f"the proxy the run started (http://{bound[0].listen}) exited (code -9) "
     )
     assert "during phase outage" in results["problems"][0]
     assert len(results["problems"]) == 1, results["problems"]
@@ -255,11 +267,10 @@ async def test_a_halt_is_not_a_problem_the_halted_check_is_judged_up_to_it(
 ) -> None:
     """Without failover the outage breaks `served`, which halts the run: the scenario stops
     early and Locust exits early, as the halt asked; the run went as planned, so FAIL."""
-    port = free_port()
-    target = await gateway(system, port, failover=False)
-    where = f"proxy:\n  upstream: {system.primary}\n  listen: 127.0.0.1:{port}"
+    target = await gateway(system, failover=False)
+    where = f"proxy:\n  upstream: {system.primary}\n  listen: 127.0.0.1:0"
     path = experiment(tmp_path, where, target, halt=True)
-    outcome = await asyncio.wait_for(start_run(path, tmp_path / "out"), 120)
+    outcome = await asyncio.wait_for(start_run(path, tmp_path / "out", system), 120)
     assert outcome.results is not None
     results = outcome.results
     assert results["problems"] == [], results["problems"]

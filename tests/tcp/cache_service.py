@@ -50,20 +50,27 @@ class Counts:
 class CacheService:
     """The service; `start()` listens on 127.0.0.1 at a free port (`url`)."""
 
-    def __init__(self, redis_port: int, *, fallback: bool) -> None:
+    def __init__(self, redis_port: int | None, *, fallback: bool) -> None:
+        """`redis_port` None: Redis is reached once `use_redis` names its port (a proxy's port
+        the kernel chose, known once that proxy has bound it)."""
         self.fallback = fallback
         self.counts = Counts()
+        self.redis: aioredis.Redis | None = None
+        if redis_port is not None:
+            self.use_redis(redis_port)
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def use_redis(self, port: int) -> None:
         self.redis = aioredis.Redis(
             host="127.0.0.1",
-            port=redis_port,
+            port=port,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # one try: a retry would double the cost of a cut
             max_connections=MAX_CONNECTIONS,
             health_check_interval=0,
         )
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
         app = web.Application()
@@ -78,12 +85,15 @@ class CacheService:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.redis.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def item(self, request: web.Request) -> web.Response:
         item = int(request.match_info["id"])
         key = f"item:{item}"
         try:
+            if self.redis is None:
+                raise ConnectionError("no Redis port yet")
             async with asyncio.timeout(2 * REDIS_TIMEOUT + 0.1):  # get and set, at most
                 cached = await self.redis.get(key)
                 if cached is not None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from chaosproxy.experiment.processes import free_port
+from chaosproxy.experiment.processes import StartedProxy
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
 from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
+from chaosproxy.process.address_file import split
 from tests.tcp import databases
 from tests.tcp.cache_service import CacheService
 
@@ -71,13 +72,17 @@ def write(
 async def run_cut(
     tmp: Path, monkeypatch: pytest.MonkeyPatch, redis_port: int, *, fallback: bool
 ) -> tuple[Outcome, CacheService]:
-    cache_port = free_port()  # the TCP proxy's port: the service must know it beforehand
-    service = CacheService(cache_port, fallback=fallback)
+    service = CacheService(None, fallback=fallback)  # Redis through the run's TCP proxy
     url = await service.start()
+
+    def on_proxy(proxy: StartedProxy) -> None:  # bound now: the kernel chose its port
+        service.use_redis(split(proxy.tcp["redis"])[1])
+
     try:
-        path = write(tmp, monkeypatch, url, cache_port, redis_port)
+        path = write(tmp, monkeypatch, url, 0, redis_port)
         exp = load_experiment_text(path.read_text(), str(path))
-        outcome = await run_experiment(exp, RunOptions(out=tmp / "out", tty=False))
+        opts = RunOptions(out=tmp / "out", tty=False, on_proxy=on_proxy)
+        outcome = await run_experiment(exp, opts)
     finally:
         await service.stop()
     return outcome, service
