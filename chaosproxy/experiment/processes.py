@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosproxy.admin.client import AdminClient
+from chaosproxy.common.address_file import Addresses, split
+from chaosproxy.common.address_file import read as read_addresses
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.model import BUNDLED_LOCUSTFILES, USER_AGENTS, Experiment
-from chaosproxy.process.address_file import Addresses, split
-from chaosproxy.process.address_file import read as read_addresses
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen"
 

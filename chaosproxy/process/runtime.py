@@ -35,6 +35,9 @@ from aiohttp import web
 from chaosproxy.admin.app import make_admin_app
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
+from chaosproxy.common.address_file import Addresses, host_port
+from chaosproxy.common.address_file import remove as address_file_remove
+from chaosproxy.common.address_file import write as address_file_write
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.errors import UsageError
 from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged
@@ -49,9 +52,6 @@ from chaosproxy.faults.base import Gauge
 from chaosproxy.observe.eventlog import EventLog
 from chaosproxy.observe.metrics import Metrics
 from chaosproxy.observe.stats import Stats
-from chaosproxy.process.address_file import Addresses, host_port
-from chaosproxy.process.address_file import remove as address_file_remove
-from chaosproxy.process.address_file import write as address_file_write
 from chaosproxy.process.settings import Settings as Settings  # declared there, option by option
 from chaosproxy.proxy.downstream.core import ALWAYS_DROPPED, ProxyCore, ProxyOptions
 from chaosproxy.proxy.downstream.header_faults import FAULT_HEADERS, HeaderFaults

@@ -39,9 +39,9 @@ from typing import Any
 
 from aiohttp import web
 
+from chaosproxy.common import address_file
+from chaosproxy.common.address_file import Addresses, host_port
 from chaosproxy.common.errors import UsageError
-from chaosproxy.process import address_file
-from chaosproxy.process.address_file import Addresses, host_port
 from chaosproxy.process.runtime import Settings, check_admin_exposure
 from chaosproxy.workers.child import Launch, encode
 from chaosproxy.workers.fanout import Backend, Relay

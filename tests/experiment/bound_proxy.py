@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from chaosproxy.cli.demo import DemoSystem
-from chaosproxy.process.address_file import read
+from chaosproxy.common.address_file import read
 
 
 @contextlib.asynccontextmanager

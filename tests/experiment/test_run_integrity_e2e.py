@@ -18,12 +18,12 @@ import pytest
 
 from chaosproxy.admin.client import AdminClient
 from chaosproxy.cli.demo import DemoSystem
+from chaosproxy.common.address_file import Addresses, split
+from chaosproxy.common.address_file import read as read_addresses
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
-from chaosproxy.process.address_file import Addresses, split
-from chaosproxy.process.address_file import read as read_addresses
 from tests.experiment.test_run_e2e import gateway, system
 
 pytestmark = pytest.mark.slow

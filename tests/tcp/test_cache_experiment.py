@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from chaosproxy.common.address_file import split
 from chaosproxy.experiment.processes import StartedProxy
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
 from chaosproxy.experiment.spec import load_experiment_text
 from chaosproxy.experiment.spec_scenario import resolve_experiment_scenario
-from chaosproxy.process.address_file import split
 from tests.tcp import databases
 from tests.tcp.cache_service import CacheService
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chaosproxy.process.address_file import Addresses, read, split, write
+from chaosproxy.common.address_file import Addresses, read, split, write
 
 
 def test_the_file_is_written_whole_and_read_back(tmp_path: Path) -> None:
