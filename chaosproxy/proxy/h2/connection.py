@@ -28,7 +28,7 @@ from h2.events import (
 )
 from h2.events import StreamReset as ResetEvent
 from h2.exceptions import H2Error, ProtocolError
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 
 from chaosproxy.proxy.h2.headers import H2Headers
 from chaosproxy.proxy.h2.stream import CANCEL, REFUSED_STREAM, Stream, StreamReset
@@ -45,6 +45,12 @@ MAX_HEADER_LIST = 64 * 1024  # as the HTTP/1.1 listener's largest head
 # frames to parse instead of dozens (the windows bound what is in flight either way).
 MAX_FRAME = 256 * 1024
 _WRITE_HIGH_WATER = 64 * 1024
+LOCAL_SETTINGS = {
+    SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+    SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+    SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+    SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
+}
 
 
 class H2Wire(asyncio.Protocol):
@@ -52,9 +58,17 @@ class H2Wire(asyncio.Protocol):
     (`on_event`) and the end of the connection (`on_lost`)."""
 
     def __init__(self, client_side: bool) -> None:
-        self.h2 = H2Connection(
+        h2 = H2Connection(
             H2Configuration(client_side=client_side, header_encoding=None)  # bytes, as sent
         )
+        # Our settings go in the first SETTINGS frame and hold from the start. Sent as a later
+        # update, they would count only from the peer's ACK, and h2 checks the frame size of a
+        # whole read against the limit before that read's ACK: a peer that sends the ACK and
+        # its first large DATA frame in one segment (grpcio's sync client does) would get
+        # FRAME_SIZE_ERROR. Accepting larger frames before the peer knows it is harmless.
+        h2.local_settings = Settings(client=client_side, initial_values=LOCAL_SETTINGS)
+        h2.max_inbound_frame_size = MAX_FRAME
+        self.h2 = h2
         self.streams: dict[int, Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -70,15 +84,7 @@ class H2Wire(asyncio.Protocol):
         self.transport = tr
         tr.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         h2 = self.h2
-        h2.initiate_connection()
-        h2.update_settings(
-            {
-                SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-                SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
-                SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
-            }
-        )
+        h2.initiate_connection()  # our SETTINGS: LOCAL_SETTINGS
         h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self.flush()
 

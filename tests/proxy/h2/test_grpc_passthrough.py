@@ -4,12 +4,14 @@ proxy's events."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import cast
 
 import grpc
 import pytest
 
-from tests.proxy.h2.conftest import SERVICE, GrpcSetup
+from tests.proxy.h2.conftest import CHANNEL_OPTIONS, SERVICE, GrpcSetup
 
 
 async def test_unary_call_with_metadata_and_trailers(grpc_via_proxy: GrpcSetup) -> None:
@@ -45,6 +47,27 @@ async def test_client_streaming(grpc_via_proxy: GrpcSetup) -> None:
 
     answer = await g.channel.stream_unary(f"/{SERVICE}/Collect")(messages())
     assert answer == b"m0|m1|m2|m3|m4"
+
+
+async def test_the_sync_client_streams_frames_larger_than_the_default(
+    grpc_via_proxy: GrpcSetup,
+) -> None:
+    """grpcio's sync client sends its SETTINGS ACK and its first DATA frames, larger than
+    HTTP/2's default 16 KiB, in one segment: the frame size we advertise must hold from our
+    first SETTINGS frame, or that read fails with FRAME_SIZE_ERROR (UNAVAILABLE). Several
+    calls, each on a new connection, so the segment boundaries vary."""
+    g = grpc_via_proxy
+    chunk = b"m" * (16 * 1024)
+
+    def call() -> bytes:
+        target = f"127.0.0.1:{g.proxy.proxy_port}"
+        with grpc.insecure_channel(target, CHANNEL_OPTIONS) as ch:
+            collect = ch.stream_unary(f"/{SERVICE}/Collect")
+            return cast(bytes, collect(iter([chunk] * 40), timeout=30))
+
+    for _ in range(6):
+        answer = await asyncio.to_thread(call)
+        assert answer == b"|".join([chunk] * 40)
 
 
 async def test_server_streaming(grpc_via_proxy: GrpcSetup) -> None:
