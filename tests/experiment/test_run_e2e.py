@@ -84,7 +84,7 @@ async def gateway(
 
 def write(tmp: Path, target: str, upstream: str, **over: str) -> Path:
     scenario = SCENARIO.replace("MATCH", over.get("match", "/api/**"))
-    (tmp / "outage.yaml").write_text(scenario.replace("AFTER", over.get("after", "9s")))
+    (tmp / "outage.yaml").write_text(scenario.replace("AFTER", over.get("after", "13s")))
     text = EXPERIMENT.replace("UPSTREAM", upstream).replace("TARGET", target)
     text += over.get("checks", "")
     path = tmp / "experiment.yaml"
