@@ -41,6 +41,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
         "upstream",
         re.compile(
             r"NativeUpstream|\b_?Conn\.|\b_?Response\.|\bPool\.|upstream_lines|upstream_headers|"
+            r"Relay\.send|Forwarder\.lines|scan_head|"
             r"fetch_upstream|"
             r"AiohttpUpstream|ClientSession|client_reqrep|connector\.py"
         ),
@@ -50,7 +51,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"send_head|write_body|end_body|response_head|ClientConnection\.write|"
             r"stream_reply|StreamResponse|web_response|http_writer|_OneWriteResponse|respond|"
-            r"ProxyExchange\.(send_answer|write|end)\b"
+            r"ProxyExchange\.(send_answer|write|end)\b|Relay\.(head|body|flush|end|answer_error)\b"
         ),
     ),
     (
@@ -77,6 +78,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--aiohttp-upstream", action="store_true")
+    ap.add_argument("--raw", metavar="FILE", help="also keep py-spy's folded samples there")
     a = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
     if not Path(spy).exists():
@@ -128,6 +130,8 @@ def main() -> int:
             continue
         parts[classify(stack.split(";"))] += int(n)
         total += int(n)
+    if a.raw:
+        shutil.copy(raw, a.raw)
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"chaosproxy from {a.source or 'this tree'}: {requests / (a.seconds + 2):.0f} req/s, "

@@ -1,5 +1,8 @@
 """The per-request path: decide, apply faults, forward; the listener (listener.py) calls it.
 
+A request the engine leaves alone (and nothing else can touch) is relayed by callbacks
+(`relay`, relay.py); the others are awaited through `handle`.
+
 `ProxyCore` is configured once, by its constructor: `ProxyOptions` (frozen, built in one place
 by the runtime) and the collaborators it calls (upstream, engine, guardrails, header faults)."""
 
@@ -23,10 +26,12 @@ from chaosproxy.faults.base import Exchange, Fault
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange
 from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.relay import Relay, SendNow, can_relay, stale_error
 from chaosproxy.proxy.downstream.request import RequestBody, RequestError, RequestHead, origin_form
 from chaosproxy.proxy.downstream.websocket import relay_upgrade
+from chaosproxy.proxy.upstream.client import IDEMPOTENT
 from chaosproxy.proxy.upstream.forward import Forwarder
-from chaosproxy.proxy.upstream.interface import Upstream
+from chaosproxy.proxy.upstream.interface import Stale, Upstream
 
 log = logging.getLogger("chaosproxy.proxy")
 access_log = logging.getLogger("chaosproxy.access")
@@ -90,6 +95,46 @@ class ProxyCore:
         self.request_faults = request_faults
         # Caps concurrent faulted requests (max_active_faults).
         self.guardrails = guardrails
+        # Requests relayed by callbacks go out through this (the native client's `send_now`);
+        # None when the upstream client has none.
+        self.send_now: SendNow | None = getattr(upstream, "send_now", None)
+
+    def relay(self, head: RequestHead, body: RequestBody | None, conn: ClientConnection) -> bool:
+        """Relay the request by callbacks (relay.py) when nothing can touch it: the engine
+        decided no rule applies to this very request (the decision is kept for `handle`
+        otherwise: one per request), no request-chosen faults are enabled, it carries no body
+        and an upstream connection is idle. True when relayed: it ends with `conn.answered`."""
+        if body is not None or self.send_now is None or head.decided or not can_relay(head):
+            return False
+        head.decided = True
+        if self.engine.active:
+            decision = head.decision = self.engine.decide(head)
+            if decision is not None:
+                return False
+        if self.request_faults is not None or conn.eof:
+            return False
+        rid = head.request_id = head.request_id or self.ids.next()
+        relay = Relay(self, head, conn, rid, head.t0, self._relayed)
+        if not relay.send(head.t0):  # taken up as it arrived: the same instant
+            return False
+        conn.relaying(relay)
+        return True
+
+    def _relayed(self, relay: Relay) -> None:
+        """A relayed request ended: a stale connection sends it again through `handle`, an
+        upstream failure gets the proxy's error answer; then it is done."""
+        err = relay.error
+        head, conn = relay.req, relay.conn
+        if isinstance(err, Stale) and head.method in IDEMPOTENT:
+            conn.send_again(head)  # on a fresh connection: `request` knows how
+            return
+        if err is not None:
+            e = err if isinstance(err, UpstreamError) else stale_error()
+            upstream_failed(relay, e)
+            relay.answer_error(_UPSTREAM_STATUS.get(e.reason, 502), e.details)
+        h = self.options.client_id_header
+        self.done(relay, (h and head.header(h.lower())) or head.client_ip, head.run)
+        conn.answered(relay.complete and head.keep_alive)
 
     async def handle(
         self, head: RequestHead, body: RequestBody | None, conn: ClientConnection
@@ -117,7 +162,10 @@ class ProxyCore:
                     await ex.respond_error(status, details, *extra, _CLOSE)
                 return False
             # The fast checks stay inline: a request no rule touches makes no call for them.
-            decision = self.engine.decide(ex) if self.engine.active else None
+            if head.decided:  # by `relay`, which then left the request to this path
+                decision = head.decision
+            else:
+                decision = self.engine.decide(ex) if self.engine.active else None
             faults = adopt(ex, decision) if decision is not None else None
             if faults is None and self.request_faults is not None:
                 faults = self.request_faults(ex)
@@ -165,10 +213,17 @@ class ProxyCore:
             ex.mark = injected_mark(ex.decision, faults)
         return True
 
-    def done(self, ex: BaseExchange, client: str, run: str, protocol: str = "http/1.1") -> None:
+    def done(
+        self,
+        ex: BaseExchange | Relay,
+        client: str,
+        run: str,
+        protocol: str = "http/1.1",
+        grpc_status: int | None = None,
+    ) -> None:
         """The request ended (`client`: who sent it, as events name it; `run`: its
-        experiment run): it leaves the load count, its finish callbacks run, its
-        `RequestDone` goes out (and its access log line)."""
+        experiment run; `grpc_status`: a gRPC call's status): it leaves the load count, its
+        finish callbacks run, its `RequestDone` goes out (and its access log line)."""
         self.load.finished()
         if ex.finish_callbacks is not None:
             ex.run_finish(ex.request_id)
@@ -200,6 +255,8 @@ class ProxyCore:
                 run=run,
                 cohort=self.engine.label(ex),
                 protocol=protocol,
+                grpc_status=grpc_status,
+                request_id=ex.request_id,
             )
         )
 
@@ -267,7 +324,7 @@ async def run_chain(
     await step(0)()
 
 
-def upstream_failed(ex: BaseExchange, e: UpstreamError, via: str = "") -> None:
+def upstream_failed(ex: BaseExchange | Relay, e: UpstreamError, via: str = "") -> None:
     """Keep and log an upstream failure (`via`: how the client spoke, for the log line)."""
     if not e.injected:  # an injected one is counted as the fault it is, not as trouble
         ex.upstream_error = e.reason

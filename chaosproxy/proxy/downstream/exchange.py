@@ -9,11 +9,13 @@ streaming the reply back through the faults' hooks is `pipeline`, which this exc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 import struct
 from collections.abc import Coroutine, Iterable
+from functools import partial
 from typing import Any, Protocol
 
 from multidict import CIMultiDictProxy
@@ -23,10 +25,12 @@ from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.downstream import pipeline
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange, Site, retry_after_seconds
 from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.relay import Relay, SendNow, can_relay, stale_error
 from chaosproxy.proxy.downstream.request import RequestBody, RequestHead
 from chaosproxy.proxy.downstream.responses import body_allowed, response_head
+from chaosproxy.proxy.upstream.client import IDEMPOTENT
 from chaosproxy.proxy.upstream.forward import Forwarder
-from chaosproxy.proxy.upstream.interface import UpstreamResponse
+from chaosproxy.proxy.upstream.interface import Stale, UpstreamResponse
 
 log = logging.getLogger("chaosproxy.proxy")
 
@@ -38,6 +42,8 @@ class ProxySite(Site, Protocol):
 
     @property
     def forwarder(self) -> Forwarder: ...
+    @property
+    def send_now(self) -> SendNow | None: ...
 
 
 class ProxyExchange(BaseExchange):
@@ -83,7 +89,7 @@ class ProxyExchange(BaseExchange):
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
-        return self.head.headers
+        return self.head.multidict
 
     @property
     def client_ip(self) -> str:
@@ -281,4 +287,64 @@ class ProxyExchange(BaseExchange):
     # ------------------------------------------------------------ forwarding
 
     def proceed_upstream(self) -> Coroutine[Any, Any, None]:
+        """Forward upstream and stream the answer back through the hooks; with none registered
+        and no body, the answer is relayed by callbacks (relay.py) as it arrives — after a
+        delay, the client's answer waits for no task wake-up — and this only waits for it."""
+        if (
+            self.reply_hooks is None
+            and self.passthrough
+            and self.body is None
+            and self.core.send_now is not None
+            and can_relay(self.head)
+        ):
+            return self._relay()
         return pipeline.proceed(self, self, self)
+
+    async def _relay(self) -> None:
+        ended: asyncio.Future[Relay] = asyncio.get_running_loop().create_future()
+        relay = Relay(
+            self.core,
+            self.head,
+            self.conn,
+            self.request_id,
+            self.t0,
+            partial(_settle, ended),
+            self.mark,
+        )
+        if not relay.send(self.clock.monotonic()):
+            await pipeline.proceed(self, self, self)  # no idle upstream connection
+            return
+        conn = self.conn
+        conn.relay = relay  # the client's flow control reaches it
+        try:
+            await ended
+        except asyncio.CancelledError:
+            relay.cancel()
+            raise
+        finally:
+            conn.relay = None
+        self._status = relay.status or self._status
+        self.upstream_duration = relay.upstream_duration
+        self.upstream_error = relay.upstream_error
+        if relay.retry_after is not None:
+            self.retry_after = relay.retry_after
+        if relay.head_sent:
+            self.head_sent = True
+            self._finished = True
+            self.complete = relay.complete
+            return
+        err = relay.error
+        if isinstance(err, Stale) and self.head.method in IDEMPOTENT:
+            await pipeline.proceed(self, self, self)  # on a fresh connection: `request` knows how
+            return
+        if err is not None:
+            e = err if isinstance(err, UpstreamError) else stale_error()
+            self.upstream_error = e.reason
+            raise e
+
+
+def _settle(ended: asyncio.Future[Relay], relay: Relay) -> None:
+    """A relay's end, for the exchange awaiting it (which a vanished client may have cancelled
+    already: its connection cancels the task, then the relay)."""
+    if not ended.done():
+        ended.set_result(relay)

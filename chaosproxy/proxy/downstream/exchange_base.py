@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from chaosproxy.common.clock import Clock
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.events import EventBus, FaultInjected
 from chaosproxy.engine.core import Decision
 from chaosproxy.faults.base import Exchange, Fault
@@ -65,6 +67,8 @@ class BaseExchange(Hooks, _Declared):
         "upstream_error",
     )
 
+    protocol: ClassVar[str] = "http/1.1"  # what the client speaks (events carry it)
+
     if TYPE_CHECKING:  # the target as received, beside the faults' view: each subclass's
 
         @property
@@ -115,18 +119,32 @@ class BaseExchange(Hooks, _Declared):
                 fault=fault.name,
                 outcome=outcome,
                 cohort=d.cohort if d else "",
+                protocol=self.protocol,
+                grpc_status=self.grpc_status_of(fault),
             )
         )
+
+    def grpc_status_of(self, fault: Fault) -> int | None:
+        """The gRPC status `fault` answers this request with (a gRPC call only: HTTP/2)."""
+        return None
 
     async def sleep(self, seconds: float) -> None:
         """Delays before anything went upstream or back are scheduled from the request's
         arrival on the proxy's clock (then from the end of the previous such delay): the time the
         request spent queued or being decided is part of the delay, not added to it."""
+        clock = self.clock
         if not self.head_sent and self.upstream_duration is None:
             target = self._anchor + seconds
             self._anchor = target
-            seconds = min(seconds, target - self.clock.monotonic())
-        await self.clock.sleep(seconds)
+        elif clock is SYSTEM_CLOCK:
+            target = clock.monotonic() + seconds
+        else:
+            await clock.sleep(seconds)
+            return
+        if clock is SYSTEM_CLOCK:
+            await sleep_until(target)
+        else:
+            await clock.sleep(min(seconds, target - clock.monotonic()))
 
     def error_body(self, status: int, details: str, message: str | None = None) -> bytes:
         return error_json(status, self.request_id, details, message)
@@ -156,6 +174,30 @@ class BaseExchange(Hooks, _Declared):
                 continue
             out.append((name, value))
         return out
+
+
+async def sleep_until(deadline: float) -> None:
+    """Until `deadline` (`time.monotonic()`): never before it, and about as soon after as the
+    loop allows. The loop's timers count whole milliseconds on a clock that lags this one in
+    steps (uvloop's), so a timer may end up to a millisecond early: the rest is waited for
+    iteration by iteration. Delays that end together wake in the order they began."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+    timer = loop.call_later(left, _wake, woken)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+    while deadline - time.monotonic() > 0:  # the timer ended a little early: the last bit
+        await asyncio.sleep(0)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def retry_after_seconds(value: str) -> float | None:

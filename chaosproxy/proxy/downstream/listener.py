@@ -1,8 +1,11 @@
 """The proxy listener: HTTP/1.1 as an asyncio protocol on httptools' C request parser.
 
 One `ClientConnection` per client connection. Requests are counted in flight as soon as their
-head is parsed, queued (pipelining), and answered in order by one task per busy period; their
-bodies stream through a bounded buffer that pauses reading from the socket. Responses are written
+head is parsed. A request nothing looks at, on a connection with nothing else to answer, is
+relayed by callbacks from right here (`Handler.relay`, relay.py): no task. The others are queued
+(pipelining) and answered in order by one task per busy period, which ends when the queue is
+empty (an idle keep-alive connection holds no task); their bodies stream through a bounded
+buffer that pauses reading from the socket. Responses are written
 by the exchange as the upstream sent them: no `Date`, `Server` or `Content-Type` of our own.
 
 Hostile input is bounded (limits.py): the request target (414), each header line, the header
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from ssl import SSLContext
 from typing import Protocol, cast
 
@@ -76,6 +79,21 @@ class Handler(Protocol):
         """Answer one request; True when the connection may carry another after it."""
         ...
 
+    def relay(self, head: RequestHead, body: RequestBody | None, conn: ClientConnection) -> bool:
+        """Take the request up by callbacks (True: it ends with `conn.answered`), or leave it
+        to `handle` (False)."""
+        ...
+
+
+class Relayed(Protocol):
+    """A request being relayed on a connection (relay.py)."""
+
+    def resume(self) -> None:
+        """The client takes bytes again."""
+
+    def cancel(self) -> None:
+        """The client is gone."""
+
 
 class ClientConnection(WriteFlow, asyncio.Protocol):
     """One client connection: parsing, the queue of requests read, flow control, timeouts."""
@@ -93,11 +111,16 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         self.closed = False
         self.queue: deque[tuple[RequestHead, RequestBody | None]] = deque()
         self.task: asyncio.Task[None] | None = None
-        self.busy = False  # a request is being answered
+        self.relay: Relayed | None = None  # the request being relayed by callbacks, if any
+        self.busy = False  # a request is being answered (by the task or relayed)
         self.upstream_started = False  # ...and it went to the upstream (core.py sets it)
         self.eof = False  # the client finished sending (half-close): close once answered
-        self._wakeup: asyncio.Future[None] | None = None  # the idle task waits on it
+        self._fresh = True  # no request read yet (only then may HTTP/2's preface come)
+        self._answered: asyncio.Future[None] | None = None  # a graceful close waits on it
         self.tunnel: RequestBody | None = None  # after an upgrade: bytes from the client
+        # Set by proxy/h2/ once it took the transport: a stop drains the connection (GOAWAY
+        # first) and sets `task` until it is done, instead of closing it.
+        self.on_stop: Callable[[], None] | None = None
         self._stopped = False  # nothing more is parsed (an upgrade, or a refused request)
         # One deadline per connection, checked by the listener's sweep: no timer per request.
         self.deadline = 0.0
@@ -135,7 +158,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         handoff = self.listener.h2_handoff
         if (
             handoff is not None
-            and self.task is None
+            and self._fresh
             and not self._in_head
             and (len(data) >= 3 and _H2_PREFACE.startswith(data[:24]))
         ):
@@ -170,6 +193,8 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
                 self._reject(400, details)
             return
         if self._in_head:
+            if self._timer_kind != "header":  # a head begun in this read and not ended in it
+                self._set_timer("header", self.limits.header_timeout)
             # Only head bytes count: body bytes and pipelined requests that came in the same
             # read as the end of a head never do. A read that the unfinished head spans from
             # its first byte to its last is all head (a header line that never ends); the
@@ -207,6 +232,8 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
     def resume_writing(self) -> None:
         self.send_deadline = 0.0
         super().resume_writing()
+        if self.relay is not None:
+            self.relay.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -230,16 +257,17 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
             self.tunnel.feed_eof()
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        if self.relay is not None:
+            self.relay.cancel()  # it ends the request (`answered`)
 
     # ------------------------------------------------------------ parser callbacks
 
     def on_message_begin(self) -> None:
+        self._fresh = False
         self._url = b""
         self._raw = []
         self._head_bytes = self._head_read = 0
         self._in_head = True
-        if self._timer_kind != "header":
-            self._set_timer("header", self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -309,12 +337,11 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         else:
             self._cancel_timer()
         self.core.load.started()
+        idle = not self.busy and self.task is None and not self.queue
+        if idle and self.core.relay(head, body, self):
+            return  # relayed: nothing waits for it here
         self.queue.append((head, body))
-        w = self._wakeup
-        if w is not None:
-            if not w.done():
-                w.set_result(None)
-        elif self.task is None:
+        if idle:
             self.task = self.loop.create_task(self._serve())
         elif len(self.queue) >= _MAX_QUEUED:
             self._paused_queue = True
@@ -336,44 +363,35 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
     # ------------------------------------------------------------ answering, in order
 
     async def _serve(self) -> None:
-        """Answer the queued requests in order; between them, wait for the next one (one task
-        per connection, not one per request)."""
+        """Answer the queued requests in order (one task per busy period, not one per
+        request); it ends when the queue is empty, or when a request is relayed (the relay
+        goes on with the queue when it ends)."""
         core = self.core
         queue = self.queue
         try:
             while not self.closed:
                 if not queue:
-                    if self._pending_error is not None:
-                        self._send_error(*self._pending_error)
-                        return
-                    if self.eof:  # half-closed: every request read was answered
-                        self.close()
-                        return
-                    if self._in_head:
-                        if self._timer_kind != "header":
-                            self._set_timer("header", self.limits.header_timeout)
-                    else:
-                        self._set_timer("idle", self.limits.idle_timeout)
-                    self._wakeup = self.loop.create_future()
-                    try:
-                        await self._wakeup
-                    finally:
-                        self._wakeup = None
-                    continue
+                    self._idle()
+                    return
                 head, body = queue.popleft()
                 if self._paused_queue and len(queue) < _MAX_QUEUED // 2:
                     self._paused_queue = False
                     self._update_reading()
+                if core.relay(head, body, self):
+                    return
                 self._head_sent = False
                 self.busy = True
                 self.upstream_started = False
+                if head.upgrade and await self._h2_upgrade(head, body):
+                    return  # `Upgrade: h2c` taken: HTTP/2 from here (proxy/h2/upgrade.py)
                 try:
                     keep = await core.handle(head, body, self)
                 except Exception:  # escaped the handler's own error funnel: never hang here
                     log.exception("internal error on a connection from %s", self.client_ip)
                     self.close()
                     return
-                self.busy = False
+                finally:
+                    self._not_busy()
                 if not keep or not head.keep_alive or head.upgrade or self.listener.closing:
                     self.close()
                     return
@@ -381,8 +399,81 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
                     self.close()  # an unread body is still on its way: no telling where it ends
                     return
         finally:
-            self.busy = False
             self.task = None
+
+    async def _h2_upgrade(self, head: RequestHead, body: RequestBody | None) -> bool:
+        """An upgrade request in its turn: True when proxy/h2/ took the connection (h2c); it
+        then ends this task, and HTTP/2 takes over at the next turn of the loop."""
+        up = self.listener.h2_upgrade
+        if up is None or not await up(self, head, body):
+            return False
+        self._cancel_timer()
+        self._not_busy()
+        return True
+
+    def _idle(self) -> None:
+        """Nothing left to answer: a pending rejection goes out, a half-closed connection
+        closes, else the head or idle deadline runs."""
+        if self._pending_error is not None:
+            self._send_error(*self._pending_error)
+        elif self.eof:  # half-closed: every request read was answered
+            self.close()
+        elif self._in_head:
+            if self._timer_kind != "header":
+                self._set_timer("header", self.limits.header_timeout)
+        else:
+            self._set_timer("idle", self.limits.idle_timeout)
+
+    def _not_busy(self) -> None:
+        self.busy = False
+        w = self._answered
+        if w is not None:
+            self._answered = None
+            if not w.done():
+                w.set_result(None)
+
+    # ------------------------------------------------------------ for the relay
+
+    def relaying(self, relay: Relayed) -> None:
+        """A request of this connection is being relayed by callbacks."""
+        self.relay = relay
+        self._head_sent = False
+        self.busy = True
+        self.upstream_started = True  # a client's EOF now waits for the answer
+
+    def answered(self, keep: bool) -> None:
+        """The relayed request ended (`keep`: the connection may carry another); what was
+        queued meanwhile is answered next."""
+        self.relay = None
+        self._not_busy()
+        if self.closed:
+            return
+        if not keep or self.listener.closing:
+            self.close()
+        elif self.queue:
+            self.task = self.loop.create_task(self._serve())
+        else:
+            self._idle()
+
+    def send_again(self, head: RequestHead) -> None:
+        """The relayed request goes through the awaiting path (its upstream connection was
+        stale): first in line, before what was pipelined after it."""
+        self.relay = None
+        self._not_busy()
+        if self.closed:
+            self.core.load.finished()  # it leaves the in-flight count with its connection
+            return
+        self.queue.appendleft((head, None))
+        self.task = self.loop.create_task(self._serve())
+
+    def until_answered(self) -> asyncio.Future[None]:
+        """Resolved once no request of this connection is being answered."""
+        w = self._answered
+        if w is None:
+            w = self._answered = self.loop.create_future()
+            if not self.busy:
+                w.set_result(None)
+        return w
 
     # ------------------------------------------------------------ rejects and timeouts
 
@@ -520,6 +611,10 @@ class ProxyListener:
 
     # Takes over a connection whose first bytes are HTTP/2's preface (set by the runtime).
     h2_handoff: Callable[[ClientConnection, bytes], None] | None = None
+    # Offered each upgrade request in its turn; True when it took the connection (h2c).
+    h2_upgrade: (
+        Callable[[ClientConnection, RequestHead, RequestBody | None], Awaitable[bool]] | None
+    ) = None
 
     def __init__(self, core: Handler, limits: ListenerLimits = _LIMITS) -> None:
         self.core = core
@@ -606,13 +701,19 @@ class ProxyListener:
         if self.server is not None:
             self.server.close()
         for c in list(self.connections):
-            if not c.busy:
+            if c.on_stop is not None:
+                c.on_stop()  # HTTP/2: GOAWAY first; `task` ends with the connection
+            elif not c.busy and c.task is None:
                 c.close()
-        tasks = [c.task for c in self.connections if c.busy and c.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
+        busy = [c for c in self.connections if c.busy or c.task is not None]
+        if busy:
+            waits = {c.until_answered() if c.task is None else c.task: c for c in busy}
+            _, pending = await asyncio.wait(waits, timeout=grace)
             for t in pending:
-                t.cancel()
+                if isinstance(t, asyncio.Task):
+                    t.cancel()
+                else:
+                    waits[t].close()  # relayed: closing cancels it
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         for c in list(self.connections):

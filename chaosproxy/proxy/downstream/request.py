@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from chaosproxy.engine.decide import Decision
 
 # Request body bytes buffered before the connection stops reading, and where it resumes.
 BODY_HIGH_WATER = 256 * 1024
@@ -39,6 +42,8 @@ class RequestHead:
         "_headers",
         "_path",
         "client_ip",
+        "decided",
+        "decision",
         "expect_continue",
         "keep_alive",
         "method",
@@ -72,6 +77,10 @@ class RequestHead:
         self.run = ""  # X-Chaos-Run: the experiment run that sent it ("" for other traffic)
         self.upgrade = False
         self.expect_continue = False
+        # The engine's decision, once taken (the relay decides before the request is queued
+        # for the awaiting path; one decision per request: rule counts stay exact).
+        self.decided = False
+        self.decision: Decision | None = None
         self._headers: CIMultiDictProxy[str] | None = None
         self._path: str | None = None
 
@@ -84,11 +93,18 @@ class RequestHead:
         return d
 
     @property
-    def headers(self) -> CIMultiDictProxy[str]:
+    def multidict(self) -> CIMultiDictProxy[str]:
+        """Every header, case-insensitive, built once on first use (what faults read)."""
         h = self._headers
         if h is None:
             h = self._headers = CIMultiDictProxy(CIMultiDict(self.raw_headers))
         return h
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """What a rule's `match` reads: a lookup scans the raw headers (a rule looks at one
+        or two of them), nothing is built for it."""
+        return _HeaderView(self)
 
     def header(self, name: str) -> str | None:
         """The first value of `name` (lower-case), without building the multidict."""
@@ -126,6 +142,35 @@ class RequestHead:
         _, _, q = self.target.partition("?")
         q, _, _ = q.partition("#")
         return q
+
+
+class _HeaderView(Mapping[str, str]):
+    """A request's headers as a read-only mapping, case-insensitive, first value of a name;
+    a lookup scans the raw headers, a walk over all of them uses the multidict."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def __getitem__(self, name: str) -> str:
+        value = self._head.header(name.lower())
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        value = self._head.header(name.lower())
+        return default if value is None else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._head.header(name.lower()) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._head.multidict)
+
+    def __len__(self) -> int:
+        return len(self._head.multidict)
 
 
 def origin_form(rest: str) -> str:
@@ -237,6 +282,13 @@ class RequestBody(OneReader):
         answered with its status, not as an upstream failure."""
         exc = self._exc
         return exc if isinstance(exc, RequestError) else None
+
+    def take(self) -> bytes:
+        """What is buffered now, without waiting (an h2c upgrade hands it to HTTP/2)."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        return data
 
     def whole(self) -> bytes | None:
         """The whole body when it already arrived (a small request): one write upstream."""

@@ -16,14 +16,14 @@ from collections.abc import AsyncIterable
 from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.upstream.connect import connect_error, make_ssl_context, tcp_reachable
 from chaosproxy.proxy.upstream.connection import Conn
-from chaosproxy.proxy.upstream.interface import OutgoingBody, UpstreamConfig
+from chaosproxy.proxy.upstream.interface import OutgoingBody, Sink, Stale, UpstreamConfig
 from chaosproxy.proxy.upstream.pool import Pool
-from chaosproxy.proxy.upstream.response import Response, Stale, State
+from chaosproxy.proxy.upstream.response import Response, State
 from chaosproxy.proxy.upstream.tunnel import StreamTunnel, open_tunnel
 
 # RFC 9110 §9.2.2: requests a client may repeat on its own. A POST the upstream may have read
 # before it closed the connection is never sent twice: the client decides about retrying it.
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class NativeUpstream:
@@ -118,7 +118,7 @@ class NativeUpstream:
             try:
                 await resp.wait_head()
             except Stale:
-                if attempt == 0 and method in _IDEMPOTENT:
+                if attempt == 0 and method in IDEMPOTENT:
                     continue
                 raise UpstreamError("reset", "the upstream closed the connection") from None
             except asyncio.CancelledError:
@@ -126,6 +126,33 @@ class NativeUpstream:
                 raise
             return resp
         raise AssertionError("unreachable")
+
+    def send_now(
+        self, method: str, target: str, lines: bytes, has_host: bool, sink: Sink
+    ) -> Response | None:
+        """Send a request without a body on an idle keep-alive connection, now, its answer
+        handed to `sink` as it is parsed; None when no connection is idle (then `request`).
+        No task, no future, no timer: the pool sweeps the head deadline (and the body's
+        `read_timeout`). A reused connection
+        the upstream had closed meanwhile fails the sink with `Stale`: the caller decides
+        about sending again (`request` does it on a fresh connection)."""
+        loop = self._running_loop()
+        conn = self.pool.take_idle(loop)
+        if conn is None:
+            return None
+        config = self.config
+        resp = Response(conn, False, loop, config.max_head, config.max_headers, sink)
+        conn.resp = resp
+        transport = conn.transport
+        assert transport is not None
+        resp.read_timeout = config.read_timeout
+        resp.deadline = loop.time() + config.timeout
+        self.pool.watch_deadlines(min(config.timeout, config.read_timeout or config.timeout))
+        host = b"" if has_host else self._host_line
+        m, t = method.encode("latin-1"), target.encode("latin-1")
+        transport.write(b"%s %s HTTP/1.1\r\n%s%s\r\n" % (m, t, host, lines))
+        resp.sent = True
+        return resp
 
     async def upgrade(
         self, method: str, target: str, lines: bytes, has_host: bool, protocol: str

@@ -20,7 +20,11 @@ class Owner(Protocol):
 class Reader(Protocol):
     """The exchange a connection carries (the `response.Response`): it reads what arrives."""
 
+    deadline: float  # loop time by which its head is due, when the pool sweeps it (else 0)
+
     def feed(self, data: bytes) -> None: ...
+
+    def on_timeout(self) -> None: ...
 
     def connection_lost(self, exc: Exception | None, reused: bool) -> None: ...
 

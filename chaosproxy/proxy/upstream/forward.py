@@ -10,8 +10,15 @@ from chaosproxy.proxy.upstream.interface import OutgoingBody, Tunnel, Upstream, 
 from chaosproxy.proxy.wire.headers import HOP_BY_HOP, RawHeaders, connection_listed, end_to_end
 
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
-# What the request lines depend on, read in the filter's one pass.
-_WATCH = frozenset({b"host", b"x-forwarded-for", b"x-request-id", b"content-length", b"connection"})
+# What a header name means to the request lines (flags): never forwarded, or watched.
+_SKIP, _HOST, _XFF, _ID, _LENGTH, _CONNECTION = 1, 2, 4, 8, 16, 32
+_WATCH = {
+    b"host": _HOST,
+    b"x-forwarded-for": _XFF,
+    b"x-request-id": _ID,
+    b"content-length": _LENGTH,
+    b"connection": _CONNECTION,
+}
 
 
 class Forwarder:
@@ -37,31 +44,49 @@ class Forwarder:
         # Computed once: the per-request header filter is one set lookup per header.
         self.skip = frozenset(n.encode("latin-1") for n in skip)
         self._host_kept = b"host" not in self.skip
+        self._kind = {n: _SKIP for n in self.skip}
+        for n, flag in _WATCH.items():
+            self._kind[n] = self._kind.get(n, 0) | flag
 
     def lines(self, raw: RawHeaders, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         """The request header lines the upstream gets: the client's, in order and spelling,
         minus hop-by-hop ones (and those `Connection` lists) and the never-forwarded ones, plus
         X-Forwarded-* and the request id; and whether they carry Host and Content-Length.
-        Never decodes the client's headers."""
-        kept, kept_lines, seen = end_to_end(raw, self.skip, _WATCH)
+        Never decodes the client's headers. One pass (what `wire.headers.end_to_end` keeps,
+        written for the request: it runs once per proxied request)."""
+        lines: list[bytes] = []
         prior = host = None
-        has_id = has_length = listing = False
-        for name, value in seen:
-            if name == b"host":
-                if host is None:
-                    host = value
-            elif name == b"x-forwarded-for":
-                prior = value if prior is None else prior + b", " + value
-            elif name == b"x-request-id":
-                has_id = True
-            elif name == b"content-length":
-                has_length = True
-            elif connection_listed(value):
-                listing = True
+        has_id = has_length = False
+        listed: frozenset[bytes] | None = None
+        kind = self._kind.get
+        for k, v in raw:
+            low = k.lower()
+            what = kind(low, 0)
+            if what:
+                if what & _HOST:
+                    if host is None:
+                        host = v
+                elif what & _XFF:
+                    prior = v if prior is None else prior + b", " + v
+                elif what & _ID:
+                    has_id = True
+                elif what & _LENGTH:
+                    has_length = True
+                elif what & _CONNECTION:
+                    extra = connection_listed(v)
+                    if extra:
+                        listed = extra if listed is None else listed | extra
+                if what & _SKIP:
+                    continue
+            elif low.startswith(b"proxy-"):
+                continue
+            lines += (k, b": ", v, b"\r\n")
         has_host = host is not None and self._host_kept
-        if has_host and listing:  # `Connection` may have named Host
-            has_host = any(len(k) == 4 and k.lower() == b"host" for k, _ in kept)
-        lines = [kept_lines]
+        if listed:  # `Connection` named more hop-by-hop headers (it may have named Host)
+            kept, kept_lines, _ = end_to_end(raw, self.skip)
+            lines = [kept_lines]
+            if has_host:
+                has_host = any(len(k) == 4 and k.lower() == b"host" for k, _ in kept)
         if self.forwarded_headers:
             ip = client_ip.encode("latin-1")
             lines += (b"X-Forwarded-For: ", prior + b", " + ip if prior else ip, b"\r\n")

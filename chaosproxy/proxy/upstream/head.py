@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from chaosproxy.proxy.wire.headers import RawHeaders, end_to_end
+from chaosproxy.proxy.wire.headers import (
+    HOP_BY_HOP_BYTES,
+    RawHeaders,
+    connection_listed,
+    header_lines,
+)
 
 
 class ScannedHead(NamedTuple):
@@ -18,25 +23,56 @@ class ScannedHead(NamedTuple):
     framed: bool  # Content-Length or Transfer-Encoding: the body does not end with the connection
 
 
-_WATCH = frozenset({b"content-length", b"transfer-encoding", b"x-request-id", b"retry-after"})
+# What each name the scan must notice means to it (lower-case); any other name is end-to-end
+# unless it starts with `proxy-` or `Connection` lists it.
+_LENGTH, _CODING, _ID, _RETRY, _CONNECTION, _HOP = range(6)
+_KIND = {n: _HOP for n in HOP_BY_HOP_BYTES} | {
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _CODING,
+    b"x-request-id": _ID,
+    b"retry-after": _RETRY,
+    b"connection": _CONNECTION,
+}
 
 
 def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
-    """Keep a response's end-to-end headers (`wire.headers.end_to_end`) as lines; note the
-    framing, the request id and `Retry-After` as the upstream sent them."""
-    kept, lines, seen = end_to_end(raw, watch=_WATCH)
+    """Keep a response's end-to-end headers as lines (what `wire.headers.end_to_end` keeps, in
+    one pass written for the answer: it runs once per proxied response); note the framing, the
+    request id and `Retry-After` as the upstream sent them."""
+    kept: RawHeaders = []
+    lines: list[bytes] = []
     framed = has_length = has_id = False
     retry_after: bytes | None = None
-    for name, value in seen:
-        if name == b"content-length":
-            framed = has_length = True
-        elif name == b"transfer-encoding":
-            framed = True
-        elif name == b"x-request-id":
-            has_id = True
-        else:
-            retry_after = value
-    return ScannedHead(kept, lines, has_length, has_id, retry_after, framed)
+    listed: frozenset[bytes] | None = None
+    kind = _KIND.get
+    for k, v in raw:
+        low = k.lower()
+        what = kind(low)
+        if what is not None:
+            if what == _HOP:
+                continue
+            if what == _CONNECTION:
+                extra = connection_listed(v)
+                if extra:
+                    listed = extra if listed is None else listed | extra
+                continue
+            if what == _CODING:
+                framed = True
+                continue
+            if what == _LENGTH:
+                framed = has_length = True
+            elif what == _ID:
+                has_id = True
+            else:
+                retry_after = v
+        elif low.startswith(b"proxy-"):
+            continue
+        kept.append((k, v))
+        lines += (k, b": ", v, b"\r\n")
+    if listed:
+        kept = [(k, v) for k, v in kept if k.lower() not in listed]
+        return ScannedHead(kept, header_lines(kept), has_length, has_id, retry_after, framed)
+    return ScannedHead(kept, b"".join(lines), has_length, has_id, retry_after, framed)
 
 
 def decode_headers(kept: RawHeaders) -> list[tuple[str, str]]:

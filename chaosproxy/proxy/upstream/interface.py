@@ -14,6 +14,8 @@ from typing import Protocol
 
 import yarl
 
+from chaosproxy.common.errors import UpstreamError
+
 
 @dataclass(frozen=True)
 class UpstreamConfig:
@@ -66,12 +68,14 @@ class UpstreamResponse(Protocol):
     """
 
     status: int
-    reason: str
     reason_bytes: bytes
     head_lines: bytes
     has_length: bool  # Content-Length among the end-to-end headers
     has_id: bool  # X-Request-Id among them
     retry_after: bytes | None
+
+    @property
+    def reason(self) -> str: ...
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -84,6 +88,30 @@ class UpstreamResponse(Protocol):
         """Done with this response: a body read to its end has gone back to the pool already;
         one that was not closes its connection."""
         ...
+
+
+class Stale(Exception):
+    """A reused keep-alive connection was closed by the upstream before any response byte:
+    the request may be sent again on a fresh connection."""
+
+
+class Sink(Protocol):
+    """Who takes an answer as it is parsed, instead of awaiting it (`client.send_now`)."""
+
+    def head(self, resp: UpstreamResponse) -> None:
+        """The final head arrived (`resp.status`, `head_lines`...); the body follows."""
+
+    def body(self, data: bytes) -> None:
+        """A piece of the body (the connection pauses reading when the sink asks it to)."""
+
+    def flush(self) -> None:
+        """One read from the upstream was parsed: what the calls above gathered may leave."""
+
+    def end(self) -> None:
+        """Every byte arrived; the connection already went back to the pool."""
+
+    def failed(self, error: UpstreamError | Stale) -> None:
+        """Over without a complete answer (before or after the head); the connection is closed."""
 
 
 class Tunnel(Protocol):

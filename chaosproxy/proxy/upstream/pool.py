@@ -35,6 +35,7 @@ class Pool:
         self._active = 0  # connections in use or being opened (handed-on room included)
         self._waiters: deque[asyncio.Future[_Grant]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
+        self._deadlines: asyncio.TimerHandle | None = None  # the head deadlines' sweep
         self._closed = False
         # The loop of the last acquire: `release` runs once per request, and asking asyncio
         # for the running loop costs a getpid() system call each time.
@@ -86,6 +87,49 @@ class Pool:
             if grant is not None:
                 grant.close()
             return await self._open(deadline)  # the room is ours: counted in `_active`
+
+    def take_idle(self, loop: asyncio.AbstractEventLoop) -> Conn | None:
+        """An idle connection now, or None (then `acquire`): the newest usable one."""
+        if self._closed or self._waiters:
+            return None
+        self._loop = loop
+        idle = self._idle
+        now = 0.0
+        while idle:
+            conn = idle.pop()
+            if not conn.usable:
+                continue
+            if not now:
+                now = loop.time()
+            if now - conn.idle_since > self.keepalive:
+                conn.close()
+                continue
+            self._active += 1
+            return conn
+        return None
+
+    def watch_deadlines(self, timeout: float) -> None:
+        """Check the head deadline (`Response.deadline`) of every exchange in flight, every
+        quarter of `timeout` (at most a second): one timer for the pool while any exchange is
+        in flight, not one per request. A deadline fires at most that late."""
+        if self._deadlines is None and not self._closed:
+            step = min(1.0, max(0.02, timeout / 4))
+            loop = self._loop or asyncio.get_running_loop()
+            self._deadlines = loop.call_later(step, self._check_deadlines, loop, step)
+
+    def _check_deadlines(self, loop: asyncio.AbstractEventLoop, step: float) -> None:
+        self._deadlines = None
+        now = loop.time()
+        watched = False
+        for conn in list(self._conns):
+            resp = conn.resp
+            if resp is not None and resp.deadline:
+                if resp.deadline <= now:
+                    resp.on_timeout()
+                else:
+                    watched = True
+        if watched and not self._closed:
+            self._deadlines = loop.call_later(step, self._check_deadlines, loop, step)
 
     async def _open(self, deadline: float) -> Conn:
         try:
@@ -183,6 +227,9 @@ class Pool:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        if self._deadlines is not None:
+            self._deadlines.cancel()
+            self._deadlines = None
         self._idle.clear()
         for conn in list(self._conns):
             conn.close()

@@ -4,6 +4,14 @@ httptools' callbacks drive the `Response`'s `State`; it bounds the head, buffers
 high-water mark (pausing the connection past it), holds the head deadline and gives the
 connection back to the pool (reusable or not) the moment the exchange is over. Whether a closed
 connection was stale (send again) or lost is read from the state.
+
+Two ways to hand the answer on: a reader awaits the head and iterates the buffered body (the
+faults' pipeline), or a `Sink` gets the head, each piece of body and the end as callbacks, in
+the parser's own callbacks (the relay of requests no fault touches: no future, no buffer, no
+task). A sink's exchange has no timer of its own: the pool sweeps its deadline.
+
+Over 400 lines on purpose: one exchange's state machine, whichever way its answer is handed on;
+split by reader, every state change would be written twice.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import httptools
 from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.upstream.connection import Conn
 from chaosproxy.proxy.upstream.head import decode_headers, scan_head
+from chaosproxy.proxy.upstream.interface import Sink, Stale
 
 # Body bytes buffered before reading from the upstream pauses, and resumes.
 _HIGH_WATER = 256 * 1024
@@ -39,11 +48,6 @@ class State(enum.Enum):
 _NO_RESPONSE_YET = (State.WAITING, State.STREAMING)
 _IN_HEAD = (State.WAITING, State.STREAMING, State.HEAD, State.INTERIM)
 _OVER = (State.DONE, State.FAILED)
-
-
-class Stale(Exception):
-    """A reused keep-alive connection was closed by the upstream before any response byte:
-    the request may be sent again on a fresh connection."""
 
 
 class _Stop(Exception):
@@ -92,6 +96,7 @@ class Response:
         "_timer",
         "_waiter",
         "conn",
+        "deadline",
         "has_id",
         "has_length",
         "head_lines",
@@ -99,10 +104,10 @@ class Response:
         "loop",
         "parser",
         "read_timeout",
-        "reason",
         "reason_bytes",
         "retry_after",
         "sent",
+        "sink",
         "state",
         "status",
         "writer",
@@ -115,6 +120,7 @@ class Response:
         loop: asyncio.AbstractEventLoop,
         max_head: int,
         max_headers: int,
+        sink: Sink | None = None,
     ) -> None:
         self.conn: Conn | None = conn
         self.loop = loop
@@ -122,7 +128,6 @@ class Response:
         self.state = State.WAITING
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
-        self.reason = ""
         self.reason_bytes = b""
         self._kept: list[tuple[bytes, bytes]] = []
         # The end-to-end headers as the upstream sent them, for writing them back unchanged:
@@ -138,7 +143,11 @@ class Response:
         self._fed = 0  # bytes fed that left the head incomplete
         self._head_bytes = 0  # the header lines parsed so far
         self._fields = 0  # header lines of the message being parsed
-        self._head: asyncio.Future[None] = loop.create_future()
+        self.sink = sink
+        # A sink's exchange is awaited by no one: no future, and no timer (`deadline`, loop
+        # time, is checked by the pool's sweep; 0: none).
+        self._head: asyncio.Future[None] | None = None if sink else loop.create_future()
+        self.deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._raw: list[tuple[bytes, bytes]] = []
         self._reason = b""
@@ -167,6 +176,10 @@ class Response:
             elif self.state not in _OVER:
                 self.fail(UpstreamError("protocol", f"invalid upstream response: {e}"))
             return
+        if self.sink is not None and self.state is State.BODY:
+            if self.read_timeout:  # the stall allowed between body bytes starts again
+                self.deadline = self.loop.time() + self.read_timeout
+            self.sink.flush()
         if self.state is State.HEAD or self.state is State.INTERIM:
             # Every byte of a chunk that leaves the head incomplete is part of it: this bounds
             # what the parser holds of a header line that never ends.
@@ -221,7 +234,6 @@ class Response:
             return
         self.status = status
         self.reason_bytes = self._reason
-        self.reason = self._reason.decode("latin-1")
         scanned = scan_head(self._raw)
         self._kept = scanned.kept  # not `_raw`: trailers arrive through on_header too
         self.head_lines = scanned.lines
@@ -231,12 +243,24 @@ class Response:
         self._close_delimited = not scanned.framed
         self._fields = self._head_bytes = 0  # trailers get a budget of their own
         self.state = State.BODY
+        # From here a sink's deadline is the silence allowed mid-body (none: no deadline).
+        rt = self.read_timeout
+        self.deadline = self.loop.time() + rt if rt and self.sink is not None else 0.0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._head.set_result(None)
+        if self.sink is not None:
+            self.sink.head(self)
+        else:
+            assert self._head is not None
+            self._head.set_result(None)
         if self.is_head:
             self._complete(self.parser.should_keep_alive())
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase, decoded when asked (a relayed answer writes its bytes)."""
+        return self.reason_bytes.decode("latin-1")
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -245,6 +269,9 @@ class Response:
 
     def on_body(self, body: bytes) -> None:
         if self.state is not State.BODY:
+            return
+        if self.sink is not None:
+            self.sink.body(body)
             return
         self._chunks.append(body)
         self._size += len(body)
@@ -268,7 +295,12 @@ class Response:
     def _complete(self, keep_alive: bool) -> None:
         self.state = State.DONE
         self._give_back(keep_alive and self.sent)
-        self._wake()
+        sink = self.sink
+        if sink is not None:
+            self._spend()
+            sink.end()
+        else:
+            self._wake()
 
     def _give_back(self, reusable: bool) -> None:
         conn = self.conn
@@ -276,6 +308,7 @@ class Response:
             return
         self.conn = None
         conn.resp = None
+        self.deadline = 0.0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -294,11 +327,21 @@ class Response:
             return
         self.state = State.FAILED
         self._give_back(False)
-        if not self._head.done():
+        sink = self.sink
+        if sink is not None:
+            self._spend()
+            sink.failed(error)
+        elif self._head is not None and not self._head.done():
             self._head.set_exception(error)
         elif isinstance(error, UpstreamError):
             self._exc = error
             self._wake()
+
+    def _spend(self) -> None:
+        """A sink's exchange is over: no reference cycle is left for the cyclic GC (see
+        `_SPENT_PARSER`); the parser finishes the call it is in."""
+        self.sink = None
+        self.parser = _SPENT_PARSER
 
     def connection_lost(self, exc: Exception | None, reused: bool) -> None:
         """Stale (send again), lost before the head, or cut mid-body: read from the state."""
@@ -315,9 +358,14 @@ class Response:
 
     def on_timeout(self) -> None:
         self._timer = None
-        self.fail(UpstreamError("timeout", "the upstream did not answer in time"))
+        self.deadline = 0.0
+        if self.state is State.BODY:  # a sink's body went silent (the pool's sweep)
+            self.fail(UpstreamError("timeout", "the upstream stalled mid-body"))
+        else:
+            self.fail(UpstreamError("timeout", "the upstream did not answer in time"))
 
     async def wait_head(self) -> None:
+        assert self._head is not None
         await self._head
 
     def start_timer(self, deadline: float) -> None:
@@ -334,6 +382,7 @@ class Response:
             self.state = State.FAILED
             self._give_back(False)
         self._chunks.clear()
+        self.sink = None
         self.parser = _SPENT_PARSER  # no connection feeds it any more (conn.resp is None)
 
     @property
