@@ -40,7 +40,8 @@ GRPC_CODES = {
 }
 
 
-def _code(v: Any) -> int:
+def grpc_code(v: Any) -> int:
+    """A gRPC error status (1-16) from its name (any case) or number."""
     if isinstance(v, str) and v.upper() in GRPC_CODES:
         code = GRPC_CODES[v.upper()]
     elif isinstance(v, int) and not isinstance(v, bool):
@@ -75,7 +76,7 @@ class GrpcAbortFault(Fault):
                     {"type": "integer", "minimum": 1, "maximum": 16},
                 ]
             },
-            _code,
+            grpc_code,
         ),
         P.anything("message", {"type": "string"}, str),
         P.duration("pushback"),

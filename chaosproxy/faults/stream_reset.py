@@ -43,7 +43,8 @@ class StreamExchange(Protocol):
     def reset_stream(self, code: int) -> None: ...
 
 
-def _code(v: Any) -> int:
+def h2_error_code(v: Any) -> int:
+    """An HTTP/2 error code from its name (any case) or number."""
     if isinstance(v, str) and v.upper() in H2_ERRORS:
         return H2_ERRORS[v.upper()]
     if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF:
@@ -61,7 +62,7 @@ class StreamResetFault(Fault):
         P.anything(
             "code",
             {"anyOf": [{"enum": sorted(H2_ERRORS)}, {"type": "integer", "minimum": 0}]},
-            _code,
+            h2_error_code,
         ),
         P.choice("at", ("request", "headers"), "request"),
         P.size("after_bytes"),

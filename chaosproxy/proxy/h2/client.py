@@ -4,7 +4,9 @@ gRPC requests always go this way (gRPC is HTTP/2 end to end), and every request 
 client with `--upstream-h2`. A connection carries streams up to the upstream's
 MAX_CONCURRENT_STREAMS; past that a second one opens, up to `max_connections`, then a new
 stream waits for a slot. A connection the upstream closed or sent GOAWAY on takes no new
-streams; the ones it carries finish.
+streams (they go on a new connection); the ones it carries below the GOAWAY's last stream id
+finish, those above it were refused (`forward.py` sends them again), and it closes once none is
+left (an upstream's graceful stop: grpcio's `stop(grace)`, Envoy's and nghttpd's drains).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class H2ClientConnection(H2Wire):
         self.pool.lost(self)
 
     def on_goaway(self) -> None:
-        self.pool.lost(self)
+        self.pool.draining(self)
+        if not self.streams:
+            self.close()
 
     @property
     def has_room(self) -> bool:
@@ -65,6 +69,8 @@ class H2ClientConnection(H2Wire):
     def done(self, s: Stream) -> None:
         """The exchange on `s` is over: its slot is free."""
         self.forget(s)
+        if self.goaway and not self.streams:
+            self.close()  # drained: the upstream said GOAWAY and the last stream ended
         self.pool.freed()
 
 
@@ -87,6 +93,7 @@ class H2Upstream:
         self.max_connections = max_connections
         self.ssl = ssl_context
         self.connections: list[H2ClientConnection] = []
+        self.drained: set[H2ClientConnection] = set()  # after a GOAWAY, until their streams end
         self._connecting = 0
         self._room: asyncio.Event | None = None
         self.closed = False
@@ -134,8 +141,17 @@ class H2Upstream:
         return proto
 
     def lost(self, c: H2ClientConnection) -> None:
+        self.drained.discard(c)
         with contextlib.suppress(ValueError):
             self.connections.remove(c)
+        self.freed()
+
+    def draining(self, c: H2ClientConnection) -> None:
+        """The upstream said GOAWAY on `c`: new streams go elsewhere (a new connection)."""
+        with contextlib.suppress(ValueError):
+            self.connections.remove(c)
+        if not c.closed:
+            self.drained.add(c)
         self.freed()
 
     def freed(self) -> None:
@@ -155,10 +171,11 @@ class H2Upstream:
 
     async def close(self) -> None:
         self.closed = True
-        for c in list(self.connections):
+        for c in [*self.connections, *self.drained]:
             c.close_gracefully()
             c.close()
         self.connections.clear()
+        self.drained.clear()
         self.freed()
 
 

@@ -27,10 +27,13 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.events import StreamReset as ResetEvent
-from h2.exceptions import H2Error, ProtocolError
+from h2.exceptions import DenialOfServiceError, H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
+from hpack import HPACKError
+from hyperframe.frame import Frame, GoAwayFrame
 
 from chaosproxy.proxy.h2.headers import H2Headers
+from chaosproxy.proxy.h2.limits import ENHANCE_YOUR_CALM
 from chaosproxy.proxy.h2.stream import CANCEL, REFUSED_STREAM, Stream, StreamReset
 
 log = logging.getLogger("chaosproxy.proxy")
@@ -51,6 +54,8 @@ LOCAL_SETTINGS = {
     SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
     SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
 }
+COMPRESSION_ERROR = 0x9
+MAX_STREAM_ID = 2**31 - 1
 
 
 class H2Wire(asyncio.Protocol):
@@ -68,6 +73,11 @@ class H2Wire(asyncio.Protocol):
         # FRAME_SIZE_ERROR. Accepting larger frames before the peer knows it is harmless.
         h2.local_settings = Settings(client=client_side, initial_values=LOCAL_SETTINGS)
         h2.max_inbound_frame_size = MAX_FRAME
+        # A peer's GOAWAY is read here, not by h2: h2 takes its state machine to CLOSED on
+        # one, after which every frame of the streams still in flight (their DATA, their
+        # answer) is a protocol error. A GOAWAY says "no new streams"; those below its last
+        # stream id finish (RFC 9113 §6.8).
+        h2._frame_dispatch_table[GoAwayFrame] = _goaway_frame
         self.h2 = h2
         self.streams: dict[int, Stream] = {}
         self.transport: asyncio.Transport | None = None
@@ -84,21 +94,51 @@ class H2Wire(asyncio.Protocol):
         self.transport = tr
         tr.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         h2 = self.h2
-        h2.initiate_connection()  # our SETTINGS: LOCAL_SETTINGS
+        self.initiate()  # our SETTINGS: LOCAL_SETTINGS
         h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self.flush()
+
+    def initiate(self) -> None:
+        """Our connection preface (an h2c upgrade's also takes the client's HTTP2-Settings)."""
+        self.h2.initiate_connection()
 
     def data_received(self, data: bytes) -> None:
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as e:
             log.info("HTTP/2 protocol error from the peer: %s", e)
+            if isinstance(e, DenialOfServiceError) or str(e).startswith("Too many continuation"):
+                self._recode_goaway(ENHANCE_YOUR_CALM)  # h2's bounds on a header block
+                self.on_calm("headers")
+            elif isinstance(e.__cause__, HPACKError):
+                self._recode_goaway(COMPRESSION_ERROR)
             self.flush_now()  # the GOAWAY h2 prepared
             self.close()
+            return
+        if not self.admit(events):
             return
         for ev in events:
             self._dispatch(ev)
         self.flush()
+
+    def admit(self, events: list[Event]) -> bool:
+        """False when what the peer sent is past a bound (the connection is ending): the
+        server's bounds on a client (`server.py`, `limits.py`); the upstream is not bounded."""
+        return True
+
+    def on_calm(self, reason: str) -> None:
+        """A bound of `limits.py` ended the connection (the server counts them)."""
+
+    def _recode_goaway(self, code: int) -> None:
+        """h2 answers a header block it cannot decode with GOAWAY(PROTOCOL_ERROR); RFC 9113
+        §4.3 wants COMPRESSION_ERROR. The GOAWAY is the last frame h2 has ready (9 bytes of
+        frame header, last stream id, error code): its code is replaced."""
+        data = self.h2.data_to_send()
+        if len(data) >= 17 and data[-17:-13] == b"\x00\x00\x08\x07":
+            data = data[:-4] + code.to_bytes(4, "big")
+        tr = self.transport
+        if data and tr is not None and not tr.is_closing():
+            tr.write(data)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -150,8 +190,9 @@ class H2Wire(asyncio.Protocol):
         elif isinstance(ev, ConnectionTerminated):
             self.goaway = True
             last = ev.last_stream_id or 0
+            ours = 1 if self.h2.config.client_side else 0  # its last id counts streams we opened
             for sid, s in list(self.streams.items()):
-                if sid > last:  # never processed: as if refused (a client may retry it)
+                if sid > last and sid % 2 == ours:  # never processed: as if refused (retried)
                     self.streams.pop(sid, None)
                     s.fail(REFUSED_STREAM)
             self.on_goaway()
@@ -168,7 +209,7 @@ class H2Wire(asyncio.Protocol):
         """The connection is gone (every stream failed already)."""
 
     def on_goaway(self) -> None:
-        """The peer will open or accept no new streams here."""
+        """The peer will open or accept no new streams here; those in flight go on."""
 
     def _window_opened(self, stream_id: int) -> None:
         targets = self.streams.values() if stream_id == 0 else [self.streams.get(stream_id)]
@@ -273,13 +314,31 @@ class H2Wire(asyncio.Protocol):
         if tr is not None and not tr.is_closing():
             tr.close()
 
-    def close_gracefully(self, code: int = 0) -> None:
-        """GOAWAY: the streams open finish, no new ones are accepted."""
-        if self.closed:
+    def send_goaway(self, last_stream_id: int, code: int = 0) -> None:
+        """A GOAWAY frame written after the frames h2 has ready, h2's state left as it is:
+        its own `close_connection` takes the connection to CLOSED, after which the streams
+        in flight could send nothing more (a drain needs them to finish)."""
+        tr = self.transport
+        if self.closed or tr is None or tr.is_closing():
             return
-        with contextlib.suppress(H2Error):
-            self.h2.close_connection(error_code=code)
         self.flush_now()
+        frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=code)
+        tr.write(frame.serialize())
+
+    def close_gracefully(self, code: int = 0) -> None:
+        """GOAWAY(the last stream the peer opened, `code`), written raw as `send_goaway` does:
+        the streams open may still finish, no new ones are accepted."""
+        self.send_goaway(self.h2.highest_inbound_stream_id or 0, code)
 
     def stats(self) -> dict[str, Any]:
         return {"streams": len(self.streams)}
+
+
+def _goaway_frame(frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+    """h2's handler of a received GOAWAY, minus its move to CLOSED and its dropping of the
+    frames not yet written: the same `ConnectionTerminated` event, nothing else."""
+    ev = ConnectionTerminated()
+    ev.error_code = frame.error_code
+    ev.last_stream_id = frame.last_stream_id
+    ev.additional_data = frame.additional_data or None
+    return [], [ev]

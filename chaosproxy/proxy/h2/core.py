@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.downstream.core import (
@@ -22,11 +23,15 @@ from chaosproxy.proxy.downstream.core import (
     run_chain,
     upstream_failed,
 )
+from chaosproxy.proxy.h2.deadline import within_deadline
 from chaosproxy.proxy.h2.exchange import H2Exchange
 from chaosproxy.proxy.h2.forward import Route, UpstreamStreamReset
 from chaosproxy.proxy.h2.headers import split_pseudo
+from chaosproxy.proxy.h2.limits import BodyWatch, header_refusal
 from chaosproxy.proxy.h2.server import H2ServerConnection
-from chaosproxy.proxy.h2.stream import Stream
+from chaosproxy.proxy.h2.stream import CANCEL, Stream
+
+log = logging.getLogger("chaosproxy.proxy")
 
 
 class H2Core:
@@ -39,6 +44,8 @@ class H2Core:
         self.rng = core.rng
         self.bus = core.bus
         self.upstream_url = str(route.h2.url)
+        # HTTP/2 connections ended by a bound of `limits.py` (GOAWAY ENHANCE_YOUR_CALM)
+        self.calmed: dict[str, int] = {}
 
     async def handle_stream(self, conn: H2ServerConnection, s: Stream) -> None:
         core = self.core
@@ -51,6 +58,13 @@ class H2Core:
                 break
         ex = H2Exchange(self, conn, s, pseudo, raw, rid or core.ids.next(), t0)
         core.load.started()
+        # --body-timeout on the request's DATA; not on gRPC calls (their deadline bounds them,
+        # and a quiet client or bidi stream is how gRPC streams live: docs/http2.md)
+        timeout = self.route.body_timeout
+        task = asyncio.current_task()
+        watch = None
+        if timeout and not s.ended and not ex.grpc and task is not None:
+            watch = BodyWatch(s, timeout, task)
         try:
             refusal = _refusal(ex)
             if refusal is not None:
@@ -61,7 +75,8 @@ class H2Core:
             if faults is None and core.request_faults is not None:
                 faults = core.request_faults(ex)  # type: ignore[arg-type]
             if faults and core.admit(ex, faults):
-                await run_chain(faults, ex, ex.proceed_upstream)
+                # faults hold a gRPC call no longer than its grpc-timeout (deadline.py)
+                await within_deadline(ex, run_chain(faults, ex, ex.proceed_upstream))
             else:
                 await ex.proceed_upstream()
             if not ex.head_sent and not ex.finished:
@@ -71,14 +86,39 @@ class H2Core:
         except ConnectionError:
             ex.close()  # the client reset the stream or went away
         except asyncio.CancelledError:
-            ex.close()
-            raise
+            if watch is None or not watch.expired or task is None or ex.client_gone:
+                ex.close()
+                raise
+            task.uncancel()
+            await self._body_timed_out(ex, conn)
         except Exception:
             await internal_error(ex, " (HTTP/2)")
         finally:
+            if watch is not None:
+                watch.stop()
             h = core.options.client_id_header
             client = (h and ex.headers.get(h)) or ex.client_ip
-            core.done(ex, client, ex.header("x-chaos-run") or "", "h2")
+            core.done(ex, client, ex.header("x-chaos-run") or "", "h2", ex.call_status())
+
+    async def _body_timed_out(self, ex: H2Exchange, conn: H2ServerConnection) -> None:
+        """The request's DATA stopped for --body-timeout: a JSON 408 when the answer has not
+        started, else RST_STREAM(CANCEL); the upstream request is given up either way."""
+        t = self.route.body_timeout or 0.0
+        if conn.origin is not None:
+            conn.origin.listener.timeouts["body"] += 1
+        log.warning(
+            "an HTTP/2 request body from %s stopped: no DATA for %gs (--body-timeout) [%s]",
+            ex.client_ip,
+            t,
+            ex.request_id,
+            extra={"request_id": ex.request_id},
+        )
+        ex.abort_upstream()
+        if ex.head_sent or ex.finished:
+            ex.reset_stream(CANCEL)
+            return
+        with contextlib.suppress(ConnectionError):
+            await ex.respond_error(408, f"no request body bytes arrived for {t:g}s")
 
     async def _upstream_failed(self, ex: H2Exchange, e: UpstreamError) -> None:
         upstream_failed(ex, e, " (HTTP/2)")
@@ -94,6 +134,9 @@ class H2Core:
 def _refusal(ex: H2Exchange) -> tuple[int, str] | None:
     """What the proxy answers itself: CONNECT (no tunnels through it) and targets that are
     not paths (`OPTIONS *` aside, which has nothing to forward either)."""
+    too_large = header_refusal(ex.stream.head.result())
+    if too_large is not None:
+        return 431, too_large
     if ex.method == "CONNECT":
         return 405, "CONNECT is not proxied: chaosproxy forwards to its upstream only"
     if not ex.target.startswith("/"):

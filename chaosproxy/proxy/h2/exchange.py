@@ -10,6 +10,7 @@ filters see the upstream's answer as they do over HTTP/1.1 (`forward.py` streams
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -17,17 +18,29 @@ from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from chaosproxy.faults.grpc_abort import percent_encoded
+from chaosproxy.faults.base import BodyFilter, Fault
+from chaosproxy.faults.error import ErrorFault
+from chaosproxy.faults.grpc_abort import GRPC_CODES, GrpcAbortFault, percent_encoded
+from chaosproxy.faults.grpc_message import GrpcMessageFault
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange, Site
 from chaosproxy.proxy.downstream.responses import body_allowed
 from chaosproxy.proxy.h2.headers import (
     H2Headers,
+    grpc_status_in,
     grpc_status_of_http,
+    grpc_status_of_reset,
     is_grpc,
     lower_headers,
+    parse_grpc_timeout,
 )
 from chaosproxy.proxy.h2.server import H2ServerConnection
-from chaosproxy.proxy.h2.stream import CANCEL, INTERNAL_ERROR, PROTOCOL_ERROR, Stream
+from chaosproxy.proxy.h2.stream import (
+    CANCEL,
+    INTERNAL_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    Stream,
+)
 
 
 class Router(Protocol):
@@ -46,12 +59,18 @@ class H2Site(Site, Protocol):
 
 log = logging.getLogger("chaosproxy.proxy")
 
+# A client's RST_STREAM(CANCEL) this close to the deadline the proxy kept for the call (its share
+# of the deadline, at least the floor) is its deadline: grpcio cancels with CANCEL at its own
+# timer, which started before the stream reached the proxy.
+DEADLINE_SLACK, DEADLINE_SLACK_FLOOR = 0.1, 0.05
+
 
 class H2Exchange(BaseExchange):
     """State of one request stream; faults drive it through `faults.base.Exchange`. What it
     keeps and does as an HTTP/1.1 exchange does is its base's."""
 
     core: H2Site
+    protocol = "h2"
     method: str  # these two are attributes here, read from `:method` and `:path`
     target: str
 
@@ -75,7 +94,16 @@ class H2Exchange(BaseExchange):
         self.scheme = pseudo.get(b":scheme", b"http").decode("latin-1")
         self._headers: CIMultiDictProxy[str] | None = None
         self.grpc = is_grpc(self.header("content-type"))
+        # The `grpc-status` the client was sent (head of a trailers-only answer, or trailers)
+        self.grpc_status: int | None = None
         self.upstream_abort: Callable[[], None] | None = None  # cancels the upstream stream
+        # A gRPC call's deadline (monotonic) when the proxy keeps it (`deadline.py`)
+        self.deadline: float | None = None
+        # Transforms of the request's DATA on its way up (`forward._pump`), in order
+        self.request_filters: list[BodyFilter] | None = None
+        # The code of the RST_STREAM the proxy sent the client (a fault, the upstream's reset
+        # passed on, a deadline cut), as opposed to the client's own reset
+        self.reset_sent: int | None = None
 
     # ------------------------------------------------------------ request views
 
@@ -108,6 +136,56 @@ class H2Exchange(BaseExchange):
     def client_ip(self) -> str:
         return self.conn.client_ip
 
+    def grpc_status_of(self, fault: Fault) -> int | None:
+        """The status a gRPC call is answered with by the faults that answer it: grpc_abort's
+        code (grpc_message's, when it aborts), or `error`'s HTTP status as `respond` maps it
+        (journal lines carry it)."""
+        if not self.grpc:
+            return None
+        if isinstance(fault, GrpcAbortFault) or (
+            isinstance(fault, GrpcMessageFault) and fault.action == "abort"
+        ):
+            return fault.code
+        if isinstance(fault, ErrorFault):
+            return grpc_status_of_http(fault.status)
+        return None
+
+    def call_status(self) -> int | None:
+        """What the call's client reads as its status, once the stream ended: the one place
+        that decides it (`RequestDone.grpc_status`, and so the journal's lines, carry it).
+        The `grpc-status` it was sent; else the RST_STREAM the proxy sent as gRPC maps it
+        (`reset`, `stream_reset`, an upstream's reset passed on; an abrupt GOAWAY is a refusal:
+        UNAVAILABLE); else the client's own reset: CANCEL at the call's deadline is
+        DEADLINE_EXCEEDED, as grpcio reports it, any other cancel CANCELLED; an answer ended
+        without a status, UNKNOWN. None when not a gRPC call."""
+        if not self.grpc:
+            return None
+        if self.grpc_status is not None:
+            return self.grpc_status
+        if self.reset_sent is not None:
+            return grpc_status_of_reset(self.reset_sent)
+        code = self.stream.reset_code
+        if code is not None:
+            if code == CANCEL and self._at_deadline():
+                return GRPC_CODES["DEADLINE_EXCEEDED"]
+            return grpc_status_of_reset(code)
+        status = self.response_status
+        if status is not None and status != 200:
+            return grpc_status_of_http(status)
+        return GRPC_CODES["UNKNOWN"]  # an answer cut without its trailers' status
+
+    def _at_deadline(self) -> bool:
+        """Now is the call's deadline (the one the proxy kept, else its `grpc-timeout` counted
+        from the stream's arrival), give or take the client's head start."""
+        deadline = self.deadline
+        if deadline is None:
+            timeout = parse_grpc_timeout(self.header("grpc-timeout"))
+            if timeout is None:
+                return False
+            deadline = self.t0 + timeout
+        slack = max(DEADLINE_SLACK_FLOOR, DEADLINE_SLACK * (deadline - self.t0))
+        return self.clock.monotonic() >= deadline - slack
+
     # ------------------------------------------------------------ state
 
     @property
@@ -136,8 +214,11 @@ class H2Exchange(BaseExchange):
                 (b"grpc-message", percent_encoded(text).encode()),
             ]
             status, body = 200, b""
+            self.grpc_status = code
         else:
             head = [(b":status", str(status).encode()), *lower_headers(fields)]
+            if self.grpc and has_grpc_status:
+                self.grpc_status = grpc_status_in(head)
             trailers_only = self.grpc and has_grpc_status and not body
             if not trailers_only and (body_allowed(self.method, status) or self.method == "HEAD"):
                 head.append((b"content-length", str(len(body)).encode()))
@@ -175,26 +256,94 @@ class H2Exchange(BaseExchange):
     def _reset(self, code: int) -> None:
         self._finished = True
         self.complete = False
-        self._abort_upstream()
+        self.abort_upstream()
+        if not self.conn.closed and self.stream.reset_code is None:
+            self.reset_sent = code
         self.conn.reset(self.stream, code)
+
+    def filter_request_body(self, body_filter: BodyFilter) -> None:
+        """Transform the request's DATA as it goes upstream (`grpc_message` on the client's
+        messages); what a filter holds back holds the client's window shut with it."""
+        self.request_filters = [*(self.request_filters or ()), body_filter]
+
+    async def answer_with_status(self, fields: list[tuple[str, str]]) -> None:
+        """Answer the call with these `grpc-status` fields now, wherever it is (`grpc_message`
+        after N of the client's messages: a server that fails mid-stream): trailers-only
+        before the answer's head, its trailers after; the upstream stream is cancelled."""
+        if self.finished or self.client_gone:
+            return
+        if self.head_sent:
+            self.end_with_trailers(fields)
+            return
+        self.abort_upstream()
+        await self.respond(200, b"", [("content-type", "application/grpc"), *fields])
+
+    def end_with_trailers(self, fields: list[tuple[str, str]]) -> None:
+        """End the answer where it is with these trailers (`grpc_message`'s abort: a server
+        that fails a call mid-stream); the upstream stream is cancelled."""
+        self.abort_upstream()
+        self._finished = True
+        self.complete = True  # well framed: messages, then a status
+        trailers = lower_headers(fields)
+        self.grpc_status = grpc_status_in(trailers)
+        if not self.conn.closed and self.stream.reset_code is None:
+            self.conn.end_stream(self.stream, trailers)
+
+    def stall_upload(
+        self, after_bytes: int, seconds: float | None, on_stall: Callable[[], None]
+    ) -> None:
+        """The `upload_stall` fault: once `after_bytes` of the request's DATA went upstream,
+        no more is read, so none is acknowledged and the client's window stays shut (it can
+        send what the window still allows, then its sends block) for `seconds`, or for good.
+        `on_stall` is called when the stall begins."""
+        s, clock = self.stream, self.clock
+        taken = 0
+
+        async def gate(n: int) -> None:
+            nonlocal taken
+            taken += n
+            if taken < after_bytes:
+                return
+            s.gate = None  # once
+            on_stall()
+            if seconds is None:
+                await asyncio.get_running_loop().create_future()  # until the stream goes
+                return
+            await clock.sleep(seconds)
+
+        s.gate = gate
+
+    def goaway(self, graceful: bool, code: int, interval: float) -> None:
+        """GOAWAY on this stream's connection (the `goaway` fault): a drain that lets this
+        stream finish, or GOAWAY with the stream id before this one and a close."""
+        if graceful:
+            self.conn.drain_streams(interval, code)
+            return
+        self._finished = True
+        self.complete = False
+        self.abort_upstream()
+        self.reset_sent = REFUSED_STREAM  # past the GOAWAY's last stream: never processed
+        self.conn.goaway_now(max(self.stream.id - 2, 0), code)
 
     def close(self) -> None:
         """The stream ends where it is: after a head, END_STREAM (a body cut short); before
         one, RST_STREAM(CANCEL)."""
         self._finished = True
         self.complete = False
-        self._abort_upstream()
+        self.abort_upstream()
         if self.conn.closed or self.stream.reset_code is not None:
             return
         if self.head_sent:
             try:
                 self.conn.end_stream(self.stream)
+                return
             except Exception:
-                self.conn.reset(self.stream, CANCEL)
-        else:
-            self.conn.reset(self.stream, CANCEL)
+                pass
+        self.reset_sent = CANCEL
+        self.conn.reset(self.stream, CANCEL)
 
-    def _abort_upstream(self) -> None:
+    def abort_upstream(self) -> None:
+        """RST_STREAM(CANCEL) on the upstream stream, if the call went up and is still there."""
         abort, self.upstream_abort = self.upstream_abort, None
         if abort is not None:
             abort()
@@ -216,7 +365,10 @@ class H2Exchange(BaseExchange):
 
     def fail(self, code: int) -> None:
         """The upstream broke the answer off: the client's stream is reset with `code`."""
+        if self._finished:
+            return  # a fault ended the answer first (and cancelled the upstream stream)
         self._finished = True
         self.complete = False
         if not self.conn.closed and self.stream.reset_code is None:
+            self.reset_sent = code
             self.conn.reset(self.stream, code)

@@ -23,8 +23,15 @@ from chaosproxy.faults.base import Reply
 from chaosproxy.proxy.downstream.responses import body_allowed
 from chaosproxy.proxy.h2.client import H2ClientConnection, H2Upstream
 from chaosproxy.proxy.h2.connection import CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS
+from chaosproxy.proxy.h2.deadline import upstream_timeout
 from chaosproxy.proxy.h2.exchange import H2Exchange
-from chaosproxy.proxy.h2.headers import H2Headers, end_to_end_h2, lower_headers, split_pseudo
+from chaosproxy.proxy.h2.headers import (
+    H2Headers,
+    end_to_end_h2,
+    grpc_status_in,
+    lower_headers,
+    split_pseudo,
+)
 from chaosproxy.proxy.h2.stream import (
     CANCEL,
     INTERNAL_ERROR,
@@ -36,12 +43,44 @@ from chaosproxy.proxy.upstream.forward import Forwarder
 
 FIRST_BODY_BYTES = 16 * 1024
 assert FIRST_BODY_BYTES * MAX_CONCURRENT_STREAMS <= CONNECTION_WINDOW
+# A stream the upstream refused unprocessed goes again while the request DATA it carried is
+# all still held: up to this much a stream, until the upstream's answer begins.
+REPLAY_LIMIT = 64 * 1024
+_ATTEMPTS = 3  # a refused stream goes on a new connection up to twice
 
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 
 
 class _Refused(Exception):
-    """The upstream refused the stream before processing it: it may go again."""
+    """The upstream refused the stream before processing it: it may go again (once `pump`,
+    the task that sent its DATA up, stopped)."""
+
+    def __init__(self, pump: asyncio.Task[None] | None) -> None:
+        super().__init__("refused")
+        self.pump = pump
+
+
+class _Replay:
+    """The request DATA sent up a stream, kept until the upstream's answer begins: a stream
+    refused unprocessed (REFUSED_STREAM, or above the last stream id of the upstream's GOAWAY:
+    a graceful stop) goes again on another connection with it, as Envoy and gRPC retry a
+    request whose body they still hold. Past `REPLAY_LIMIT` bytes (or with faults filtering the
+    DATA) nothing is kept, and a refusal reaches the client as RST_STREAM(REFUSED_STREAM),
+    which it may retry itself."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self, keep: bool) -> None:
+        self.chunks: list[bytes] | None = [] if keep else None
+        self.size = 0
+
+    def keep(self, data: bytes) -> None:
+        if self.chunks is not None:
+            self.size += len(data)
+            if self.size > REPLAY_LIMIT:
+                self.chunks = None
+            else:
+                self.chunks.append(data)
 
 
 class UpstreamStreamReset(UpstreamError):
@@ -94,6 +133,8 @@ class Route:
                 has_id = True
             if k == b"host" or k in skip:
                 continue
+            if k == b"grpc-timeout" and ex.deadline is not None:
+                v = upstream_timeout(ex, self.clock.monotonic())  # the time left, not given
             out.append((k, v))
         if self.forwarded_headers:
             ip = ex.client_ip.encode("latin-1")
@@ -110,10 +151,10 @@ class Route:
         end = down.ended and not down.buffered and down.trailers is None
         headers = self.request_headers(ex)
         t = self.clock.monotonic()
-        # A request without a body that the upstream refused (REFUSED_STREAM, or past its
-        # GOAWAY: never processed) goes once more, as HTTP/2 allows; one with a body cannot be
-        # replayed (its DATA was acknowledged to the client as it went up).
-        for retry in (end, False):
+        # A stream the upstream refused (REFUSED_STREAM, or past its GOAWAY: never processed)
+        # goes again on another connection, as HTTP/2 allows, while its DATA is held (`_Replay`).
+        replay = _Replay(ex.request_filters is None)
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 conn, up = await self.h2.open(headers, end)
             except UpstreamError as e:
@@ -121,10 +162,11 @@ class Route:
                 ex.upstream_duration = self.clock.monotonic() - t
                 raise
             try:
-                await self._exchange(ex, conn, up, end, t, retry)
+                await self._exchange(ex, conn, up, end, t, replay, attempt < _ATTEMPTS)
                 return
-            except _Refused:
-                continue
+            except _Refused as r:
+                if r.pump is not None:
+                    await asyncio.wait([r.pump])  # one reader of the client's DATA at a time
 
     async def _exchange(
         self,
@@ -133,10 +175,13 @@ class Route:
         up: Stream,
         end: bool,
         t: float,
-        retry: bool,
+        replay: _Replay,
+        again: bool,  # a refused stream may go once more
     ) -> None:
         ex.upstream_abort = lambda: conn.reset(up, CANCEL)
-        pump = None if end else asyncio.get_running_loop().create_task(_pump(ex, conn, up))
+        pump = None
+        if not end:
+            pump = asyncio.get_running_loop().create_task(_pump(ex, conn, up, replay))
         try:
             try:
                 if ex.grpc or not self.head_timeout:
@@ -149,11 +194,16 @@ class Route:
                     "timeout", f"no answer from the upstream within {self.head_timeout:g}s"
                 ) from None
             except StreamReset as e:
-                if retry and e.code == REFUSED_STREAM:
-                    raise _Refused from None
+                if ex.finished:
+                    return  # a fault answered the client meanwhile and cancelled this stream
+                if e.code == REFUSED_STREAM and again and (end or replay.chunks is not None):
+                    if pump is not None:
+                        pump.cancel()
+                    raise _Refused(pump) from None
                 raise UpstreamStreamReset(e.code) from None
             finally:
                 ex.upstream_duration = self.clock.monotonic() - t
+            replay.chunks = None  # answered: it will not go again
             pseudo, regular = split_pseudo(head)
             status = int(pseudo.get(b":status", b"502"))
 
@@ -255,18 +305,30 @@ class _StreamBody:
             yield d
 
 
-async def _pump(ex: H2Exchange, conn: H2ClientConnection, up: Stream) -> None:
+async def _pump(ex: H2Exchange, conn: H2ClientConnection, up: Stream, replay: _Replay) -> None:
     """The client's DATA (and trailers) up the upstream stream as they arrive; each chunk
-    acknowledged to the client once the upstream took it."""
+    acknowledged to the client once the upstream took it (and kept in `replay`). On a stream
+    sent again, what the refused one carried goes first."""
     down = ex.stream
     try:
-        while (d := await down.read()) is not None:
-            await conn.send_data(up, d)
+        if ex.request_filters is None:
+            for again in list(replay.chunks or ()):
+                await conn.send_data(up, again)
+            while (d := await down.read()) is not None:
+                replay.keep(d)
+                await conn.send_data(up, d)
+        else:  # faults on the client's messages (`grpc_message`)
+            body: AsyncIterator[bytes] = _StreamBody(down).__aiter__()
+            for f in ex.request_filters:
+                body = f(ex, body)
+            async for d in body:
+                await conn.send_data(up, d)
         conn.end_stream(up, down.trailers)
     except StreamReset:
         if down.reset_code is not None and up.id in conn.streams:
             conn.reset(up, CANCEL)  # the client gave up: so does the upstream stream
-        down.release()
+        if up.reset_code != REFUSED_STREAM:  # else what is unread goes on the next stream
+            down.release()
 
 
 async def stream_back(
@@ -293,6 +355,8 @@ async def stream_back(
         elif k == b"retry-after":
             with contextlib.suppress(ValueError):
                 ex.retry_after = float(v)
+        elif k == b"grpc-status" and ex.grpc:  # a trailers-only answer
+            ex.grpc_status = grpc_status_in(((k, v),))
     out: H2Headers = [(b":status", str(status).encode()), *headers]
     if not has_id:
         out.append((b"x-request-id", ex.request_id.encode("latin-1")))
@@ -328,5 +392,8 @@ async def stream_back(
         return
     if ex.finished:
         return
-    conn.end_stream(down, trailers())
+    tail = trailers()
+    if tail and ex.grpc:
+        ex.grpc_status = grpc_status_in(tail)
+    conn.end_stream(down, tail)
     ex.done()

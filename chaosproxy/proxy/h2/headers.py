@@ -91,3 +91,49 @@ def grpc_status_of_http(status: int) -> int:
     if status in (429, 502, 503, 504):
         return GRPC_CODES["UNAVAILABLE"]
     return GRPC_CODES["UNKNOWN"]
+
+
+def grpc_status_in(fields: Iterable[tuple[bytes, bytes]] | None) -> int | None:
+    """The `grpc-status` of a head or trailers (None when absent); a value that is not a
+    status (0-16) is UNKNOWN, as gRPC clients read it."""
+    for k, v in fields or ():
+        if k == b"grpc-status":
+            try:
+                code = int(v)
+            except ValueError:
+                return GRPC_CODES["UNKNOWN"]
+            return code if 0 <= code <= 16 else GRPC_CODES["UNKNOWN"]
+    return None
+
+
+# What a client's gRPC library reports for a stream reset with an HTTP/2 error code
+# (grpc/doc/PROTOCOL-HTTP2.md, "Errors"): REFUSED_STREAM is retried, then UNAVAILABLE.
+_RESET_STATUS = {
+    0x7: "UNAVAILABLE",
+    0x8: "CANCELLED",
+    0xB: "RESOURCE_EXHAUSTED",
+    0xC: "PERMISSION_DENIED",
+}
+
+
+_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# Longer deadlines are as good as none (grpc-core caps its own far deadlines likewise); the
+# largest value the format allows is 99999999 hours.
+LONGEST = 30 * 24 * 3600.0
+
+
+def parse_grpc_timeout(value: str | None) -> float | None:
+    """Seconds from a `grpc-timeout` value (the gRPC over HTTP/2 spec: 1 to 8 digits and a
+    unit, `H` `M` `S` `m` `u` `n`); None when absent, malformed or past `LONGEST`."""
+    if value is None or not 2 <= len(value) <= 9:
+        return None
+    digits, unit = value[:-1], value[-1]
+    if not digits.isascii() or not digits.isdigit() or unit not in _UNITS:
+        return None
+    seconds = int(digits) * _UNITS[unit]
+    return seconds if seconds <= LONGEST else None
+
+
+def grpc_status_of_reset(code: int) -> int:
+    """The gRPC code a client reads from RST_STREAM(`code`): INTERNAL unless listed above."""
+    return GRPC_CODES[_RESET_STATUS.get(code, "INTERNAL")]

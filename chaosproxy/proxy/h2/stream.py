@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from chaosproxy.proxy.downstream.request import OneReader
 from chaosproxy.proxy.h2.headers import H2Headers
@@ -42,6 +42,7 @@ class Stream(OneReader):
         "_chunks",
         "_pending",
         "ended",
+        "gate",
         "head",
         "id",
         "reset_code",
@@ -61,6 +62,9 @@ class Stream(OneReader):
         self.trailers: H2Headers | None = None
         # Woken when the peer opens our send window on this stream (or the connection's).
         self.window: asyncio.Future[None] | None = None
+        # Awaited by `read` with the bytes just forwarded, before they are acknowledged: a
+        # fault (`upload_stall`) that keeps the peer's window shut holds the reader here.
+        self.gate: Callable[[int], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------ the connection's side
 
@@ -94,6 +98,8 @@ class Stream(OneReader):
         """The DATA that arrived since the last read (one chunk, or several joined); None at
         the end of the stream (then `trailers` is set if the peer sent any). Acknowledges what
         was handed out before. Raises `StreamReset`."""
+        if self.gate is not None:
+            await self.gate(self._pending)
         if self._pending:
             n, self._pending = self._pending, 0
             self._ack(self.id, n)
