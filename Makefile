@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-container lint tools bench bench-tcp soak clean
+.PHONY: demo test test-fast test-container lint tools bench bench-tcp bench-h2 soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Debian tools the slow suites run for real: Prometheus (a data source for checks) and headless
-# Chromium (renders report.html); nghttpd and nghttp, a real HTTP/2 server and client (tests/proxy/h2).
+# Chromium (renders report.html); nghttpd, nghttp and h2load, a real HTTP/2 server, client and
+# load generator (tests/proxy/h2); nginx, the upstream of the HTTP/2 benches' smoke test.
 # Installs only what is missing; needs root when something is.
 # Without them (no root) the suites that need them skip and say why.
 tools:
 	@ci/debian-tools.sh prometheus chromium redis-server postgres=postgresql \
-		nghttpd=nghttp2-server nghttp=nghttp2-client || \
-		echo "make tools: prometheus/chromium/redis/postgres/nghttp2 missing; their tests will be skipped" >&2
+		nghttpd=nghttp2-server nghttp=nghttp2-client nginx || \
+		echo "make tools: prometheus/chromium/redis/postgres/nghttp2/nginx missing; their tests will be skipped" >&2
 
 # Six test processes on two cores: the real runs (Locust, Prometheus, Chromium, databases) mostly
 # wait on real time, so they overlap well. Work stealing, not fixed shares: the slow suites are
@@ -61,6 +62,14 @@ bench: $(STAMP)
 bench-tcp: $(STAMP)
 	@ci/debian-tools.sh socat || echo "make bench-tcp: socat missing; its row is skipped" >&2
 	$(BIN)/python bench/tcp_passthrough.py
+
+# HTTP/2: h2load through the proxy against HTTP/1.1 and a minimal h2 proxy, memory per idle h2c
+# connection, a latency fault's overshoot per stream (nginx is the upstream).
+bench-h2: $(STAMP)
+	@ci/debian-tools.sh nginx h2load=nghttp2-client || echo "make bench-h2: nginx/h2load missing" >&2
+	$(BIN)/python bench/h2_passthrough.py
+	$(BIN)/python bench/h2_idle_connections.py
+	$(BIN)/python bench/h2_faults.py
 
 # Five minutes at ~70 % of capacity while scenarios and rules churn; exits 1 on resource growth
 # or a client error no injected fault explains (bench/soak.py; SOAK_ARGS="--duration 900").
