@@ -25,7 +25,8 @@ COPY chaosproxy ./chaosproxy
 RUN /opt/build/bin/python -m pip wheel --no-cache-dir --no-deps --no-build-isolation \
     --wheel-dir /wheels .
 
-# ---- runner (optional target): the experiment side, with Locust. Never the sidecar.
+# ---- runner (optional target): the experiment side, with Locust (and grpcio for gRPC load).
+#   Never the sidecar.
 #   podman build --format docker --target runner -t chaosproxy-runner .
 FROM ${BASE} AS runner
 ARG PIP_CONFIG_FILE
@@ -33,7 +34,7 @@ COPY --from=build /wheels/chaosproxy-*.whl /tmp/wheel/
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv /opt/chaosproxy \
     && /opt/chaosproxy/bin/python -m pip install --no-cache-dir --find-links /wheels \
-        "$(echo /tmp/wheel/chaosproxy-*.whl)[loadtest]" \
+        "$(echo /tmp/wheel/chaosproxy-*.whl)[loadtest,grpc]" \
     && rm -rf /tmp/wheel
 ENV PATH=/opt/chaosproxy/bin:$PATH \
     PYTHONUNBUFFERED=1

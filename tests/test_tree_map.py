@@ -25,6 +25,12 @@ ELSEWHERE: dict[str, str] = {
     "checked against the declarations and as served",
     "admin/plane.py": "tests/admin/test_thread.py tests/admin/test_app.py — the wiring every "
     "admin test runs on, in both admin placements",
+    "cli/demo_text.py": "tests/cli/test_demo.py — what `chaosproxy demo` prints, read in "
+    "its output",
+    "demo/grpc_support.py": "tests/demo/test_grpc_service.py tests/demo/test_grpc_gateway.py "
+    "— the grpcio every gRPC demo module runs on (its missing-extra error needs no grpcio)",
+    "demo/grpc_system.py": "tests/experiment/test_grpc_e2e.py — the gRPC demo system the "
+    "real runs are made on, its gateways pointed at each run's proxy",
     "cli/run.py": "tests/cli/test_run_cli.py tests/cli/test_first_use.py — `chaosproxy run` "
     "as a user runs it, in a subprocess",
     "config/includes.py": "tests/config/test_loader.py tests/config/test_bundled.py — include "
@@ -85,6 +91,8 @@ ELSEWHERE: dict[str, str] = {
     "per-stream path (decide, faults, events), seen by real grpcio and curl clients",
     "proxy/h2/exchange.py": "tests/proxy/h2/test_grpc_faults.py — the faults' Exchange over a "
     "stream, each fault seen as the status a real grpcio client reads",
+    "proxy/h2/limits.py": "tests/proxy/h2/test_hostile_h2.py — each bound driven past by a "
+    "frame-level client over a real socket, a well-behaved client served meanwhile",
     "proxy/h2/forward.py": "tests/proxy/h2/test_grpc_passthrough.py tests/proxy/h2/test_curl.py "
     "— forwarding both ways, checked against the same requests straight to the upstream",
     "proxy/upstream/connection.py": "tests/proxy/upstream/test_client.py — one connection of "

@@ -20,6 +20,7 @@ from chaosproxy.cli.common import duration, host_port, http_url
 
 if TYPE_CHECKING:
     from chaosproxy.demo.gateway import GatewayConfig
+    from chaosproxy.demo.grpc_system import GrpcDemoSystem
     from chaosproxy.experiment.processes import StartedProxy
 
 
@@ -79,6 +80,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="the same pair of experiments, judged against a control group: the fault hits "
         "half of the users, and the checks compare them with the other half in the same seconds",
+    )
+    demo.add_argument(
+        "--grpc",
+        action="store_true",
+        help="the same pair of experiments against a gRPC system: gRPC load on a gRPC gateway "
+        "whose primary's calls chaosproxy aborts with UNAVAILABLE (needs the grpc extra)",
     )
     demo.add_argument(
         "--explore",
@@ -202,7 +209,7 @@ class DemoSystem:
 
 
 async def run_against_demo(
-    system: DemoSystem, name: str, failover: bool, out: str, stop: asyncio.Event
+    system: DemoSystem | GrpcDemoSystem, name: str, failover: bool, out: str, stop: asyncio.Event
 ) -> Any:
     """Run a bundled experiment with the CHAOS_* variables pointing at the demo system."""
     from pathlib import Path
@@ -230,38 +237,6 @@ async def run_against_demo(
     return await run_experiment(exp, opts)
 
 
-INTRO = """\
-The demo system: a gateway that clients call; it calls a primary service and, when the primary
-fails (5xx, reset, timeout), fails over to a replica. chaosproxy sits in front of the primary.
-
-Experiment 1: Locust users call the gateway while chaosproxy replays a bad deploy of the
-primary (post-deploy-breakage: steady -> broken-release -> rollback). Checks: clients stay
-served during the outage (halts the run on a breach), errors are gone within 10 s of the
-rollback, and p95 latency stays within 4x of the steady phase.
-"""
-
-INTRO_CONTROL = """\
-The demo system: a gateway that clients call; it calls a primary service and, when the primary
-fails (5xx, reset, timeout), fails over to a replica. chaosproxy sits in front of the primary.
-
-Experiment 1: Locust users call the gateway while chaosproxy breaks the primary for half of
-them only (a cohort, by their X-Chaos-User id); the other half is the control group. Checks
-compare the two in the same seconds: the fault cohort is served like the control group, its
-p95 stays within 4x of the control's, and the fault stays inside its cohort (blast radius).
-"""
-
-SECOND_CONTROL = """
-Experiment 2: the same cohort experiment with failover switched off. The fault cohort sees the
-500s that the control group, in the very same seconds, never does: the comparison FAILs.
-"""
-
-SECOND = """
-Experiment 2: the same experiment, the same checks, the same system with failover switched
-off. A verification worth trusting must fail it: clients are no longer served during the
-outage, and that check halts the run, so the checks on what comes after it read NOT REACHED.
-"""
-
-
 def demo_command(args: argparse.Namespace) -> int:
     from chaosproxy.common.logs import setup_logging
 
@@ -270,13 +245,28 @@ def demo_command(args: argparse.Namespace) -> int:
         return asyncio.run(_explore(args.duration))
 
     async def main() -> int:
+        from chaosproxy.cli.demo_text import INTROS, SECONDS
         from chaosproxy.experiment.processes import SetupError
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        system = DemoSystem()
+        if args.grpc and args.control_group:
+            print("chaosproxy demo: --grpc and --control-group: one at a time", file=sys.stderr)
+            return 2
+        grpc = args.grpc or (args.experiment or "").startswith("demo-grpc")
+        if grpc:
+            from chaosproxy.common.errors import ChaosProxyError
+
+            try:
+                from chaosproxy.demo.grpc_system import GrpcDemoSystem
+            except ChaosProxyError as e:  # grpcio is the grpc extra
+                print(f"chaosproxy demo: {e}", file=sys.stderr)
+                return 2
+            system: DemoSystem | GrpcDemoSystem = GrpcDemoSystem()
+        else:
+            system = DemoSystem()
         await system.start()
         try:
             if args.experiment:
@@ -285,12 +275,12 @@ def demo_command(args: argparse.Namespace) -> int:
                 failover = "no-failover" not in args.experiment
                 outcome = await run_against_demo(system, args.experiment, failover, args.out, stop)
                 return int(outcome.exit_code)
-            control = "control-" if args.control_group else ""
-            print(INTRO_CONTROL if control else INTRO, flush=True)
+            control = "grpc-" if grpc else "control-" if args.control_group else ""
+            print(INTROS[control], flush=True)
             first = await run_against_demo(system, f"demo-{control}failover", True, args.out, stop)
             if stop.is_set():
                 return 130
-            print(SECOND_CONTROL if control else SECOND, flush=True)
+            print(SECONDS[control], flush=True)
             second = await run_against_demo(
                 system, f"demo-{control}no-failover", False, args.out, stop
             )
@@ -344,6 +334,7 @@ def _summary(first: Any, second: Any) -> str:
         "  chaosproxy experiment list                     # the bundled experiments",
         "  chaosproxy demo --experiment post-deploy-breakage   # a full-length story (2 min)",
         "  chaosproxy demo --control-group                # judged against a control group",
+        "  chaosproxy demo --grpc                         # the same story over gRPC",
         "  chaosproxy demo --explore                      # the demo system and a proxy to poke",
         "  docs/experiments.md                            # write your own",
     ]

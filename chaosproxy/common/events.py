@@ -34,6 +34,8 @@ class FaultInjected:
     fault: str
     outcome: str
     cohort: str = ""  # `fault`/`control` when the run splits its clients (common/cohort.py)
+    protocol: str = "http/1.1"  # what the client spoke: `http/1.1` or `h2` (one stream)
+    grpc_status: int | None = None  # on a gRPC call, the status the fault answers it with
 
 
 @dataclass(slots=True)
@@ -54,6 +56,10 @@ class RequestDone:
     # in every phase; "" otherwise.
     cohort: str = ""
     protocol: str = "http/1.1"  # what the client spoke: `http/1.1` or `h2` (one stream)
+    # A gRPC call's status code as its client reads it (the upstream's `grpc-status`, the one
+    # a fault answered, or what a reset stream means to gRPC); None for any other request.
+    grpc_status: int | None = None
+    request_id: str = ""  # the request's id (the journal's lines of a gRPC call wait for it)
 
 
 class StateKind(StrEnum):

@@ -13,7 +13,13 @@ line is split or lost by a rotation. `reopen()` (SIGHUP under `chaosproxy run`) 
 reopens the path, for rotation by an outside tool that renamed the file. `faults` keeps only
 the named faults (long runs that need the errors and resets, not every delay). A fault of a run
 that splits its clients into cohorts carries `cohort` (`fault`, or `control` for a rule without
-a cohort condition hitting a control client); other lines have no such key.
+a cohort condition hitting a control client); other lines have no such key. A fault on an
+HTTP/2 stream carries `protocol: h2`, and one on a gRPC call the status name the call ended with
+(`grpc_status: UNAVAILABLE`), whatever ended it: a fault's answer, a reset, the deadline, the
+upstream. That status is known when the stream ends, so the lines of an HTTP/2 stream wait for
+its `RequestDone` (the proxy's one reading of the status, `H2Exchange.call_status`) and are
+written then, in the order their faults acted; at most `MAX_HELD` streams wait (past that the
+oldest one's lines are written without the status), and `close` writes what still waits.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
-from chaosproxy.common.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.observe.stats import GRPC_NAMES
 
 log = logging.getLogger("chaosproxy.journal")
 
 DEFAULT_MAX_SIZE = 100 * 1024 * 1024  # 100 MiB per file
 DEFAULT_KEEP = 5  # rotated files kept besides the current one
+MAX_HELD = 4096  # HTTP/2 streams whose lines wait for the stream's end (its gRPC status)
 
 
 class Journal:
@@ -61,6 +69,8 @@ class Journal:
         self._bus: EventBus | None = None
         self._second = -1  # the Unix second `_prefix` spells
         self._prefix = ""
+        # request id -> the lines of an HTTP/2 stream that has not ended yet (oldest first)
+        self._held: dict[str, list[dict[str, object]]] = {}
 
     def _utc(self, t: float) -> str:
         """`2026-12-07T10:15:03.123Z`: the date and time of a second are formatted once, then
@@ -78,6 +88,7 @@ class Journal:
     def attach(self, bus: EventBus) -> None:
         self._bus = bus
         bus.subscribe(FaultInjected, self.on_fault)
+        bus.subscribe(RequestDone, self.on_done)
         bus.subscribe(StateChanged, self.on_state)
 
     def on_state(self, ev: StateChanged) -> None:
@@ -102,6 +113,38 @@ class Journal:
         }
         if ev.cohort:  # the run splits its clients: `fault` (in the cohort) or `control`
             line["cohort"] = ev.cohort
+        if ev.protocol == "http/1.1":
+            self._write(line)
+            return
+        line["protocol"] = ev.protocol  # `h2`: one stream, whose gRPC status comes at its end
+        if ev.grpc_status is not None:  # the status the fault answered with, if it did
+            line["grpc_status"] = ev.grpc_status
+        held = self._held.get(ev.request_id)
+        if held is not None:
+            held.append(line)
+            return
+        if len(self._held) >= MAX_HELD:
+            for old in self._held.pop(next(iter(self._held))):
+                self._write(old)
+        self._held[ev.request_id] = [line]
+
+    def on_done(self, ev: RequestDone) -> None:
+        """A request ended: the lines its stream's faults left waiting go out with the call's
+        status as its client read it."""
+        if not self._held:
+            return
+        lines = self._held.pop(ev.request_id, None)
+        if lines is None:
+            return
+        for line in lines:
+            if ev.grpc_status is not None:
+                line["grpc_status"] = ev.grpc_status
+            self._write(line)
+
+    def _write(self, line: dict[str, object]) -> None:
+        status = line.get("grpc_status")
+        if isinstance(status, int):
+            line["grpc_status"] = GRPC_NAMES.get(status, str(status))
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         if self.max_size is not None and self._size and self._size + len(data) > self.max_size:
             self.rotate()
@@ -150,8 +193,13 @@ class Journal:
     def close(self) -> None:
         if self._bus is not None:
             self._bus.unsubscribe(self.on_fault)
+            self._bus.unsubscribe(self.on_done)
             self._bus.unsubscribe(self.on_state)
             self._bus = None
+        held, self._held = self._held, {}
+        for lines in held.values():  # streams still open: what is known of them
+            for line in lines:
+                self._write(line)
         self._close_file()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from chaosproxy.config.model import Scenario
 from chaosproxy.experiment.control import ClientRecord
 from chaosproxy.experiment.outcome import COOLDOWN, WARMUP
-from chaosproxy.experiment.series import PhaseWindow, Second, View
+from chaosproxy.experiment.series import PhaseWindow, Second, View, grpc_counts
 
 
 @dataclass
@@ -89,6 +89,7 @@ def _plugin_view(rec: Any) -> View:
         hist=_counts(rec.get("h")),
         sketch=_counts(rec.get("s")),
         tenths=_tenths(rec.get("d")),
+        grpc=grpc_counts(rec.get("g")),
     )
 
 
@@ -172,6 +173,7 @@ def _row_view(r: dict[str, Any]) -> View:
         retried_early=int(r.get("retried_early", 0)),
         retried_waited=int(r.get("retried_after_waiting", 0)),
         sketch=_counts(r.get("sketch")),
+        grpc=grpc_counts(r.get("grpc")),
     )
 
 

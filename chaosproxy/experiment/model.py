@@ -26,6 +26,8 @@ SOURCES = ("client", "proxy", "prometheus")
 LATENCY = ("latency_p50", "latency_p95", "latency_p99")
 CONTROL_METRICS = ("error_rate", "served", *LATENCY)  # what `compare_to: control` judges
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+GRPC_KINDS = ("unary", "server_stream", "client_stream", "bidi_stream")
+MAX_MESSAGES = 10_000  # request messages of one streaming call in `load.requests`
 # What the default locustfile sends for `user_agent: mobile | desktop | bot`.
 USER_AGENTS = {
     "mobile": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -55,6 +57,8 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
     name: str | None = None  # Locust's request name (groups paths in its stats)
+    kind: str = "unary"  # a gRPC call's kind (`GRPC_KINDS`): `load.locustfile: grpc` only
+    messages: int = 1  # the request messages a client or bidirectional stream sends
 
 
 @dataclass(frozen=True)

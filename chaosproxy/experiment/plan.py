@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from chaosproxy.config.model import Scenario
-from chaosproxy.experiment.model import Experiment
+from chaosproxy.experiment.model import BUNDLED_LOCUSTFILES, Experiment
 
 USER_HEADER = "x-chaos-user"  # what the bundled locustfile names its users with
 
@@ -90,7 +90,7 @@ def load_cohort(
         )
     chosen = seed if seed is not None else scenario.seed
     note = None
-    if exp.load.locustfile != "default":
+    if exp.load.locustfile not in BUNDLED_LOCUSTFILES:
         note = (
             "the client view labels cohorts only for requests whose event context carries "
             "`chaos_user` (the user's X-Chaos-User id; the bundled locustfile sets it)"

@@ -220,6 +220,9 @@ def requests_json(exp: Experiment) -> str:
             item["body"] = r.body
         if r.name:
             item["name"] = r.name
+        if r.kind != "unary":  # a gRPC streaming call (locustfile: grpc)
+            item["kind"] = r.kind
+            item["messages"] = r.messages
         out.append(item)
     return json.dumps(out)
 

@@ -270,6 +270,10 @@ def checks_table(verdict: Verdict, halted: dict[str, Any] | None = None) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
+    grpc = [(p.get("name"), fmt.grpc_statuses(p)) for p in verdict.phases]
+    if any(text for _, text in grpc):  # gRPC calls: how they ended, by status name
+        lines.extend(f"gRPC calls in {name}: {text}" for name, text in grpc if text)
+        lines.append("")
     lines.append(f"verdict: {verdict.status}")
     if verdict.status != PASS:
         lines.extend(f"  - {reason}" for reason in verdict.reasons)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chaosproxy.common import sketch
+from chaosproxy.faults.grpc_abort import GRPC_CODES
 from chaosproxy.observe.stats import BOUNDS, quantile
 
 _NB = len(BOUNDS) + 1
@@ -30,6 +31,7 @@ class View:
     sketch: dict[int, int] = field(default_factory=dict)
     tenths: dict[int, list[int]] = field(default_factory=dict)  # 0..9 -> [requests, failures]
     tcp_faults: int = 0  # proxy only: faults applied to TCP proxies' connections (no requests)
+    grpc: dict[str, int] = field(default_factory=dict)  # gRPC calls by status name (OK, ...)
 
     def add(self, other: View) -> None:
         self.requests += other.requests
@@ -47,6 +49,8 @@ class View:
             slot = self.tenths.setdefault(d, [0, 0])
             slot[0] += n
             slot[1] += f
+        for name, n in other.grpc.items():
+            self.grpc[name] = self.grpc.get(name, 0) + n
 
     @property
     def error_rate(self) -> float | None:
@@ -139,6 +143,8 @@ def view_to_json(v: View) -> dict[str, object]:
         out["sketch"] = {str(k): c for k, c in sorted(v.sketch.items())}
     if v.tenths:
         out["tenths"] = {str(k): list(c) for k, c in sorted(v.tenths.items())}
+    if v.grpc:
+        out["grpc"] = dict(sorted(v.grpc.items()))
     return out
 
 
@@ -155,7 +161,18 @@ def view_from_json(doc: object) -> View:
         if not isinstance(pair, list) or len(pair) != 2 or not 0 <= int(k) <= 9:
             raise ValueError("tenths are [requests, failures] by tenth 0..9")
         v.tenths[int(k)] = [_count(pair[0]), _count(pair[1])]
+    v.grpc = grpc_counts(doc.get("grpc"))
     return v
+
+
+def grpc_counts(m: object) -> dict[str, int]:
+    """`{gRPC status name: calls}` read from outside (a proxy's row, the plugin, a saved run):
+    names other than gRPC's 17 are dropped, so what is kept stays bounded."""
+    if m is None:
+        return {}
+    if not isinstance(m, dict):
+        raise ValueError("gRPC statuses must be an object")
+    return {str(k): _count(c) for k, c in m.items() if k in GRPC_CODES}
 
 
 def second_to_json(s: Second) -> dict[str, object]:

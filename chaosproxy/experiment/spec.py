@@ -16,8 +16,11 @@ from yaml.nodes import Node, ScalarNode
 from chaosproxy.common.errors import ConfigError
 from chaosproxy.config.located import Collector, Doc, describe, problem_order, read_file
 from chaosproxy.experiment.model import (
+    BUNDLED_LOCUSTFILES,
     DEFAULT_CONFIDENCE,
     DEFAULT_HALT_FALSE_ALARM,
+    GRPC_KINDS,
+    MAX_MESSAGES,
     METHODS,
     SHAPES,
     BaselineSpec,
@@ -58,7 +61,17 @@ LOAD_KEYS = (
     "cooldown",
 )
 STAGE_KEYS = ("phase", "users", "spawn_rate")
-REQUEST_KEYS = ("path", "method", "weight", "user_agent", "headers", "body", "name")
+REQUEST_KEYS = (
+    "path",
+    "method",
+    "weight",
+    "user_agent",
+    "headers",
+    "body",
+    "name",
+    "kind",
+    "messages",
+)
 
 # ---------------------------------------------------------------- loading
 
@@ -250,12 +263,14 @@ class _ExperimentReader(CheckReader):
             locustfile = self.text(m["locustfile"], "load.locustfile") or d.locustfile
         requests: list[RequestSpec] = []
         if "requests" in m:
-            if locustfile != "default":
+            if locustfile not in BUNDLED_LOCUSTFILES:
                 self.problem(
-                    m["requests"], "load.requests", "requests are for the default locustfile only"
+                    m["requests"],
+                    "load.requests",
+                    "requests are for the bundled locustfiles only (default, grpc)",
                 )
             for i, item in enumerate(self.seq(m["requests"], "load.requests") or []):
-                r = self.request(item, f"load.requests[{i}]")
+                r = self.request(item, f"load.requests[{i}]", grpc=locustfile == "grpc")
                 if r is not None:
                     requests.append(r)
         settle = (
@@ -298,7 +313,7 @@ class _ExperimentReader(CheckReader):
             return None
         return Stage(phase, users, rate)
 
-    def request(self, node: Node, path: str) -> RequestSpec | None:
+    def request(self, node: Node, path: str, grpc: bool = False) -> RequestSpec | None:
         m = self.mapping(node, path, REQUEST_KEYS, required=("path",))
         if m is None:
             return None
@@ -322,9 +337,34 @@ class _ExperimentReader(CheckReader):
                     headers.append((k, hv))
         body = self.text(m["body"], f"{path}.body", nonempty=False) if "body" in m else None
         name = self.text(m["name"], f"{path}.name") if "name" in m else None
-        if rpath is None or weight is None:
+        kind, messages = self.grpc_call(m, path, grpc)
+        if rpath is None or weight is None or kind is None or messages is None:
             return None
-        return RequestSpec(rpath, method, weight, ua, tuple(headers), body, name)
+        return RequestSpec(rpath, method, weight, ua, tuple(headers), body, name, kind, messages)
+
+    def grpc_call(self, m: dict[str, Node], path: str, grpc: bool) -> tuple[str | None, int | None]:
+        """A gRPC request's `kind` (unary or streaming) and `messages` (what a client or
+        bidirectional stream sends): `locustfile: grpc` only."""
+        kind: str | None = "unary"
+        if "kind" in m:
+            kind = self.choice(m["kind"], f"{path}.kind", GRPC_KINDS)
+            if not grpc:
+                self.problem(m["kind"], f"{path}.kind", "kind is for gRPC calls (locustfile: grpc)")
+        messages: int | None = 1
+        if "messages" in m:
+            messages = self.integer(m["messages"], f"{path}.messages", lo=1)
+            if messages is not None and messages > MAX_MESSAGES:
+                self.problem(
+                    m["messages"], f"{path}.messages", f"must be ≤ {MAX_MESSAGES}, got {messages}"
+                )
+                messages = None
+            if kind not in ("client_stream", "bidi_stream"):
+                self.problem(
+                    m["messages"],
+                    f"{path}.messages",
+                    "messages is for kind: client_stream or bidi_stream (the messages it sends)",
+                )
+        return kind, messages
 
     def scalar(self, node: Node, path: str) -> str | None:
         if not isinstance(node, ScalarNode):

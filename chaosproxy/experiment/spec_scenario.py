@@ -13,7 +13,7 @@ from pathlib import Path
 from chaosproxy.common.cohort import CONTROL
 from chaosproxy.common.errors import ConfigError, Problem
 from chaosproxy.config.model import Scenario
-from chaosproxy.experiment.model import Experiment
+from chaosproxy.experiment.model import BUNDLED_LOCUSTFILES, Experiment
 
 
 def control_problems(exp: Experiment, scenario: Scenario) -> list[Problem]:
@@ -100,7 +100,7 @@ def resolve_experiment_scenario(exp: Experiment) -> Scenario:
         problems.append(
             exp.problem("baseline.phase", f"scenario {scenario.name!r} has no such phase")
         )
-    if exp.load.locustfile != "default":
+    if exp.load.locustfile not in BUNDLED_LOCUSTFILES:
         path = Path(exp.load.locustfile)
         where = path if path.is_absolute() else exp.base_dir / path
         if not where.is_file():

@@ -86,7 +86,11 @@ def phase_summary(
     judged = p.retried_early + p.retried_waited
     client = _view_summary(c, secs, confidence)
     client["failures"] = c.failures
+    if c.grpc:  # gRPC calls by the status their clients read
+        client["grpc"] = dict(sorted(c.grpc.items()))
     proxy = _view_summary(p, secs, confidence)
+    if p.grpc:
+        proxy["grpc"] = dict(sorted(p.grpc.items()))
     proxy.update(
         {
             "errors": p.failures,

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
+from chaosproxy.observe.stats import GRPC_NAMES
 
 if TYPE_CHECKING:
     from chaosproxy.faults.base import Gauge as FaultGauge
@@ -39,6 +40,8 @@ METHODS = frozenset(
 UPSTREAM_REASONS = frozenset({"refused", "timeout", "reset", "protocol"})
 # Deadlines the proxy listener holds its clients to (chaosproxy_client_timeouts_total{kind}).
 CLIENT_TIMEOUTS = ("header", "body", "send")
+# Bounds an HTTP/2 client went past (chaosproxy_h2_clients_cut_total{bound}; proxy/h2/limits.py).
+H2_BOUNDS = ("resets", "control", "queued", "headers")
 # Seconds; covers sub-millisecond pass-through up to the longest injected hangs.
 DURATION_BUCKETS = (
     0.001,
@@ -78,7 +81,9 @@ class _LiveGauges(Collector):
         connections: Callable[[], tuple[int, int]],
         tasks: Callable[[], int],
         client_timeouts: Callable[[], dict[str, int]],
+        h2_cut: Callable[[], dict[str, int]],
     ) -> None:
+        self._h2_cut = h2_cut
         self._inflight = inflight
         self._pools = pools
         self._skipped = skipped
@@ -122,6 +127,17 @@ class _LiveGauges(Collector):
         for kind in CLIENT_TIMEOUTS:
             c.add_metric([kind], float(timeouts.get(kind, 0)))
         yield c
+        cut = self._h2_cut()
+        c = CounterMetricFamily(
+            "chaosproxy_h2_clients_cut",
+            "HTTP/2 client connections ended with GOAWAY(ENHANCE_YOUR_CALM) past a bound: "
+            "streams reset too fast, control frames flooded, replies not read, a header block "
+            "too large.",
+            labels=["bound"],
+        )
+        for bound in H2_BOUNDS:
+            c.add_metric([bound], float(cut.get(bound, 0)))
+        yield c
         families = {
             name: GaugeMetricFamily(f"chaosproxy_{name}", text, labels=["rule"])
             for name, text in _DOCUMENTED.items()
@@ -150,7 +166,8 @@ class _Traffic(Collector):
     """Requests, their durations and upstream errors, aggregated per request in plain Python."""
 
     def __init__(self) -> None:
-        self.codes: dict[tuple[str, int, str], int] = {}
+        self.codes: dict[tuple[str, int, str, str], int] = {}
+        self.grpc: dict[int, int] = {}  # gRPC status code -> calls
         self.request_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.request_sum = 0.0
         self.upstream_buckets = [0] * (len(DURATION_BUCKETS) + 1)
@@ -159,9 +176,11 @@ class _Traffic(Collector):
 
     def on_request(self, ev: RequestDone) -> None:
         method = ev.method if ev.method in METHODS else "OTHER"
-        key = (method, ev.status, ev.cohort)
+        key = (method, ev.status, ev.cohort, ev.protocol)
         codes = self.codes
         codes[key] = codes.get(key, 0) + 1
+        if ev.grpc_status is not None:
+            self.grpc[ev.grpc_status] = self.grpc.get(ev.grpc_status, 0) + 1
         self.request_buckets[bisect_left(DURATION_BUCKETS, ev.duration)] += 1
         self.request_sum += ev.duration
         if ev.upstream_duration is not None:
@@ -173,18 +192,34 @@ class _Traffic(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "chaosproxy_requests", "Client requests answered.", labels=["method", "code"]
+            "chaosproxy_requests",
+            "Client requests answered.",
+            labels=["method", "code", "protocol"],
         )
         # A copy: the admin thread scrapes while the proxy loop adds keys. A request of a run
         # that splits its clients carries `cohort` (fault | control: bounded); others have
         # no such label, so their series stay what they were.
-        for (method, code, cohort), n in sorted(self.codes.copy().items()):
+        for (method, code, cohort, protocol), n in sorted(self.codes.copy().items()):
             if cohort:
-                labels = {"method": method, "code": str(code), "cohort": cohort}
+                labels = {
+                    "method": method,
+                    "code": str(code),
+                    "protocol": protocol,
+                    "cohort": cohort,
+                }
                 requests.add_sample("chaosproxy_requests_total", labels, float(n))
             else:
-                requests.add_metric([method, str(code)], float(n))
+                requests.add_metric([method, str(code), protocol], float(n))
         yield requests
+        calls = CounterMetricFamily(
+            "chaosproxy_grpc_calls",
+            "gRPC calls answered, by the status their client read (grpc-status, or what a "
+            "reset stream means to gRPC).",
+            labels=["grpc_status"],
+        )
+        for code, n in sorted(self.grpc.copy().items()):
+            calls.add_metric([GRPC_NAMES.get(code, str(code))], float(n))
+        yield calls
         yield _histogram(
             "chaosproxy_request_duration_seconds",
             "Request duration as the client saw it, injected delay included.",
@@ -230,6 +265,7 @@ class Metrics:
         connections: Callable[[], tuple[int, int]] = lambda: (0, 0),
         tasks: Callable[[], int] = lambda: 0,  # counted at scrape time (a leak shows as growth)
         client_timeouts: Callable[[], dict[str, int]] = dict,  # by kind, since the start
+        h2_cut: Callable[[], dict[str, int]] = dict,  # HTTP/2 clients cut, by bound
     ) -> None:
         # `_created` series double the exposition and no dashboard here reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -263,7 +299,9 @@ class Metrics:
             registry=r,
         )
         self.reload_errors.inc(0)
-        r.register(_LiveGauges(inflight, pools, skipped, connections, tasks, client_timeouts))
+        r.register(
+            _LiveGauges(inflight, pools, skipped, connections, tasks, client_timeouts, h2_cut)
+        )
         self._active: tuple[str, str] | None = None
         self.on_request = self.traffic.on_request
 

@@ -33,6 +33,7 @@ from typing import Any
 from chaosproxy.common import sketch
 from chaosproxy.common.cohort import CONTROL, FAULT
 from chaosproxy.common.events import FaultInjected, RequestDone
+from chaosproxy.faults.grpc_abort import GRPC_CODES
 from chaosproxy.observe.blast_radius import ClientBook
 from chaosproxy.observe.retry_after import Retry, RetryAfterWatch
 
@@ -66,6 +67,7 @@ class _Second:
     __slots__ = (
         "cohorts",
         "errors",
+        "grpc",
         "injected",
         "requests",
         "retry_after",
@@ -87,6 +89,7 @@ class _Second:
         self.tcp_faults = 0  # faults applied to TCP connections (no request: no other counter)
         self.sk: dict[int, int] = {}
         self.cohorts: dict[str, _Second] | None = None  # fault/control, once labelled traffic
+        self.grpc: dict[int, int] | None = None  # gRPC status code -> calls, once gRPC traffic
 
     def add(self, ev: RequestDone, key: int, verdict: Retry | None) -> None:
         """Count the request here, and in its cohort's sub-second when it carries a label."""
@@ -104,8 +107,17 @@ class _Second:
 
     def _count(self, ev: RequestDone, key: int, verdict: Retry | None) -> None:
         self.requests += 1
-        if is_error(ev.status):
-            self.errors += 1
+        g = ev.grpc_status
+        if g is None:
+            if is_error(ev.status):
+                self.errors += 1
+        else:
+            if g in GRPC_SERVER_ERRORS or is_error(ev.status):
+                self.errors += 1
+            calls = self.grpc
+            if calls is None:
+                calls = self.grpc = {}
+            calls[g] = calls.get(g, 0) + 1
         if ev.injected:
             self.injected += 1
         sk = self.sk
@@ -146,6 +158,8 @@ class _Second:
             # Sparse key -> count: enough to merge seconds into any window.
             row["sketch"] = {str(k): c for k, c in sorted(self.sk.items())}
             row["hist"] = coarse(self.sk)
+        if self.grpc is not None:
+            row["grpc"] = {GRPC_NAMES.get(c, str(c)): n for c, n in sorted(self.grpc.items())}
         if self.cohorts is not None:
             row["cohorts"] = {name: sub.row(histograms) for name, sub in self.cohorts.items()}
         return row
@@ -154,6 +168,23 @@ class _Second:
 def is_error(status: int) -> bool:
     """5xx, or no status at all (reset / closed before a response)."""
     return status == 0 or status >= 500
+
+
+GRPC_NAMES = {code: name for name, code in GRPC_CODES.items()}
+# The gRPC statuses a server's failure ends a call with: the 5xx of gRPC (a call ending so is
+# an error, whatever its HTTP status, which is 200); the others (NOT_FOUND, CANCELLED...) are
+# answers, as a 4xx is.
+GRPC_SERVER_ERRORS = frozenset(
+    GRPC_CODES[n]
+    for n in (
+        "UNKNOWN",
+        "DEADLINE_EXCEEDED",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+    )
+)
 
 
 def _empty_row(sec: int) -> dict[str, Any]:

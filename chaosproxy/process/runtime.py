@@ -61,6 +61,7 @@ from chaosproxy.proxy.h2.client import H2Upstream, h2_client_ssl
 from chaosproxy.proxy.h2.core import H2Core
 from chaosproxy.proxy.h2.forward import Route
 from chaosproxy.proxy.h2.server import handoff
+from chaosproxy.proxy.h2.upgrade import take_over
 from chaosproxy.proxy.upstream.client import NativeUpstream
 from chaosproxy.proxy.upstream.interface import Upstream, UpstreamConfig
 from chaosproxy.tcp.address import shown
@@ -165,6 +166,7 @@ class Runtime:
             skipped=lambda: self.guardrails.skipped,
             tasks=self._proxy_tasks,
             client_timeouts=lambda: self._proxy.timeouts.copy() if self._proxy else {},
+            h2_cut=lambda: self.h2.calmed.copy(),
         )
         self.metrics.attach(self.bus)
         self.metrics.registry.register(TcpCollector(self.tcp))
@@ -336,6 +338,7 @@ class Runtime:
             ),
         )
         self._proxy.h2_handoff = partial(handoff, self.h2)
+        self._proxy.h2_upgrade = partial(take_over, self.h2)
         self.proxy_port = await _bind(
             "--listen",
             s.listen_host,

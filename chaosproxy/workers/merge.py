@@ -108,10 +108,13 @@ def timeseries(many: Sequence[list[dict[str, Any]]], histograms: bool) -> list[d
 
 def _sum_rows(rows: list[dict[str, Any]], histograms: bool) -> dict[str, Any]:
     """The workers' rows of one second as one (and their cohort sub-rows, cohort by cohort)."""
-    mine = {k: v for k, v in rows[0].items() if k not in ("hist", "sketch", "cohorts")}
+    mine = {k: v for k, v in rows[0].items() if k not in ("hist", "sketch", "cohorts", "grpc")}
     sk: dict[int, int] = {}
     cohorts: dict[str, list[dict[str, Any]]] = {}
+    grpc: dict[str, int] = {}  # gRPC calls by status name
     for i, row in enumerate(rows):
+        for name, n in (row.get("grpc") or {}).items():
+            grpc[name] = grpc.get(name, 0) + int(n)
         if i:
             for key in _ROW_SUMS:
                 mine[key] = int(mine.get(key) or 0) + int(row.get(key) or 0)
@@ -126,6 +129,8 @@ def _sum_rows(rows: list[dict[str, Any]], histograms: bool) -> dict[str, Any]:
     if histograms:
         mine["hist"] = coarse(sk)
         mine["sketch"] = {str(k): c for k, c in sorted(sk.items())}
+    if grpc:
+        mine["grpc"] = dict(sorted(grpc.items()))
     if cohorts:
         mine["cohorts"] = {name: _sum_rows(subs, histograms) for name, subs in cohorts.items()}
     return mine

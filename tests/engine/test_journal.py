@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from chaosproxy.common.clock import FakeClock
-from chaosproxy.common.events import EventBus, FaultInjected, StateChanged, StateKind
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
+from chaosproxy.engine import journal as journal_module
 from chaosproxy.engine.journal import Journal, journal_files
 from tests.conftest import StartProxy
 
@@ -264,3 +266,62 @@ def test_each_line_carries_its_wall_clock_time_in_utc(tmp_path: Path) -> None:
         (1.9996, "2026-12-01T13:44:05.999Z"),
         (86400.25, "2026-12-02T13:44:04.250Z"),
     ]
+
+
+def test_a_fault_on_an_http2_stream_waits_for_the_calls_status(tmp_path: Path) -> None:
+    """HTTP/1.1 lines are written at once; an HTTP/2 stream's lines say `h2` and are written
+    when the stream ends, in the order their faults acted, with the status its RequestDone
+    carries (a plain HTTP/2 request's: none)."""
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    call = ("c", "POST", "/demo.Items/Get", "", "", "r1")
+    plain = ("p", "GET", "/items", "", "", "r1")
+    bus.emit(FaultInjected(1.0, "h", "GET", "/x", "", "", "r1", "error", "status=503"))
+    bus.emit(FaultInjected(2.0, *call, "latency", "delay", protocol="h2"))
+    bus.emit(FaultInjected(2.5, *plain, "latency", "delay", protocol="h2"))
+    bus.emit(FaultInjected(3.0, *call, "grpc_abort", "x", protocol="h2", grpc_status=14))
+    assert [e["request_id"] for e in lines(path)] == ["h"]
+    bus.emit(done("p", None))
+    bus.emit(done("c", 4))  # the status the client read wins over the fault's own
+    j.close()
+    got = [
+        (e["request_id"], e["fault"], e.get("protocol"), e.get("grpc_status")) for e in lines(path)
+    ]
+    assert got == [
+        ("h", "error", None, None),
+        ("p", "latency", "h2", None),
+        ("c", "latency", "h2", "DEADLINE_EXCEEDED"),
+        ("c", "grpc_abort", "h2", "DEADLINE_EXCEEDED"),
+    ]
+
+
+def test_streams_waiting_are_bounded_and_written_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_HELD open streams the oldest one's lines go out as they are; `close` writes
+    the lines of streams that never ended."""
+    monkeypatch.setattr(journal_module, "MAX_HELD", 2)
+    path = tmp_path / "journal.jsonl"
+    bus, j = journal_bus(path)
+    for rid in ("s1", "s2", "s3"):
+        bus.emit(FaultInjected(1.0, rid, "POST", "/a.B/C", "", "", "r", "hang", "x", protocol="h2"))
+    assert [e["request_id"] for e in lines(path)] == ["s1"]
+    bus.emit(done("s3", 14))
+    j.close()
+    got = [(e["request_id"], e.get("grpc_status")) for e in lines(path)]
+    assert got == [("s1", None), ("s3", "UNAVAILABLE"), ("s2", None)]
+
+
+def done(request_id: str, grpc_status: int | None) -> RequestDone:
+    return RequestDone(
+        4.0,
+        "POST",
+        200,
+        0.1,
+        None,
+        None,
+        True,
+        protocol="h2",
+        grpc_status=grpc_status,
+        request_id=request_id,
+    )

@@ -56,3 +56,21 @@ def test_a_locustfile_that_does_not_exist_is_located(tmp_path: Path) -> None:
     (tmp_path / "users").mkdir()
     (tmp_path / "users" / "checkout.py").write_text("# a locustfile\n")
     resolve_experiment_scenario(load_experiment_file(path))  # relative to the file: found
+
+
+def test_the_bundled_grpc_locustfile_takes_requests_and_a_custom_one_does_not(
+    tmp_path: Path,
+) -> None:
+    """`locustfile: grpc` is a bundled name, not a path: its requests are the calls; a path's
+    locustfile brings its own tasks, so `requests` beside it is a located error."""
+    text = GOOD.replace("  requests:\n", "  locustfile: grpc\n  requests:\n", 1)
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    exp = load_experiment_file(path)
+    resolve_experiment_scenario(exp)  # no such file is looked for
+    assert exp.load.locustfile == "grpc" and exp.load.requests[0].path == "/api/items"
+    found = problems(GOOD.replace("  requests:\n", "  locustfile: mine.py\n  requests:\n", 1))
+    assert any(
+        "load.requests: requests are for the bundled locustfiles only (default, grpc)" in p
+        for p in found
+    ), found

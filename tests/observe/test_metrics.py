@@ -36,15 +36,39 @@ def test_unknown_methods_are_counted_as_other() -> None:
     m.on_request(done("BREW"))
     m.on_request(done("GET"))
     s = samples(m)
-    assert s[("chaosproxy_requests_total", (("code", "200"), ("method", "OTHER")))] == 1
-    assert s[("chaosproxy_requests_total", (("code", "200"), ("method", "GET")))] == 1
+    assert (
+        s[
+            (
+                "chaosproxy_requests_total",
+                (("code", "200"), ("method", "OTHER"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
+    assert (
+        s[
+            (
+                "chaosproxy_requests_total",
+                (("code", "200"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
 
 
 def test_a_reset_without_status_is_code_zero_and_an_upstream_error() -> None:
     m = Metrics()
     m.on_request(done(status=0, upstream_error="reset", upstream_duration=None))
     s = samples(m)
-    assert s[("chaosproxy_requests_total", (("code", "0"), ("method", "GET")))] == 1
+    assert (
+        s[
+            (
+                "chaosproxy_requests_total",
+                (("code", "0"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
     assert s[("chaosproxy_upstream_errors_total", (("reason", "reset"),))] == 1
     assert s[("chaosproxy_upstream_duration_seconds_count", ())] == 0
 
@@ -145,9 +169,33 @@ async def test_metrics_through_a_real_proxy_after_known_requests(
     for fam in text_string_to_metric_families(text):
         for smp in fam.samples:
             got[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
-    assert got[("chaosproxy_requests_total", (("code", "200"), ("method", "GET")))] == 3
-    assert got[("chaosproxy_requests_total", (("code", "200"), ("method", "POST")))] == 1
-    assert got[("chaosproxy_requests_total", (("code", "503"), ("method", "GET")))] == 1
+    assert (
+        got[
+            (
+                "chaosproxy_requests_total",
+                (("code", "200"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 3
+    )
+    assert (
+        got[
+            (
+                "chaosproxy_requests_total",
+                (("code", "200"), ("method", "POST"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
+    assert (
+        got[
+            (
+                "chaosproxy_requests_total",
+                (("code", "503"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
     assert got[("chaosproxy_request_duration_seconds_count", ())] == 5
     assert got[("chaosproxy_upstream_duration_seconds_count", ())] == 4
     injected = [k for k in got if k[0] == "chaosproxy_faults_injected_total"]

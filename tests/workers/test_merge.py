@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -43,8 +44,24 @@ def test_counters_and_histograms_add_up_across_workers() -> None:
         a.on_request(_done())
     b.on_request(_done(503, duration=0.2))
     got = _samples(merge.metrics([a.exposition().decode(), b.exposition().decode()], 2))
-    assert got[("chaosproxy_requests_total", (("code", "200"), ("method", "GET")))] == 3
-    assert got[("chaosproxy_requests_total", (("code", "503"), ("method", "GET")))] == 1
+    assert (
+        got[
+            (
+                "chaosproxy_requests_total",
+                (("code", "200"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 3
+    )
+    assert (
+        got[
+            (
+                "chaosproxy_requests_total",
+                (("code", "503"), ("method", "GET"), ("protocol", "http/1.1")),
+            )
+        ]
+        == 1
+    )
     count = "chaosproxy_request_duration_seconds_count"
     assert got[(count, ())] == 4
     assert got[("chaosproxy_request_duration_seconds_bucket", (("le", "0.005"),))] == 3
@@ -85,6 +102,14 @@ def test_rows_are_summed_second_by_second_with_quantiles_of_the_whole() -> None:
     everything = _rows(*[_done(duration=0.001) for _ in range(9)], _done(503, duration=2.0))[1]
     assert (row["p50"], row["p99"]) == (everything["p50"], everything["p99"])
     assert "hist" not in row
+
+
+def test_grpc_statuses_of_a_second_are_summed_across_workers() -> None:
+    a = _rows(replace(_done(), protocol="h2", grpc_status=0), replace(_done(), grpc_status=14))
+    b = _rows(replace(_done(), protocol="h2", grpc_status=14), _done())
+    row = merge.timeseries([a, b], histograms=False)[1]
+    assert row["grpc"] == {"OK": 1, "UNAVAILABLE": 2}
+    assert row["errors"] == 2  # UNAVAILABLE is an error although its HTTP status is 200
 
 
 def test_rows_keep_the_merged_histogram_when_asked() -> None:

@@ -14,7 +14,9 @@ It does three things for the experiment runner:
   its user's cohort — the proxy's own hash of the user's `X-Chaos-User` id
   (`chaosproxy.common.cohort`), read from the request's context `chaos_user` (the bundled
   locustfile sets it; a request without it is in neither cohort) — and counts each cohort's
-  requests the same way, under `"c": {"fault": {...}, "control": {...}}`.
+  requests the same way, under `"c": {"fault": {...}, "control": {...}}`;
+- counts gRPC calls (`GrpcUser`, whose request events carry `grpc_status`) by status name
+  under `"g"`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def _key(seconds: float) -> int:
 
 
 # second -> [requests, failures, {bucket: count}, {sketch key: count},
-#            {tenth of the second: [requests, failures]}, {cohort: the same five}]
+#            {tenth of the second: [requests, failures]}, {cohort: the same five},
+#            {gRPC status name: calls}]
 _pending: dict[int, list[Any]] = {}
 _cohort: tuple[int, float] | None = None  # (seed, share) of the scenario's control group
 
@@ -122,9 +125,12 @@ def _on_request(
     sec = int(started)
     slot = _pending.get(sec)
     if slot is None:
-        slot = _pending[sec] = [0, 0, {}, {}, {}, {}]
+        slot = _pending[sec] = [0, 0, {}, {}, {}, {}, {}]
     failed = exception is not None
     _count(slot, seconds, started - sec, failed)
+    status = (context or {}).get("grpc_status")  # a GrpcUser's call: its status name
+    if status:
+        slot[6][status] = slot[6].get(status, 0) + 1
     user = (context or {}).get("chaos_user") if _cohort is not None else None
     if user and _cohort is not None:
         from chaosproxy.common.cohort import label_of  # the proxy's own hash
@@ -168,10 +174,12 @@ def _report(client_id: str, data: dict[str, Any]) -> None:
 
 def _worker_report(client_id: str, data: dict[str, Any]) -> None:
     for sec, rec in (data.get("chaosproxy") or {}).items():
-        slot = _pending.setdefault(int(sec), [0, 0, {}, {}, {}, {}])
+        slot = _pending.setdefault(int(sec), [0, 0, {}, {}, {}, {}, {}])
         _merge(slot, rec)
         for label, sub in (rec[5] if len(rec) > 5 else {}).items():
             _merge(slot[5].setdefault(label, [0, 0, {}, {}, {}]), sub)
+        for status, n in (rec[6] if len(rec) > 6 else {}).items():
+            slot[6][status] = slot[6].get(status, 0) + n
 
 
 def _merge(slot: list[Any], rec: list[Any]) -> None:
@@ -221,6 +229,8 @@ def _flush(**_: Any) -> None:
         rec["t"] = int(sec)
         if len(slot) > 5 and slot[5]:
             rec["c"] = {label: _record(sub) for label, sub in sorted(slot[5].items())}
+        if len(slot) > 6 and slot[6]:
+            rec["g"] = dict(sorted(slot[6].items()))
         lines.append(json.dumps(rec))
     workers = len(runner.clients) if isinstance(runner, MasterRunner) else None
     lines.append(json.dumps({"now": time.time(), "users": users, "workers": workers}))

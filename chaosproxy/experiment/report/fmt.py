@@ -125,3 +125,19 @@ def confidence_note(confidence: float) -> str:
         f"intervals at {percent(confidence)} confidence, each side: [low, high] after a value, "
         f"{OPEN} where the data cannot bound a side"
     )
+
+
+def grpc_statuses(phase: dict[str, Any]) -> str:
+    """A phase's gRPC calls by status, both views: `clients: OK 1,204, UNAVAILABLE 31; proxy:
+    UNAVAILABLE 740` ("" for a phase without gRPC calls). OK first, then the most frequent."""
+    parts = []
+    for view, label in (("client", "clients"), ("proxy", "proxy")):
+        counts = (phase.get(view) or {}).get("grpc") if isinstance(phase, dict) else None
+        if not isinstance(counts, dict) or not counts:
+            continue
+        items = sorted(
+            ((str(k), number(n) or 0.0) for k, n in counts.items()),
+            key=lambda kv: (kv[0] != "OK", -kv[1], kv[0]),
+        )
+        parts.append(f"{label}: " + ", ".join(f"{k} {n:,.0f}" for k, n in items))
+    return "; ".join(parts)

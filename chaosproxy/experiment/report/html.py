@@ -184,6 +184,7 @@ def _phase_row(p: dict[str, Any]) -> dict[str, Any]:
         "client_failures": _count(res.get("client_failures")),
         "absorbed_share": fmt.value(res.get("absorbed_share"), "ratio"),
         "resilience_note": str(res.get("note") or ""),
+        "grpc": fmt.grpc_statuses(p),
         "retry_amplification": fmt.value(beh.get("retry_amplification"), "x"),
         "early_retry_share": fmt.value(beh.get("early_retry_share"), "ratio"),
     }

@@ -124,6 +124,9 @@ def phase_line(p: dict[str, Any]) -> str:
             f"{_n(res.get('injected'))} faults injected, {_n(res.get('absorbed'))} absorbed "
             f"({fmt.value(res.get('absorbed_share'), 'ratio')})"
         )
+    grpc = fmt.grpc_statuses(p)
+    if grpc:  # gRPC calls: the status names, where HTTP requests have their error rate
+        parts.append(f"gRPC {md(grpc)}")
     return head + ": " + "; ".join(parts)
 
 

@@ -179,11 +179,12 @@ def test_plugin_tenths_follow_the_start_time_within_its_second(load_plugin: Any)
     # without a start time: now minus the response time
     plugin._on_request(response_time=10.0, exception=None)
     taken = plugin._take()
-    (n, f, _h, sk, tenths, cohorts) = taken.pop(str(t))
+    (n, f, _h, sk, tenths, cohorts, grpc) = taken.pop(str(t))
     assert cohorts == {}  # no control group: no cohort counts
+    assert grpc == {}  # no gRPC calls: no status counts
     assert (n, f) == (7, 1) and sk == {sketch.key(0.01): 7}
     assert tenths == {0: [2, 0], 1: [1, 0], 5: [1, 0], 9: [3, 1]}
-    [(_, _, _, _, now, _)] = taken.values()
+    [(_, _, _, _, now, _, _)] = taken.values()
     assert sum(c[0] for c in now.values()) == 1 and all(0 <= d <= 9 for d in now)
 
 
@@ -228,6 +229,41 @@ def test_plugin_labels_cohorts_with_the_proxys_hash_through_workers_and_master(
     assert data_.seconds[t0].requests == 401  # the whole view counts the unlabelled one too
     assert sum(v.requests for v in split.values()) == 400
     assert all(v.sketch and v.tenths for v in split.values())
+
+
+def test_plugin_counts_grpc_statuses_through_workers_and_master(
+    load_plugin: Any, tmp_path: Path
+) -> None:
+    """A GrpcUser's calls carry their status name in the event's context: each second counts
+    them by name, merged across workers, read back by ClientData; names that are not gRPC's
+    are dropped when read."""
+    workers = [load_plugin(), load_plugin()]
+    master = load_plugin()
+    t0 = 1_700_000_000
+    for i in range(30):
+        status = "UNAVAILABLE" if i % 3 == 0 else "OK"
+        workers[i % 2]._on_request(
+            response_time=2.0,
+            exception=RuntimeError(status) if status != "OK" else None,
+            start_time=t0 + 0.2,
+            context={"chaos_user": "u1", "grpc_status": status},
+        )
+    workers[0]._on_request(response_time=2.0, start_time=t0 + 0.3, context={})  # HTTP
+    workers[1]._on_request(
+        response_time=2.0, start_time=t0 + 0.3, context={"grpc_status": "NOT_A_STATUS"}
+    )
+    for w in workers:
+        data: dict[str, Any] = {}
+        w._report("w", data)
+        master._worker_report("w", msgpack.loads(msgpack.dumps(data), strict_map_key=False))
+    out = tmp_path / "client.jsonl"
+    master._out = (types.SimpleNamespace(runner=_MasterRunner(users=2, clients=2)), out)
+    master._flush()
+    data_ = ClientData(out)
+    data_.poll()
+    got = data_.seconds[t0]
+    assert (got.requests, got.failures) == (32, 10)
+    assert got.grpc == {"OK": 20, "UNAVAILABLE": 10}
 
 
 def _write(path: Path, *lines: str) -> None:

@@ -117,3 +117,23 @@ def test_a_run_from_before_intervals_reads_as_it_did(tmp_path: Path) -> None:
     rows = _table(text)
     assert all(len(r) == 7 for r in rows)
     assert rows[0][3] == "80 %" and rows[1][6] == "4.7 s (≤ 4 s)"
+
+
+def test_grpc_calls_are_told_by_status_name_per_phase_in_both_views(tmp_path: Path) -> None:
+    """A phase with gRPC calls says how they ended, OK first, then the most frequent; a phase
+    without says nothing of gRPC; the HTML report has the same line."""
+    run_dir = make_run(tmp_path / "run", failover=True)
+    doc = _results(run_dir)
+    outage = doc["phases"][1]
+    outage["client"]["grpc"] = {"UNAVAILABLE": 3, "OK": 700}
+    outage["proxy"]["grpc"] = {"INTERNAL": 2, "UNAVAILABLE": 701}
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    write_reports(run_dir)
+    text = (run_dir / "report.md").read_text()
+    phase_lines = [line for line in text.splitlines() if line.startswith("- **")]
+    expected = "gRPC clients: OK 700, UNAVAILABLE 3; proxy: UNAVAILABLE 701, INTERNAL 2"
+    assert phase_lines[1].endswith(expected)
+    assert [i for i, line in enumerate(phase_lines) if "gRPC" in line] == [1]
+    html = (run_dir / "report.html").read_text()
+    assert f'data-phase-grpc="{outage["name"]}"' in html and "UNAVAILABLE 701" in html
+    assert fmt.grpc_statuses(doc["phases"][0]) == ""
