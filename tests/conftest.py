@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -17,11 +18,39 @@ from chaosproxy.process.runtime import Runtime, Settings
 StartProxy = Callable[..., Awaitable[Runtime]]
 
 
+# The longest real runs (a minute or more each, measured): started first of all.
+LONGEST = (
+    "tests/cli/test_demo.py::test_demo_passes_with_failover_and_fails_without",
+    "tests/experiment/test_evidence_e2e.py::",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow suites (real runs of a minute or so) go out first: started last, one of them
-    alone would keep one test process busy after the others ran dry, and the suite would take
-    as long as that tail. The order is deterministic, as pytest-xdist needs."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow suites (real runs of half a minute or more, mostly waiting on real time) are
+    spread over the test processes and go out first in each: pytest-xdist's work stealing hands
+    each process one contiguous share of this order and later moves tests from the *end* of a
+    busy share, so slow tests gathered at the front would all sit in the first process and
+    run one after another. Each share here starts with its round-robin part of the slow tests,
+    the longest first. The order is deterministic, as pytest-xdist needs (every process
+    collects the same)."""
+    slow = [i for i in items if i.get_closest_marker("slow") is not None]
+    fast = [i for i in items if i.get_closest_marker("slow") is None]
+    slow.sort(key=lambda i: not any(i.nodeid.startswith(n) for n in LONGEST))  # stable
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers <= 1:
+        items[:] = slow + fast
+        return
+    ordered: list[pytest.Item] = []
+    remaining = len(items)
+    for k in range(workers):  # the share sizes, as the scheduler cuts them
+        size = remaining // (workers - k)
+        remaining -= size
+        share = slow[k::workers][:size]
+        ordered += share
+        ordered += fast[: size - len(share)]
+        del fast[: size - len(share)]
+    ordered += fast
+    items[:] = ordered
 
 
 @pytest.fixture

@@ -95,8 +95,11 @@ async def test_every_kind_of_call_from_the_requests(tmp_path: Path) -> None:
     assert code in (0, 1), (tmp_path / "err").read_text()  # 1: some calls failed, as meant
     assert seen.keys() == {"Get", "Watch", "Put", "Sync", "Broken"}
     assert {what for what, _ in seen["Get"]} == {b"7"}
-    assert {tuple(what) for what, _ in seen["Put"]} == {(b"ab",) * 4}
-    assert {tuple(what) for what, _ in seen["Sync"]} == {(b"x", b"x")}
+    # every call sent its `messages`; one cut by the end of the run may have sent fewer
+    puts = {tuple(what) for what, _ in seen["Put"]}
+    assert (b"ab",) * 4 in puts and puts <= {(b"ab",) * k for k in range(5)}
+    syncs = {tuple(what) for what, _ in seen["Sync"]}
+    assert (b"x", b"x") in syncs and syncs <= {(), (b"x",), (b"x", b"x")}
     assert all(user.startswith("u") for calls in seen.values() for _, user in calls)
 
     with (tmp_path / "run_stats.csv").open() as f:
