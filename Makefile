@@ -42,8 +42,14 @@ tools:
 # with six processes; 4 min 33 s with six and the slow suites all in the first share; 12 min with
 # fixed shares. PYTEST_ARGS: more pytest options.
 PYTEST_PARALLEL := -n 8 --dist worksteal
-test: tools lint
-	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+# Lint runs beside the tests (the tests mostly wait on real time; mypy is ten seconds of CPU):
+# its output follows theirs, and either failing fails `make test`.
+test: tools $(STAMP)
+	@$(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1 & lint=$$!; \
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS); tests=$$?; \
+	wait $$lint; linted=$$?; cat $(VENV)/lint.log; \
+	if [ $$linted -ne 0 ]; then echo "make test: lint failed (above)" >&2; exit $$linted; fi; \
+	exit $$tests
 
 # Everything but the slow suites, for a quick local loop.
 test-fast: lint
