@@ -82,7 +82,11 @@ async def test_the_bundled_grpc_pair_against_the_grpc_demo_system(
     # Both views name the gRPC statuses: the clients' (Locust) and the proxy's (trailers-only
     # answers, injected), per phase in results.json, in the reports and the console's table.
     steady = next(p for p in results["phases"] if p["name"] == "steady")
-    assert steady["proxy"]["grpc"] == {"OK": steady["proxy"]["requests"]}
+    # on a busy machine (a second copy of the suite beside this one) a couple of the gateway's
+    # calls to the primary were seen running past its deadline: the proxy names them too
+    proxy = steady["proxy"]["grpc"]
+    assert sum(proxy.values()) == steady["proxy"]["requests"]
+    assert proxy["OK"] >= 0.98 * steady["proxy"]["requests"], proxy
     # the clients' view names every call's status; on a busy machine (a second copy of the
     # suite beside this one) a couple of steady calls were seen failing UNAVAILABLE before
     # reaching the proxy, so "all OK" is too strong a claim for the client side
@@ -119,7 +123,7 @@ phases:
   - name: steady
     duration: 5s
   - name: outage
-    duration: 10s
+    duration: 16s             # enough calls in each cohort to show "no worse" on a busy machine
     rules:
       - name: items-unavailable-for-the-cohort
         match: {grpc: {service: demo.Items}, cohort: {share: 0.5, by: header x-chaos-user}}

@@ -28,6 +28,8 @@ CALLS = [
 
 
 async def test_every_kind_of_call_from_the_requests(tmp_path: Path) -> None:
+    """Ten seconds of two users: on a busy machine Locust's start takes a few of them, and
+    each of the five calls must still be drawn at least once."""
     seen: dict[str, list[Any]] = {}
 
     def note(name: str, what: Any, ctx: Any) -> None:
@@ -79,7 +81,7 @@ async def test_every_kind_of_call_from_the_requests(tmp_path: Path) -> None:
     await server.start()
     args = [
         "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2", "-r", "2",
-        "--run-time", "4s", "--host", f"http://127.0.0.1:{port}", "--only-summary",
+        "--run-time", "10s", "--host", f"http://127.0.0.1:{port}", "--only-summary",
         "--csv", str(tmp_path / "run"), "--chaos-requests", json.dumps(CALLS),
         "--chaos-wait", "0.05",
     ]  # fmt: skip
