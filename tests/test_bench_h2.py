@@ -86,10 +86,11 @@ def test_h2_yardstick_carries_bodies_unchanged(nginx: tuple[int, int]) -> None:
 
 
 def test_h2_passthrough_runs() -> None:
+    # a warm-up: a cold proxy's first answer once took a whole 0.3 s cell
     out = bench(
         "h2_passthrough.py", "--seconds", "0.4", "--warm", "0.3", "--rounds", "1",
         "--conns", "2", "--streams", "2",
-    )  # fmt: skip  (a warm-up: a proxy's first answer, cold, took a whole 0.3 s cell once)
+    )  # fmt: skip
     for target in ("yardstick h2", "chaosproxy h2", "chaosproxy h2>1", "chaosproxy h1"):
         for body in ("small", "64k"):
             assert re.search(rf"round 1 +{re.escape(target)} +{body} +\d+ req/s", out), target
