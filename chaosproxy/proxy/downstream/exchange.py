@@ -27,7 +27,7 @@ from chaosproxy.proxy.downstream.exchange_base import BaseExchange, Site, retry_
 from chaosproxy.proxy.downstream.listener import ClientConnection
 from chaosproxy.proxy.downstream.relay import Relay, SendNow, can_relay, stale_error
 from chaosproxy.proxy.downstream.request import RequestBody, RequestHead
-from chaosproxy.proxy.downstream.responses import body_allowed, response_head
+from chaosproxy.proxy.downstream.responses import answer_head, body_allowed, response_head
 from chaosproxy.proxy.upstream.client import IDEMPOTENT
 from chaosproxy.proxy.upstream.forward import Forwarder
 from chaosproxy.proxy.upstream.interface import Stale, UpstreamResponse
@@ -236,21 +236,10 @@ class ProxyExchange(BaseExchange):
         received, never decoded."""
         if raw.retry_after is not None:
             self.retry_after = retry_after_seconds(raw.retry_after.decode("latin-1"))
-        extra = b"" if raw.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
-        if self.mark is not None:
-            extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
-        status = raw.status
-        allowed = body_allowed(self.method, status)
-        if allowed and not raw.has_length:
-            if self.head.version == "1.1":
-                self._chunked = True
-                extra += b"Transfer-Encoding: chunked\r\n"
-            else:
-                self.head.keep_alive = False  # the body ends with the connection
-        if self.head.version == "1.0" and self.head.keep_alive:
-            extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
-        self._status = status
-        data = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, raw.reason_bytes, raw.head_lines, extra)
+        data, allowed, chunked = answer_head(raw, self.head, self.request_id, self.mark)
+        if chunked:
+            self._chunked = True
+        self._status = raw.status
         if first and allowed:
             data += b"%x\r\n%b\r\n" % (len(first), first) if self._chunked else first
         self._mark_sent()

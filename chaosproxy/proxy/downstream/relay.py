@@ -25,7 +25,11 @@ from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.downstream.exchange_base import retry_after_seconds
 from chaosproxy.proxy.downstream.listener import ClientConnection
 from chaosproxy.proxy.downstream.request import RequestHead
-from chaosproxy.proxy.downstream.responses import body_allowed, error_json, response_head
+from chaosproxy.proxy.downstream.responses import (
+    answer_head,
+    error_json,
+    response_head,
+)
 from chaosproxy.proxy.upstream.forward import Forwarder
 from chaosproxy.proxy.upstream.interface import Sink, Stale, UpstreamResponse
 from chaosproxy.proxy.upstream.response import Response
@@ -186,22 +190,11 @@ class Relay:
         head = self.req
         if resp.retry_after is not None:
             self.retry_after = retry_after_seconds(resp.retry_after.decode("latin-1"))
-        extra = b"" if resp.has_id else b"X-Request-Id: %s\r\n" % self.request_id.encode("latin-1")
-        if self.mark is not None:
-            extra += b"X-Chaos-Injected: %s\r\n" % self.mark.encode("latin-1", "replace")
-        status = self.status = resp.status
-        allowed = self._allowed = body_allowed(head.method, status)
-        if allowed and not resp.has_length:
-            if head.version == "1.1":
-                self._chunked = True
-                extra += b"Transfer-Encoding: chunked\r\n"
-            else:
-                head.keep_alive = False  # the body ends with the connection
-        if head.version == "1.0" and head.keep_alive:
-            extra += b"Connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
-        self._out.append(
-            b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, resp.reason_bytes, resp.head_lines, extra)
-        )
+        data, self._allowed, chunked = answer_head(resp, head, self.request_id, self.mark)
+        if chunked:
+            self._chunked = True
+        self.status = resp.status
+        self._out.append(data)
         self.head_sent = True
         self.conn.mark_head_sent()
 
