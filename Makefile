@@ -44,6 +44,11 @@ tools:
 PYTEST_PARALLEL := -n 8 --dist worksteal
 # Lint runs beside the tests (the tests mostly wait on real time; mypy is ten seconds of CPU):
 # its output follows theirs, and either failing fails `make test`.
+# This machine's environment sets PYTHONDONTWRITEBYTECODE: then every Python process the suite
+# starts (eight test processes, and each proxy, Locust, demo service and CLI run of the real-run
+# tests) compiles the package from source again, and each test process rewrites every test
+# module's asserts anew. The suite writes its bytecode (to __pycache__, which git ignores).
+test: export PYTHONDONTWRITEBYTECODE :=
 test: tools $(STAMP)
 	@$(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1 & lint=$$!; \
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS); tests=$$?; \
