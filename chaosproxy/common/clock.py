@@ -90,3 +90,27 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+async def sleep_until(deadline: float) -> None:
+    """Until `deadline` (`time.monotonic()`): never before it, and about as soon after as the
+    loop allows. The loop's timers count whole milliseconds on a clock that lags this one in
+    steps (uvloop's), so a timer may end up to a millisecond early: the rest is waited for
+    iteration by iteration. Delays that end together wake in the order they began."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+    timer = loop.call_later(left, _wake, woken)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+    while deadline - time.monotonic() > 0:  # the timer ended a little early: the last bit
+        await asyncio.sleep(0)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

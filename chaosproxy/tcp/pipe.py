@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from chaosproxy.common.clock import sleep_until
 from chaosproxy.faults.tcp.plan import Flow
 
 if TYPE_CHECKING:
@@ -86,7 +88,7 @@ class Pipe:
                 return  # no upstream (half_open): the bytes are dropped
             # Read before the upstream connection was made (uvloop may read once before a
             # pause in connection_made takes effect): kept for `connected()`.
-        self.queue.append((self.relay.loop.time(), data))
+        self.queue.append((time.monotonic(), data))
         self.queued += len(data)
         if self.queued > HIGH and self.src is not None:
             self.src.hold(QUEUED)
@@ -197,9 +199,7 @@ class Pipe:
                 delay = sum(sample(self.rng) for sample in flow.latency)
                 at = max(self.last_release, arrival + delay)
                 self.last_release = at
-                wait = at - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await sleep_until(at)  # never early: the loop's timers may end a ms before
             for piece in self._pieces(flow, data):
                 if flow.rate is not None:
                     now = loop.time()

@@ -98,6 +98,31 @@ async def test_latency_delays_every_reply_by_at_least_the_toxic(
     assert took >= 0.5  # two toxics, one each way: their delays add up, as in Toxiproxy
 
 
+async def test_a_latency_never_ends_early(
+    chaos_toxiproxy: str, echo_server: tuple[str, int]
+) -> None:
+    """Each of 60 round trips takes at least the toxic's latency on the client's clock: the
+    delay counts from the bytes' arrival on that clock, not the loop's (uvloop's lags it by up
+    to a millisecond), and ends on a deadline, not on a loop timer alone (which may fire a
+    millisecond early). Seen before: 0.2499 s for a 250 ms latency."""
+    address = await make_echo_proxy(chaos_toxiproxy, echo_server)
+    body = {"type": "latency", "stream": "downstream", "attributes": {"latency": 4}}
+    status, _ = await call(chaos_toxiproxy, "POST", "/proxies/echo/toxics", body)
+    assert status == 200
+    reader, writer = await asyncio.open_connection(*address)
+    short = []
+    for i in range(60):
+        data = b"ping %02d\n" % i
+        sent = time.monotonic()
+        writer.write(data)
+        assert await reader.readexactly(len(data)) == data
+        took = time.monotonic() - sent
+        if took < 0.004:
+            short.append(took)
+    writer.close()
+    assert short == []
+
+
 async def test_limit_data_closes_the_connection_after_n_bytes(
     chaos_toxiproxy: str, echo_server: tuple[str, int]
 ) -> None:
