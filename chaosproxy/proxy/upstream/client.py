@@ -138,9 +138,10 @@ class NativeUpstream:
         about sending again (`request` does it on a fresh connection)."""
         loop = self._running_loop()
         conn = self.pool.take_idle(loop)
-        if conn is None:
-            return None
         config = self.config
+        if conn is None:
+            self.pool.add_spare(loop, loop.time() + config.timeout)
+            return None
         resp = Response(conn, False, loop, config.max_head, config.max_headers, sink)
         conn.resp = resp
         transport = conn.transport

@@ -36,6 +36,7 @@ class Pool:
         self._waiters: deque[asyncio.Future[_Grant]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._deadlines: asyncio.TimerHandle | None = None  # the head deadlines' sweep
+        self._spare: asyncio.Task[None] | None = None  # a connection opened ahead of need
         self._closed = False
         # The loop of the last acquire: `release` runs once per request, and asking asyncio
         # for the running loop costs a getpid() system call each time.
@@ -107,6 +108,31 @@ class Pool:
             self._active += 1
             return conn
         return None
+
+    def add_spare(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """No connection was idle for a request while others are in use: open one more in the
+        background (one at a time, within `size`), so that the pool grows to the traffic's
+        concurrency and later requests find one idle rather than waiting in a task for one.
+        Connections are opened on demand, never ahead of the first request."""
+        if (
+            self._spare is not None
+            or self._closed
+            or self._waiters
+            or not self._active
+            or self._active + len(self._idle) >= self.size
+        ):
+            return
+        self._active += 1
+        self._spare = loop.create_task(self._open_spare(deadline))
+
+    async def _open_spare(self, deadline: float) -> None:
+        try:
+            conn = await self._open(deadline)  # a failure gives its room back
+        except UpstreamError:
+            return  # the upstream is down or slow: the requests that need it will say so
+        finally:
+            self._spare = None
+        self.release(conn, reusable=True)
 
     def watch_deadlines(self, timeout: float) -> None:
         """Check the head deadline (`Response.deadline`) of every exchange in flight, every
@@ -224,6 +250,9 @@ class Pool:
 
     def close(self) -> None:
         self._closed = True
+        if self._spare is not None:
+            self._spare.cancel()
+            self._spare = None
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None

@@ -425,6 +425,73 @@ async def test_pool_size_caps_concurrent_connections(
     assert (bodies, rs.connections) == ([b"hello"] * 5, 1)
 
 
+class Kept:
+    """A sink that keeps what the answer brought (`send_now`)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.ended = asyncio.get_running_loop().create_future()
+
+    def head(self, resp: object) -> None:
+        pass
+
+    def body(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> None:
+        pass
+
+    def end(self) -> None:
+        self.ended.set_result(None)
+
+    def failed(self, error: object) -> None:
+        self.ended.set_exception(AssertionError(f"failed: {error}"))
+
+
+async def serve_held_or_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """`/held` gets a body that never ends; anything else `ok()`."""
+    while True:
+        if (await read_request(reader)).split(b" ")[1] == b"/held":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome")
+        else:
+            writer.write(ok())
+        await writer.drain()
+
+
+async def test_a_request_that_finds_no_idle_connection_while_others_work_grows_the_pool(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    """The pool grows to the traffic's concurrency: a request sent at once (`send_now`) that
+    finds every connection busy opens one more in the background, for the next one."""
+    rs = await raw_server(serve_held_or_ok)
+    up = clients(rs.url)
+    held = await send(up, "GET", "/held")  # the pool's one connection, in use
+    assert up.send_now("GET", "/", b"", False, Kept()) is None  # nothing idle: the caller waits
+    async with asyncio.timeout(5):
+        while up.pool.idle == 0:  # the spare, opened meanwhile
+            await asyncio.sleep(0.01)
+    sink = Kept()
+    assert up.send_now("GET", "/", b"", False, sink) is not None
+    await sink.ended
+    assert (sink.data, rs.connections) == (b"hello", 2)
+    held.release()
+
+
+async def test_no_connection_is_opened_ahead_of_the_first_request_or_past_the_size(
+    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+) -> None:
+    rs = await raw_server(serve_held_or_ok)
+    up = clients(rs.url, pool_size=1)
+    assert up.send_now("GET", "/", b"", False, Kept()) is None
+    assert (up.pool.in_use, up.pool.idle) == (0, 0)  # no request in flight: nothing opened
+    held = await send(up, "GET", "/held")
+    assert up.send_now("GET", "/", b"", False, Kept()) is None
+    assert (up.pool.in_use, up.pool.idle) == (1, 0)  # full: no spare
+    held.release()
+    assert await read_all(up) == b"hello"
+    assert rs.connections == 2  # the held one was closed unread; one more, on demand
+
+
 async def test_room_freed_in_a_full_pool_goes_to_the_waiting_request_not_a_newcomer(
     raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
 ) -> None:
