@@ -38,8 +38,8 @@ def in_unit(v: float, unit: str | None) -> str:
         return "±0 pp" if v == 0 else f"{v * 100:+.3g} pp"
     if unit == "seconds":
         return seconds(v)
-    if unit == "req/s":
-        return f"{v:.4g} req/s"
+    if unit == "req/s":  # one decimal under 100, whole above: a column reads one way
+        return f"{v:.1f} req/s" if abs(v) < 99.95 else f"{v:,.0f} req/s"
     if unit == "x":
         return f"{v:.3g}{TIMES}"
     if unit == "count":

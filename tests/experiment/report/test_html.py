@@ -155,6 +155,12 @@ def test_a_ratio_reads_one_way_in_tables_and_on_axes(tmp_path: Path) -> None:
     assert fmt.value(0.000123, "ratio") == "0.0123 %"
 
 
+def test_a_throughput_column_reads_one_way() -> None:
+    """'90.0 req/s' beside '90.1 req/s', never '90 req/s' beside '90.12 req/s'."""
+    got = [fmt.value(v, "req/s") for v in (90.0, 90.12, 0.5, 99.96, 1234.4)]
+    assert got == ["90.0 req/s", "90.1 req/s", "0.5 req/s", "100 req/s", "1,234 req/s"]
+
+
 def test_inconclusive_prometheus_check_reads_inconclusive_and_has_its_chart(tmp_path: Path) -> None:
     dom = report_dom(make_run(tmp_path / "run", prometheus=True, prometheus_data=False))
     row = next(
