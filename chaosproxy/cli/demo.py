@@ -76,6 +76,13 @@ def register(sub: Any) -> None:
         "(see `chaosproxy experiment list`)",
     )
     demo.add_argument(
+        "--failover",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --experiment: whether the demo gateway fails over to the replica (default: "
+        "not for the bundled experiments named *no-failover, yes for the others)",
+    )
+    demo.add_argument(
         "--control-group",
         action="store_true",
         help="the same pair of experiments, judged against a control group: the fault hits "
@@ -237,6 +244,14 @@ async def run_against_demo(
     return await run_experiment(exp, opts)
 
 
+def gateway_failover(experiment: str, asked: bool | None) -> bool:
+    """Whether the demo gateway fails over for `--experiment`: as asked, else as the bundled
+    experiments' names say (those meant for a system without failover end in `no-failover`)."""
+    if asked is not None:
+        return asked
+    return not experiment.endswith("no-failover")
+
+
 def demo_command(args: argparse.Namespace) -> int:
     from chaosproxy.common.logs import setup_logging
 
@@ -252,6 +267,11 @@ def demo_command(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if args.failover is not None and not args.experiment:
+            print(
+                "chaosproxy demo: --failover / --no-failover go with --experiment", file=sys.stderr
+            )
+            return 2
         if args.grpc and args.control_group:
             print("chaosproxy demo: --grpc and --control-group: one at a time", file=sys.stderr)
             return 2
@@ -270,9 +290,13 @@ def demo_command(args: argparse.Namespace) -> int:
         await system.start()
         try:
             if args.experiment:
-                # the bundled experiments meant for a system without failover say so in
-                # their name; the others get the gateway with failover
-                failover = "no-failover" not in args.experiment
+                failover = gateway_failover(args.experiment, args.failover)
+                print(
+                    "demo system: the gateway "
+                    + ("fails over to the replica" if failover else "has no failover")
+                    + ("" if args.failover is not None else " (--failover / --no-failover)"),
+                    flush=True,
+                )
                 outcome = await run_against_demo(system, args.experiment, failover, args.out, stop)
                 return int(outcome.exit_code)
             control = "grpc-" if grpc else "control-" if args.control_group else ""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from chaosproxy.cli.demo import gateway_failover
+
 
 @pytest.mark.slow
 def test_demo_passes_with_failover_and_fails_without(tmp_path: Path) -> None:
@@ -42,3 +44,11 @@ def test_explore_starts_the_system_and_stops_by_itself() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "gateway (failover)" in proc.stdout and "Ctrl-C stops it." in proc.stdout
+
+
+def test_demo_experiment_failover_is_as_asked_else_as_the_bundled_name_says() -> None:
+    assert gateway_failover("demo-no-failover", None) is False
+    assert gateway_failover("demo-failover", None) is True
+    assert gateway_failover("post-deploy-breakage", None) is True
+    assert gateway_failover("demo-no-failover", True) is True
+    assert gateway_failover("demo-failover", False) is False
