@@ -96,21 +96,25 @@ async def sleep_until(deadline: float) -> None:
     """Until `deadline` (`time.monotonic()`): never before it, and about as soon after as the
     loop allows. The loop's timers count whole milliseconds on a clock that lags this one in
     steps (uvloop's), so a timer may end up to a millisecond early: the rest is waited for
-    iteration by iteration. Delays that end together wake in the order they began."""
+    iteration by iteration, by a callback, so the awaiting coroutine chain is resumed once, not
+    once per iteration (a wave of delays ending together would pay for every resumption).
+    Delays that end together wake in the order they began."""
     left = deadline - time.monotonic()
     if left <= 0:
         return
     loop = asyncio.get_running_loop()
-    woken = loop.create_future()
-    timer = loop.call_later(left, _wake, woken)
+    woken: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(left, _wake_at, woken, deadline, loop)
     try:
         await woken
     finally:
         timer.cancel()
-    while deadline - time.monotonic() > 0:  # the timer ended a little early: the last bit
-        await asyncio.sleep(0)
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
+def _wake_at(fut: asyncio.Future[None], deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+    if fut.done():
+        return
+    if time.monotonic() >= deadline:
         fut.set_result(None)
+    else:  # the timer ended a little early: look again at the next iteration
+        loop.call_soon(_wake_at, fut, deadline, loop)
