@@ -104,7 +104,10 @@ async def sleep_until(deadline: float) -> None:
         return
     loop = asyncio.get_running_loop()
     woken: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(left, _wake_at, woken, deadline, loop)
+    # On the loop's clock read now: `call_later` counts from the time the loop's iteration
+    # began (uvloop), which a busy iteration leaves milliseconds behind, and the timer would
+    # end that much early, leaving milliseconds to wait by iterations.
+    timer = loop.call_at(loop.time() + left, _wake_at, woken, deadline, loop)
     try:
         await woken
     finally:
