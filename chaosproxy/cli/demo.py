@@ -260,7 +260,7 @@ def demo_command(args: argparse.Namespace) -> int:
         return asyncio.run(_explore(args.duration))
 
     async def main() -> int:
-        from chaosproxy.cli.demo_text import INTROS, SECONDS
+        from chaosproxy.cli.demo_text import INTROS, SECONDS, summary
         from chaosproxy.experiment.processes import SetupError
 
         stop = asyncio.Event()
@@ -315,54 +315,13 @@ def demo_command(args: argparse.Namespace) -> int:
             return 2
         finally:
             await system.stop()
-        print(_summary(first, second), flush=True)
+        print(summary(first, second), flush=True)
         return 0 if first.verdict == "PASS" and second.verdict == "FAIL" else 1
 
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
         return 130
-
-
-def _summary(first: Any, second: Any) -> str:
-    def ttr(outcome: Any) -> str:
-        halted = outcome.results.get("halted")
-        if halted:
-            return (
-                f"halted {halted['phase']}: {halted['check']!r} breached "
-                f"({halted['value']:.0%} errors), injection stopped"
-            )
-        for c in outcome.results["checks"]:
-            if c["after_phase"]:
-                v = c["recovered_after_s"]
-                return "never recovered" if v is None else f"recovered {v:.0f}s after the outage"
-        for c in outcome.results["checks"]:
-            if c.get("compare_to") == "control" and c.get("metric") == "error_rate":
-                if c.get("value") is None:
-                    return "no cohort data"
-                return f"fault cohort {c['value'] * 100:+.1f} points of errors vs control"
-        return ""
-
-    lines = [
-        "",
-        "What happened",
-        f"  with failover:    {first.verdict:<5} {ttr(first)}",
-        f"                    {first.out}",
-        f"  without failover: {second.verdict:<5} {ttr(second)}",
-        f"                    {second.out}",
-        "",
-        "Each results directory holds results.json (the verdict and every check), timeseries.csv",
-        "(per second: phase, client view, proxy view), the fault journal and Locust's own stats.",
-        "",
-        "Next:",
-        "  chaosproxy experiment list                     # the bundled experiments",
-        "  chaosproxy demo --experiment post-deploy-breakage   # a full-length story (2 min)",
-        "  chaosproxy demo --control-group                # judged against a control group",
-        "  chaosproxy demo --grpc                         # the same story over gRPC",
-        "  chaosproxy demo --explore                      # the demo system and a proxy to poke",
-        "  docs/experiments.md                            # write your own",
-    ]
-    return "\n".join(lines)
 
 
 async def _explore(limit: float | None) -> int:

@@ -1,5 +1,10 @@
-"""What `chaosproxy demo` tells before each of its two experiments: the system, the story,
-the checks (kept apart from `demo.py`, which runs them)."""
+"""What `chaosproxy demo` tells before each of its two experiments (the system, the story,
+the checks) and after them (what happened, where it is, what to try next); kept apart from
+`demo.py`, which runs them."""
+
+from __future__ import annotations
+
+from typing import Any
 
 INTRO = """\
 The demo system: a gateway that clients call; it calls a primary service and, when the primary
@@ -50,3 +55,46 @@ primary's UNAVAILABLE on, the clients' check FAILs and halts the run.
 
 INTROS = {"": INTRO, "control-": INTRO_CONTROL, "grpc-": INTRO_GRPC}
 SECONDS = {"": SECOND, "control-": SECOND_CONTROL, "grpc-": SECOND_GRPC}
+
+
+def summary(first: Any, second: Any) -> str:
+    """The two runs side by side, then where to go from here."""
+
+    def ttr(outcome: Any) -> str:
+        halted = outcome.results.get("halted")
+        if halted:
+            return (
+                f"halted {halted['phase']}: {halted['check']!r} breached "
+                f"({halted['value']:.0%} errors), injection stopped"
+            )
+        for c in outcome.results["checks"]:
+            if c["after_phase"]:
+                v = c["recovered_after_s"]
+                return "never recovered" if v is None else f"recovered {v:.0f}s after the outage"
+        for c in outcome.results["checks"]:
+            if c.get("compare_to") == "control" and c.get("metric") == "error_rate":
+                if c.get("value") is None:
+                    return "no cohort data"
+                return f"fault cohort {c['value'] * 100:+.1f} points of errors vs control"
+        return ""
+
+    lines = [
+        "",
+        "What happened",
+        f"  with failover:    {first.verdict:<5} {ttr(first)}",
+        f"                    {first.out}",
+        f"  without failover: {second.verdict:<5} {ttr(second)}",
+        f"                    {second.out}",
+        "",
+        "Each results directory holds results.json (the verdict and every check), timeseries.csv",
+        "(per second: phase, client view, proxy view), the fault journal and Locust's own stats.",
+        "",
+        "Next:",
+        "  chaosproxy experiment list                     # the bundled experiments",
+        "  chaosproxy demo --experiment post-deploy-breakage   # a full-length story (2 min)",
+        "  chaosproxy demo --control-group                # judged against a control group",
+        "  chaosproxy demo --grpc                         # the same story over gRPC",
+        "  chaosproxy demo --explore                      # the demo system and a proxy to poke",
+        "  docs/experiments.md                            # write your own",
+    ]
+    return "\n".join(lines)
