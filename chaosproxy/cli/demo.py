@@ -237,7 +237,7 @@ async def run_against_demo(
     exp = load_experiment_file(resolve(name))
     opts = RunOptions(
         out=Path(out) / default_out(exp).name,
-        command=f"chaosproxy demo (experiment {name})",
+        command=f"chaosproxy demo (experiment {name}, {'with' if failover else 'no'} failover)",
         stop=stop,
         on_proxy=system.on_proxy,
     )
