@@ -51,8 +51,14 @@ async def test_a_saved_run_judged_again_gives_the_same_verdict_and_an_edited_bou
     assert again["checks"] == outcome.results["checks"]  # every value, interval and message
     assert again["false_alarm"] == outcome.results["false_alarm"]
 
-    # Edited: the served check now asks about the steady phase, which was healthy.
-    edited = path.read_text().replace("during_phase: outage", "during_phase: steady")
+    # Edited: the served check now asks about the steady phase, which was healthy, under a
+    # bound its 3 s show at 95 % even on a busy machine (0 errors in 28 requests show < 10 %;
+    # the 5 % bound needs about 52, and two copies of the suite side by side once gave fewer).
+    edited = (
+        path.read_text()
+        .replace("during_phase: outage", "during_phase: steady")
+        .replace("below: 0.05", "below: 0.10")
+    )
     other = tmp_path / "edited.yaml"
     other.write_text(edited)
     code, stdout, err = await judge(
