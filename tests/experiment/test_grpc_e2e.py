@@ -20,6 +20,7 @@ import pytest
 from chaosproxy.demo.grpc_system import GrpcDemoSystem
 from chaosproxy.experiment.run_state import RunOptions
 from chaosproxy.experiment.runner import Outcome, run_experiment
+from chaosproxy.experiment.series import second_from_json
 from chaosproxy.experiment.spec import load_experiment_file, load_experiment_text
 
 pytestmark = pytest.mark.slow
@@ -87,12 +88,22 @@ async def test_the_bundled_grpc_pair_against_the_grpc_demo_system(
     proxy = steady["proxy"]["grpc"]
     assert sum(proxy.values()) == steady["proxy"]["requests"]
     assert proxy["OK"] >= 0.98 * steady["proxy"]["requests"], proxy
-    # the clients' view names every call's status; on a busy machine (a second copy of the
-    # suite beside this one) a couple of steady calls were seen failing UNAVAILABLE before
-    # reaching the proxy, so "all OK" is too strong a claim for the client side
+    # The clients' view names every call's status, and dates a call by its start: a call begun
+    # in the last moments of steady that reached the proxy after the outage began was injected
+    # (seen with a second copy of the suite beside this one: 9 calls, all in steady's last
+    # tenth of a second, at a p95 of 370 ms). Calls begun before its last 0.3 s are OK but
+    # for the few the gateway's deadline cut on a busy machine (2 %, as in the proxy's view).
     client = steady["client"]["grpc"]
     assert sum(client.values()) == steady["client"]["requests"]
-    assert client["OK"] >= 0.98 * steady["client"]["requests"], client
+    rows = [
+        second_from_json(json.loads(x)) for x in (out / "series.jsonl").read_text().splitlines()
+    ]
+    in_steady = [s for s in rows if s.phase == "steady"]
+    boundary = sum(f for d, (_, f) in in_steady[-1].client.tenths.items() if d >= 7)
+    assert (
+        steady["client"]["requests"] - client.get("OK", 0) - boundary
+        <= 0.02 * steady["client"]["requests"]
+    ), (client, boundary)
     if failover:
         assert outage["proxy"]["grpc"] == {"UNAVAILABLE": outage["proxy"]["requests"]}
         assert outage["client"]["grpc"] == {"OK": outage["client"]["requests"]}
