@@ -139,14 +139,16 @@ async def test_a_circuit_breaker_that_stays_open_recovers_late(
     system: DemoSystem, tmp_path: Path
 ) -> None:
     """Opens after 3 failures and stays open 8 s: the outage lasts 4 s, so clients keep
-    failing about 4 s after it ended. The calm phase after it is long enough (about 500
-    requests once recovered) to show the error rate back under 1 % at 95 %."""
+    failing about 4 s after it ended. The calm phase after it is long enough (about 700
+    requests once recovered, fewer on a busy machine) to show the error rate back under 1 % at
+    95 % despite a stray failure (with a second copy of the suite beside it, 10 s held 394
+    requests and one failure: INCONCLUSIVE, rightly)."""
     target = await gateway(system, failover=False, breaker_threshold=3, breaker_open=8.0)
     strict = (
         "  - name: recovers within a second\n    after_phase: outage\n    metric: error_rate\n"
         "    below: 0.01\n    within: 1s\n    for: 2s\n"
     )
-    path = write(tmp_path, target, system.primary, after="14s", checks=strict)
+    path = write(tmp_path, target, system.primary, after="18s", checks=strict)
     outcome = await run(system, path, tmp_path / "out")
     slow = check(outcome, "recovers")
     assert slow["status"] == "PASS" and 2.0 <= slow["recovered_after_s"] <= 6.0
