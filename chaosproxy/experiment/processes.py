@@ -234,6 +234,9 @@ def locustfile(exp: Experiment) -> Path:
     return path if path.is_absolute() else exp.base_dir / path
 
 
+QUIT_GRACE = 10.0  # seconds Locust gets to stop by itself once the plan has ended
+
+
 @dataclass
 class Load:
     master: Child
@@ -244,8 +247,14 @@ class Load:
     def children(self) -> list[Child]:
         return [self.master, *self.workers]
 
-    async def stop(self) -> None:
-        # SIGINT: Locust stops the users and still writes every report.
+    async def stop(self, planned_end: bool = False) -> None:
+        """SIGINT: Locust stops the users and still writes every report. At the planned end
+        the plan's shape stops Locust by itself, and it is given `QUIT_GRACE` to: a SIGINT in
+        the middle of its own quit interrupts it before it writes locust.json (seen on a busy
+        machine)."""
+        if planned_end and self.master.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.master.proc.wait(), QUIT_GRACE)
         await self.master.stop(signal.SIGINT, timeout=20.0)
         for w in self.workers:
             await w.stop(signal.SIGINT, timeout=10.0)

@@ -300,7 +300,7 @@ class ExperimentRun(RunState):
             self.load_stopped = self.clock.time()
         self.hooks.test_stopping.fire(run=self, reason=why)
         if self.load is not None:
-            await self.load.stop()
+            await self.load.stop(planned_end=self.end is not None and self.clock.time() >= self.end)
         if self.clients:
             for problem in await self.stop_scenarios():
                 self.notes.append(f"could not stop the scenario: {problem}")

@@ -3,12 +3,14 @@ Prometheus can scrape it; off loopback with a token of the runner's own."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from chaosproxy.experiment.processes import StartedProxy, free_port, start_proxy
+from chaosproxy.experiment.processes import Load, StartedProxy, free_port, spawn, start_proxy
 from chaosproxy.experiment.spec import load_experiment_text
 
 EXPERIMENT = """\
@@ -64,3 +66,35 @@ async def test_off_loopback_the_admin_api_gets_a_token_of_the_runners_own(
         assert "--admin\x000.0.0.0:" in cmdline and proxy.token not in cmdline
     finally:
         await proxy.child.stop()
+
+
+# A stand-in for a Locust master whose shape just ended: it is quitting by itself (writing its
+# reports takes it a moment) and a SIGINT now would cut that short, as it cuts Locust's quit.
+QUITTING = """\
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1])
+def interrupted(*_):
+    out.write_text("interrupted")
+    sys.exit(1)
+signal.signal(signal.SIGINT, interrupted)
+out.with_suffix(".started").write_text("")
+time.sleep(0.5)  # its own quit: the reports being written
+out.write_text("reports written")
+"""
+
+
+@pytest.mark.parametrize(
+    ("planned_end", "got"), [(True, "reports written"), (False, "interrupted")]
+)
+async def test_at_the_planned_end_locust_is_left_to_stop_by_itself(
+    tmp_path: Path, planned_end: bool, got: str
+) -> None:
+    """At the planned end the load stops by itself: no SIGINT in the middle of its quit (which
+    lost locust.json once); before it (a halt, Ctrl-C), SIGINT at once."""
+    out = tmp_path / "reports.txt"
+    child = await spawn("locust", [sys.executable, "-c", QUITTING, str(out)], tmp_path / "log")
+    async with asyncio.timeout(10):
+        while not out.with_suffix(".started").exists():  # its SIGINT handler is in place
+            await asyncio.sleep(0.01)
+    await Load(child).stop(planned_end=planned_end)
+    assert out.read_text() == got
