@@ -68,8 +68,9 @@ async def test_off_loopback_the_admin_api_gets_a_token_of_the_runners_own(
         await proxy.child.stop()
 
 
-# A stand-in for a Locust master whose shape just ended: it is quitting by itself (writing its
-# reports takes it a moment) and a SIGINT now would cut that short, as it cuts Locust's quit.
+# A stand-in for a Locust master whose shape just ended: it is quitting by itself, and a SIGINT
+# in the middle of that cuts it short, as it cut Locust's quit. Its quit ends when the test
+# says so (a file), so that nothing here depends on how long anything takes.
 QUITTING = """\
 import pathlib, signal, sys, time
 out = pathlib.Path(sys.argv[1])
@@ -78,7 +79,8 @@ def interrupted(*_):
     sys.exit(1)
 signal.signal(signal.SIGINT, interrupted)
 out.with_suffix(".started").write_text("")
-time.sleep(0.5)  # its own quit: the reports being written
+while not out.with_suffix(".go").exists():  # a poll for the test's word, not a timing
+    time.sleep(0.01)
 out.write_text("reports written")
 """
 
@@ -96,5 +98,9 @@ async def test_at_the_planned_end_locust_is_left_to_stop_by_itself(
     async with asyncio.timeout(10):
         while not out.with_suffix(".started").exists():  # its SIGINT handler is in place
             await asyncio.sleep(0.01)
-    await Load(child).stop(planned_end=planned_end)
+    stopping = asyncio.create_task(Load(child).stop(planned_end=planned_end))
+    await asyncio.sleep(0)  # `stop` runs to its first wait: a SIGINT, if any, is sent by now
+    out.with_suffix(".go").write_text("")  # the stand-in's quit may end
+    async with asyncio.timeout(30):
+        await stopping
     assert out.read_text() == got
