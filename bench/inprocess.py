@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from passthrough import NO_MATCH_SCENARIO
 
@@ -103,7 +102,7 @@ async def measure(a: argparse.Namespace) -> None:
     up_port = server.sockets[0].getsockname()[1]
     scenario = Path(tempfile.mkdtemp()) / "scenario.yaml"
     scenario.write_text(LATENCY_SCENARIO if a.latency else NO_MATCH_SCENARIO)
-    settings: Any = Settings(
+    settings = Settings(
         upstream=yarl.URL(f"http://127.0.0.1:{up_port}"),
         listen_host="127.0.0.1",
         listen_port=0,
