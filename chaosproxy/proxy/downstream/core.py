@@ -23,10 +23,11 @@ from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.faults.base import Exchange, Fault
+from chaosproxy.proxy.downstream.delayed import DelayedRelay, delay_then_relay
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
-from chaosproxy.proxy.downstream.exchange_base import BaseExchange
+from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark
 from chaosproxy.proxy.downstream.listener import ClientConnection
-from chaosproxy.proxy.downstream.relay import Relay, SendNow, can_relay, stale_error
+from chaosproxy.proxy.downstream.relay import UNSENT, Relay, SendNow, can_relay, stale_error
 from chaosproxy.proxy.downstream.request import RequestBody, RequestError, RequestHead, origin_form
 from chaosproxy.proxy.downstream.websocket import relay_upgrade
 from chaosproxy.proxy.upstream.client import IDEMPOTENT
@@ -110,7 +111,7 @@ class ProxyCore:
         if self.engine.active:
             decision = head.decision = self.engine.decide(head)
             if decision is not None:
-                return False
+                return delay_then_relay(self, head, conn, decision, self._relayed)
         if self.request_faults is not None or conn.eof:
             return False
         rid = head.request_id = head.request_id or self.ids.next()
@@ -121,13 +122,22 @@ class ProxyCore:
         return True
 
     def _relayed(self, relay: Relay) -> None:
-        """A relayed request ended: a stale connection sends it again through `handle`, an
-        upstream failure gets the proxy's error answer; then it is done."""
+        """A relayed request ended: a stale connection sends it again through `handle` (and so
+        does a delayed one that found no idle connection), an upstream failure gets the proxy's
+        error answer; then it is done."""
         err = relay.error
         head, conn = relay.req, relay.conn
-        if isinstance(err, Stale) and head.method in IDEMPOTENT:
+        delayed = relay if isinstance(relay, DelayedRelay) else None
+        if err is UNSENT or (isinstance(err, Stale) and head.method in IDEMPOTENT):
+            if delayed is not None:
+                if conn.closed:
+                    delayed.release()
+                else:
+                    head.waited = delayed  # its wait is over: `handle` only forwards it
             conn.send_again(head)  # on a fresh connection: `request` knows how
             return
+        if delayed is not None:
+            delayed.release()
         if err is not None:
             e = err if isinstance(err, UpstreamError) else stale_error()
             upstream_failed(relay, e)
@@ -169,6 +179,12 @@ class ProxyCore:
             faults = adopt(ex, decision) if decision is not None else None
             if faults is None and self.request_faults is not None:
                 faults = self.request_faults(ex)
+            waited = head.waited
+            if waited is not None:  # a delayed relay waited its delay (delayed.py)
+                ex.decision, ex.injected, ex.mark = waited.decision, True, waited.mark
+                ex.t0 = head.t0  # its duration counts its delay, from its arrival
+                ex.on_finish(waited.release)
+                faults = None
             if faults and conn.eof:
                 ex.close()  # the client finished sending and may be gone: no fault waits for it
             elif faults and self.admit(ex, faults):
@@ -286,15 +302,6 @@ def _refusal(head: RequestHead) -> tuple[int, str, list[tuple[str, str]]] | None
         else:
             return 400, "the request target must be a path such as /api/items", []
     return None
-
-
-def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
-    """`X-Chaos-Injected` value: the faults, then where they came from."""
-    names = "+".join(f.name for f in faults)
-    if decision is None:
-        return f"{names}; source=header"
-    d = decision
-    return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
 
 
 def adopt(ex: BaseExchange, decision: Decision) -> tuple[Fault, ...]:

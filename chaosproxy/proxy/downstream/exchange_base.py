@@ -174,6 +174,15 @@ class BaseExchange(Hooks, _Declared):
         return out
 
 
+def injected_mark(decision: Decision | None, faults: tuple[Fault, ...]) -> str:
+    """`X-Chaos-Injected` value: the faults, then where they came from."""
+    names = "+".join(f.name for f in faults)
+    if decision is None:
+        return f"{names}; source=header"
+    d = decision
+    return f"{names}; scenario={d.scenario or '-'}; phase={d.phase or '-'}; rule={d.rule}"
+
+
 def retry_after_seconds(value: str) -> float | None:
     """A `Retry-After` in seconds; None for a date or anything else."""
     try:

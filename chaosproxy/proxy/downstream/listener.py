@@ -434,12 +434,13 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
 
     # ------------------------------------------------------------ for the relay
 
-    def relaying(self, relay: Relayed) -> None:
-        """A request of this connection is being relayed by callbacks."""
+    def relaying(self, relay: Relayed, started: bool = True) -> None:
+        """A request of this connection is being relayed by callbacks (`started`: it went
+        upstream; not yet while a delayed relay waits)."""
         self.relay = relay
         self._head_sent = False
         self.busy = True
-        self.upstream_started = True  # a client's EOF now waits for the answer
+        self.upstream_started = started  # then a client's EOF waits for the answer
 
     def answered(self, keep: bool) -> None:
         """The relayed request ended (`keep`: the connection may carry another); what was

@@ -37,6 +37,14 @@ from chaosproxy.proxy.upstream.response import Response
 log = logging.getLogger("chaosproxy.proxy")
 
 
+class Unsent(Exception):
+    """A delayed relay found no upstream connection idle at its deadline: nothing went
+    upstream (delayed.py)."""
+
+
+UNSENT = Unsent()
+
+
 def stale_error() -> UpstreamError:
     """What a stale connection means for a request that may not be sent twice."""
     return UpstreamError("reset", "the upstream closed the connection")
@@ -122,7 +130,7 @@ class Relay:
         self.status = 0
         self.head_sent = False
         self.complete = False
-        self.error: UpstreamError | Stale | None = None  # failed before any byte went back
+        self.error: UpstreamError | Stale | Unsent | None = None  # failed before any byte went back
         self.t_up = 0.0
         self.upstream_duration: float | None = None
         self.upstream_error: str | None = None

@@ -30,6 +30,18 @@ class RequestError(Exception):
         self.details = details
 
 
+class Waited(Protocol):
+    """A request's delay, waited for already (delayed.py): what `handle` still needs of it."""
+
+    @property
+    def decision(self) -> Decision: ...
+    @property
+    def mark(self) -> str | None: ...
+
+    def release(self) -> None:
+        """The request ended: its guardrail slot is free again."""
+
+
 class RequestHead:
     """The request line and headers exactly as received (names keep their spelling and order).
 
@@ -54,6 +66,7 @@ class RequestHead:
         "target",
         "upgrade",
         "version",
+        "waited",
     )
 
     def __init__(
@@ -81,6 +94,9 @@ class RequestHead:
         # for the awaiting path; one decision per request: rule counts stay exact).
         self.decided = False
         self.decision: Decision | None = None
+        # A delayed relay whose wait is over (delayed.py): `handle` forwards the request
+        # without applying its faults again.
+        self.waited: Waited | None = None
         self._headers: CIMultiDictProxy[str] | None = None
         self._path: str | None = None
 

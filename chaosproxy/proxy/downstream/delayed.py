@@ -1,0 +1,169 @@
+"""The delayed relay: a request whose one fault is a delay before forwarding, relayed by
+callbacks once its time came.
+
+The commonest fault, `latency` on the request side, needs nothing of the exchange but the wait:
+no hook on the answer, no byte of its own. So when the engine's decision for a body-less request
+is that alone, the core (`ProxyCore.relay`) records the fault as the awaiting path does (its
+`FaultInjected`, its guardrail slot, its `X-Chaos-Injected` mark) and a timer on the loop takes
+the request up at its deadline: no task, no exchange, no fault chain, and a wave of delayed
+requests ending together costs one callback each, in the order they arrived. The delay counts
+from the request's arrival and never ends before it (the loop's timers may end up to a
+millisecond early: the rest is waited for iteration by iteration, as `common.clock.sleep_until`
+does). Then the request is relayed (relay.py) as an untouched one is, and its answer carries
+the mark.
+
+A client gone during the wait ends the request as a cancelled delay does (connection_lost
+cancels the relay, and the timer with it). When no upstream connection is idle at the deadline,
+or the reused one turns out stale, the request goes through the awaiting path with its delay
+already waited (`RequestHead.waited`): `handle` forwards it without applying its faults again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from chaosproxy.common.clock import SYSTEM_CLOCK
+from chaosproxy.common.events import EventBus, FaultInjected
+from chaosproxy.common.ids import RequestIds
+from chaosproxy.engine.decide import Decision
+from chaosproxy.engine.guardrails import Guardrails
+from chaosproxy.faults.latency import LatencyFault
+from chaosproxy.proxy.downstream.exchange_base import injected_mark
+from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.relay import UNSENT, Relay, RelaySite
+from chaosproxy.proxy.downstream.request import RequestHead
+
+
+class DelaySite(RelaySite, Protocol):
+    """What a delayed relay reads of the proxy (the `ProxyCore`)."""
+
+    @property
+    def rng(self) -> random.Random: ...
+    @property
+    def bus(self) -> EventBus: ...
+    @property
+    def ids(self) -> RequestIds: ...
+    @property
+    def guardrails(self) -> Guardrails | None: ...
+    @property
+    def options(self) -> MarkOption: ...
+
+
+class MarkOption(Protocol):
+    @property
+    def mark_injected(self) -> bool: ...
+
+
+def delay_then_relay(
+    core: DelaySite,
+    head: RequestHead,
+    conn: ClientConnection,
+    decision: Decision,
+    on_end: Callable[[Relay], None],
+) -> bool:
+    """Take up a request whose one fault is a delay before forwarding: recorded now, waited
+    for by a timer, then relayed. False: the awaiting path applies the decision (another
+    fault, a client that finished sending, a test's clock, a guardrail that would refuse)."""
+    fault = request_delay(decision)
+    if fault is None or conn.eof or core.clock is not SYSTEM_CLOCK:
+        return False
+    guard = core.guardrails
+    if guard is not None:
+        if guard.limit is not None and guard.active >= guard.limit:
+            return False  # `handle` refuses it the fault, and counts that once
+        guard.admit()
+    rid = head.request_id = head.request_id or core.ids.next()
+    mark = injected_mark(decision, decision.faults) if core.options.mark_injected else None
+    relay = DelayedRelay(core, head, conn, rid, on_end, mark, decision, guard)
+    d = fault.sample(core.rng if decision.seed is None else random.Random(decision.seed))
+    core.bus.emit(
+        FaultInjected(
+            t=core.clock.wall(),
+            request_id=rid,
+            method=head.method,
+            path=head.path,
+            scenario=decision.scenario,
+            phase=decision.phase,
+            rule=decision.rule_of(fault),
+            fault=fault.name,
+            outcome=f"delay={d:.3f}",
+            cohort=decision.cohort,
+            protocol="http/1.1",
+        )
+    )
+    relay.wait(head.t0 + d)  # from its arrival, as the awaiting path counts it
+    return True
+
+
+def request_delay(decision: Decision) -> LatencyFault | None:
+    """The decision's one fault when it is a delay before forwarding, else None."""
+    faults = decision.faults
+    if len(faults) == 1:
+        f = faults[0]
+        if type(f) is LatencyFault and f.at == "request":
+            return f
+    return None
+
+
+class DelayedRelay(Relay):
+    """A relay that waits for its deadline (`time.monotonic()`) before it sends."""
+
+    __slots__ = ("_deadline", "_guard", "_loop", "_timer", "decision")
+
+    injected = True  # its delay was injected (and recorded before the wait)
+
+    def __init__(
+        self,
+        core: RelaySite,
+        head: RequestHead,
+        conn: ClientConnection,
+        request_id: str,
+        on_end: Callable[[Relay], None],
+        mark: str | None,
+        decision: Decision,
+        guard: Guardrails | None,
+    ) -> None:
+        super().__init__(core, head, conn, request_id, head.t0, on_end, mark)
+        self.decision = decision
+        self._guard = guard  # it holds a slot of these guardrails until it ends
+        self._deadline = 0.0
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.Handle | None = None
+
+    def wait(self, deadline: float) -> None:
+        """Send when `deadline` comes; the connection is busy with this request meanwhile."""
+        self._deadline = deadline
+        self.conn.relaying(self, started=False)  # a client's EOF meanwhile ends the request
+        loop = self._loop
+        left = deadline - time.monotonic()
+        if left > 0:
+            self._timer = loop.call_at(loop.time() + left, self._due)
+        else:
+            self._timer = loop.call_soon(self._due)
+
+    def _due(self) -> None:
+        if time.monotonic() < self._deadline:  # the timer ended a little early
+            self._timer = self._loop.call_soon(self._due)
+            return
+        self._timer = None
+        self.conn.upstream_started = True  # past the wait: a client's EOF waits for the answer
+        if not self.send(self.core.clock.monotonic()):
+            self.error = UNSENT
+            self._finish()
+
+    def release(self) -> None:
+        """The request ended: its guardrail slot is free again (once)."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.release()
+
+    def cancel(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        super().cancel()

@@ -1,0 +1,242 @@
+"""Requests whose one fault is a delay before forwarding, waited for by a timer and then relayed
+(delayed.py): the same bytes, events and accounting as the awaiting path, never early, and a
+client gone, a guardrail or a missing idle connection handled as there."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from chaosproxy.common.events import FaultInjected, RequestDone
+from chaosproxy.faults import build
+from chaosproxy.process.runtime import Runtime
+from chaosproxy.proxy.downstream.delayed import DelayedRelay
+from tests.conftest import StartProxy
+from tests.proxy.downstream.test_relay import OK, Client, StartUp, upstream, without_id
+from tests.proxy.rawhttp import reset
+
+__all__ = ["upstream"]  # the fixture, shared with test_relay.py
+
+
+def events(rt: Runtime) -> tuple[list[FaultInjected], list[RequestDone], asyncio.Event]:
+    faults: list[FaultInjected] = []
+    done: list[RequestDone] = []
+    ended = asyncio.Event()
+    rt.bus.subscribe(FaultInjected, faults.append)
+    rt.bus.subscribe(RequestDone, lambda ev: (done.append(ev), ended.set()))
+    return faults, done, ended
+
+
+def waiting(rt: Runtime) -> list[DelayedRelay]:
+    """The delayed relays waiting on the proxy's connections now."""
+    assert rt._proxy is not None
+    return [c.relay for c in rt._proxy.connections if isinstance(c.relay, DelayedRelay)]
+
+
+def without_mark(answer: bytes) -> bytes:
+    return b"\r\n".join(
+        line for line in answer.split(b"\r\n") if not line.startswith(b"X-Chaos-Injected:")
+    )
+
+
+async def test_a_delayed_answer_has_the_bytes_of_an_untouched_one_and_the_fault_s_events(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url, mark_injected=True)
+    faults, done, _ = events(rt)
+    client = await Client.open(rt.proxy_url)
+    untouched = await client.get("/a")
+    rt.engine.add_rule([build("latency", {"delay": "30ms"}, "f")])
+    sent = time.monotonic()
+    client.writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0)
+    delayed = await client.answer()
+    elapsed = time.monotonic() - sent
+    client.close()
+    assert without_mark(without_id(delayed)) == without_id(untouched)
+    assert b"\r\nX-Chaos-Injected: latency; scenario=-; phase=-; rule=r1\r\n" in delayed
+    assert elapsed >= 0.03  # never early: the delay counts from the request's arrival
+    assert [(f.fault, f.outcome, f.rule, f.path) for f in faults] == [
+        ("latency", "delay=0.030", "r1", "/a")
+    ]
+    last = done[-1]
+    assert last.injected and last.status == 200 and last.duration >= 0.03
+    assert last.request_id == faults[0].request_id
+    assert last.upstream_duration is not None and last.upstream_duration < last.duration
+    assert rt.core.load.inflight == 0 and len(up.heads) == 2
+
+
+async def test_a_delayed_request_waits_on_a_timer_with_no_task(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url)
+    _, done, ended = events(rt)
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
+    tasks = len(asyncio.all_tasks())
+    ended.clear()
+    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        while not waiting(rt):
+            await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks()) == tasks and len(up.heads) == 1
+    client.close()  # gone during the wait: the request ends, and never goes upstream
+    async with asyncio.timeout(10):
+        await ended.wait()
+    assert done[-1].status == 0 and done[-1].injected and len(up.heads) == 1
+    assert rt.core.load.inflight == 0 and not waiting(rt)
+
+
+async def test_a_client_reset_during_the_delay_frees_its_guardrail_slot(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url, max_active_faults=5)
+    _, _, ended = events(rt)
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
+    ended.clear()
+    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        while not waiting(rt):
+            await asyncio.sleep(0.01)
+    assert rt.guardrails.active == 1
+    reset(client.writer)
+    async with asyncio.timeout(10):
+        await ended.wait()
+    assert rt.guardrails.active == 0 and len(up.heads) == 1
+    again = await Client.open(rt.proxy_url)  # the proxy keeps serving
+    rt.engine.clear_rules()
+    assert (await again.get()).startswith(b"HTTP/1.1 200 Fine")
+    again.close()
+
+
+async def test_a_client_that_finishes_sending_during_the_delay_is_closed_unanswered(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    # As on the awaiting path: a fault's wait ends when the client gives up (its EOF).
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url)
+    _, done, ended = events(rt)
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
+    ended.clear()
+    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        while not waiting(rt):
+            await asyncio.sleep(0.01)
+    client.writer.write_eof()
+    async with asyncio.timeout(10):
+        rest = await client.reader.read()
+        await ended.wait()
+    assert rest == b"" and done[-1].status == 0 and len(up.heads) == 1
+
+
+async def test_with_no_idle_upstream_connection_at_the_deadline_it_is_forwarded_once(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    # The first request of a fresh proxy finds the pool empty at its deadline: the awaiting
+    # path takes it up with its delay waited already (one delay, one event, one slot).
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url, mark_injected=True, max_active_faults=5)
+    faults, done, _ = events(rt)
+    rt.engine.add_rule([build("latency", {"delay": "20ms"}, "f")])
+    client = await Client.open(rt.proxy_url)
+    answer = await client.get("/first")
+    client.close()
+    assert answer.startswith(b"HTTP/1.1 200 Fine") and answer.endswith(b"hello")
+    assert b"\r\nX-Chaos-Injected: latency; " in answer
+    assert len(faults) == 1 and len(up.heads) == 1
+    assert done[-1].injected and done[-1].duration >= 0.02
+    assert rt.guardrails.active == 0 and rt.core.load.inflight == 0
+
+
+async def test_a_full_guardrail_refuses_the_delay_once(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url, max_active_faults=1)
+    faults, done, _ = events(rt)
+    first, second = await Client.open(rt.proxy_url), await Client.open(rt.proxy_url)
+    await first.get()
+    await second.get()
+    rt.engine.add_rule([build("latency", {"delay": "300ms"}, "f")])
+    first.writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        while not waiting(rt):
+            await asyncio.sleep(0.01)
+    # The slot is taken: the second request goes through untouched, refused once.
+    answer = await second.get("/b")
+    assert answer.startswith(b"HTTP/1.1 200 Fine") and not done[-1].injected
+    assert rt.guardrails.skipped == 1 and len(faults) == 1
+    assert (await first.answer()).startswith(b"HTTP/1.1 200 Fine")
+    assert done[-1].injected and rt.guardrails.active == 0
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_wave_of_delayed_requests_ends_never_early_and_in_arrival_order(loop: str) -> None:
+    # 24 connections whose requests arrive together, delayed 15 ms each: every answer comes
+    # at least 15 ms after its request was sent, and they leave in the order they arrived.
+    import uvloop
+
+    from chaosproxy.process.settings import Settings
+
+    async def main() -> None:
+        import yarl
+
+        order: list[bytes] = []
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await r.readuntil(b"\r\n\r\n")
+                    order.append(head.split(b" ")[1])
+                    w.write(OK)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                w.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        rt = Runtime(
+            Settings(
+                upstream=yarl.URL(f"http://127.0.0.1:{port}"),
+                listen_host="127.0.0.1",
+                listen_port=0,
+                admin_host="127.0.0.1",
+                admin_port=0,
+            )
+        )
+        await rt.start()
+        try:
+            clients = [await Client.open(rt.proxy_url) for _ in range(24)]
+            await asyncio.gather(*(c.get() for c in clients))  # the pool holds connections
+            rt.engine.add_rule([build("latency", {"delay": "15ms"}, "f")])
+            order.clear()
+            sent: list[float] = []
+            for i, c in enumerate(clients):
+                sent.append(time.monotonic())
+                c.writer.write(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+            got = await asyncio.gather(*(c.answer() for c in clients))
+            ended = time.monotonic()
+            assert all(a.startswith(b"HTTP/1.1 200") for a in got)
+            assert ended - sent[-1] >= 0.015
+            assert order == [b"/%d" % i for i in range(24)]
+            for c in clients:
+                c.close()
+        finally:
+            await rt.stop()
+            server.close()
+
+    if loop == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
