@@ -257,22 +257,24 @@ class ProxyCore:
                 "" if protocol == "http/1.1" else f" {protocol}",
                 extra={"request_id": ex.request_id},
             )
+        # Positional, in the fields' order: a call with fourteen keywords costs twice as much,
+        # once per request.
         self.bus.emit(
             RequestDone(
-                t=self.clock.wall(),
-                method=ex.method,
-                status=status,
-                duration=duration,
-                upstream_duration=ex.upstream_duration,
-                upstream_error=ex.upstream_error,
-                injected=ex.injected,
-                client=client,
-                retry_after=ex.retry_after,
-                run=run,
-                cohort=self.engine.label(ex),
-                protocol=protocol,
-                grpc_status=grpc_status,
-                request_id=ex.request_id,
+                self.clock.wall(),
+                ex.method,
+                status,
+                duration,
+                ex.upstream_duration,
+                ex.upstream_error,
+                ex.injected,
+                client,
+                ex.retry_after,
+                run,
+                self.engine.label(ex),
+                protocol,
+                grpc_status,
+                ex.request_id,
             )
         )
 

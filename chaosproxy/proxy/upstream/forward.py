@@ -12,6 +12,7 @@ from chaosproxy.proxy.wire.headers import HOP_BY_HOP, RawHeaders, connection_lis
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 # What a header name means to the request lines (flags): never forwarded, or watched.
 _SKIP, _HOST, _XFF, _ID, _LENGTH, _CONNECTION = 1, 2, 4, 8, 16, 32
+_MAX_SEEN = 1024
 _WATCH = {
     b"host": _HOST,
     b"x-forwarded-for": _XFF,
@@ -47,6 +48,18 @@ class Forwarder:
         self._kind = {n: _SKIP for n in self.skip}
         for n, flag in _WATCH.items():
             self._kind[n] = self._kind.get(n, 0) | flag
+        # Names as spelled on the wire, classified once (clients send the same few names in
+        # the same spelling); bounded: past it, new names are classified each time.
+        self._seen: dict[bytes, int] = {}
+
+    def _classify(self, name: bytes) -> int:
+        low = name.lower()
+        what = self._kind.get(low, 0)
+        if not what and low.startswith(b"proxy-"):
+            what = _SKIP
+        if len(self._seen) < _MAX_SEEN:
+            self._seen[name] = what
+        return what
 
     def lines(self, raw: RawHeaders, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         """The request header lines the upstream gets: the client's, in order and spelling,
@@ -58,10 +71,11 @@ class Forwarder:
         prior = host = None
         has_id = has_length = False
         listed: frozenset[bytes] | None = None
-        kind = self._kind.get
+        seen = self._seen.get
         for k, v in raw:
-            low = k.lower()
-            what = kind(low, 0)
+            what = seen(k)
+            if what is None:
+                what = self._classify(k)
             if what:
                 if what & _HOST:
                     if host is None:
@@ -78,8 +92,6 @@ class Forwarder:
                         listed = extra if listed is None else listed | extra
                 if what & _SKIP:
                     continue
-            elif low.startswith(b"proxy-"):
-                continue
             lines += (k, b": ", v, b"\r\n")
         has_host = host is not None and self._host_kept
         if listed:  # `Connection` named more hop-by-hop headers (it may have named Host)

@@ -25,7 +25,7 @@ class ScannedHead(NamedTuple):
 
 # What each name the scan must notice means to it (lower-case); any other name is end-to-end
 # unless it starts with `proxy-` or `Connection` lists it.
-_LENGTH, _CODING, _ID, _RETRY, _CONNECTION, _HOP = range(6)
+_LENGTH, _CODING, _ID, _RETRY, _CONNECTION, _HOP, _KEEP = range(7)
 _KIND = {n: _HOP for n in HOP_BY_HOP_BYTES} | {
     b"content-length": _LENGTH,
     b"transfer-encoding": _CODING,
@@ -33,6 +33,21 @@ _KIND = {n: _HOP for n in HOP_BY_HOP_BYTES} | {
     b"retry-after": _RETRY,
     b"connection": _CONNECTION,
 }
+# Names as spelled on the wire, classified once: upstreams send the same few names in the same
+# spelling, and a lookup of the name as it came spares lower-casing it each time. Bounded: an
+# upstream sending ever new names gets them classified each time past the bound.
+_SEEN: dict[bytes, int] = {}
+_MAX_SEEN = 1024
+
+
+def _kind(name: bytes) -> int:
+    low = name.lower()
+    what = _KIND.get(low)
+    if what is None:
+        what = _HOP if low.startswith(b"proxy-") else _KEEP
+    if len(_SEEN) < _MAX_SEEN:
+        _SEEN[name] = what
+    return what
 
 
 def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
@@ -44,11 +59,12 @@ def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
     framed = has_length = has_id = False
     retry_after: bytes | None = None
     listed: frozenset[bytes] | None = None
-    kind = _KIND.get
+    seen = _SEEN.get
     for k, v in raw:
-        low = k.lower()
-        what = kind(low)
-        if what is not None:
+        what = seen(k)
+        if what is None:
+            what = _kind(k)
+        if what != _KEEP:
             if what == _HOP:
                 continue
             if what == _CONNECTION:
@@ -65,8 +81,6 @@ def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
                 has_id = True
             else:
                 retry_after = v
-        elif low.startswith(b"proxy-"):
-            continue
         kept.append((k, v))
         lines += (k, b": ", v, b"\r\n")
     if listed:

@@ -74,3 +74,27 @@ def test_connection_never_unframes_a_request_body() -> None:
     raw = [(b"Host", b"a"), (b"Connection", b"Content-Length"), (b"Content-Length", b"5")]
     got, _, has_length = lines(raw, forwarded_headers=False)
     assert got == b"Host: a\r\nContent-Length: 5\r\nX-Request-Id: rid-1\r\n" and has_length
+
+
+def test_header_names_are_classified_whatever_their_spelling_and_past_the_bound() -> None:
+    # The forwarder remembers names as spelled; a client sending ever new names fills that
+    # memory to its bound only, and each name is still classified.
+    from chaosproxy.proxy.upstream import forward as module
+
+    forwarder = Forwarder(NOWHERE, forwarded_headers=False)
+    for i in range(3 * module._MAX_SEEN):
+        out, _, _ = forwarder.lines([(b"X-%d" % i, b"v"), (b"PROXY-%d" % i, b"p")], "1.2.3.4", "r")
+        assert out == b"X-%d: v\r\nX-Request-Id: r\r\n" % i
+    assert len(forwarder._seen) == module._MAX_SEEN
+    out, has_host, has_length = forwarder.lines(
+        [
+            (b"HOST", b"h"),
+            (b"content-length", b"2"),
+            (b"X-REQUEST-ID", b"c"),
+            (b"KEEP-ALIVE", b"1"),
+        ],
+        "1.2.3.4",
+        "r",
+    )
+    assert out == b"HOST: h\r\ncontent-length: 2\r\nX-REQUEST-ID: c\r\n"
+    assert has_host and has_length
