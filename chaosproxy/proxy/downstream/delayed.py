@@ -6,7 +6,7 @@ no hook on the answer, no byte of its own. So when the engine's decision for a b
 is that alone, the core (`ProxyCore.relay`) records the fault as the awaiting path does (its
 `FaultInjected`, its guardrail slot, its `X-Chaos-Injected` mark) and a timer on the loop takes
 the request up at its deadline: no task, no exchange, no fault chain, and a wave of delayed
-requests ending together costs one callback each, in the order they arrived. The delay counts
+requests ending together costs one callback each. The delay counts
 from the request's arrival and never ends before it (the loop's timers may end up to a
 millisecond early: the rest is waited for iteration by iteration, as `common.clock.sleep_until`
 does). Then the request is relayed (relay.py) as an untouched one is, and its answer carries
