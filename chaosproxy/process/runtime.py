@@ -423,6 +423,7 @@ class Runtime:
         if self._proxy is not None:
             await self._proxy.close(self.settings.grace)
             self._proxy = None
+        self.core.deadlines.close()
         await self.tcp.close()
         await self.upstream.close()
         await self.h2_upstream.close()

@@ -23,7 +23,7 @@ from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.faults.base import Exchange, Fault
-from chaosproxy.proxy.downstream.delayed import DelayedRelay, delay_then_relay
+from chaosproxy.proxy.downstream.delayed import Deadlines, DelayedRelay, delay_then_relay
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark
 from chaosproxy.proxy.downstream.listener import ClientConnection
@@ -99,6 +99,8 @@ class ProxyCore:
         # Requests relayed by callbacks go out through this (the native client's `send_now`);
         # None when the upstream client has none.
         self.send_now: SendNow | None = getattr(upstream, "send_now", None)
+        # Requests whose one fault is a delay, waiting for their deadline (delayed.py).
+        self.deadlines = Deadlines()
 
     def relay(self, head: RequestHead, body: RequestBody | None, conn: ClientConnection) -> bool:
         """Relay the request by callbacks (relay.py) when nothing can touch it: the engine

@@ -21,6 +21,8 @@ already waited (`RequestHead.waited`): `handle` forwards it without applying its
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import Protocol
 from chaosproxy.common.clock import SYSTEM_CLOCK
 from chaosproxy.common.events import EventBus, FaultInjected
 from chaosproxy.common.ids import RequestIds
+from chaosproxy.common.wake import WakeAt
 from chaosproxy.engine.decide import Decision
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.faults.latency import LatencyFault
@@ -49,6 +52,8 @@ class DelaySite(RelaySite, Protocol):
     def ids(self) -> RequestIds: ...
     @property
     def guardrails(self) -> Guardrails | None: ...
+    @property
+    def deadlines(self) -> Deadlines: ...
     @property
     def options(self) -> MarkOption: ...
 
@@ -78,7 +83,7 @@ def delay_then_relay(
         guard.admit()
     rid = head.request_id = head.request_id or core.ids.next()
     mark = injected_mark(decision, decision.faults) if core.options.mark_injected else None
-    relay = DelayedRelay(core, head, conn, rid, on_end, mark, decision, guard)
+    relay = DelayedRelay(core, head, conn, rid, on_end, mark, decision, guard, core.deadlines)
     d = fault.sample(core.rng if decision.seed is None else random.Random(decision.seed))
     core.bus.emit(
         FaultInjected(
@@ -110,9 +115,10 @@ def request_delay(decision: Decision) -> LatencyFault | None:
 
 
 class DelayedRelay(Relay):
-    """A relay that waits for its deadline (`time.monotonic()`) before it sends."""
+    """A relay that waits for its deadline (`time.monotonic()`, kept by `Deadlines`) before
+    it sends."""
 
-    __slots__ = ("_deadline", "_guard", "_loop", "_timer", "decision")
+    __slots__ = ("_deadlines", "_guard", "decision", "waiting")
 
     injected = True  # its delay was injected (and recorded before the wait)
 
@@ -126,30 +132,23 @@ class DelayedRelay(Relay):
         mark: str | None,
         decision: Decision,
         guard: Guardrails | None,
+        deadlines: Deadlines,
     ) -> None:
         super().__init__(core, head, conn, request_id, head.t0, on_end, mark)
         self.decision = decision
         self._guard = guard  # it holds a slot of these guardrails until it ends
-        self._deadline = 0.0
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.Handle | None = None
+        self._deadlines = deadlines
+        self.waiting = False
 
     def wait(self, deadline: float) -> None:
         """Send when `deadline` comes; the connection is busy with this request meanwhile."""
-        self._deadline = deadline
         self.conn.relaying(self, started=False)  # a client's EOF meanwhile ends the request
-        loop = self._loop
-        left = deadline - time.monotonic()
-        if left > 0:
-            self._timer = loop.call_at(loop.time() + left, self._due)
-        else:
-            self._timer = loop.call_soon(self._due)
+        self.waiting = True
+        self._deadlines.add(deadline, self)
 
-    def _due(self) -> None:
-        if time.monotonic() < self._deadline:  # the timer ended a little early
-            self._timer = self._loop.call_soon(self._due)
-            return
-        self._timer = None
+    def due(self) -> None:
+        """Its deadline came (`Deadlines`): the request goes upstream now."""
+        self.waiting = False
         self.conn.upstream_started = True  # past the wait: a client's EOF waits for the answer
         if not self.send(self.core.clock.monotonic()):
             self.error = UNSENT
@@ -162,8 +161,74 @@ class DelayedRelay(Relay):
             guard.release()
 
     def cancel(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        if self.waiting:
+            self.waiting = False
+            self._deadlines.forget()
         super().cancel()
+
+
+# Entries of relays gone before their deadline kept until they come due, unless they outnumber
+# the waiting ones (then the heap is rebuilt without them): clients that give up during
+# hour-long delays do not hold memory for the hour.
+_GONE_KEPT = 64
+
+
+class Deadlines:
+    """The delayed relays of one proxy by deadline, woken by one `WakeAt` set for the earliest:
+    never before their deadline and tens of microseconds after it (a loop timer alone ends up
+    to 0.5 ms late on uvloop, which every delay of a wave would carry), and a wave that comes
+    due together is sent in one callback."""
+
+    __slots__ = ("_at", "_gone", "_heap", "_seq", "_wake")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, DelayedRelay]] = []
+        self._seq = 0  # arrival order, for equal deadlines
+        self._gone = 0  # entries of relays cancelled before their deadline
+        self._at = math.inf  # the deadline the wake-up is set for
+        self._wake: WakeAt | None = None  # made on first use, on the running loop
+
+    def __len__(self) -> int:
+        return len(self._heap) - self._gone
+
+    def add(self, deadline: float, relay: DelayedRelay) -> None:
+        heapq.heappush(self._heap, (deadline, self._seq, relay))
+        self._seq += 1
+        if deadline < self._at:
+            self._arm(deadline)
+
+    def forget(self) -> None:
+        """A relay was cancelled while it waited."""
+        self._gone += 1
+        heap = self._heap
+        if self._gone > _GONE_KEPT and self._gone * 2 > len(heap):
+            heap[:] = [e for e in heap if e[2].waiting]
+            heapq.heapify(heap)
+            self._gone = 0
+
+    def close(self) -> None:
+        """The proxy stopped (its connections are closed, and their relays with them)."""
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.close()
+        self._at = math.inf
+
+    def _arm(self, deadline: float) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = WakeAt(asyncio.get_running_loop(), self._look)
+        self._at = deadline
+        wake.set(deadline)
+
+    def _look(self) -> None:
+        self._at = math.inf
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= time.monotonic():
+            relay = pop(heap)[2]
+            if relay.waiting:
+                relay.due()
+            else:
+                self._gone -= 1
+        if heap and heap[0][0] < self._at:
+            self._arm(heap[0][0])

@@ -14,7 +14,7 @@ from chaosproxy.common.events import FaultInjected, RequestDone
 from chaosproxy.engine.decide import Decision
 from chaosproxy.faults import build
 from chaosproxy.process.runtime import Runtime
-from chaosproxy.proxy.downstream.delayed import DelayedRelay
+from chaosproxy.proxy.downstream.delayed import Deadlines, DelayedRelay
 from chaosproxy.proxy.downstream.request import RequestHead
 from tests.conftest import StartProxy
 from tests.proxy.downstream.test_relay import OK, Client, StartUp, upstream, without_id
@@ -201,6 +201,7 @@ class _Site:
     def __init__(self) -> None:
         self.sent: list[tuple[str, float]] = []
         self.forwarder = self
+        self.deadlines = Deadlines()
 
     def lines(self, raw: object, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         return b"", True, False
@@ -236,6 +237,7 @@ def test_delayed_relays_send_never_before_their_deadline(loop: str) -> None:
                 None,
                 decision,
                 None,
+                site.deadlines,
             )
             due[target] = head.t0 + delay
             relay.wait(due[target])
@@ -244,11 +246,44 @@ def test_delayed_relays_send_never_before_their_deadline(loop: str) -> None:
                 await asyncio.sleep(0.005)
         assert sorted(target for target, _ in site.sent) == sorted(due)
         assert all(at >= due[target] for target, at in site.sent)
+        site.deadlines.close()
 
     if loop == "uvloop":
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+async def test_relays_cancelled_during_long_delays_do_not_hold_memory_until_their_deadline() -> (
+    None
+):
+    site = _Site()
+    decision = Decision("", "", "r1", ())
+    now = time.monotonic()
+    relays = []
+    for i in range(300):
+        head = RequestHead("GET", f"/{i}", "1.1", [], "127.0.0.1", now)
+        relay = DelayedRelay(
+            site,  # type: ignore[arg-type]
+            head,
+            _Conn(),  # type: ignore[arg-type]
+            "id",
+            lambda r: None,
+            None,
+            decision,
+            None,
+            site.deadlines,
+        )
+        relay.wait(now + 3600)
+        relays.append(relay)
+    for relay in relays[:250]:  # their clients gave up
+        relay.cancel()
+    assert len(site.deadlines) == 50
+    assert len(site.deadlines._heap) < 150  # rebuilt without most of the gone ones
+    for relay in relays[250:]:
+        relay.cancel()
+    assert len(site.deadlines) == 0 and site.sent == []
+    site.deadlines.close()
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

@@ -1,0 +1,86 @@
+"""`WakeAt`: a wake-up at an instant of `time.monotonic()`, never before it, with a timerfd
+where the system has one and with the loop's timer where it has none, on asyncio and uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+from chaosproxy.common import wake
+from chaosproxy.common.wake import WakeAt
+
+LOOPS: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {
+    "asyncio": asyncio.run,
+    "uvloop": uvloop.run,
+}
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("timerfd", [True, False])
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_each_wake_up_comes_at_or_after_its_instant(
+    loop: str, timerfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not timerfd:
+        monkeypatch.setattr(wake, "_TIMERFD", None)
+
+    async def main() -> None:
+        lateness: list[float] = []
+        woken: asyncio.Future[None] | None = None
+        target = 0.0
+
+        def fired() -> None:
+            lateness.append(time.monotonic() - target)
+            assert woken is not None
+            woken.set_result(None)
+
+        w = WakeAt(asyncio.get_running_loop(), fired)
+        assert w.precise is (timerfd and sys.platform == "linux")
+        for i in range(40):  # 0.1 to 7.9 ms ahead: under and over a millisecond, and the lead
+            woken = asyncio.get_running_loop().create_future()
+            target = time.monotonic() + (i * 2 + 1) / 10_000
+            w.set(target)
+            await woken
+        w.close()
+        assert len(lateness) == 40 and min(lateness) >= 0
+
+    LOOPS[loop](main())
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_setting_again_moves_the_instant_and_cancel_or_close_ends_it(loop: str) -> None:
+    async def main() -> None:
+        before = fds()
+        calls: list[float] = []
+        w = WakeAt(asyncio.get_running_loop(), lambda: calls.append(time.monotonic()))
+        far = time.monotonic() + 3600
+        w.set(far)
+        near = time.monotonic() + 0.005
+        w.set(near)  # moved closer: it wakes then, once
+        while not calls:
+            await asyncio.sleep(0.001)
+        assert calls[0] >= near
+        w.set(time.monotonic() + 0.002)
+        w.cancel()  # nothing comes
+        settle = time.monotonic() + 0.02
+        while time.monotonic() < settle:
+            await asyncio.sleep(0.001)
+        assert len(calls) == 1
+        w.set(time.monotonic() + 0.002)
+        w.close()  # nothing comes, and no descriptor is left open
+        settle = time.monotonic() + 0.02
+        while time.monotonic() < settle:
+            await asyncio.sleep(0.001)
+        assert len(calls) == 1 and fds() == before
+
+    LOOPS[loop](main())
