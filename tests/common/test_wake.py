@@ -84,3 +84,30 @@ def test_setting_again_moves_the_instant_and_cancel_or_close_ends_it(loop: str) 
         assert len(calls) == 1 and fds() == before
 
     LOOPS[loop](main())
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_deadlines_wake_sleepers_never_early_and_forget_the_cancelled(loop: str) -> None:
+    from chaosproxy.common.wake import Deadlines
+
+    async def main() -> None:
+        deadlines = Deadlines()
+        now = time.monotonic()
+        ends = [now + (i * 37 % 50) / 5_000 for i in range(50)]  # 0 to 9.8 ms, mixed
+
+        async def sleeper(end: float) -> float:
+            await deadlines.sleep_until(end)
+            return time.monotonic() - end
+
+        late = await asyncio.gather(*(sleeper(e) for e in ends))
+        assert min(late) >= 0 and len(deadlines) == 0
+        waiting = asyncio.ensure_future(deadlines.sleep_until(time.monotonic() + 3600))
+        while not len(deadlines):
+            await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert len(deadlines) == 0
+        deadlines.close()
+
+    LOOPS[loop](main())

@@ -19,11 +19,12 @@ from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.errors import UpstreamError
 from chaosproxy.common.events import EventBus, RequestDone
 from chaosproxy.common.ids import RequestIds
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.faults.base import Exchange, Fault
-from chaosproxy.proxy.downstream.delayed import Deadlines, DelayedRelay, delay_then_relay
+from chaosproxy.proxy.downstream.delayed import DelayedRelay, delay_then_relay
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark
 from chaosproxy.proxy.downstream.listener import ClientConnection

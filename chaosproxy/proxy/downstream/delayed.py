@@ -20,18 +20,14 @@ already waited (`RequestHead.waited`): `handle` forwards it without applying its
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import math
 import random
-import time
 from collections.abc import Callable
 from typing import Protocol
 
 from chaosproxy.common.clock import SYSTEM_CLOCK
 from chaosproxy.common.events import EventBus, FaultInjected
 from chaosproxy.common.ids import RequestIds
-from chaosproxy.common.wake import WakeAt
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.decide import Decision
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.faults.latency import LatencyFault
@@ -165,70 +161,3 @@ class DelayedRelay(Relay):
             self.waiting = False
             self._deadlines.forget()
         super().cancel()
-
-
-# Entries of relays gone before their deadline kept until they come due, unless they outnumber
-# the waiting ones (then the heap is rebuilt without them): clients that give up during
-# hour-long delays do not hold memory for the hour.
-_GONE_KEPT = 64
-
-
-class Deadlines:
-    """The delayed relays of one proxy by deadline, woken by one `WakeAt` set for the earliest:
-    never before their deadline and tens of microseconds after it (a loop timer alone ends up
-    to 0.5 ms late on uvloop, which every delay of a wave would carry), and a wave that comes
-    due together is sent in one callback."""
-
-    __slots__ = ("_at", "_gone", "_heap", "_seq", "_wake")
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, DelayedRelay]] = []
-        self._seq = 0  # arrival order, for equal deadlines
-        self._gone = 0  # entries of relays cancelled before their deadline
-        self._at = math.inf  # the deadline the wake-up is set for
-        self._wake: WakeAt | None = None  # made on first use, on the running loop
-
-    def __len__(self) -> int:
-        return len(self._heap) - self._gone
-
-    def add(self, deadline: float, relay: DelayedRelay) -> None:
-        heapq.heappush(self._heap, (deadline, self._seq, relay))
-        self._seq += 1
-        if deadline < self._at:
-            self._arm(deadline)
-
-    def forget(self) -> None:
-        """A relay was cancelled while it waited."""
-        self._gone += 1
-        heap = self._heap
-        if self._gone > _GONE_KEPT and self._gone * 2 > len(heap):
-            heap[:] = [e for e in heap if e[2].waiting]
-            heapq.heapify(heap)
-            self._gone = 0
-
-    def close(self) -> None:
-        """The proxy stopped (its connections are closed, and their relays with them)."""
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.close()
-        self._at = math.inf
-
-    def _arm(self, deadline: float) -> None:
-        wake = self._wake
-        if wake is None:
-            wake = self._wake = WakeAt(asyncio.get_running_loop(), self._look)
-        self._at = deadline
-        wake.set(deadline)
-
-    def _look(self) -> None:
-        self._at = math.inf
-        heap = self._heap
-        pop = heapq.heappop
-        while heap and heap[0][0] <= time.monotonic():
-            relay = pop(heap)[2]
-            if relay.waiting:
-                relay.due()
-            else:
-                self._gone -= 1
-        if heap and heap[0][0] < self._at:
-            self._arm(heap[0][0])

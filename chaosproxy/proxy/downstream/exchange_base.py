@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock, sleep_until
 from chaosproxy.common.events import EventBus, FaultInjected
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.core import Decision
 from chaosproxy.faults.base import Exchange, Fault
 from chaosproxy.proxy.downstream.pipeline import Hooks
@@ -140,7 +141,10 @@ class BaseExchange(Hooks, _Declared):
             await clock.sleep(seconds)
             return
         if clock is SYSTEM_CLOCK:
-            await sleep_until(target)
+            # The HTTP/1.1 core's heap of deadlines wakes on time (common/wake.py); without one
+            # (an HTTP/2 stream's core), the loop's timer and then its iterations.
+            deadlines: Deadlines | None = getattr(self.core, "deadlines", None)
+            await (sleep_until(target) if deadlines is None else deadlines.sleep_until(target))
         else:
             await clock.sleep(min(seconds, target - clock.monotonic()))
 

@@ -11,10 +11,11 @@ import pytest
 
 from chaosproxy.common.clock import SYSTEM_CLOCK
 from chaosproxy.common.events import FaultInjected, RequestDone
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.decide import Decision
 from chaosproxy.faults import build
 from chaosproxy.process.runtime import Runtime
-from chaosproxy.proxy.downstream.delayed import Deadlines, DelayedRelay
+from chaosproxy.proxy.downstream.delayed import DelayedRelay
 from chaosproxy.proxy.downstream.request import RequestHead
 from tests.conftest import StartProxy
 from tests.proxy.downstream.test_relay import OK, Client, StartUp, upstream, without_id
@@ -345,3 +346,30 @@ def test_a_wave_of_delayed_requests_is_answered_never_early(loop: str) -> None:
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+async def test_a_delay_on_the_awaiting_path_waits_in_the_proxy_s_deadlines_too(
+    start_proxy: StartProxy, upstream: StartUp
+) -> None:
+    # A request with a body is not relayed: its exchange's delay waits in the same heap, never
+    # early, and a client gone during it leaves nothing there.
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url)
+    _, done, ended = events(rt)
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "20ms"}, "f")])
+    answer = await client.get("/p", "POST", "Content-Length: 2\r\n\r\nhi")
+    assert answer.startswith(b"HTTP/1.1 200 Fine") and done[-1].injected
+    assert done[-1].duration >= 0.02 and len(rt.core.deadlines) == 0
+    rt.engine.clear_rules()
+    rt.engine.add_rule([build("latency", {"delay": "1h"}, "f")])
+    ended.clear()
+    client.writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+    async with asyncio.timeout(10):
+        while not len(rt.core.deadlines):
+            await asyncio.sleep(0.01)
+    client.close()
+    async with asyncio.timeout(10):
+        await ended.wait()
+    assert len(rt.core.deadlines) == 0 and len(up.heads) == 2
