@@ -10,7 +10,7 @@ is alone with its two peers, whose own cost is measured and taken off) and quick
 it suits comparing two trees (`--source DIR`); the absolute numbers are not wrk's.
 
     .venv/bin/python bench/inprocess.py
-    .venv/bin/python bench/inprocess.py --latency       # a delayed request's cost
+    .venv/bin/python bench/inprocess.py --latency       # a delayed request's cost, overshoot
     .venv/bin/python bench/inprocess.py --source /tmp/before
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -58,33 +59,44 @@ class Upstream(asyncio.Protocol):
 class Client(asyncio.Protocol):
     """Sends the next request when the answer's body arrived, until `left` runs out."""
 
-    def __init__(self, left: list[int], done: asyncio.Future[None]) -> None:
-        self.left, self.done = left, done
+    def __init__(
+        self, left: list[int], done: asyncio.Future[None], took: list[float] | None = None
+    ) -> None:
+        self.left, self.done, self.took = left, done, took
         self.buf = b""
+        self.sent = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.send()
+
+    def send(self) -> None:
+        self.sent = time.monotonic()
         self.transport.write(REQUEST)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
         while (i := self.buf.find(b"hello")) >= 0:
             self.buf = self.buf[i + 5 :]
+            if self.took is not None:
+                self.took.append(time.monotonic() - self.sent)
             self.left[0] -= 1
             if self.left[0] <= 0:
                 if not self.done.done():
                     self.done.set_result(None)
                 return
-            self.transport.write(REQUEST)
+            self.send()
 
 
-async def drive(port: int, requests: int, conns: int) -> None:
+async def drive(port: int, requests: int, conns: int, took: list[float] | None = None) -> None:
+    """`requests` over `conns` connections, each sending its next when an answer came;
+    `took`: each request's time from its write to its answer's last byte."""
     loop = asyncio.get_running_loop()
     left = [requests]
     done: asyncio.Future[None] = loop.create_future()
     transports = []
     for _ in range(conns):
-        t, _ = await loop.create_connection(lambda: Client(left, done), "127.0.0.1", port)
+        t, _ = await loop.create_connection(lambda: Client(left, done, took), "127.0.0.1", port)
         transports.append(t)
     await done
     for t in transports:
@@ -119,10 +131,11 @@ async def measure(a: argparse.Namespace) -> None:
         for port in (up_port, rt.proxy_port):  # warm-up: connections, pool, caches
             await drive(port, max(200, n // 10), a.conns)
         cpu: dict[str, list[float]] = {"direct": [], "proxy": []}
+        took: list[float] = []
         for _ in range(a.rounds):
             for name, port in (("direct", up_port), ("proxy", rt.proxy_port)):
                 c0 = time.process_time()
-                await drive(port, n, a.conns)
+                await drive(port, n, a.conns, took if name == "proxy" else None)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
         direct, proxy = min(cpu["direct"]), min(cpu["proxy"])
         kind = "a 50 ms latency fault on every request" if a.latency else "no rule matches"
@@ -130,6 +143,12 @@ async def measure(a: argparse.Namespace) -> None:
         print(f"  direct     {direct:7.1f} us CPU/req  (client and upstream alone)")
         print(f"  via proxy  {proxy:7.1f} us CPU/req")
         print(f"  the proxy's share: {proxy - direct:.1f} us a request (best of {a.rounds})")
+        if a.latency:  # what the delay's clients saw beyond the 50 ms asked
+            q = statistics.quantiles(took, n=100)
+            print(
+                f"  overshoot of the 50 ms delay over {len(took)} requests: "
+                f"p50 +{(q[49] - 0.05) * 1000:.2f} ms, p99 +{(q[98] - 0.05) * 1000:.2f} ms"
+            )
     finally:
         await rt.stop()
         server.close()
