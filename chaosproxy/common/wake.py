@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import heapq
+import logging
 import math
 import os
 import time
 from collections.abc import Callable
 from typing import Protocol
+
+log = logging.getLogger("chaosproxy")
 
 _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -257,9 +260,12 @@ class Deadlines:
         pop = heapq.heappop
         while heap and heap[0][0] <= time.monotonic():
             item = pop(heap)[2]
-            if item.waiting:
-                item.due()
-            else:
+            if not item.waiting:
                 self._gone -= 1
+                continue
+            try:
+                item.due()
+            except Exception:  # a bug of one must not leave the others waiting for ever
+                log.exception("a wait that came due failed")
         if heap and heap[0][0] < self._at:
             self._arm(heap[0][0])

@@ -111,3 +111,22 @@ def test_deadlines_wake_sleepers_never_early_and_forget_the_cancelled(loop: str)
         deadlines.close()
 
     LOOPS[loop](main())
+
+
+async def test_a_wait_that_fails_when_due_does_not_hold_up_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from chaosproxy.common.wake import Deadlines
+
+    class Broken:
+        waiting = True
+
+        def due(self) -> None:
+            raise RuntimeError("boom")
+
+    deadlines = Deadlines()
+    deadlines.add(time.monotonic(), Broken())
+    async with asyncio.timeout(10):
+        await deadlines.sleep_until(time.monotonic() + 0.002)  # told after the broken one
+    assert "a wait that came due failed" in caplog.text
+    deadlines.close()
