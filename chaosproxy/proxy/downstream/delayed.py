@@ -20,6 +20,7 @@ already waited (`RequestHead.waited`): `handle` forwards it without applying its
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -57,6 +58,9 @@ class DelaySite(RelaySite, Protocol):
 class MarkOption(Protocol):
     @property
     def mark_injected(self) -> bool: ...
+
+
+log = logging.getLogger("chaosproxy.proxy")
 
 
 def delay_then_relay(
@@ -146,7 +150,13 @@ class DelayedRelay(Relay):
         """Its deadline came (`Deadlines`): the request goes upstream now."""
         self.waiting = False
         self.conn.upstream_started = True  # past the wait: a client's EOF waits for the answer
-        if not self.send(self.core.clock.monotonic()):
+        try:
+            sent = self.send(self.core.clock.monotonic())
+        except Exception:  # a bug of ours: logged, the client's connection closed (it ends)
+            log.exception("a delayed request could not be sent [%s]", self.request_id)
+            self.conn.close()
+            return
+        if not sent:
             self.error = UNSENT
             self._finish()
 

@@ -373,3 +373,31 @@ async def test_a_delay_on_the_awaiting_path_waits_in_the_proxy_s_deadlines_too(
     async with asyncio.timeout(10):
         await ended.wait()
     assert len(rt.core.deadlines) == 0 and len(up.heads) == 2
+
+
+async def test_a_delayed_request_that_cannot_be_sent_closes_its_client_and_the_proxy_serves_on(
+    start_proxy: StartProxy, upstream: StartUp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug of ours at the deadline (here: the send raises) is logged; the client's connection
+    # closes without a stack trace, the request ends once, and the next one is served.
+    up = await upstream(lambda head, n: OK)
+    rt = await start_proxy(up.url)
+    _, done, ended = events(rt)
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "10ms"}, "f")])
+
+    def broken(self: DelayedRelay, now: float) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(DelayedRelay, "send", broken)
+    ended.clear()
+    client.writer.write(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        rest = await client.reader.read()
+        await ended.wait()
+    assert rest == b"" and done[-1].status == 0 and rt.core.load.inflight == 0
+    monkeypatch.undo()
+    again = await Client.open(rt.proxy_url)
+    assert (await again.get()).startswith(b"HTTP/1.1 200 Fine")
+    again.close()
