@@ -39,6 +39,20 @@ def waiting(rt: Runtime) -> list[DelayedRelay]:
     return [c.relay for c in rt._proxy.connections if isinstance(c.relay, DelayedRelay)]
 
 
+async def one_waiting(rt: Runtime, ended: asyncio.Event) -> Client:
+    """A client whose second request waits out a 5 s delay now (its first opened the upstream
+    connection); `ended` is cleared for the second's end."""
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
+    ended.clear()
+    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with asyncio.timeout(10):
+        while not waiting(rt):
+            await asyncio.sleep(0.01)
+    return client
+
+
 def without_mark(answer: bytes) -> bytes:
     return b"\r\n".join(
         line for line in answer.split(b"\r\n") if not line.startswith(b"X-Chaos-Injected:")
@@ -79,14 +93,7 @@ async def test_a_delayed_request_waits_on_a_timer_with_no_task(
     up = await upstream(lambda head, n: OK)
     rt = await start_proxy(up.url)
     _, done, ended = events(rt)
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
-    ended.clear()
-    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-    async with asyncio.timeout(10):
-        while not waiting(rt):
-            await asyncio.sleep(0.01)
+    client = await one_waiting(rt, ended)
     assert rt._proxy is not None
     [conn] = [c for c in rt._proxy.connections if isinstance(c.relay, DelayedRelay)]
     assert conn.task is None and len(up.heads) == 1  # no task answers it: the timer will
@@ -103,14 +110,7 @@ async def test_a_client_reset_during_the_delay_frees_its_guardrail_slot(
     up = await upstream(lambda head, n: OK)
     rt = await start_proxy(up.url, max_active_faults=5)
     _, _, ended = events(rt)
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
-    ended.clear()
-    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-    async with asyncio.timeout(10):
-        while not waiting(rt):
-            await asyncio.sleep(0.01)
+    client = await one_waiting(rt, ended)
     assert rt.guardrails.active == 1
     reset(client.writer)
     async with asyncio.timeout(10):
@@ -129,14 +129,7 @@ async def test_a_client_that_finishes_sending_during_the_delay_is_closed_unanswe
     up = await upstream(lambda head, n: OK)
     rt = await start_proxy(up.url)
     _, done, ended = events(rt)
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
-    ended.clear()
-    client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-    async with asyncio.timeout(10):
-        while not waiting(rt):
-            await asyncio.sleep(0.01)
+    client = await one_waiting(rt, ended)
     client.writer.write_eof()
     async with asyncio.timeout(10):
         rest = await client.reader.read()
@@ -208,6 +201,21 @@ class _Site:
     def lines(self, raw: object, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         return b"", True, False
 
+    def relay(self, target: str, arrival: float) -> DelayedRelay:
+        """A delayed relay of a GET for `target` that arrived at `arrival`, on a stand-in
+        connection."""
+        return DelayedRelay(
+            self,  # type: ignore[arg-type]
+            RequestHead("GET", target, "1.1", [], "127.0.0.1", arrival),
+            _Conn(),  # type: ignore[arg-type]
+            "id",
+            lambda r: None,
+            None,
+            Decision("", "", "r1", ()),
+            None,
+            self.deadlines,
+        )
+
     def send_now(
         self, method: str, target: str, lines: bytes, has_host: bool, sink: object
     ) -> object:
@@ -224,23 +232,12 @@ def test_delayed_relays_send_never_before_their_deadline(loop: str) -> None:
 
     async def main() -> None:
         site = _Site()
-        decision = Decision("", "", "r1", ())
         due: dict[str, float] = {}
         delays = [(f"/eq{i}", 0.02) for i in range(30)]
         delays += [(f"/m{i}", 0.03 + (i * 7 % 30) / 1000) for i in range(30)]
         for target, delay in delays:
-            head = RequestHead("GET", target, "1.1", [], "127.0.0.1", time.monotonic())
-            relay = DelayedRelay(
-                site,  # type: ignore[arg-type]
-                head,
-                _Conn(),  # type: ignore[arg-type]
-                "id",
-                lambda r: None,
-                None,
-                decision,
-                None,
-                site.deadlines,
-            )
+            relay = site.relay(target, time.monotonic())
+            head = relay.req
             due[target] = head.t0 + delay
             relay.wait(due[target])
         async with asyncio.timeout(10):
@@ -260,22 +257,10 @@ async def test_relays_cancelled_during_long_delays_do_not_hold_memory_until_thei
     None
 ):
     site = _Site()
-    decision = Decision("", "", "r1", ())
     now = time.monotonic()
     relays = []
     for i in range(300):
-        head = RequestHead("GET", f"/{i}", "1.1", [], "127.0.0.1", now)
-        relay = DelayedRelay(
-            site,  # type: ignore[arg-type]
-            head,
-            _Conn(),  # type: ignore[arg-type]
-            "id",
-            lambda r: None,
-            None,
-            decision,
-            None,
-            site.deadlines,
-        )
+        relay = site.relay(f"/{i}", now)
         relay.wait(now + 3600)
         relays.append(relay)
     for relay in relays[:250]:  # their clients gave up
