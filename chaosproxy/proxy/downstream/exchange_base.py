@@ -141,8 +141,8 @@ class BaseExchange(Hooks, _Declared):
             await clock.sleep(seconds)
             return
         if clock is SYSTEM_CLOCK:
-            # The HTTP/1.1 core's heap of deadlines wakes on time (common/wake.py); without one
-            # (an HTTP/2 stream's core), the loop's timer and then its iterations.
+            # The proxy's heap of deadlines wakes on time (common/wake.py); a core without one
+            # (a test's), the loop's timer and then its iterations.
             deadlines: Deadlines | None = getattr(self.core, "deadlines", None)
             await (sleep_until(target) if deadlines is None else deadlines.sleep_until(target))
         else:

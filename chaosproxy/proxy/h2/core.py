@@ -43,6 +43,7 @@ class H2Core:
         self.clock = core.clock
         self.rng = core.rng
         self.bus = core.bus
+        self.deadlines = core.deadlines  # a stream's delays wait in the proxy's heap too
         self.upstream_url = str(route.h2.url)
         # HTTP/2 connections ended by a bound of `limits.py` (GOAWAY ENHANCE_YOUR_CALM)
         self.calmed: dict[str, int] = {}

@@ -62,3 +62,16 @@ async def test_a_stop_lets_calls_in_flight_finish(
     assert await call == b"echo:late"
     await g.done.until(1)
     assert g.done[0].status == 200
+
+
+async def test_a_stream_s_delay_waits_in_the_proxy_s_deadlines(grpc_via_proxy: GrpcSetup) -> None:
+    """A call's request-side delay waits in the same heap as HTTP/1.1's (it ends on time, never
+    early), and leaves nothing there once answered."""
+    g = grpc_via_proxy
+    g.proxy.engine.add_rule([build("latency", {"delay": "200ms"}, "f")])
+    call = asyncio.ensure_future(g.unary()(b"late"))
+    await g.injected.until(1)
+    assert len(g.proxy.core.deadlines) == 1
+    assert await call == b"echo:late"
+    await g.done.until(1)
+    assert g.done[0].duration >= 0.2 and len(g.proxy.core.deadlines) == 0
