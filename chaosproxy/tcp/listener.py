@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from chaosproxy.common.events import EventBus, FaultInjected
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.faults.tcp.base import TcpFault
 from chaosproxy.faults.tcp.plan import Plan
 from chaosproxy.tcp.relay import Relay
@@ -71,8 +72,11 @@ class TcpProxy:
         engine: Engine,
         bus: EventBus,
         connect_timeout: float = 5.0,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.name = name
+        # Where the latency toxics' delays wait (the registry's, shared by its proxies).
+        self.deadlines = deadlines if deadlines is not None else Deadlines()
         self.listen = listen
         self.upstream = upstream
         self.engine = engine

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from chaosproxy.common.clock import sleep_until
 from chaosproxy.faults.tcp.plan import Flow
 
 if TYPE_CHECKING:
@@ -199,7 +198,7 @@ class Pipe:
                 delay = sum(sample(self.rng) for sample in flow.latency)
                 at = max(self.last_release, arrival + delay)
                 self.last_release = at
-                await sleep_until(at)  # never early: the loop's timers may end a ms before
+                await self.relay.proxy.deadlines.sleep_until(at)  # never early, on time
             for piece in self._pieces(flow, data):
                 if flow.rate is not None:
                     now = loop.time()

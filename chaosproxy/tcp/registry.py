@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from chaosproxy.common.errors import ChaosProxyError
 from chaosproxy.common.events import EventBus, StateChanged, StateKind
+from chaosproxy.common.wake import Deadlines
 from chaosproxy.tcp.address import AddressError, check_name, parse_host_port, shown
 from chaosproxy.tcp.listener import TcpProxy, view_path
 
@@ -109,6 +110,8 @@ class TcpProxies:
         self._enabled: dict[str, bool] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
+        # The latency toxics' waits, every proxy's, in one heap behind one wake-up.
+        self.deadlines = Deadlines()
         bus.subscribe(StateChanged, self._on_state)
 
     def start(self) -> None:
@@ -168,7 +171,13 @@ class TcpProxies:
             if len(self._proxies) >= MAX_PROXIES:
                 raise TcpProxyError(f"{MAX_PROXIES} TCP proxies exist already (the limit)")
             proxy = TcpProxy(
-                name, listen_at, upstream_at, self.engine, self.bus, self.connect_timeout
+                name,
+                listen_at,
+                upstream_at,
+                self.engine,
+                self.bus,
+                self.connect_timeout,
+                self.deadlines,
             )
             proxy.reuse_port = self.reuse_port
             if enabled:
@@ -229,6 +238,7 @@ class TcpProxies:
     async def _close(self) -> None:
         for proxy in list(self._proxies.values()):
             await proxy.stop()
+        self.deadlines.close()
 
     @staticmethod
     def _again(proxy: TcpProxy) -> tuple[str, int]:

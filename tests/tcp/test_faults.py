@@ -12,6 +12,7 @@ import pytest
 
 from chaosproxy.tcp.relay import Relay
 from chaosproxy.tcp.rules import tcp_rule
+from tests.proxy.rawhttp import reset
 from tests.tcp.conftest import Rig, Upstream
 
 
@@ -56,6 +57,25 @@ async def test_latency_delays_the_direction_asked(
     else:
         assert relay.down.flow is None
     writer.close()
+
+
+async def test_latency_waits_in_the_registry_s_deadlines_and_leaves_none_when_closed(
+    rig: Rig, upstream: Upstream
+) -> None:
+    # Every proxy's latency toxics wait in one heap (the registry's): bytes held now are one
+    # entry there, and a client reset takes its entry with it.
+    add(rig, "latency", {"latency": "1h", "direction": "upstream"})
+    _, writer = await rig.connect("db")
+    writer.write(b"held")
+    async with asyncio.timeout(10):
+        while not len(rig.proxies.deadlines):
+            await asyncio.sleep(0.01)
+    assert len(rig.proxies.deadlines) == 1 and upstream.arrivals == []
+    reset(writer)  # the held bytes go nowhere (a FIN would wait behind them, as TCP does)
+    async with asyncio.timeout(10):
+        while len(rig.proxies.deadlines):
+            await asyncio.sleep(0.01)
+    assert upstream.arrivals == []
 
 
 async def test_a_rule_added_or_removed_applies_to_an_open_connection(
