@@ -4,16 +4,14 @@ callbacks once its time came.
 The commonest fault, `latency` on the request side, needs nothing of the exchange but the wait:
 no hook on the answer, no byte of its own. So when the engine's decision for a body-less request
 is that alone, the core (`ProxyCore.relay`) records the fault as the awaiting path does (its
-`FaultInjected`, its guardrail slot, its `X-Chaos-Injected` mark) and a timer on the loop takes
-the request up at its deadline: no task, no exchange, no fault chain, and a wave of delayed
-requests ending together costs one callback each. The delay counts
-from the request's arrival and never ends before it (the loop's timers may end up to a
-millisecond early: the rest is waited for iteration by iteration, as `common.clock.sleep_until`
-does). Then the request is relayed (relay.py) as an untouched one is, and its answer carries
-the mark.
+`FaultInjected`, its guardrail slot, its `X-Chaos-Injected` mark) and the proxy's heap of
+deadlines (`common.wake.Deadlines`) takes the request up at its deadline: no task, no exchange,
+no fault chain, and a wave of delayed requests ending together is sent in one callback. The
+delay counts from the request's arrival and never ends before it. Then the request is relayed
+(relay.py) as an untouched one is, and its answer carries the mark.
 
 A client gone during the wait ends the request as a cancelled delay does (connection_lost
-cancels the relay, and the timer with it). When no upstream connection is idle at the deadline,
+cancels the relay, and its wait with it). When no upstream connection is idle at the deadline,
 or the reused one turns out stale, the request goes through the awaiting path with its delay
 already waited (`RequestHead.waited`): `handle` forwards it without applying its faults again.
 """
