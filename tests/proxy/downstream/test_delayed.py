@@ -39,12 +39,19 @@ def waiting(rt: Runtime) -> list[DelayedRelay]:
     return [c.relay for c in rt._proxy.connections if isinstance(c.relay, DelayedRelay)]
 
 
+async def warmed(rt: Runtime, delay: str) -> Client:
+    """A client whose first request opened the upstream connection, then a rule delaying
+    every request by `delay`."""
+    client = await Client.open(rt.proxy_url)
+    await client.get()
+    rt.engine.add_rule([build("latency", {"delay": delay}, "f")])
+    return client
+
+
 async def one_waiting(rt: Runtime, ended: asyncio.Event) -> Client:
     """A client whose second request waits out a 5 s delay now (its first opened the upstream
     connection); `ended` is cleared for the second's end."""
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "5s"}, "f")])
+    client = await warmed(rt, "5s")
     ended.clear()
     client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
     async with asyncio.timeout(10):
@@ -343,9 +350,7 @@ async def test_a_delay_on_the_awaiting_path_waits_in_the_proxy_s_deadlines_too(
     up = await upstream(lambda head, n: OK)
     rt = await start_proxy(up.url)
     _, done, ended = events(rt)
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "20ms"}, "f")])
+    client = await warmed(rt, "20ms")
     answer = await client.get("/p", "POST", "Content-Length: 2\r\n\r\nhi")
     assert answer.startswith(b"HTTP/1.1 200 Fine") and done[-1].injected
     assert done[-1].duration >= 0.02 and len(rt.core.deadlines) == 0
@@ -370,9 +375,7 @@ async def test_a_delayed_request_that_cannot_be_sent_closes_its_client_and_the_p
     up = await upstream(lambda head, n: OK)
     rt = await start_proxy(up.url)
     _, done, ended = events(rt)
-    client = await Client.open(rt.proxy_url)
-    await client.get()
-    rt.engine.add_rule([build("latency", {"delay": "10ms"}, "f")])
+    client = await warmed(rt, "10ms")
 
     def broken(self: DelayedRelay, now: float) -> bool:
         raise RuntimeError("boom")
