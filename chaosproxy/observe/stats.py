@@ -270,14 +270,8 @@ class Stats:
         verdict = None
         if ev.retry_after is not None or self.retries.until:
             verdict = self.retries.observe(ev)
-        d = ev.duration  # `sketch.key`, inline: once per request
-        k = math.ceil(math.log(d if d > sketch.FLOOR else sketch.FLOOR) / sketch.LOG_GAMMA)
-        ring = self._ring
-        slot = ring.slots[sec % ring.keep]
-        if slot.sec == sec:  # the second being counted, nearly always: no call to find it
-            slot.add(ev, k, verdict)
-        else:
-            ring.count(sec, ev, k, verdict)
+        k = sketch.key(ev.duration)
+        self._ring.count(sec, ev, k, verdict)
         if ev.run:
             self._run_ring(ev.run).count(sec, ev, k, verdict)
             book = self._clients.get(ev.run)

@@ -149,14 +149,7 @@ class RequestHead:
     def path(self) -> str:
         p = self._path
         if p is None:
-            t = self.target
-            if t[:1] == "/":  # origin-form, nearly always: no call for it
-                p, _, _ = t.partition("?")
-            else:
-                p = self.raw_path
-            if "%" in p:
-                p = unquote(p)
-            self._path = p
+            p = self._path = unquote(self.raw_path)
         return p
 
     @property
@@ -187,19 +180,7 @@ class _HeaderView(Mapping[str, str]):
         return default if value is None else value
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        head = self._head
-        if head._headers is not None:
-            return name in head._headers
-        key = name.lower().encode("latin-1")
-        n = len(key)
-        # As `header` does, without the call nor the decoding; a loop, not `any()` over a
-        # generator, which costs a frame per request.
-        for k, _ in head.raw:  # noqa: SIM110
-            if len(k) == n and k.lower() == key:
-                return True
-        return False
+        return isinstance(name, str) and self._head.header(name.lower()) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._head.multidict)
