@@ -7,12 +7,17 @@ through the faults' hooks is the downstream pipeline's job (`downstream/pipeline
 from __future__ import annotations
 
 from chaosproxy.proxy.upstream.interface import OutgoingBody, Tunnel, Upstream, UpstreamResponse
-from chaosproxy.proxy.wire.headers import HOP_BY_HOP, RawHeaders, connection_listed, end_to_end
+from chaosproxy.proxy.wire.headers import (
+    HOP_BY_HOP,
+    NameKinds,
+    RawHeaders,
+    connection_listed,
+    end_to_end,
+)
 
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 # What a header name means to the request lines (flags): never forwarded, or watched.
 _SKIP, _HOST, _XFF, _ID, _LENGTH, _CONNECTION = 1, 2, 4, 8, 16, 32
-_MAX_SEEN = 1024
 _WATCH = {
     b"host": _HOST,
     b"x-forwarded-for": _XFF,
@@ -48,18 +53,11 @@ class Forwarder:
         self._kind = {n: _SKIP for n in self.skip}
         for n, flag in _WATCH.items():
             self._kind[n] = self._kind.get(n, 0) | flag
-        # Names as spelled on the wire, classified once (clients send the same few names in
-        # the same spelling); bounded: past it, new names are classified each time.
-        self._seen: dict[bytes, int] = {}
+        self._kinds = NameKinds(self._classify)
 
-    def _classify(self, name: bytes) -> int:
-        low = name.lower()
+    def _classify(self, low: bytes) -> int:
         what = self._kind.get(low, 0)
-        if not what and low.startswith(b"proxy-"):
-            what = _SKIP
-        if len(self._seen) < _MAX_SEEN:
-            self._seen[name] = what
-        return what
+        return _SKIP if not what and low.startswith(b"proxy-") else what
 
     def lines(self, raw: RawHeaders, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         """The request header lines the upstream gets: the client's, in order and spelling,
@@ -71,11 +69,9 @@ class Forwarder:
         prior = host = None
         has_id = has_length = False
         listed: frozenset[bytes] | None = None
-        seen = self._seen.get
+        kinds = self._kinds
         for k, v in raw:
-            what = seen(k)
-            if what is None:
-                what = self._classify(k)
+            what = kinds[k]
             if what:
                 if what & _HOST:
                     if host is None:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from chaosproxy.proxy.wire.headers import (
     HOP_BY_HOP_BYTES,
+    NameKinds,
     RawHeaders,
     connection_listed,
     header_lines,
@@ -33,21 +34,16 @@ _KIND = {n: _HOP for n in HOP_BY_HOP_BYTES} | {
     b"retry-after": _RETRY,
     b"connection": _CONNECTION,
 }
-# Names as spelled on the wire, classified once: upstreams send the same few names in the same
-# spelling, and a lookup of the name as it came spares lower-casing it each time. Bounded: an
-# upstream sending ever new names gets them classified each time past the bound.
-_SEEN: dict[bytes, int] = {}
-_MAX_SEEN = 1024
 
 
-def _kind(name: bytes) -> int:
-    low = name.lower()
+def _classify(low: bytes) -> int:
     what = _KIND.get(low)
     if what is None:
         what = _HOP if low.startswith(b"proxy-") else _KEEP
-    if len(_SEEN) < _MAX_SEEN:
-        _SEEN[name] = what
     return what
+
+
+_KINDS = NameKinds(_classify)
 
 
 def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
@@ -59,11 +55,9 @@ def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
     framed = has_length = has_id = False
     retry_after: bytes | None = None
     listed: frozenset[bytes] | None = None
-    seen = _SEEN.get
+    kinds = _KINDS
     for k, v in raw:
-        what = seen(k)
-        if what is None:
-            what = _kind(k)
+        what = kinds[k]
         if what != _KEEP:
             if what == _HOP:
                 continue

@@ -7,7 +7,7 @@ spelling, and never decodes: the pass-through path forwards what it was sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 HOP_BY_HOP = frozenset(
     {
@@ -33,6 +33,27 @@ _NOT_LISTABLE = HOP_BY_HOP_BYTES | frozenset(h.encode() for h in NEVER_LISTED) |
 _NONE: frozenset[bytes] = frozenset()
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+
+class NameKinds(dict[bytes, int]):
+    """What each header name means to a per-message scan, looked up as the name came on the
+    wire (`kinds[name]`): `classify` gets the lower-cased name once per spelling, since peers
+    send the same few names in the same spelling, and the scan spares a `lower()` per header.
+    Bounded: past `bound` spellings (a peer sending ever new names) a new one is classified each
+    time, not kept."""
+
+    __slots__ = ("_bound", "_classify")
+
+    def __init__(self, classify: Callable[[bytes], int], bound: int = 1024) -> None:
+        super().__init__()
+        self._classify = classify
+        self._bound = bound
+
+    def __missing__(self, name: bytes) -> int:
+        what = self._classify(name.lower())
+        if len(self) < self._bound:
+            self[name] = what
+        return what
 
 
 def connection_listed(value: bytes) -> frozenset[bytes]:

@@ -44,18 +44,10 @@ def test_connection_never_removes_the_length_nor_the_id() -> None:
     assert head.framed and head.has_length and head.has_id
 
 
-def test_names_are_classified_whatever_their_spelling_and_past_the_bound() -> None:
-    # The scan remembers names as spelled on the wire; a hostile upstream sending ever new
-    # names fills that memory to its bound only, and every name is still classified.
-    from chaosproxy.proxy.upstream import head as module
-
+def test_names_are_classified_whatever_their_spelling() -> None:
     for spelling in (b"connection", b"CONNECTION", b"Connection", b"cOnNeCtIoN"):
         scanned = scan_head([(spelling, b"close"), (b"Proxy-X", b"1"), (b"PROXY-y", b"2")])
         assert scanned.lines == b""
-    for i in range(3 * module._MAX_SEEN):
-        scanned = scan_head([(b"X-%d" % i, b"v"), (b"Keep-Alive-%d" % i, b"w")])
-        assert scanned.lines == b"X-%d: v\r\nKeep-Alive-%d: w\r\n" % (i, i)
-    assert len(module._SEEN) == module._MAX_SEEN
     late = scan_head([(b"TE", b"trailers"), (b"Retry-After", b"3"), (b"content-LENGTH", b"1")])
     assert late.lines == b"Retry-After: 3\r\ncontent-LENGTH: 1\r\n"
     assert (late.retry_after, late.has_length, late.framed) == (b"3", True, True)

@@ -83,3 +83,22 @@ def test_watched_headers_are_reported_whether_kept_or_not() -> None:
     pairs, lines, seen = end_to_end(raw, watch=frozenset({b"transfer-encoding", b"retry-after"}))
     assert pairs == [(b"X-A", b"1")] and lines == b"X-A: 1\r\n"
     assert seen == [(b"transfer-encoding", b"chunked"), (b"retry-after", b"5")]
+
+
+def test_name_kinds_classify_each_spelling_once_and_keep_no_more_than_the_bound() -> None:
+    # A peer sending ever new names fills the memory to its bound only; every name is still
+    # classified, and by its lower-cased form.
+    from chaosproxy.proxy.wire.headers import NameKinds
+
+    asked: list[bytes] = []
+
+    def classify(low: bytes) -> int:
+        asked.append(low)
+        return len(low)
+
+    kinds = NameKinds(classify, bound=4)
+    assert [kinds[b"Host"], kinds[b"Host"], kinds[b"HOST"]] == [4, 4, 4]
+    assert asked == [b"host", b"host"]  # once per spelling
+    for i in range(10):
+        assert kinds[b"X-%d" % i] == 3
+    assert len(kinds) == 4 and kinds[b"X-9"] == 3 and asked.count(b"x-9") == 2
