@@ -89,34 +89,3 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
-
-
-async def sleep_until(deadline: float) -> None:
-    """Until `deadline` (`time.monotonic()`): never before it, and about as soon after as the
-    loop allows. The loop's timers count whole milliseconds on a clock that lags this one in
-    steps (uvloop's), so a timer may end up to a millisecond early: the rest is waited for
-    iteration by iteration, by a callback, so the awaiting coroutine chain is resumed once, not
-    once per iteration (a wave of delays ending together would pay for every resumption).
-    Delays that end together wake in the order they began."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        return
-    loop = asyncio.get_running_loop()
-    woken: asyncio.Future[None] = loop.create_future()
-    # On the loop's clock read now: `call_later` counts from the time the loop's iteration
-    # began (uvloop), which a busy iteration leaves milliseconds behind, and the timer would
-    # end that much early, leaving milliseconds to wait by iterations.
-    timer = loop.call_at(loop.time() + left, _wake_at, woken, deadline, loop)
-    try:
-        await woken
-    finally:
-        timer.cancel()
-
-
-def _wake_at(fut: asyncio.Future[None], deadline: float, loop: asyncio.AbstractEventLoop) -> None:
-    if fut.done():
-        return
-    if time.monotonic() >= deadline:
-        fut.set_result(None)
-    else:  # the timer ended a little early: look again at the next iteration
-        loop.call_soon(_wake_at, fut, deadline, loop)

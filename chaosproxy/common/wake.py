@@ -75,7 +75,7 @@ _TIMERFD = _timerfd()
 class WakeAt:
     """Calls `callback` on `loop` once `time.monotonic()` reached the instant last `set`."""
 
-    __slots__ = ("_at", "_callback", "_fd", "_handle", "_loop", "_spec", "precise")
+    __slots__ = ("_at", "_callback", "_fd", "_handle", "_loop", "_spec")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         self._loop = loop
@@ -89,7 +89,11 @@ class WakeAt:
             if fd >= 0:
                 self._fd = fd
                 loop.add_reader(fd, self._readable)
-        self.precise = self._fd >= 0  # a timerfd: no busy loop for the last millisecond
+
+    @property
+    def precise(self) -> bool:
+        """A timerfd wakes it (no busy loop for the last millisecond and a half)."""
+        return self._fd >= 0
 
     def set(self, at: float) -> None:
         """Wake at `at` (`time.monotonic()`; at once if it is past), instead of any instant set

@@ -83,10 +83,15 @@ class Guardrails:
 
     # ------------------------------------------------------------ per request (hot path)
 
+    @property
+    def full(self) -> bool:
+        """The limit is reached: `admit` would refuse."""
+        limit = self.limit
+        return limit is not None and self.active >= limit
+
     def admit(self) -> bool:
         """Take an active-fault slot; False (and counted) when the limit is reached."""
-        limit = self.limit
-        if limit is not None and self.active >= limit:
+        if self.full:
             self.skipped += 1
             return False
         self.active += 1

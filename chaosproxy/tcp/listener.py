@@ -71,12 +71,11 @@ class TcpProxy:
         upstream: tuple[str, int],
         engine: Engine,
         bus: EventBus,
+        deadlines: Deadlines,
         connect_timeout: float = 5.0,
-        deadlines: Deadlines | None = None,
     ) -> None:
         self.name = name
-        # Where the latency toxics' delays wait (the registry's, shared by its proxies).
-        self.deadlines = deadlines if deadlines is not None else Deadlines()
+        self.deadlines = deadlines  # where latency toxics wait: the registry's, for every proxy
         self.listen = listen
         self.upstream = upstream
         self.engine = engine

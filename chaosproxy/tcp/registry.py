@@ -176,8 +176,8 @@ class TcpProxies:
                 upstream_at,
                 self.engine,
                 self.bus,
-                self.connect_timeout,
                 self.deadlines,
+                self.connect_timeout,
             )
             proxy.reuse_port = self.reuse_port
             if enabled:

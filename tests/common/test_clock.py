@@ -4,12 +4,8 @@ sleepers wake exactly when their deadline passes, and a test can wait until a ta
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 
-import pytest
-
-from chaosproxy.common.clock import SYSTEM_CLOCK, FakeClock, sleep_until
+from chaosproxy.common.clock import SYSTEM_CLOCK, FakeClock
 
 
 def test_fake_time_moves_only_when_advanced_and_wall_follows_monotonic() -> None:
@@ -75,35 +71,3 @@ async def test_a_sleep_of_zero_or_less_returns_without_registering_a_sleeper() -
     await SYSTEM_CLOCK.sleep(0)
     assert clock.sleepers == 0
     assert clock.monotonic() == 1000.0
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_sleep_until_never_wakes_before_its_deadline_and_keeps_the_order(loop: str) -> None:
-    """60 delays of 1-6 ms at once, on the standard loop and on uvloop (whose timers count
-    whole milliseconds on a lagging clock and may fire a millisecond early): every one wakes at
-    or after its deadline; and 30 delays of one length begun one after another wake in the
-    order they began (a wave of requests delayed alike is answered in arrival order)."""
-    woke: list[tuple[str, int, float, float]] = []
-
-    async def one(kind: str, i: int, length: float | None = None, at: float = 0.0) -> None:
-        deadline = at if length is None else time.monotonic() + length
-        await sleep_until(deadline)
-        woke.append((kind, i, deadline, time.monotonic()))
-
-    async def main() -> None:
-        rng = random.Random(7)
-        now = time.monotonic()
-        mixed = [now + rng.choice((0.001, 0.0025, 0.004, 0.006)) for _ in range(60)]
-        await asyncio.gather(
-            *(one("mixed", i, at=d) for i, d in enumerate(mixed)),
-            *(one("alike", i, length=0.003) for i in range(30)),
-        )
-
-    factory = asyncio.new_event_loop
-    if loop == "uvloop":
-        factory = pytest.importorskip("uvloop").new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
-    assert len(woke) == 90
-    assert [(kind, i) for kind, i, d, at in woke if at < d] == []
-    assert [i for kind, i, _, _ in woke if kind == "alike"] == list(range(30))

@@ -130,17 +130,14 @@ class ProxyCore:
         error answer; then it is done."""
         err = relay.error
         head, conn = relay.req, relay.conn
-        delayed = relay if isinstance(relay, DelayedRelay) else None
         if err is UNSENT or (isinstance(err, Stale) and head.method in IDEMPOTENT):
-            if delayed is not None:
-                if conn.closed:
-                    delayed.release()
-                else:
-                    head.waited = delayed  # its wait is over: `handle` only forwards it
+            if isinstance(relay, DelayedRelay) and not conn.closed:
+                head.waited = relay  # its wait is over: `handle` only forwards it (and releases)
+            else:
+                relay.release()
             conn.send_again(head)  # on a fresh connection: `request` knows how
             return
-        if delayed is not None:
-            delayed.release()
+        relay.release()
         if err is not None:
             e = err if isinstance(err, UpstreamError) else stale_error()
             upstream_failed(relay, e)
@@ -175,19 +172,19 @@ class ProxyCore:
                     await ex.respond_error(status, details, *extra, _CLOSE)
                 return False
             # The fast checks stay inline: a request no rule touches makes no call for them.
-            if head.decided:  # by `relay`, which then left the request to this path
+            waited = head.waited
+            if waited is not None:  # a delayed relay waited its delay (delayed.py): forward it
+                ex.decision, ex.injected, ex.mark = waited.decision, True, waited.mark
+                ex.t0 = head.t0  # its duration counts its delay, from its arrival
+                ex.on_finish(waited.release)
+                decision = None
+            elif head.decided:  # by `relay`, which then left the request to this path
                 decision = head.decision
             else:
                 decision = self.engine.decide(ex) if self.engine.active else None
             faults = adopt(ex, decision) if decision is not None else None
-            if faults is None and self.request_faults is not None:
+            if faults is None and self.request_faults is not None and waited is None:
                 faults = self.request_faults(ex)
-            waited = head.waited
-            if waited is not None:  # a delayed relay waited its delay (delayed.py)
-                ex.decision, ex.injected, ex.mark = waited.decision, True, waited.mark
-                ex.t0 = head.t0  # its duration counts its delay, from its arrival
-                ex.on_finish(waited.release)
-                faults = None
             if faults and conn.eof:
                 ex.close()  # the client finished sending and may be gone: no fault waits for it
             elif faults and self.admit(ex, faults):

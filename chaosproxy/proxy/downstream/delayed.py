@@ -76,7 +76,7 @@ def delay_then_relay(
         return False
     guard = core.guardrails
     if guard is not None:
-        if guard.limit is not None and guard.active >= guard.limit:
+        if guard.full:
             return False  # `handle` refuses it the fault, and counts that once
         guard.admit()
     rid = head.request_id = head.request_id or core.ids.next()

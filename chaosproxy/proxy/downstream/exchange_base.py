@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from chaosproxy.common.clock import SYSTEM_CLOCK, Clock, sleep_until
+from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.events import EventBus, FaultInjected
 from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.core import Decision
@@ -26,6 +26,10 @@ class Site(Protocol):
     def rng(self) -> random.Random: ...
     @property
     def bus(self) -> EventBus: ...
+    @property
+    def deadlines(self) -> Deadlines:
+        """Where request-side delays wait (`common.wake`): one heap per proxy."""
+        ...
 
 
 # Fields of the proxy's own answers that it sets itself: framing, and the request's id.
@@ -141,10 +145,7 @@ class BaseExchange(Hooks, _Declared):
             await clock.sleep(seconds)
             return
         if clock is SYSTEM_CLOCK:
-            # The proxy's heap of deadlines wakes on time (common/wake.py); a core without one
-            # (a test's), the loop's timer and then its iterations.
-            deadlines: Deadlines | None = getattr(self.core, "deadlines", None)
-            await (sleep_until(target) if deadlines is None else deadlines.sleep_until(target))
+            await self.core.deadlines.sleep_until(target)  # never early, on time
         else:
             await clock.sleep(min(seconds, target - clock.monotonic()))
 

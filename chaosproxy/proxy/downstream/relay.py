@@ -163,6 +163,9 @@ class Relay:
     def run_finish(self, request_id: str) -> None:
         """No finish callbacks: nothing acted on the request."""
 
+    def release(self) -> None:
+        """The request ended: what it held is given back (a delayed relay's guardrail slot)."""
+
     @property
     def method(self) -> str:
         return self.req.method
