@@ -60,27 +60,39 @@ def test_each_wake_up_comes_at_or_after_its_instant(
 @pytest.mark.parametrize("loop", list(LOOPS))
 def test_setting_again_moves_the_instant_and_cancel_or_close_ends_it(loop: str) -> None:
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         before = fds()
         calls: list[float] = []
-        w = WakeAt(asyncio.get_running_loop(), lambda: calls.append(time.monotonic()))
-        far = time.monotonic() + 3600
-        w.set(far)
+        woke = loop.create_future()
+
+        def fired() -> None:
+            calls.append(time.monotonic())
+            woke.set_result(None)
+
+        w = WakeAt(loop, fired)
+        w.set(time.monotonic() + 3600)
         near = time.monotonic() + 0.005
         w.set(near)  # moved closer: it wakes then, once
-        while not calls:
-            await asyncio.sleep(0.001)
-        assert calls[0] >= near
+        async with asyncio.timeout(10):
+            await woke
+        assert calls == [calls[0]] and calls[0] >= near
+
+        async def past(seconds: float) -> None:
+            """Until another wake-up, set after `w`'s instant, came: one `w` would precede."""
+            passed = loop.create_future()
+            barrier = WakeAt(loop, lambda: passed.set_result(None))
+            barrier.set(time.monotonic() + seconds)
+            async with asyncio.timeout(10):
+                await passed
+            barrier.close()
+
         w.set(time.monotonic() + 0.002)
         w.cancel()  # nothing comes
-        settle = time.monotonic() + 0.02
-        while time.monotonic() < settle:
-            await asyncio.sleep(0.001)
+        await past(0.01)
         assert len(calls) == 1
         w.set(time.monotonic() + 0.002)
         w.close()  # nothing comes, and no descriptor is left open
-        settle = time.monotonic() + 0.02
-        while time.monotonic() < settle:
-            await asyncio.sleep(0.001)
+        await past(0.01)
         assert len(calls) == 1 and fds() == before
 
     LOOPS[loop](main())
@@ -102,8 +114,8 @@ def test_deadlines_wake_sleepers_never_early_and_forget_the_cancelled(loop: str)
         late = await asyncio.gather(*(sleeper(e) for e in ends))
         assert min(late) >= 0 and len(deadlines) == 0
         waiting = asyncio.ensure_future(deadlines.sleep_until(time.monotonic() + 3600))
-        while not len(deadlines):
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the task's first step: it is in the heap
+        assert len(deadlines) == 1
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -4,6 +4,7 @@ Prometheus can scrape it; off loopback with a token of the runner's own."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -70,17 +71,18 @@ async def test_off_loopback_the_admin_api_gets_a_token_of_the_runners_own(
 
 # A stand-in for a Locust master whose shape just ended: it is quitting by itself, and a SIGINT
 # in the middle of that cuts it short, as it cut Locust's quit. Its quit ends when the test
-# says so (a file), so that nothing here depends on how long anything takes.
+# says so (it blocks reading a FIFO until the test writes to it), so that nothing here depends
+# on how long anything takes.
 QUITTING = """\
-import pathlib, signal, sys, time
+import os, pathlib, signal, sys
 out = pathlib.Path(sys.argv[1])
 def interrupted(*_):
     out.write_text("interrupted")
     sys.exit(1)
 signal.signal(signal.SIGINT, interrupted)
+go = os.open(out.with_suffix(".go"), os.O_RDWR)  # open before the test may write (never blocks)
 out.with_suffix(".started").write_text("")
-while not out.with_suffix(".go").exists():  # a poll for the test's word, not a timing
-    time.sleep(0.01)
+os.read(go, 1)  # the test's word; a SIGINT meanwhile ends this at once
 out.write_text("reports written")
 """
 
@@ -94,13 +96,20 @@ async def test_at_the_planned_end_locust_is_left_to_stop_by_itself(
     """At the planned end the load stops by itself: no SIGINT in the middle of its quit (which
     lost locust.json once); before it (a halt, Ctrl-C), SIGINT at once."""
     out = tmp_path / "reports.txt"
+    os.mkfifo(out.with_suffix(".go"))
     child = await spawn("locust", [sys.executable, "-c", QUITTING, str(out)], tmp_path / "log")
     async with asyncio.timeout(10):
         while not out.with_suffix(".started").exists():  # its SIGINT handler is in place
             await asyncio.sleep(0.01)
     stopping = asyncio.create_task(Load(child).stop(planned_end=planned_end))
     await asyncio.sleep(0)  # `stop` runs to its first wait: a SIGINT, if any, is sent by now
-    out.with_suffix(".go").write_text("")  # the stand-in's quit may end
+    try:  # the stand-in's quit may end (unless a SIGINT ended it: then no one reads)
+        go = os.open(out.with_suffix(".go"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: it is gone already
+        pass
+    else:
+        os.write(go, b"x")
+        os.close(go)
     async with asyncio.timeout(30):
         await stopping
     assert out.read_text() == got

@@ -33,6 +33,14 @@ def events(rt: Runtime) -> tuple[list[FaultInjected], list[RequestDone], asyncio
     return faults, done, ended
 
 
+def injected(rt: Runtime) -> asyncio.Event:
+    """Set at each `FaultInjected`: the proxy records a delay just before its wait begins (in the
+    same callback), so once it is set the request is waiting."""
+    seen = asyncio.Event()
+    rt.bus.subscribe(FaultInjected, lambda ev: seen.set())
+    return seen
+
+
 def waiting(rt: Runtime) -> list[DelayedRelay]:
     """The delayed relays waiting on the proxy's connections now."""
     assert rt._proxy is not None
@@ -53,10 +61,11 @@ async def one_waiting(rt: Runtime, ended: asyncio.Event) -> Client:
     connection); `ended` is cleared for the second's end."""
     client = await warmed(rt, "5s")
     ended.clear()
+    seen = injected(rt)
     client.writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
     async with asyncio.timeout(10):
-        while not waiting(rt):
-            await asyncio.sleep(0.01)
+        await seen.wait()
+    assert waiting(rt)
     return client
 
 
@@ -77,7 +86,6 @@ async def test_a_delayed_answer_has_the_bytes_of_an_untouched_one_and_the_fault_
     rt.engine.add_rule([build("latency", {"delay": "30ms"}, "f")])
     sent = time.monotonic()
     client.writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.sleep(0)
     delayed = await client.answer()
     elapsed = time.monotonic() - sent
     client.close()
@@ -173,10 +181,11 @@ async def test_a_full_guardrail_refuses_the_delay_once(
     await first.get()
     await second.get()
     rt.engine.add_rule([build("latency", {"delay": "300ms"}, "f")])
+    seen = injected(rt)
     first.writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
     async with asyncio.timeout(10):
-        while not waiting(rt):
-            await asyncio.sleep(0.01)
+        await seen.wait()
+    assert waiting(rt)
     # The slot is taken: the second request goes through untouched, refused once.
     answer = await second.get("/b")
     assert answer.startswith(b"HTTP/1.1 200 Fine") and not done[-1].injected
@@ -204,6 +213,8 @@ class _Site:
         self.sent: list[tuple[str, float]] = []
         self.forwarder = self
         self.deadlines = Deadlines()
+        self.expected = 0  # how many sends set `all_sent`
+        self.all_sent = asyncio.Event()
 
     def lines(self, raw: object, client_ip: str, request_id: str) -> tuple[bytes, bool, bool]:
         return b"", True, False
@@ -227,6 +238,8 @@ class _Site:
         self, method: str, target: str, lines: bytes, has_host: bool, sink: object
     ) -> object:
         self.sent.append((target, time.monotonic()))
+        if len(self.sent) == self.expected:
+            self.all_sent.set()
         return object()
 
 
@@ -247,9 +260,9 @@ def test_delayed_relays_send_never_before_their_deadline_and_in_its_order(loop: 
             head = relay.req
             due[target] = head.t0 + delay
             relay.wait(due[target])
+        site.expected = len(delays)
         async with asyncio.timeout(10):
-            while len(site.sent) < len(delays):
-                await asyncio.sleep(0.005)
+            await site.all_sent.wait()
         assert all(at >= due[target] for target, at in site.sent)
         order = sorted(due, key=lambda t: (due[t], list(due).index(t)))
         assert [target for target, _ in site.sent] == order
@@ -357,10 +370,11 @@ async def test_a_delay_on_the_awaiting_path_waits_in_the_proxy_s_deadlines_too(
     rt.engine.clear_rules()
     rt.engine.add_rule([build("latency", {"delay": "1h"}, "f")])
     ended.clear()
+    seen = injected(rt)
     client.writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
     async with asyncio.timeout(10):
-        while not len(rt.core.deadlines):
-            await asyncio.sleep(0.01)
+        await seen.wait()
+    assert len(rt.core.deadlines) == 1
     client.close()
     async with asyncio.timeout(10):
         await ended.wait()
