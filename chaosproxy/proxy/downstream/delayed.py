@@ -24,31 +24,26 @@ from collections.abc import Callable
 from typing import Protocol
 
 from chaosproxy.common.clock import SYSTEM_CLOCK
-from chaosproxy.common.events import EventBus, FaultInjected
+from chaosproxy.common.events import FaultInjected
 from chaosproxy.common.ids import RequestIds
 from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.decide import Decision
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.faults.latency import LatencyFault
-from chaosproxy.proxy.downstream.exchange_base import injected_mark
+from chaosproxy.proxy.downstream.exchange_base import Site, injected_mark
 from chaosproxy.proxy.downstream.listener import ClientConnection
 from chaosproxy.proxy.downstream.relay import UNSENT, Relay, RelaySite
 from chaosproxy.proxy.downstream.request import RequestHead
 
 
-class DelaySite(RelaySite, Protocol):
-    """What a delayed relay reads of the proxy (the `ProxyCore`)."""
+class DelaySite(RelaySite, Site, Protocol):
+    """What a delayed relay reads of the proxy (the `ProxyCore`): what a relay and an exchange
+    read, and these."""
 
-    @property
-    def rng(self) -> random.Random: ...
-    @property
-    def bus(self) -> EventBus: ...
     @property
     def ids(self) -> RequestIds: ...
     @property
     def guardrails(self) -> Guardrails | None: ...
-    @property
-    def deadlines(self) -> Deadlines: ...
     @property
     def options(self) -> MarkOption: ...
 
