@@ -246,7 +246,10 @@ def _compile_rule(
     outcomes: list[tuple[float, tuple[Fault, ...]]] = []
     make = build
     if spec.match.tcp is not None:  # a rule for a TCP proxy: its faults are TCP faults
-        from chaosproxy.faults.tcp import build as make
+        # (a module, not `from ... import build as make`: compiled, that binds no local)
+        import chaosproxy.faults.tcp as tcp_faults
+
+        make = tcp_faults.build
     for j, outcome in enumerate(spec.outcomes):
         faults: list[Fault] = []
         for fs in outcome.faults:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from chaosproxy.common.events import EventBus, FaultInjected, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, StateChanged, StateKind
 
 
 class Listener:
@@ -23,7 +23,7 @@ def test_a_bound_method_can_be_unsubscribed() -> None:
     bus, listener = EventBus(), Listener()
     bus.subscribe(StateChanged, listener.on_state)
     bus.unsubscribe(listener.on_state)  # a new bound-method object, equal to the first
-    bus.emit(StateChanged(0.0, "scenario_started"))
+    bus.emit(StateChanged(0.0, StateKind.SCENARIO_STARTED))
     assert listener.seen == []
 
 
@@ -35,7 +35,7 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
 
     bus.subscribe(StateChanged, broken)
     bus.subscribe(StateChanged, listener.on_state)
-    bus.emit(StateChanged(0.0, "phase_changed"))
+    bus.emit(StateChanged(0.0, StateKind.PHASE_CHANGED))
     assert listener.seen == ["phase_changed"]
 
 
@@ -50,7 +50,9 @@ async def test_an_event_posted_from_another_thread_is_dispatched_on_the_owner_th
         arrived.set()  # safe: this runs on the loop's thread
 
     bus.subscribe(StateChanged, on_state)
-    poster = threading.Thread(target=bus.post, args=(StateChanged(0.0, "scenario_stopped"),))
+    poster = threading.Thread(
+        target=bus.post, args=(StateChanged(0.0, StateKind.SCENARIO_STOPPED),)
+    )
     poster.start()
     poster.join()
     assert seen == []  # not on the posting thread
@@ -72,7 +74,7 @@ async def test_events_of_another_threads_change_come_before_what_the_owner_emits
         with bus.batch():
             inside.set()
             release.wait()
-            bus.post(StateChanged(0.0, "scenario_started"))
+            bus.post(StateChanged(0.0, StateKind.SCENARIO_STARTED))
 
     t = threading.Thread(target=admin)
     t.start()
@@ -90,7 +92,7 @@ def test_a_change_on_the_owner_thread_dispatches_its_events_after_it() -> None:
     seen: list[bool] = []
     bus.subscribe(StateChanged, lambda ev: seen.append(state["running"]))
     with bus.batch():
-        bus.post(StateChanged(0.0, "scenario_started"))
+        bus.post(StateChanged(0.0, StateKind.SCENARIO_STARTED))
         state["running"] = True  # listeners see the completed change
     assert seen == [True]
 

@@ -238,8 +238,8 @@ def test_a_fault_is_timed_from_its_own_scenarios_start(tmp_path: Path) -> None:
     the body leaves; or an instant after an admin-thread start) is timed from A's start."""
     path = tmp_path / "journal.jsonl"
     bus, j = journal_bus(path)
-    bus.emit(StateChanged(100.0, "scenario_started", "a"))
-    bus.emit(StateChanged(105.0, "scenario_started", "b"))
+    bus.emit(StateChanged(100.0, StateKind.SCENARIO_STARTED, "a"))
+    bus.emit(StateChanged(105.0, StateKind.SCENARIO_STARTED, "b"))
     for t, scenario in [(104.99, "a"), (106.0, "a"), (106.0, "b"), (107.0, "")]:
         bus.emit(FaultInjected(t, "r", "GET", "/", scenario, "p", "rule", "error", "x"))
     j.close()

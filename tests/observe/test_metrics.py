@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged
+from chaosproxy.common.events import EventBus, FaultInjected, RequestDone, StateChanged, StateKind
 from chaosproxy.faults import build
 from chaosproxy.faults.base import Gauge
 from chaosproxy.observe.metrics import Metrics
@@ -97,12 +97,12 @@ def test_scenario_active_follows_phase_changes_and_stop() -> None:
     m = Metrics()
     bus = EventBus()
     m.attach(bus)
-    bus.emit(StateChanged(0.0, "scenario_started", "sc", "warmup"))
-    bus.emit(StateChanged(1.0, "phase_changed", "sc", "broken"))
+    bus.emit(StateChanged(0.0, StateKind.SCENARIO_STARTED, "sc", "warmup"))
+    bus.emit(StateChanged(1.0, StateKind.PHASE_CHANGED, "sc", "broken"))
     s = samples(m)
     assert s[("chaosproxy_scenario_active", (("phase", "warmup"), ("scenario", "sc")))] == 0
     assert s[("chaosproxy_scenario_active", (("phase", "broken"), ("scenario", "sc")))] == 1
-    bus.emit(StateChanged(2.0, "scenario_stopped", "sc"))
+    bus.emit(StateChanged(2.0, StateKind.SCENARIO_STOPPED, "sc"))
     s = samples(m)
     assert s[("chaosproxy_scenario_active", (("phase", "broken"), ("scenario", "sc")))] == 0
 
@@ -112,7 +112,7 @@ def test_reload_failures_are_counted() -> None:
     bus = EventBus()
     m.attach(bus)
     assert samples(m)[("chaosproxy_config_reload_errors_total", ())] == 0
-    bus.emit(StateChanged(0.0, "reload_failed", "sc"))
+    bus.emit(StateChanged(0.0, StateKind.RELOAD_FAILED, "sc"))
     assert samples(m)[("chaosproxy_config_reload_errors_total", ())] == 1
 
 

@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
 from chaosproxy.common.errors import UpstreamError
@@ -23,10 +24,10 @@ from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
-from chaosproxy.faults.base import Exchange, Fault
+from chaosproxy.faults.base import Fault
 from chaosproxy.proxy.downstream.delayed import DelayedRelay, delay_then_relay
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
-from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark
+from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark, run_chain
 from chaosproxy.proxy.downstream.listener import ClientConnection
 from chaosproxy.proxy.downstream.relay import UNSENT, Relay, SendNow, can_relay, stale_error
 from chaosproxy.proxy.downstream.request import RequestBody, RequestError, RequestHead, origin_form
@@ -129,7 +130,7 @@ class ProxyCore:
         does a delayed one that found no idle connection), an upstream failure gets the proxy's
         error answer; then it is done."""
         err = relay.error
-        head, conn = relay.req, relay.conn
+        head, conn = relay.req, cast(ClientConnection, relay.conn)  # the one `relay` was given
         if err is UNSENT or (isinstance(err, Stale) and head.method in IDEMPOTENT):
             if isinstance(relay, DelayedRelay) and not conn.closed:
                 head.waited = relay  # its wait is over: `handle` only forwards it (and releases)
@@ -313,24 +314,6 @@ def adopt(ex: BaseExchange, decision: Decision) -> tuple[Fault, ...]:
     if decision.seed is not None:
         ex.rng = random.Random(decision.seed)
     return decision.faults
-
-
-async def run_chain(
-    faults: tuple[Fault, ...], ex: Exchange, forward: Callable[[], Awaitable[None]]
-) -> None:
-    """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
-
-    def step(i: int) -> Callable[[], Awaitable[None]]:
-        if i == len(faults):
-            return forward
-
-        async def run() -> None:
-            if not ex.finished:
-                await faults[i].apply(ex, step(i + 1))
-
-        return run
-
-    await step(0)()
 
 
 def upstream_failed(ex: BaseExchange | Relay, e: UpstreamError, via: str = "") -> None:

@@ -31,8 +31,7 @@ from chaosproxy.engine.decide import Decision
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.faults.latency import LatencyFault
 from chaosproxy.proxy.downstream.exchange_base import Site, injected_mark
-from chaosproxy.proxy.downstream.listener import ClientConnection
-from chaosproxy.proxy.downstream.relay import UNSENT, Relay, RelaySite
+from chaosproxy.proxy.downstream.relay import UNSENT, Relay, RelayConn, RelaySite
 from chaosproxy.proxy.downstream.request import RequestHead
 
 
@@ -59,7 +58,7 @@ log = logging.getLogger("chaosproxy.proxy")
 def delay_then_relay(
     core: DelaySite,
     head: RequestHead,
-    conn: ClientConnection,
+    conn: RelayConn,
     decision: Decision,
     on_end: Callable[[Relay], None],
 ) -> bool:
@@ -119,7 +118,7 @@ class DelayedRelay(Relay):
         self,
         core: RelaySite,
         head: RequestHead,
-        conn: ClientConnection,
+        conn: RelayConn,
         request_id: str,
         on_end: Callable[[Relay], None],
         mark: str | None,

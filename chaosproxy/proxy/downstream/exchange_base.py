@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from chaosproxy.common.clock import SYSTEM_CLOCK, Clock
@@ -194,3 +194,35 @@ def retry_after_seconds(value: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+async def run_chain(
+    faults: tuple[Fault, ...], ex: Exchange, forward: Callable[[], Awaitable[None]]
+) -> None:
+    """Apply faults outermost first; the innermost step (`forward`) goes upstream."""
+    await (_Step(faults, ex, forward, 0) if faults else forward)()
+
+
+class _Step:
+    """One fault of a chain, called with the rest of it (a class, not a closure that names
+    itself: mypyc compiles that wrongly)."""
+
+    __slots__ = ("ex", "faults", "forward", "i")
+
+    def __init__(
+        self,
+        faults: tuple[Fault, ...],
+        ex: Exchange,
+        forward: Callable[[], Awaitable[None]],
+        i: int,
+    ) -> None:
+        self.faults, self.ex, self.forward, self.i = faults, ex, forward, i
+
+    async def __call__(self) -> None:
+        if self.ex.finished:
+            return
+        i = self.i + 1
+        rest = (
+            self.forward if i == len(self.faults) else _Step(self.faults, self.ex, self.forward, i)
+        )
+        await self.faults[self.i].apply(self.ex, rest)

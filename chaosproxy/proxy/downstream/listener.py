@@ -29,7 +29,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from ssl import SSLContext
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -188,6 +188,9 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
             cause = e.__context__
             if isinstance(cause, RequestError):
                 self._reject(cause.status, cause.details)
+            elif cause is not None:  # a bug of ours in a callback, not the client's bad input
+                log.error("internal error reading a request", exc_info=cause)
+                self._reject(500, "internal error")
             else:
                 details = str(e).strip().splitlines()[0][:200] if str(e).strip() else "bad request"
                 self._reject(400, details)
@@ -673,7 +676,8 @@ class ProxyListener:
             reuse_port=reuse_port,
         )
         self._sweep = self.loop.call_later(self.resolution, self._check_deadlines)
-        return int(self.server.sockets[0].getsockname()[1])
+        # (uvloop's `sockets` is a list where typeshed says a tuple: compiled code would check)
+        return int(cast(Any, self.server).sockets[0].getsockname()[1])
 
     def _check_deadlines(self) -> None:
         now = self.loop.time()

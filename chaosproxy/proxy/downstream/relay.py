@@ -23,7 +23,7 @@ from typing import Protocol
 from chaosproxy.common.clock import Clock
 from chaosproxy.common.errors import UpstreamError
 from chaosproxy.proxy.downstream.exchange_base import retry_after_seconds
-from chaosproxy.proxy.downstream.listener import ClientConnection
+from chaosproxy.proxy.downstream.listener import Relayed
 from chaosproxy.proxy.downstream.request import RequestHead
 from chaosproxy.proxy.downstream.responses import (
     answer_head,
@@ -48,6 +48,25 @@ UNSENT = Unsent()
 def stale_error() -> UpstreamError:
     """What a stale connection means for a request that may not be sent twice."""
     return UpstreamError("reset", "the upstream closed the connection")
+
+
+class RelayConn(Protocol):
+    """What a relay uses of its client connection (`listener.ClientConnection`). A Protocol:
+    compiled code checks a concrete class's type at each call, and tests relay on stand-ins."""
+
+    eof: bool
+    upstream_started: bool
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def mark_head_sent(self) -> None: ...
+
+    def relaying(self, relay: Relayed, started: bool = True) -> None: ...
 
 
 class SendNow(Protocol):
@@ -113,7 +132,7 @@ class Relay:
         self,
         core: RelaySite,
         head: RequestHead,
-        conn: ClientConnection,
+        conn: RelayConn,
         request_id: str,
         t0: float,
         on_end: Callable[[Relay], None],

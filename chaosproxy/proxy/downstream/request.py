@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
+from mypy_extensions import mypyc_attr
 
 if TYPE_CHECKING:
     from chaosproxy.engine.decide import Decision
@@ -216,6 +217,7 @@ class BodySource(Protocol):
         """Read again: the reader caught up."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # an HTTP/2 stream is Python (chaosproxy.native)
 class OneReader:
     """A buffer one reader waits on: it parks until the producer wakes it (data, the end, an
     error). Shared by the request body here and an HTTP/2 stream (`proxy.h2.stream`)."""

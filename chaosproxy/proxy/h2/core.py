@@ -20,9 +20,9 @@ from chaosproxy.proxy.downstream.core import (
     adopt,
     answer_upstream_failure,
     internal_error,
-    run_chain,
     upstream_failed,
 )
+from chaosproxy.proxy.downstream.exchange_base import run_chain
 from chaosproxy.proxy.h2.deadline import within_deadline
 from chaosproxy.proxy.h2.exchange import H2Exchange
 from chaosproxy.proxy.h2.forward import Route, UpstreamStreamReset

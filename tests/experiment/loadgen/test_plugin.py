@@ -20,11 +20,12 @@ from typing import Any
 import msgpack
 import pytest
 
+import chaosproxy
 from chaosproxy.common import sketch
 from chaosproxy.experiment.align import ClientData
 from chaosproxy.experiment.series import View
 
-PLUGIN = Path(sketch.__file__).parents[1] / "experiment" / "loadgen" / "plugin.py"
+PLUGIN = Path(chaosproxy.__file__).parent / "experiment" / "loadgen" / "plugin.py"
 _loads = itertools.count()
 
 

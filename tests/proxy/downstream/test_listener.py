@@ -338,3 +338,39 @@ async def test_http_1_0_keep_alive_is_honoured_and_announced(
                 assert ("Connection", "keep-alive") in headers
     finally:
         writer.close()
+
+
+class _BrokenRelay:
+    """The proxy's core with a bug in `relay`, which runs inside the parser's callback."""
+
+    def __init__(self, core: object) -> None:
+        self._core = core
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._core, name)
+
+    def relay(self, *args: object) -> bool:
+        raise RuntimeError("boom")
+
+
+async def test_a_bug_of_ours_in_a_parser_callback_is_a_logged_500_not_the_clients_400(
+    raw_upstream: Callable[..., Awaitable[RawUpstream]],
+    start_proxy: StartProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # httptools wraps whatever a callback raises as a parser error; only a RequestError is the
+    # client's fault. Anything else is ours: said as an internal error, its traceback logged
+    # (never sent), and the next connection is served.
+    up = await raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    rt = await start_proxy(up.url)
+    listener = rt._proxy
+    assert listener is not None
+    core = listener.core
+    listener.core = _BrokenRelay(core)  # type: ignore[assignment]
+    raw = await exchange(rt.proxy_url, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 ") and b"boom" not in raw and b"Traceback" not in raw
+    logged = [r for r in caplog.records if r.getMessage() == "internal error reading a request"]
+    assert logged and logged[0].exc_info is not None and "boom" in str(logged[0].exc_info[1])
+    listener.core = core
+    again = await exchange(rt.proxy_url, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert again.startswith(b"HTTP/1.1 200 OK") and again.endswith(b"\r\n\r\nok")
