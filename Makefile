@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-container lint tools bench bench-tcp bench-h2 soak clean
+.PHONY: demo test test-fast test-container lint tools native bench bench-tcp bench-h2 soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,17 @@ $(STAMP): pyproject.toml
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
 	@touch $(STAMP)
 
+# The per-request path compiled to C (chaosproxy/native.py; about 40 s with mypyc and gcc): built
+# again only when one of its sources changed. It fails only where there is no C compiler or no
+# Python headers, and then chaosproxy runs as pure Python and says so at startup.
+native: $(STAMP)
+	@$(BIN)/python -m chaosproxy.native_build --if-stale > $(VENV)/native.log 2>&1 || \
+		echo "make: the per-request path was not compiled (see $(VENV)/native.log): pure Python" >&2
+
 # Ctrl-C reaches make, this shell and the demo at once: the demo stops cleanly and exits 130,
 # which is the end a user asked for, not an error for make to report. The shell traps INT so it
 # outlives the signal and can say so. DEMO_ARGS: more flags for it (e.g. DEMO_ARGS="--out DIR").
-demo: $(STAMP)
+demo: native
 	@trap : INT; $(BIN)/python -m chaosproxy demo $(DEMO_ARGS); status=$$?; \
 		if [ $$status -ne 130 ]; then exit $$status; fi
 
@@ -49,7 +56,7 @@ PYTEST_PARALLEL := -n 8 --dist worksteal
 # tests) compiles the package from source again, and each test process rewrites every test
 # module's asserts anew. The suite writes its bytecode (to __pycache__, which git ignores).
 test: export PYTHONDONTWRITEBYTECODE :=
-test: tools $(STAMP)
+test: tools native
 	@$(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1 & lint=$$!; \
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS); tests=$$?; \
 	wait $$lint; linted=$$?; cat $(VENV)/lint.log; \
@@ -57,7 +64,7 @@ test: tools $(STAMP)
 	exit $$tests
 
 # Everything but the slow suites, for a quick local loop.
-test-fast: lint
+test-fast: lint native
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m 'not slow' $(PYTEST_ARGS)
 
 # The sidecar image built with podman and tested in a pod (as root; see ci/container-smoke.sh).
@@ -65,19 +72,19 @@ test-container: $(STAMP)
 	ci/container-smoke.sh
 
 # wrk makes the load, nginx is the upstream (Debian packages; the bench falls back without them).
-bench: $(STAMP)
+bench: native
 	@ci/debian-tools.sh wrk nginx || echo "make bench: wrk/nginx missing; slower fallbacks" >&2
 	$(BIN)/python bench/passthrough.py
 
 # TCP pass-through against a direct connection and socat (Debian), a latency fault's overshoot
 # (beside the peer Toxiproxy's when it is there), memory per idle connection.
-bench-tcp: $(STAMP)
+bench-tcp: native
 	@ci/debian-tools.sh socat || echo "make bench-tcp: socat missing; its row is skipped" >&2
 	$(BIN)/python bench/tcp_passthrough.py
 
 # HTTP/2: h2load through the proxy against HTTP/1.1 and a minimal h2 proxy, memory per idle h2c
 # connection, a latency fault's overshoot per stream (nginx is the upstream).
-bench-h2: $(STAMP)
+bench-h2: native
 	@ci/debian-tools.sh nginx h2load=nghttp2-client || echo "make bench-h2: nginx/h2load missing" >&2
 	$(BIN)/python bench/h2_passthrough.py
 	$(BIN)/python bench/h2_idle_connections.py
@@ -85,7 +92,7 @@ bench-h2: $(STAMP)
 
 # Five minutes at ~70 % of capacity while scenarios and rules churn; exits 1 on resource growth
 # or a client error no injected fault explains (bench/soak.py; SOAK_ARGS="--duration 900").
-soak: $(STAMP)
+soak: native
 	@ci/debian-tools.sh nginx || echo "make soak: nginx missing; an aiohttp upstream instead" >&2
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 

@@ -251,6 +251,11 @@ def main() -> int:
         metavar="DIR",
         help="also measure the chaosproxy package in DIR (e.g. `git archive REV chaosproxy`)",
     )
+    ap.add_argument(
+        "--pure",
+        action="store_true",
+        help="also measure this tree as pure Python (CHAOSPROXY_PURE=1), beside the compiled path",
+    )
     ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve_upstream:
@@ -274,7 +279,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="chaosproxy-bench-"))
     scenario = work / "bench-no-match.yaml"
     scenario.write_text(NO_MATCH_SCENARIO)
-    ports = {n: free_port() for n in ("up", "cp", "ys", "pa", "ph", "admin", "bf", "bfadmin")}
+    ports = {
+        n: free_port()
+        for n in ("up", "cp", "ys", "pa", "ph", "admin", "bf", "bfadmin", "pu", "puadmin")
+    }
     upstream = f"http://127.0.0.1:{ports['up']}"
     chaos = [
         PY, "-m", "chaosproxy", "run", "--upstream", upstream, "--log-level", "warning",
@@ -306,6 +314,13 @@ def main() -> int:
     before_env = {**os.environ, "PYTHONPATH": str(Path(a.before).resolve())} if a.before else None
     if a.before:
         targets["before"] = ports["bf"]
+    pure = [
+        *chaos[:8],
+        "--listen", f"127.0.0.1:{ports['pu']}", "--admin", f"127.0.0.1:{ports['puadmin']}",
+        *chaos[12:],
+    ]  # fmt: skip
+    if a.pure:
+        targets["pure"] = ports["pu"]
     cells: list[Cell] = []
     key: list[tuple[float, float]] = []  # (req/s ratio, CPU-per-request ratio) per round
     rss: dict[str, float] = {}
@@ -332,6 +347,10 @@ def main() -> int:
                 started(pinned(0, before), ports["bf"], env=before_env, cwd=str(HERE))
             )
             pids["before"] = bf.pid
+        if a.pure:
+            pure_env = {**os.environ, "CHAOSPROXY_PURE": "1"}
+            pu = extra.enter_context(started(pinned(0, pure), ports["pu"], env=pure_env))
+            pids["pure"] = pu.pid
 
         def measure(name: str, body: str, c: int, warm: bool = True) -> Cell:
             url = f"http://127.0.0.1:{targets[name]}/{body}"
@@ -392,10 +411,10 @@ def main() -> int:
                 f"              ({ysc.cpu_us / cpc.cpu_us:4.2f}x)"
                 f"              {cpc.rps / dc.rps:6.2f}x"
                 f"                  {cpc.cpu_us / hc.cpu_us:4.2f}x"
-                + (
-                    f"   before/yardstick {by[('before', body, c)].rps / ysc.rps:4.2f}x"
-                    if a.before
-                    else ""
+                + "".join(
+                    f"   {t}/yardstick {by[(t, body, c)].rps / ysc.rps:4.2f}x"
+                    for t in ("before", "pure")
+                    if t in targets
                 )
             )
     if 1 in conns:

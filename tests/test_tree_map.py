@@ -12,6 +12,8 @@ PACKAGE = ROOT / "chaosproxy"
 
 # module (relative to chaosproxy/) -> where it is tested instead, and why not on its own path.
 ELSEWHERE: dict[str, str] = {
+    "native_build.py": "tests/test_native.py — the build is what `make` runs before every "
+    "suite; its test is that the build it made is loaded, and a stale one never is",
     "admin/control.py": "tests/admin/test_scenarios.py tests/admin/test_rules.py "
     "tests/admin/test_guards.py — what the routes do, driven through the real admin API, where "
     "its ApiError statuses are what a client sees",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from chaosproxy import __version__
+from chaosproxy import __version__, native
 
 # Subcommand modules, each with `register(subparsers)`; they set `func(args) -> int`.
 COMMANDS = ("run", "demo", "scenarios", "ctl", "experiment")
@@ -117,7 +117,9 @@ def env_defaults(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="chaosproxy", description="Fault-injection HTTP proxy for chaos testing.")
-    parser.add_argument("--version", action="version", version=f"chaosproxy {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"chaosproxy {__version__}, {native.state}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     import importlib
 

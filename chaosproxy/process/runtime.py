@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from chaosproxy import native
 from chaosproxy.admin.app import make_admin_app
 from chaosproxy.admin.plane import AdminAccess, ControlPlane
 from chaosproxy.admin.thread import AdminThread
@@ -362,6 +363,7 @@ class Runtime:
         self._start_engine_tasks()
         self.toxiproxy_port = await self._start_toxiproxy_api()
         if s.worker is None:
+            log.info("per-request path: %s", native.state)
             log.info("proxying %s -> %s (admin %s)", self.proxy_url, s.upstream, self.admin_url)
         else:  # the supervisor logs the one "proxying" line, with its public admin
             log.info(

@@ -1,0 +1,81 @@
+"""Builds the compiled per-request path (`chaosproxy.native`): mypyc, then the C compiler.
+
+    python -m chaosproxy.native_build              # compile into <sys.prefix>/chaosproxy-native
+    python -m chaosproxy.native_build --if-stale   # only when a compiled module's source changed
+    python -m chaosproxy.native_build --status     # what runs: compiled or pure Python, and why
+
+Needs mypy (which brings mypyc), setuptools, a C compiler and Python's headers; the Makefile
+runs it and goes on as pure Python when it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from chaosproxy import native
+
+
+def build(where: Path | None = None, *, if_stale: bool = False) -> int:
+    """Compile `native.MODULES` with mypyc into `where`; 0 when done or already current."""
+    where = where or native.default_dir()
+    marks = native.fingerprint()
+    manifest = where / native.MANIFEST
+    if if_stale and manifest.exists() and json.loads(manifest.read_text()) == marks:
+        print(f"compiled modules current: {where}")
+        return 0
+    from mypyc.build import mypycify
+    from setuptools import Distribution  # type: ignore[import-untyped]
+
+    root = native.PACKAGE.parent
+    with tempfile.TemporaryDirectory(prefix="chaosproxy-native-") as tmp:
+        cwd = os.getcwd()
+        os.chdir(root)  # mypy reads the project's configuration (strict) from here
+        try:
+            exts = mypycify(
+                [str(native.source(m).relative_to(root)) for m in native.MODULES],
+                opt_level="3",
+                multi_file=True,  # several C files: the compiler runs on every core
+                target_dir=str(Path(tmp) / "c"),
+                group_name=native.GROUP,
+            )
+            dist = Distribution({"name": "chaosproxy-native", "ext_modules": exts})
+            cmd = dist.get_command_obj("build_ext")
+            cmd.build_lib = str(Path(tmp) / "lib")
+            cmd.build_temp = str(Path(tmp) / "obj")
+            cmd.parallel = os.cpu_count() or 1
+            dist.run_command("build_ext")
+        finally:
+            os.chdir(cwd)
+        if where.exists():
+            shutil.rmtree(where)
+        shutil.copytree(Path(tmp) / "lib", where)
+    manifest.write_text(json.dumps(marks, indent=1))
+    print(f"compiled {len(native.MODULES)} modules into {where}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m chaosproxy.native_build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--if-stale", action="store_true", help="build only when sources changed")
+    ap.add_argument("--status", action="store_true", help="say what runs; build nothing")
+    ap.add_argument("--dir", type=Path, help="where the build goes (default: the environment's)")
+    a = ap.parse_args(argv)
+    if a.status:
+        print(native.state)
+        return 0
+    return build(a.dir, if_stale=a.if_stale)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
