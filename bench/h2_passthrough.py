@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -165,7 +166,11 @@ def report(cells: list[Cell], bodies: list[str], rss: dict[str, float]) -> None:
                 if c.body == body:
                     by_round.setdefault(c.round, {})[c.target] = c
             rps = [rr[num].rps / rr[den].rps for rr in by_round.values()]
-            cpu = [rr[num].cpu_us / rr[den].cpu_us for rr in by_round.values()]
+            # (a cell of a few requests on a loaded machine may read no CPU tick at all: nan)
+            cpu = [
+                rr[num].cpu_us / rr[den].cpu_us if rr[den].cpu_us else math.nan
+                for rr in by_round.values()
+            ]
             print(
                 f"  {body:>5} {num + ' / ' + den:<34} {med(rps):5.2f}x"
                 f" ({min(rps):.2f}-{max(rps):.2f})  CPU/req {med(cpu):5.2f}x   {why}"
