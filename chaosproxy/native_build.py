@@ -18,8 +18,34 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chaosproxy import native
+
+
+def _parallel_build_ext() -> type:
+    """setuptools' build_ext, with the C files of one extension compiled on every core (it
+    compiles them one after another: mypyc's one library is most of the build's time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from setuptools.command.build_ext import build_ext  # type: ignore[import-untyped]
+
+    class ParallelBuildExt(build_ext):  # type: ignore[misc]
+        def build_extension(self, ext: Any) -> None:
+            one_by_one = self.compiler.compile
+
+            def compile_all(sources: list[str], *args: Any, **kwargs: Any) -> list[str]:
+                with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                    done = pool.map(lambda s: one_by_one([s], *args, **kwargs), sources)
+                    return [obj for objs in done for obj in objs]
+
+            self.compiler.compile = compile_all
+            try:
+                super().build_extension(ext)
+            finally:
+                self.compiler.compile = one_by_one
+
+    return ParallelBuildExt
 
 
 def build(where: Path | None = None, *, if_stale: bool = False) -> int:
@@ -46,6 +72,7 @@ def build(where: Path | None = None, *, if_stale: bool = False) -> int:
                 group_name=native.GROUP,
             )
             dist = Distribution({"name": "chaosproxy-native", "ext_modules": exts})
+            dist.cmdclass["build_ext"] = _parallel_build_ext()
             cmd = dist.get_command_obj("build_ext")
             cmd.build_lib = str(Path(tmp) / "lib")
             cmd.build_temp = str(Path(tmp) / "obj")
