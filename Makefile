@@ -13,12 +13,12 @@ $(STAMP): pyproject.toml
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[dev,loadtest]'
 	@touch $(STAMP)
 
-# The per-request path compiled to C (chaosproxy/native.py; about 40 s with mypyc and gcc): built
+# The per-request path compiled to C (chaosproxy/native.py; about 20 s with mypyc and gcc): built
 # again only when one of its sources changed. It fails only where there is no C compiler or no
 # Python headers, and then chaosproxy runs as pure Python and says so at startup.
 native: $(STAMP)
-	@$(BIN)/python -m chaosproxy.native_build --if-stale > $(VENV)/native.log 2>&1 || \
-		echo "make: the per-request path was not compiled (see $(VENV)/native.log): pure Python" >&2
+	@$(BIN)/python -m chaosproxy.native_build --if-stale --log $(VENV)/native.log || \
+		echo "make: the per-request path was not compiled (above; $(VENV)/native.log): pure Python" >&2
 
 # Ctrl-C reaches make, this shell and the demo at once: the demo stops cleanly and exits 130,
 # which is the end a user asked for, not an error for make to report. The shell traps INT so it

@@ -2,6 +2,7 @@
 
     python -m chaosproxy.native_build              # compile into <sys.prefix>/chaosproxy-native
     python -m chaosproxy.native_build --if-stale   # only when a compiled module's source changed
+    python -m chaosproxy.native_build --log F      # mypy's and the compiler's output into F
     python -m chaosproxy.native_build --status     # what runs: compiled or pure Python, and why
 
 Needs mypy (which brings mypyc), setuptools, a C compiler and Python's headers; the Makefile
@@ -11,12 +12,13 @@ runs it and goes on as pure Python when it fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +50,51 @@ def _parallel_build_ext() -> type:
     return ParallelBuildExt
 
 
-def build(where: Path | None = None, *, if_stale: bool = False) -> int:
-    """Compile `native.MODULES` with mypyc into `where`; 0 when done or already current."""
+@contextlib.contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """mypy's, setuptools' and the compiler's output (a few hundred lines) into `log`."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def build(where: Path | None = None, *, if_stale: bool = False, log: Path | None = None) -> int:
+    """Compile `native.MODULES` with mypyc into `where`; 0 when done or already current.
+    `log`: where the build's own output goes (the failure's last lines are shown)."""
     where = where or native.default_dir()
     marks = native.fingerprint()
     manifest = where / native.MANIFEST
     if if_stale and manifest.exists() and json.loads(manifest.read_text()) == marks:
-        print(f"compiled modules current: {where}")
         return 0
+    print(f"compiling the per-request path to C ({len(native.MODULES)} modules, about 20 s)")
+    try:
+        with _output_to(log):
+            _compile(where)
+    except BaseException:
+        if log is not None:
+            print("".join(log.read_text().splitlines(keepends=True)[-15:]), file=sys.stderr)
+        raise
+    manifest.write_text(json.dumps(marks, indent=1))
+    print(f"compiled into {where}")
+    return 0
+
+
+def _compile(where: Path) -> None:
     from mypyc.build import mypycify
     from setuptools import Distribution  # type: ignore[import-untyped]
 
@@ -83,9 +122,6 @@ def build(where: Path | None = None, *, if_stale: bool = False) -> int:
         if where.exists():
             shutil.rmtree(where)
         shutil.copytree(Path(tmp) / "lib", where)
-    manifest.write_text(json.dumps(marks, indent=1))
-    print(f"compiled {len(native.MODULES)} modules into {where}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--if-stale", action="store_true", help="build only when sources changed")
     ap.add_argument("--status", action="store_true", help="say what runs; build nothing")
     ap.add_argument("--dir", type=Path, help="where the build goes (default: the environment's)")
+    ap.add_argument("--log", type=Path, help="the build's own output (mypy, the compiler) there")
     a = ap.parse_args(argv)
     if a.status:
         print(native.state)
         return 0
-    return build(a.dir, if_stale=a.if_stale)
+    return build(a.dir, if_stale=a.if_stale, log=a.log)
 
 
 if __name__ == "__main__":
