@@ -24,6 +24,17 @@ COPY README.md ./
 COPY chaosproxy ./chaosproxy
 RUN /opt/build/bin/python -m pip wheel --no-cache-dir --no-deps --no-build-isolation \
     --wheel-dir /wheels .
+# The per-request path compiled to C (chaosproxy/native.py): a C compiler, Python's headers (a
+# Debian python3 has none) and mypy here only; the images get the built libraries, never these.
+# The build reads the project's mypy configuration and hashes the very sources the wheel holds.
+# hadolint ignore=DL3008,SC2086
+RUN headers="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+    && extra="" && { [ -f "$headers/Python.h" ] || extra=python3-dev; } \
+    && apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev $extra \
+    && rm -rf /var/lib/apt/lists/* \
+    && /opt/build/bin/python -m pip install --no-cache-dir --find-links /wheels \
+        -r /tmp/requirements.txt "mypy>=1.10" types-PyYAML \
+    && /opt/build/bin/python -m chaosproxy.native_build --dir /opt/native --log /tmp/native.log
 
 # ---- runner (optional target): the experiment side, with Locust (and grpcio for gRPC load).
 #   Never the sidecar.
@@ -36,6 +47,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && /opt/chaosproxy/bin/python -m pip install --no-cache-dir --find-links /wheels \
         "$(echo /tmp/wheel/chaosproxy-*.whl)[loadtest,grpc]" \
     && rm -rf /tmp/wheel
+COPY --from=build /opt/native /opt/chaosproxy/chaosproxy-native
 ENV PATH=/opt/chaosproxy/bin:$PATH \
     PYTHONUNBUFFERED=1
 USER 10001:10001
@@ -55,6 +67,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && /opt/build/bin/python -m pip --python /opt/chaosproxy/bin/python install --no-cache-dir \
         --no-index --find-links /wheels /tmp/wheel/chaosproxy-*.whl \
     && rm -rf /tmp/wheel
+# The compiled per-request path, used when it matches the installed sources (it does: same wheel)
+COPY --from=build /opt/native /opt/chaosproxy/chaosproxy-native
 ENV PATH=/opt/chaosproxy/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CHAOSPROXY_LISTEN=0.0.0.0:8080 \

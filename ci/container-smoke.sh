@@ -182,7 +182,12 @@ there=$(podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c "$digest" \
 podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c \
   'for c in gcc cc pip pip3 curl; do ! command -v $c || exit 1; done; ! python3 -c "import locust"' \
   >"$WORK/absent.out" 2>&1 || fail "the image holds what it must not: $(cat "$WORK/absent.out")"
-lap "image $IMAGE built: holds ./chaosproxy; no compiler, pip, curl or Locust"
+version=$(podman run --rm --no-healthcheck "$IMAGE" --version 2>&1) || fail "chaosproxy --version: $version"
+case "$version" in
+*"compiled ("*) ;;
+*) fail "the image's per-request path is not the compiled one: $version" ;;
+esac
+lap "image $IMAGE built: holds ./chaosproxy, its per-request path compiled; no compiler, pip, curl or Locust"
 
 # ---------------------------------------------------------------- the sidecar in a pod
 # A scenario directory mounted like a ConfigMap: every API request fails with 500 at once.
