@@ -114,3 +114,17 @@ async def test_compiled_and_pure_proxies_answer_the_same_bytes(
     assert a.startswith(b"HTTP/1.1 200")
     assert _without_id_and_date(a) == _without_id_and_date(b)
     assert a.split(b"\r\n\r\n", 1)[1] == direct.split(b"\r\n\r\n", 1)[1]
+
+
+def test_a_current_build_is_not_built_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make` runs the build before every suite: when nothing changed it is a hash and a
+    comparison, silent (no compiler, no mypy)."""
+    from chaosproxy import native_build
+
+    (tmp_path / native.MANIFEST).write_text(json.dumps(native.fingerprint()))
+    assert native_build.build(tmp_path, if_stale=True) == 0
+    assert capsys.readouterr().out == "" and sorted(p.name for p in tmp_path.iterdir()) == [
+        native.MANIFEST
+    ]
