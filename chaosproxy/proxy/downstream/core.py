@@ -25,7 +25,7 @@ from chaosproxy.engine.core import Decision, Engine
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.engine.load_signals import LoadSignals
 from chaosproxy.faults.base import Fault
-from chaosproxy.proxy.downstream.delayed import DelayedRelay, delay_then_relay
+from chaosproxy.proxy.downstream.delayed import delay_then_relay
 from chaosproxy.proxy.downstream.exchange import ProxyExchange
 from chaosproxy.proxy.downstream.exchange_base import BaseExchange, injected_mark, run_chain
 from chaosproxy.proxy.downstream.listener import ClientConnection
@@ -132,10 +132,7 @@ class ProxyCore:
         err = relay.error
         head, conn = relay.req, cast(ClientConnection, relay.conn)  # the one `relay` was given
         if err is UNSENT or (isinstance(err, Stale) and head.method in IDEMPOTENT):
-            if isinstance(relay, DelayedRelay) and not conn.closed:
-                head.waited = relay  # its wait is over: `handle` only forwards it (and releases)
-            else:
-                relay.release()
+            relay.hand_back()
             conn.send_again(head)  # on a fresh connection: `request` knows how
             return
         relay.release()

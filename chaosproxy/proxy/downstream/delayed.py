@@ -26,7 +26,6 @@ from typing import Protocol
 from chaosproxy.common.clock import SYSTEM_CLOCK
 from chaosproxy.common.events import FaultInjected
 from chaosproxy.common.ids import RequestIds
-from chaosproxy.common.wake import Deadlines
 from chaosproxy.engine.decide import Decision
 from chaosproxy.engine.guardrails import Guardrails
 from chaosproxy.faults.latency import LatencyFault
@@ -72,10 +71,10 @@ def delay_then_relay(
     if guard is not None:
         if guard.full:
             return False  # `handle` refuses it the fault, and counts that once
-        guard.admit()
+        guard.admit()  # the relay holds this slot until it ends
     rid = head.request_id = head.request_id or core.ids.next()
     mark = injected_mark(decision, decision.faults) if core.options.mark_injected else None
-    relay = DelayedRelay(core, head, conn, rid, on_end, mark, decision, guard, core.deadlines)
+    relay = DelayedRelay(core, head, conn, rid, on_end, mark, decision)
     d = fault.sample(core.rng if decision.seed is None else random.Random(decision.seed))
     core.bus.emit(
         FaultInjected(
@@ -116,20 +115,18 @@ class DelayedRelay(Relay):
 
     def __init__(
         self,
-        core: RelaySite,
+        core: DelaySite,
         head: RequestHead,
         conn: RelayConn,
         request_id: str,
         on_end: Callable[[Relay], None],
         mark: str | None,
         decision: Decision,
-        guard: Guardrails | None,
-        deadlines: Deadlines,
     ) -> None:
         super().__init__(core, head, conn, request_id, head.t0, on_end, mark)
         self.decision = decision
-        self._guard = guard  # it holds a slot of these guardrails until it ends
-        self._deadlines = deadlines
+        self._guard = core.guardrails  # it holds a slot of these (admitted) until it ends
+        self._deadlines = core.deadlines
         self.waiting = False
 
     def wait(self, deadline: float) -> None:
@@ -151,6 +148,14 @@ class DelayedRelay(Relay):
         if not sent:
             self.error = UNSENT
             self._finish()
+
+    def hand_back(self) -> None:
+        """Its wait is over: `handle` only forwards it, and releases its slot when it ends (a
+        closed client's request ends here)."""
+        if self.conn.closed:
+            self.release()
+        else:
+            self.req.waited = self
 
     def release(self) -> None:
         """The request ended: its guardrail slot is free again (once)."""

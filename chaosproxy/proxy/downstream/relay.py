@@ -55,6 +55,7 @@ class RelayConn(Protocol):
     compiled code checks a concrete class's type at each call, and tests relay on stand-ins."""
 
     eof: bool
+    closed: bool
     upstream_started: bool
 
     @property
@@ -184,6 +185,11 @@ class Relay:
 
     def release(self) -> None:
         """The request ended: what it held is given back (a delayed relay's guardrail slot)."""
+
+    def hand_back(self) -> None:
+        """The request goes to the awaiting path (`handle`) instead, sent again from scratch:
+        nothing of this relay goes with it."""
+        self.release()
 
     @property
     def method(self) -> str:

@@ -211,6 +211,7 @@ class _Site:
     """A proxy whose upstream records when each delayed relay sent its request."""
 
     clock = SYSTEM_CLOCK
+    guardrails = None
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, float]] = []
@@ -230,8 +231,6 @@ class _Site:
             lambda r: None,
             None,
             Decision("", "", "r1", ()),
-            None,
-            self.deadlines,
         )
 
     def send_now(
