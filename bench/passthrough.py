@@ -284,12 +284,17 @@ def main() -> int:
         for n in ("up", "cp", "ys", "pa", "ph", "admin", "bf", "bfadmin", "pu", "puadmin")
     }
     upstream = f"http://127.0.0.1:{ports['up']}"
-    chaos = [
-        PY, "-m", "chaosproxy", "run", "--upstream", upstream, "--log-level", "warning",
-        "--listen", f"127.0.0.1:{ports['cp']}", "--admin", f"127.0.0.1:{ports['admin']}",
-        "--scenario", str(scenario),
-        "--reload-interval", "0",
-    ]  # fmt: skip
+
+    def chaosproxy(port: str, admin: str) -> list[str]:
+        """`chaosproxy run` on these ports (this tree's, a `--before` one, the pure one)."""
+        return [
+            PY, "-m", "chaosproxy", "run", "--upstream", upstream, "--log-level", "warning",
+            "--listen", f"127.0.0.1:{ports[port]}", "--admin", f"127.0.0.1:{ports[admin]}",
+            "--scenario", str(scenario),
+            "--reload-interval", "0",
+        ]  # fmt: skip
+
+    chaos = chaosproxy("cp", "admin")
 
     def peer(script: str, port: int) -> list[str]:
         return [PY, str(HERE / script), "--upstream", upstream, "--listen", f"127.0.0.1:{port}"]
@@ -306,19 +311,11 @@ def main() -> int:
         "aiohttp+pool": ports["pa"],
         "httptools": ports["ph"],
     }
-    before = [
-        *chaos[:8],
-        "--listen", f"127.0.0.1:{ports['bf']}", "--admin", f"127.0.0.1:{ports['bfadmin']}",
-        *chaos[12:],
-    ]  # fmt: skip
+    before = chaosproxy("bf", "bfadmin")
     before_env = {**os.environ, "PYTHONPATH": str(Path(a.before).resolve())} if a.before else None
     if a.before:
         targets["before"] = ports["bf"]
-    pure = [
-        *chaos[:8],
-        "--listen", f"127.0.0.1:{ports['pu']}", "--admin", f"127.0.0.1:{ports['puadmin']}",
-        *chaos[12:],
-    ]  # fmt: skip
+    pure = chaosproxy("pu", "puadmin")
     if a.pure:
         targets["pure"] = ports["pu"]
     cells: list[Cell] = []
