@@ -93,27 +93,30 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None if file is None else importlib.util.spec_from_file_location(name, file)
 
 
-def install(where: Path | None = None) -> str:
-    """Load the compiled modules from now on when they match these sources; say what runs."""
+def install() -> None:
+    """Load the compiled modules from now on when they match these sources; `state` says
+    which runs."""
     global state
+    state = _decide()
+    if state.startswith("compiled"):
+        where = default_dir()
+        files = {m: where.joinpath(*m.split(".")).with_suffix(SUFFIX) for m in MODULES}
+        files[LIBRARY] = where / f"{LIBRARY}{SUFFIX}"
+        sys.meta_path.insert(0, _Finder(files))
+
+
+def _decide() -> str:
+    """What runs: "compiled (…)", or "pure Python (why)"."""
     if os.environ.get("CHAOSPROXY_PURE"):
-        state = "pure Python (CHAOSPROXY_PURE is set)"
-        return state
-    where = where or default_dir()
+        return "pure Python (CHAOSPROXY_PURE is set)"
+    where = default_dir()
     try:
         built = json.loads((where / MANIFEST).read_text())
     except (OSError, ValueError):
-        state = "pure Python (not compiled: `python -m chaosproxy.native_build`)"
-        return state
+        return "pure Python (not compiled: `python -m chaosproxy.native_build`)"
     if built != fingerprint():
-        state = "pure Python (the compiled modules are from other sources: build again)"
-        return state
+        return "pure Python (the compiled modules are from other sources: build again)"
     loaded = [m for m in (*MODULES, LIBRARY) if m in sys.modules]
     if loaded:  # imported as Python before this ran: mixing would run two copies
-        state = f"pure Python ({loaded[0]} was imported first)"
-        return state
-    files = {m: where.joinpath(*m.split(".")).with_suffix(SUFFIX) for m in MODULES}
-    files[LIBRARY] = where / f"{LIBRARY}{SUFFIX}"
-    sys.meta_path.insert(0, _Finder(files))
-    state = f"compiled ({len(MODULES)} modules, {where})"
-    return state
+        return f"pure Python ({loaded[0]} was imported first)"
+    return f"compiled ({len(MODULES)} modules, {where})"
