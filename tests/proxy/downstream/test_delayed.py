@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
@@ -76,9 +77,22 @@ async def warmed(rt: Runtime, delay: str) -> Client:
     return client
 
 
-async def one_waiting(rt: Runtime, ended: asyncio.Event) -> Client:
+@dataclass
+class Waiting:
+    """A proxy with one request waiting out its delay, and what tells how it ends."""
+
+    up: StandIn
+    rt: Runtime
+    done: list[RequestDone]
+    ended: asyncio.Event  # set at the waiting request's end
+    client: Client
+
+
+async def one_waiting(start_proxy: StartProxy, upstream: StartUp, **options: Any) -> Waiting:
     """A client whose second request waits out a 5 s delay now (its first opened the upstream
-    connection); `ended` is cleared for the second's end."""
+    connection)."""
+    up, rt = await ok_proxy(start_proxy, upstream, **options)
+    _, done, ended = events(rt)
     client = await warmed(rt, "5s")
     ended.clear()
     seen = injected(rt)
@@ -86,7 +100,7 @@ async def one_waiting(rt: Runtime, ended: asyncio.Event) -> Client:
     async with asyncio.timeout(10):
         await seen.wait()
     assert waiting(rt)
-    return client
+    return Waiting(up, rt, done, ended, client)
 
 
 def without_mark(answer: bytes) -> bytes:
@@ -126,9 +140,8 @@ async def test_a_delayed_answer_has_the_bytes_of_an_untouched_one_and_the_fault_
 async def test_a_delayed_request_waits_on_a_timer_with_no_task(
     start_proxy: StartProxy, upstream: StartUp
 ) -> None:
-    up, rt = await ok_proxy(start_proxy, upstream)
-    _, done, ended = events(rt)
-    client = await one_waiting(rt, ended)
+    w = await one_waiting(start_proxy, upstream)
+    up, rt, done, ended, client = w.up, w.rt, w.done, w.ended, w.client
     assert rt._proxy is not None
     [conn] = [c for c in rt._proxy.connections if isinstance(c.relay, DelayedRelay)]
     assert conn.task is None and len(up.heads) == 1  # no task answers it: the timer will
@@ -142,9 +155,8 @@ async def test_a_delayed_request_waits_on_a_timer_with_no_task(
 async def test_a_client_reset_during_the_delay_frees_its_guardrail_slot(
     start_proxy: StartProxy, upstream: StartUp
 ) -> None:
-    up, rt = await ok_proxy(start_proxy, upstream, max_active_faults=5)
-    _, _, ended = events(rt)
-    client = await one_waiting(rt, ended)
+    w = await one_waiting(start_proxy, upstream, max_active_faults=5)
+    up, rt, ended, client = w.up, w.rt, w.ended, w.client
     assert rt.guardrails.active == 1
     reset(client.writer)
     async with asyncio.timeout(10):
@@ -160,9 +172,8 @@ async def test_a_client_that_finishes_sending_during_the_delay_is_closed_unanswe
     start_proxy: StartProxy, upstream: StartUp
 ) -> None:
     # As on the awaiting path: a fault's wait ends when the client gives up (its EOF).
-    up, rt = await ok_proxy(start_proxy, upstream)
-    _, done, ended = events(rt)
-    client = await one_waiting(rt, ended)
+    w = await one_waiting(start_proxy, upstream)
+    up, done, ended, client = w.up, w.done, w.ended, w.client
     client.writer.write_eof()
     async with asyncio.timeout(10):
         rest = await client.reader.read()
