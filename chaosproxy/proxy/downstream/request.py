@@ -150,7 +150,8 @@ class RequestHead:
     def path(self) -> str:
         p = self._path
         if p is None:
-            p = self._path = unquote(self.raw_path)
+            raw = self.raw_path
+            p = self._path = unquote(raw) if "%" in raw else raw  # (what unquote returns)
         return p
 
     @property
