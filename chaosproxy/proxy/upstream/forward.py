@@ -6,6 +6,8 @@ through the faults' hooks is the downstream pipeline's job (`downstream/pipeline
 
 from __future__ import annotations
 
+from typing import Final
+
 from chaosproxy.proxy.upstream.interface import OutgoingBody, Tunnel, Upstream, UpstreamResponse
 from chaosproxy.proxy.wire.headers import (
     HOP_BY_HOP,
@@ -17,7 +19,12 @@ from chaosproxy.proxy.wire.headers import (
 
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 # What a header name means to the request lines (flags): never forwarded, or watched.
-_SKIP, _HOST, _XFF, _ID, _LENGTH, _CONNECTION = 1, 2, 4, 8, 16, 32
+_SKIP: Final = 1
+_HOST: Final = 2
+_XFF: Final = 4
+_ID: Final = 8
+_LENGTH: Final = 16
+_CONNECTION: Final = 32
 _WATCH = {
     b"host": _HOST,
     b"x-forwarded-for": _XFF,
@@ -71,7 +78,7 @@ class Forwarder:
         listed: frozenset[bytes] | None = None
         kinds = self._kinds
         for k, v in raw:
-            what = kinds[k]
+            what = kinds.of(k)
             if what:
                 if what & _HOST:
                     if host is None:
@@ -88,7 +95,11 @@ class Forwarder:
                         listed = extra if listed is None else listed | extra
                 if what & _SKIP:
                     continue
-            lines += (k, b": ", v, b"\r\n")
+            # Four appends, not `+= (k, ...)`: compiled, a tuple per header is most of the cost.
+            lines.append(k)
+            lines.append(b": ")
+            lines.append(v)
+            lines.append(b"\r\n")
         has_host = host is not None and self._host_kept
         if listed:  # `Connection` named more hop-by-hop headers (it may have named Host)
             kept, kept_lines, _ = end_to_end(raw, self.skip)

@@ -3,8 +3,7 @@ received (never decoded on the pass-through path), and what the writer must know
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final
 
 from chaosproxy.proxy.wire.headers import (
     HOP_BY_HOP_BYTES,
@@ -15,18 +14,38 @@ from chaosproxy.proxy.wire.headers import (
 )
 
 
-class ScannedHead(NamedTuple):
-    kept: RawHeaders  # end-to-end headers, order and spelling kept
-    lines: bytes  # the same as header lines
-    has_length: bool
-    has_id: bool
-    retry_after: bytes | None
-    framed: bool  # Content-Length or Transfer-Encoding: the body does not end with the connection
+class ScannedHead:
+    """What the scan found (a plain class: compiled, its fields are read directly)."""
+
+    __slots__ = ("framed", "has_id", "has_length", "kept", "lines", "retry_after")
+
+    def __init__(
+        self,
+        kept: RawHeaders,
+        lines: bytes,
+        has_length: bool,
+        has_id: bool,
+        retry_after: bytes | None,
+        framed: bool,
+    ) -> None:
+        self.kept = kept  # end-to-end headers, order and spelling kept
+        self.lines = lines  # the same as header lines
+        self.has_length = has_length
+        self.has_id = has_id
+        self.retry_after = retry_after
+        # Content-Length or Transfer-Encoding: the body does not end with the connection
+        self.framed = framed
 
 
 # What each name the scan must notice means to it (lower-case); any other name is end-to-end
 # unless it starts with `proxy-` or `Connection` lists it.
-_LENGTH, _CODING, _ID, _RETRY, _CONNECTION, _HOP, _KEEP = range(7)
+_LENGTH: Final = 0
+_CODING: Final = 1
+_ID: Final = 2
+_RETRY: Final = 3
+_CONNECTION: Final = 4
+_HOP: Final = 5
+_KEEP: Final = 6
 _KIND = {n: _HOP for n in HOP_BY_HOP_BYTES} | {
     b"content-length": _LENGTH,
     b"transfer-encoding": _CODING,
@@ -43,10 +62,10 @@ def _classify(low: bytes) -> int:
     return what
 
 
-_KINDS = NameKinds(_classify)
+_KINDS: Final = NameKinds(_classify)
 
 
-def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
+def scan_head(raw: RawHeaders) -> ScannedHead:
     """Keep a response's end-to-end headers as lines (what `wire.headers.end_to_end` keeps, in
     one pass written for the answer: it runs once per proxied response); note the framing, the
     request id and `Retry-After` as the upstream sent them."""
@@ -56,13 +75,14 @@ def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
     retry_after: bytes | None = None
     listed: frozenset[bytes] | None = None
     kinds = _KINDS
-    for k, v in raw:
-        what = kinds[k]
+    for item in raw:
+        k = item[0]
+        what = kinds.of(k)
         if what != _KEEP:
             if what == _HOP:
                 continue
             if what == _CONNECTION:
-                extra = connection_listed(v)
+                extra = connection_listed(item[1])
                 if extra:
                     listed = extra if listed is None else listed | extra
                 continue
@@ -74,9 +94,13 @@ def scan_head(raw: Sequence[tuple[bytes, bytes]]) -> ScannedHead:
             elif what == _ID:
                 has_id = True
             else:
-                retry_after = v
-        kept.append((k, v))
-        lines += (k, b": ", v, b"\r\n")
+                retry_after = item[1]
+        kept.append(item)
+        # Four appends, not `+= (k, ...)`: compiled, a tuple per header is most of the cost.
+        lines.append(k)
+        lines.append(b": ")
+        lines.append(item[1])
+        lines.append(b"\r\n")
     if listed:
         kept = [(k, v) for k, v in kept if k.lower() not in listed]
         return ScannedHead(kept, header_lines(kept), has_length, has_id, retry_after, framed)

@@ -97,8 +97,8 @@ def test_name_kinds_classify_each_spelling_once_and_keep_no_more_than_the_bound(
         return len(low)
 
     kinds = NameKinds(classify, bound=4)
-    assert [kinds[b"Host"], kinds[b"Host"], kinds[b"HOST"]] == [4, 4, 4]
+    assert [kinds.of(b"Host"), kinds.of(b"Host"), kinds.of(b"HOST")] == [4, 4, 4]
     assert asked == [b"host", b"host"]  # once per spelling
     for i in range(10):
-        assert kinds[b"X-%d" % i] == 3
-    assert len(kinds) == 4 and kinds[b"X-9"] == 3 and asked.count(b"x-9") == 2
+        assert kinds.of(b"X-%d" % i) == 3
+    assert len(kinds) == 4 and kinds.of(b"X-9") == 3 and asked.count(b"x-9") == 2
