@@ -8,9 +8,8 @@ reset or closed without a status), never paths or request ids. Gauges that descr
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,10 +33,10 @@ from chaosproxy.observe.stats import GRPC_NAMES
 if TYPE_CHECKING:
     from chaosproxy.faults.base import Gauge as FaultGauge
 
-METHODS = frozenset(
+METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
-UPSTREAM_REASONS = frozenset({"refused", "timeout", "reset", "protocol"})
+UPSTREAM_REASONS: Final = frozenset({"refused", "timeout", "reset", "protocol"})
 # Deadlines the proxy listener holds its clients to (chaosproxy_client_timeouts_total{kind}).
 CLIENT_TIMEOUTS = ("header", "body", "send")
 # Bounds an HTTP/2 client went past (chaosproxy_h2_clients_cut_total{bound}; proxy/h2/limits.py).
@@ -162,8 +161,9 @@ class _LiveGauges(Collector):
         return iter(())
 
 
-class _Traffic(Collector):
-    """Requests, their durations and upstream errors, aggregated per request in plain Python."""
+class TrafficCounts:
+    """Requests, their durations and upstream errors, counted per request in plain Python (a
+    class of its own, not the collector: compiled, its fields are read directly)."""
 
     def __init__(self) -> None:
         self.codes: dict[tuple[str, int, str, str], int] = {}
@@ -173,6 +173,19 @@ class _Traffic(Collector):
         self.upstream_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.upstream_sum = 0.0
         self.upstream_errors = dict.fromkeys(sorted(UPSTREAM_REASONS), 0)
+        self._bounds = list(DURATION_BUCKETS)
+
+    def _bucket(self, seconds: float) -> int:
+        """The histogram bucket of a duration (`bisect_left` on `DURATION_BUCKETS`, written
+        out: compiled, a loop over fifteen floats that usually stops at the first costs less
+        than the call; a list of this object's, not the module's tuple, which compiled code
+        would look up and unpack whole at each call)."""
+        i = 0
+        for bound in self._bounds:
+            if seconds <= bound:
+                return i
+            i += 1
+        return i
 
     def on_request(self, ev: RequestDone) -> None:
         method = ev.method if ev.method in METHODS else "OTHER"
@@ -181,16 +194,26 @@ class _Traffic(Collector):
         codes[key] = codes.get(key, 0) + 1
         if ev.grpc_status is not None:
             self.grpc[ev.grpc_status] = self.grpc.get(ev.grpc_status, 0) + 1
-        self.request_buckets[bisect_left(DURATION_BUCKETS, ev.duration)] += 1
-        self.request_sum += ev.duration
-        if ev.upstream_duration is not None:
-            self.upstream_buckets[bisect_left(DURATION_BUCKETS, ev.upstream_duration)] += 1
-            self.upstream_sum += ev.upstream_duration
+        duration = ev.duration
+        self.request_buckets[self._bucket(duration)] += 1
+        self.request_sum += duration
+        upstream = ev.upstream_duration
+        if upstream is not None:
+            self.upstream_buckets[self._bucket(upstream)] += 1
+            self.upstream_sum += upstream
         if ev.upstream_error is not None:
             reason = ev.upstream_error if ev.upstream_error in UPSTREAM_REASONS else "protocol"
             self.upstream_errors[reason] += 1
 
+
+class _Traffic(Collector):
+    """`TrafficCounts` as metric families, at scrape time."""
+
+    def __init__(self) -> None:
+        self.counts = TrafficCounts()
+
     def collect(self) -> Iterator[Metric]:
+        c = self.counts
         requests = CounterMetricFamily(
             "chaosproxy_requests",
             "Client requests answered.",
@@ -199,7 +222,7 @@ class _Traffic(Collector):
         # A copy: the admin thread scrapes while the proxy loop adds keys. A request of a run
         # that splits its clients carries `cohort` (fault | control: bounded); others have
         # no such label, so their series stay what they were.
-        for (method, code, cohort, protocol), n in sorted(self.codes.copy().items()):
+        for (method, code, cohort, protocol), n in sorted(c.codes.copy().items()):
             if cohort:
                 labels = {
                     "method": method,
@@ -217,25 +240,25 @@ class _Traffic(Collector):
             "reset stream means to gRPC).",
             labels=["grpc_status"],
         )
-        for code, n in sorted(self.grpc.copy().items()):
+        for code, n in sorted(c.grpc.copy().items()):
             calls.add_metric([GRPC_NAMES.get(code, str(code))], float(n))
         yield calls
         yield _histogram(
             "chaosproxy_request_duration_seconds",
             "Request duration as the client saw it, injected delay included.",
-            self.request_buckets.copy(),
-            self.request_sum,
+            c.request_buckets.copy(),
+            c.request_sum,
         )
         yield _histogram(
             "chaosproxy_upstream_duration_seconds",
             "Time until the upstream's response headers arrived.",
-            self.upstream_buckets.copy(),
-            self.upstream_sum,
+            c.upstream_buckets.copy(),
+            c.upstream_sum,
         )
         errors = CounterMetricFamily(
             "chaosproxy_upstream_errors", "Upstream failures by reason.", labels=["reason"]
         )
-        for reason, n in self.upstream_errors.copy().items():
+        for reason, n in c.upstream_errors.copy().items():
             errors.add_metric([reason], float(n))
         yield errors
 
@@ -303,7 +326,7 @@ class Metrics:
             _LiveGauges(inflight, pools, skipped, connections, tasks, client_timeouts, h2_cut)
         )
         self._active: tuple[str, str] | None = None
-        self.on_request = self.traffic.on_request
+        self.on_request = self.traffic.counts.on_request
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(RequestDone, self.on_request)
