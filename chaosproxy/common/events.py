@@ -38,28 +38,91 @@ class FaultInjected:
     grpc_status: int | None = None  # on a gRPC call, the status the fault answers it with
 
 
-@dataclass(slots=True)
 class RequestDone:
-    """One client exchange finished, however it ended."""
+    """One client exchange finished, however it ended. (A plain class, not a dataclass: one is
+    made per request, and compiled, a dataclass's generated `__init__` runs as Python.)"""
 
-    t: float
-    method: str
-    status: int  # 0 when the connection was reset/closed without a status
-    duration: float  # as the client saw it, injected delay included
-    upstream_duration: float | None  # None when the upstream was not called
-    upstream_error: str | None  # refused | timeout | reset | protocol
-    injected: bool
-    client: str = ""  # who sent it: --client-id-header's value, else the address
-    retry_after: float | None = None  # seconds the response asked the client to wait
-    run: str = ""  # the X-Chaos-Run header: which experiment run sent it ("" for other traffic)
-    # `fault` or `control` while the running scenario (or the ad-hoc rules) has a cohort spec,
-    # in every phase; "" otherwise.
-    cohort: str = ""
-    protocol: str = "http/1.1"  # what the client spoke: `http/1.1` or `h2` (one stream)
-    # A gRPC call's status code as its client reads it (the upstream's `grpc-status`, the one
-    # a fault answered, or what a reset stream means to gRPC); None for any other request.
-    grpc_status: int | None = None
-    request_id: str = ""  # the request's id (the journal's lines of a gRPC call wait for it)
+    __slots__ = (
+        "client",
+        "cohort",
+        "duration",
+        "grpc_status",
+        "injected",
+        "method",
+        "protocol",
+        "request_id",
+        "retry_after",
+        "run",
+        "status",
+        "t",
+        "upstream_duration",
+        "upstream_error",
+    )
+
+    def __init__(
+        self,
+        t: float,
+        method: str,
+        status: int,
+        duration: float,
+        upstream_duration: float | None,
+        upstream_error: str | None,
+        injected: bool,
+        client: str = "",
+        retry_after: float | None = None,
+        run: str = "",
+        cohort: str = "",
+        protocol: str = "http/1.1",
+        grpc_status: int | None = None,
+        request_id: str = "",
+    ) -> None:
+        self.t = t
+        self.method = method
+        self.status = status  # 0 when the connection was reset/closed without a status
+        self.duration = duration  # as the client saw it, injected delay included
+        self.upstream_duration = upstream_duration  # None when the upstream was not called
+        self.upstream_error = upstream_error  # refused | timeout | reset | protocol
+        self.injected = injected
+        self.client = client  # who sent it: --client-id-header's value, else the address
+        self.retry_after = retry_after  # seconds the response asked the client to wait
+        self.run = run  # the X-Chaos-Run header: which experiment run sent it ("" for others)
+        # `fault` or `control` while the running scenario (or the ad-hoc rules) has a cohort
+        # spec, in every phase; "" otherwise.
+        self.cohort = cohort
+        self.protocol = protocol  # what the client spoke: `http/1.1` or `h2` (one stream)
+        # A gRPC call's status code as its client reads it (the upstream's `grpc-status`, the
+        # one a fault answered, or what a reset stream means to gRPC); None for other requests.
+        self.grpc_status = grpc_status
+        self.request_id = request_id  # its id (the journal's lines of a gRPC call wait for it)
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _DONE_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestDone) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in _DONE_FIELDS)
+        return f"RequestDone({fields})"
+
+
+# The fields in the constructor's order (what `__eq__` and `__repr__` show).
+_DONE_FIELDS = (
+    "t",
+    "method",
+    "status",
+    "duration",
+    "upstream_duration",
+    "upstream_error",
+    "injected",
+    "client",
+    "retry_after",
+    "run",
+    "cohort",
+    "protocol",
+    "grpc_status",
+    "request_id",
+)
 
 
 class StateKind(StrEnum):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +16,12 @@ from chaosproxy.workers import merge
 from chaosproxy.workers.supervisor import reserve, worker_journal
 
 
-def _done(status: int = 200, duration: float = 0.002) -> RequestDone:
+def _done(
+    status: int = 200,
+    duration: float = 0.002,
+    protocol: str = "http/1.1",
+    grpc_status: int | None = None,
+) -> RequestDone:
     """A request that started at 1000.1 (the second its row counts it in)."""
     return RequestDone(
         t=1000.1 + duration,
@@ -27,6 +31,8 @@ def _done(status: int = 200, duration: float = 0.002) -> RequestDone:
         upstream_duration=duration,
         upstream_error=None,
         injected=status == 503,
+        protocol=protocol,
+        grpc_status=grpc_status,
     )
 
 
@@ -105,8 +111,8 @@ def test_rows_are_summed_second_by_second_with_quantiles_of_the_whole() -> None:
 
 
 def test_grpc_statuses_of_a_second_are_summed_across_workers() -> None:
-    a = _rows(replace(_done(), protocol="h2", grpc_status=0), replace(_done(), grpc_status=14))
-    b = _rows(replace(_done(), protocol="h2", grpc_status=14), _done())
+    a = _rows(_done(protocol="h2", grpc_status=0), _done(grpc_status=14))
+    b = _rows(_done(protocol="h2", grpc_status=14), _done())
     row = merge.timeseries([a, b], histograms=False)[1]
     assert row["grpc"] == {"OK": 1, "UNAVAILABLE": 2}
     assert row["errors"] == 2  # UNAVAILABLE is an error although its HTTP status is 200
