@@ -128,3 +128,16 @@ def test_a_current_build_is_not_built_again(
     assert capsys.readouterr().out == "" and sorted(p.name for p in tmp_path.iterdir()) == [
         native.MANIFEST
     ]
+
+
+def test_only_compiled_modules_declare_final_constants() -> None:
+    # Compiled code inlines a `Final` constant's value (that is why the hot modules declare
+    # theirs). The build is rebuilt when a compiled source changes: a constant declared in a
+    # module outside it would stay at its old value in the compiled code.
+    compiled = {native.source(m).resolve() for m in native.MODULES}
+    declaring = {
+        path.relative_to(native.PACKAGE.parent)
+        for path in native.PACKAGE.rglob("*.py")
+        if ": Final" in path.read_text() and path.resolve() not in compiled
+    }
+    assert declaring == set()

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Final
 
-ACCURACY = 0.01
-GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
-LOG_GAMMA = math.log(GAMMA)
-FLOOR = 1e-6  # seconds: durations at or below this share one key
+ACCURACY: Final = 0.01
+GAMMA: Final = (1 + ACCURACY) / (1 - ACCURACY)
+LOG_GAMMA: Final = math.log(GAMMA)
+FLOOR: Final = 1e-6  # seconds: durations at or below this share one key
 
 
 def key(seconds: float) -> int:

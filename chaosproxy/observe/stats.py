@@ -124,10 +124,11 @@ class _Second:
         sk[key] = sk.get(key, 0) + 1
         if ev.retry_after is not None:
             self.retry_after += 1
-        if verdict is Retry.EARLY:
-            self.retry_early += 1
-        elif verdict is Retry.WAITED:
-            self.retry_waited += 1
+        if verdict is not None:  # (first: compiled, naming an enum member is a lookup)
+            if verdict is Retry.EARLY:
+                self.retry_early += 1
+            elif verdict is Retry.WAITED:
+                self.retry_waited += 1
 
     def row(self, histograms: bool) -> dict[str, Any]:
         """This second as a `/stats/timeseries` row (its cohorts' rows inside, same shape)."""

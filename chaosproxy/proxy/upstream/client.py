@@ -42,6 +42,13 @@ class NativeUpstream:
         self._ssl = make_ssl_context(config.ca_file, config.insecure) if self._tls else None
         self.pool = Pool(config.pool_size, config.keepalive, self._connect)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # What `send_now` reads per request, copied from the (frozen) config: compiled, a
+        # field of this class is read directly, one of the config's is looked up.
+        self._timeout = config.timeout
+        self._read_timeout = config.read_timeout
+        self._max_head = config.max_head
+        self._max_headers = config.max_headers
+        self._sweep_step = min(config.timeout, config.read_timeout or config.timeout)
 
     def __repr__(self) -> str:
         return f"<NativeUpstream {self.config.url} {self.pool!r}>"
@@ -137,18 +144,18 @@ class NativeUpstream:
         the upstream had closed meanwhile fails the sink with `Stale`: the caller decides
         about sending again (`request` does it on a fresh connection)."""
         loop = self._running_loop()
-        conn = self.pool.take_idle(loop)
-        config = self.config
+        pool = self.pool
+        conn = pool.take_idle(loop)
         if conn is None:
-            self.pool.add_spare(loop, loop.time() + config.timeout)
+            pool.add_spare(loop, loop.time() + self._timeout)
             return None
-        resp = Response(conn, False, loop, config.max_head, config.max_headers, sink)
+        resp = Response(conn, False, loop, self._max_head, self._max_headers, sink)
         conn.resp = resp
         transport = conn.transport
         assert transport is not None
-        resp.read_timeout = config.read_timeout
-        resp.deadline = loop.time() + config.timeout
-        self.pool.watch_deadlines(min(config.timeout, config.read_timeout or config.timeout))
+        resp.read_timeout = self._read_timeout
+        resp.deadline = loop.time() + self._timeout
+        pool.watch_deadlines(self._sweep_step)
         host = b"" if has_host else self._host_line
         m, t = method.encode("latin-1"), target.encode("latin-1")
         transport.write(b"%s %s HTTP/1.1\r\n%s%s\r\n" % (m, t, host, lines))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-from collections import deque
+from typing import Final
 
 import httptools
 
@@ -29,8 +29,8 @@ from chaosproxy.proxy.upstream.head import decode_headers, scan_head
 from chaosproxy.proxy.upstream.interface import Sink, Stale
 
 # Body bytes buffered before reading from the upstream pauses, and resumes.
-_HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
+_HIGH_WATER: Final = 256 * 1024
+_LOW_WATER: Final = 64 * 1024
 
 
 class State(enum.Enum):
@@ -45,9 +45,9 @@ class State(enum.Enum):
     FAILED = "failed"  # over without a complete response: an error, or given up by its reader
 
 
-_NO_RESPONSE_YET = (State.WAITING, State.STREAMING)
-_IN_HEAD = (State.WAITING, State.STREAMING, State.HEAD, State.INTERIM)
-_OVER = (State.DONE, State.FAILED)
+_NO_RESPONSE_YET: Final = (State.WAITING, State.STREAMING)
+_IN_HEAD: Final = (State.WAITING, State.STREAMING, State.HEAD, State.INTERIM)
+_OVER: Final = (State.DONE, State.FAILED)
 
 
 class _Stop(Exception):
@@ -72,7 +72,7 @@ class _Spent:
 # A released response drops its parser: the parser holds the response's bound methods, a
 # reference cycle that would otherwise leave a dozen objects per request for the cyclic GC,
 # whose full collections then hold the GIL for tens of milliseconds (the admin thread waits).
-_SPENT_PARSER = httptools.HttpResponseParser(_Spent())
+_SPENT_PARSER: Final = httptools.HttpResponseParser(_Spent())
 
 
 class Response:
@@ -152,7 +152,7 @@ class Response:
         self._raw: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._close_delimited = False
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # (a list: it is joined whole, never popped from)
         self._size = 0
         self._exc: UpstreamError | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -396,7 +396,7 @@ class Response:
         while True:
             chunks = self._chunks
             if chunks:
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
                 if self._size > _LOW_WATER and self.conn is not None:
                     self.conn.resume_reading()
