@@ -149,7 +149,12 @@ class NativeUpstream:
         if conn is None:
             pool.add_spare(loop, loop.time() + self._timeout)
             return None
-        resp = Response(conn, False, loop, self._max_head, self._max_headers, sink)
+        spare = conn.take_spare()
+        if isinstance(spare, Response):  # the last exchange's, ended reusable: no new parser
+            resp = spare
+            resp.start(conn, sink)
+        else:
+            resp = Response(conn, False, loop, self._max_head, self._max_headers, sink)
         conn.resp = resp
         transport = conn.transport
         assert transport is not None

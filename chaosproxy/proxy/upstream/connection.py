@@ -28,6 +28,9 @@ class Reader(Protocol):
 
     def connection_lost(self, exc: Exception | None, reused: bool) -> None: ...
 
+    def drop(self) -> None:
+        """Parked here, and not to be used again."""
+
 
 class Conn(WriteFlow, asyncio.Protocol):
     """One upstream connection; feeds the response in flight (if any) and carries flow control."""
@@ -42,6 +45,20 @@ class Conn(WriteFlow, asyncio.Protocol):
         self.reused = False  # served a response before: the upstream may have closed it since
         self.idle_since = 0.0
         self.reading_paused = False
+        # The reader of the last exchange, parked for the next one when it ended reusable:
+        # its parser and fields are made once per connection, not once per request.
+        self.spare: Reader | None = None
+
+    def park(self, reader: Reader) -> None:
+        if self.spare is None and self.usable:
+            self.spare = reader
+        else:
+            reader.drop()
+
+    def take_spare(self) -> Reader | None:
+        spare = self.spare
+        self.spare = None
+        return spare
 
     def pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None and not self.closed:
@@ -70,6 +87,9 @@ class Conn(WriteFlow, asyncio.Protocol):
         self.closed = True
         self.pool.lost(self)
         self.wake_drain()
+        spare = self.take_spare()
+        if spare is not None:
+            spare.drop()
         resp = self.resp
         if resp is not None:
             resp.connection_lost(exc, self.reused)

@@ -90,6 +90,7 @@ class Response:
         "_kept",
         "_max_head",
         "_max_headers",
+        "_parked",
         "_raw",
         "_reason",
         "_size",
@@ -122,11 +123,20 @@ class Response:
         max_headers: int,
         sink: Sink | None = None,
     ) -> None:
-        self.conn: Conn | None = conn
         self.loop = loop
         self.is_head = is_head
-        self.state = State.WAITING
         self.parser = httptools.HttpResponseParser(self)
+        self._max_head = max_head
+        self._max_headers = max_headers
+        self._parked: Conn | None = None  # a sink's exchange ended reusable on this connection
+        self.start(conn, sink)
+
+    def start(self, conn: Conn, sink: Sink | None) -> None:
+        """Every field of one exchange, as it begins. A sink's response that ended with its
+        connection reusable is parked on the connection (`feed`) and starts its next exchange
+        here, parser and all: nothing of the last one is left."""
+        self.conn: Conn | None = conn
+        self.state = State.WAITING
         self.status = 0
         self.reason_bytes = b""
         self._kept: list[tuple[bytes, bytes]] = []
@@ -138,15 +148,13 @@ class Response:
         self.sent = False  # the whole request is on the wire (the connection may be reused)
         self.writer: asyncio.Task[None] | None = None
         self.read_timeout: float | None = None
-        self._max_head = max_head
-        self._max_headers = max_headers
         self._fed = 0  # bytes fed that left the head incomplete
         self._head_bytes = 0  # the header lines parsed so far
         self._fields = 0  # header lines of the message being parsed
         self.sink = sink
         # A sink's exchange is awaited by no one: no future, and no timer (`deadline`, loop
         # time, is checked by the pool's sweep; 0: none).
-        self._head: asyncio.Future[None] | None = None if sink else loop.create_future()
+        self._head: asyncio.Future[None] | None = None if sink else self.loop.create_future()
         self.deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._raw: list[tuple[bytes, bytes]] = []
@@ -171,10 +179,18 @@ class Response:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
             # (an upgrade is no parser error to httptools: it stops there and says so)
+            if self._parked is not None:
+                self._parked = None
+                self.drop()
             if self.state is State.DONE and conn is not None:
                 conn.close()  # more after a complete response: the connection is not trusted
             elif self.state not in _OVER:
                 self.fail(UpstreamError("protocol", f"invalid upstream response: {e}"))
+            return
+        parked = self._parked
+        if parked is not None:  # only now: the parser is done with this read
+            self._parked = None
+            parked.park(self)
             return
         if self.sink is not None and self.state is State.BODY:
             if self.read_timeout:  # the stall allowed between body bytes starts again
@@ -294,10 +310,16 @@ class Response:
 
     def _complete(self, keep_alive: bool) -> None:
         self.state = State.DONE
-        self._give_back(keep_alive and self.sent)
+        reusable = keep_alive and self.sent
+        conn = self.conn
+        self._give_back(reusable)
         sink = self.sink
         if sink is not None:
-            self._spend()
+            if reusable and conn is not None:
+                self.sink = None
+                self._parked = conn  # parked once the parser returns (`feed`)
+            else:
+                self._spend()
             sink.end()
         else:
             self._wake()
@@ -341,6 +363,11 @@ class Response:
         """A sink's exchange is over: no reference cycle is left for the cyclic GC (see
         `_SPENT_PARSER`); the parser finishes the call it is in."""
         self.sink = None
+        self.parser = _SPENT_PARSER
+
+    def drop(self) -> None:
+        """A parked response that will not be used again (its connection closed, or another
+        is parked there): no reference cycle is left for the cyclic GC."""
         self.parser = _SPENT_PARSER
 
     def connection_lost(self, exc: Exception | None, reused: bool) -> None:
