@@ -78,7 +78,8 @@ async def exchange(up: NativeUpstream, target: str) -> tuple[Response, Seen]:
 
 
 async def test_the_next_exchange_on_a_connection_reuses_its_response_and_starts_clean(
-    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+    raw_server: Callable[..., Awaitable[RawServer]],  # noqa: F811
+    clients: Callable[..., NativeUpstream],  # noqa: F811
 ) -> None:
     answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", FIRST, SECOND]
 
@@ -111,7 +112,8 @@ async def test_the_next_exchange_on_a_connection_reuses_its_response_and_starts_
 
 
 async def test_a_parked_response_lets_go_of_its_parser_when_its_connection_closes(
-    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+    raw_server: Callable[..., Awaitable[RawServer]],  # noqa: F811
+    clients: Callable[..., NativeUpstream],  # noqa: F811
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -134,7 +136,8 @@ async def test_a_parked_response_lets_go_of_its_parser_when_its_connection_close
 
 
 async def test_a_response_followed_by_bytes_nobody_asked_for_is_not_parked(
-    raw_server: Callable[..., Awaitable[RawServer]], clients: Callable[..., NativeUpstream]
+    raw_server: Callable[..., Awaitable[RawServer]],  # noqa: F811
+    clients: Callable[..., NativeUpstream],  # noqa: F811
 ) -> None:
     # More after a complete response in the same read: the connection is not trusted (closed),
     # and its response is not kept for another exchange.
