@@ -324,7 +324,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
             version,
             raw,
             self.client_ip,
-            self.core.clock.monotonic(),  # the proxy's clock: delays are measured on it
+            self.listener.now(),  # the proxy's clock: delays are measured on it
         )
         head.request_id, head.run = rid, run
         head.keep_alive = p.should_keep_alive() and not self.listener.closing
@@ -339,9 +339,10 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
                 self._cancel_timer()  # the body comes once 100 Continue is sent
         else:
             self._cancel_timer()
-        self.core.load.started()
+        listener = self.listener
+        listener.load.started()
         idle = not self.busy and self.task is None and not self.queue
-        if idle and self.core.relay(head, body, self):
+        if idle and listener.relay_request(head, body, self):
             return  # relayed: nothing waits for it here
         self.queue.append((head, body))
         if idle:
@@ -623,6 +624,11 @@ class ProxyListener:
     def __init__(self, core: Handler, limits: ListenerLimits = _LIMITS) -> None:
         self.core = core
         self.limits = limits
+        # What each request reads of the core, looked up once: compiled, an attribute read
+        # through a Protocol is a dictionary lookup at each use.
+        self.load = core.load
+        self.now = core.clock.monotonic
+        self.relay_request = core.relay
         self.loop = asyncio.get_event_loop()
         self.connections: set[ClientConnection] = set()
         self.max_connections = limits.max_connections or default_max_connections()

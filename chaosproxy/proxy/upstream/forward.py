@@ -48,7 +48,7 @@ class Forwarder:
         self.upstream = upstream
         self.forwarded_headers = forwarded_headers
         self.scheme = scheme
-        self._scheme = scheme.encode("latin-1")
+        self._proto_line = b"\r\nX-Forwarded-Proto: " + scheme.encode("latin-1") + b"\r\n"
         skip = HOP_BY_HOP | frozenset(n.lower() for n in drop)
         if forwarded_headers:
             skip |= _FORWARDED
@@ -108,12 +108,17 @@ class Forwarder:
                 has_host = any(len(k) == 4 and k.lower() == b"host" for k, _ in kept)
         if self.forwarded_headers:
             ip = client_ip.encode("latin-1")
-            lines += (b"X-Forwarded-For: ", prior + b", " + ip if prior else ip, b"\r\n")
-            lines += (b"X-Forwarded-Proto: ", self._scheme, b"\r\n")
+            lines.append(b"X-Forwarded-For: ")
+            lines.append(prior + b", " + ip if prior else ip)
+            lines.append(self._proto_line)  # (the line's end, then the scheme's whole line)
             if host:
-                lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+                lines.append(b"X-Forwarded-Host: ")
+                lines.append(host)
+                lines.append(b"\r\n")
         if not has_id:
-            lines += (b"X-Request-Id: ", request_id.encode("latin-1"), b"\r\n")
+            lines.append(b"X-Request-Id: ")
+            lines.append(request_id.encode("latin-1"))
+            lines.append(b"\r\n")
         return b"".join(lines), has_host, has_length
 
     async def request(

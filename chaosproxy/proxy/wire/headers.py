@@ -8,6 +8,7 @@ spelling, and never decodes: the pass-through path forwards what it was sent.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Final
 
 HOP_BY_HOP = frozenset(
     {
@@ -29,8 +30,8 @@ HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 # request id the proxy journals under (nginx ignores the listing altogether; HAProxy forwards
 # both). `Transfer-Encoding` is hop-by-hop already: the proxy frames every body itself.
 NEVER_LISTED = frozenset({"content-length", "x-request-id"})
-_NOT_LISTABLE = HOP_BY_HOP_BYTES | frozenset(h.encode() for h in NEVER_LISTED) | {b""}
-_NONE: frozenset[bytes] = frozenset()
+_NOT_LISTABLE: Final = HOP_BY_HOP_BYTES | frozenset(h.encode() for h in NEVER_LISTED) | {b""}
+_NONE: Final[frozenset[bytes]] = frozenset()
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -66,7 +67,7 @@ def connection_listed(value: bytes) -> frozenset[bytes]:
     """The end-to-end header names one raw `Connection` value lists (hop-by-hop for this
     message), minus `NEVER_LISTED`; the usual `keep-alive` or `close` lists none, without
     splitting."""
-    if value.lower() in (b"keep-alive", b"close"):
+    if value == b"keep-alive" or value == b"close" or value.lower() in (b"keep-alive", b"close"):
         return _NONE
     return frozenset(t.strip().lower() for t in value.split(b",")) - _NOT_LISTABLE
 
