@@ -9,7 +9,9 @@ the other peer as an RST.
 
 The plan of the faults in force is applied when the connection is accepted and again whenever
 what is in force changes (`apply`): latency, pacing and stalls change the pipes, `reset` and the
-close of `timeout` are timers from that moment, `refused` resets a live connection at once.
+close of `timeout` are timers from that moment (kept by the registry's `Deadlines`: never
+early, where the loop's own timers end up to 1.5 ms early on uvloop), `refused` resets a live
+connection at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import random
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -29,6 +32,21 @@ if TYPE_CHECKING:
     from chaosproxy.tcp.listener import TcpProxy
 
 _LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class _At:
+    """A reset or close of the connection at its instant (a `wake.Due` of the registry's
+    `Deadlines`); given up when the plan changes or the connection ends."""
+
+    __slots__ = ("action", "waiting")
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.waiting = True
+
+    def due(self) -> None:
+        self.waiting = False
+        self.action()
 
 
 class Side(asyncio.Protocol):
@@ -135,7 +153,7 @@ class Relay:
         self.client.into, self.client.out = self.up, self.down
         self.closed = False
         self.connector: asyncio.Task[None] | None = None
-        self.timers: list[asyncio.TimerHandle] = []
+        self.timers: list[_At] = []
         self.faults: tuple[object, ...] = ()  # the fault objects the current plan came from
 
     @property
@@ -177,9 +195,7 @@ class Relay:
     def apply(self, plan: Plan, faults: tuple[object, ...]) -> None:
         """Carry out `plan` from now (the faults in force changed, or the connection opened)."""
         self.faults = faults
-        for timer in self.timers:
-            timer.cancel()
-        self.timers = []
+        self._give_up_timers()
         if plan.refuse:
             self.reset()
             return
@@ -189,9 +205,21 @@ class Relay:
             self.up.set_flow(None if plan.up.idle else plan.up)
             self.down.set_flow(None if plan.down.idle else plan.down)
         if plan.reset_after is not None:
-            self.timers.append(self.loop.call_later(plan.reset_after, self.reset))
+            self._after(plan.reset_after, self.reset)
         if plan.close_after is not None:
-            self.timers.append(self.loop.call_later(plan.close_after, self.close))
+            self._after(plan.close_after, self.close)
+
+    def _after(self, seconds: float, action: Callable[[], None]) -> None:
+        timer = _At(action)
+        self.timers.append(timer)
+        self.proxy.deadlines.add(time.monotonic() + seconds, timer)
+
+    def _give_up_timers(self) -> None:
+        for timer in self.timers:
+            if timer.waiting:
+                timer.waiting = False
+                self.proxy.deadlines.forget()
+        self.timers = []
 
     def ended(self) -> None:
         """One direction passed its end of stream on: once both did, close both sockets."""
@@ -224,9 +252,7 @@ class Relay:
                     self.upstream.reset()
             return
         self.closed = True
-        for timer in self.timers:
-            timer.cancel()
-        self.timers = []
+        self._give_up_timers()
         if self.connector is not None:
             self.connector.cancel()
             self.connector = None
