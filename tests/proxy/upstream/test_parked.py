@@ -12,6 +12,8 @@ from chaosproxy.proxy.upstream import response
 from chaosproxy.proxy.upstream.client import NativeUpstream
 from chaosproxy.proxy.upstream.response import Response
 from tests.proxy.upstream.test_client import (  # noqa: F401 (fixtures)
+    Handler,
+    Kept,
     RawServer,
     clients,
     raw_server,
@@ -25,16 +27,14 @@ FIRST = (
 SECOND = b"HTTP/1.1 200 OK\r\nX-Second: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
 
 
-class Seen:
-    """A sink that keeps the head's fields as the exchange saw them, and the body."""
+class Seen(Kept):
+    """A sink that also keeps the head's fields as the exchange saw them."""
 
-    def __init__(self) -> None:
-        self.seen: tuple[object, ...] = ()
-        self.data = b""
-        self.ended = asyncio.get_running_loop().create_future()
+    seen: tuple[object, ...] = ()
 
-    def head_of(self, resp: Response) -> tuple[object, ...]:
-        return (
+    def head(self, resp: object) -> None:
+        assert isinstance(resp, Response)
+        self.seen = (
             resp.status,
             resp.reason_bytes,
             resp.head_lines,
@@ -44,28 +44,36 @@ class Seen:
             resp.headers,
         )
 
-    def head(self, resp: Response) -> None:
-        self.seen = self.head_of(resp)
 
-    def body(self, data: bytes) -> None:
-        self.data += data
+def answering(*answers: bytes, close: bool = False) -> Handler:
+    """An upstream that answers each request with the next of `answers` (the first opens the
+    pool's connection), then closes the connection or keeps it open."""
 
-    def flush(self) -> None:
-        pass
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", *answers):
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+        if not close:  # (else the fixture closes the writer)
+            await reader.read()
 
-    def end(self) -> None:
-        self.ended.set_result(None)
-
-    def failed(self, error: object) -> None:
-        self.ended.set_exception(AssertionError(f"failed: {error}"))
+    return handler
 
 
-async def idle_connection(up: NativeUpstream) -> None:
-    """Open the pool's connection with an awaited request (whose response is not parked)."""
+async def connected(
+    start: Callable[..., Awaitable[RawServer]],
+    client: Callable[..., NativeUpstream],
+    handler: Handler,
+) -> tuple[RawServer, NativeUpstream]:
+    """A client of one connection to `handler`, opened by an awaited request (whose response
+    is not parked) and idle."""
+    rs = await start(handler)
+    up = client(rs.url, pool_size=1)
     resp = await up.request("GET", "/open", b"", False, False, None)
     async for _ in resp.body():
         pass
     assert up.pool.idle == 1
+    return rs, up
 
 
 async def exchange(up: NativeUpstream, target: str) -> tuple[Response, Seen]:
@@ -77,22 +85,17 @@ async def exchange(up: NativeUpstream, target: str) -> tuple[Response, Seen]:
     return resp, sink
 
 
+async def closed(up: NativeUpstream) -> None:
+    async with asyncio.timeout(5):
+        while up.pool.idle:  # the close reaches the pool
+            await asyncio.sleep(0.01)
+
+
 async def test_the_next_exchange_on_a_connection_reuses_its_response_and_starts_clean(
     raw_server: Callable[..., Awaitable[RawServer]],  # noqa: F811
     clients: Callable[..., NativeUpstream],  # noqa: F811
 ) -> None:
-    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", FIRST, SECOND]
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for answer in answers:
-            await read_request(reader)
-            writer.write(answer)
-            await writer.drain()
-        await reader.read()
-
-    rs = await raw_server(handler)
-    up = clients(rs.url, pool_size=1)
-    await idle_connection(up)
+    rs, up = await connected(raw_server, clients, answering(FIRST, SECOND))
     first, one = await exchange(up, "/first")
     second, two = await exchange(up, "/second")
     assert second is first  # parked on the one connection, started again
@@ -115,22 +118,11 @@ async def test_a_parked_response_lets_go_of_its_parser_when_its_connection_close
     raw_server: Callable[..., Awaitable[RawServer]],  # noqa: F811
     clients: Callable[..., NativeUpstream],  # noqa: F811
 ) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-        # then the upstream closes the idle connection (the fixture closes the writer)
-
-    rs = await raw_server(handler)
-    up = clients(rs.url, pool_size=1)
-    await idle_connection(up)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    _, up = await connected(raw_server, clients, answering(ok, close=True))
     parked, sink = await exchange(up, "/")
     assert sink.data == b"ok"
-    async with asyncio.timeout(5):
-        while up.pool.idle:  # the close reaches the pool
-            await asyncio.sleep(0.01)
+    await closed(up)
     # No reference cycle left through the parser (see response._SPENT_PARSER).
     assert parked.parser is response._SPENT_PARSER
 
@@ -141,20 +133,9 @@ async def test_a_response_followed_by_bytes_nobody_asked_for_is_not_parked(
 ) -> None:
     # More after a complete response in the same read: the connection is not trusted (closed),
     # and its response is not kept for another exchange.
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n")
-        await writer.drain()
-        await reader.read()
-
-    rs = await raw_server(handler)
-    up = clients(rs.url, pool_size=1)
-    await idle_connection(up)
+    more = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n"
+    _, up = await connected(raw_server, clients, answering(more))
     resp, sink = await exchange(up, "/")
     assert sink.data == b"ok"
     assert resp.parser is response._SPENT_PARSER
-    async with asyncio.timeout(5):
-        while up.pool.idle:
-            await asyncio.sleep(0.01)
+    await closed(up)
