@@ -82,6 +82,16 @@ def fingerprint() -> dict[str, str]:
     return marks
 
 
+def manifest(where: Path) -> dict[str, str] | None:
+    """What the build in `where` was made from (its `fingerprint()` then), or None: none there,
+    or unreadable."""
+    try:
+        built = json.loads((where / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return built if isinstance(built, dict) else None
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     """Finds the compiled modules (and their shared library) in the build directory."""
 
@@ -112,9 +122,8 @@ def _decide() -> str:
     if os.environ.get("CHAOSPROXY_PURE"):
         return "pure Python (CHAOSPROXY_PURE is set)"
     where = default_dir()
-    try:
-        built = json.loads((where / MANIFEST).read_text())
-    except (OSError, ValueError):
+    built = manifest(where)
+    if built is None:
         return "pure Python (not compiled: `python -m chaosproxy.native_build`)"
     if built != fingerprint():
         return "pure Python (the compiled modules are from other sources: build again)"

@@ -78,8 +78,7 @@ def build(where: Path | None = None, *, if_stale: bool = False, log: Path | None
     `log`: where the build's own output goes (the failure's last lines are shown)."""
     where = where or native.default_dir()
     marks = native.fingerprint()
-    manifest = where / native.MANIFEST
-    if if_stale and manifest.exists() and json.loads(manifest.read_text()) == marks:
+    if if_stale and native.manifest(where) == marks:
         return 0
     print(f"compiling the per-request path to C ({len(native.MODULES)} modules, about 20 s)")
     try:
@@ -89,7 +88,7 @@ def build(where: Path | None = None, *, if_stale: bool = False, log: Path | None
         if log is not None:
             print("".join(log.read_text().splitlines(keepends=True)[-15:]), file=sys.stderr)
         raise
-    manifest.write_text(json.dumps(marks, indent=1))
+    (where / native.MANIFEST).write_text(json.dumps(marks, indent=1))
     print(f"compiled into {where}")
     return 0
 

@@ -141,3 +141,15 @@ def test_only_compiled_modules_declare_final_constants() -> None:
         if ": Final" in path.read_text() and path.resolve() not in compiled
     }
     assert declaring == set()
+
+
+def test_an_unreadable_manifest_reads_as_no_build(tmp_path: Path) -> None:
+    # Loading and `native_build --if-stale` read it the same way: garbage is no build (then
+    # Python runs, and the next build replaces it), never a crash.
+    assert native.manifest(tmp_path) is None
+    (tmp_path / native.MANIFEST).write_text("{not json")
+    assert native.manifest(tmp_path) is None
+    (tmp_path / native.MANIFEST).write_text("[1, 2]")
+    assert native.manifest(tmp_path) is None
+    (tmp_path / native.MANIFEST).write_text(json.dumps(native.fingerprint()))
+    assert native.manifest(tmp_path) == native.fingerprint()

@@ -12,7 +12,7 @@ system, a libc without it), the loop's timer is set 1.5 ms ahead instead.
 
 One `WakeAt` holds one instant at a time (setting it again moves it); its callback runs on the
 loop. `close` closes its file descriptor. `Deadlines` keeps many instants of one proxy in a
-heap behind one `WakeAt`.
+heap behind one `WakeAt` (`call_at`: a callback at an instant, cancellable like the loop's).
 """
 
 from __future__ import annotations
@@ -181,19 +181,25 @@ class Due(Protocol):
     def due(self) -> None: ...
 
 
-class _Woken:
-    """A coroutine's wait (`Deadlines.sleep_until`)."""
+class Timer:
+    """A callback waiting in `Deadlines` (`call_at`); `cancel` gives it up, like the loop's
+    `TimerHandle`."""
 
-    __slots__ = ("fut", "waiting")
+    __slots__ = ("_callback", "_deadlines", "waiting")
 
-    def __init__(self, fut: asyncio.Future[None]) -> None:
-        self.fut = fut
+    def __init__(self, deadlines: Deadlines, callback: Callable[[], None]) -> None:
+        self._deadlines = deadlines
+        self._callback = callback
         self.waiting = True
 
     def due(self) -> None:
         self.waiting = False
-        if not self.fut.done():
-            self.fut.set_result(None)
+        self._callback()
+
+    def cancel(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            self._deadlines.forget()
 
 
 class Deadlines:
@@ -222,18 +228,27 @@ class Deadlines:
         if deadline < self._at:
             self._arm(deadline)
 
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
+        """Call `callback` once `deadline` (`time.monotonic()`) came, unless cancelled."""
+        timer = Timer(self, callback)
+        self.add(deadline, timer)
+        return timer
+
     async def sleep_until(self, deadline: float) -> None:
         """Until `deadline` (`time.monotonic()`), never before it."""
         if deadline <= time.monotonic():
             return
-        woken = _Woken(asyncio.get_running_loop().create_future())
-        self.add(deadline, woken)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        timer = self.call_at(deadline, wake)
         try:
-            await woken.fut
+            await fut
         finally:
-            if woken.waiting:  # cancelled while it waited
-                woken.waiting = False
-                self.forget()
+            timer.cancel()  # (cancelled while it waited; nothing once it came due)
 
     def forget(self) -> None:
         """Something stopped waiting before its deadline."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from chaosproxy.common.wake import Timer
 from chaosproxy.faults.tcp.plan import DOWNSTREAM, UPSTREAM, Plan
 from chaosproxy.tcp.pipe import CONNECTING, Pipe
 
@@ -32,21 +33,6 @@ if TYPE_CHECKING:
     from chaosproxy.tcp.listener import TcpProxy
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-
-
-class _At:
-    """A reset or close of the connection at its instant (a `wake.Due` of the registry's
-    `Deadlines`); given up when the plan changes or the connection ends."""
-
-    __slots__ = ("action", "waiting")
-
-    def __init__(self, action: Callable[[], None]) -> None:
-        self.action = action
-        self.waiting = True
-
-    def due(self) -> None:
-        self.waiting = False
-        self.action()
 
 
 class Side(asyncio.Protocol):
@@ -153,7 +139,7 @@ class Relay:
         self.client.into, self.client.out = self.up, self.down
         self.closed = False
         self.connector: asyncio.Task[None] | None = None
-        self.timers: list[_At] = []
+        self.timers: list[Timer] = []
         self.faults: tuple[object, ...] = ()  # the fault objects the current plan came from
 
     @property
@@ -195,7 +181,7 @@ class Relay:
     def apply(self, plan: Plan, faults: tuple[object, ...]) -> None:
         """Carry out `plan` from now (the faults in force changed, or the connection opened)."""
         self.faults = faults
-        self._give_up_timers()
+        self._cancel_timers()
         if plan.refuse:
             self.reset()
             return
@@ -204,21 +190,15 @@ class Relay:
         else:
             self.up.set_flow(None if plan.up.idle else plan.up)
             self.down.set_flow(None if plan.down.idle else plan.down)
+        now = time.monotonic()
         if plan.reset_after is not None:
-            self._after(plan.reset_after, self.reset)
+            self.timers.append(self.proxy.deadlines.call_at(now + plan.reset_after, self.reset))
         if plan.close_after is not None:
-            self._after(plan.close_after, self.close)
+            self.timers.append(self.proxy.deadlines.call_at(now + plan.close_after, self.close))
 
-    def _after(self, seconds: float, action: Callable[[], None]) -> None:
-        timer = _At(action)
-        self.timers.append(timer)
-        self.proxy.deadlines.add(time.monotonic() + seconds, timer)
-
-    def _give_up_timers(self) -> None:
+    def _cancel_timers(self) -> None:
         for timer in self.timers:
-            if timer.waiting:
-                timer.waiting = False
-                self.proxy.deadlines.forget()
+            timer.cancel()
         self.timers = []
 
     def ended(self) -> None:
@@ -252,7 +232,7 @@ class Relay:
                     self.upstream.reset()
             return
         self.closed = True
-        self._give_up_timers()
+        self._cancel_timers()
         if self.connector is not None:
             self.connector.cancel()
             self.connector = None

@@ -142,3 +142,22 @@ async def test_a_wait_that_fails_when_due_does_not_hold_up_the_others(
         await deadlines.sleep_until(time.monotonic() + 0.002)  # told after the broken one
     assert "a wait that came due failed" in caplog.text
     deadlines.close()
+
+
+async def test_a_timer_calls_back_never_early_and_a_cancelled_one_never() -> None:
+    from chaosproxy.common.wake import Deadlines
+
+    deadlines = Deadlines()
+    called: list[tuple[str, float]] = []
+    at = time.monotonic() + 0.005
+    kept = deadlines.call_at(at, lambda: called.append(("kept", time.monotonic())))
+    gone = deadlines.call_at(at - 0.001, lambda: called.append(("gone", time.monotonic())))
+    gone.cancel()
+    gone.cancel()  # twice: forgotten once
+    assert len(deadlines) == 1
+    async with asyncio.timeout(10):
+        await deadlines.sleep_until(at + 0.001)  # told after the kept one
+    assert [name for name, _ in called] == ["kept"] and called[0][1] >= at
+    kept.cancel()  # after it came due: nothing
+    assert len(deadlines) == 0
+    deadlines.close()
