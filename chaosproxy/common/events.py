@@ -38,26 +38,31 @@ class FaultInjected:
     grpc_status: int | None = None  # on a gRPC call, the status the fault answers it with
 
 
+# `RequestDone`'s fields in its constructor's order (its slots; what `__eq__` and `__repr__`
+# show).
+_DONE_FIELDS = (
+    "t",
+    "method",
+    "status",
+    "duration",
+    "upstream_duration",
+    "upstream_error",
+    "injected",
+    "client",
+    "retry_after",
+    "run",
+    "cohort",
+    "protocol",
+    "grpc_status",
+    "request_id",
+)
+
+
 class RequestDone:
     """One client exchange finished, however it ended. (A plain class, not a dataclass: one is
     made per request, and compiled, a dataclass's generated `__init__` runs as Python.)"""
 
-    __slots__ = (
-        "client",
-        "cohort",
-        "duration",
-        "grpc_status",
-        "injected",
-        "method",
-        "protocol",
-        "request_id",
-        "retry_after",
-        "run",
-        "status",
-        "t",
-        "upstream_duration",
-        "upstream_error",
-    )
+    __slots__ = _DONE_FIELDS
 
     def __init__(
         self,
@@ -104,25 +109,6 @@ class RequestDone:
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in _DONE_FIELDS)
         return f"RequestDone({fields})"
-
-
-# The fields in the constructor's order (what `__eq__` and `__repr__` show).
-_DONE_FIELDS = (
-    "t",
-    "method",
-    "status",
-    "duration",
-    "upstream_duration",
-    "upstream_error",
-    "injected",
-    "client",
-    "retry_after",
-    "run",
-    "cohort",
-    "protocol",
-    "grpc_status",
-    "request_id",
-)
 
 
 class StateKind(StrEnum):

@@ -248,7 +248,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         self.wake_drain()
         lost = ConnectionResetError("the client closed the connection")
         # Requests read but never handled leave the in-flight count with their connection.
-        load = self.core.load
+        load = self.listener.load
         for _, body in self.queue:
             load.finished()
             if body is not None:
@@ -466,7 +466,7 @@ class ClientConnection(WriteFlow, asyncio.Protocol):
         self.relay = None
         self._not_busy()
         if self.closed:
-            self.core.load.finished()  # it leaves the in-flight count with its connection
+            self.listener.load.finished()  # it leaves the in-flight count with its connection
             return
         self.queue.appendleft((head, None))
         self.task = self.loop.create_task(self._serve())

@@ -76,13 +76,13 @@ def scan_head(raw: RawHeaders) -> ScannedHead:
     listed: frozenset[bytes] | None = None
     kinds = _KINDS
     for item in raw:
-        k = item[0]
+        k, v = item  # (`item` itself is kept: no new tuple)
         what = kinds.of(k)
         if what != _KEEP:
             if what == _HOP:
                 continue
             if what == _CONNECTION:
-                extra = connection_listed(item[1])
+                extra = connection_listed(v)
                 if extra:
                     listed = extra if listed is None else listed | extra
                 continue
@@ -94,12 +94,12 @@ def scan_head(raw: RawHeaders) -> ScannedHead:
             elif what == _ID:
                 has_id = True
             else:
-                retry_after = item[1]
+                retry_after = v
         kept.append(item)
         # Four appends, not `+= (k, ...)`: compiled, a tuple per header is most of the cost.
         lines.append(k)
         lines.append(b": ")
-        lines.append(item[1])
+        lines.append(v)
         lines.append(b"\r\n")
     if listed:
         kept = [(k, v) for k, v in kept if k.lower() not in listed]

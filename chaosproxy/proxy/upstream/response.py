@@ -360,14 +360,14 @@ class Response:
             self._wake()
 
     def _spend(self) -> None:
-        """A sink's exchange is over: no reference cycle is left for the cyclic GC (see
-        `_SPENT_PARSER`); the parser finishes the call it is in."""
+        """A sink's exchange is over and its response is not kept for another."""
         self.sink = None
-        self.parser = _SPENT_PARSER
+        self.drop()
 
     def drop(self) -> None:
-        """A parked response that will not be used again (its connection closed, or another
-        is parked there): no reference cycle is left for the cyclic GC."""
+        """Used no more (over and not parked, or parked and its connection closed): no
+        reference cycle is left for the cyclic GC (see `_SPENT_PARSER`); the parser finishes
+        the call it is in."""
         self.parser = _SPENT_PARSER
 
     def connection_lost(self, exc: Exception | None, reused: bool) -> None:
@@ -409,8 +409,7 @@ class Response:
             self.state = State.FAILED
             self._give_back(False)
         self._chunks.clear()
-        self.sink = None
-        self.parser = _SPENT_PARSER  # no connection feeds it any more (conn.resp is None)
+        self._spend()  # no connection feeds it any more (conn.resp is None)
 
     @property
     def complete(self) -> bool:
